@@ -1,0 +1,140 @@
+//! The HTTP API: the routes of the reference node that the SDK and CLI use, with the same
+//! JSON shapes, plus `/metrics`.
+//!
+//! Handlers reach the index through [`ReadStore`] (on blocking threads) and submit messages
+//! through the pipeline's handle; they never see a concrete database.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod aggregates;
+mod cursor;
+mod error;
+mod messages;
+mod misc;
+mod params;
+mod posts;
+mod shapes;
+mod ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use raleph_db::ReadStore;
+use raleph_pipeline::PipelineHandle;
+use raleph_storage::FileStore;
+use tower_http::cors::{Any, CorsLayer};
+
+pub use error::{ApiError, ApiResult};
+
+/// Limits of the API. Every field is a documented config value.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest JSON request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a `sync: true` submission waits for processing, in seconds.
+    pub sync_timeout_secs: f64,
+    /// Most websocket subscribers at once.
+    pub max_websockets: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 1024 * 1024,
+            sync_timeout_secs: 30.0,
+            max_websockets: 10_000,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub reader: Arc<dyn ReadStore>,
+    pub pipeline: PipelineHandle,
+    pub files: FileStore,
+    pub config: Arc<ApiConfig>,
+    /// The node's p2p addresses, for `/api/v0/info/public.json`.
+    pub multiaddrs: Arc<Vec<String>>,
+    pub(crate) websockets: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AppState {
+    pub fn new(
+        reader: Arc<dyn ReadStore>,
+        pipeline: PipelineHandle,
+        files: FileStore,
+        config: ApiConfig,
+    ) -> Self {
+        AppState {
+            reader,
+            pipeline,
+            files,
+            config: Arc::new(config),
+            multiaddrs: Arc::new(Vec::new()),
+            websockets: Arc::default(),
+        }
+    }
+
+    /// Runs a read on a blocking thread.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn ReadStore) -> raleph_db::Result<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || f(reader.as_ref()))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/", get(misc::index))
+        .route("/version", get(misc::version))
+        .route("/api/v0/version", get(misc::version))
+        .route("/metrics", get(misc::metrics))
+        .route("/api/v0/info/public.json", get(misc::public_info))
+        .route("/api/v0/channels/list.json", get(misc::channels))
+        .route("/api/v0/addresses/stats.json", get(misc::address_stats_v0))
+        .route("/api/v1/addresses/stats.json", get(misc::address_stats_v1))
+        .route("/api/v0/addresses/{address}/balance", get(misc::balance))
+        .route("/api/v0/price/estimate", post(misc::price_estimate))
+        .route("/api/v0/storage/add_json", post(misc::storage_add_json))
+        .route("/api/v0/storage/raw/{hash}", get(misc::storage_raw))
+        .route(
+            "/api/v0/messages",
+            post(messages::submit).get(messages::list),
+        )
+        .route("/api/v0/messages.json", get(messages::list))
+        .route("/api/v0/messages/page/{page}", get(messages::list_page))
+        .route("/api/v0/messages/{item_hash}", get(messages::one))
+        .route("/api/v0/messages/{item_hash}/status", get(messages::status))
+        .route(
+            "/api/v0/messages/{item_hash}/content",
+            get(messages::content),
+        )
+        .route("/api/v0/posts.json", get(posts::list_v0))
+        .route("/api/v0/posts/page/{page}", get(posts::page_v0))
+        .route("/api/v1/posts.json", get(posts::list_v1))
+        .route("/api/v1/posts/page/{page}", get(posts::page_v1))
+        .route("/api/v0/aggregates", get(aggregates::list))
+        .route("/api/v0/aggregates.json", get(aggregates::list))
+        .route("/api/v0/aggregates/{address}", get(aggregates::of_address))
+        .route("/api/ws0/messages", get(ws::messages))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods(Any)
+                .allow_headers(Any)
+                .expose_headers(Any),
+        )
+        .with_state(state)
+}

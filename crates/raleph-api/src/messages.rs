@@ -1,0 +1,429 @@
+//! Submitting messages, and reading them back one at a time or as lists.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use raleph_db::{MessageQuery, MessageStatus};
+use raleph_message::{Envelope, ItemHash};
+use raleph_pipeline::{Event, SubmitError, SubmitOutcome};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+use crate::shapes::{self, ContentFormat, iso_time};
+use crate::{AppState, cursor};
+
+/// Most messages in one cursor page.
+const MAX_CURSOR_PAGE: u64 = 200;
+
+fn publication(status: StatusCode, message_status: Option<&str>) -> Response {
+    let body = json!({
+        "publication_status": {"status": "success", "failed": []},
+        "message_status": message_status,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `POST /api/v0/messages`: `{"sync": bool, "message": {...}}`.
+pub async fn submit(State(state): State<AppState>, body: axum::body::Bytes) -> ApiResult<Response> {
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::unprocessable(format!("request body is not valid JSON: {e}")))?;
+    let sync = match request.get("sync") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::unprocessable("`sync` must be a boolean")),
+    };
+    let message = request
+        .get("message")
+        .ok_or_else(|| ApiError::unprocessable("`message` is required"))?;
+    let envelope =
+        Envelope::from_json(message).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let item_hash = envelope.item_hash.to_string();
+    let mut events = sync.then(|| state.pipeline.subscribe());
+    let outcome = state
+        .pipeline
+        .submit(envelope, "api")
+        .await
+        .map_err(|e| match e {
+            SubmitError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            other => ApiError::internal(other),
+        })?;
+    Ok(match outcome {
+        SubmitOutcome::Rejected(_) => {
+            publication(StatusCode::UNPROCESSABLE_ENTITY, Some("rejected"))
+        }
+        SubmitOutcome::Known(status) => known(status),
+        SubmitOutcome::Queued => match events.as_mut() {
+            None => publication(StatusCode::ACCEPTED, Some("pending")),
+            Some(events) => {
+                let timeout = Duration::from_secs_f64(state.config.sync_timeout_secs);
+                let waited = tokio::time::timeout(timeout, wait_for(events, &item_hash)).await;
+                match waited {
+                    Ok(Some(response)) => response,
+                    // Timed out, or events were missed: answer from the stored status.
+                    _ => {
+                        let hash = item_hash.clone();
+                        match state
+                            .read(move |r| r.status(&hash))
+                            .await?
+                            .map(|s| s.status)
+                        {
+                            Some(MessageStatus::Pending) | None => {
+                                publication(StatusCode::ACCEPTED, Some("pending"))
+                            }
+                            Some(MessageStatus::Rejected) => {
+                                publication(StatusCode::UNPROCESSABLE_ENTITY, Some("rejected"))
+                            }
+                            Some(status) => known(status),
+                        }
+                    }
+                }
+            }
+        },
+    })
+}
+
+fn known(status: MessageStatus) -> Response {
+    match status {
+        MessageStatus::Processed | MessageStatus::Removing => {
+            publication(StatusCode::OK, Some("processed"))
+        }
+        MessageStatus::Forgotten | MessageStatus::Removed => {
+            publication(StatusCode::GONE, Some(status.as_str()))
+        }
+        MessageStatus::Rejected => publication(StatusCode::UNPROCESSABLE_ENTITY, Some("rejected")),
+        MessageStatus::Pending => publication(StatusCode::ACCEPTED, Some("pending")),
+    }
+}
+
+/// Waits for the first decisive event about `item_hash`; `None` if events were lost.
+async fn wait_for(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    item_hash: &str,
+) -> Option<Response> {
+    loop {
+        match events.recv().await {
+            Ok(event) if event.item_hash() == item_hash => {
+                return Some(match event {
+                    Event::Processed(_) | Event::Confirmed { .. } => {
+                        publication(StatusCode::OK, Some("processed"))
+                    }
+                    Event::Rejected { .. } => {
+                        publication(StatusCode::UNPROCESSABLE_ENTITY, Some("rejected"))
+                    }
+                    Event::Retrying { .. } => publication(StatusCode::ACCEPTED, Some("pending")),
+                    Event::Forgotten { .. } => publication(StatusCode::GONE, Some("forgotten")),
+                });
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+        }
+    }
+}
+
+/// Filters shared by the list and the websocket.
+pub fn message_query(params: &Params) -> ApiResult<MessageQuery> {
+    let (start_date, end_date) = params.date_range()?;
+    let mut message_types = params.list(&["msgTypes", "message_types"]);
+    message_types.extend(params.list(&["msgType", "message_type"]));
+    for t in &message_types {
+        t.parse::<raleph_message::MessageType>()
+            .map_err(ApiError::unprocessable)?;
+    }
+    let statuses = params
+        .list(&["msgStatuses", "message_statuses"])
+        .iter()
+        .map(|s| s.parse::<MessageStatus>().map_err(ApiError::unprocessable))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let statuses = if statuses.is_empty() {
+        vec![MessageStatus::Processed, MessageStatus::Removing]
+    } else {
+        statuses
+    };
+    let skeleton = statuses
+        .iter()
+        .any(|s| matches!(s, MessageStatus::Forgotten | MessageStatus::Removed));
+    if skeleton && statuses.len() > 1 {
+        return Err(ApiError::bad_request(
+            "forgotten and removed statuses must be requested alone",
+        ));
+    }
+    Ok(MessageQuery {
+        hashes: params.list(&["hashes"]),
+        addresses: params.list(&["addresses"]),
+        owners: params.list(&["owners"]),
+        refs: params.list(&["refs"]),
+        content_hashes: params.list(&["contentHashes", "content_hashes"]),
+        content_keys: params.list(&["contentKeys", "content_keys"]),
+        content_types: params.list(&["contentTypes", "content_types"]),
+        chains: params.list(&["chains"]),
+        channels: params.list(&["channels"]),
+        tags: params.list(&["tags"]),
+        payment_types: params.list(&["paymentTypes", "payment_types"]),
+        message_types,
+        statuses,
+        start_date,
+        end_date,
+        sort_order: params.sort_order()?,
+        ..Default::default()
+    })
+}
+
+pub fn content_format(params: &Params) -> ApiResult<ContentFormat> {
+    if params.bool(&["excludeContent", "exclude_content"])? {
+        return Ok(ContentFormat::None);
+    }
+    match params.get(&["contentFormat", "content_format"]) {
+        None | Some("") | Some("full") => Ok(ContentFormat::Full),
+        Some("headers") => Ok(ContentFormat::Headers),
+        Some("none") => Ok(ContentFormat::None),
+        Some(other) => Err(ApiError::unprocessable(format!(
+            "unknown contentFormat {other:?}"
+        ))),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    list_messages(state, Params::parse(query.as_deref()), None).await
+}
+
+pub async fn list_page(
+    State(state): State<AppState>,
+    Path(page): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    list_messages(state, Params::parse(query.as_deref()), Some(page)).await
+}
+
+async fn list_messages(
+    state: AppState,
+    params: Params,
+    path_page: Option<String>,
+) -> ApiResult<Json<Value>> {
+    if matches!(params.get(&["sortBy", "sort_by"]), Some(s) if s != "time" && s != "tx-time") {
+        return Err(ApiError::unprocessable("sortBy must be time or tx-time"));
+    }
+    let mut query = message_query(&params)?;
+    let format = content_format(&params)?;
+    let skeletons = query
+        .statuses
+        .iter()
+        .any(|s| matches!(s, MessageStatus::Forgotten | MessageStatus::Removed));
+    if let Some(cursor) = params.cursor()? {
+        if skeletons {
+            return Err(ApiError::bad_request(
+                "cursor pagination does not apply to forgotten or removed messages",
+            ));
+        }
+        let per_page = params.int(&["pagination"], 20)?;
+        if per_page == 0 {
+            return Err(ApiError::unprocessable(
+                "pagination must be at least 1 with a cursor",
+            ));
+        }
+        query.limit = per_page.min(MAX_CURSOR_PAGE);
+        query.cursor = cursor;
+        return cursor_page(state, query, format).await;
+    }
+    let (page, per_page) = params.page(path_page.as_deref(), 20)?;
+    query.limit = per_page;
+    query.offset = (page - 1).saturating_mul(per_page);
+    let (items, total) = if skeletons {
+        state
+            .read(move |r| {
+                let rows = r.forgotten_messages(&query)?;
+                let total = r.count_forgotten_messages(&query)?;
+                Ok((
+                    rows.iter().map(shapes::forgotten).collect::<Vec<_>>(),
+                    total,
+                ))
+            })
+            .await?
+    } else {
+        state
+            .read(move |r| {
+                let rows = r.messages(&query)?;
+                let short = query.limit == 0 || (rows.len() as u64) < query.limit;
+                let total = if short && (!rows.is_empty() || query.offset == 0) {
+                    query.offset + rows.len() as u64
+                } else {
+                    r.count_messages(&query)?
+                };
+                Ok((
+                    rows.iter()
+                        .map(|m| shapes::message(m, true, format))
+                        .collect::<Vec<_>>(),
+                    total,
+                ))
+            })
+            .await?
+    };
+    Ok(Json(json!({
+        "messages": items,
+        "pagination_item": "messages",
+        "pagination_page": page,
+        "pagination_per_page": per_page,
+        "pagination_total": total,
+    })))
+}
+
+async fn cursor_page(
+    state: AppState,
+    query: MessageQuery,
+    format: ContentFormat,
+) -> ApiResult<Json<Value>> {
+    let limit = query.limit;
+    let rows = state.read(move |r| r.messages(&query)).await?;
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last())
+        .flatten()
+        .map(|m| {
+            cursor::encode(&raleph_db::Cursor {
+                time: m.time,
+                item_hash: m.item_hash.clone(),
+            })
+        });
+    Ok(Json(json!({
+        "messages": rows.iter().map(|m| shapes::message(m, true, format)).collect::<Vec<_>>(),
+        "next_cursor": next,
+        "pagination_per_page": limit,
+    })))
+}
+
+fn checked_hash(item_hash: &str) -> ApiResult<String> {
+    ItemHash::parse(item_hash)
+        .map(ItemHash::into_string)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `GET /api/v0/messages/{hash}`: the message with its status, in the shape of that status.
+pub async fn one(
+    State(state): State<AppState>,
+    Path(item_hash): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let item_hash = checked_hash(&item_hash)?;
+    let hash = item_hash.clone();
+    let (status, message, pending, rejection, forgotten) = state
+        .read(move |r| {
+            let Some(status) = r.status(&hash)? else {
+                return Ok((None, None, vec![], None, None));
+            };
+            let message = if status.status.is_live() {
+                r.message(&hash)?
+            } else {
+                None
+            };
+            let pending = if status.status == MessageStatus::Pending {
+                r.pending_copies(&hash)?
+            } else {
+                vec![]
+            };
+            let rejection = if status.status == MessageStatus::Rejected {
+                r.rejection(&hash)?
+            } else {
+                None
+            };
+            let forgotten = if status.status == MessageStatus::Forgotten {
+                r.forgotten(&hash)?
+            } else {
+                None
+            };
+            Ok((Some(status), message, pending, rejection, forgotten))
+        })
+        .await?;
+    let status =
+        status.ok_or_else(|| ApiError::not_found(format!("message {item_hash} not found")))?;
+    let mut body = json!({
+        "status": status.status.as_str(),
+        "item_hash": item_hash,
+        "reception_time": iso_time(status.reception_time),
+    });
+    match status.status {
+        MessageStatus::Pending => {
+            let copies: Vec<Value> = pending
+                .into_iter()
+                .map(|copy| {
+                    let mut m = copy.message;
+                    if let Some(obj) = m.as_object_mut() {
+                        let time = obj.get("time").and_then(Value::as_f64).unwrap_or(0.0);
+                        obj.insert("time".into(), iso_time(time).into());
+                        obj.insert("content".into(), Value::Null);
+                        obj.insert(
+                            "reception_time".into(),
+                            iso_time(copy.reception_time).into(),
+                        );
+                    }
+                    m
+                })
+                .collect();
+            body["messages"] = copies.into();
+        }
+        MessageStatus::Processed | MessageStatus::Removing => {
+            let message =
+                message.ok_or_else(|| ApiError::internal("a processed message has no row"))?;
+            body["message"] = shapes::message(&message, false, ContentFormat::Full);
+        }
+        MessageStatus::Rejected => {
+            let rejection = rejection
+                .ok_or_else(|| ApiError::internal("a rejected message has no rejection"))?;
+            body["message"] = rejection.message;
+            body["error_code"] = rejection.error_code.into();
+            body["details"] = rejection.details;
+        }
+        MessageStatus::Forgotten => {
+            let forgotten = forgotten
+                .ok_or_else(|| ApiError::internal("a forgotten message has no skeleton"))?;
+            body["forgotten_by"] = forgotten.forgotten_by.clone().into();
+            body["message"] = shapes::forgotten(&forgotten);
+        }
+        MessageStatus::Removed => return Err(ApiError::new(StatusCode::GONE, "message removed")),
+    }
+    Ok(Json(body))
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Path(item_hash): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let item_hash = checked_hash(&item_hash)?;
+    let hash = item_hash.clone();
+    let status = state
+        .read(move |r| r.status(&hash))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("message {item_hash} not found")))?;
+    Ok(Json(json!({
+        "item_hash": status.item_hash,
+        "reception_time": iso_time(status.reception_time),
+        "status": status.status.as_str(),
+    })))
+}
+
+/// `GET /api/v0/messages/{hash}/content`: a POST's payload, or the whole content of others.
+pub async fn content(
+    State(state): State<AppState>,
+    Path(item_hash): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let item_hash = checked_hash(&item_hash)?;
+    let hash = item_hash.clone();
+    let (status, message) = state
+        .read(move |r| Ok((r.status(&hash)?, r.message(&hash)?)))
+        .await?;
+    let status =
+        status.ok_or_else(|| ApiError::not_found(format!("message {item_hash} not found")))?;
+    let message = message.filter(|_| status.status.is_live()).ok_or_else(|| {
+        ApiError::unprocessable(format!("message {item_hash} is {}", status.status))
+    })?;
+    let content: Value = serde_json::from_str(&message.content).map_err(ApiError::internal)?;
+    Ok(Json(if message.message_type == "POST" {
+        content.get("content").cloned().unwrap_or(Value::Null)
+    } else {
+        content
+    }))
+}

@@ -1,0 +1,281 @@
+//! Node information, metrics, channels, address statistics, storage of JSON documents, and
+//! the payment endpoints of a node that does not enforce payments.
+
+use std::fmt::Write;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use raleph_db::AddressStats;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub async fn index() -> Html<String> {
+    Html(format!(
+        "<!doctype html><title>raleph</title><h1>raleph {VERSION}</h1>\
+         <p>An Aleph network node. API under <code>/api/v0</code>, metrics at <a href=\"/metrics\">/metrics</a>.</p>"
+    ))
+}
+
+pub async fn version() -> Json<Value> {
+    Json(json!({ "version": format!("raleph-{VERSION}") }))
+}
+
+pub async fn public_info(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "node_multi_addresses": state.multiaddrs.as_ref() }))
+}
+
+pub async fn channels(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let channels = state.read(|r| r.channels()).await?;
+    Ok(Json(json!({ "channels": channels })))
+}
+
+fn stats_json(s: &AddressStats) -> Value {
+    json!({
+        "messages": s.total(),
+        "post": s.post,
+        "aggregate": s.aggregate,
+        "store": s.store,
+        "forget": s.forget,
+        "program": s.program,
+        "instance": s.instance,
+    })
+}
+
+pub async fn address_stats_v0(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(query.as_deref());
+    let addresses = params.list(&["addresses"]);
+    let stats = state.read(move |r| r.address_stats(&addresses)).await?;
+    let data: Map<String, Value> = stats
+        .iter()
+        .map(|s| (s.address.clone(), stats_json(s)))
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+pub async fn address_stats_v1(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(query.as_deref());
+    let addresses = params.list(&["addresses"]);
+    let contains = params
+        .get(&["addressContains", "address_contains"])
+        .map(str::to_lowercase);
+    let (page, per_page) = params.page(None, 20)?;
+    let mut stats = state.read(move |r| r.address_stats(&addresses)).await?;
+    if let Some(part) = contains {
+        stats.retain(|s| s.address.to_lowercase().contains(&part));
+    }
+    let key = params
+        .get(&["sortBy", "sort_by"])
+        .unwrap_or("total")
+        .to_owned();
+    let metric = |s: &AddressStats| match key.as_str() {
+        "post" => s.post,
+        "aggregate" => s.aggregate,
+        "store" => s.store,
+        "forget" => s.forget,
+        "program" => s.program,
+        "instance" => s.instance,
+        _ => s.total(),
+    };
+    stats.sort_by_key(|s| std::cmp::Reverse(metric(s)));
+    if params.sort_order()? == raleph_db::SortOrder::Ascending {
+        stats.reverse();
+    }
+    let total = stats.len();
+    let skip = ((page - 1) * per_page) as usize;
+    let take = if per_page == 0 {
+        usize::MAX
+    } else {
+        per_page as usize
+    };
+    let data: Map<String, Value> = stats
+        .iter()
+        .skip(skip)
+        .take(take)
+        .map(|s| (s.address.clone(), stats_json(s)))
+        .collect();
+    Ok(Json(json!({
+        "data": data,
+        "pagination_item": "addresses",
+        "pagination_page": page,
+        "pagination_per_page": per_page,
+        "pagination_total": total,
+    })))
+}
+
+/// A node with no balance source reports empty balances: nothing is blocked by them.
+pub async fn balance(Path(address): Path<String>) -> Json<Value> {
+    Json(json!({
+        "address": address,
+        "balance": 0.0,
+        "details": null,
+        "locked_amount": 0.0,
+        "credit_balance": 0,
+        "credit_balance_details": null,
+    }))
+}
+
+/// Payments are not enforced: every message costs nothing.
+pub async fn price_estimate(body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::unprocessable(format!("request body is not valid JSON: {e}")))?;
+    let message = request
+        .get("message")
+        .ok_or_else(|| ApiError::unprocessable("`message` is required"))?;
+    let content = message.get("content").cloned().or_else(|| {
+        message
+            .get("item_content")
+            .and_then(Value::as_str)
+            .and_then(|c| serde_json::from_str(c).ok())
+    });
+    let payment_type = content
+        .as_ref()
+        .and_then(|c| c.get("payment"))
+        .and_then(|p| p.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("hold")
+        .to_owned();
+    let charged = content
+        .as_ref()
+        .and_then(|c| c.get("address"))
+        .or_else(|| message.get("sender"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    Ok(Json(json!({
+        "required_tokens": 0.0,
+        "payment_type": payment_type,
+        "cost": "0.000000000000000000",
+        "detail": [],
+        "charged_address": charged,
+    })))
+}
+
+/// Serializes as the reference's `add_json` does: sorted keys, compact, UTF-8.
+fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+pub async fn storage_add_json(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::unprocessable(format!("body is not valid JSON: {e}")))?;
+    let bytes = canonical_json(&value).into_bytes();
+    let files = state.files.clone();
+    let hash = tokio::task::spawn_blocking(move || files.put_bytes(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "status": "success", "hash": hash })))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let counts = state.read(|r| r.counts()).await?;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge(
+        "pyaleph_status_sync_messages_total",
+        "Messages stored and served.",
+        counts.messages,
+    );
+    gauge(
+        "pyaleph_status_sync_pending_messages_total",
+        "Messages waiting in the pending queue.",
+        counts.pending,
+    );
+    gauge(
+        "raleph_websocket_connections",
+        "Open message websockets.",
+        state.websockets.load(std::sync::atomic::Ordering::Relaxed) as u64,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP raleph_messages_by_status Item hashes by status.\n# TYPE raleph_messages_by_status gauge"
+    );
+    for status in raleph_db::MessageStatus::ALL {
+        let n = counts
+            .by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "raleph_messages_by_status{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pyaleph_build_info Node build.\n# TYPE pyaleph_build_info gauge\npyaleph_build_info{{version=\"raleph-{VERSION}\"}} 1"
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// `GET /api/v0/storage/raw/{hash}`: the bytes of a file the node holds.
+pub async fn storage_raw(
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+) -> ApiResult<Response> {
+    if raleph_message::ItemHash::parse(&hash).is_err() {
+        return Err(ApiError::bad_request(format!(
+            "{hash:?} is not a file hash"
+        )));
+    }
+    let files = state.files.clone();
+    let lookup = hash.clone();
+    let bytes = tokio::task::spawn_blocking(move || files.get(&lookup))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("file {hash} not found")))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let v: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":"é","c":[{"z":1,"y":2}]}}"#).expect("json");
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":[{"y":2,"z":1}],"d":"é"},"b":1}"#
+        );
+        let hello: Value = serde_json::from_str(r#"{"hello": "world"}"#).expect("json");
+        assert_eq!(
+            raleph_message::sha256_hex(canonical_json(&hello).as_bytes()),
+            "93a23971a914e5eacbf0a8d25154cda309c3c1c72fbb9914d47c60f3cb681588"
+        );
+    }
+}

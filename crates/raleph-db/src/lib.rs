@@ -1,0 +1,128 @@
+//! The index store: everything the node knows about messages, and the state derived from them.
+//!
+//! Two interfaces, both backend-neutral and synchronous (callers run them on a blocking
+//! thread):
+//! - [`WriteStore`]: one per node, owned by the pipeline's writer thread. Operations are
+//!   domain-shaped (insert a post, rebuild an aggregate, forget a message) so a second backend
+//!   reimplements them in its own SQL without touching the pipeline.
+//! - [`ReadStore`]: shared by the API; every method is one consistent read.
+//!
+//! SQLite (WAL, embedded) is the default backend: [`sqlite::open`].
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod model;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use model::*;
+
+/// A failure of the store itself, never of the data it was given.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("database schema is version {found}, newer than this node knows ({known})")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The write side. Calls between [`WriteStore::begin`] and [`WriteStore::commit`] form one
+/// durable transaction; savepoints isolate one message's changes inside a batch.
+pub trait WriteStore: Send {
+    fn begin(&mut self) -> Result<()>;
+    fn commit(&mut self) -> Result<()>;
+    fn rollback(&mut self) -> Result<()>;
+    fn savepoint(&mut self) -> Result<()>;
+    fn release_savepoint(&mut self) -> Result<()>;
+    fn rollback_savepoint(&mut self) -> Result<()>;
+
+    // Intake and the pending queue.
+    fn enqueue_pending(&mut self, pending: &NewPending) -> Result<EnqueueOutcome>;
+    fn due_pending(&mut self, now: f64, limit: usize) -> Result<Vec<PendingRow>>;
+    fn next_due(&mut self) -> Result<Option<f64>>;
+    fn delete_pending(&mut self, id: i64) -> Result<()>;
+    fn reschedule_pending(
+        &mut self,
+        id: i64,
+        retries: u32,
+        next_attempt: f64,
+        error: &Failure,
+    ) -> Result<()>;
+    fn other_pending(&mut self, item_hash: &str, except_id: i64) -> Result<u64>;
+
+    // Statuses.
+    fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>>;
+    fn set_status(
+        &mut self,
+        item_hash: &str,
+        status: MessageStatus,
+        reception_time: f64,
+    ) -> Result<()>;
+    fn record_rejection(
+        &mut self,
+        item_hash: &str,
+        message: &serde_json::Value,
+        error: &Failure,
+    ) -> Result<()>;
+
+    // Messages.
+    fn insert_message(&mut self, message: &NewMessage) -> Result<()>;
+    fn message_facts(&mut self, item_hash: &str) -> Result<Option<MessageFacts>>;
+    /// A second copy of a known message: keep the earliest declared time.
+    fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()>;
+
+    // POST.
+    fn insert_post(&mut self, post: &NewPost) -> Result<()>;
+    fn post_facts(&mut self, item_hash: &str) -> Result<Option<PostFacts>>;
+    /// Points the original at its amend with the greatest content time.
+    fn refresh_latest_amend(&mut self, original: &str) -> Result<()>;
+    fn amends_of(&mut self, original: &str) -> Result<Vec<String>>;
+
+    // AGGREGATE.
+    fn insert_aggregate_element(&mut self, element: &NewAggregateElement) -> Result<()>;
+    /// Recomputes the merged value of `(owner, key)` from its elements; deletes it if none remain.
+    fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()>;
+    fn aggregate_value(&mut self, owner: &str, key: &str) -> Result<Option<serde_json::Value>>;
+    fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>>;
+
+    // STORE, PROGRAM, INSTANCE.
+    fn insert_file_pin(&mut self, pin: &NewFilePin) -> Result<()>;
+    fn file_pin(&mut self, message_hash: &str) -> Result<Option<FilePinFacts>>;
+    fn file_tag_exists(&mut self, tag: &str) -> Result<bool>;
+    fn refresh_file_tag(&mut self, tag: &str) -> Result<()>;
+    fn insert_vm(&mut self, vm: &NewVm) -> Result<()>;
+    fn vm_facts(&mut self, item_hash: &str) -> Result<Option<VmFacts>>;
+    /// Whether a program or instance uses this STORE message (or its file tag) as a volume.
+    fn store_used_by_vm(&mut self, store_hash: &str) -> Result<bool>;
+
+    // FORGET.
+    /// Deletes the message and what it derived, keeps a skeleton, sets status forgotten.
+    fn forget(&mut self, item_hash: &str, forgotten_by: &str, now: f64) -> Result<()>;
+    fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()>;
+}
+
+/// The read side, for the API. Implementations are cheap to share across threads.
+pub trait ReadStore: Send + Sync + 'static {
+    fn message(&self, item_hash: &str) -> Result<Option<MessageRecord>>;
+    fn status(&self, item_hash: &str) -> Result<Option<StatusRecord>>;
+    fn pending_copies(&self, item_hash: &str) -> Result<Vec<PendingCopy>>;
+    fn rejection(&self, item_hash: &str) -> Result<Option<Rejection>>;
+    fn forgotten(&self, item_hash: &str) -> Result<Option<ForgottenRecord>>;
+    fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRecord>>;
+    fn count_messages(&self, query: &MessageQuery) -> Result<u64>;
+    fn forgotten_messages(&self, query: &MessageQuery) -> Result<Vec<ForgottenRecord>>;
+    fn count_forgotten_messages(&self, query: &MessageQuery) -> Result<u64>;
+    fn posts(&self, query: &PostQuery) -> Result<Vec<PostRecord>>;
+    fn count_posts(&self, query: &PostQuery) -> Result<u64>;
+    fn aggregates_of(&self, owner: &str, keys: &[String]) -> Result<Vec<AggregateRecord>>;
+    fn aggregates(&self, query: &AggregateQuery) -> Result<Vec<AggregateRecord>>;
+    fn count_aggregates(&self, query: &AggregateQuery) -> Result<u64>;
+    fn channels(&self) -> Result<Vec<String>>;
+    fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>>;
+    fn counts(&self) -> Result<Counts>;
+}

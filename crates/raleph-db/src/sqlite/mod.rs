@@ -1,0 +1,98 @@
+//! The embedded SQLite backend: one write connection owned by the pipeline, a small pool of
+//! read connections for the API. WAL mode lets reads run while a write commits.
+
+mod read;
+mod schema;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use read::SqliteReader;
+pub use schema::SCHEMA_VERSION;
+pub use write::SqliteWriter;
+
+use crate::{Result, StoreError};
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync on every commit: an acknowledged message survives power loss (the default).
+    #[default]
+    Full,
+    /// Survives a crash of the node process, not of the machine.
+    Normal,
+}
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+/// Opens (creating and migrating if needed) the database at `path`.
+pub fn open(path: &Path, durability: Durability) -> Result<(SqliteWriter, SqliteReader)> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Backend(Box::new(e)))?;
+    }
+    let mut conn = Connection::open(path).map_err(backend)?;
+    configure(&conn)?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(backend)?;
+    schema::migrate(&mut conn)?;
+    let reader = SqliteReader::new(Arc::new(ReadPool {
+        path: path.to_owned(),
+        idle: Mutex::new(Vec::new()),
+    }));
+    Ok((SqliteWriter::new(conn), reader))
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    conn.pragma_update(None, "cache_size", -32_000)
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Read connections, opened on demand and kept for reuse.
+pub(crate) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Most idle read connections kept open.
+const MAX_IDLE_READERS: usize = 16;
+
+impl ReadPool {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&self.path, flags).map_err(backend)?;
+                conn.busy_timeout(std::time::Duration::from_secs(10))
+                    .map_err(backend)?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,541 @@
+//! The read side: queries over messages, posts and aggregates.
+
+use std::sync::Arc;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use serde_json::Value;
+
+use super::{ReadPool, backend};
+use crate::*;
+
+/// Shared handle to the read pool.
+#[derive(Clone)]
+pub struct SqliteReader {
+    pool: Arc<ReadPool>,
+}
+
+impl SqliteReader {
+    pub(crate) fn new(pool: Arc<ReadPool>) -> Self {
+        SqliteReader { pool }
+    }
+}
+
+/// A WHERE clause under construction, with its positional parameters.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    params: Vec<SqlValue>,
+}
+
+impl Filter {
+    fn push(&mut self, clause: impl Into<String>, params: impl IntoIterator<Item = SqlValue>) {
+        self.clauses.push(clause.into());
+        self.params.extend(params);
+    }
+
+    /// `column IN (?, ?, …)` when the list is not empty.
+    fn any_of(&mut self, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let marks = vec!["?"; values.len()].join(", ");
+        self.push(
+            format!("{column} IN ({marks})"),
+            values.iter().map(|v| SqlValue::Text(v.clone())),
+        );
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn texts(values: &[String]) -> impl Iterator<Item = SqlValue> + '_ {
+    values.iter().map(|v| SqlValue::Text(v.clone()))
+}
+
+fn keyset(
+    filter: &mut Filter,
+    time_col: &str,
+    hash_col: &str,
+    order: SortOrder,
+    cursor: &Option<Cursor>,
+) {
+    if let Some(c) = cursor {
+        let cmp = match order {
+            SortOrder::Descending => "<",
+            SortOrder::Ascending => ">",
+        };
+        filter.push(
+            format!("({time_col} {cmp} ? OR ({time_col} = ? AND {hash_col} > ?))"),
+            [
+                SqlValue::Real(c.time),
+                SqlValue::Real(c.time),
+                SqlValue::Text(c.item_hash.clone()),
+            ],
+        );
+    }
+}
+
+fn order_by(time_col: &str, hash_col: &str, order: SortOrder) -> String {
+    let dir = match order {
+        SortOrder::Descending => "DESC",
+        SortOrder::Ascending => "ASC",
+    };
+    format!("ORDER BY {time_col} {dir}, {hash_col} ASC")
+}
+
+fn limit_offset(limit: u64, offset: u64) -> String {
+    match limit {
+        0 => String::new(),
+        n => format!("LIMIT {n} OFFSET {offset}"),
+    }
+}
+
+fn date_range(filter: &mut Filter, column: &str, start: Option<f64>, end: Option<f64>) {
+    if let Some(start) = start {
+        filter.push(format!("{column} >= ?"), [SqlValue::Real(start)]);
+    }
+    if let Some(end) = end {
+        filter.push(format!("{column} < ?"), [SqlValue::Real(end)]);
+    }
+}
+
+fn message_filter(q: &MessageQuery) -> Filter {
+    let mut f = Filter::default();
+    f.any_of("m.item_hash", &q.hashes);
+    f.any_of("m.sender", &q.addresses);
+    f.any_of("m.owner", &q.owners);
+    f.any_of("m.content_ref", &q.refs);
+    f.any_of("m.content_item_hash", &q.content_hashes);
+    f.any_of("m.content_key", &q.content_keys);
+    f.any_of("m.content_type", &q.content_types);
+    f.any_of("m.chain", &q.chains);
+    f.any_of("m.channel", &q.channels);
+    f.any_of("m.payment_type", &q.payment_types);
+    f.any_of("m.type", &q.message_types);
+    let statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
+    f.any_of("m.status", &statuses);
+    if !q.tags.is_empty() {
+        f.push(
+            format!(
+                "m.item_hash IN (SELECT item_hash FROM message_tags WHERE tag IN ({}))",
+                marks(q.tags.len())
+            ),
+            texts(&q.tags),
+        );
+    }
+    date_range(&mut f, "m.time", q.start_date, q.end_date);
+    f
+}
+
+const MESSAGE_COLUMNS: &str =
+    "m.item_hash, m.type, m.chain, m.sender, m.signature, m.item_type, m.item_content,
+    m.content, m.channel, m.time, m.size, m.reception_time, m.status";
+
+fn message_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<MessageRecord> {
+    let status: String = r.get(at + 12)?;
+    Ok(MessageRecord {
+        item_hash: r.get(at)?,
+        message_type: r.get(at + 1)?,
+        chain: r.get(at + 2)?,
+        sender: r.get(at + 3)?,
+        signature: r.get(at + 4)?,
+        item_type: r.get(at + 5)?,
+        item_content: r.get(at + 6)?,
+        content: r.get(at + 7)?,
+        channel: r.get(at + 8)?,
+        time: r.get(at + 9)?,
+        size: r.get::<_, i64>(at + 10)?.max(0) as u64,
+        reception_time: r.get(at + 11)?,
+        status: status.parse().unwrap_or(MessageStatus::Processed),
+    })
+}
+
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlValue],
+    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(params_from_iter(params.iter()), f)
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(backend)
+}
+
+fn count(conn: &Connection, sql: &str, params: &[SqlValue]) -> Result<u64> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params_from_iter(params.iter()), |r| r.get::<_, i64>(0)))
+        .map(|n| n.max(0) as u64)
+        .map_err(backend)
+}
+
+fn forgotten_from_row(r: &Row<'_>) -> rusqlite::Result<ForgottenRecord> {
+    let by: String = r.get(11)?;
+    Ok(ForgottenRecord {
+        item_hash: r.get(0)?,
+        message_type: r.get(1)?,
+        chain: r.get(2)?,
+        sender: r.get(3)?,
+        signature: r.get(4)?,
+        item_type: r.get(5)?,
+        time: r.get(6)?,
+        channel: r.get(7)?,
+        owner: r.get(8)?,
+        payment_type: r.get(9)?,
+        size: r.get::<_, i64>(10)?.max(0) as u64,
+        forgotten_by: serde_json::from_str(&by).unwrap_or_default(),
+        forgotten_at: r.get(12)?,
+        reception_time: r.get(13)?,
+    })
+}
+
+const FORGOTTEN_COLUMNS: &str =
+    "m.item_hash, m.type, m.chain, m.sender, m.signature, m.item_type, m.time, m.channel,
+    m.owner, m.payment_type, m.size, m.forgotten_by, m.forgotten_at, m.reception_time";
+
+fn forgotten_filter(q: &MessageQuery) -> Filter {
+    let mut f = Filter::default();
+    f.any_of("m.item_hash", &q.hashes);
+    f.any_of("m.sender", &q.addresses);
+    f.any_of("m.owner", &q.owners);
+    f.any_of("m.chain", &q.chains);
+    f.any_of("m.channel", &q.channels);
+    f.any_of("m.type", &q.message_types);
+    date_range(&mut f, "m.forgotten_at", q.start_date, q.end_date);
+    f
+}
+
+fn post_filter(q: &PostQuery) -> Filter {
+    let mut f = Filter::default();
+    f.push("p.amends IS NULL", []);
+    f.any_of("p.owner", &q.addresses);
+    f.any_of("p.item_hash", &q.hashes);
+    f.any_of("p.ref", &q.refs);
+    f.any_of("p.type", &q.types);
+    f.any_of("p.channel", &q.channels);
+    f.any_of("om.chain", &q.chains);
+    if !q.tags.is_empty() {
+        f.push(
+            format!(
+                "lp.item_hash IN (SELECT item_hash FROM message_tags WHERE tag IN ({}))",
+                marks(q.tags.len())
+            ),
+            texts(&q.tags),
+        );
+    }
+    date_range(&mut f, "lp.creation_time", q.start_date, q.end_date);
+    f
+}
+
+const POST_FROM: &str = "FROM posts p
+    JOIN messages om ON om.item_hash = p.item_hash
+    JOIN posts lp ON lp.item_hash = coalesce(p.latest_amend, p.item_hash)
+    JOIN messages lm ON lm.item_hash = lp.item_hash";
+
+fn aggregate_from_row(r: &Row<'_>) -> rusqlite::Result<AggregateRecord> {
+    Ok(AggregateRecord {
+        owner: r.get(0)?,
+        key: r.get(1)?,
+        content: r.get(2)?,
+        created: r.get(3)?,
+        last_updated: r.get(4)?,
+        original_item_hash: r.get(5)?,
+        last_update_item_hash: r.get(6)?,
+    })
+}
+
+const AGGREGATE_COLUMNS: &str =
+    "owner, key, content, creation_time, last_update_time, original_item_hash, last_revision_hash";
+
+fn aggregate_filter(q: &AggregateQuery) -> Filter {
+    let mut f = Filter::default();
+    f.any_of("key", &q.keys);
+    f.any_of("owner", &q.addresses);
+    f
+}
+
+impl ReadStore for SqliteReader {
+    fn message(&self, item_hash: &str) -> Result<Option<MessageRecord>> {
+        self.pool.with(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash = ?1"
+            ))
+            .and_then(|mut s| {
+                s.query_row([item_hash], |r| message_from_row(r, 0))
+                    .optional()
+            })
+            .map_err(backend)
+        })
+    }
+
+    fn status(&self, item_hash: &str) -> Result<Option<StatusRecord>> {
+        self.pool.with(|conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT status, reception_time FROM message_status WHERE item_hash = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([item_hash], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            row.map(|(status, reception_time)| {
+                Ok(StatusRecord {
+                    item_hash: item_hash.to_owned(),
+                    status: status.parse().map_err(StoreError::Corrupt)?,
+                    reception_time,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn pending_copies(&self, item_hash: &str) -> Result<Vec<PendingCopy>> {
+        self.pool.with(|conn| {
+            let rows = collect(
+                conn,
+                "SELECT message, reception_time FROM pending_messages WHERE item_hash = ? ORDER BY id",
+                &[SqlValue::Text(item_hash.to_owned())],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),
+            )?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(m, t)| Some(PendingCopy { message: serde_json::from_str(&m).ok()?, reception_time: t }))
+                .collect())
+        })
+    }
+
+    fn rejection(&self, item_hash: &str) -> Result<Option<Rejection>> {
+        self.pool.with(|conn| {
+            let row = conn
+                .prepare_cached("SELECT message, error_code, details FROM rejected_messages WHERE item_hash = ?1")
+                .and_then(|mut s| {
+                    s.query_row([item_hash], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i32>(1)?, r.get::<_, String>(2)?))
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            Ok(row.map(|(message, error_code, details)| Rejection {
+                message: serde_json::from_str(&message).unwrap_or(Value::Null),
+                error_code,
+                details: serde_json::from_str(&details).unwrap_or(Value::Null),
+            }))
+        })
+    }
+
+    fn forgotten(&self, item_hash: &str) -> Result<Option<ForgottenRecord>> {
+        self.pool.with(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m WHERE m.item_hash = ?1"
+            ))
+            .and_then(|mut s| s.query_row([item_hash], forgotten_from_row).optional())
+            .map_err(backend)
+        })
+    }
+
+    fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>> {
+        let mut f = message_filter(q);
+        keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m {} {} {}",
+            f.sql(),
+            order_by("m.time", "m.item_hash", q.sort_order),
+            limit_offset(q.limit, q.offset)
+        );
+        self.pool
+            .with(|conn| collect(conn, &sql, &f.params, |r| message_from_row(r, 0)))
+    }
+
+    fn count_messages(&self, q: &MessageQuery) -> Result<u64> {
+        let f = message_filter(q);
+        let sql = format!("SELECT count(*) FROM messages m {}", f.sql());
+        self.pool.with(|conn| count(conn, &sql, &f.params))
+    }
+
+    fn forgotten_messages(&self, q: &MessageQuery) -> Result<Vec<ForgottenRecord>> {
+        let f = forgotten_filter(q);
+        let sql = format!(
+            "SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m {} {} {}",
+            f.sql(),
+            order_by("m.forgotten_at", "m.item_hash", q.sort_order),
+            limit_offset(q.limit, q.offset)
+        );
+        self.pool
+            .with(|conn| collect(conn, &sql, &f.params, forgotten_from_row))
+    }
+
+    fn count_forgotten_messages(&self, q: &MessageQuery) -> Result<u64> {
+        let f = forgotten_filter(q);
+        let sql = format!("SELECT count(*) FROM forgotten_messages m {}", f.sql());
+        self.pool.with(|conn| count(conn, &sql, &f.params))
+    }
+
+    fn posts(&self, q: &PostQuery) -> Result<Vec<PostRecord>> {
+        let mut f = post_filter(q);
+        keyset(
+            &mut f,
+            "lp.creation_time",
+            "p.item_hash",
+            q.sort_order,
+            &q.cursor,
+        );
+        let sql = format!(
+            "SELECT p.item_hash, p.type, om.signature, p.owner, p.ref, p.channel, p.creation_time,
+                 lp.content, lp.creation_time, p.latest_amend IS NOT NULL,
+                 lm.item_hash, lm.type, lm.chain, lm.sender, lm.signature, lm.item_type, lm.item_content,
+                 lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
+             {POST_FROM} {} {} {}",
+            f.sql(),
+            order_by("lp.creation_time", "p.item_hash", q.sort_order),
+            limit_offset(q.limit, q.offset)
+        );
+        self.pool.with(|conn| {
+            collect(conn, &sql, &f.params, |r| {
+                Ok(PostRecord {
+                    original_item_hash: r.get(0)?,
+                    original_type: r.get(1)?,
+                    original_signature: r.get(2)?,
+                    owner: r.get(3)?,
+                    reference: r.get(4)?,
+                    channel: r.get(5)?,
+                    created: r.get(6)?,
+                    latest_content: r.get(7)?,
+                    last_updated: r.get(8)?,
+                    amended: r.get(9)?,
+                    latest: message_from_row(r, 10)?,
+                })
+            })
+        })
+    }
+
+    fn count_posts(&self, q: &PostQuery) -> Result<u64> {
+        let f = post_filter(q);
+        let sql = format!("SELECT count(*) {POST_FROM} {}", f.sql());
+        self.pool.with(|conn| count(conn, &sql, &f.params))
+    }
+
+    fn aggregates_of(&self, owner: &str, keys: &[String]) -> Result<Vec<AggregateRecord>> {
+        let q = AggregateQuery {
+            keys: keys.to_vec(),
+            addresses: vec![owner.to_owned()],
+            ..Default::default()
+        };
+        let f = aggregate_filter(&q);
+        let sql = format!(
+            "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} ORDER BY key",
+            f.sql()
+        );
+        self.pool
+            .with(|conn| collect(conn, &sql, &f.params, aggregate_from_row))
+    }
+
+    fn aggregates(&self, q: &AggregateQuery) -> Result<Vec<AggregateRecord>> {
+        let f = aggregate_filter(q);
+        let column = if q.sort_by_creation {
+            "creation_time"
+        } else {
+            "last_update_time"
+        };
+        let sql = format!(
+            "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} {} {}",
+            f.sql(),
+            order_by(column, "owner", q.sort_order),
+            limit_offset(q.limit, q.offset)
+        );
+        self.pool
+            .with(|conn| collect(conn, &sql, &f.params, aggregate_from_row))
+    }
+
+    fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {
+        let f = aggregate_filter(q);
+        let sql = format!("SELECT count(*) FROM aggregates {}", f.sql());
+        self.pool.with(|conn| count(conn, &sql, &f.params))
+    }
+
+    fn channels(&self) -> Result<Vec<String>> {
+        self.pool.with(|conn| {
+            collect(
+                conn,
+                "SELECT DISTINCT channel FROM messages WHERE channel IS NOT NULL ORDER BY channel",
+                &[],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>> {
+        let mut f = Filter::default();
+        f.any_of("sender", addresses);
+        let sql = format!(
+            "SELECT sender, type, count(*) FROM messages {} GROUP BY sender, type ORDER BY sender",
+            f.sql()
+        );
+        let rows = self.pool.with(|conn| {
+            collect(conn, &sql, &f.params, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?.max(0) as u64,
+                ))
+            })
+        })?;
+        let mut stats: Vec<AddressStats> = Vec::new();
+        for (address, message_type, n) in rows {
+            if stats.last().is_none_or(|s| s.address != address) {
+                stats.push(AddressStats {
+                    address,
+                    ..Default::default()
+                });
+            }
+            let Some(entry) = stats.last_mut() else {
+                continue;
+            };
+            match message_type.as_str() {
+                "POST" => entry.post = n,
+                "AGGREGATE" => entry.aggregate = n,
+                "STORE" => entry.store = n,
+                "FORGET" => entry.forget = n,
+                "PROGRAM" => entry.program = n,
+                "INSTANCE" => entry.instance = n,
+                _ => {}
+            }
+        }
+        Ok(stats)
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        self.pool.with(|conn| {
+            let messages = count(conn, "SELECT count(*) FROM messages", &[])?;
+            let pending = count(conn, "SELECT count(*) FROM pending_messages", &[])?;
+            let by_status = collect(
+                conn,
+                "SELECT status, count(*) FROM message_status GROUP BY status",
+                &[],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )?
+            .into_iter()
+            .filter_map(|(s, n)| Some((s.parse().ok()?, n.max(0) as u64)))
+            .collect();
+            Ok(Counts {
+                messages,
+                pending,
+                by_status,
+            })
+        })
+    }
+}

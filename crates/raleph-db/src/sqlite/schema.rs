@@ -1,0 +1,197 @@
+//! Versioned schema migrations, applied in order at start. `PRAGMA user_version` holds the
+//! number of migrations applied.
+
+use rusqlite::Connection;
+
+use super::backend;
+use crate::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: messages, statuses, the pending queue, posts, aggregates, pins, programs.
+    r#"
+    CREATE TABLE pending_messages (
+        id INTEGER PRIMARY KEY,
+        item_hash TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        signature TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL,
+        reception_time REAL NOT NULL,
+        origin TEXT NOT NULL,
+        signature_verified INTEGER NOT NULL DEFAULT 0,
+        retries INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL,
+        last_error_code INTEGER,
+        last_error TEXT,
+        UNIQUE (sender, item_hash, signature)
+    );
+    CREATE INDEX pending_by_next_attempt ON pending_messages (next_attempt);
+    CREATE INDEX pending_by_hash ON pending_messages (item_hash);
+
+    CREATE TABLE message_status (
+        item_hash TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        reception_time REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX status_by_status ON message_status (status);
+
+    CREATE TABLE messages (
+        item_hash TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        chain TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        signature TEXT,
+        item_type TEXT NOT NULL,
+        item_content TEXT,
+        content TEXT NOT NULL,
+        channel TEXT,
+        time REAL NOT NULL,
+        size INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        content_type TEXT,
+        content_ref TEXT,
+        content_key TEXT,
+        content_item_hash TEXT,
+        payment_type TEXT,
+        reception_time REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'processed'
+    );
+    CREATE INDEX messages_by_time ON messages (time, item_hash);
+    CREATE INDEX messages_by_sender ON messages (sender, time);
+    CREATE INDEX messages_by_owner ON messages (owner, time);
+    CREATE INDEX messages_by_channel ON messages (channel, time);
+    CREATE INDEX messages_by_type ON messages (type, time);
+    CREATE INDEX messages_by_chain ON messages (chain, time);
+    CREATE INDEX messages_by_content_type ON messages (content_type, time) WHERE content_type IS NOT NULL;
+    CREATE INDEX messages_by_content_ref ON messages (content_ref, time) WHERE content_ref IS NOT NULL;
+    CREATE INDEX messages_by_content_key ON messages (content_key, time) WHERE content_key IS NOT NULL;
+    CREATE INDEX messages_by_content_item_hash ON messages (content_item_hash) WHERE content_item_hash IS NOT NULL;
+
+    CREATE TABLE message_tags (
+        tag TEXT NOT NULL,
+        item_hash TEXT NOT NULL,
+        PRIMARY KEY (tag, item_hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX message_tags_by_hash ON message_tags (item_hash);
+
+    CREATE TABLE rejected_messages (
+        item_hash TEXT PRIMARY KEY,
+        message TEXT NOT NULL,
+        error_code INTEGER NOT NULL,
+        details TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE forgotten_messages (
+        item_hash TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        chain TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        signature TEXT,
+        item_type TEXT NOT NULL,
+        time REAL NOT NULL,
+        channel TEXT,
+        owner TEXT NOT NULL,
+        payment_type TEXT,
+        size INTEGER NOT NULL,
+        forgotten_by TEXT NOT NULL,
+        forgotten_at REAL NOT NULL,
+        reception_time REAL NOT NULL
+    );
+    CREATE INDEX forgotten_by_time ON forgotten_messages (forgotten_at);
+
+    CREATE TABLE posts (
+        item_hash TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        type TEXT NOT NULL,
+        ref TEXT,
+        amends TEXT,
+        channel TEXT,
+        content TEXT,
+        creation_time REAL NOT NULL,
+        latest_amend TEXT
+    );
+    CREATE INDEX posts_originals_by_time ON posts (creation_time) WHERE amends IS NULL;
+    CREATE INDEX posts_by_owner ON posts (owner, creation_time) WHERE amends IS NULL;
+    CREATE INDEX posts_by_amends ON posts (amends, creation_time) WHERE amends IS NOT NULL;
+
+    CREATE TABLE aggregate_elements (
+        item_hash TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        key TEXT NOT NULL,
+        content TEXT NOT NULL,
+        creation_time REAL NOT NULL
+    );
+    CREATE INDEX aggregate_elements_by_key ON aggregate_elements (owner, key, creation_time);
+
+    CREATE TABLE aggregates (
+        owner TEXT NOT NULL,
+        key TEXT NOT NULL,
+        content TEXT NOT NULL,
+        creation_time REAL NOT NULL,
+        last_update_time REAL NOT NULL,
+        original_item_hash TEXT NOT NULL,
+        last_revision_hash TEXT NOT NULL,
+        PRIMARY KEY (owner, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX aggregates_by_update ON aggregates (last_update_time);
+
+    CREATE TABLE file_pins (
+        message_hash TEXT PRIMARY KEY,
+        file_hash TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        created REAL NOT NULL,
+        is_update INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX file_pins_by_file ON file_pins (file_hash);
+    CREATE INDEX file_pins_by_tag ON file_pins (tag, created);
+
+    CREATE TABLE file_tags (
+        tag TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        file_hash TEXT NOT NULL,
+        message_hash TEXT NOT NULL,
+        last_updated REAL NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE vms (
+        item_hash TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        type TEXT NOT NULL,
+        allow_amend INTEGER NOT NULL,
+        replaces TEXT,
+        created REAL NOT NULL
+    );
+    CREATE INDEX vms_by_replaces ON vms (replaces) WHERE replaces IS NOT NULL;
+
+    CREATE TABLE vm_volumes (
+        vm_hash TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        PRIMARY KEY (vm_hash, ref)
+    ) WITHOUT ROWID;
+    CREATE INDEX vm_volumes_by_ref ON vm_volumes (ref);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::info!(version = index + 1, "applied database migration");
+    }
+    Ok(())
+}

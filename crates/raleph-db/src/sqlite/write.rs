@@ -1,0 +1,582 @@
+//! The write connection and the domain operations of [`WriteStore`].
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+
+use super::backend;
+use crate::*;
+
+pub struct SqliteWriter {
+    conn: Connection,
+}
+
+impl SqliteWriter {
+    pub(crate) fn new(conn: Connection) -> Self {
+        SqliteWriter { conn }
+    }
+
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(params))
+            .map_err(backend)
+    }
+
+    fn one<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row(params, f).optional())
+            .map_err(backend)
+    }
+
+    fn strings(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(params, |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    }
+}
+
+fn to_json(v: &Value) -> String {
+    v.to_string()
+}
+
+fn parse_json(s: &str) -> Result<Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+impl WriteStore for SqliteWriter {
+    fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").map_err(backend)
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("ROLLBACK").map_err(backend)
+    }
+
+    fn savepoint(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("SAVEPOINT message")
+            .map_err(backend)
+    }
+
+    fn release_savepoint(&mut self) -> Result<()> {
+        self.conn.execute_batch("RELEASE message").map_err(backend)
+    }
+
+    fn rollback_savepoint(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("ROLLBACK TO message; RELEASE message")
+            .map_err(backend)
+    }
+
+    fn enqueue_pending(&mut self, p: &NewPending) -> Result<EnqueueOutcome> {
+        if let Some(status) = self.status(&p.item_hash)?
+            && status != MessageStatus::Pending
+            && status != MessageStatus::Rejected
+        {
+            return Ok(EnqueueOutcome::Known(status));
+        }
+        self.exec(
+            "INSERT INTO pending_messages (item_hash, sender, signature, message, reception_time, origin,
+                 signature_verified, next_attempt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (sender, item_hash, signature) DO NOTHING",
+            params![
+                p.item_hash,
+                p.sender,
+                p.signature.as_deref().unwrap_or(""),
+                to_json(&p.message),
+                p.reception_time,
+                p.origin,
+                p.signature_verified,
+                p.first_attempt,
+            ],
+        )?;
+        // A rejected message may be submitted again and retried.
+        self.exec(
+            "INSERT INTO message_status (item_hash, status, reception_time) VALUES (?1, 'pending', ?2)
+             ON CONFLICT (item_hash) DO UPDATE SET status = 'pending' WHERE status = 'rejected'",
+            params![p.item_hash, p.reception_time],
+        )?;
+        Ok(EnqueueOutcome::Queued)
+    }
+
+    fn due_pending(&mut self, now: f64, limit: usize) -> Result<Vec<PendingRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, item_hash, message, reception_time, retries, signature_verified, origin
+                 FROM pending_messages WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![now, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(
+                |(id, item_hash, message, reception_time, retries, signature_verified, origin)| {
+                    Ok(PendingRow {
+                        id,
+                        item_hash,
+                        message: parse_json(&message)?,
+                        reception_time,
+                        retries,
+                        signature_verified,
+                        origin,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn next_due(&mut self) -> Result<Option<f64>> {
+        self.one("SELECT min(next_attempt) FROM pending_messages", [], |r| {
+            r.get::<_, Option<f64>>(0)
+        })
+        .map(Option::flatten)
+    }
+
+    fn delete_pending(&mut self, id: i64) -> Result<()> {
+        self.exec("DELETE FROM pending_messages WHERE id = ?1", [id])
+            .map(drop)
+    }
+
+    fn reschedule_pending(
+        &mut self,
+        id: i64,
+        retries: u32,
+        next_attempt: f64,
+        error: &Failure,
+    ) -> Result<()> {
+        self.exec(
+            "UPDATE pending_messages SET retries = ?2, next_attempt = ?3, last_error_code = ?4, last_error = ?5
+             WHERE id = ?1",
+            params![id, retries, next_attempt, error.code.code(), to_json(&error.details)],
+        )
+        .map(drop)
+    }
+
+    fn other_pending(&mut self, item_hash: &str, except_id: i64) -> Result<u64> {
+        self.one(
+            "SELECT count(*) FROM pending_messages WHERE item_hash = ?1 AND id != ?2",
+            params![item_hash, except_id],
+            |r| r.get::<_, u64>(0),
+        )
+        .map(Option::unwrap_or_default)
+    }
+
+    fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>> {
+        let status = self.one(
+            "SELECT status FROM message_status WHERE item_hash = ?1",
+            [item_hash],
+            |r| r.get::<_, String>(0),
+        )?;
+        status
+            .map(|s| s.parse().map_err(StoreError::Corrupt))
+            .transpose()
+    }
+
+    fn set_status(
+        &mut self,
+        item_hash: &str,
+        status: MessageStatus,
+        reception_time: f64,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO message_status (item_hash, status, reception_time) VALUES (?1, ?2, ?3)
+             ON CONFLICT (item_hash) DO UPDATE SET status = excluded.status",
+            params![item_hash, status.as_str(), reception_time],
+        )?;
+        self.exec(
+            "UPDATE messages SET status = ?2 WHERE item_hash = ?1",
+            params![item_hash, status.as_str()],
+        )
+        .map(drop)
+    }
+
+    fn record_rejection(
+        &mut self,
+        item_hash: &str,
+        message: &Value,
+        error: &Failure,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO rejected_messages (item_hash, message, error_code, details) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (item_hash) DO UPDATE SET message = excluded.message,
+                 error_code = excluded.error_code, details = excluded.details",
+            params![item_hash, to_json(message), error.code.code(), to_json(&error.details)],
+        )
+        .map(drop)
+    }
+
+    fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
+        self.exec(
+            "INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
+                 channel, time, size, owner, content_type, content_ref, content_key, content_item_hash,
+                 payment_type, reception_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            params![
+                m.item_hash,
+                m.message_type,
+                m.chain,
+                m.sender,
+                m.signature,
+                m.item_type,
+                m.item_content,
+                m.content,
+                m.channel,
+                m.time,
+                m.size as i64,
+                m.owner,
+                m.content_type,
+                m.content_ref,
+                m.content_key,
+                m.content_item_hash,
+                m.payment_type,
+                m.reception_time,
+            ],
+        )?;
+        for tag in &m.tags {
+            self.exec(
+                "INSERT OR IGNORE INTO message_tags (tag, item_hash) VALUES (?1, ?2)",
+                params![tag, m.item_hash],
+            )?;
+        }
+        self.exec(
+            "DELETE FROM rejected_messages WHERE item_hash = ?1",
+            [&m.item_hash],
+        )
+        .map(drop)
+    }
+
+    fn message_facts(&mut self, item_hash: &str) -> Result<Option<MessageFacts>> {
+        self.one(
+            "SELECT type, chain, sender, signature, owner, channel, content_type, content_key, content_ref
+             FROM messages WHERE item_hash = ?1",
+            [item_hash],
+            |r| {
+                Ok(MessageFacts {
+                    message_type: r.get(0)?,
+                    chain: r.get(1)?,
+                    sender: r.get(2)?,
+                    signature: r.get(3)?,
+                    owner: r.get(4)?,
+                    channel: r.get(5)?,
+                    content_type: r.get(6)?,
+                    content_key: r.get(7)?,
+                    content_ref: r.get(8)?,
+                })
+            },
+        )
+    }
+
+    fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
+        self.exec(
+            "UPDATE messages SET time = min(time, ?2) WHERE item_hash = ?1",
+            params![item_hash, time],
+        )
+        .map(drop)
+    }
+
+    fn insert_post(&mut self, p: &NewPost) -> Result<()> {
+        self.exec(
+            "INSERT INTO posts (item_hash, owner, type, ref, amends, channel, content, creation_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![p.item_hash, p.owner, p.post_type, p.reference, p.amends, p.channel, p.content, p.creation_time],
+        )
+        .map(drop)
+    }
+
+    fn post_facts(&mut self, item_hash: &str) -> Result<Option<PostFacts>> {
+        self.one(
+            "SELECT owner, type, amends FROM posts WHERE item_hash = ?1",
+            [item_hash],
+            |r| {
+                Ok(PostFacts {
+                    owner: r.get(0)?,
+                    post_type: r.get(1)?,
+                    amends: r.get(2)?,
+                })
+            },
+        )
+    }
+
+    fn refresh_latest_amend(&mut self, original: &str) -> Result<()> {
+        self.exec(
+            "UPDATE posts SET latest_amend = (
+                 SELECT item_hash FROM posts a WHERE a.amends = ?1
+                 ORDER BY a.creation_time DESC, a.item_hash DESC LIMIT 1)
+             WHERE item_hash = ?1",
+            [original],
+        )
+        .map(drop)
+    }
+
+    fn amends_of(&mut self, original: &str) -> Result<Vec<String>> {
+        self.strings("SELECT item_hash FROM posts WHERE amends = ?1", [original])
+    }
+
+    fn insert_aggregate_element(&mut self, e: &NewAggregateElement) -> Result<()> {
+        self.exec(
+            "INSERT INTO aggregate_elements (item_hash, owner, key, content, creation_time)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.item_hash, e.owner, e.key, e.content, e.creation_time],
+        )
+        .map(drop)
+    }
+
+    fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()> {
+        let elements = {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT item_hash, content, creation_time FROM aggregate_elements
+                     WHERE owner = ?1 AND key = ?2 ORDER BY creation_time, item_hash",
+                )
+                .map_err(backend)?;
+            stmt.query_map(params![owner, key], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, f64>(2)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?
+        };
+        let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
+            return self
+                .exec(
+                    "DELETE FROM aggregates WHERE owner = ?1 AND key = ?2",
+                    params![owner, key],
+                )
+                .map(drop);
+        };
+        // A shallow, top-level merge in content-time order: later values replace earlier
+        // ones, nested objects are replaced whole, and null values are kept.
+        let mut merged = Map::new();
+        for (_, content, _) in &elements {
+            if let Value::Object(fields) = parse_json(content)? {
+                merged.extend(fields);
+            }
+        }
+        self.exec(
+            "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
+                 original_item_hash, last_revision_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (owner, key) DO UPDATE SET content = excluded.content,
+                 creation_time = excluded.creation_time, last_update_time = excluded.last_update_time,
+                 original_item_hash = excluded.original_item_hash,
+                 last_revision_hash = excluded.last_revision_hash",
+            params![owner, key, Value::Object(merged).to_string(), first.2, last.2, first.0, last.0],
+        )
+        .map(drop)
+    }
+
+    fn aggregate_value(&mut self, owner: &str, key: &str) -> Result<Option<Value>> {
+        self.one(
+            "SELECT content FROM aggregates WHERE owner = ?1 AND key = ?2",
+            params![owner, key],
+            |r| r.get::<_, String>(0),
+        )?
+        .map(|s| parse_json(&s))
+        .transpose()
+    }
+
+    fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT item_hash FROM aggregate_elements WHERE owner = ?1 AND key = ?2 ORDER BY creation_time",
+            params![owner, key],
+        )
+    }
+
+    fn insert_file_pin(&mut self, pin: &NewFilePin) -> Result<()> {
+        let is_update = pin.tag != pin.message_hash;
+        self.exec(
+            "INSERT INTO file_pins (message_hash, file_hash, owner, tag, created, is_update)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                pin.message_hash,
+                pin.file_hash,
+                pin.owner,
+                pin.tag,
+                pin.created,
+                is_update
+            ],
+        )?;
+        self.refresh_file_tag(&pin.tag)
+    }
+
+    fn file_pin(&mut self, message_hash: &str) -> Result<Option<FilePinFacts>> {
+        self.one(
+            "SELECT file_hash, owner, tag, is_update FROM file_pins WHERE message_hash = ?1",
+            [message_hash],
+            |r| {
+                Ok(FilePinFacts {
+                    file_hash: r.get(0)?,
+                    owner: r.get(1)?,
+                    tag: r.get(2)?,
+                    is_update: r.get(3)?,
+                })
+            },
+        )
+    }
+
+    fn file_tag_exists(&mut self, tag: &str) -> Result<bool> {
+        Ok(self
+            .one("SELECT 1 FROM file_tags WHERE tag = ?1", [tag], |_| Ok(()))?
+            .is_some())
+    }
+
+    fn refresh_file_tag(&mut self, tag: &str) -> Result<()> {
+        self.exec("DELETE FROM file_tags WHERE tag = ?1", [tag])?;
+        self.exec(
+            "INSERT INTO file_tags (tag, owner, file_hash, message_hash, last_updated)
+             SELECT tag, owner, file_hash, message_hash, created FROM file_pins WHERE tag = ?1
+             ORDER BY created DESC, message_hash DESC LIMIT 1",
+            [tag],
+        )
+        .map(drop)
+    }
+
+    fn insert_vm(&mut self, vm: &NewVm) -> Result<()> {
+        self.exec(
+            "INSERT INTO vms (item_hash, owner, type, allow_amend, replaces, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![vm.item_hash, vm.owner, vm.vm_type, vm.allow_amend, vm.replaces, vm.created],
+        )?;
+        for reference in &vm.volume_refs {
+            self.exec(
+                "INSERT OR IGNORE INTO vm_volumes (vm_hash, ref) VALUES (?1, ?2)",
+                params![vm.item_hash, reference],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn vm_facts(&mut self, item_hash: &str) -> Result<Option<VmFacts>> {
+        self.one(
+            "SELECT owner, allow_amend, replaces FROM vms WHERE item_hash = ?1",
+            [item_hash],
+            |r| {
+                Ok(VmFacts {
+                    owner: r.get(0)?,
+                    allow_amend: r.get(1)?,
+                    replaces: r.get(2)?,
+                })
+            },
+        )
+    }
+
+    fn store_used_by_vm(&mut self, store_hash: &str) -> Result<bool> {
+        let tag = self.file_pin(store_hash)?.map(|p| p.tag);
+        let used = self
+            .one(
+                "SELECT 1 FROM vm_volumes WHERE ref = ?1 OR ref = ?2 LIMIT 1",
+                params![store_hash, tag.as_deref().unwrap_or(store_hash)],
+                |_| Ok(()),
+            )?
+            .is_some();
+        Ok(used)
+    }
+
+    fn forget(&mut self, item_hash: &str, forgotten_by: &str, now: f64) -> Result<()> {
+        let by = Value::from(vec![forgotten_by]).to_string();
+        self.exec(
+            "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
+                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time)
+             SELECT item_hash, type, chain, sender, signature, item_type, time, channel, owner, payment_type,
+                 size, ?2, ?3, reception_time FROM messages WHERE item_hash = ?1",
+            params![item_hash, by, now],
+        )?;
+        let facts = self.message_facts(item_hash)?;
+        self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
+        self.exec("DELETE FROM message_tags WHERE item_hash = ?1", [item_hash])?;
+        match facts.as_ref().map(|f| f.message_type.as_str()) {
+            Some("POST") => {
+                let amends = self.post_facts(item_hash)?.and_then(|p| p.amends);
+                self.exec("DELETE FROM posts WHERE item_hash = ?1", [item_hash])?;
+                if let Some(original) = amends {
+                    self.refresh_latest_amend(&original)?;
+                }
+            }
+            Some("AGGREGATE") => {
+                let element = self.one(
+                    "SELECT owner, key FROM aggregate_elements WHERE item_hash = ?1",
+                    [item_hash],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )?;
+                self.exec(
+                    "DELETE FROM aggregate_elements WHERE item_hash = ?1",
+                    [item_hash],
+                )?;
+                if let Some((owner, key)) = element {
+                    self.rebuild_aggregate(&owner, &key)?;
+                }
+            }
+            Some("STORE") => {
+                let pin = self.file_pin(item_hash)?;
+                self.exec("DELETE FROM file_pins WHERE message_hash = ?1", [item_hash])?;
+                if let Some(pin) = pin {
+                    self.refresh_file_tag(&pin.tag)?;
+                }
+            }
+            Some("PROGRAM" | "INSTANCE") => {
+                self.exec("DELETE FROM vms WHERE item_hash = ?1", [item_hash])?;
+                self.exec("DELETE FROM vm_volumes WHERE vm_hash = ?1", [item_hash])?;
+            }
+            _ => {}
+        }
+        self.exec(
+            "UPDATE message_status SET status = 'forgotten' WHERE item_hash = ?1",
+            [item_hash],
+        )
+        .map(drop)
+    }
+
+    fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()> {
+        let current = self.one(
+            "SELECT forgotten_by FROM forgotten_messages WHERE item_hash = ?1",
+            [item_hash],
+            |r| r.get::<_, String>(0),
+        )?;
+        let Some(current) = current else {
+            return Ok(());
+        };
+        let mut list: Vec<String> = serde_json::from_str(&current).unwrap_or_default();
+        if !list.iter().any(|h| h == forgotten_by) {
+            list.push(forgotten_by.to_owned());
+        }
+        self.exec(
+            "UPDATE forgotten_messages SET forgotten_by = ?2 WHERE item_hash = ?1",
+            params![item_hash, Value::from(list).to_string()],
+        )
+        .map(drop)
+    }
+}

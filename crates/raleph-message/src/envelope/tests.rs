@@ -1,0 +1,142 @@
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+
+const CONTENT: &str = r#"{"address":"0x1a642f0E3c3aF545E7AcBD38b07251B3990914F1","time":1700000000.0,"type":"test","content":{"hello":"world"}}"#;
+const HASH: &str = "acdcf62bccef79ac2df0627c0e1f82eb2a1ef8911e2a45003f61724d96f38be7";
+
+fn sample() -> Value {
+    json!({
+        "sender": "0x1a642f0E3c3aF545E7AcBD38b07251B3990914F1",
+        "chain": "ETH",
+        "signature": "0xe0c1fc646fae42532a805444e572bf1e1eeac801d74e34b50dca87d48b78eb17379e3ce093928aa67f0491a143925151b469edf07aff0c2804cd811273f1897f1c",
+        "type": "POST",
+        "item_type": "inline",
+        "item_content": CONTENT,
+        "item_hash": HASH,
+        "time": 1700000000.0,
+        "channel": "TEST",
+    })
+}
+
+#[test]
+fn accepts_the_sdk_vector() {
+    let env = Envelope::from_json(&sample()).expect("valid");
+    assert_eq!(env.item_type, ItemType::Inline);
+    assert_eq!(env.item_content.as_deref(), Some(CONTENT));
+    assert_eq!(env.to_json(), sample());
+}
+
+#[test]
+fn infers_item_type() {
+    let mut v = sample();
+    v.as_object_mut().map(|o| o.remove("item_type"));
+    assert_eq!(
+        Envelope::from_json(&v).map(|e| e.item_type),
+        Ok(ItemType::Inline)
+    );
+    v.as_object_mut().map(|o| o.remove("item_content"));
+    assert_eq!(
+        Envelope::from_json(&v).map(|e| e.item_type),
+        Ok(ItemType::Storage)
+    );
+    v["item_hash"] = json!("QmNrEidQrAbxx3FzxNt9E6qjEDZrtvzxUVh47BXm55Zuen");
+    assert_eq!(
+        Envelope::from_json(&v).map(|e| e.item_type),
+        Ok(ItemType::Ipfs)
+    );
+    v["item_type"] = json!("storage");
+    assert!(Envelope::from_json(&v).is_err());
+}
+
+#[test]
+fn refuses_bad_fields() {
+    let cases: Vec<(&str, Value)> = vec![
+        ("time", json!("1700000000")),
+        ("time", json!(-1)),
+        ("chain", json!("NOPE")),
+        ("type", json!("post")),
+        ("item_hash", json!("abc")),
+        ("sender", json!(12)),
+        ("item_type", json!("storage")),
+    ];
+    for (field, value) in cases {
+        let mut v = sample();
+        v[field] = value;
+        assert!(Envelope::from_json(&v).is_err(), "{field}");
+    }
+    assert_eq!(
+        Envelope::from_json(&json!([1])),
+        Err(EnvelopeError::NotAnObject)
+    );
+}
+
+#[test]
+fn limits_inline_content() {
+    let long = format!("\"{}\"", "é".repeat(MAX_INLINE_CHARS));
+    let mut v = sample();
+    v["item_content"] = json!(long);
+    v["item_hash"] = json!(sha256_hex(long.as_bytes()));
+    assert!(matches!(
+        Envelope::from_json(&v),
+        Err(EnvelopeError::ContentTooLong(_))
+    ));
+    let nul = r#"{"a":"\u0000"}"#;
+    v["item_content"] = json!(nul);
+    v["item_hash"] = json!(sha256_hex(nul.as_bytes()));
+    assert_eq!(Envelope::from_json(&v), Err(EnvelopeError::NulEscape));
+}
+
+proptest! {
+    #[test]
+    fn round_trip_keeps_content_bytes(content in "\\PC{0,200}") {
+        let mut v = sample();
+        v["item_content"] = json!(content);
+        v["item_hash"] = json!(sha256_hex(content.as_bytes()));
+        if let Ok(env) = Envelope::from_json(&v) {
+            let text = serde_json::to_string(&env.to_json()).expect("serializes");
+            let back: Value = serde_json::from_str(&text).expect("parses");
+            let again = Envelope::from_json(&back).expect("still valid");
+            prop_assert_eq!(again.item_content.as_deref(), Some(content.as_str()));
+            prop_assert_eq!(again, env);
+        }
+    }
+
+    #[test]
+    fn any_changed_byte_changes_the_hash(content in proptest::collection::vec(any::<u8>(), 1..300), index: usize, flip in 1u8..) {
+        let mut changed = content.clone();
+        let i = index % changed.len();
+        changed[i] ^= flip;
+        prop_assert_ne!(sha256_hex(&content), sha256_hex(&changed));
+    }
+
+    #[test]
+    fn changed_content_is_refused(content in "[a-z]{1,50}", index: usize) {
+        let mut v = sample();
+        v["item_hash"] = json!(sha256_hex(content.as_bytes()));
+        let mut bytes = content.into_bytes();
+        let i = index % bytes.len();
+        bytes[i] = if bytes[i] == b'z' { b'a' } else { bytes[i] + 1 };
+        v["item_content"] = json!(String::from_utf8(bytes).expect("ascii"));
+        let refused = matches!(Envelope::from_json(&v), Err(EnvelopeError::HashMismatch { .. }));
+        prop_assert!(refused);
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics(text in "\\PC{0,400}") {
+        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            let _ = Envelope::from_json(&v);
+        }
+    }
+
+    #[test]
+    fn arbitrary_fields_never_panic(sender in any::<String>(), chain in any::<String>(), hash in any::<String>(), time in any::<f64>()) {
+        let mut v = sample();
+        v["sender"] = json!(sender);
+        v["chain"] = json!(chain);
+        v["item_hash"] = json!(hash);
+        v["time"] = json!(time);
+        let _ = Envelope::from_json(&v);
+    }
+}

@@ -1,0 +1,17 @@
+//! The Aleph message model: the signed envelope, the six content types, item hashes and limits.
+//!
+//! Pure data and validation: no IO, no async runtime. Everything here is applied to untrusted
+//! input, so every function returns an error instead of panicking.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod chain;
+pub mod content;
+mod envelope;
+mod item_hash;
+pub mod limits;
+
+pub use chain::{Chain, SignatureScheme, UnknownChain};
+pub use content::{Content, ContentError, TypedContent};
+pub use envelope::{Envelope, EnvelopeError, ItemType, MessageType, sha256_hex};
+pub use item_hash::{ItemHash, ItemHashKind};

@@ -1,0 +1,129 @@
+//! The processing pipeline: every message goes intake → durable pending queue → checks →
+//! application, and ends in exactly one status.
+//!
+//! One writer thread owns the store's write side. It alternates between committing batches of
+//! intake (a message is acknowledged only once its pending row is durable: group commit) and
+//! processing batches of due pending messages (one transaction per batch, one savepoint per
+//! message). Processing results are announced on a broadcast channel, which the API uses for
+//! `sync` submissions and the websocket.
+//!
+//! The pipeline reaches the outside only through [`ContentSource`] and [`PaymentPolicy`], and
+//! the store traits of `raleph-db`; the binary chooses the implementations.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod authorize;
+mod handlers;
+mod intake;
+mod writer;
+
+use std::sync::Arc;
+
+use raleph_db::{Failure, MessageRecord};
+use raleph_message::{Content, Envelope, ItemType};
+
+pub use intake::{PipelineHandle, SubmitError, SubmitOutcome};
+pub use writer::spawn;
+
+/// Where the content of non-inline messages and the files of STORE messages come from.
+pub trait ContentSource: Send + Sync + 'static {
+    /// The bytes for an item hash, if available now.
+    fn load(&self, item_type: ItemType, hash: &str) -> std::io::Result<Option<Vec<u8>>>;
+    /// Whether a file is available (without reading it).
+    fn has_file(&self, item_type: ItemType, hash: &str) -> bool;
+}
+
+/// The one place where payment is decided. The default, [`NoPayments`], charges nothing.
+pub trait PaymentPolicy: Send + Sync + 'static {
+    fn check(&self, envelope: &Envelope, content: &Content) -> Result<(), Failure>;
+    /// Said once in the startup log.
+    fn describe(&self) -> &'static str;
+}
+
+/// A node with no balance source: every valid message is processed whatever its sender holds.
+pub struct NoPayments;
+
+impl PaymentPolicy for NoPayments {
+    fn check(&self, _: &Envelope, _: &Content) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn describe(&self) -> &'static str {
+        "payments are not enforced: no balance source is configured, every valid message is processed free of charge"
+    }
+}
+
+/// Limits and timings of the pipeline. Every field is a documented config value.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Submissions waiting for the writer before new ones are refused with "busy" (HTTP 503).
+    pub intake_queue: usize,
+    /// Most submissions committed in one transaction.
+    pub intake_batch: usize,
+    /// Most pending messages processed in one transaction.
+    pub process_batch: usize,
+    /// Retries of a retryable failure before the message is rejected.
+    pub max_retries: u32,
+    /// Ceiling of the retry backoff, in seconds.
+    pub max_backoff_secs: f64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            intake_queue: 10_000,
+            intake_batch: 1_000,
+            process_batch: 500,
+            max_retries: 10,
+            max_backoff_secs: 300.0,
+        }
+    }
+}
+
+/// What happened to a message, announced after the transaction that decided it committed.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Newly processed: the stored message.
+    Processed(Arc<MessageRecord>),
+    /// A copy of a message already processed (same signature).
+    Confirmed {
+        item_hash: String,
+    },
+    Rejected {
+        item_hash: String,
+        failure: Failure,
+    },
+    /// Will be retried later.
+    Retrying {
+        item_hash: String,
+        failure: Failure,
+    },
+    /// The item hash was forgotten: copies are dropped.
+    Forgotten {
+        item_hash: String,
+    },
+}
+
+impl Event {
+    pub fn item_hash(&self) -> &str {
+        match self {
+            Event::Processed(m) => &m.item_hash,
+            Event::Confirmed { item_hash }
+            | Event::Rejected { item_hash, .. }
+            | Event::Retrying { item_hash, .. }
+            | Event::Forgotten { item_hash } => item_hash,
+        }
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,492 @@
+//! The pipeline end to end on a real SQLite store, with real signatures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use raleph_crypto::{EthSigner, SignedFields};
+use raleph_db::sqlite::{Durability, SqliteReader, open};
+use raleph_db::{ErrorCode, MessageQuery, MessageStatus, PostQuery, ReadStore};
+use raleph_message::{Chain, Envelope, ItemType, MessageType, sha256_hex};
+use raleph_storage::FileStore;
+use serde_json::{Value, json};
+
+use super::*;
+
+struct Files(FileStore);
+
+impl ContentSource for Files {
+    fn load(&self, item_type: ItemType, hash: &str) -> std::io::Result<Option<Vec<u8>>> {
+        match item_type {
+            ItemType::Storage => self.0.get(hash).map_err(std::io::Error::other),
+            _ => Ok(None),
+        }
+    }
+    fn has_file(&self, item_type: ItemType, hash: &str) -> bool {
+        item_type == ItemType::Storage && self.0.contains(hash)
+    }
+}
+
+struct Node {
+    handle: PipelineHandle,
+    reader: SqliteReader,
+    files: FileStore,
+    _dir: tempfile::TempDir,
+}
+
+fn node_with(config: PipelineConfig) -> Node {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (writer, reader) =
+        open(&dir.path().join("index.sqlite"), Durability::Normal).expect("open");
+    let files = FileStore::open(dir.path().join("files")).expect("files");
+    let (handle, _thread) = spawn(
+        Box::new(writer),
+        Arc::new(Files(files.clone())),
+        Arc::new(NoPayments),
+        config,
+    )
+    .expect("spawn");
+    Node {
+        handle,
+        reader,
+        files,
+        _dir: dir,
+    }
+}
+
+fn node() -> Node {
+    node_with(PipelineConfig::default())
+}
+
+fn signed(
+    signer: &EthSigner,
+    message_type: MessageType,
+    content: Value,
+    channel: &str,
+    time: f64,
+) -> Envelope {
+    let item_content = content.to_string();
+    let item_hash = sha256_hex(item_content.as_bytes());
+    sign(
+        signer,
+        message_type,
+        Some(item_content),
+        item_hash,
+        channel,
+        time,
+    )
+}
+
+fn sign(
+    signer: &EthSigner,
+    message_type: MessageType,
+    item_content: Option<String>,
+    item_hash: String,
+    channel: &str,
+    time: f64,
+) -> Envelope {
+    let sender = signer.address();
+    let fields = SignedFields {
+        chain: Chain::Eth,
+        sender: &sender,
+        message_type: message_type.as_str(),
+        item_hash: &item_hash,
+        time,
+    };
+    let signature = signer.sign_message(&fields);
+    Envelope::from_json(&json!({
+        "sender": sender, "chain": "ETH", "signature": signature, "type": message_type.as_str(),
+        "item_content": item_content, "item_hash": item_hash, "time": time, "channel": channel,
+    }))
+    .expect("valid envelope")
+}
+
+fn post(
+    signer: &EthSigner,
+    address: &str,
+    post_type: &str,
+    payload: Value,
+    reference: Option<&str>,
+    time: f64,
+) -> Envelope {
+    let mut content =
+        json!({"address": address, "time": time, "type": post_type, "content": payload});
+    if let Some(r) = reference {
+        content["ref"] = r.into();
+    }
+    signed(signer, MessageType::Post, content, "TEST", time)
+}
+
+fn aggregate(signer: &EthSigner, address: &str, key: &str, payload: Value, time: f64) -> Envelope {
+    let content = json!({"address": address, "time": time, "key": key, "content": payload});
+    signed(signer, MessageType::Aggregate, content, "TEST", time)
+}
+
+fn forget(signer: &EthSigner, hashes: &[&str], time: f64) -> Envelope {
+    let content = json!({"address": signer.address(), "time": time, "hashes": hashes});
+    signed(signer, MessageType::Forget, content, "TEST", time)
+}
+
+/// Submits and waits for the message's decisive event.
+async fn run(node: &Node, envelope: Envelope) -> Event {
+    let mut events = node.handle.subscribe();
+    let hash = envelope.item_hash.to_string();
+    match node.handle.submit(envelope, "test").await.expect("submit") {
+        SubmitOutcome::Queued => {}
+        SubmitOutcome::Rejected(failure) => {
+            return Event::Rejected {
+                item_hash: hash,
+                failure,
+            };
+        }
+        SubmitOutcome::Known(_) => return Event::Confirmed { item_hash: hash },
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let event = events.recv().await.expect("events");
+            if event.item_hash() == hash {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("an event in time")
+}
+
+fn processed(event: &Event) -> bool {
+    matches!(event, Event::Processed(_))
+}
+
+fn rejected_with(event: &Event) -> Option<ErrorCode> {
+    match event {
+        Event::Rejected { failure, .. } | Event::Retrying { failure, .. } => Some(failure.code),
+        _ => None,
+    }
+}
+
+fn status(node: &Node, hash: &str) -> Option<MessageStatus> {
+    node.reader.status(hash).expect("status").map(|s| s.status)
+}
+
+fn now_secs() -> f64 {
+    crate::now()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn posts_and_amends() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let original = post(&alice, &me, "note", json!({"v": 1}), None, t);
+    let original_hash = original.item_hash.to_string();
+    assert!(processed(&run(&node, original).await));
+    let amend = post(
+        &alice,
+        &me,
+        "amend",
+        json!({"v": 2}),
+        Some(&original_hash),
+        t + 1.0,
+    );
+    let amend_hash = amend.item_hash.to_string();
+    assert!(processed(&run(&node, amend).await));
+    let posts = node
+        .reader
+        .posts(&PostQuery {
+            addresses: vec![me.clone()],
+            ..Default::default()
+        })
+        .expect("posts");
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].original_item_hash, original_hash);
+    assert_eq!(posts[0].latest.item_hash, amend_hash);
+    assert_eq!(posts[0].latest_content.as_deref(), Some(r#"{"v":2}"#));
+    // An amend of an amend is refused; so is an amend by someone else.
+    let nested = post(
+        &alice,
+        &me,
+        "amend",
+        json!({"v": 3}),
+        Some(&amend_hash),
+        t + 2.0,
+    );
+    assert_eq!(
+        rejected_with(&run(&node, nested).await),
+        Some(ErrorCode::PostAmendAmend)
+    );
+    let mallory = EthSigner::new_random();
+    let foreign = post(
+        &mallory,
+        &mallory.address(),
+        "amend",
+        json!({"v": 4}),
+        Some(&original_hash),
+        t + 3.0,
+    );
+    assert_eq!(
+        rejected_with(&run(&node, foreign).await),
+        Some(ErrorCode::PermissionDenied)
+    );
+    // An amend without a ref has its own error code.
+    let bare = post(&alice, &me, "amend", json!({}), None, t + 4.0);
+    assert_eq!(
+        rejected_with(&run(&node, bare).await),
+        Some(ErrorCode::PostAmendNoTarget)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amend_waits_for_its_original() {
+    let node = node_with(PipelineConfig {
+        max_retries: 20,
+        ..Default::default()
+    });
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let original = post(&alice, &me, "note", json!({"v": 1}), None, t);
+    let amend = post(
+        &alice,
+        &me,
+        "amend",
+        json!({"v": 2}),
+        Some(original.item_hash.as_str()),
+        t + 1.0,
+    );
+    let amend_hash = amend.item_hash.to_string();
+    // The amend arrives first: it is retried, not rejected.
+    assert_eq!(
+        rejected_with(&run(&node, amend).await),
+        Some(ErrorCode::PostAmendTargetNotFound)
+    );
+    assert_eq!(status(&node, &amend_hash), Some(MessageStatus::Pending));
+    assert!(processed(&run(&node, original).await));
+    let mut events = node.handle.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while status(&node, &amend_hash) != Some(MessageStatus::Processed) {
+            let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+        }
+    })
+    .await
+    .expect("the amend is processed once its original is");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aggregates_merge_by_content_time() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    // Submitted newest first: the merge still follows content time.
+    assert!(processed(
+        &run(
+            &node,
+            aggregate(
+                &alice,
+                &me,
+                "profile",
+                json!({"a": {"y": 2}, "b": null}),
+                t + 1.0
+            )
+        )
+        .await
+    ));
+    assert!(processed(
+        &run(
+            &node,
+            aggregate(
+                &alice,
+                &me,
+                "profile",
+                json!({"a": {"x": 1}, "b": 1, "c": 1}),
+                t
+            )
+        )
+        .await
+    ));
+    let aggs = node
+        .reader
+        .aggregates_of(&me, &["profile".to_owned()])
+        .expect("aggregates");
+    let value: Value = serde_json::from_str(&aggs[0].content).expect("json");
+    assert_eq!(value, json!({"a": {"y": 2}, "b": null, "c": 1}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delegation_through_the_security_aggregate() {
+    let node = node();
+    let owner = EthSigner::new_random();
+    let delegate = EthSigner::new_random();
+    let owner_address = owner.address();
+    let t = now_secs();
+    let grant = json!({"authorizations": [{
+        "address": delegate.address().to_lowercase(), "types": ["POST"], "post_types": ["blog"], "channels": ["TEST"]
+    }]});
+    assert!(processed(
+        &run(
+            &node,
+            aggregate(&owner, &owner_address, "security", grant, t)
+        )
+        .await
+    ));
+    let allowed = post(
+        &delegate,
+        &owner_address,
+        "blog",
+        json!({"by": "delegate"}),
+        None,
+        t + 1.0,
+    );
+    assert!(processed(&run(&node, allowed).await));
+    let wrong_type = post(&delegate, &owner_address, "other", json!({}), None, t + 2.0);
+    assert_eq!(
+        rejected_with(&run(&node, wrong_type).await),
+        Some(ErrorCode::PermissionDenied)
+    );
+    let stranger = EthSigner::new_random();
+    let denied = post(&stranger, &owner_address, "blog", json!({}), None, t + 3.0);
+    assert_eq!(
+        rejected_with(&run(&node, denied).await),
+        Some(ErrorCode::PermissionDenied)
+    );
+    let not_aggregates = aggregate(
+        &delegate,
+        &owner_address,
+        "profile",
+        json!({"x": 1}),
+        t + 4.0,
+    );
+    assert_eq!(
+        rejected_with(&run(&node, not_aggregates).await),
+        Some(ErrorCode::PermissionDenied)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forget_rules() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let target = post(&alice, &me, "note", json!({"secret": true}), None, t);
+    let target_hash = target.item_hash.to_string();
+    assert!(processed(&run(&node, target).await));
+    let mallory = EthSigner::new_random();
+    assert_eq!(
+        rejected_with(&run(&node, forget(&mallory, &[&target_hash], t + 1.0)).await),
+        Some(ErrorCode::PermissionDenied)
+    );
+    assert_eq!(
+        rejected_with(&run(&node, forget(&alice, &[], t + 2.0)).await),
+        Some(ErrorCode::ForgetNoTarget)
+    );
+    let forget_msg = forget(&alice, &[&target_hash], t + 3.0);
+    let forget_hash = forget_msg.item_hash.to_string();
+    assert!(processed(&run(&node, forget_msg).await));
+    assert_eq!(status(&node, &target_hash), Some(MessageStatus::Forgotten));
+    let skeleton = node
+        .reader
+        .forgotten(&target_hash)
+        .expect("read")
+        .expect("skeleton");
+    assert_eq!(skeleton.forgotten_by, vec![forget_hash.clone()]);
+    assert!(node.reader.message(&target_hash).expect("read").is_none());
+    let posts = node
+        .reader
+        .posts(&PostQuery {
+            addresses: vec![me.clone()],
+            ..Default::default()
+        })
+        .expect("posts");
+    assert!(posts.is_empty());
+    assert_eq!(
+        rejected_with(&run(&node, forget(&alice, &[&forget_hash], t + 4.0)).await),
+        Some(ErrorCode::ForgetForget)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicates_keep_the_earliest_time() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let message = post(&alice, &me, "note", json!({}), None, t);
+    let hash = message.item_hash.to_string();
+    assert!(processed(&run(&node, message.clone()).await));
+    // Envelope time is not signed: a copy may carry another one, and the earliest is kept.
+    let mut earlier = message.clone();
+    earlier.time = t - 100.0;
+    let outcome = node.handle.submit(earlier, "test").await.expect("submit");
+    assert_eq!(outcome, SubmitOutcome::Known(MessageStatus::Processed));
+    let stored = node.reader.message(&hash).expect("read").expect("stored");
+    assert_eq!(stored.time, t - 100.0);
+    let query = MessageQuery {
+        addresses: vec![me],
+        ..Default::default()
+    };
+    assert_eq!(node.reader.count_messages(&query).expect("count"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_signatures_are_rejected_and_do_not_block_the_real_message() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let good = post(&alice, &me, "note", json!({}), None, now_secs());
+    let hash = good.item_hash.to_string();
+    let mut forged = good.clone();
+    forged.signature = Some(EthSigner::new_random().sign_message(&SignedFields {
+        chain: Chain::Eth,
+        sender: &me,
+        message_type: "POST",
+        item_hash: &hash,
+        time: 0.0,
+    }));
+    assert_eq!(
+        rejected_with(&run(&node, forged).await),
+        Some(ErrorCode::InvalidSignature)
+    );
+    assert_eq!(status(&node, &hash), Some(MessageStatus::Rejected));
+    assert!(processed(&run(&node, good).await));
+    assert_eq!(status(&node, &hash), Some(MessageStatus::Processed));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_content_and_store_files() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let content =
+        json!({"address": me, "time": t, "type": "note", "content": {"big": "x".repeat(100)}});
+    let hash = node
+        .files
+        .put_bytes(content.to_string().as_bytes())
+        .expect("put");
+    let message = sign(&alice, MessageType::Post, None, hash.clone(), "TEST", t);
+    assert!(processed(&run(&node, message).await));
+    // A STORE whose file the node lacks waits; once the file is there it is processed.
+    let file = b"file bytes".to_vec();
+    let file_hash = sha256_hex(&file);
+    let store = signed(
+        &alice,
+        MessageType::Store,
+        json!({"address": me, "time": t, "item_type": "storage", "item_hash": file_hash}),
+        "TEST",
+        t,
+    );
+    let store_hash = store.item_hash.to_string();
+    assert_eq!(
+        rejected_with(&run(&node, store).await),
+        Some(ErrorCode::FileUnavailable)
+    );
+    node.files.put_bytes(&file).expect("put file");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while status(&node, &store_hash) != Some(MessageStatus::Processed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the STORE is processed once its file is available");
+}

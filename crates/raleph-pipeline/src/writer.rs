@@ -1,0 +1,320 @@
+//! The writer thread: the only owner of the store's write side.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::time::Duration;
+
+use raleph_db::{
+    EnqueueOutcome, ErrorCode, Failure, MessageRecord, MessageStatus, NewPending, PendingRow,
+    WriteStore,
+};
+use raleph_message::Envelope;
+use rand::Rng;
+use tokio::sync::broadcast;
+
+use crate::handlers::{Applied, process_message};
+use crate::intake::{Submission, SubmitError, SubmitOutcome};
+use crate::{ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle, now};
+
+/// Longest the writer sleeps when nothing is due, so it notices a stopped node.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+
+/// Starts the writer thread. It stops when every handle is dropped.
+pub fn spawn(
+    store: Box<dyn WriteStore>,
+    content: Arc<dyn ContentSource>,
+    payments: Arc<dyn PaymentPolicy>,
+    config: PipelineConfig,
+) -> std::io::Result<(PipelineHandle, std::thread::JoinHandle<()>)> {
+    let (submissions, inbox) = sync_channel(config.intake_queue.max(1));
+    let (events, _) = broadcast::channel(4096);
+    let handle = PipelineHandle {
+        submissions,
+        events: events.clone(),
+    };
+    let mut writer = Writer {
+        store,
+        content,
+        payments,
+        config,
+        events,
+    };
+    let thread = std::thread::Builder::new()
+        .name("raleph-writer".into())
+        .spawn(move || writer.run(inbox))?;
+    Ok((handle, thread))
+}
+
+pub(crate) struct Writer {
+    pub(crate) store: Box<dyn WriteStore>,
+    pub(crate) content: Arc<dyn ContentSource>,
+    pub(crate) payments: Arc<dyn PaymentPolicy>,
+    config: PipelineConfig,
+    events: broadcast::Sender<Event>,
+}
+
+impl Writer {
+    fn run(&mut self, inbox: Receiver<Submission>) {
+        loop {
+            let wait = self.time_until_due();
+            let first = match inbox.recv_timeout(wait) {
+                Ok(s) => Some(s),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            if let Some(first) = first {
+                let mut batch = vec![first];
+                while batch.len() < self.config.intake_batch {
+                    match inbox.try_recv() {
+                        Ok(s) => batch.push(s),
+                        Err(_) => break,
+                    }
+                }
+                self.commit_intake(batch);
+            }
+            // One processing batch per turn, so intake is never starved by a long backlog.
+            self.process_due();
+        }
+        tracing::info!("pipeline writer stopped");
+    }
+
+    fn time_until_due(&mut self) -> Duration {
+        match self.store.next_due() {
+            Ok(Some(due)) => {
+                Duration::from_secs_f64((due - now()).clamp(0.0, IDLE_WAIT.as_secs_f64()))
+            }
+            Ok(None) => IDLE_WAIT,
+            Err(e) => {
+                tracing::error!("failed to read the pending queue: {e}");
+                IDLE_WAIT
+            }
+        }
+    }
+
+    /// Records a batch of submissions in one durable transaction, then answers each.
+    fn commit_intake(&mut self, batch: Vec<Submission>) {
+        let result = self.store.begin().and_then(|()| {
+            let outcomes = batch
+                .iter()
+                .map(|s| self.record_submission(s))
+                .collect::<raleph_db::Result<Vec<_>>>()?;
+            self.store.commit()?;
+            Ok(outcomes)
+        });
+        match result {
+            Ok(outcomes) => {
+                for (submission, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = submission.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let _ = self.store.rollback();
+                tracing::error!("failed to record submissions: {e}");
+                for submission in batch {
+                    let _ = submission
+                        .reply
+                        .send(Err(SubmitError::Store(e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn record_submission(&mut self, s: &Submission) -> raleph_db::Result<SubmitOutcome> {
+        let envelope = &s.envelope;
+        let item_hash = envelope.item_hash.as_str();
+        let now = now();
+        if let Err(failure) = &s.verdict {
+            // A bad copy never overrides a message the node already holds or is processing.
+            if self
+                .store
+                .status(item_hash)?
+                .is_none_or(|st| st == MessageStatus::Rejected)
+            {
+                self.store
+                    .record_rejection(item_hash, &envelope.to_json(), failure)?;
+                self.store
+                    .set_status(item_hash, MessageStatus::Rejected, now)?;
+            }
+            return Ok(SubmitOutcome::Rejected(failure.clone()));
+        }
+        let pending = NewPending {
+            item_hash: item_hash.to_owned(),
+            sender: envelope.sender.clone(),
+            signature: envelope.signature.clone(),
+            message: envelope.to_json(),
+            reception_time: now,
+            origin: s.origin,
+            signature_verified: true,
+            first_attempt: envelope.time.min(now),
+        };
+        Ok(match self.store.enqueue_pending(&pending)? {
+            EnqueueOutcome::Queued => SubmitOutcome::Queued,
+            EnqueueOutcome::Known(status) => {
+                if status.is_live() {
+                    self.store.keep_earliest_time(item_hash, envelope.time)?;
+                }
+                SubmitOutcome::Known(status)
+            }
+        })
+    }
+
+    /// Processes one batch of due pending messages in one transaction.
+    fn process_due(&mut self) {
+        let rows = match self.store.due_pending(now(), self.config.process_batch) {
+            Ok(rows) if rows.is_empty() => return,
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!("failed to read the pending queue: {e}");
+                return;
+            }
+        };
+        let mut events = Vec::with_capacity(rows.len());
+        let result = self.store.begin().and_then(|()| {
+            for row in &rows {
+                self.store.savepoint()?;
+                match self.process_row(row) {
+                    Ok(event) => {
+                        self.store.release_savepoint()?;
+                        events.push(event);
+                    }
+                    Err(e) => {
+                        // The store failed on this message: undo its changes, retry it later.
+                        self.store.rollback_savepoint()?;
+                        tracing::warn!(item_hash = %row.item_hash, "processing failed on a store error: {e}");
+                        let failure = Failure::new(ErrorCode::InternalError, e.to_string());
+                        events.push(self.retry_or_reject(row, failure)?);
+                    }
+                }
+            }
+            self.store.commit()
+        });
+        match result {
+            Ok(()) => {
+                for event in events {
+                    let _ = self.events.send(event);
+                }
+            }
+            Err(e) => {
+                let _ = self.store.rollback();
+                tracing::error!("failed to commit a processing batch: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Decides one pending message. Store errors propagate; message failures become events.
+    fn process_row(&mut self, row: &PendingRow) -> raleph_db::Result<Event> {
+        let envelope = match Envelope::from_json(&row.message) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                return self.reject(row, Failure::new(ErrorCode::InvalidFormat, e.to_string()));
+            }
+        };
+        let item_hash = envelope.item_hash.as_str();
+        match self.store.status(item_hash)? {
+            Some(status) if status.is_live() => return self.duplicate(row, &envelope),
+            Some(MessageStatus::Forgotten | MessageStatus::Removed) => {
+                self.store.delete_pending(row.id)?;
+                return Ok(Event::Forgotten {
+                    item_hash: item_hash.to_owned(),
+                });
+            }
+            _ => {}
+        }
+        if !row.signature_verified
+            && let Err(failure) = crate::intake::verify_envelope(&envelope)
+        {
+            return self.reject(row, failure);
+        }
+        match process_message(self, &envelope, row.reception_time)? {
+            Applied::Processed(message) => {
+                self.store
+                    .set_status(item_hash, MessageStatus::Processed, row.reception_time)?;
+                self.store.delete_pending(row.id)?;
+                Ok(Event::Processed(Arc::new(message)))
+            }
+            Applied::Failed(failure) if failure.code.is_retryable() => {
+                self.retry_or_reject(row, failure)
+            }
+            Applied::Failed(failure) => self.reject(row, failure),
+        }
+    }
+
+    /// A copy of a message already processed: a confirmation if the signature matches.
+    fn duplicate(&mut self, row: &PendingRow, envelope: &Envelope) -> raleph_db::Result<Event> {
+        let item_hash = envelope.item_hash.as_str();
+        self.store.delete_pending(row.id)?;
+        let stored = self.store.message_facts(item_hash)?;
+        if stored.is_some_and(|m| m.signature != envelope.signature) {
+            let failure = Failure::new(
+                ErrorCode::InvalidSignature,
+                "signature differs from the stored message's",
+            );
+            return Ok(Event::Rejected {
+                item_hash: item_hash.to_owned(),
+                failure,
+            });
+        }
+        self.store.keep_earliest_time(item_hash, envelope.time)?;
+        Ok(Event::Confirmed {
+            item_hash: item_hash.to_owned(),
+        })
+    }
+
+    fn reject(&mut self, row: &PendingRow, failure: Failure) -> raleph_db::Result<Event> {
+        self.store.delete_pending(row.id)?;
+        let status = self.store.status(&row.item_hash)?;
+        let others = self.store.other_pending(&row.item_hash, row.id)?;
+        // Another copy may still succeed, and a processed message stays processed.
+        if others == 0
+            && status.is_none_or(|s| matches!(s, MessageStatus::Pending | MessageStatus::Rejected))
+        {
+            self.store
+                .record_rejection(&row.item_hash, &row.message, &failure)?;
+            self.store
+                .set_status(&row.item_hash, MessageStatus::Rejected, row.reception_time)?;
+        }
+        tracing::debug!(item_hash = %row.item_hash, code = failure.code.code(), "message rejected");
+        Ok(Event::Rejected {
+            item_hash: row.item_hash.clone(),
+            failure,
+        })
+    }
+
+    fn retry_or_reject(&mut self, row: &PendingRow, failure: Failure) -> raleph_db::Result<Event> {
+        let retries = row.retries + 1;
+        if retries > self.config.max_retries {
+            return self.reject(row, failure);
+        }
+        let ceiling = 2f64
+            .powi(row.retries as i32)
+            .min(self.config.max_backoff_secs)
+            .max(0.001);
+        let delay = rand::thread_rng().gen_range(ceiling / 2.0..=ceiling);
+        self.store
+            .reschedule_pending(row.id, retries, now() + delay, &failure)?;
+        Ok(Event::Retrying {
+            item_hash: row.item_hash.clone(),
+            failure,
+        })
+    }
+}
+
+/// The record the API serves for a message processed just now.
+pub(crate) fn record_of(m: &raleph_db::NewMessage) -> MessageRecord {
+    MessageRecord {
+        item_hash: m.item_hash.clone(),
+        message_type: m.message_type.clone(),
+        chain: m.chain.clone(),
+        sender: m.sender.clone(),
+        signature: m.signature.clone(),
+        item_type: m.item_type.clone(),
+        item_content: m.item_content.clone(),
+        content: m.content.clone(),
+        channel: m.channel.clone(),
+        time: m.time,
+        size: m.size,
+        reception_time: m.reception_time,
+        status: MessageStatus::Processed,
+    }
+}

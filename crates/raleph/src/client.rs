@@ -1,0 +1,166 @@
+//! Client verbs: keys, publishing a post, reading messages.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use raleph_crypto::EthSigner;
+use raleph_message::MessageType;
+use raleph_sdk::Client;
+use serde_json::{Map, Value};
+
+const DEFAULT_API: &str = "http://127.0.0.1:4024";
+
+#[derive(clap::Subcommand)]
+pub enum KeyCommand {
+    /// Create a new Ethereum key and print its address.
+    New {
+        /// Where to write the key (hex); refuses to overwrite.
+        #[arg(long, default_value = "raleph-key.hex")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct PostArgs {
+    /// The post's content, a JSON object.
+    content: String,
+    /// The post type (`amend` to amend `--ref`).
+    #[arg(long = "type", default_value = "note")]
+    post_type: String,
+    #[arg(long = "ref")]
+    reference: Option<String>,
+    #[arg(long, default_value = "TEST")]
+    channel: String,
+    /// Key file written by `raleph key new`.
+    #[arg(long, env = "RALEPH_KEY", default_value = "raleph-key.hex")]
+    key: PathBuf,
+    #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
+    api: String,
+}
+
+#[derive(clap::Subcommand)]
+pub enum MessageCommand {
+    /// Show one message and its status.
+    Get {
+        item_hash: String,
+        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
+        api: String,
+    },
+    /// List messages, newest first.
+    List {
+        #[arg(long)]
+        addresses: Option<String>,
+        #[arg(long)]
+        channels: Option<String>,
+        /// Message types, comma-separated (POST, AGGREGATE, ...).
+        #[arg(long)]
+        types: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
+        api: String,
+    },
+}
+
+pub fn key(cmd: KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::New { out } => {
+            let signer = EthSigner::new_random();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&out)
+                .with_context(|| format!("create key file {}", out.display()))?;
+            std::io::Write::write_all(&mut file, hex::encode(signer.secret_bytes()).as_bytes())?;
+            println!("{}", signer.address());
+            eprintln!("key written to {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn load_key(path: &PathBuf) -> anyhow::Result<EthSigner> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read key file {}", path.display()))?;
+    let bytes = hex::decode(text.trim().trim_start_matches("0x")).context("key file is not hex")?;
+    let secret: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a key is 32 bytes"))?;
+    EthSigner::from_secret_bytes(&secret).map_err(|_| anyhow::anyhow!("invalid secret key"))
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub async fn post(args: PostArgs) -> anyhow::Result<()> {
+    let signer = load_key(&args.key)?;
+    let payload: Value =
+        serde_json::from_str(&args.content).context("content is not valid JSON")?;
+    let mut content = Map::new();
+    content.insert("type".into(), args.post_type.into());
+    content.insert("content".into(), payload);
+    if let Some(reference) = args.reference {
+        content.insert("ref".into(), reference.into());
+    }
+    let message = raleph_sdk::signed_message(
+        &signer,
+        MessageType::Post,
+        content,
+        Some(&args.channel),
+        now(),
+    );
+    let (status, body) = Client::new(&args.api).submit(&message, true).await?;
+    let item_hash = message["item_hash"].as_str().unwrap_or_default();
+    let state = body["message_status"].as_str().unwrap_or("unknown");
+    println!("{item_hash} {state}");
+    if status >= 400 {
+        anyhow::bail!("the node answered {status}: {body}");
+    }
+    Ok(())
+}
+
+pub async fn message(cmd: MessageCommand) -> anyhow::Result<()> {
+    let value = match cmd {
+        MessageCommand::Get { item_hash, api } => Client::new(&api).message(&item_hash).await?,
+        MessageCommand::List {
+            addresses,
+            channels,
+            types,
+            limit,
+            api,
+        } => {
+            let mut query = form_query(&[
+                ("addresses", addresses),
+                ("channels", channels),
+                ("msgTypes", types),
+            ]);
+            query.push_str(&format!("pagination={limit}"));
+            Client::new(&api).messages(&query).await?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+fn form_query(pairs: &[(&str, Option<String>)]) -> String {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}&", encode(v))))
+        .collect()
+}
+
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

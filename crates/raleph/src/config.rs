@@ -1,0 +1,68 @@
+//! The node's configuration: defaults ← TOML file ← `RALEPH_*` environment ← flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where the index database and files live.
+    pub data_dir: PathBuf,
+    /// HTTP API address; port 0 binds a free port (the bound address is printed).
+    pub api_addr: SocketAddr,
+    /// Peer-to-peer address (used once the network layer lands).
+    pub p2p_addr: SocketAddr,
+    /// Peers to dial, as multiaddrs (used once the network layer lands).
+    pub peers: Vec<String>,
+    /// The index database: a SQLite file path; empty means `<data_dir>/index.sqlite`.
+    pub database: String,
+    /// fsync every commit (`full`), or only survive process crashes (`normal`).
+    pub durability: Durability,
+    pub pipeline: raleph_pipeline::PipelineConfig,
+    pub api: raleph_api::ApiConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("raleph-data"),
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 4024)),
+            p2p_addr: SocketAddr::from(([127, 0, 0, 1], 4025)),
+            peers: Vec::new(),
+            database: String::new(),
+            durability: Durability::Full,
+            pipeline: Default::default(),
+            api: Default::default(),
+        }
+    }
+}
+
+impl NodeConfig {
+    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let Some(file) = file else {
+            return Ok(NodeConfig::default());
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("read config file {}: {e}", file.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("parse config file {}: {e}", file.display()))
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        if self.database.is_empty() {
+            self.data_dir.join("index.sqlite")
+        } else {
+            PathBuf::from(&self.database)
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! `raleph node`: the composition root. Chooses the implementations, wires them, supervises.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use raleph_api::{ApiConfig, AppState};
+use raleph_message::ItemType;
+use raleph_pipeline::{ContentSource, NoPayments, PaymentPolicy};
+use raleph_storage::FileStore;
+
+use crate::config::{Durability, NodeConfig};
+
+#[derive(clap::Args)]
+pub struct NodeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "RALEPH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (index database and files).
+    #[arg(long, env = "RALEPH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// HTTP API address, e.g. 127.0.0.1:4024; port 0 picks a free port.
+    #[arg(long, env = "RALEPH_API_ADDR")]
+    api_addr: Option<SocketAddr>,
+    /// Peer-to-peer address (the network layer is not wired yet).
+    #[arg(long, env = "RALEPH_P2P_ADDR")]
+    p2p_addr: Option<SocketAddr>,
+    /// A peer to dial, as a multiaddr; repeatable (the network layer is not wired yet).
+    #[arg(long = "peer")]
+    peers: Vec<String>,
+    /// The index database: a SQLite file path (default <data-dir>/index.sqlite).
+    #[arg(long, env = "RALEPH_DATABASE")]
+    database: Option<String>,
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+impl NodeArgs {
+    fn into_config(self) -> anyhow::Result<(NodeConfig, bool)> {
+        let mut config = NodeConfig::load(self.config.as_deref())?;
+        if let Some(dir) = self.data_dir {
+            config.data_dir = dir;
+        }
+        if let Some(addr) = self.api_addr {
+            config.api_addr = addr;
+        }
+        if let Some(addr) = self.p2p_addr {
+            config.p2p_addr = addr;
+        }
+        config.peers.extend(self.peers);
+        if let Some(database) = self.database {
+            config.database = database;
+        }
+        Ok((config, self.print_config))
+    }
+}
+
+/// Message content and files, read from the node's own file store.
+struct LocalContent(FileStore);
+
+impl ContentSource for LocalContent {
+    fn load(&self, item_type: ItemType, hash: &str) -> std::io::Result<Option<Vec<u8>>> {
+        match item_type {
+            ItemType::Storage => self.0.get(hash).map_err(std::io::Error::other),
+            // IPFS content comes with the file storage issue.
+            _ => Ok(None),
+        }
+    }
+
+    fn has_file(&self, item_type: ItemType, hash: &str) -> bool {
+        item_type == ItemType::Storage && self.0.contains(hash)
+    }
+}
+
+pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let (config, print_config) = args.into_config()?;
+    if print_config {
+        println!(
+            "{}",
+            toml::to_string_pretty(&config).context("serialize config")?
+        );
+        return Ok(());
+    }
+    if config.database.starts_with("postgres://") || config.database.starts_with("postgresql://") {
+        anyhow::bail!("PostgreSQL is not supported yet by this build; use a SQLite path");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
+    let durability = match config.durability {
+        Durability::Full => raleph_db::sqlite::Durability::Full,
+        Durability::Normal => raleph_db::sqlite::Durability::Normal,
+    };
+    let db_path = config.database_path();
+    let (writer, reader) = raleph_db::sqlite::open(&db_path, durability)
+        .with_context(|| format!("open database {}", db_path.display()))?;
+    let files = FileStore::open(config.data_dir.join("files")).context("open file store")?;
+    let payments: Arc<dyn PaymentPolicy> = Arc::new(NoPayments);
+    tracing::info!("{}", payments.describe());
+    let (pipeline, writer_thread) = raleph_pipeline::spawn(
+        Box::new(writer),
+        Arc::new(LocalContent(files.clone())),
+        payments,
+        config.pipeline.clone(),
+    )
+    .context("start pipeline")?;
+    let api_config: ApiConfig = config.api.clone();
+    let state = AppState::new(Arc::new(reader), pipeline, files, api_config);
+    let listener = tokio::net::TcpListener::bind(config.api_addr)
+        .await
+        .with_context(|| format!("bind API address {}", config.api_addr))?;
+    let bound = listener.local_addr().context("read bound API address")?;
+    tracing::info!(data_dir = %config.data_dir.display(), database = %db_path.display(), "node started");
+    if !config.peers.is_empty() {
+        tracing::warn!("peers are configured but the network layer is not part of this build yet");
+    }
+    // Tests and scripts read this line back to learn the port.
+    println!("api listening on http://{bound}");
+    std::io::stdout().flush().ok();
+    axum::serve(listener, raleph_api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serve API")?;
+    tracing::info!("shutting down");
+    drop(writer_thread);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,141 @@
+//! Bad input gets a clear 4xx with a JSON body, never a 500, and stored data is untouched.
+
+mod support;
+
+use raleph_crypto::EthSigner;
+use raleph_message::MessageType;
+use serde_json::{Map, Value, json};
+use support::{RunningNode, now};
+
+async fn send(http: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, Value) {
+    let response = http
+        .post(format!("{url}/api/v0/messages"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::start(dir.path());
+    let http = reqwest::Client::new();
+    let signer = EthSigner::new_random();
+    let mut content = Map::new();
+    content.insert("type".into(), "t".into());
+    let good = raleph_sdk::signed_message(&signer, MessageType::Post, content, Some("API"), now());
+    let (status, _) = send(
+        &http,
+        &node.url,
+        json!({"sync": true, "message": good})
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let mut wrong_hash = good.clone();
+    wrong_hash["item_hash"] = json!("0".repeat(64));
+    let mut bad_type = good.clone();
+    bad_type["type"] = json!("SHOUT");
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("malformed JSON", b"{\"message\": ".to_vec(), 422),
+        ("not an object", b"[1,2]".to_vec(), 422),
+        ("no message", b"{}".to_vec(), 422),
+        (
+            "hash mismatch",
+            json!({"message": wrong_hash}).to_string().into_bytes(),
+            422,
+        ),
+        (
+            "unknown type",
+            json!({"message": bad_type}).to_string().into_bytes(),
+            422,
+        ),
+        ("oversized body", vec![b' '; 2 * 1024 * 1024], 413),
+    ];
+    for (name, body, expected) in cases {
+        // The node answers an oversized body without reading it and closes the connection:
+        // a fresh client keeps that closed connection out of the shared pool.
+        let (status, body) = send(&reqwest::Client::new(), &node.url, body).await;
+        assert_eq!(status, expected, "{name}: {body}");
+    }
+    for (path, expected) in [
+        (format!("/api/v0/messages/{}", "ab".repeat(32)), 404),
+        ("/api/v0/messages/not-a-hash".to_owned(), 400),
+        (format!("/api/v0/messages/{}/status", "ab".repeat(32)), 404),
+        ("/api/v0/messages.json?page=0".to_owned(), 422),
+        ("/api/v0/messages.json?page=x".to_owned(), 422),
+        ("/api/v0/messages/page/abc.json".to_owned(), 400),
+        ("/api/v0/messages.json?cursor=%%%".to_owned(), 422),
+        (
+            "/api/v0/messages.json?msgStatuses=forgotten,processed".to_owned(),
+            400,
+        ),
+        (
+            "/api/v0/messages.json?startDate=10&endDate=5".to_owned(),
+            422,
+        ),
+        ("/api/v0/aggregates/0xnobody.json".to_owned(), 404),
+    ] {
+        let response = http
+            .get(format!("{}{path}", node.url))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: the body names the problem"
+        );
+    }
+    // The good message is still there, unchanged.
+    let hash = good["item_hash"].as_str().expect("hash");
+    let stored: Value = http
+        .get(format!("{}/api/v0/messages/{hash}", node.url))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stored["status"], "processed");
+    assert_eq!(stored["message"]["item_content"], good["item_content"]);
+}
+
+#[tokio::test]
+async fn metrics_and_info() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::start(dir.path());
+    let text = reqwest::get(format!("{}/metrics", node.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("pyaleph_status_sync_messages_total 0"),
+        "{text}"
+    );
+    let version: Value = reqwest::get(format!("{}/api/v0/version", node.url))
+        .await
+        .expect("v")
+        .json()
+        .await
+        .expect("j");
+    assert!(
+        version["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("raleph-"))
+    );
+}

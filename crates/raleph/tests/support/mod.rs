@@ -1,0 +1,77 @@
+//! Starting the real `raleph` binary for tests, and waiting for conditions.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RunningNode {
+    pub child: Child,
+    pub url: String,
+}
+
+impl RunningNode {
+    /// Starts `raleph node` on a free port and waits for its "api listening" line.
+    pub fn start(data_dir: &Path) -> RunningNode {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_raleph"))
+            .args(["node", "--api-addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RALEPH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the node");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the node printed its address")
+                .expect("read stdout");
+            if let Some(url) = line.strip_prefix("api listening on ") {
+                break url.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the node never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        RunningNode { child, url }
+    }
+
+    /// SIGKILL: no chance to flush or shut down cleanly.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}

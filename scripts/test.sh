@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The one command that runs every test of raleph, on a fresh machine or a warm one.
+#
+# It installs what is missing (rustfmt and clippy components, the Python venvs of the
+# compatibility suite), keeps its build directory outside the clone so later runs are
+# incremental, then runs: formatting and lint checks, the dependency-direction check, the
+# Rust test suites, and the compatibility suite that drives a real node through the
+# published Python SDK and CLI.
+#
+# Env: RALEPH_CACHE_DIR  cache root (default ~/.cache/raleph)
+#      CARGO_TARGET_DIR  build directory (default $RALEPH_CACHE_DIR/target)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export RALEPH_CACHE_DIR="${RALEPH_CACHE_DIR:-$HOME/.cache/raleph}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$RALEPH_CACHE_DIR/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$RALEPH_CACHE_DIR"
+
+step() { echo "==> $*" >&2; }
+
+step "toolchain components"
+for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        rustup component add "$component"
+    fi
+done
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "dependency direction"
+scripts/check-deps.sh
+
+step "rust tests"
+cargo test --workspace --locked
+
+step "build the node"
+cargo build -p raleph --locked
+
+step "python clients"
+VENV="$(scripts/python-env.sh)"
+
+step "compatibility suite (aleph-sdk-python, aleph-client)"
+RALEPH_BIN="$CARGO_TARGET_DIR/debug/raleph" "$VENV/bin/pytest" tests/compat -q -p no:cacheprovider
+
+step "all tests passed"
