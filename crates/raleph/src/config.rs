@@ -16,6 +16,8 @@ pub struct NodeConfig {
     pub p2p_addr: SocketAddr,
     /// Peers to dial, as multiaddrs (used once the network layer lands).
     pub peers: Vec<String>,
+    /// The p2p identity key file; `None` means `<data_dir>/node-key` (network layer, later).
+    pub node_key: Option<PathBuf>,
     /// The index database: a SQLite file path; empty means `<data_dir>/index.sqlite`.
     pub database: String,
     /// fsync every commit (`full`), or only survive process crashes (`normal`).
@@ -39,6 +41,7 @@ impl Default for NodeConfig {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 4024)),
             p2p_addr: SocketAddr::from(([127, 0, 0, 1], 4025)),
             peers: Vec::new(),
+            node_key: None,
             database: String::new(),
             durability: Durability::Full,
             pipeline: Default::default(),

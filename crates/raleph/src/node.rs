@@ -30,6 +30,9 @@ pub struct NodeArgs {
     /// A peer to dial, as a multiaddr; repeatable (the network layer is not wired yet).
     #[arg(long = "peer")]
     peers: Vec<String>,
+    /// The node's p2p identity key file (default <data-dir>/node-key; used by the network layer).
+    #[arg(long, env = "RALEPH_NODE_KEY")]
+    node_key: Option<PathBuf>,
     /// The index database: a SQLite file path (default <data-dir>/index.sqlite).
     #[arg(long, env = "RALEPH_DATABASE")]
     database: Option<String>,
@@ -51,6 +54,9 @@ impl NodeArgs {
             config.p2p_addr = addr;
         }
         config.peers.extend(self.peers);
+        if let Some(key) = self.node_key {
+            config.node_key = Some(key);
+        }
         if let Some(database) = self.database {
             config.database = database;
         }
