@@ -9,6 +9,7 @@
 mod aggregates;
 mod cursor;
 mod error;
+pub mod files;
 mod messages;
 mod misc;
 mod params;
@@ -23,7 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use raleph_db::ReadStore;
 use raleph_pipeline::PipelineHandle;
-use raleph_storage::FileStore;
+use raleph_storage::{FileStore, StorageConfig};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use error::{ApiError, ApiResult};
@@ -57,6 +58,7 @@ pub struct AppState {
     pub pipeline: PipelineHandle,
     pub files: FileStore,
     pub config: Arc<ApiConfig>,
+    pub storage: Arc<StorageConfig>,
     /// The node's p2p addresses, for `/api/v0/info/public.json`.
     pub multiaddrs: Arc<Vec<String>>,
     pub(crate) websockets: Arc<std::sync::atomic::AtomicUsize>,
@@ -68,12 +70,14 @@ impl AppState {
         pipeline: PipelineHandle,
         files: FileStore,
         config: ApiConfig,
+        storage: StorageConfig,
     ) -> Self {
         AppState {
             reader,
             pipeline,
             files,
             config: Arc::new(config),
+            storage: Arc::new(storage),
             multiaddrs: Arc::new(Vec::new()),
             websockets: Arc::default(),
         }
@@ -106,8 +110,35 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/addresses/stats.json", get(misc::address_stats_v1))
         .route("/api/v0/addresses/{address}/balance", get(misc::balance))
         .route("/api/v0/price/estimate", post(misc::price_estimate))
-        .route("/api/v0/storage/add_json", post(misc::storage_add_json))
-        .route("/api/v0/storage/raw/{hash}", get(misc::storage_raw))
+        .route("/api/v0/storage/add_json", post(files::storage_add_json))
+        .route("/api/v0/ipfs/add_json", post(files::ipfs_add_json))
+        .route(
+            "/api/v0/storage/add_file",
+            post(files::storage_add_file).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v0/ipfs/add_file",
+            post(files::ipfs_add_file).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/v0/storage/raw/{hash}", get(files::raw))
+        .route("/ipfs/{cid}", get(files::raw))
+        .route("/api/v0/storage/count/{hash}", get(files::pin_count))
+        .route("/api/v0/storage/limits.json", get(files::limits))
+        .route("/api/v0/storage/metadata/{hash}", get(files::metadata))
+        .route(
+            "/api/v0/storage/by-message-hash/{hash}",
+            get(files::by_message),
+        )
+        .route("/api/v0/storage/by-ref/{tag}", get(files::by_ref))
+        .route(
+            "/api/v0/storage/by-ref/{address}/{tag}",
+            get(files::by_owner_ref),
+        )
+        .route("/api/v0/storage/{hash}", get(files::base64_file))
+        .route(
+            "/api/v0/addresses/{address}/files",
+            get(files::address_files),
+        )
         .route(
             "/api/v0/messages",
             post(messages::submit).get(messages::list),

@@ -42,6 +42,17 @@ pub async fn submit(State(state): State<AppState>, body: axum::body::Bytes) -> A
         .ok_or_else(|| ApiError::unprocessable("`message` is required"))?;
     let envelope =
         Envelope::from_json(message).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let (status, message_status) = publish(&state, envelope, sync).await?;
+    Ok(publication(status, Some(message_status)))
+}
+
+/// Submits a message to the pipeline and, for `sync`, waits for its fate: the HTTP status
+/// and `message_status` the reference answers with.
+pub(crate) async fn publish(
+    state: &AppState,
+    envelope: Envelope,
+    sync: bool,
+) -> ApiResult<(StatusCode, &'static str)> {
     let item_hash = envelope.item_hash.to_string();
     let mut events = sync.then(|| state.pipeline.subscribe());
     let outcome = state
@@ -53,50 +64,39 @@ pub async fn submit(State(state): State<AppState>, body: axum::body::Bytes) -> A
             other => ApiError::internal(other),
         })?;
     Ok(match outcome {
-        SubmitOutcome::Rejected(_) => {
-            publication(StatusCode::UNPROCESSABLE_ENTITY, Some("rejected"))
-        }
+        SubmitOutcome::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
         SubmitOutcome::Known(status) => known(status),
-        SubmitOutcome::Queued => match events.as_mut() {
-            None => publication(StatusCode::ACCEPTED, Some("pending")),
-            Some(events) => {
-                let timeout = Duration::from_secs_f64(state.config.sync_timeout_secs);
-                let waited = tokio::time::timeout(timeout, wait_for(events, &item_hash)).await;
-                match waited {
-                    Ok(Some(response)) => response,
-                    // Timed out, or events were missed: answer from the stored status.
-                    _ => {
-                        let hash = item_hash.clone();
-                        match state
-                            .read(move |r| r.status(&hash))
-                            .await?
-                            .map(|s| s.status)
-                        {
-                            Some(MessageStatus::Pending) | None => {
-                                publication(StatusCode::ACCEPTED, Some("pending"))
-                            }
-                            Some(MessageStatus::Rejected) => {
-                                publication(StatusCode::UNPROCESSABLE_ENTITY, Some("rejected"))
-                            }
-                            Some(status) => known(status),
-                        }
+        SubmitOutcome::Queued => {
+            let Some(events) = events.as_mut() else {
+                return Ok((StatusCode::ACCEPTED, "pending"));
+            };
+            let timeout = Duration::from_secs_f64(state.config.sync_timeout_secs);
+            match tokio::time::timeout(timeout, wait_for(events, &item_hash)).await {
+                Ok(Some(answer)) => answer,
+                // Timed out, or events were missed: answer from the stored status.
+                _ => {
+                    let hash = item_hash.clone();
+                    match state
+                        .read(move |r| r.status(&hash))
+                        .await?
+                        .map(|s| s.status)
+                    {
+                        Some(status) => known(status),
+                        None => (StatusCode::ACCEPTED, "pending"),
                     }
                 }
             }
-        },
+        }
     })
 }
 
-fn known(status: MessageStatus) -> Response {
+fn known(status: MessageStatus) -> (StatusCode, &'static str) {
     match status {
-        MessageStatus::Processed | MessageStatus::Removing => {
-            publication(StatusCode::OK, Some("processed"))
-        }
-        MessageStatus::Forgotten | MessageStatus::Removed => {
-            publication(StatusCode::GONE, Some(status.as_str()))
-        }
-        MessageStatus::Rejected => publication(StatusCode::UNPROCESSABLE_ENTITY, Some("rejected")),
-        MessageStatus::Pending => publication(StatusCode::ACCEPTED, Some("pending")),
+        MessageStatus::Processed | MessageStatus::Removing => (StatusCode::OK, "processed"),
+        MessageStatus::Forgotten => (StatusCode::GONE, "forgotten"),
+        MessageStatus::Removed => (StatusCode::GONE, "removed"),
+        MessageStatus::Rejected => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+        MessageStatus::Pending => (StatusCode::ACCEPTED, "pending"),
     }
 }
 
@@ -104,19 +104,15 @@ fn known(status: MessageStatus) -> Response {
 async fn wait_for(
     events: &mut tokio::sync::broadcast::Receiver<Event>,
     item_hash: &str,
-) -> Option<Response> {
+) -> Option<(StatusCode, &'static str)> {
     loop {
         match events.recv().await {
             Ok(event) if event.item_hash() == item_hash => {
                 return Some(match event {
-                    Event::Processed(_) | Event::Confirmed { .. } => {
-                        publication(StatusCode::OK, Some("processed"))
-                    }
-                    Event::Rejected { .. } => {
-                        publication(StatusCode::UNPROCESSABLE_ENTITY, Some("rejected"))
-                    }
-                    Event::Retrying { .. } => publication(StatusCode::ACCEPTED, Some("pending")),
-                    Event::Forgotten { .. } => publication(StatusCode::GONE, Some("forgotten")),
+                    Event::Processed(_) | Event::Confirmed { .. } => (StatusCode::OK, "processed"),
+                    Event::Rejected { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+                    Event::Retrying { .. } => (StatusCode::ACCEPTED, "pending"),
+                    Event::Forgotten { .. } => (StatusCode::GONE, "forgotten"),
                 });
             }
             Ok(_) => {}

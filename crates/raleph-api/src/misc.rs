@@ -162,41 +162,6 @@ pub async fn price_estimate(body: axum::body::Bytes) -> ApiResult<Json<Value>> {
     })))
 }
 
-/// Serializes as the reference's `add_json` does: sorted keys, compact, UTF-8.
-fn canonical_json(value: &Value) -> String {
-    fn sorted(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), sorted(&map[k])))
-                        .collect(),
-                )
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    sorted(value).to_string()
-}
-
-pub async fn storage_add_json(
-    State(state): State<AppState>,
-    body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::unprocessable(format!("body is not valid JSON: {e}")))?;
-    let bytes = canonical_json(&value).into_bytes();
-    let files = state.files.clone();
-    let hash = tokio::task::spawn_blocking(move || files.put_bytes(&bytes))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "status": "success", "hash": hash })))
-}
-
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let counts = state.read(|r| r.counts()).await?;
     let mut out = String::new();
@@ -238,44 +203,4 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         "# HELP pyaleph_build_info Node build.\n# TYPE pyaleph_build_info gauge\npyaleph_build_info{{version=\"raleph-{VERSION}\"}} 1"
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
-}
-
-/// `GET /api/v0/storage/raw/{hash}`: the bytes of a file the node holds.
-pub async fn storage_raw(
-    State(state): State<AppState>,
-    Path(hash): Path<String>,
-) -> ApiResult<Response> {
-    if raleph_message::ItemHash::parse(&hash).is_err() {
-        return Err(ApiError::bad_request(format!(
-            "{hash:?} is not a file hash"
-        )));
-    }
-    let files = state.files.clone();
-    let lookup = hash.clone();
-    let bytes = tokio::task::spawn_blocking(move || files.get(&lookup))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("file {hash} not found")))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_json_sorts_keys() {
-        let v: Value =
-            serde_json::from_str(r#"{"b":1,"a":{"d":"é","c":[{"z":1,"y":2}]}}"#).expect("json");
-        assert_eq!(
-            canonical_json(&v),
-            r#"{"a":{"c":[{"y":2,"z":1}],"d":"é"},"b":1}"#
-        );
-        let hello: Value = serde_json::from_str(r#"{"hello": "world"}"#).expect("json");
-        assert_eq!(
-            raleph_message::sha256_hex(canonical_json(&hello).as_bytes()),
-            "93a23971a914e5eacbf0a8d25154cda309c3c1c72fbb9914d47c60f3cb681588"
-        );
-    }
 }

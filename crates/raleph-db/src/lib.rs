@@ -100,9 +100,27 @@ pub trait WriteStore: Send {
     /// Whether a program or instance uses this STORE message (or its file tag) as a volume.
     fn store_used_by_vm(&mut self, store_hash: &str) -> Result<bool>;
 
+    // Files.
+    /// Records a file the node holds; `grace_until` keeps it alive until then without pins.
+    fn record_file(&mut self, file: &FileRecord, grace_until: Option<f64>) -> Result<()>;
+    /// The size of the file a volume reference designates (a STORE message hash, or a file
+    /// tag when `use_latest`), when the node knows it.
+    fn volume_file_size(&mut self, reference: &str, use_latest: bool) -> Result<Option<u64>>;
+    /// Deletes the records of files with no pin and no unexpired grace pin; returns their
+    /// sha256 so their bytes can be deleted.
+    fn collect_unpinned_files(&mut self, now: f64) -> Result<Vec<String>>;
+    fn file_known(&mut self, sha256: &str) -> Result<bool>;
+
     // FORGET.
     /// Deletes the message and what it derived, keeps a skeleton, sets status forgotten.
-    fn forget(&mut self, item_hash: &str, forgotten_by: &str, now: f64) -> Result<()>;
+    /// Files it pinned that have no pin left get a grace pin until `grace_until`.
+    fn forget(
+        &mut self,
+        item_hash: &str,
+        forgotten_by: &str,
+        now: f64,
+        grace_until: f64,
+    ) -> Result<()>;
     fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()>;
 }
 
@@ -123,6 +141,22 @@ pub trait ReadStore: Send + Sync + 'static {
     fn aggregates(&self, query: &AggregateQuery) -> Result<Vec<AggregateRecord>>;
     fn count_aggregates(&self, query: &AggregateQuery) -> Result<u64>;
     fn channels(&self) -> Result<Vec<String>>;
+    /// A file the node holds, by any of its identifiers.
+    fn file(&self, id: &str) -> Result<Option<FileRecord>>;
+    /// How many messages pin a file (STORE pins and non-inline message contents).
+    fn file_pin_count(&self, file: &FileRecord) -> Result<u64>;
+    /// The files an address's STORE messages pin, and their total size.
+    fn address_files(
+        &self,
+        address: &str,
+        limit: u64,
+        offset: u64,
+        order: SortOrder,
+    ) -> Result<(Vec<AddressFile>, u64, u64)>;
+    /// The file a STORE message pins.
+    fn file_of_message(&self, message_hash: &str) -> Result<Option<PinnedFile>>;
+    /// The file a tag points to now.
+    fn file_of_tag(&self, tag: &str) -> Result<Option<PinnedFile>>;
     fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>>;
     fn counts(&self) -> Result<Counts>;
 }

@@ -449,3 +449,39 @@ pub struct Counts {
     pub pending: u64,
     pub by_status: Vec<(MessageStatus, u64)>,
 }
+
+/// A file the node holds, by every identifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRecord {
+    pub sha256: String,
+    pub size: u64,
+    pub cid_v0: String,
+    pub cid_v1: Option<String>,
+    pub created: f64,
+}
+
+impl FileRecord {
+    /// Whether `id` names this file.
+    pub fn is_named(&self, id: &str) -> bool {
+        id == self.sha256 || id == self.cid_v0 || self.cid_v1.as_deref() == Some(id)
+    }
+}
+
+/// A file in an address's listing: what its STORE message pinned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddressFile {
+    pub file_hash: String,
+    pub size: u64,
+    pub created: f64,
+    pub item_hash: String,
+}
+
+/// The file a STORE message (or a file tag) points to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PinnedFile {
+    pub message_hash: String,
+    pub file_hash: String,
+    pub owner: String,
+    pub tag: String,
+    pub size: Option<u64>,
+}

@@ -39,6 +39,11 @@ pub(crate) fn process_message(
         (Some(inline), _) => (inline.as_bytes(), inline.chars().count() as u64),
         (None, item_type) => match w.content.load(item_type, env.item_hash.as_str()) {
             Ok(Some(bytes)) => {
+                // The content file is pinned by this message from now on: make sure the
+                // garbage collector knows the file.
+                if let Ok(Some(file)) = w.content.file(env.item_hash.as_str()) {
+                    w.store.record_file(&file, None)?;
+                }
                 loaded = bytes;
                 (&loaded, loaded.len() as u64)
             }
@@ -63,6 +68,7 @@ pub(crate) fn process_message(
     if let Err(failure) = w.payments.check(env, &content) {
         return Ok(Applied::Failed(failure));
     }
+    let grace_until = crate::now() + w.config.file_grace_period_secs;
     let store = w.store.as_mut();
     let checked = match &content.typed {
         TypedContent::Post(post) => apply_post(store, env, &content, post)?,
@@ -70,7 +76,7 @@ pub(crate) fn process_message(
         TypedContent::Store(file) => apply_store(w, env, &content, file)?,
         TypedContent::Program(vm) => apply_vm(store, env, &content, vm, "program")?,
         TypedContent::Instance(vm) => apply_vm(store, env, &content, vm, "instance")?,
-        TypedContent::Forget(forget) => apply_forget(store, env, &content, forget)?,
+        TypedContent::Forget(forget) => apply_forget(store, env, &content, forget, grace_until)?,
     };
     if let Err(failure) = checked {
         return Ok(Applied::Failed(failure));
@@ -219,13 +225,23 @@ fn apply_store(w: &mut Writer, env: &Envelope, content: &Content, file: &StoreCo
     if !is_authorized(store, &action(env, &content.address))? {
         return permission_denied();
     }
-    if !w.content.has_file(file.item_type, file.item_hash.as_str()) {
+    let held = match w.content.file(file.item_hash.as_str()) {
+        Ok(held) => held,
+        Err(e) => {
+            return fail(
+                ErrorCode::FileUnavailable,
+                format!("reading the file failed: {e}"),
+            );
+        }
+    };
+    let Some(held) = held else {
         return fail(
             ErrorCode::FileUnavailable,
             json!({"file": file.item_hash.as_str()}),
         );
-    }
+    };
     let store = w.store.as_mut();
+    store.record_file(&held, None)?;
     // The file tag this STORE updates: its own hash, another STORE it refines, or a free name.
     let tag = match file.reference.as_deref() {
         None => env.item_hash.to_string(),
@@ -299,6 +315,21 @@ fn apply_vm(
                 json!({"volume": volume.role, "ref": volume.reference}),
             );
         }
+        // A persistent volume or rootfs must be able to hold the file it starts from.
+        let volume_size = volume.size_mib.map(|mib| mib.saturating_mul(1024 * 1024));
+        if let Some(volume_size) = volume_size
+            && let Some(parent_size) =
+                store.volume_file_size(&volume.reference, volume.use_latest)?
+            && parent_size > volume_size
+        {
+            let details = json!({
+                "volume_name": volume.role,
+                "parent_ref": volume.reference,
+                "parent_size": parent_size,
+                "volume_size": volume_size,
+            });
+            return fail(ErrorCode::VmVolumeTooSmall, details);
+        }
     }
     store.insert_vm(&NewVm {
         item_hash: env.item_hash.to_string(),
@@ -323,6 +354,7 @@ fn apply_forget(
     env: &Envelope,
     content: &Content,
     forget: &ForgetContent,
+    grace_until: f64,
 ) -> Check {
     let mut hashes: Vec<String> = forget.hashes.iter().map(ItemHash::to_string).collect();
     for key in &forget.aggregates {
@@ -386,11 +418,11 @@ fn apply_forget(
                 // Forgetting an original post forgets its amends with it.
                 for amend in store.amends_of(&hash)? {
                     if store.status(&amend)?.is_some_and(MessageStatus::is_live) {
-                        store.forget(&amend, by, now)?;
+                        store.forget(&amend, by, now, grace_until)?;
                     }
                 }
                 if store.status(&hash)?.is_some_and(MessageStatus::is_live) {
-                    store.forget(&hash, by, now)?;
+                    store.forget(&hash, by, now, grace_until)?;
                 }
             }
         }

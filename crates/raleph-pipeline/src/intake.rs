@@ -2,7 +2,7 @@
 
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use raleph_db::{ErrorCode, Failure, MessageStatus};
+use raleph_db::{ErrorCode, Failure, FileRecord, MessageStatus};
 use raleph_message::Envelope;
 use tokio::sync::{broadcast, oneshot};
 
@@ -14,6 +14,27 @@ pub(crate) struct Submission {
     /// The signature check, done before the submission reached the writer.
     pub verdict: Result<(), Failure>,
     pub reply: oneshot::Sender<Result<SubmitOutcome, SubmitError>>,
+}
+
+/// What the writer thread is asked to do.
+pub(crate) enum Command {
+    Submit(Box<Submission>),
+    StoreFile {
+        upload: Box<dyn PendingUpload>,
+        /// Keep the file for the grace period even with no pin (an unclaimed upload).
+        grace: bool,
+        reply: oneshot::Sender<Result<FileRecord, SubmitError>>,
+    },
+    CollectGarbage {
+        reply: oneshot::Sender<Result<usize, SubmitError>>,
+    },
+}
+
+/// An uploaded file, complete and checked, waiting to enter the file store. The writer
+/// thread commits it, so a file never appears or disappears between the garbage collector's
+/// decision and its deletion.
+pub trait PendingUpload: Send + 'static {
+    fn commit(self: Box<Self>) -> std::io::Result<FileRecord>;
 }
 
 /// What became of a submission once it was durably recorded.
@@ -41,7 +62,7 @@ pub enum SubmitError {
 /// A cloneable handle to the running pipeline.
 #[derive(Clone)]
 pub struct PipelineHandle {
-    pub(crate) submissions: SyncSender<Submission>,
+    pub(crate) commands: SyncSender<Command>,
     pub(crate) events: broadcast::Sender<Event>,
 }
 
@@ -55,24 +76,48 @@ impl PipelineHandle {
         origin: &'static str,
     ) -> Result<SubmitOutcome, SubmitError> {
         let (envelope, verdict) = tokio::task::spawn_blocking(move || {
-            let verdict = verify_envelope(&envelope);
+            let verdict = verify_signature(&envelope);
             (envelope, verdict)
         })
         .await
         .map_err(|_| SubmitError::Stopped)?;
         let (reply, outcome) = oneshot::channel();
-        self.submissions
-            .try_send(Submission {
-                envelope,
-                origin,
-                verdict,
-                reply,
-            })
-            .map_err(|e| match e {
-                TrySendError::Full(_) => SubmitError::Busy,
-                TrySendError::Disconnected(_) => SubmitError::Stopped,
-            })?;
+        self.send(Command::Submit(Box::new(Submission {
+            envelope,
+            origin,
+            verdict,
+            reply,
+        })))?;
         outcome.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// Moves an upload into the file store and records it.
+    pub async fn store_file(
+        &self,
+        upload: Box<dyn PendingUpload>,
+        grace: bool,
+    ) -> Result<FileRecord, SubmitError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(Command::StoreFile {
+            upload,
+            grace,
+            reply,
+        })?;
+        outcome.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// Deletes files that no pin holds any more; returns how many.
+    pub async fn collect_garbage(&self) -> Result<usize, SubmitError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(Command::CollectGarbage { reply })?;
+        outcome.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    fn send(&self, command: Command) -> Result<(), SubmitError> {
+        self.commands.try_send(command).map_err(|e| match e {
+            TrySendError::Full(_) => SubmitError::Busy,
+            TrySendError::Disconnected(_) => SubmitError::Stopped,
+        })
     }
 
     /// Processing events from now on.
@@ -82,7 +127,7 @@ impl PipelineHandle {
 }
 
 /// Checks the signature of an envelope against its chain's scheme.
-pub(crate) fn verify_envelope(envelope: &Envelope) -> Result<(), Failure> {
+pub fn verify_signature(envelope: &Envelope) -> Result<(), Failure> {
     let Some(signature) = envelope.signature.as_deref() else {
         return Err(Failure::new(
             ErrorCode::InvalidSignature,

@@ -19,18 +19,23 @@ mod writer;
 
 use std::sync::Arc;
 
-use raleph_db::{Failure, MessageRecord};
+use raleph_db::{Failure, FileRecord, MessageRecord};
 use raleph_message::{Content, Envelope, ItemType};
 
-pub use intake::{PipelineHandle, SubmitError, SubmitOutcome};
+pub use intake::{PendingUpload, PipelineHandle, SubmitError, SubmitOutcome, verify_signature};
 pub use writer::spawn;
 
-/// Where the content of non-inline messages and the files of STORE messages come from.
+/// Where the content of non-inline messages and the files of STORE messages come from, and
+/// where unpinned files are deleted.
 pub trait ContentSource: Send + Sync + 'static {
     /// The bytes for an item hash, if available now.
     fn load(&self, item_type: ItemType, hash: &str) -> std::io::Result<Option<Vec<u8>>>;
-    /// Whether a file is available (without reading it).
-    fn has_file(&self, item_type: ItemType, hash: &str) -> bool;
+    /// A file the node holds, by any of its identifiers (without reading it).
+    fn file(&self, id: &str) -> std::io::Result<Option<FileRecord>>;
+    /// Deletes a file's bytes.
+    fn delete_file(&self, sha256: &str) -> std::io::Result<()>;
+    /// Every file held, with when it was stored: for sweeping files nothing recorded.
+    fn list_files(&self) -> std::io::Result<Vec<(String, std::time::SystemTime)>>;
 }
 
 /// The one place where payment is decided. The default, [`NoPayments`], charges nothing.
@@ -67,6 +72,10 @@ pub struct PipelineConfig {
     pub max_retries: u32,
     /// Ceiling of the retry backoff, in seconds.
     pub max_backoff_secs: f64,
+    /// How long a file with no pin left is kept before the garbage collector deletes it.
+    /// Set from `storage.grace_period_secs`.
+    #[serde(skip)]
+    pub file_grace_period_secs: f64,
 }
 
 impl Default for PipelineConfig {
@@ -77,6 +86,7 @@ impl Default for PipelineConfig {
             process_batch: 500,
             max_retries: 10,
             max_backoff_secs: 300.0,
+            file_grace_period_secs: 24.0 * 3600.0,
         }
     }
 }

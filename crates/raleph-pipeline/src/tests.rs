@@ -15,14 +15,24 @@ use super::*;
 struct Files(FileStore);
 
 impl ContentSource for Files {
-    fn load(&self, item_type: ItemType, hash: &str) -> std::io::Result<Option<Vec<u8>>> {
-        match item_type {
-            ItemType::Storage => self.0.get(hash).map_err(std::io::Error::other),
-            _ => Ok(None),
-        }
+    fn load(&self, _: ItemType, hash: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.0.get(hash).map_err(std::io::Error::other)
     }
-    fn has_file(&self, item_type: ItemType, hash: &str) -> bool {
-        item_type == ItemType::Storage && self.0.contains(hash)
+    fn file(&self, id: &str) -> std::io::Result<Option<raleph_db::FileRecord>> {
+        let info = self.0.info(id).map_err(std::io::Error::other)?;
+        Ok(info.map(|i| raleph_db::FileRecord {
+            sha256: i.sha256,
+            size: i.size,
+            cid_v0: i.cid_v0,
+            cid_v1: i.cid_v1,
+            created: crate::now(),
+        }))
+    }
+    fn delete_file(&self, sha256: &str) -> std::io::Result<()> {
+        self.0.delete(sha256).map_err(std::io::Error::other)
+    }
+    fn list_files(&self) -> std::io::Result<Vec<(String, std::time::SystemTime)>> {
+        Ok(Vec::new())
     }
 }
 
@@ -462,8 +472,9 @@ async fn storage_content_and_store_files() {
         json!({"address": me, "time": t, "type": "note", "content": {"big": "x".repeat(100)}});
     let hash = node
         .files
-        .put_bytes(content.to_string().as_bytes())
-        .expect("put");
+        .put_bytes(content.to_string().as_bytes(), false)
+        .expect("put")
+        .sha256;
     let message = sign(&alice, MessageType::Post, None, hash.clone(), "TEST", t);
     assert!(processed(&run(&node, message).await));
     // A STORE whose file the node lacks waits; once the file is there it is processed.
@@ -481,7 +492,7 @@ async fn storage_content_and_store_files() {
         rejected_with(&run(&node, store).await),
         Some(ErrorCode::FileUnavailable)
     );
-    node.files.put_bytes(&file).expect("put file");
+    node.files.put_bytes(&file, false).expect("put file");
     tokio::time::timeout(Duration::from_secs(10), async {
         while status(&node, &store_hash) != Some(MessageStatus::Processed) {
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -13,7 +13,7 @@ use rand::Rng;
 use tokio::sync::broadcast;
 
 use crate::handlers::{Applied, process_message};
-use crate::intake::{Submission, SubmitError, SubmitOutcome};
+use crate::intake::{Command, PendingUpload, Submission, SubmitError, SubmitOutcome};
 use crate::{ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle, now};
 
 /// Longest the writer sleeps when nothing is due, so it notices a stopped node.
@@ -26,10 +26,10 @@ pub fn spawn(
     payments: Arc<dyn PaymentPolicy>,
     config: PipelineConfig,
 ) -> std::io::Result<(PipelineHandle, std::thread::JoinHandle<()>)> {
-    let (submissions, inbox) = sync_channel(config.intake_queue.max(1));
+    let (commands, inbox) = sync_channel(config.intake_queue.max(1));
     let (events, _) = broadcast::channel(4096);
     let handle = PipelineHandle {
-        submissions,
+        commands,
         events: events.clone(),
     };
     let mut writer = Writer {
@@ -49,28 +49,38 @@ pub(crate) struct Writer {
     pub(crate) store: Box<dyn WriteStore>,
     pub(crate) content: Arc<dyn ContentSource>,
     pub(crate) payments: Arc<dyn PaymentPolicy>,
-    config: PipelineConfig,
+    pub(crate) config: PipelineConfig,
     events: broadcast::Sender<Event>,
 }
 
 impl Writer {
-    fn run(&mut self, inbox: Receiver<Submission>) {
+    fn run(&mut self, inbox: Receiver<Command>) {
         loop {
             let wait = self.time_until_due();
             let first = match inbox.recv_timeout(wait) {
-                Ok(s) => Some(s),
+                Ok(command) => Some(command),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             if let Some(first) = first {
-                let mut batch = vec![first];
-                while batch.len() < self.config.intake_batch {
-                    match inbox.try_recv() {
-                        Ok(s) => batch.push(s),
-                        Err(_) => break,
+                let mut submissions = Vec::new();
+                let mut others = Vec::new();
+                let mut next = Some(first);
+                while let Some(command) = next.take() {
+                    match command {
+                        Command::Submit(s) => submissions.push(*s),
+                        other => others.push(other),
+                    }
+                    if submissions.len() + others.len() < self.config.intake_batch {
+                        next = inbox.try_recv().ok();
                     }
                 }
-                self.commit_intake(batch);
+                if !submissions.is_empty() {
+                    self.commit_intake(submissions);
+                }
+                for command in others {
+                    self.run_command(command);
+                }
             }
             // One processing batch per turn, so intake is never starved by a long backlog.
             self.process_due();
@@ -89,6 +99,91 @@ impl Writer {
                 IDLE_WAIT
             }
         }
+    }
+
+    fn run_command(&mut self, command: Command) {
+        match command {
+            Command::Submit(s) => self.commit_intake(vec![*s]),
+            Command::StoreFile {
+                upload,
+                grace,
+                reply,
+            } => {
+                let _ = reply.send(self.store_file(upload, grace));
+            }
+            Command::CollectGarbage { reply } => {
+                let _ = reply.send(self.collect_garbage());
+            }
+        }
+    }
+
+    fn grace_until(&self) -> f64 {
+        now() + self.config.file_grace_period_secs
+    }
+
+    fn store_file(
+        &mut self,
+        upload: Box<dyn PendingUpload>,
+        grace: bool,
+    ) -> Result<raleph_db::FileRecord, SubmitError> {
+        let file = upload
+            .commit()
+            .map_err(|e| SubmitError::Store(format!("storing the file failed: {e}")))?;
+        let grace_until = grace.then(|| self.grace_until());
+        let recorded = self.store.begin().and_then(|()| {
+            self.store.record_file(&file, grace_until)?;
+            self.store.commit()
+        });
+        if let Err(e) = recorded {
+            let _ = self.store.rollback();
+            // The bytes stay on disk unrecorded; the sweep deletes them after the grace period.
+            return Err(SubmitError::Store(e.to_string()));
+        }
+        Ok(file)
+    }
+
+    /// Deletes the records, then the bytes, of files no pin holds; then sweeps files on disk
+    /// that were never recorded (a crash between writing and recording) once they are older
+    /// than the grace period. Runs on the writer thread, so no pin can appear meanwhile.
+    fn collect_garbage(&mut self) -> Result<usize, SubmitError> {
+        let store_error = |e: raleph_db::StoreError| SubmitError::Store(e.to_string());
+        let unpinned = self
+            .store
+            .begin()
+            .and_then(|()| {
+                let unpinned = self.store.collect_unpinned_files(now())?;
+                self.store.commit()?;
+                Ok(unpinned)
+            })
+            .map_err(|e| {
+                let _ = self.store.rollback();
+                store_error(e)
+            })?;
+        let mut deleted = 0;
+        for sha256 in &unpinned {
+            match self.content.delete_file(sha256) {
+                Ok(()) => deleted += 1,
+                Err(e) => tracing::warn!(%sha256, "failed to delete an unpinned file: {e}"),
+            }
+        }
+        let grace = Duration::from_secs_f64(self.config.file_grace_period_secs.max(0.0));
+        let files = self
+            .content
+            .list_files()
+            .map_err(|e| SubmitError::Store(e.to_string()))?;
+        for (sha256, stored_at) in files {
+            let old_enough = stored_at.elapsed().is_ok_and(|age| age >= grace);
+            if old_enough && !self.store.file_known(&sha256).map_err(store_error)? {
+                match self.content.delete_file(&sha256) {
+                    Ok(()) => deleted += 1,
+                    Err(e) => tracing::warn!(%sha256, "failed to delete an unrecorded file: {e}"),
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "garbage collector deleted unpinned files");
+        }
+        Ok(deleted)
     }
 
     /// Records a batch of submissions in one durable transaction, then answers each.
@@ -222,7 +317,7 @@ impl Writer {
             _ => {}
         }
         if !row.signature_verified
-            && let Err(failure) = crate::intake::verify_envelope(&envelope)
+            && let Err(failure) = crate::intake::verify_signature(&envelope)
         {
             return self.reject(row, failure);
         }

@@ -24,6 +24,7 @@ pub struct NodeConfig {
     pub durability: Durability,
     pub pipeline: raleph_pipeline::PipelineConfig,
     pub api: raleph_api::ApiConfig,
+    pub storage: raleph_storage::StorageConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
@@ -46,6 +47,7 @@ impl Default for NodeConfig {
             durability: Durability::Full,
             pipeline: Default::default(),
             api: Default::default(),
+            storage: Default::default(),
         }
     }
 }

@@ -4,11 +4,13 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use raleph_api::{ApiConfig, AppState};
+use raleph_db::FileRecord;
 use raleph_message::ItemType;
-use raleph_pipeline::{ContentSource, NoPayments, PaymentPolicy};
+use raleph_pipeline::{ContentSource, NoPayments, PaymentPolicy, PipelineHandle, SubmitError};
 use raleph_storage::FileStore;
 
 use crate::config::{Durability, NodeConfig};
@@ -68,17 +70,45 @@ impl NodeArgs {
 struct LocalContent(FileStore);
 
 impl ContentSource for LocalContent {
-    fn load(&self, item_type: ItemType, hash: &str) -> std::io::Result<Option<Vec<u8>>> {
-        match item_type {
-            ItemType::Storage => self.0.get(hash).map_err(std::io::Error::other),
-            // IPFS content comes with the file storage issue.
-            _ => Ok(None),
-        }
+    fn load(&self, _: ItemType, hash: &str) -> std::io::Result<Option<Vec<u8>>> {
+        // The store finds a file by its sha256 or by any CID it computed for it.
+        self.0.get(hash).map_err(std::io::Error::other)
     }
 
-    fn has_file(&self, item_type: ItemType, hash: &str) -> bool {
-        item_type == ItemType::Storage && self.0.contains(hash)
+    fn file(&self, id: &str) -> std::io::Result<Option<FileRecord>> {
+        let info = self.0.info(id).map_err(std::io::Error::other)?;
+        Ok(info.as_ref().map(raleph_api::files::file_record))
     }
+
+    fn delete_file(&self, sha256: &str) -> std::io::Result<()> {
+        self.0.delete(sha256).map_err(std::io::Error::other)
+    }
+
+    fn list_files(&self) -> std::io::Result<Vec<(String, SystemTime)>> {
+        let mut files = Vec::new();
+        for sha256 in self.0.list().map_err(std::io::Error::other)? {
+            if let Some(stored_at) = self.0.stored_at(&sha256).map_err(std::io::Error::other)? {
+                files.push((sha256, stored_at));
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// Runs the garbage collector every `interval`, for the life of the node.
+fn spawn_garbage_collector(pipeline: PipelineHandle, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match pipeline.collect_garbage().await {
+                Ok(_) => {}
+                Err(SubmitError::Stopped) => return,
+                Err(e) => tracing::warn!("garbage collection failed: {e}"),
+            }
+        }
+    });
 }
 
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -105,15 +135,29 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let files = FileStore::open(config.data_dir.join("files")).context("open file store")?;
     let payments: Arc<dyn PaymentPolicy> = Arc::new(NoPayments);
     tracing::info!("{}", payments.describe());
+    let pipeline_config = raleph_pipeline::PipelineConfig {
+        file_grace_period_secs: config.storage.grace_period_secs,
+        ..config.pipeline.clone()
+    };
     let (pipeline, writer_thread) = raleph_pipeline::spawn(
         Box::new(writer),
         Arc::new(LocalContent(files.clone())),
         payments,
-        config.pipeline.clone(),
+        pipeline_config,
     )
     .context("start pipeline")?;
+    spawn_garbage_collector(
+        pipeline.clone(),
+        Duration::from_secs_f64(config.storage.gc_interval_secs.max(0.1)),
+    );
     let api_config: ApiConfig = config.api.clone();
-    let state = AppState::new(Arc::new(reader), pipeline, files, api_config);
+    let state = AppState::new(
+        Arc::new(reader),
+        pipeline,
+        files,
+        api_config,
+        config.storage.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
         .with_context(|| format!("bind API address {}", config.api_addr))?;

@@ -266,6 +266,31 @@ fn aggregate_filter(q: &AggregateQuery) -> Filter {
     f
 }
 
+impl SqliteReader {
+    fn pinned_file(&self, condition: &str, key: &str) -> Result<Option<PinnedFile>> {
+        let sql = format!(
+            "SELECT p.message_hash, p.file_hash, p.owner, p.tag, f.size FROM file_pins p
+             LEFT JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1) {condition} LIMIT 1"
+        );
+        self.pool.with(|conn| {
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_row([key], |r| {
+                        Ok(PinnedFile {
+                            message_hash: r.get(0)?,
+                            file_hash: r.get(1)?,
+                            owner: r.get(2)?,
+                            tag: r.get(3)?,
+                            size: r.get::<_, Option<i64>>(4)?.map(|s| s.max(0) as u64),
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(backend)
+        })
+    }
+}
+
 impl ReadStore for SqliteReader {
     fn message(&self, item_hash: &str) -> Result<Option<MessageRecord>> {
         self.pool.with(|conn| {
@@ -476,6 +501,95 @@ impl ReadStore for SqliteReader {
                 |r| r.get(0),
             )
         })
+    }
+
+    fn file(&self, id: &str) -> Result<Option<FileRecord>> {
+        self.pool.with(|conn| {
+            conn.prepare_cached(
+                "SELECT hash, size, cid_v0, cid_v1, created FROM files
+                 WHERE hash = ?1 OR cid_v0 = ?1 OR cid_v1 = ?1 LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |r| {
+                    Ok(FileRecord {
+                        sha256: r.get(0)?,
+                        size: r.get::<_, i64>(1)?.max(0) as u64,
+                        cid_v0: r.get(2)?,
+                        cid_v1: r.get(3)?,
+                        created: r.get(4)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(backend)
+        })
+    }
+
+    fn file_pin_count(&self, file: &FileRecord) -> Result<u64> {
+        let ids = [
+            SqlValue::Text(file.sha256.clone()),
+            SqlValue::Text(file.cid_v0.clone()),
+            SqlValue::Text(file.cid_v1.clone().unwrap_or_default()),
+        ];
+        let params: Vec<SqlValue> = ids.iter().chain(ids.iter()).cloned().collect();
+        self.pool.with(|conn| {
+            count(
+                conn,
+                "SELECT (SELECT count(*) FROM file_pins WHERE file_hash IN (?, ?, ?))
+                      + (SELECT count(*) FROM messages WHERE item_hash IN (?, ?, ?) AND item_type != 'inline')",
+                &params,
+            )
+        })
+    }
+
+    fn address_files(
+        &self,
+        address: &str,
+        limit: u64,
+        offset: u64,
+        order: SortOrder,
+    ) -> Result<(Vec<AddressFile>, u64, u64)> {
+        let address = SqlValue::Text(address.to_owned());
+        let sql = format!(
+            "SELECT p.file_hash, coalesce(f.size, 0), p.created, p.message_hash FROM file_pins p
+             LEFT JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1)
+             WHERE p.owner = ? {} {}",
+            order_by("p.created", "p.message_hash", order),
+            limit_offset(limit, offset)
+        );
+        self.pool.with(|conn| {
+            let files = collect(conn, &sql, std::slice::from_ref(&address), |r| {
+                Ok(AddressFile {
+                    file_hash: r.get(0)?,
+                    size: r.get::<_, i64>(1)?.max(0) as u64,
+                    created: r.get(2)?,
+                    item_hash: r.get(3)?,
+                })
+            })?;
+            let total = count(
+                conn,
+                "SELECT count(*) FROM file_pins WHERE owner = ?",
+                std::slice::from_ref(&address),
+            )?;
+            let total_size = count(
+                conn,
+                "SELECT coalesce(sum(f.size), 0) FROM file_pins p
+                 JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1) WHERE p.owner = ?",
+                &[address],
+            )?;
+            Ok((files, total, total_size))
+        })
+    }
+
+    fn file_of_message(&self, message_hash: &str) -> Result<Option<PinnedFile>> {
+        self.pinned_file("WHERE p.message_hash = ?1", message_hash)
+    }
+
+    fn file_of_tag(&self, tag: &str) -> Result<Option<PinnedFile>> {
+        self.pinned_file(
+            "WHERE p.message_hash = (SELECT message_hash FROM file_tags WHERE tag = ?1)",
+            tag,
+        )
     }
 
     fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>> {

@@ -170,6 +170,24 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX vm_volumes_by_ref ON vm_volumes (ref);
     "#,
+    // 2: files held by the node and the time-limited pins that keep unclaimed uploads alive.
+    r#"
+    CREATE TABLE files (
+        hash TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        cid_v0 TEXT NOT NULL,
+        cid_v1 TEXT,
+        created REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX files_by_cid_v0 ON files (cid_v0);
+    CREATE INDEX files_by_cid_v1 ON files (cid_v1) WHERE cid_v1 IS NOT NULL;
+
+    CREATE TABLE grace_pins (
+        file_hash TEXT PRIMARY KEY,
+        until REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX file_pins_by_owner ON file_pins (owner, created);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -43,6 +43,31 @@ impl SqliteWriter {
     }
 }
 
+impl SqliteWriter {
+    fn grace_pin(&self, sha256: &str, until: f64) -> Result<()> {
+        self.exec(
+            "INSERT INTO grace_pins (file_hash, until) VALUES (?1, ?2)
+             ON CONFLICT (file_hash) DO UPDATE SET until = max(until, excluded.until)",
+            params![sha256, until],
+        )
+        .map(drop)
+    }
+
+    /// A pin on `file` (any of its identifiers) went away: if none remains, the file lives
+    /// on until `grace_until`, then the garbage collector may delete it.
+    fn release_file(&self, file: &str, grace_until: f64) -> Result<()> {
+        let sha256: Option<String> = self.one(
+            "SELECT hash FROM files WHERE hash = ?1 OR cid_v0 = ?1 OR cid_v1 = ?1 LIMIT 1",
+            [file],
+            |r| r.get(0),
+        )?;
+        match sha256 {
+            Some(sha256) => self.grace_pin(&sha256, grace_until),
+            None => Ok(()),
+        }
+    }
+}
+
 fn to_json(v: &Value) -> String {
     v.to_string()
 }
@@ -506,7 +531,81 @@ impl WriteStore for SqliteWriter {
         Ok(used)
     }
 
-    fn forget(&mut self, item_hash: &str, forgotten_by: &str, now: f64) -> Result<()> {
+    fn record_file(&mut self, file: &FileRecord, grace_until: Option<f64>) -> Result<()> {
+        self.exec(
+            "INSERT INTO files (hash, size, cid_v0, cid_v1, created) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (hash) DO UPDATE SET cid_v1 = coalesce(excluded.cid_v1, files.cid_v1)",
+            params![
+                file.sha256,
+                file.size as i64,
+                file.cid_v0,
+                file.cid_v1,
+                file.created
+            ],
+        )?;
+        if let Some(until) = grace_until {
+            self.grace_pin(&file.sha256, until)?;
+        }
+        Ok(())
+    }
+
+    fn volume_file_size(&mut self, reference: &str, use_latest: bool) -> Result<Option<u64>> {
+        let file_hash = if use_latest {
+            let tagged = self.one(
+                "SELECT file_hash FROM file_tags WHERE tag = ?1",
+                [reference],
+                |r| r.get(0),
+            )?;
+            match tagged {
+                Some(hash) => Some(hash),
+                None => self.file_pin(reference)?.map(|p| p.file_hash),
+            }
+        } else {
+            self.file_pin(reference)?.map(|p| p.file_hash)
+        };
+        let Some(file_hash) = file_hash else {
+            return Ok(None);
+        };
+        self.one(
+            "SELECT size FROM files WHERE hash = ?1 OR cid_v0 = ?1 OR cid_v1 = ?1 LIMIT 1",
+            [file_hash],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|size| size.map(|s| s.max(0) as u64))
+    }
+
+    fn collect_unpinned_files(&mut self, now: f64) -> Result<Vec<String>> {
+        let unpinned = self.strings(
+            "SELECT f.hash FROM files f
+             WHERE NOT EXISTS (SELECT 1 FROM grace_pins g WHERE g.file_hash = f.hash AND g.until > ?1)
+               AND NOT EXISTS (SELECT 1 FROM file_pins p
+                               WHERE p.file_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, '')))
+               AND NOT EXISTS (SELECT 1 FROM messages m
+                               WHERE m.item_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, ''))
+                                 AND m.item_type != 'inline')",
+            [now],
+        )?;
+        for hash in &unpinned {
+            self.exec("DELETE FROM files WHERE hash = ?1", [hash])?;
+            self.exec("DELETE FROM grace_pins WHERE file_hash = ?1", [hash])?;
+        }
+        self.exec("DELETE FROM grace_pins WHERE until <= ?1", [now])?;
+        Ok(unpinned)
+    }
+
+    fn file_known(&mut self, sha256: &str) -> Result<bool> {
+        Ok(self
+            .one("SELECT 1 FROM files WHERE hash = ?1", [sha256], |_| Ok(()))?
+            .is_some())
+    }
+
+    fn forget(
+        &mut self,
+        item_hash: &str,
+        forgotten_by: &str,
+        now: f64,
+        grace_until: f64,
+    ) -> Result<()> {
         let by = Value::from(vec![forgotten_by]).to_string();
         self.exec(
             "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
@@ -516,6 +615,12 @@ impl WriteStore for SqliteWriter {
             params![item_hash, by, now],
         )?;
         let facts = self.message_facts(item_hash)?;
+        // Files this message kept alive: its own content when not inline, its STORE file.
+        let mut released: Vec<String> = self.strings(
+            "SELECT item_hash FROM messages WHERE item_hash = ?1 AND item_type != 'inline'",
+            [item_hash],
+        )?;
+        released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
         self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
         self.exec("DELETE FROM message_tags WHERE item_hash = ?1", [item_hash])?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
@@ -552,6 +657,9 @@ impl WriteStore for SqliteWriter {
                 self.exec("DELETE FROM vm_volumes WHERE vm_hash = ?1", [item_hash])?;
             }
             _ => {}
+        }
+        for file in released {
+            self.release_file(&file, grace_until)?;
         }
         self.exec(
             "UPDATE message_status SET status = 'forgotten' WHERE item_hash = ?1",

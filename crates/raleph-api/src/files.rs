@@ -1,0 +1,736 @@
+//! Files: uploads (streamed to disk while hashed), downloads (streamed, with ranges), JSON
+//! documents, pin counts, per-address listings, and the IPFS-style gateway.
+
+use std::io::SeekFrom;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use futures::StreamExt;
+use raleph_db::FileRecord;
+use raleph_message::content::TypedContent;
+use raleph_message::{Content, Envelope, ItemHash, MessageType};
+use raleph_pipeline::{PendingUpload, SubmitError};
+use raleph_storage::{FileInfo, FileWriter, PendingFile, StorageError};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+use crate::shapes::iso_time;
+use crate::{AppState, messages};
+
+/// Largest `metadata` part of a multipart upload.
+const MAX_METADATA_BYTES: usize = 1024 * 1024;
+/// Chunks in flight between the network and the disk writer, per upload.
+const UPLOAD_QUEUE: usize = 16;
+
+/// The record the index keeps for a file the store holds.
+pub fn file_record(info: &FileInfo) -> FileRecord {
+    FileRecord {
+        sha256: info.sha256.clone(),
+        size: info.size,
+        cid_v0: info.cid_v0.clone(),
+        cid_v1: info.cid_v1.clone(),
+        created: raleph_pipeline::now(),
+    }
+}
+
+/// An upload the writer thread moves into the file store.
+struct Upload(PendingFile);
+
+impl PendingUpload for Upload {
+    fn commit(self: Box<Self>) -> std::io::Result<FileRecord> {
+        let info = self.0.commit().map_err(std::io::Error::other)?;
+        Ok(file_record(&info))
+    }
+}
+
+/// Which API an upload came through: it decides the limits and the identifier answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Storage,
+    Ipfs,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Storage => "storage",
+            Engine::Ipfs => "ipfs",
+        }
+    }
+}
+
+fn storage_error(e: StorageError) -> ApiError {
+    match e {
+        StorageError::TooLarge { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the file is larger than the limit of {limit} bytes"),
+        ),
+        StorageError::BadHash(hash) => {
+            ApiError::bad_request(format!("{hash:?} is not a file hash"))
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+fn pipeline_error(e: SubmitError) -> ApiError {
+    match e {
+        SubmitError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        other => ApiError::internal(other),
+    }
+}
+
+/// Streams chunks into a new file on a blocking thread, so hashing never stalls the async
+/// workers and memory stays bounded by the queue.
+struct Sink {
+    chunks: mpsc::Sender<Bytes>,
+    done: tokio::task::JoinHandle<Result<PendingFile, StorageError>>,
+}
+
+impl Sink {
+    fn start(mut writer: FileWriter) -> Sink {
+        let (chunks, mut incoming) = mpsc::channel::<Bytes>(UPLOAD_QUEUE);
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = incoming.blocking_recv() {
+                writer.write(&chunk)?;
+            }
+            writer.finish()
+        });
+        Sink { chunks, done }
+    }
+
+    /// Feeds one chunk; `false` when the writer stopped (over the limit, or a disk error).
+    async fn feed(&self, chunk: Bytes) -> bool {
+        self.chunks.send(chunk).await.is_ok()
+    }
+
+    async fn finish(self) -> ApiResult<PendingFile> {
+        drop(self.chunks);
+        self.done
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(storage_error)
+    }
+}
+
+fn new_writer(state: &AppState, limit: u64, with_cid_v1: bool) -> ApiResult<FileWriter> {
+    state
+        .files
+        .writer(limit, with_cid_v1)
+        .map_err(storage_error)
+}
+
+/// `metadata` of an authenticated upload: a signed STORE message.
+struct StoreRequest {
+    envelope: Envelope,
+    /// The file the message names.
+    file_hash: String,
+    sync: bool,
+}
+
+fn parse_metadata(text: &[u8]) -> ApiResult<StoreRequest> {
+    let metadata: Value = serde_json::from_slice(text)
+        .map_err(|e| ApiError::unprocessable(format!("metadata is not valid JSON: {e}")))?;
+    let message = metadata
+        .get("message")
+        .ok_or_else(|| ApiError::unprocessable("metadata needs a `message`"))?;
+    let envelope =
+        Envelope::from_json(message).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    if envelope.message_type != MessageType::Store {
+        return Err(ApiError::unprocessable(
+            "the metadata message must be a STORE",
+        ));
+    }
+    let raw = envelope
+        .item_content
+        .as_deref()
+        .ok_or_else(|| ApiError::unprocessable("the STORE message must be inline"))?;
+    let content = Content::parse(
+        MessageType::Store,
+        raw.as_bytes(),
+        &envelope.sender,
+        envelope.time,
+    )
+    .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let TypedContent::Store(store) = content.typed else {
+        return Err(ApiError::unprocessable(
+            "the metadata message must be a STORE",
+        ));
+    };
+    let sync = metadata
+        .get("sync")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(StoreRequest {
+        envelope,
+        file_hash: store.item_hash.into_string(),
+        sync,
+    })
+}
+
+/// The parts of an upload, read from a multipart body or a raw one.
+struct Received {
+    file: PendingFile,
+    name: Option<String>,
+    store: Option<StoreRequest>,
+}
+
+async fn receive(
+    state: &AppState,
+    request: Request,
+    engine: Engine,
+    with_cid_v1: bool,
+) -> ApiResult<Received> {
+    let limits = &state.storage;
+    let authenticated_limit = match engine {
+        Engine::Storage => limits.max_upload_bytes,
+        Engine::Ipfs => limits.max_ipfs_upload_bytes,
+    };
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !is_multipart {
+        // A raw body is an unauthenticated upload.
+        let limit = limits.max_unauthenticated_upload_bytes;
+        let sink = Sink::start(new_writer(state, limit, with_cid_v1)?);
+        let mut body = request.into_body().into_data_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("reading the body failed: {e}")))?;
+            if !sink.feed(chunk).await {
+                break;
+            }
+        }
+        return Ok(Received {
+            file: sink.finish().await?,
+            name: None,
+            store: None,
+        });
+    }
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
+    let mut store = None;
+    let mut file = None;
+    let mut name = None;
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(format!("malformed multipart body: {e}"))
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+        match field.name() {
+            Some("metadata") => {
+                let mut text = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                    if text.len() + chunk.len() > MAX_METADATA_BYTES {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "metadata is too large",
+                        ));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                store = Some(parse_metadata(&text)?);
+            }
+            Some("file") if file.is_none() => {
+                name = field.file_name().map(str::to_owned);
+                // Metadata may come after the file: until it is known, stream with the larger
+                // limit, and check the right one once the body is read.
+                let limit = match store {
+                    Some(_) => authenticated_limit,
+                    None => authenticated_limit.max(limits.max_unauthenticated_upload_bytes),
+                };
+                let sink = Sink::start(new_writer(state, limit, with_cid_v1)?);
+                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                    if !sink.feed(chunk).await {
+                        break;
+                    }
+                }
+                file = Some(sink.finish().await?);
+            }
+            // Unknown parts are read and ignored.
+            _ => while field.chunk().await.map_err(malformed)?.is_some() {},
+        }
+    }
+    let file = file.ok_or_else(|| ApiError::unprocessable("the upload has no `file` part"))?;
+    let limit = if store.is_some() {
+        authenticated_limit
+    } else {
+        limits.max_unauthenticated_upload_bytes
+    };
+    if file.info().size > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the file is larger than the limit of {limit} bytes"),
+        ));
+    }
+    Ok(Received { file, name, store })
+}
+
+/// `POST /api/v0/storage/add_file`.
+pub async fn storage_add_file(
+    State(state): State<AppState>,
+    request: Request,
+) -> ApiResult<Response> {
+    add_file(state, request, Engine::Storage, false).await
+}
+
+/// `POST /api/v0/ipfs/add_file`; `?cid_version=1` answers the CIDv1 (raw leaves).
+pub async fn ipfs_add_file(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> ApiResult<Response> {
+    let params = Params::parse(query.as_deref());
+    let with_cid_v1 = match params.get(&["cid_version", "cid-version"]) {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(_) => return Err(ApiError::unprocessable("cid_version must be 0 or 1")),
+    };
+    add_file(state, request, Engine::Ipfs, with_cid_v1).await
+}
+
+async fn add_file(
+    state: AppState,
+    request: Request,
+    engine: Engine,
+    with_cid_v1: bool,
+) -> ApiResult<Response> {
+    let Received { file, name, store } = receive(&state, request, engine, with_cid_v1).await?;
+    let info = file.info().clone();
+    let answered_hash = match (engine, with_cid_v1) {
+        (Engine::Storage, _) => info.sha256.clone(),
+        (Engine::Ipfs, false) => info.cid_v0.clone(),
+        (Engine::Ipfs, true) => info.cid_v1.clone().unwrap_or_else(|| info.cid_v0.clone()),
+    };
+    let Some(store) = store else {
+        // Unauthenticated: the file lives for the grace period unless a STORE pins it.
+        state
+            .pipeline
+            .store_file(Box::new(Upload(file)), true)
+            .await
+            .map_err(pipeline_error)?;
+        return Ok(upload_answer(
+            StatusCode::OK,
+            engine,
+            &answered_hash,
+            name,
+            info.size,
+        ));
+    };
+    let envelope = store.envelope;
+    let (envelope, verdict) = tokio::task::spawn_blocking(move || {
+        let verdict = raleph_pipeline::verify_signature(&envelope);
+        (envelope, verdict)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    if verdict.is_err() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the STORE message's signature is invalid",
+        ));
+    }
+    if !info.ids().any(|id| id == store.file_hash) {
+        return Err(ApiError::unprocessable(format!(
+            "the STORE message names file {}, the upload is {}",
+            store.file_hash, answered_hash
+        )));
+    }
+    state
+        .pipeline
+        .store_file(Box::new(Upload(file)), true)
+        .await
+        .map_err(pipeline_error)?;
+    let (status, _) = messages::publish(&state, envelope, store.sync).await?;
+    Ok(upload_answer(
+        status,
+        engine,
+        &answered_hash,
+        name,
+        info.size,
+    ))
+}
+
+fn upload_answer(
+    status: StatusCode,
+    engine: Engine,
+    hash: &str,
+    name: Option<String>,
+    size: u64,
+) -> Response {
+    let body = match engine {
+        Engine::Storage => json!({"status": "success", "hash": hash}),
+        Engine::Ipfs => {
+            json!({"status": "success", "hash": hash, "name": name.unwrap_or_default(), "size": size})
+        }
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Serializes as the reference's `add_json` does: sorted keys, compact, UTF-8.
+pub(crate) fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+async fn add_json(state: AppState, body: Bytes, engine: Engine) -> ApiResult<Json<Value>> {
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::unprocessable(format!("body is not valid JSON: {e}")))?;
+    let bytes = canonical_json(&value).into_bytes();
+    let mut writer = new_writer(&state, u64::MAX, false)?;
+    let file = tokio::task::spawn_blocking(move || {
+        writer.write(&bytes)?;
+        writer.finish()
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(storage_error)?;
+    let record = state
+        .pipeline
+        .store_file(Box::new(Upload(file)), true)
+        .await
+        .map_err(pipeline_error)?;
+    let hash = match engine {
+        Engine::Storage => record.sha256,
+        Engine::Ipfs => record.cid_v0,
+    };
+    Ok(Json(json!({ "status": "success", "hash": hash })))
+}
+
+pub async fn storage_add_json(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    add_json(state, body, Engine::Storage).await
+}
+
+pub async fn ipfs_add_json(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
+    add_json(state, body, Engine::Ipfs).await
+}
+
+fn checked_id(id: &str) -> ApiResult<()> {
+    ItemHash::parse(id)
+        .map(drop)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn locate(state: &AppState, id: &str) -> ApiResult<(std::path::PathBuf, FileInfo)> {
+    checked_id(id)?;
+    let files = state.files.clone();
+    let lookup = id.to_owned();
+    tokio::task::spawn_blocking(move || files.path_of(&lookup))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(storage_error)?
+        .ok_or_else(|| ApiError::not_found(format!("file {id} not found")))
+}
+
+/// One `bytes=` range of a `Range` header, resolved against the file size.
+fn byte_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(value) = headers.get(header::RANGE) else {
+        return Ok(None);
+    };
+    let unsatisfiable = || {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "invalid or unsatisfiable range",
+        )
+    };
+    let spec = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("bytes="))
+        .ok_or_else(unsatisfiable)?;
+    if spec.contains(',') {
+        // Several ranges: answer the whole file, as servers may.
+        return Ok(None);
+    }
+    let (start, end) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().map_err(|_| unsatisfiable())?;
+            if n == 0 || size == 0 {
+                return Err(unsatisfiable());
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (start, "") => (
+            start.parse().map_err(|_| unsatisfiable())?,
+            size.saturating_sub(1),
+        ),
+        (start, end) => {
+            let end: u64 = end.parse().map_err(|_| unsatisfiable())?;
+            (
+                start.parse().map_err(|_| unsatisfiable())?,
+                end.min(size.saturating_sub(1)),
+            )
+        }
+    };
+    if start > end || start >= size {
+        return Err(unsatisfiable());
+    }
+    Ok(Some((start, end)))
+}
+
+/// `GET`/`HEAD /api/v0/storage/raw/{hash}` and `/ipfs/{cid}`: the bytes, streamed.
+pub async fn raw(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (path, info) = locate(&state, &id).await?;
+    let range = byte_range(&headers, info.size)?;
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(ApiError::internal)?;
+    let (status, start, length) = match range {
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        None => (StatusCode::OK, 0, info.size),
+    };
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 256 * 1024);
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let range = format!("bytes {start}-{}/{}", start + length - 1, info.size);
+        headers.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&range).map_err(ApiError::internal)?,
+        );
+    }
+    Ok(response)
+}
+
+/// `GET /api/v0/storage/{hash}`: the file base64-encoded, as peers fetch it.
+pub async fn base64_file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (path, info) = locate(&state, &id).await?;
+    if info.size > state.storage.max_base64_file_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the file is too large to be sent base64-encoded",
+        ));
+    }
+    let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+    let engine = if id == info.sha256 {
+        Engine::Storage
+    } else {
+        Engine::Ipfs
+    };
+    Ok(Json(json!({
+        "status": "success",
+        "hash": id,
+        "engine": engine.name(),
+        "content": base64::engine::general_purpose::STANDARD.encode(bytes),
+    })))
+}
+
+/// `GET /api/v0/storage/count/{hash}`: how many messages pin the file.
+pub async fn pin_count(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<u64>> {
+    checked_id(&id)?;
+    let count = state
+        .read(move |r| match r.file(&id)? {
+            Some(file) => r.file_pin_count(&file),
+            None => Ok(0),
+        })
+        .await?;
+    Ok(Json(count))
+}
+
+/// `GET /api/v0/storage/limits.json`.
+pub async fn limits(State(state): State<AppState>) -> Json<Value> {
+    let s = &state.storage;
+    Json(json!({
+        "storage": {
+            "max_file_size": s.max_upload_bytes,
+            "max_unauthenticated_upload_file_size": s.max_unauthenticated_upload_bytes,
+        },
+        "ipfs": {
+            "max_upload_file_size": s.max_ipfs_upload_bytes,
+            "max_upload_car_size": s.max_ipfs_upload_bytes,
+            "max_unauthenticated_upload_file_size": s.max_unauthenticated_upload_bytes,
+        },
+    }))
+}
+
+fn download_url(id: &str) -> String {
+    format!("/api/v0/storage/raw/{id}")
+}
+
+/// `GET /api/v0/storage/metadata/{hash}`.
+pub async fn metadata(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    checked_id(&id)?;
+    let lookup = id.clone();
+    let file = state
+        .read(move |r| r.file(&lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("file {id} not found")))?;
+    Ok(Json(
+        json!({"file_hash": id, "type": "file", "size": file.size, "download_url": download_url(&id)}),
+    ))
+}
+
+fn pinned_json(pinned: raleph_db::PinnedFile) -> Value {
+    json!({
+        "ref": pinned.tag,
+        "owner": pinned.owner,
+        "file_hash": pinned.file_hash,
+        "download_url": download_url(&pinned.file_hash),
+        "size": pinned.size,
+    })
+}
+
+/// `GET /api/v0/storage/by-message-hash/{hash}`: the file a STORE message pins.
+pub async fn by_message(
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+) -> ApiResult<Json<Value>> {
+    checked_id(&hash)?;
+    let lookup = hash.clone();
+    let pinned = state
+        .read(move |r| r.file_of_message(&lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no file for message {hash}")))?;
+    Ok(Json(pinned_json(pinned)))
+}
+
+/// `GET /api/v0/storage/by-ref/{ref}`: the latest file of a tag.
+pub async fn by_ref(
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+) -> ApiResult<Json<Value>> {
+    by_tag(state, tag).await
+}
+
+/// `GET /api/v0/storage/by-ref/{address}/{ref}`: the latest file of a free-named tag.
+pub async fn by_owner_ref(
+    State(state): State<AppState>,
+    Path((address, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    by_tag(state, format!("{address}/{name}")).await
+}
+
+async fn by_tag(state: AppState, tag: String) -> ApiResult<Json<Value>> {
+    let lookup = tag.clone();
+    let pinned = state
+        .read(move |r| r.file_of_tag(&lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no file for ref {tag}")))?;
+    Ok(Json(pinned_json(pinned)))
+}
+
+/// `GET /api/v0/addresses/{address}/files`.
+pub async fn address_files(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(query.as_deref());
+    let (page, per_page) = params.page(None, 100)?;
+    let order = params.sort_order()?;
+    let owner = address.clone();
+    let offset = (page - 1).saturating_mul(per_page);
+    let (files, total, total_size) = state
+        .read(move |r| r.address_files(&owner, per_page, offset, order))
+        .await?;
+    let files: Vec<Value> = files
+        .into_iter()
+        .map(|f| {
+            json!({
+                "file_hash": f.file_hash,
+                "size": f.size,
+                "type": "file",
+                "created": iso_time(f.created),
+                "item_hash": f.item_hash,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "address": address,
+        "total_size": total_size,
+        "files": files,
+        "pagination_page": page,
+        "pagination_total": total,
+        "pagination_per_page": per_page,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let v: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":"é","c":[{"z":1,"y":2}]}}"#).expect("json");
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":[{"y":2,"z":1}],"d":"é"},"b":1}"#
+        );
+    }
+
+    fn range(value: &str, size: u64) -> Result<Option<(u64, u64)>, u16> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, HeaderValue::from_str(value).expect("header"));
+        byte_range(&headers, size).map_err(|_| 416)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=50-1000", 100), Ok(Some((50, 99))));
+        assert_eq!(range("bytes=0-1,5-6", 100), Ok(None));
+        for bad in [
+            "bytes=100-",
+            "bytes=9-1",
+            "items=0-1",
+            "bytes=x-1",
+            "bytes=-0",
+        ] {
+            assert_eq!(range(bad, 100), Err(416), "{bad}");
+        }
+    }
+}
