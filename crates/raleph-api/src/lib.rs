@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v0/aggregates.json", get(aggregates::list))
         .route("/api/v0/aggregates/{address}", get(aggregates::of_address))
         .route("/api/ws0/messages", get(ws::messages))
+        .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             CorsLayer::new()

@@ -32,8 +32,40 @@ impl ContentSource for Files {
         self.0.delete(sha256).map_err(std::io::Error::other)
     }
     fn list_files(&self) -> std::io::Result<Vec<(String, std::time::SystemTime)>> {
-        Ok(Vec::new())
+        let mut files = Vec::new();
+        for sha256 in self.0.list().map_err(std::io::Error::other)? {
+            if let Some(at) = self.0.stored_at(&sha256).map_err(std::io::Error::other)? {
+                files.push((sha256, at));
+            }
+        }
+        Ok(files)
     }
+}
+
+/// An upload as the API hands it to the writer.
+struct Upload(raleph_storage::PendingFile);
+
+impl PendingUpload for Upload {
+    fn commit(self: Box<Self>) -> std::io::Result<raleph_db::FileRecord> {
+        let info = self.0.commit().map_err(std::io::Error::other)?;
+        Ok(raleph_db::FileRecord {
+            sha256: info.sha256,
+            size: info.size,
+            cid_v0: info.cid_v0,
+            cid_v1: info.cid_v1,
+            created: crate::now(),
+        })
+    }
+}
+
+async fn upload(node: &Node, bytes: &[u8], grace: bool) -> raleph_db::FileRecord {
+    let mut writer = node.files.writer(u64::MAX, false).expect("writer");
+    writer.write(bytes).expect("write");
+    let pending = writer.finish().expect("finish");
+    node.handle
+        .store_file(Box::new(Upload(pending)), grace)
+        .await
+        .expect("store file")
 }
 
 struct Node {
@@ -500,4 +532,102 @@ async fn storage_content_and_store_files() {
     })
     .await
     .expect("the STORE is processed once its file is available");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pins_grace_periods_and_garbage_collection() {
+    let node = node_with(PipelineConfig {
+        file_grace_period_secs: 0.3,
+        ..Default::default()
+    });
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let pinned = upload(&node, b"pinned by a STORE", true).await;
+    let store = signed(
+        &alice,
+        MessageType::Store,
+        json!({"address": me, "time": t, "item_type": "storage", "item_hash": pinned.sha256}),
+        "TEST",
+        t,
+    );
+    let store_hash = store.item_hash.to_string();
+    assert!(processed(&run(&node, store).await));
+    let unclaimed = upload(&node, b"never claimed", true).await;
+    // A file written but never recorded (as after a crash between the two).
+    let orphan = node.files.put_bytes(b"orphan", false).expect("put").sha256;
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(node.handle.collect_garbage().await.expect("gc"), 2);
+    assert!(
+        node.files.contains(&pinned.sha256),
+        "a pinned file is never collected"
+    );
+    assert!(!node.files.contains(&unclaimed.sha256));
+    assert!(!node.files.contains(&orphan));
+
+    // FORGET releases the pin; the file outlives the grace period, then goes.
+    assert!(processed(
+        &run(&node, forget(&alice, &[&store_hash], t + 1.0)).await
+    ));
+    assert_eq!(node.handle.collect_garbage().await.expect("gc"), 0);
+    assert!(
+        node.files.contains(&pinned.sha256),
+        "kept during the grace period"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(node.handle.collect_garbage().await.expect("gc"), 1);
+    assert!(!node.files.contains(&pinned.sha256));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn store_versions_and_volume_sizes() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let v1 = upload(&node, b"version 1", false).await;
+    let v2 = upload(&node, &vec![7u8; 3 * 1024 * 1024], false).await;
+    let store = |hash: &str, reference: Option<&str>, time: f64| {
+        let mut content =
+            json!({"address": me, "time": time, "item_type": "storage", "item_hash": hash});
+        if let Some(r) = reference {
+            content["ref"] = r.into();
+        }
+        signed(&alice, MessageType::Store, content, "TEST", time)
+    };
+    let original = store(&v1.sha256, None, t);
+    let original_hash = original.item_hash.to_string();
+    assert!(processed(&run(&node, original).await));
+    let update = store(&v2.sha256, Some(&original_hash), t + 1.0);
+    let update_hash = update.item_hash.to_string();
+    assert!(processed(&run(&node, update).await));
+    let nested = store(&v1.sha256, Some(&update_hash), t + 2.0);
+    assert_eq!(
+        rejected_with(&run(&node, nested).await),
+        Some(ErrorCode::StoreUpdateUpdate)
+    );
+    let tagged = node
+        .reader
+        .file_of_tag(&original_hash)
+        .expect("read")
+        .expect("tag");
+    assert_eq!(
+        tagged.file_hash, v2.sha256,
+        "the tag follows the newest version"
+    );
+
+    // An instance whose rootfs (the tag, now 3 MiB) does not fit its 1 MiB disk is refused.
+    let instance = json!({
+        "address": me, "time": t + 3.0, "allow_amend": false,
+        "rootfs": {"parent": {"ref": original_hash, "use_latest": true}, "persistence": "host", "size_mib": 1},
+        "resources": {"vcpus": 1, "memory": 128, "seconds": 30},
+        "environment": {"internet": true, "aleph_api": true, "hypervisor": "qemu", "reproducible": false, "shared_cache": false},
+        "payment": {"type": "hold", "chain": "ETH"},
+    });
+    let too_small = signed(&alice, MessageType::Instance, instance, "TEST", t + 3.0);
+    assert_eq!(
+        rejected_with(&run(&node, too_small).await),
+        Some(ErrorCode::VmVolumeTooSmall)
+    );
 }

@@ -16,6 +16,42 @@ pub enum ClientError {
     Status { status: u16, body: String },
     #[error("content must be a JSON object")]
     NotAnObject,
+    #[error("file I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Hashes a file as a STORE message names it (sha256 hex), reporting bytes read.
+pub async fn sha256_file(
+    path: &std::path::Path,
+    progress: impl Fn(u64),
+) -> Result<String, ClientError> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        progress(n as u64);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A signed STORE message pinning the file with this sha256.
+pub fn store_message(
+    signer: &EthSigner,
+    file_hash: &str,
+    channel: Option<&str>,
+    time: f64,
+) -> Value {
+    let mut content = Map::new();
+    content.insert("item_type".into(), "storage".into());
+    content.insert("item_hash".into(), file_hash.into());
+    signed_message(signer, MessageType::Store, content, channel, time)
 }
 
 /// Builds a signed inline message. `content` gets `address` and `time` added, then is
@@ -86,6 +122,83 @@ impl Client {
             .send()
             .await?;
         Self::json(response).await
+    }
+
+    /// Uploads a file to `/api/v0/storage/add_file`, streamed from disk, with an optional
+    /// signed STORE message (`metadata`). Reports bytes sent.
+    pub async fn upload_file(
+        &self,
+        path: &std::path::Path,
+        store: Option<&Value>,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<(u16, Value), ClientError> {
+        use futures::StreamExt;
+        let file = tokio::fs::File::open(path).await?;
+        let size = file.metadata().await?.len();
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect(move |chunk| {
+                if let Ok(bytes) = chunk {
+                    progress(bytes.len() as u64);
+                }
+            });
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("file")
+            .to_owned();
+        let part =
+            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), size)
+                .file_name(name)
+                .mime_str("application/octet-stream")?;
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(message) = store {
+            form = form.text(
+                "metadata",
+                json!({ "message": message, "sync": true }).to_string(),
+            );
+        }
+        let form = form.part("file", part);
+        let response = self
+            .http
+            .post(format!("{}/api/v0/storage/add_file", self.base))
+            .multipart(form)
+            .send()
+            .await?;
+        Self::json(response).await
+    }
+
+    /// Downloads a file to `path`, streamed. Reports the total size once known, then bytes.
+    pub async fn download_file(
+        &self,
+        hash: &str,
+        path: &std::path::Path,
+        total: impl FnOnce(Option<u64>),
+        progress: impl Fn(u64),
+    ) -> Result<u64, ClientError> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let response = self
+            .http
+            .get(format!("{}/api/v0/storage/raw/{hash}", self.base))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.text().await.unwrap_or_default();
+            return Err(ClientError::Status { status, body });
+        }
+        total(response.content_length());
+        let mut out = tokio::fs::File::create(path).await?;
+        let mut stream = response.bytes_stream();
+        let mut written = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            out.write_all(&chunk).await?;
+            written += chunk.len() as u64;
+            progress(chunk.len() as u64);
+        }
+        out.sync_all().await?;
+        Ok(written)
     }
 
     pub async fn get(&self, path_and_query: &str) -> Result<Value, ClientError> {

@@ -62,6 +62,121 @@ pub enum MessageCommand {
     },
 }
 
+#[derive(clap::Subcommand)]
+pub enum FileCommand {
+    /// Upload a file and pin it with a signed STORE message.
+    Upload {
+        path: PathBuf,
+        #[arg(long, default_value = "TEST")]
+        channel: String,
+        /// Upload without a STORE message: the node keeps the file for its grace period only.
+        #[arg(long)]
+        no_store: bool,
+        #[arg(long, env = "RALEPH_KEY", default_value = "raleph-key.hex")]
+        key: PathBuf,
+        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
+        api: String,
+    },
+    /// Download a file by its hash.
+    Download {
+        hash: String,
+        /// Where to write it (default: the hash, in the current directory).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
+        api: String,
+    },
+}
+
+/// A byte progress bar on stderr; drawn only when stderr is a terminal.
+fn progress_bar(total: Option<u64>, action: &str) -> indicatif::ProgressBar {
+    let bar = match total {
+        Some(total) => indicatif::ProgressBar::new(total),
+        None => indicatif::ProgressBar::no_length(),
+    };
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar.set_message(action.to_owned());
+    bar
+}
+
+pub async fn file(cmd: FileCommand) -> anyhow::Result<()> {
+    match cmd {
+        FileCommand::Upload {
+            path,
+            channel,
+            no_store,
+            key,
+            api,
+        } => {
+            let size = std::fs::metadata(&path)
+                .with_context(|| format!("read {}", path.display()))?
+                .len();
+            let store = if no_store {
+                None
+            } else {
+                let signer = load_key(&key)?;
+                let bar = progress_bar(Some(size), "hashing");
+                let hash = {
+                    let bar = bar.clone();
+                    raleph_sdk::sha256_file(&path, move |n| bar.inc(n)).await?
+                };
+                bar.finish_and_clear();
+                Some(raleph_sdk::store_message(
+                    &signer,
+                    &hash,
+                    Some(&channel),
+                    now(),
+                ))
+            };
+            let bar = progress_bar(Some(size), "uploading");
+            let tick = bar.clone();
+            let (status, body) = Client::new(&api)
+                .upload_file(&path, store.as_ref(), move |n| tick.inc(n))
+                .await?;
+            bar.finish_and_clear();
+            if status >= 400 {
+                anyhow::bail!("the node answered {status}: {body}");
+            }
+            let hash = body["hash"].as_str().unwrap_or_default();
+            match store {
+                Some(message) => println!(
+                    "{hash} {}",
+                    message["item_hash"].as_str().unwrap_or_default()
+                ),
+                None => println!("{hash}"),
+            }
+            Ok(())
+        }
+        FileCommand::Download { hash, output, api } => {
+            let output = output.unwrap_or_else(|| PathBuf::from(&hash));
+            let bar = progress_bar(None, "downloading");
+            let sized = bar.clone();
+            let tick = bar.clone();
+            let written = Client::new(&api)
+                .download_file(
+                    &hash,
+                    &output,
+                    move |total| {
+                        if let Some(total) = total {
+                            sized.set_length(total);
+                        }
+                    },
+                    move |n| tick.inc(n),
+                )
+                .await?;
+            bar.finish_and_clear();
+            eprintln!("{written} bytes written to {}", output.display());
+            Ok(())
+        }
+    }
+}
+
 pub fn key(cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
         KeyCommand::New { out } => {

@@ -29,6 +29,9 @@ enum Command {
     /// Read messages from a node.
     #[command(subcommand)]
     Message(client::MessageCommand),
+    /// Upload and download files.
+    #[command(subcommand)]
+    File(client::FileCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             Command::Key(cmd) => client::key(cmd),
             Command::Post(args) => client::post(args).await,
             Command::Message(cmd) => client::message(cmd).await,
+            Command::File(cmd) => client::file(cmd).await,
         }
     })
 }
