@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod aggregates;
+mod count_cache;
 mod cursor;
 mod error;
 pub mod files;
@@ -39,6 +40,8 @@ pub struct ApiConfig {
     pub sync_timeout_secs: f64,
     /// Most websocket subscribers at once.
     pub max_websockets: usize,
+    /// How long the total of a long list is reused before being counted again, seconds.
+    pub count_cache_secs: f64,
 }
 
 impl Default for ApiConfig {
@@ -47,6 +50,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             sync_timeout_secs: 30.0,
             max_websockets: 10_000,
+            count_cache_secs: 30.0,
         }
     }
 }
@@ -62,6 +66,7 @@ pub struct AppState {
     /// The node's p2p addresses, for `/api/v0/info/public.json`.
     pub multiaddrs: Arc<Vec<String>>,
     pub(crate) websockets: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) counts: Arc<count_cache::CountCache>,
 }
 
 impl AppState {
@@ -72,6 +77,7 @@ impl AppState {
         config: ApiConfig,
         storage: StorageConfig,
     ) -> Self {
+        let count_ttl = std::time::Duration::from_secs_f64(config.count_cache_secs.max(0.0));
         AppState {
             reader,
             pipeline,
@@ -80,6 +86,7 @@ impl AppState {
             storage: Arc::new(storage),
             multiaddrs: Arc::new(Vec::new()),
             websockets: Arc::default(),
+            counts: Arc::new(count_cache::CountCache::new(count_ttl)),
         }
     }
 

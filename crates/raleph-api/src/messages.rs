@@ -231,11 +231,20 @@ async fn list_messages(
     let (page, per_page) = params.page(path_page.as_deref(), 20)?;
     query.limit = per_page;
     query.offset = (page - 1).saturating_mul(per_page);
+    let counts = state.counts.clone();
+    let count_key = format!(
+        "{:?}",
+        MessageQuery {
+            limit: 0,
+            offset: 0,
+            ..query.clone()
+        }
+    );
     let (items, total) = if skeletons {
         state
             .read(move |r| {
                 let rows = r.forgotten_messages(&query)?;
-                let total = r.count_forgotten_messages(&query)?;
+                let total = counts.get_or(count_key, || r.count_forgotten_messages(&query))?;
                 Ok((
                     rows.iter().map(shapes::forgotten).collect::<Vec<_>>(),
                     total,
@@ -250,7 +259,7 @@ async fn list_messages(
                 let total = if short && (!rows.is_empty() || query.offset == 0) {
                     query.offset + rows.len() as u64
                 } else {
-                    r.count_messages(&query)?
+                    counts.get_or(count_key, || r.count_messages(&query))?
                 };
                 Ok((
                     rows.iter()

@@ -118,10 +118,24 @@ async fn list(
     let (page, per_page) = params.page(path_page.as_deref(), 20)?;
     query.limit = per_page;
     query.offset = (page - 1).saturating_mul(per_page);
+    let counts = state.counts.clone();
+    let count_key = format!(
+        "{:?}",
+        PostQuery {
+            limit: 0,
+            offset: 0,
+            ..query.clone()
+        }
+    );
     let (posts, total) = state
         .read(move |r| {
             let rows = r.posts(&query)?;
-            let total = r.count_posts(&query)?;
+            let short = query.limit == 0 || (rows.len() as u64) < query.limit;
+            let total = if short && (!rows.is_empty() || query.offset == 0) {
+                query.offset + rows.len() as u64
+            } else {
+                counts.get_or(count_key, || r.count_posts(&query))?
+            };
             Ok((rows.iter().map(shape).collect::<Vec<_>>(), total))
         })
         .await?;
