@@ -12,7 +12,7 @@ use base64::Engine as _;
 use futures::StreamExt;
 use raleph_db::FileRecord;
 use raleph_message::content::TypedContent;
-use raleph_message::{Content, Envelope, ItemHash, MessageType};
+use raleph_message::{Content, Envelope, MessageType};
 use raleph_pipeline::{PendingUpload, SubmitError};
 use raleph_storage::{FileInfo, FileWriter, PendingFile, StorageError};
 use serde_json::{Value, json};
@@ -129,8 +129,9 @@ fn new_writer(state: &AppState, limit: u64, with_cid_v1: bool) -> ApiResult<File
 /// `metadata` of an authenticated upload: a signed STORE message.
 struct StoreRequest {
     envelope: Envelope,
-    /// The file the message names.
+    /// The file the message names, and the engine it names it in.
     file_hash: String,
+    item_type: raleph_message::ItemType,
     sync: bool,
 }
 
@@ -170,6 +171,7 @@ fn parse_metadata(text: &[u8]) -> ApiResult<StoreRequest> {
     Ok(StoreRequest {
         envelope,
         file_hash: store.item_hash.into_string(),
+        item_type: store.item_type,
         sync,
     })
 }
@@ -197,6 +199,12 @@ async fn receive(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !is_multipart && engine == Engine::Ipfs {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "ipfs/add_file takes a multipart/form-data body",
+        ));
+    }
     if !is_multipart {
         // A raw body is an unauthenticated upload.
         let limit = limits.max_unauthenticated_upload_bytes;
@@ -237,7 +245,9 @@ async fn receive(
                     }
                     text.extend_from_slice(&chunk);
                 }
-                store = Some(parse_metadata(&text)?);
+                // A refused metadata part is answered once the body is read: answering
+                // mid-upload would cut the connection under a client still sending.
+                store = Some(parse_metadata(&text));
             }
             Some("file") if file.is_none() => {
                 name = field.file_name().map(str::to_owned);
@@ -259,6 +269,7 @@ async fn receive(
             _ => while field.chunk().await.map_err(malformed)?.is_some() {},
         }
     }
+    let store = store.transpose()?;
     let file = file.ok_or_else(|| ApiError::unprocessable("the upload has no `file` part"))?;
     let limit = if store.is_some() {
         authenticated_limit
@@ -337,6 +348,16 @@ async fn add_file(
             StatusCode::FORBIDDEN,
             "the STORE message's signature is invalid",
         ));
+    }
+    let expected_type = match engine {
+        Engine::Storage => raleph_message::ItemType::Storage,
+        Engine::Ipfs => raleph_message::ItemType::Ipfs,
+    };
+    if store.item_type != expected_type {
+        return Err(ApiError::unprocessable(format!(
+            "this endpoint stores item_type={expected_type} files, the STORE message says {}",
+            store.item_type
+        )));
     }
     if !info.ids().any(|id| id == store.file_hash) {
         return Err(ApiError::unprocessable(format!(
@@ -431,9 +452,10 @@ pub async fn ipfs_add_json(State(state): State<AppState>, body: Bytes) -> ApiRes
 }
 
 fn checked_id(id: &str) -> ApiResult<()> {
-    ItemHash::parse(id)
-        .map(drop)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    match raleph_storage::file_id_kind(id) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::bad_request(format!("{id:?} is not a file hash"))),
+    }
 }
 
 async fn locate(state: &AppState, id: &str) -> ApiResult<(std::path::PathBuf, FileInfo)> {
@@ -501,7 +523,17 @@ pub async fn raw(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (path, info) = locate(&state, &id).await?;
-    let range = byte_range(&headers, info.size)?;
+    let range = match byte_range(&headers, info.size) {
+        Ok(range) => range,
+        Err(e) => {
+            let mut response = e.into_response();
+            let unsatisfied = format!("bytes */{}", info.size);
+            if let Ok(value) = HeaderValue::from_str(&unsatisfied) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return Ok(response);
+        }
+    };
     let mut file = tokio::fs::File::open(&path)
         .await
         .map_err(ApiError::internal)?;
@@ -612,8 +644,14 @@ pub async fn metadata(
 }
 
 fn pinned_json(pinned: raleph_db::PinnedFile) -> Value {
+    // A free-text ref is tagged `<owner>/<ref>`; clients know it by the ref alone.
+    let owner_prefix = format!("{}/", pinned.owner);
+    let reference = pinned
+        .tag
+        .strip_prefix(&owner_prefix)
+        .unwrap_or(&pinned.tag);
     json!({
-        "ref": pinned.tag,
+        "ref": reference,
         "owner": pinned.owner,
         "file_hash": pinned.file_hash,
         "download_url": download_url(&pinned.file_hash),

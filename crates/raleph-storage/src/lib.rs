@@ -88,14 +88,14 @@ impl FileStore {
 
     /// The sha256 of a file, from any of its identifiers, if the store holds it.
     pub fn resolve(&self, id: &str) -> Result<Option<String>, StorageError> {
-        let sha256 = match ItemHash::parse(id).map(|h| h.kind()) {
-            Ok(ItemHashKind::Sha256) => id.to_owned(),
-            Ok(ItemHashKind::Cid) => match fs::read_to_string(self.root.join("cid").join(id)) {
+        let sha256 = match file_id_kind(id) {
+            Some(ItemHashKind::Sha256) => id.to_owned(),
+            Some(ItemHashKind::Cid) => match fs::read_to_string(self.root.join("cid").join(id)) {
                 Ok(text) => text.trim().to_owned(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e.into()),
             },
-            Err(_) => return Err(StorageError::BadHash(id.to_owned())),
+            None => return Err(StorageError::BadHash(id.to_owned())),
         };
         if ItemHash::parse(&sha256).map(|h| h.kind()) != Ok(ItemHashKind::Sha256) {
             return Ok(None);
@@ -203,6 +203,22 @@ impl FileStore {
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     }
+}
+
+/// What kind of file identifier `id` is: a lowercase sha256 hex, a message-style CID, or a
+/// CIDv1 of a single raw block (`bafk…`, which kubo gives one-chunk files with raw leaves and
+/// which message item hashes never are). `None` for anything else, so no other name can reach
+/// the file system.
+pub fn file_id_kind(id: &str) -> Option<ItemHashKind> {
+    if let Ok(hash) = ItemHash::parse(id) {
+        return Some(hash.kind());
+    }
+    let raw_block = id.starts_with("bafk")
+        && id.len() == 59
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
+    raw_block.then_some(ItemHashKind::Cid)
 }
 
 fn remove_if_present(path: &Path) -> io::Result<()> {

@@ -34,10 +34,11 @@ fn known_identifiers() -> Result<(), StorageError> {
 #[test]
 fn streaming_equals_one_shot() -> Result<(), StorageError> {
     let (_dir, store) = store();
-    let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    // Larger than the size past which CIDs are hashed on a second thread.
+    let bytes: Vec<u8> = (0..9_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let one_shot = store.put_bytes(&bytes, true)?;
     let mut writer = store.writer(u64::MAX, true)?;
-    for chunk in bytes.chunks(8191) {
+    for chunk in bytes.chunks(65_521) {
         writer.write(chunk)?;
     }
     let streamed = writer.finish()?.commit()?;
