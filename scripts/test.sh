@@ -4,10 +4,12 @@
 # It installs what is missing (rustfmt and clippy components, the Python venvs of the
 # compatibility suite), keeps its build directory outside the clone so later runs are
 # incremental, then runs: formatting and lint checks, the dependency-direction check, the
-# Rust test suites, and the compatibility suite that drives a real node through the
+# Rust test suites (the store's conformance tests against SQLite and a private PostgreSQL
+# server, which it starts), and the compatibility suite that drives a real node through the
 # published Python SDK and CLI.
 #
-# Env: RALEPH_CACHE_DIR  cache root (default ~/.cache/raleph)
+# Env: RALEPH_CACHE_DIR  cache root (default ~/.cache/raleph; the PostgreSQL test cluster
+#                        of scripts/postgres.sh lives in its pg/)
 #      CARGO_TARGET_DIR  build directory (default $RALEPH_CACHE_DIR/target)
 set -euo pipefail
 
@@ -36,6 +38,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "dependency direction"
 scripts/check-deps.sh
 
+step "PostgreSQL (backend conformance tests)"
+DATABASE_URL="$(scripts/postgres.sh | sed -n 's/^DATABASE_URL=//p')"
+[ -n "$DATABASE_URL" ] || { echo "scripts/postgres.sh printed no DATABASE_URL" >&2; exit 1; }
+# The PostgreSQL tests fail, rather than skip, if the server cannot be reached.
+export DATABASE_URL RALEPH_REQUIRE_POSTGRES=1
+
 step "rust tests"
 cargo test --workspace --locked
 
@@ -47,5 +55,8 @@ VENV="$(scripts/python-env.sh)"
 
 step "compatibility suite (aleph-sdk-python, aleph-client)"
 RALEPH_BIN="$CARGO_TARGET_DIR/debug/raleph" "$VENV/bin/pytest" tests/compat -q -p no:cacheprovider
+
+step "independent CID check (JS UnixFS importer)"
+RALEPH_BIN="$CARGO_TARGET_DIR/debug/raleph" tests/cid/run.sh -q -p no:cacheprovider
 
 step "all tests passed"

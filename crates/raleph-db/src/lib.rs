@@ -7,15 +7,32 @@
 //!   reimplements them in its own SQL without touching the pipeline.
 //! - [`ReadStore`]: shared by the API; every method is one consistent read.
 //!
-//! SQLite (WAL, embedded) is the default backend: [`sqlite::open`].
+//! SQLite (WAL, embedded) is the default backend (`sqlite` feature): `sqlite::open`.
+//! PostgreSQL (`postgres` feature) serves an index larger than one machine, or read by several
+//! API processes: `postgres::open`. Both behave the same; `tests/conformance.rs` checks it.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod shared;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use model::*;
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// An acknowledged commit survives power loss (SQLite: fsync on every commit;
+    /// PostgreSQL: `synchronous_commit = on`). The default.
+    #[default]
+    Full,
+    /// Survives a crash of the node process, not of the machine (or of the database server).
+    Normal,
+}
 
 /// A failure of the store itself, never of the data it was given.
 #[derive(Debug, thiserror::Error)]

@@ -18,9 +18,14 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     /// The p2p identity key file; `None` means `<data_dir>/node-key` (network layer, later).
     pub node_key: Option<PathBuf>,
-    /// The index database: a SQLite file path; empty means `<data_dir>/index.sqlite`.
+    /// The index database: a SQLite file path (empty means `<data_dir>/index.sqlite`), or a
+    /// PostgreSQL URL, `postgres://user:password@host:port/database`.
     pub database: String,
-    /// fsync every commit (`full`), or only survive process crashes (`normal`).
+    /// PostgreSQL only: most connections the API opens for reads (the writer has its own).
+    pub database_read_connections: usize,
+    /// An acknowledged commit survives power loss (`full`: SQLite fsyncs every commit,
+    /// PostgreSQL runs with `synchronous_commit = on`), or only crashes of the node process
+    /// (`normal`).
     pub durability: Durability,
     pub pipeline: raleph_pipeline::PipelineConfig,
     pub api: raleph_api::ApiConfig,
@@ -44,6 +49,7 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             node_key: None,
             database: String::new(),
+            database_read_connections: 16,
             durability: Durability::Full,
             pipeline: Default::default(),
             api: Default::default(),
@@ -61,6 +67,11 @@ impl NodeConfig {
             .map_err(|e| anyhow::anyhow!("read config file {}: {e}", file.display()))?;
         toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("parse config file {}: {e}", file.display()))
+    }
+
+    /// Whether the index is a PostgreSQL database rather than a SQLite file.
+    pub fn database_is_postgres(&self) -> bool {
+        raleph_db::postgres::is_url(&self.database)
     }
 
     pub fn database_path(&self) -> PathBuf {

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use raleph_api::{ApiConfig, AppState};
-use raleph_db::FileRecord;
+use raleph_db::{FileRecord, ReadStore, WriteStore};
 use raleph_message::ItemType;
 use raleph_pipeline::{ContentSource, NoPayments, PaymentPolicy, PipelineHandle, SubmitError};
 use raleph_storage::FileStore;
@@ -35,7 +35,8 @@ pub struct NodeArgs {
     /// The node's p2p identity key file (default <data-dir>/node-key; used by the network layer).
     #[arg(long, env = "RALEPH_NODE_KEY")]
     node_key: Option<PathBuf>,
-    /// The index database: a SQLite file path (default <data-dir>/index.sqlite).
+    /// The index database: a SQLite file path (default <data-dir>/index.sqlite), or a
+    /// PostgreSQL URL such as postgres://user:password@host/database.
     #[arg(long, env = "RALEPH_DATABASE")]
     database: Option<String>,
     /// Print the effective configuration and exit.
@@ -114,24 +115,20 @@ fn spawn_garbage_collector(pipeline: PipelineHandle, interval: Duration) {
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let (config, print_config) = args.into_config()?;
     if print_config {
+        let mut shown = config.clone();
+        // Never print a database password.
+        if shown.database_is_postgres() {
+            shown.database = raleph_db::postgres::redact(&shown.database);
+        }
         println!(
             "{}",
-            toml::to_string_pretty(&config).context("serialize config")?
+            toml::to_string_pretty(&shown).context("serialize config")?
         );
         return Ok(());
     }
-    if config.database.starts_with("postgres://") || config.database.starts_with("postgresql://") {
-        anyhow::bail!("PostgreSQL is not supported yet by this build; use a SQLite path");
-    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
-    let durability = match config.durability {
-        Durability::Full => raleph_db::sqlite::Durability::Full,
-        Durability::Normal => raleph_db::sqlite::Durability::Normal,
-    };
-    let db_path = config.database_path();
-    let (writer, reader) = raleph_db::sqlite::open(&db_path, durability)
-        .with_context(|| format!("open database {}", db_path.display()))?;
+    let (writer, reader, database) = open_database(&config).await?;
     let files = FileStore::open(config.data_dir.join("files")).context("open file store")?;
     let payments: Arc<dyn PaymentPolicy> = Arc::new(NoPayments);
     tracing::info!("{}", payments.describe());
@@ -140,7 +137,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         ..config.pipeline.clone()
     };
     let (pipeline, writer_thread) = raleph_pipeline::spawn(
-        Box::new(writer),
+        writer,
         Arc::new(LocalContent(files.clone())),
         payments,
         pipeline_config,
@@ -151,18 +148,12 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         Duration::from_secs_f64(config.storage.gc_interval_secs.max(0.1)),
     );
     let api_config: ApiConfig = config.api.clone();
-    let state = AppState::new(
-        Arc::new(reader),
-        pipeline,
-        files,
-        api_config,
-        config.storage.clone(),
-    );
+    let state = AppState::new(reader, pipeline, files, api_config, config.storage.clone());
     let listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
         .with_context(|| format!("bind API address {}", config.api_addr))?;
     let bound = listener.local_addr().context("read bound API address")?;
-    tracing::info!(data_dir = %config.data_dir.display(), database = %db_path.display(), "node started");
+    tracing::info!(data_dir = %config.data_dir.display(), %database, "node started");
     if !config.peers.is_empty() {
         tracing::warn!("peers are configured but the network layer is not part of this build yet");
     }
@@ -176,6 +167,41 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     drop(writer_thread);
     Ok(())
+}
+
+/// Opens the index the configuration names: a SQLite file, or a PostgreSQL database. Returns
+/// the two sides and how to name the database in logs (without a password).
+async fn open_database(
+    config: &NodeConfig,
+) -> anyhow::Result<(Box<dyn WriteStore>, Arc<dyn ReadStore>, String)> {
+    let durability = match config.durability {
+        Durability::Full => raleph_db::Durability::Full,
+        Durability::Normal => raleph_db::Durability::Normal,
+    };
+    if config.database_is_postgres() {
+        let url = config.database.clone();
+        let shown = raleph_db::postgres::redact(&url);
+        let options = raleph_db::postgres::PgOptions {
+            durability,
+            schema: None,
+            max_read_connections: config.database_read_connections.max(1),
+        };
+        // The PostgreSQL client runs a runtime of its own: open it off the async threads.
+        let (writer, reader) =
+            tokio::task::spawn_blocking(move || raleph_db::postgres::open(&url, &options))
+                .await
+                .context("open database")?
+                .with_context(|| format!("open database {shown}"))?;
+        return Ok((Box::new(writer), Arc::new(reader), shown));
+    }
+    let db_path = config.database_path();
+    let (writer, reader) = raleph_db::sqlite::open(&db_path, durability)
+        .with_context(|| format!("open database {}", db_path.display()))?;
+    Ok((
+        Box::new(writer),
+        Arc::new(reader),
+        db_path.display().to_string(),
+    ))
 }
 
 async fn shutdown_signal() {

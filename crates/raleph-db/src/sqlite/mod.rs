@@ -14,17 +14,8 @@ pub use read::SqliteReader;
 pub use schema::SCHEMA_VERSION;
 pub use write::SqliteWriter;
 
+pub use crate::Durability;
 use crate::{Result, StoreError};
-
-/// How durable a commit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// fsync on every commit: an acknowledged message survives power loss (the default).
-    #[default]
-    Full,
-    /// Survives a crash of the node process, not of the machine.
-    Normal,
-}
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(Box::new(e))

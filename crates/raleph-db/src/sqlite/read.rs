@@ -531,12 +531,19 @@ impl ReadStore for SqliteReader {
             SqlValue::Text(file.cid_v0.clone()),
             SqlValue::Text(file.cid_v1.clone().unwrap_or_default()),
         ];
-        let params: Vec<SqlValue> = ids.iter().chain(ids.iter()).cloned().collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let mut params: Vec<SqlValue> = ids.iter().chain(ids.iter()).cloned().collect();
+        params.extend([SqlValue::Text(file.sha256.clone()), SqlValue::Real(now)]);
+        // Every kind of pin: STORE messages, message contents, and an unexpired grace pin.
         self.pool.with(|conn| {
             count(
                 conn,
                 "SELECT (SELECT count(*) FROM file_pins WHERE file_hash IN (?, ?, ?))
-                      + (SELECT count(*) FROM messages WHERE item_hash IN (?, ?, ?) AND item_type != 'inline')",
+                      + (SELECT count(*) FROM messages WHERE item_hash IN (?, ?, ?) AND item_type != 'inline')
+                      + (SELECT count(*) FROM grace_pins WHERE file_hash = ? AND until > ?)",
                 &params,
             )
         })

@@ -1,7 +1,7 @@
 //! The write connection and the domain operations of [`WriteStore`].
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::backend;
 use crate::*;
@@ -53,6 +53,29 @@ impl SqliteWriter {
         .map(drop)
     }
 
+    /// Whether a message holds the file: a STORE pin or a message whose content it is.
+    fn is_pinned(&self, sha256: &str) -> Result<bool> {
+        let pinned = self.one(
+            "SELECT 1 FROM files f WHERE f.hash = ?1 AND (
+                 EXISTS (SELECT 1 FROM file_pins p WHERE p.file_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, '')))
+                 OR EXISTS (SELECT 1 FROM messages m WHERE m.item_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, ''))
+                            AND m.item_type != 'inline'))",
+            [sha256],
+            |_| Ok(()),
+        )?;
+        Ok(pinned.is_some())
+    }
+
+    /// A message now pins `file` (any of its identifiers): its grace pin has done its job.
+    fn claim_file(&self, file: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM grace_pins WHERE file_hash IN
+                 (SELECT hash FROM files WHERE hash = ?1 OR cid_v0 = ?1 OR cid_v1 = ?1)",
+            [file],
+        )
+        .map(drop)
+    }
+
     /// A pin on `file` (any of its identifiers) went away: if none remains, the file lives
     /// on until `grace_until`, then the garbage collector may delete it.
     fn release_file(&self, file: &str, grace_until: f64) -> Result<()> {
@@ -62,8 +85,8 @@ impl SqliteWriter {
             |r| r.get(0),
         )?;
         match sha256 {
-            Some(sha256) => self.grace_pin(&sha256, grace_until),
-            None => Ok(()),
+            Some(sha256) if !self.is_pinned(&sha256)? => self.grace_pin(&sha256, grace_until),
+            _ => Ok(()),
         }
     }
 }
@@ -72,9 +95,7 @@ fn to_json(v: &Value) -> String {
     v.to_string()
 }
 
-fn parse_json(s: &str) -> Result<Value> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
-}
+use crate::shared::parse_json;
 
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
@@ -293,6 +314,10 @@ impl WriteStore for SqliteWriter {
                 params![tag, m.item_hash],
             )?;
         }
+        if m.item_type != "inline" {
+            // Its content file is now held by the message itself.
+            self.claim_file(&m.item_hash)?;
+        }
         self.exec(
             "DELETE FROM rejected_messages WHERE item_hash = ?1",
             [&m.item_hash],
@@ -404,14 +429,8 @@ impl WriteStore for SqliteWriter {
                 )
                 .map(drop);
         };
-        // A shallow, top-level merge in content-time order: later values replace earlier
-        // ones, nested objects are replaced whole, and null values are kept.
-        let mut merged = Map::new();
-        for (_, content, _) in &elements {
-            if let Value::Object(fields) = parse_json(content)? {
-                merged.extend(fields);
-            }
-        }
+        // A shallow, top-level merge in content-time order (shared with every backend).
+        let merged = crate::shared::merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
         self.exec(
             "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
                  original_item_hash, last_revision_hash)
@@ -420,7 +439,7 @@ impl WriteStore for SqliteWriter {
                  creation_time = excluded.creation_time, last_update_time = excluded.last_update_time,
                  original_item_hash = excluded.original_item_hash,
                  last_revision_hash = excluded.last_revision_hash",
-            params![owner, key, Value::Object(merged).to_string(), first.2, last.2, first.0, last.0],
+            params![owner, key, merged, first.2, last.2, first.0, last.0],
         )
         .map(drop)
     }
@@ -456,6 +475,7 @@ impl WriteStore for SqliteWriter {
                 is_update
             ],
         )?;
+        self.claim_file(&pin.file_hash)?;
         self.refresh_file_tag(&pin.tag)
     }
 
@@ -543,7 +563,10 @@ impl WriteStore for SqliteWriter {
                 file.created
             ],
         )?;
-        if let Some(until) = grace_until {
+        // A grace pin only keeps an unclaimed file alive: a file a message holds needs none.
+        if let Some(until) = grace_until
+            && !self.is_pinned(&file.sha256)?
+        {
             self.grace_pin(&file.sha256, until)?;
         }
         Ok(())

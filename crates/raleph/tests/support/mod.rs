@@ -15,9 +15,15 @@ pub struct RunningNode {
 impl RunningNode {
     /// Starts `raleph node` on a free port and waits for its "api listening" line.
     pub fn start(data_dir: &Path) -> RunningNode {
+        RunningNode::start_with(data_dir, &[])
+    }
+
+    /// The same, with more arguments for `raleph node`.
+    pub fn start_with(data_dir: &Path, args: &[&str]) -> RunningNode {
         let mut child = Command::new(env!("CARGO_BIN_EXE_raleph"))
             .args(["node", "--api-addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("RALEPH_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,0 +1,699 @@
+//! The read side: queries over messages, posts and aggregates, as the SQLite backend runs
+//! them. Filters on lists are `column = ANY($n)` with one array parameter, so a query's text
+//! does not depend on how many values a filter has; queries go out as unnamed statements
+//! (one round trip, planned with their actual values).
+
+use std::sync::Arc;
+
+use ::postgres::Row;
+use ::postgres::types::{ToSql, Type};
+use serde_json::Value;
+
+use super::{Conn, ReadPool, backend};
+use crate::*;
+
+/// Shared handle to the read pool.
+#[derive(Clone)]
+pub struct PgReader {
+    pool: Arc<ReadPool>,
+}
+
+impl PgReader {
+    pub(crate) fn new(pool: Arc<ReadPool>) -> Self {
+        PgReader { pool }
+    }
+}
+
+/// A query parameter and its PostgreSQL type.
+enum Param {
+    Text(String),
+    Texts(Vec<String>),
+    Real(f64),
+}
+
+impl Param {
+    fn typed(&self) -> (&(dyn ToSql + Sync), Type) {
+        match self {
+            Param::Text(s) => (s, Type::TEXT),
+            Param::Texts(v) => (v, Type::TEXT_ARRAY),
+            Param::Real(f) => (f, Type::FLOAT8),
+        }
+    }
+}
+
+/// A WHERE clause under construction, with its numbered parameters.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Filter {
+    /// Adds a parameter; returns its placeholder.
+    fn bind(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    fn push(&mut self, clause: impl Into<String>) {
+        self.clauses.push(clause.into());
+    }
+
+    /// `column = ANY($n)` when the list is not empty.
+    fn any_of(&mut self, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let p = self.bind(Param::Texts(values.to_vec()));
+        self.push(format!("{column} = ANY({p})"));
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+fn keyset(
+    filter: &mut Filter,
+    time_col: &str,
+    hash_col: &str,
+    order: SortOrder,
+    cursor: &Option<Cursor>,
+) {
+    if let Some(c) = cursor {
+        let cmp = match order {
+            SortOrder::Descending => "<",
+            SortOrder::Ascending => ">",
+        };
+        let t = filter.bind(Param::Real(c.time));
+        let h = filter.bind(Param::Text(c.item_hash.clone()));
+        filter.push(format!(
+            "({time_col} {cmp} {t} OR ({time_col} = {t} AND {hash_col} > {h}))"
+        ));
+    }
+}
+
+fn order_by(time_col: &str, hash_col: &str, order: SortOrder) -> String {
+    let dir = match order {
+        SortOrder::Descending => "DESC",
+        SortOrder::Ascending => "ASC",
+    };
+    format!("ORDER BY {time_col} {dir}, {hash_col} ASC")
+}
+
+fn limit_offset(limit: u64, offset: u64) -> String {
+    match limit {
+        0 => String::new(),
+        n => format!("LIMIT {n} OFFSET {offset}"),
+    }
+}
+
+fn date_range(filter: &mut Filter, column: &str, start: Option<f64>, end: Option<f64>) {
+    if let Some(start) = start {
+        let p = filter.bind(Param::Real(start));
+        filter.push(format!("{column} >= {p}"));
+    }
+    if let Some(end) = end {
+        let p = filter.bind(Param::Real(end));
+        filter.push(format!("{column} < {p}"));
+    }
+}
+
+fn message_filter(q: &MessageQuery) -> Filter {
+    let mut f = Filter::default();
+    f.any_of("m.item_hash", &q.hashes);
+    f.any_of("m.sender", &q.addresses);
+    f.any_of("m.owner", &q.owners);
+    f.any_of("m.content_ref", &q.refs);
+    f.any_of("m.content_item_hash", &q.content_hashes);
+    f.any_of("m.content_key", &q.content_keys);
+    f.any_of("m.content_type", &q.content_types);
+    f.any_of("m.chain", &q.chains);
+    f.any_of("m.channel", &q.channels);
+    f.any_of("m.payment_type", &q.payment_types);
+    f.any_of("m.type", &q.message_types);
+    let statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
+    f.any_of("m.status", &statuses);
+    if !q.tags.is_empty() {
+        let p = f.bind(Param::Texts(q.tags.clone()));
+        f.push(format!(
+            "m.item_hash IN (SELECT item_hash FROM message_tags WHERE tag = ANY({p}))"
+        ));
+    }
+    date_range(&mut f, "m.time", q.start_date, q.end_date);
+    f
+}
+
+const MESSAGE_COLUMNS: &str =
+    "m.item_hash, m.type, m.chain, m.sender, m.signature, m.item_type, m.item_content,
+    m.content, m.channel, m.time, m.size, m.reception_time, m.status";
+
+fn get<'a, T: ::postgres::types::FromSql<'a>>(r: &'a Row, at: usize) -> Result<T> {
+    r.try_get(at).map_err(backend)
+}
+
+fn non_negative(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+fn message_from_row(r: &Row, at: usize) -> Result<MessageRecord> {
+    let status: String = get(r, at + 12)?;
+    Ok(MessageRecord {
+        item_hash: get(r, at)?,
+        message_type: get(r, at + 1)?,
+        chain: get(r, at + 2)?,
+        sender: get(r, at + 3)?,
+        signature: get(r, at + 4)?,
+        item_type: get(r, at + 5)?,
+        item_content: get(r, at + 6)?,
+        content: get(r, at + 7)?,
+        channel: get(r, at + 8)?,
+        time: get(r, at + 9)?,
+        size: non_negative(get(r, at + 10)?),
+        reception_time: get(r, at + 11)?,
+        status: status.parse().unwrap_or(MessageStatus::Processed),
+    })
+}
+
+fn query(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<Vec<Row>> {
+    let typed: Vec<_> = params.iter().map(Param::typed).collect();
+    conn.client().query_typed(sql, &typed).map_err(backend)
+}
+
+fn collect<T>(
+    conn: &mut Conn,
+    sql: &str,
+    params: &[Param],
+    f: impl FnMut(&Row) -> Result<T>,
+) -> Result<Vec<T>> {
+    query(conn, sql, params)?.iter().map(f).collect()
+}
+
+fn query_opt(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<Option<Row>> {
+    let typed: Vec<_> = params.iter().map(Param::typed).collect();
+    conn.client().query_typed_opt(sql, &typed).map_err(backend)
+}
+
+fn count(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<u64> {
+    let typed: Vec<_> = params.iter().map(Param::typed).collect();
+    let row = conn
+        .client()
+        .query_typed_one(sql, &typed)
+        .map_err(backend)?;
+    Ok(non_negative(get(&row, 0)?))
+}
+
+/// Runs several reads on one snapshot, as one consistent read.
+fn snapshot<T>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+    conn.client()
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .map_err(backend)?;
+    let result = f(conn);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    if let Err(e) = conn.client().batch_execute(end) {
+        // The connection's state is unknown: never reuse it.
+        conn.mark_broken();
+        result?;
+        return Err(backend(e));
+    }
+    result
+}
+
+fn forgotten_from_row(r: &Row) -> Result<ForgottenRecord> {
+    let by: String = get(r, 11)?;
+    Ok(ForgottenRecord {
+        item_hash: get(r, 0)?,
+        message_type: get(r, 1)?,
+        chain: get(r, 2)?,
+        sender: get(r, 3)?,
+        signature: get(r, 4)?,
+        item_type: get(r, 5)?,
+        time: get(r, 6)?,
+        channel: get(r, 7)?,
+        owner: get(r, 8)?,
+        payment_type: get(r, 9)?,
+        size: non_negative(get(r, 10)?),
+        forgotten_by: serde_json::from_str(&by).unwrap_or_default(),
+        forgotten_at: get(r, 12)?,
+        reception_time: get(r, 13)?,
+    })
+}
+
+const FORGOTTEN_COLUMNS: &str =
+    "m.item_hash, m.type, m.chain, m.sender, m.signature, m.item_type, m.time, m.channel,
+    m.owner, m.payment_type, m.size, m.forgotten_by, m.forgotten_at, m.reception_time";
+
+fn forgotten_filter(q: &MessageQuery) -> Filter {
+    let mut f = Filter::default();
+    f.any_of("m.item_hash", &q.hashes);
+    f.any_of("m.sender", &q.addresses);
+    f.any_of("m.owner", &q.owners);
+    f.any_of("m.chain", &q.chains);
+    f.any_of("m.channel", &q.channels);
+    f.any_of("m.type", &q.message_types);
+    date_range(&mut f, "m.forgotten_at", q.start_date, q.end_date);
+    f
+}
+
+fn post_filter(q: &PostQuery) -> Filter {
+    let mut f = Filter::default();
+    f.push("p.amends IS NULL");
+    f.any_of("p.owner", &q.addresses);
+    f.any_of("p.item_hash", &q.hashes);
+    f.any_of("p.ref", &q.refs);
+    f.any_of("p.type", &q.types);
+    f.any_of("p.channel", &q.channels);
+    f.any_of("om.chain", &q.chains);
+    if !q.tags.is_empty() {
+        let p = f.bind(Param::Texts(q.tags.clone()));
+        f.push(format!(
+            "lp.item_hash IN (SELECT item_hash FROM message_tags WHERE tag = ANY({p}))"
+        ));
+    }
+    date_range(&mut f, "lp.creation_time", q.start_date, q.end_date);
+    f
+}
+
+const POST_FROM: &str = "FROM posts p
+    JOIN messages om ON om.item_hash = p.item_hash
+    JOIN posts lp ON lp.item_hash = coalesce(p.latest_amend, p.item_hash)
+    JOIN messages lm ON lm.item_hash = lp.item_hash";
+
+fn aggregate_from_row(r: &Row) -> Result<AggregateRecord> {
+    Ok(AggregateRecord {
+        owner: get(r, 0)?,
+        key: get(r, 1)?,
+        content: get(r, 2)?,
+        created: get(r, 3)?,
+        last_updated: get(r, 4)?,
+        original_item_hash: get(r, 5)?,
+        last_update_item_hash: get(r, 6)?,
+    })
+}
+
+const AGGREGATE_COLUMNS: &str =
+    "owner, key, content, creation_time, last_update_time, original_item_hash, last_revision_hash";
+
+fn aggregate_filter(q: &AggregateQuery) -> Filter {
+    let mut f = Filter::default();
+    f.any_of("key", &q.keys);
+    f.any_of("owner", &q.addresses);
+    f
+}
+
+impl PgReader {
+    fn pinned_file(&self, condition: &str, key: &str) -> Result<Option<PinnedFile>> {
+        let sql = format!(
+            "SELECT p.message_hash, p.file_hash, p.owner, p.tag, f.size FROM file_pins p
+             LEFT JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1) {condition} LIMIT 1"
+        );
+        self.pool.with(|conn| {
+            let Some(r) = query_opt(conn, &sql, &[Param::Text(key.to_owned())])? else {
+                return Ok(None);
+            };
+            Ok(Some(PinnedFile {
+                message_hash: get(&r, 0)?,
+                file_hash: get(&r, 1)?,
+                owner: get(&r, 2)?,
+                tag: get(&r, 3)?,
+                size: get::<Option<i64>>(&r, 4)?.map(non_negative),
+            }))
+        })
+    }
+}
+
+impl ReadStore for PgReader {
+    fn message(&self, item_hash: &str) -> Result<Option<MessageRecord>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash = $1");
+        self.pool.with(|conn| {
+            query_opt(conn, &sql, &[Param::Text(item_hash.to_owned())])?
+                .map(|r| message_from_row(&r, 0))
+                .transpose()
+        })
+    }
+
+    fn status(&self, item_hash: &str) -> Result<Option<StatusRecord>> {
+        self.pool.with(|conn| {
+            let Some(r) = query_opt(
+                conn,
+                "SELECT status, reception_time FROM message_status WHERE item_hash = $1",
+                &[Param::Text(item_hash.to_owned())],
+            )?
+            else {
+                return Ok(None);
+            };
+            let status: String = get(&r, 0)?;
+            Ok(Some(StatusRecord {
+                item_hash: item_hash.to_owned(),
+                status: status.parse().map_err(StoreError::Corrupt)?,
+                reception_time: get(&r, 1)?,
+            }))
+        })
+    }
+
+    fn pending_copies(&self, item_hash: &str) -> Result<Vec<PendingCopy>> {
+        self.pool.with(|conn| {
+            let rows = collect(
+                conn,
+                "SELECT message, reception_time FROM pending_messages WHERE item_hash = $1 ORDER BY id",
+                &[Param::Text(item_hash.to_owned())],
+                |r| Ok((get::<String>(r, 0)?, get::<f64>(r, 1)?)),
+            )?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(m, t)| {
+                    Some(PendingCopy {
+                        message: serde_json::from_str(&m).ok()?,
+                        reception_time: t,
+                    })
+                })
+                .collect())
+        })
+    }
+
+    fn rejection(&self, item_hash: &str) -> Result<Option<Rejection>> {
+        self.pool.with(|conn| {
+            let Some(r) = query_opt(
+                conn,
+                "SELECT message, error_code, details FROM rejected_messages WHERE item_hash = $1",
+                &[Param::Text(item_hash.to_owned())],
+            )?
+            else {
+                return Ok(None);
+            };
+            let message: String = get(&r, 0)?;
+            let details: String = get(&r, 2)?;
+            Ok(Some(Rejection {
+                message: serde_json::from_str(&message).unwrap_or(Value::Null),
+                error_code: get(&r, 1)?,
+                details: serde_json::from_str(&details).unwrap_or(Value::Null),
+            }))
+        })
+    }
+
+    fn forgotten(&self, item_hash: &str) -> Result<Option<ForgottenRecord>> {
+        let sql =
+            format!("SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m WHERE m.item_hash = $1");
+        self.pool.with(|conn| {
+            query_opt(conn, &sql, &[Param::Text(item_hash.to_owned())])?
+                .map(|r| forgotten_from_row(&r))
+                .transpose()
+        })
+    }
+
+    fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>> {
+        let mut f = message_filter(q);
+        keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m {} {} {}",
+            f.sql(),
+            order_by("m.time", "m.item_hash", q.sort_order),
+            limit_offset(q.limit, q.offset)
+        );
+        self.pool
+            .with(|conn| collect(conn, &sql, &f.params, |r| message_from_row(r, 0)))
+    }
+
+    fn count_messages(&self, q: &MessageQuery) -> Result<u64> {
+        let f = message_filter(q);
+        let sql = format!("SELECT count(*) FROM messages m {}", f.sql());
+        self.pool.with(|conn| count(conn, &sql, &f.params))
+    }
+
+    fn forgotten_messages(&self, q: &MessageQuery) -> Result<Vec<ForgottenRecord>> {
+        let f = forgotten_filter(q);
+        let sql = format!(
+            "SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m {} {} {}",
+            f.sql(),
+            order_by("m.forgotten_at", "m.item_hash", q.sort_order),
+            limit_offset(q.limit, q.offset)
+        );
+        self.pool
+            .with(|conn| collect(conn, &sql, &f.params, forgotten_from_row))
+    }
+
+    fn count_forgotten_messages(&self, q: &MessageQuery) -> Result<u64> {
+        let f = forgotten_filter(q);
+        let sql = format!("SELECT count(*) FROM forgotten_messages m {}", f.sql());
+        self.pool.with(|conn| count(conn, &sql, &f.params))
+    }
+
+    fn posts(&self, q: &PostQuery) -> Result<Vec<PostRecord>> {
+        let mut f = post_filter(q);
+        keyset(
+            &mut f,
+            "lp.creation_time",
+            "p.item_hash",
+            q.sort_order,
+            &q.cursor,
+        );
+        let sql = format!(
+            "SELECT p.item_hash, p.type, om.signature, p.owner, p.ref, p.channel, p.creation_time,
+                 lp.content, lp.creation_time, p.latest_amend IS NOT NULL,
+                 lm.item_hash, lm.type, lm.chain, lm.sender, lm.signature, lm.item_type, lm.item_content,
+                 lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
+             {POST_FROM} {} {} {}",
+            f.sql(),
+            order_by("lp.creation_time", "p.item_hash", q.sort_order),
+            limit_offset(q.limit, q.offset)
+        );
+        self.pool.with(|conn| {
+            collect(conn, &sql, &f.params, |r| {
+                Ok(PostRecord {
+                    original_item_hash: get(r, 0)?,
+                    original_type: get(r, 1)?,
+                    original_signature: get(r, 2)?,
+                    owner: get(r, 3)?,
+                    reference: get(r, 4)?,
+                    channel: get(r, 5)?,
+                    created: get(r, 6)?,
+                    latest_content: get(r, 7)?,
+                    last_updated: get(r, 8)?,
+                    amended: get(r, 9)?,
+                    latest: message_from_row(r, 10)?,
+                })
+            })
+        })
+    }
+
+    fn count_posts(&self, q: &PostQuery) -> Result<u64> {
+        let f = post_filter(q);
+        let sql = format!("SELECT count(*) {POST_FROM} {}", f.sql());
+        self.pool.with(|conn| count(conn, &sql, &f.params))
+    }
+
+    fn aggregates_of(&self, owner: &str, keys: &[String]) -> Result<Vec<AggregateRecord>> {
+        let q = AggregateQuery {
+            keys: keys.to_vec(),
+            addresses: vec![owner.to_owned()],
+            ..Default::default()
+        };
+        let f = aggregate_filter(&q);
+        let sql = format!(
+            "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} ORDER BY key",
+            f.sql()
+        );
+        self.pool
+            .with(|conn| collect(conn, &sql, &f.params, aggregate_from_row))
+    }
+
+    fn aggregates(&self, q: &AggregateQuery) -> Result<Vec<AggregateRecord>> {
+        let f = aggregate_filter(q);
+        let column = if q.sort_by_creation {
+            "creation_time"
+        } else {
+            "last_update_time"
+        };
+        let sql = format!(
+            "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} {}, key ASC {}",
+            f.sql(),
+            order_by(column, "owner", q.sort_order),
+            limit_offset(q.limit, q.offset)
+        );
+        self.pool
+            .with(|conn| collect(conn, &sql, &f.params, aggregate_from_row))
+    }
+
+    fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {
+        let f = aggregate_filter(q);
+        let sql = format!("SELECT count(*) FROM aggregates {}", f.sql());
+        self.pool.with(|conn| count(conn, &sql, &f.params))
+    }
+
+    fn channels(&self) -> Result<Vec<String>> {
+        self.pool.with(|conn| {
+            collect(
+                conn,
+                "SELECT DISTINCT channel FROM messages WHERE channel IS NOT NULL ORDER BY channel",
+                &[],
+                |r| get(r, 0),
+            )
+        })
+    }
+
+    fn file(&self, id: &str) -> Result<Option<FileRecord>> {
+        self.pool.with(|conn| {
+            let Some(r) = query_opt(
+                conn,
+                "SELECT hash, size, cid_v0, cid_v1, created FROM files
+                 WHERE hash = $1 OR cid_v0 = $1 OR cid_v1 = $1 LIMIT 1",
+                &[Param::Text(id.to_owned())],
+            )?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(FileRecord {
+                sha256: get(&r, 0)?,
+                size: non_negative(get(&r, 1)?),
+                cid_v0: get(&r, 2)?,
+                cid_v1: get(&r, 3)?,
+                created: get(&r, 4)?,
+            }))
+        })
+    }
+
+    fn file_pin_count(&self, file: &FileRecord) -> Result<u64> {
+        let ids = vec![
+            file.sha256.clone(),
+            file.cid_v0.clone(),
+            file.cid_v1.clone().unwrap_or_default(),
+        ];
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        // Every kind of pin: STORE messages, message contents, and an unexpired grace pin.
+        self.pool.with(|conn| {
+            count(
+                conn,
+                "SELECT (SELECT count(*) FROM file_pins WHERE file_hash = ANY($1))
+                      + (SELECT count(*) FROM messages WHERE item_hash = ANY($1) AND item_type != 'inline')
+                      + (SELECT count(*) FROM grace_pins WHERE file_hash = $2 AND until > $3)",
+                &[
+                    Param::Texts(ids.clone()),
+                    Param::Text(file.sha256.clone()),
+                    Param::Real(now),
+                ],
+            )
+        })
+    }
+
+    fn address_files(
+        &self,
+        address: &str,
+        limit: u64,
+        offset: u64,
+        order: SortOrder,
+    ) -> Result<(Vec<AddressFile>, u64, u64)> {
+        let address = [Param::Text(address.to_owned())];
+        let sql = format!(
+            "SELECT p.file_hash, coalesce(f.size, 0), p.created, p.message_hash FROM file_pins p
+             LEFT JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1)
+             WHERE p.owner = $1 {} {}",
+            order_by("p.created", "p.message_hash", order),
+            limit_offset(limit, offset)
+        );
+        self.pool.with(|conn| {
+            snapshot(conn, |conn| {
+                let files = collect(conn, &sql, &address, |r| {
+                    Ok(AddressFile {
+                        file_hash: get(r, 0)?,
+                        size: non_negative(get(r, 1)?),
+                        created: get(r, 2)?,
+                        item_hash: get(r, 3)?,
+                    })
+                })?;
+                let total = count(
+                    conn,
+                    "SELECT count(*) FROM file_pins WHERE owner = $1",
+                    &address,
+                )?;
+                let total_size = count(
+                    conn,
+                    "SELECT coalesce(sum(f.size), 0)::BIGINT FROM file_pins p
+                     JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1) WHERE p.owner = $1",
+                    &address,
+                )?;
+                Ok((files, total, total_size))
+            })
+        })
+    }
+
+    fn file_of_message(&self, message_hash: &str) -> Result<Option<PinnedFile>> {
+        self.pinned_file("WHERE p.message_hash = $1", message_hash)
+    }
+
+    fn file_of_tag(&self, tag: &str) -> Result<Option<PinnedFile>> {
+        self.pinned_file(
+            "WHERE p.message_hash = (SELECT message_hash FROM file_tags WHERE tag = $1)",
+            tag,
+        )
+    }
+
+    fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>> {
+        let mut f = Filter::default();
+        f.any_of("sender", addresses);
+        let sql = format!(
+            "SELECT sender, type, count(*) FROM messages {} GROUP BY sender, type ORDER BY sender, type",
+            f.sql()
+        );
+        let rows = self.pool.with(|conn| {
+            collect(conn, &sql, &f.params, |r| {
+                Ok((
+                    get::<String>(r, 0)?,
+                    get::<String>(r, 1)?,
+                    non_negative(get(r, 2)?),
+                ))
+            })
+        })?;
+        let mut stats: Vec<AddressStats> = Vec::new();
+        for (address, message_type, n) in rows {
+            if stats.last().is_none_or(|s| s.address != address) {
+                stats.push(AddressStats {
+                    address,
+                    ..Default::default()
+                });
+            }
+            let Some(entry) = stats.last_mut() else {
+                continue;
+            };
+            match message_type.as_str() {
+                "POST" => entry.post = n,
+                "AGGREGATE" => entry.aggregate = n,
+                "STORE" => entry.store = n,
+                "FORGET" => entry.forget = n,
+                "PROGRAM" => entry.program = n,
+                "INSTANCE" => entry.instance = n,
+                _ => {}
+            }
+        }
+        Ok(stats)
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        self.pool.with(|conn| {
+            snapshot(conn, |conn| {
+                let messages = count(conn, "SELECT count(*) FROM messages", &[])?;
+                let pending = count(conn, "SELECT count(*) FROM pending_messages", &[])?;
+                let by_status = collect(
+                    conn,
+                    "SELECT status, count(*) FROM message_status GROUP BY status ORDER BY status",
+                    &[],
+                    |r| Ok((get::<String>(r, 0)?, get::<i64>(r, 1)?)),
+                )?
+                .into_iter()
+                .filter_map(|(s, n)| Some((s.parse().ok()?, non_negative(n))))
+                .collect();
+                Ok(Counts {
+                    messages,
+                    pending,
+                    by_status,
+                })
+            })
+        })
+    }
+}

@@ -1,0 +1,865 @@
+//! The write connection and the domain operations of [`WriteStore`], in PostgreSQL's SQL.
+//! Each operation runs the same statements, in the same order, as the SQLite backend's.
+
+use std::sync::Arc;
+
+use ::postgres::Row;
+use ::postgres::types::{FromSqlOwned, ToSql};
+use serde_json::Value;
+
+use super::{Conn, Role, Session, backend, other};
+use crate::shared::{merge_aggregate, parse_json};
+use crate::*;
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Advisory lock class of the single writer ("rlpw"), held by the write connection's session.
+const WRITER_LOCK: i32 = 0x726c_7077;
+
+pub struct PgWriter {
+    session: Arc<Session>,
+    durability: Durability,
+    /// `None` once the connection was found lost; reopened outside a transaction.
+    conn: Option<Conn>,
+    in_transaction: bool,
+    /// A statement failed in the open transaction (PostgreSQL then refuses every statement
+    /// until a rollback): a commit must not report success.
+    aborted: bool,
+}
+
+impl PgWriter {
+    pub(crate) fn new(
+        session: Arc<Session>,
+        durability: Durability,
+        mut conn: Conn,
+    ) -> Result<Self> {
+        lock_writer(&mut conn, &session)?;
+        Ok(PgWriter {
+            session,
+            durability,
+            conn: Some(conn),
+            in_transaction: false,
+            aborted: false,
+        })
+    }
+
+    /// The connection, reopened if it was lost while no transaction was open.
+    fn conn(&mut self) -> Result<&mut Conn> {
+        if self.conn.as_ref().is_some_and(Conn::is_closed) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            if self.in_transaction {
+                return Err(other(
+                    "the database connection was lost during a transaction",
+                ));
+            }
+            let mut conn = self.session.connect(Role::Writer(self.durability))?;
+            lock_writer(&mut conn, &self.session)?;
+            tracing::warn!("reconnected to the database");
+            self.conn = Some(conn);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| other("no database connection"))
+    }
+
+    /// Runs `f` on the connection; a failure inside a transaction marks it aborted. Outside a
+    /// transaction (reads, and `BEGIN`), a connection found lost is reopened and `f` runs once
+    /// more.
+    fn run<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Conn) -> std::result::Result<T, ::postgres::Error>,
+    ) -> Result<T> {
+        let mut result = self.conn().and_then(|conn| f(conn).map_err(backend));
+        if result.is_err()
+            && !self.in_transaction
+            && self.conn.as_ref().is_some_and(Conn::is_closed)
+        {
+            result = self.conn().and_then(|conn| f(conn).map_err(backend));
+        }
+        if result.is_err() && self.in_transaction {
+            self.aborted = true;
+        }
+        result
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        self.run(|conn| conn.client().batch_execute(sql))
+    }
+
+    fn exec(&mut self, sql: &str, params: Params<'_>) -> Result<u64> {
+        self.run(|conn| {
+            let statement = conn.prepared(sql)?;
+            conn.client().execute(&statement, params)
+        })
+    }
+
+    fn rows(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        self.run(|conn| {
+            let statement = conn.prepared(sql)?;
+            conn.client().query(&statement, params)
+        })
+    }
+
+    fn row(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
+        self.run(|conn| {
+            let statement = conn.prepared(sql)?;
+            conn.client().query_opt(&statement, params)
+        })
+    }
+
+    /// The first column of the first row, if there is a row.
+    fn value<T: FromSqlOwned>(&mut self, sql: &str, params: Params<'_>) -> Result<Option<T>> {
+        self.row(sql, params)?
+            .map(|row| row.try_get(0).map_err(backend))
+            .transpose()
+    }
+
+    fn exists(&mut self, sql: &str, params: Params<'_>) -> Result<bool> {
+        Ok(self.row(sql, params)?.is_some())
+    }
+
+    fn strings(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<String>> {
+        self.rows(sql, params)?
+            .iter()
+            .map(|row| row.try_get(0).map_err(backend))
+            .collect()
+    }
+
+    fn grace_pin(&mut self, sha256: &str, until: f64) -> Result<()> {
+        self.exec(
+            "INSERT INTO grace_pins (file_hash, until) VALUES ($1, $2)
+             ON CONFLICT (file_hash) DO UPDATE SET until = greatest(grace_pins.until, excluded.until)",
+            &[&sha256, &until],
+        )
+        .map(drop)
+    }
+
+    /// A message now pins `file` (any of its identifiers): its grace pin has done its job.
+    fn claim_file(&mut self, file: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM grace_pins WHERE file_hash IN
+                 (SELECT hash FROM files WHERE hash = $1 OR cid_v0 = $1 OR cid_v1 = $1)",
+            &[&file],
+        )
+        .map(drop)
+    }
+
+    /// Whether a message holds the file: a STORE pin or a message whose content it is.
+    fn is_pinned(&mut self, sha256: &str) -> Result<bool> {
+        self.exists(
+            "SELECT 1 FROM files f WHERE f.hash = $1 AND (
+                 EXISTS (SELECT 1 FROM file_pins p WHERE p.file_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, '')))
+                 OR EXISTS (SELECT 1 FROM messages m WHERE m.item_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, ''))
+                            AND m.item_type != 'inline'))",
+            &[&sha256],
+        )
+    }
+
+    /// A pin on `file` (any of its identifiers) went away: if none remains, the file lives
+    /// on until `grace_until`, then the garbage collector may delete it.
+    fn release_file(&mut self, file: &str, grace_until: f64) -> Result<()> {
+        let sha256: Option<String> = self.value(
+            "SELECT hash FROM files WHERE hash = $1 OR cid_v0 = $1 OR cid_v1 = $1 LIMIT 1",
+            &[&file],
+        )?;
+        match sha256 {
+            Some(sha256) if !self.is_pinned(&sha256)? => self.grace_pin(&sha256, grace_until),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Takes the single-writer lock of the session's schema, or fails if another node holds it.
+fn lock_writer(conn: &mut Conn, session: &Session) -> Result<()> {
+    let schema = session.schema.as_deref();
+    let locked: bool = conn
+        .client()
+        .query_one(
+            "SELECT pg_try_advisory_lock($1, hashtext(coalesce($2::text, current_schema()::text, '')))",
+            &[&WRITER_LOCK, &schema],
+        )
+        .and_then(|row| row.try_get(0))
+        .map_err(backend)?;
+    if locked {
+        Ok(())
+    } else {
+        Err(other(
+            "another raleph node is writing to this database (one writer per schema)",
+        ))
+    }
+}
+
+impl Drop for PgWriter {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            super::close_off_thread(conn);
+        }
+    }
+}
+
+fn to_json(v: &Value) -> String {
+    v.to_string()
+}
+
+fn size(n: u64) -> i64 {
+    n as i64
+}
+
+impl WriteStore for PgWriter {
+    fn begin(&mut self) -> Result<()> {
+        if self.in_transaction {
+            return Err(other("cannot start a transaction within a transaction"));
+        }
+        self.batch("BEGIN")?;
+        self.in_transaction = true;
+        self.aborted = false;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if !self.in_transaction {
+            return Err(other("cannot commit: no transaction is active"));
+        }
+        if self.aborted {
+            // PostgreSQL would answer COMMIT with a silent ROLLBACK.
+            self.rollback()?;
+            return Err(other(
+                "the transaction was aborted by an earlier error and rolled back",
+            ));
+        }
+        let result = self.batch("COMMIT");
+        // Whatever the outcome, the transaction is over.
+        self.in_transaction = false;
+        self.aborted = false;
+        result
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        if !self.in_transaction {
+            return Ok(());
+        }
+        self.in_transaction = false;
+        self.aborted = false;
+        match self.conn.as_mut() {
+            Some(conn) if !conn.is_closed() => {
+                conn.client().batch_execute("ROLLBACK").map_err(backend)
+            }
+            // A lost connection took its transaction with it.
+            _ => Ok(()),
+        }
+    }
+
+    fn savepoint(&mut self) -> Result<()> {
+        self.batch("SAVEPOINT message")
+    }
+
+    fn release_savepoint(&mut self) -> Result<()> {
+        self.batch("RELEASE SAVEPOINT message")
+    }
+
+    fn rollback_savepoint(&mut self) -> Result<()> {
+        self.batch("ROLLBACK TO SAVEPOINT message; RELEASE SAVEPOINT message")?;
+        self.aborted = false;
+        Ok(())
+    }
+
+    fn enqueue_pending(&mut self, p: &NewPending) -> Result<EnqueueOutcome> {
+        if let Some(status) = WriteStore::status(self, &p.item_hash)?
+            && status != MessageStatus::Pending
+            && status != MessageStatus::Rejected
+        {
+            return Ok(EnqueueOutcome::Known(status));
+        }
+        self.exec(
+            "INSERT INTO pending_messages (item_hash, sender, signature, message, reception_time, origin,
+                 signature_verified, next_attempt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (sender, item_hash, signature) DO NOTHING",
+            &[
+                &p.item_hash,
+                &p.sender,
+                &p.signature.as_deref().unwrap_or(""),
+                &to_json(&p.message),
+                &p.reception_time,
+                &p.origin,
+                &p.signature_verified,
+                &p.first_attempt,
+            ],
+        )?;
+        // A rejected message may be submitted again and retried.
+        self.exec(
+            "INSERT INTO message_status (item_hash, status, reception_time) VALUES ($1, 'pending', $2)
+             ON CONFLICT (item_hash) DO UPDATE SET status = 'pending'
+             WHERE message_status.status = 'rejected'",
+            &[&p.item_hash, &p.reception_time],
+        )?;
+        Ok(EnqueueOutcome::Queued)
+    }
+
+    fn due_pending(&mut self, now: f64, limit: usize) -> Result<Vec<PendingRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.rows(
+            "SELECT id, item_hash, message, reception_time, retries, signature_verified, origin
+             FROM pending_messages WHERE next_attempt <= $1 ORDER BY next_attempt, id LIMIT $2",
+            &[&now, &limit],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let retries: i64 = r.try_get(4).map_err(backend)?;
+                let message: String = r.try_get(2).map_err(backend)?;
+                Ok(PendingRow {
+                    id: r.try_get(0).map_err(backend)?,
+                    item_hash: r.try_get(1).map_err(backend)?,
+                    message: parse_json(&message)?,
+                    reception_time: r.try_get(3).map_err(backend)?,
+                    retries: u32::try_from(retries)
+                        .map_err(|_| StoreError::Corrupt(format!("retries {retries}")))?,
+                    signature_verified: r.try_get(5).map_err(backend)?,
+                    origin: r.try_get(6).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    fn next_due(&mut self) -> Result<Option<f64>> {
+        self.value::<Option<f64>>("SELECT min(next_attempt) FROM pending_messages", &[])
+            .map(Option::flatten)
+    }
+
+    fn delete_pending(&mut self, id: i64) -> Result<()> {
+        self.exec("DELETE FROM pending_messages WHERE id = $1", &[&id])
+            .map(drop)
+    }
+
+    fn reschedule_pending(
+        &mut self,
+        id: i64,
+        retries: u32,
+        next_attempt: f64,
+        error: &Failure,
+    ) -> Result<()> {
+        self.exec(
+            "UPDATE pending_messages SET retries = $2, next_attempt = $3, last_error_code = $4, last_error = $5
+             WHERE id = $1",
+            &[
+                &id,
+                &i64::from(retries),
+                &next_attempt,
+                &error.code.code(),
+                &to_json(&error.details),
+            ],
+        )
+        .map(drop)
+    }
+
+    fn other_pending(&mut self, item_hash: &str, except_id: i64) -> Result<u64> {
+        self.value::<i64>(
+            "SELECT count(*) FROM pending_messages WHERE item_hash = $1 AND id != $2",
+            &[&item_hash, &except_id],
+        )
+        .map(|n| n.unwrap_or_default().max(0) as u64)
+    }
+
+    fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>> {
+        let status: Option<String> = self.value(
+            "SELECT status FROM message_status WHERE item_hash = $1",
+            &[&item_hash],
+        )?;
+        status
+            .map(|s| s.parse().map_err(StoreError::Corrupt))
+            .transpose()
+    }
+
+    fn set_status(
+        &mut self,
+        item_hash: &str,
+        status: MessageStatus,
+        reception_time: f64,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO message_status (item_hash, status, reception_time) VALUES ($1, $2, $3)
+             ON CONFLICT (item_hash) DO UPDATE SET status = excluded.status",
+            &[&item_hash, &status.as_str(), &reception_time],
+        )?;
+        self.exec(
+            "UPDATE messages SET status = $2 WHERE item_hash = $1",
+            &[&item_hash, &status.as_str()],
+        )
+        .map(drop)
+    }
+
+    fn record_rejection(
+        &mut self,
+        item_hash: &str,
+        message: &Value,
+        error: &Failure,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO rejected_messages (item_hash, message, error_code, details) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (item_hash) DO UPDATE SET message = excluded.message,
+                 error_code = excluded.error_code, details = excluded.details",
+            &[
+                &item_hash,
+                &to_json(message),
+                &error.code.code(),
+                &to_json(&error.details),
+            ],
+        )
+        .map(drop)
+    }
+
+    fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
+        self.exec(
+            "INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
+                 channel, time, size, owner, content_type, content_ref, content_key, content_item_hash,
+                 payment_type, reception_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            &[
+                &m.item_hash,
+                &m.message_type,
+                &m.chain,
+                &m.sender,
+                &m.signature,
+                &m.item_type,
+                &m.item_content,
+                &m.content,
+                &m.channel,
+                &m.time,
+                &size(m.size),
+                &m.owner,
+                &m.content_type,
+                &m.content_ref,
+                &m.content_key,
+                &m.content_item_hash,
+                &m.payment_type,
+                &m.reception_time,
+            ],
+        )?;
+        for tag in &m.tags {
+            self.exec(
+                "INSERT INTO message_tags (tag, item_hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[tag, &m.item_hash],
+            )?;
+        }
+        if m.item_type != "inline" {
+            // Its content file is now held by the message itself.
+            self.claim_file(&m.item_hash)?;
+        }
+        self.exec(
+            "DELETE FROM rejected_messages WHERE item_hash = $1",
+            &[&m.item_hash],
+        )
+        .map(drop)
+    }
+
+    fn message_facts(&mut self, item_hash: &str) -> Result<Option<MessageFacts>> {
+        let Some(r) = self.row(
+            "SELECT type, chain, sender, signature, owner, channel, content_type, content_key, content_ref
+             FROM messages WHERE item_hash = $1",
+            &[&item_hash],
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(MessageFacts {
+            message_type: r.try_get(0).map_err(backend)?,
+            chain: r.try_get(1).map_err(backend)?,
+            sender: r.try_get(2).map_err(backend)?,
+            signature: r.try_get(3).map_err(backend)?,
+            owner: r.try_get(4).map_err(backend)?,
+            channel: r.try_get(5).map_err(backend)?,
+            content_type: r.try_get(6).map_err(backend)?,
+            content_key: r.try_get(7).map_err(backend)?,
+            content_ref: r.try_get(8).map_err(backend)?,
+        }))
+    }
+
+    fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
+        self.exec(
+            "UPDATE messages SET time = least(time, $2) WHERE item_hash = $1",
+            &[&item_hash, &time],
+        )
+        .map(drop)
+    }
+
+    fn insert_post(&mut self, p: &NewPost) -> Result<()> {
+        self.exec(
+            "INSERT INTO posts (item_hash, owner, type, ref, amends, channel, content, creation_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &p.item_hash,
+                &p.owner,
+                &p.post_type,
+                &p.reference,
+                &p.amends,
+                &p.channel,
+                &p.content,
+                &p.creation_time,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn post_facts(&mut self, item_hash: &str) -> Result<Option<PostFacts>> {
+        let Some(r) = self.row(
+            "SELECT owner, type, amends FROM posts WHERE item_hash = $1",
+            &[&item_hash],
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(PostFacts {
+            owner: r.try_get(0).map_err(backend)?,
+            post_type: r.try_get(1).map_err(backend)?,
+            amends: r.try_get(2).map_err(backend)?,
+        }))
+    }
+
+    fn refresh_latest_amend(&mut self, original: &str) -> Result<()> {
+        self.exec(
+            "UPDATE posts SET latest_amend = (
+                 SELECT a.item_hash FROM posts a WHERE a.amends = $1
+                 ORDER BY a.creation_time DESC, a.item_hash DESC LIMIT 1)
+             WHERE item_hash = $1",
+            &[&original],
+        )
+        .map(drop)
+    }
+
+    fn amends_of(&mut self, original: &str) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT item_hash FROM posts WHERE amends = $1 ORDER BY creation_time, item_hash",
+            &[&original],
+        )
+    }
+
+    fn insert_aggregate_element(&mut self, e: &NewAggregateElement) -> Result<()> {
+        self.exec(
+            "INSERT INTO aggregate_elements (item_hash, owner, key, content, creation_time)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&e.item_hash, &e.owner, &e.key, &e.content, &e.creation_time],
+        )
+        .map(drop)
+    }
+
+    fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()> {
+        let rows = self.rows(
+            "SELECT item_hash, content, creation_time FROM aggregate_elements
+             WHERE owner = $1 AND key = $2 ORDER BY creation_time, item_hash",
+            &[&owner, &key],
+        )?;
+        let elements = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, String>(0).map_err(backend)?,
+                    r.try_get::<_, String>(1).map_err(backend)?,
+                    r.try_get::<_, f64>(2).map_err(backend)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
+            return self
+                .exec(
+                    "DELETE FROM aggregates WHERE owner = $1 AND key = $2",
+                    &[&owner, &key],
+                )
+                .map(drop);
+        };
+        let merged = merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
+        self.exec(
+            "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
+                 original_item_hash, last_revision_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (owner, key) DO UPDATE SET content = excluded.content,
+                 creation_time = excluded.creation_time, last_update_time = excluded.last_update_time,
+                 original_item_hash = excluded.original_item_hash,
+                 last_revision_hash = excluded.last_revision_hash",
+            &[&owner, &key, &merged, &first.2, &last.2, &first.0, &last.0],
+        )
+        .map(drop)
+    }
+
+    fn aggregate_value(&mut self, owner: &str, key: &str) -> Result<Option<Value>> {
+        self.value::<String>(
+            "SELECT content FROM aggregates WHERE owner = $1 AND key = $2",
+            &[&owner, &key],
+        )?
+        .map(|s| parse_json(&s))
+        .transpose()
+    }
+
+    fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT item_hash FROM aggregate_elements WHERE owner = $1 AND key = $2
+             ORDER BY creation_time, item_hash",
+            &[&owner, &key],
+        )
+    }
+
+    fn insert_file_pin(&mut self, pin: &NewFilePin) -> Result<()> {
+        let is_update = pin.tag != pin.message_hash;
+        self.exec(
+            "INSERT INTO file_pins (message_hash, file_hash, owner, tag, created, is_update)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &pin.message_hash,
+                &pin.file_hash,
+                &pin.owner,
+                &pin.tag,
+                &pin.created,
+                &is_update,
+            ],
+        )?;
+        self.claim_file(&pin.file_hash)?;
+        self.refresh_file_tag(&pin.tag)
+    }
+
+    fn file_pin(&mut self, message_hash: &str) -> Result<Option<FilePinFacts>> {
+        let Some(r) = self.row(
+            "SELECT file_hash, owner, tag, is_update FROM file_pins WHERE message_hash = $1",
+            &[&message_hash],
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(FilePinFacts {
+            file_hash: r.try_get(0).map_err(backend)?,
+            owner: r.try_get(1).map_err(backend)?,
+            tag: r.try_get(2).map_err(backend)?,
+            is_update: r.try_get(3).map_err(backend)?,
+        }))
+    }
+
+    fn file_tag_exists(&mut self, tag: &str) -> Result<bool> {
+        self.exists("SELECT 1 FROM file_tags WHERE tag = $1", &[&tag])
+    }
+
+    fn refresh_file_tag(&mut self, tag: &str) -> Result<()> {
+        self.exec("DELETE FROM file_tags WHERE tag = $1", &[&tag])?;
+        self.exec(
+            "INSERT INTO file_tags (tag, owner, file_hash, message_hash, last_updated)
+             SELECT tag, owner, file_hash, message_hash, created FROM file_pins WHERE tag = $1
+             ORDER BY created DESC, message_hash DESC LIMIT 1",
+            &[&tag],
+        )
+        .map(drop)
+    }
+
+    fn insert_vm(&mut self, vm: &NewVm) -> Result<()> {
+        self.exec(
+            "INSERT INTO vms (item_hash, owner, type, allow_amend, replaces, created)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &vm.item_hash,
+                &vm.owner,
+                &vm.vm_type,
+                &vm.allow_amend,
+                &vm.replaces,
+                &vm.created,
+            ],
+        )?;
+        for reference in &vm.volume_refs {
+            self.exec(
+                "INSERT INTO vm_volumes (vm_hash, ref) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&vm.item_hash, reference],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn vm_facts(&mut self, item_hash: &str) -> Result<Option<VmFacts>> {
+        let Some(r) = self.row(
+            "SELECT owner, allow_amend, replaces FROM vms WHERE item_hash = $1",
+            &[&item_hash],
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(VmFacts {
+            owner: r.try_get(0).map_err(backend)?,
+            allow_amend: r.try_get(1).map_err(backend)?,
+            replaces: r.try_get(2).map_err(backend)?,
+        }))
+    }
+
+    fn store_used_by_vm(&mut self, store_hash: &str) -> Result<bool> {
+        let tag = self.file_pin(store_hash)?.map(|p| p.tag);
+        let tag = tag.as_deref().unwrap_or(store_hash);
+        self.exists(
+            "SELECT 1 FROM vm_volumes WHERE ref = $1 OR ref = $2 LIMIT 1",
+            &[&store_hash, &tag],
+        )
+    }
+
+    fn record_file(&mut self, file: &FileRecord, grace_until: Option<f64>) -> Result<()> {
+        self.exec(
+            "INSERT INTO files (hash, size, cid_v0, cid_v1, created) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (hash) DO UPDATE SET cid_v1 = coalesce(excluded.cid_v1, files.cid_v1)",
+            &[
+                &file.sha256,
+                &size(file.size),
+                &file.cid_v0,
+                &file.cid_v1,
+                &file.created,
+            ],
+        )?;
+        // A grace pin only keeps an unclaimed file alive: a file a message holds needs none.
+        if let Some(until) = grace_until
+            && !self.is_pinned(&file.sha256)?
+        {
+            self.grace_pin(&file.sha256, until)?;
+        }
+        Ok(())
+    }
+
+    fn volume_file_size(&mut self, reference: &str, use_latest: bool) -> Result<Option<u64>> {
+        let file_hash = if use_latest {
+            let tagged: Option<String> = self.value(
+                "SELECT file_hash FROM file_tags WHERE tag = $1",
+                &[&reference],
+            )?;
+            match tagged {
+                Some(hash) => Some(hash),
+                None => self.file_pin(reference)?.map(|p| p.file_hash),
+            }
+        } else {
+            self.file_pin(reference)?.map(|p| p.file_hash)
+        };
+        let Some(file_hash) = file_hash else {
+            return Ok(None);
+        };
+        self.value::<i64>(
+            "SELECT size FROM files WHERE hash = $1 OR cid_v0 = $1 OR cid_v1 = $1 LIMIT 1",
+            &[&file_hash],
+        )
+        .map(|size| size.map(|s| s.max(0) as u64))
+    }
+
+    fn collect_unpinned_files(&mut self, now: f64) -> Result<Vec<String>> {
+        let unpinned = self.strings(
+            "SELECT f.hash FROM files f
+             WHERE NOT EXISTS (SELECT 1 FROM grace_pins g WHERE g.file_hash = f.hash AND g.until > $1)
+               AND NOT EXISTS (SELECT 1 FROM file_pins p
+                               WHERE p.file_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, '')))
+               AND NOT EXISTS (SELECT 1 FROM messages m
+                               WHERE m.item_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, ''))
+                                 AND m.item_type != 'inline')
+             ORDER BY f.hash",
+            &[&now],
+        )?;
+        for hash in &unpinned {
+            self.exec("DELETE FROM files WHERE hash = $1", &[hash])?;
+            self.exec("DELETE FROM grace_pins WHERE file_hash = $1", &[hash])?;
+        }
+        self.exec("DELETE FROM grace_pins WHERE until <= $1", &[&now])?;
+        Ok(unpinned)
+    }
+
+    fn file_known(&mut self, sha256: &str) -> Result<bool> {
+        self.exists("SELECT 1 FROM files WHERE hash = $1", &[&sha256])
+    }
+
+    fn forget(
+        &mut self,
+        item_hash: &str,
+        forgotten_by: &str,
+        now: f64,
+        grace_until: f64,
+    ) -> Result<()> {
+        let by = Value::from(vec![forgotten_by]).to_string();
+        self.exec(
+            "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
+                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time)
+             SELECT item_hash, type, chain, sender, signature, item_type, time, channel, owner, payment_type,
+                 size, $2, $3, reception_time FROM messages WHERE item_hash = $1",
+            &[&item_hash, &by, &now],
+        )?;
+        let facts = self.message_facts(item_hash)?;
+        // Files this message kept alive: its own content when not inline, its STORE file.
+        let mut released: Vec<String> = self.strings(
+            "SELECT item_hash FROM messages WHERE item_hash = $1 AND item_type != 'inline'",
+            &[&item_hash],
+        )?;
+        released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
+        self.exec("DELETE FROM messages WHERE item_hash = $1", &[&item_hash])?;
+        self.exec(
+            "DELETE FROM message_tags WHERE item_hash = $1",
+            &[&item_hash],
+        )?;
+        match facts.as_ref().map(|f| f.message_type.as_str()) {
+            Some("POST") => {
+                let amends = self.post_facts(item_hash)?.and_then(|p| p.amends);
+                self.exec("DELETE FROM posts WHERE item_hash = $1", &[&item_hash])?;
+                if let Some(original) = amends {
+                    self.refresh_latest_amend(&original)?;
+                }
+            }
+            Some("AGGREGATE") => {
+                let element = self.row(
+                    "SELECT owner, key FROM aggregate_elements WHERE item_hash = $1",
+                    &[&item_hash],
+                )?;
+                let element = element
+                    .map(|r| -> Result<(String, String)> {
+                        Ok((
+                            r.try_get(0).map_err(backend)?,
+                            r.try_get(1).map_err(backend)?,
+                        ))
+                    })
+                    .transpose()?;
+                self.exec(
+                    "DELETE FROM aggregate_elements WHERE item_hash = $1",
+                    &[&item_hash],
+                )?;
+                if let Some((owner, key)) = element {
+                    self.rebuild_aggregate(&owner, &key)?;
+                }
+            }
+            Some("STORE") => {
+                let pin = self.file_pin(item_hash)?;
+                self.exec(
+                    "DELETE FROM file_pins WHERE message_hash = $1",
+                    &[&item_hash],
+                )?;
+                if let Some(pin) = pin {
+                    self.refresh_file_tag(&pin.tag)?;
+                }
+            }
+            Some("PROGRAM" | "INSTANCE") => {
+                self.exec("DELETE FROM vms WHERE item_hash = $1", &[&item_hash])?;
+                self.exec("DELETE FROM vm_volumes WHERE vm_hash = $1", &[&item_hash])?;
+            }
+            _ => {}
+        }
+        for file in released {
+            self.release_file(&file, grace_until)?;
+        }
+        self.exec(
+            "UPDATE message_status SET status = 'forgotten' WHERE item_hash = $1",
+            &[&item_hash],
+        )
+        .map(drop)
+    }
+
+    fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()> {
+        let current: Option<String> = self.value(
+            "SELECT forgotten_by FROM forgotten_messages WHERE item_hash = $1",
+            &[&item_hash],
+        )?;
+        let Some(current) = current else {
+            return Ok(());
+        };
+        let mut list: Vec<String> = serde_json::from_str(&current).unwrap_or_default();
+        if !list.iter().any(|h| h == forgotten_by) {
+            list.push(forgotten_by.to_owned());
+        }
+        self.exec(
+            "UPDATE forgotten_messages SET forgotten_by = $2 WHERE item_hash = $1",
+            &[&item_hash, &Value::from(list).to_string()],
+        )
+        .map(drop)
+    }
+}

@@ -1,0 +1,2400 @@
+//! The store's behaviour, backend-neutral: every test here runs, unchanged, against each
+//! backend compiled in (SQLite with `--features sqlite`, PostgreSQL with `--features postgres`),
+//! and a differential test checks that both give identical answers to the same queries.
+//!
+//! PostgreSQL: the tests connect to `DATABASE_URL` (`scripts/postgres.sh` starts a private
+//! server and prints it); each test works in a fresh schema of its own, dropped at the end, so
+//! tests run in parallel. Without `DATABASE_URL` they print a notice and pass, unless
+//! `RALEPH_REQUIRE_POSTGRES=1`, which makes them fail (as does an unreachable server).
+
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
+
+use raleph_db::*;
+use serde_json::{Value, json};
+
+/// Opens a store's two sides.
+type Opener = Box<dyn Fn() -> (Box<dyn WriteStore>, Box<dyn ReadStore>)>;
+
+/// One open store of some backend, and what keeps its storage alive.
+struct Store {
+    w: Slot<dyn WriteStore>,
+    r: Slot<dyn ReadStore>,
+    /// Opens the same storage again (after `w` and `r` were closed).
+    reopen: Opener,
+    /// Dropped last: removes the storage.
+    _guard: Box<dyn std::any::Any>,
+}
+
+/// A handle that can be closed and replaced.
+struct Slot<T: ?Sized>(Option<Box<T>>);
+
+impl<T: ?Sized> std::ops::Deref for Slot<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_deref().expect("an open store")
+    }
+}
+
+impl<T: ?Sized> std::ops::DerefMut for Slot<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_deref_mut().expect("an open store")
+    }
+}
+
+impl Store {
+    fn new(reopen: Opener, guard: Box<dyn std::any::Any>) -> Store {
+        let (w, r) = reopen();
+        Store {
+            w: Slot(Some(w)),
+            r: Slot(Some(r)),
+            reopen,
+            _guard: guard,
+        }
+    }
+
+    fn reopen(&mut self) {
+        // Close the old handles first (PostgreSQL: one writer at a time).
+        self.w.0 = None;
+        self.r.0 = None;
+        let (w, r) = (self.reopen)();
+        self.w.0 = Some(w);
+        self.r.0 = Some(r);
+    }
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_store() -> Option<Store> {
+    use raleph_db::sqlite;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("index.sqlite");
+    let open = move || -> (Box<dyn WriteStore>, Box<dyn ReadStore>) {
+        let (w, r) = sqlite::open(&path, Durability::Normal).expect("open sqlite");
+        (Box::new(w), Box::new(r))
+    };
+    Some(Store::new(Box::new(open), Box::new(dir)))
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use raleph_db::postgres::{PgOptions, open, redact};
+
+    use super::*;
+
+    /// The server to test against, or `None` to skip (see the module doc).
+    pub fn url() -> Option<String> {
+        let required = std::env::var("RALEPH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
+            _ if required => {
+                panic!(
+                    "RALEPH_REQUIRE_POSTGRES=1 but DATABASE_URL is not set (scripts/postgres.sh)"
+                )
+            }
+            _ => {
+                eprintln!(
+                    "notice: DATABASE_URL is not set, skipping a PostgreSQL conformance test \
+                     (run scripts/postgres.sh and export what it prints)"
+                );
+                None
+            }
+        }
+    }
+
+    /// A schema name no other test uses.
+    pub fn fresh_schema() -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!(
+            "raleph_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    pub fn admin(url: &str) -> ::postgres::Client {
+        ::postgres::Client::connect(url, ::postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {}: {e}", redact(url)))
+    }
+
+    /// Drops the test's schema when the test ends, passed or failed.
+    pub struct SchemaGuard {
+        pub url: String,
+        pub schema: String,
+    }
+
+    impl Drop for SchemaGuard {
+        fn drop(&mut self) {
+            let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+            let dropped = ::postgres::Client::connect(&self.url, ::postgres::NoTls)
+                .and_then(|mut client| client.batch_execute(&sql));
+            if let Err(e) = dropped {
+                eprintln!("could not drop test schema {}: {e}", self.schema);
+            }
+        }
+    }
+
+    pub fn options(schema: &str) -> PgOptions {
+        PgOptions {
+            durability: Durability::Full,
+            schema: Some(schema.to_owned()),
+            max_read_connections: 4,
+        }
+    }
+
+    pub fn store() -> Option<Store> {
+        let url = url()?;
+        let schema = fresh_schema();
+        let guard = SchemaGuard {
+            url: url.clone(),
+            schema: schema.clone(),
+        };
+        let open = move || -> (Box<dyn WriteStore>, Box<dyn ReadStore>) {
+            let (w, r) = open(&url, &options(&schema))
+                .unwrap_or_else(|e| panic!("cannot open PostgreSQL at {}: {e}", redact(&url)));
+            (Box::new(w), Box::new(r))
+        };
+        Some(Store::new(Box::new(open), Box::new(guard)))
+    }
+}
+
+/// Declares each test once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() -> raleph_db::Result<()> {
+                    match super::sqlite_store() {
+                        Some(mut store) => super::$name(&mut store),
+                        None => Ok(()),
+                    }
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[test]
+                fn $name() -> raleph_db::Result<()> {
+                    match super::pg::store() {
+                        Some(mut store) => super::$name(&mut store),
+                        None => Ok(()),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    pending_queue,
+    statuses_and_counts,
+    rejections,
+    message_roundtrip_and_content_fidelity,
+    message_filters_sorts_and_counts,
+    message_cursors_and_pages,
+    posts_and_amends,
+    aggregates_merge,
+    aggregate_listing,
+    forget_messages,
+    forget_derived_state,
+    files_pins_and_tags,
+    garbage_collection,
+    vms_and_volumes,
+    address_stats_and_channels,
+    transactions_and_savepoints,
+    reopen_keeps_data,
+);
+
+// ---- data helpers ----
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_owned()).collect()
+}
+
+fn message(hash: &str, message_type: &str, sender: &str, time: f64) -> NewMessage {
+    let content = format!(r#"{{"type":"{message_type}","address":"{sender}","time":{time}}}"#);
+    NewMessage {
+        item_hash: hash.into(),
+        message_type: message_type.into(),
+        chain: "ETH".into(),
+        sender: sender.into(),
+        signature: Some(format!("sig-{hash}")),
+        item_type: "inline".into(),
+        item_content: Some(content.clone()),
+        content,
+        channel: Some("TEST".into()),
+        time,
+        size: 100,
+        owner: sender.into(),
+        content_type: None,
+        content_ref: None,
+        content_key: None,
+        content_item_hash: None,
+        payment_type: None,
+        tags: Vec::new(),
+        reception_time: time + 0.25,
+    }
+}
+
+/// Indexes a message and marks it processed, in one transaction, as the pipeline does.
+fn add(s: &mut Store, m: &NewMessage) -> Result<()> {
+    s.w.begin()?;
+    s.w.insert_message(m)?;
+    s.w.set_status(&m.item_hash, MessageStatus::Processed, m.reception_time)?;
+    s.w.commit()
+}
+
+fn hashes(records: &[MessageRecord]) -> Vec<String> {
+    records.iter().map(|m| m.item_hash.clone()).collect()
+}
+
+fn asc() -> MessageQuery {
+    MessageQuery {
+        sort_order: SortOrder::Ascending,
+        ..Default::default()
+    }
+}
+
+fn listed(s: &Store, q: &MessageQuery) -> Result<Vec<String>> {
+    Ok(hashes(&s.r.messages(q)?))
+}
+
+fn pending(hash: &str, signature: Option<&str>, first_attempt: f64) -> NewPending {
+    NewPending {
+        item_hash: hash.into(),
+        sender: "0xSender".into(),
+        signature: signature.map(str::to_owned),
+        message: json!({"item_hash": hash, "z": 1, "a": [1, 2]}),
+        reception_time: 10.0,
+        origin: "api",
+        signature_verified: true,
+        first_attempt,
+    }
+}
+
+// ---- the tests ----
+
+fn pending_queue(s: &mut Store) -> Result<()> {
+    assert_eq!(s.w.next_due()?, None);
+    s.w.begin()?;
+    assert_eq!(
+        s.w.enqueue_pending(&pending("b", Some("sig"), 2.0))?,
+        EnqueueOutcome::Queued
+    );
+    assert_eq!(
+        s.w.enqueue_pending(&pending("a", Some("sig"), 1.0))?,
+        EnqueueOutcome::Queued
+    );
+    // The same copy again is deduplicated; another signature is another copy.
+    assert_eq!(
+        s.w.enqueue_pending(&pending("a", Some("sig"), 1.0))?,
+        EnqueueOutcome::Queued
+    );
+    assert_eq!(
+        s.w.enqueue_pending(&pending("a", Some("other"), 3.0))?,
+        EnqueueOutcome::Queued
+    );
+    // No signature is one copy too.
+    s.w.enqueue_pending(&pending("c", None, 4.0))?;
+    s.w.enqueue_pending(&pending("c", None, 4.0))?;
+    s.w.commit()?;
+
+    assert_eq!(s.w.next_due()?, Some(1.0));
+    let due = s.w.due_pending(10.0, 100)?;
+    let order: Vec<_> = due.iter().map(|p| p.item_hash.as_str()).collect();
+    assert_eq!(order, ["a", "b", "a", "c"]);
+    let first = &due[0];
+    assert_eq!(
+        first.message,
+        json!({"item_hash": "a", "z": 1, "a": [1, 2]})
+    );
+    assert_eq!(
+        first.message.to_string(),
+        r#"{"item_hash":"a","z":1,"a":[1,2]}"#
+    );
+    assert_eq!((first.retries, first.signature_verified), (0, true));
+    assert_eq!((first.origin.as_str(), first.reception_time), ("api", 10.0));
+    assert_eq!(s.w.due_pending(1.5, 100)?.len(), 1);
+    assert_eq!(s.w.due_pending(10.0, 2)?.len(), 2);
+    assert!(s.w.due_pending(0.5, 100)?.is_empty());
+
+    assert_eq!(s.w.other_pending("a", first.id)?, 1);
+    assert_eq!(s.w.other_pending("b", due[1].id)?, 0);
+    let copies = s.r.pending_copies("a")?;
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[0].message["item_hash"], "a");
+    assert_eq!(copies[0].reception_time, 10.0);
+    assert!(s.r.pending_copies("zz")?.is_empty());
+
+    // Rescheduled: later in the queue, with its retry count.
+    s.w.begin()?;
+    let failure = Failure::new(ErrorCode::ContentUnavailable, "not yet");
+    s.w.reschedule_pending(first.id, 3, 20.0, &failure)?;
+    s.w.commit()?;
+    let due = s.w.due_pending(100.0, 100)?;
+    let order: Vec<_> = due
+        .iter()
+        .map(|p| (p.item_hash.as_str(), p.retries))
+        .collect();
+    assert_eq!(order, [("b", 0), ("a", 0), ("c", 0), ("a", 3)]);
+    assert_eq!(s.w.next_due()?, Some(2.0));
+
+    s.w.begin()?;
+    s.w.delete_pending(first.id)?;
+    s.w.commit()?;
+    assert_eq!(s.w.due_pending(100.0, 100)?.len(), 3);
+    assert_eq!(s.w.other_pending("a", -1)?, 1);
+
+    // A final status stops new copies; a rejected message may be queued again.
+    s.w.begin()?;
+    s.w.set_status("b", MessageStatus::Processed, 10.0)?;
+    s.w.set_status("d", MessageStatus::Rejected, 11.0)?;
+    assert_eq!(
+        s.w.enqueue_pending(&pending("b", Some("new"), 1.0))?,
+        EnqueueOutcome::Known(MessageStatus::Processed)
+    );
+    assert_eq!(
+        s.w.enqueue_pending(&pending("d", Some("sig"), 1.0))?,
+        EnqueueOutcome::Queued
+    );
+    s.w.commit()?;
+    assert_eq!(s.w.status("d")?, Some(MessageStatus::Pending));
+    // The status keeps its first reception time.
+    assert_eq!(
+        s.r.status("d")?,
+        Some(StatusRecord {
+            item_hash: "d".into(),
+            status: MessageStatus::Pending,
+            reception_time: 11.0,
+        })
+    );
+    assert_eq!(s.w.status("a")?, Some(MessageStatus::Pending));
+    Ok(())
+}
+
+fn statuses_and_counts(s: &mut Store) -> Result<()> {
+    assert_eq!(s.w.status("x")?, None);
+    assert_eq!(s.r.status("x")?, None);
+    assert_eq!(s.r.counts()?, Counts::default());
+    add(s, &message("m1", "POST", "0xA", 1.0))?;
+    add(s, &message("m2", "POST", "0xA", 2.0))?;
+    s.w.begin()?;
+    s.w.enqueue_pending(&pending("p1", Some("s"), 1.0))?;
+    s.w.set_status("r1", MessageStatus::Rejected, 3.0)?;
+    s.w.set_status("m2", MessageStatus::Removing, 4.0)?;
+    s.w.commit()?;
+    for status in MessageStatus::ALL {
+        s.w.begin()?;
+        s.w.set_status("cycle", status, 5.0)?;
+        s.w.commit()?;
+        assert_eq!(s.w.status("cycle")?, Some(status));
+        assert_eq!(s.r.status("cycle")?.map(|r| r.status), Some(status));
+    }
+    // The message's own status follows.
+    assert_eq!(
+        s.r.message("m2")?.map(|m| m.status),
+        Some(MessageStatus::Removing)
+    );
+    let counts = s.r.counts()?;
+    assert_eq!((counts.messages, counts.pending), (2, 1));
+    let mut by_status = counts.by_status.clone();
+    by_status.sort_by_key(|(st, _)| st.as_str());
+    assert_eq!(
+        by_status,
+        vec![
+            (MessageStatus::Pending, 1),
+            (MessageStatus::Processed, 1),
+            (MessageStatus::Rejected, 1),
+            (MessageStatus::Removed, 1),
+            (MessageStatus::Removing, 1),
+        ]
+    );
+    Ok(())
+}
+
+fn rejections(s: &mut Store) -> Result<()> {
+    assert!(s.r.rejection("h")?.is_none());
+    let envelope = json!({"item_hash": "h", "b": 2, "a": 1});
+    s.w.begin()?;
+    s.w.record_rejection(
+        "h",
+        &envelope,
+        &Failure::new(ErrorCode::InvalidSignature, "bad"),
+    )?;
+    s.w.set_status("h", MessageStatus::Rejected, 1.0)?;
+    s.w.commit()?;
+    let rejection = s.r.rejection("h")?.expect("rejection");
+    assert_eq!(rejection.error_code, 1);
+    assert_eq!(rejection.message.to_string(), envelope.to_string());
+    assert_eq!(rejection.details, json!({"errors": ["bad"]}));
+    // Recorded again: the last one wins.
+    s.w.begin()?;
+    s.w.record_rejection(
+        "h",
+        &envelope,
+        &Failure::new(ErrorCode::PermissionDenied, json!({"why": "no"})),
+    )?;
+    s.w.commit()?;
+    let rejection = s.r.rejection("h")?.expect("rejection");
+    assert_eq!(rejection.error_code, 2);
+    assert_eq!(rejection.details, json!({"errors": [{"why": "no"}]}));
+    // Processed later: the rejection goes.
+    add(s, &message("h", "POST", "0xA", 1.0))?;
+    assert!(s.r.rejection("h")?.is_none());
+    Ok(())
+}
+
+fn message_roundtrip_and_content_fidelity(s: &mut Store) -> Result<()> {
+    // Content served byte for byte: key order, duplicate keys, escapes, non-ASCII.
+    let raw = r#"{"z":1,"a":{"y":[1,2.50,"\u0000"],"b":null},"z":2,"é":"😀 \"q\""}"#;
+    let mut m = message("m1", "POST", "0xA", 1_700_000_000.123_456_7);
+    m.item_content = Some(raw.to_owned());
+    m.content = raw.to_owned();
+    m.size = u32::MAX as u64 + 7;
+    m.chain = "SOL".into();
+    m.channel = None;
+    m.signature = None;
+    m.content_type = Some("note".into());
+    m.content_ref = Some("ref".into());
+    m.content_key = Some("key".into());
+    m.content_item_hash = Some("content-hash".into());
+    m.payment_type = Some("hold".into());
+    m.tags = strings(&["t1", "t2", "t1"]);
+    add(s, &m)?;
+    let mut storage = message("m2", "STORE", "0xB", 2.0);
+    storage.item_type = "storage".into();
+    storage.item_content = None;
+    add(s, &storage)?;
+
+    let got = s.r.message("m1")?.expect("stored");
+    assert_eq!(got.content, raw);
+    assert_eq!(got.item_content.as_deref(), Some(raw));
+    assert_eq!(
+        (got.item_hash.as_str(), got.message_type.as_str()),
+        ("m1", "POST")
+    );
+    assert_eq!((got.chain.as_str(), got.sender.as_str()), ("SOL", "0xA"));
+    assert_eq!((got.signature, got.channel), (None, None));
+    assert_eq!(got.item_type, "inline");
+    assert_eq!(got.time, 1_700_000_000.123_456_7);
+    assert_eq!(got.reception_time, m.reception_time);
+    assert_eq!(got.size, u32::MAX as u64 + 7);
+    assert_eq!(got.status, MessageStatus::Processed);
+    let got = s.r.message("m2")?.expect("stored");
+    assert_eq!(
+        (got.item_content, got.item_type.as_str()),
+        (None, "storage")
+    );
+    assert!(s.r.message("nope")?.is_none());
+
+    assert_eq!(
+        s.w.message_facts("m1")?,
+        Some(MessageFacts {
+            message_type: "POST".into(),
+            chain: "SOL".into(),
+            sender: "0xA".into(),
+            signature: None,
+            owner: "0xA".into(),
+            channel: None,
+            content_type: Some("note".into()),
+            content_key: Some("key".into()),
+            content_ref: Some("ref".into()),
+        })
+    );
+    assert_eq!(s.w.message_facts("nope")?, None);
+
+    // A second copy keeps the earliest declared time.
+    s.w.begin()?;
+    s.w.keep_earliest_time("m2", 5.0)?;
+    s.w.commit()?;
+    assert_eq!(s.r.message("m2")?.map(|m| m.time), Some(2.0));
+    s.w.begin()?;
+    s.w.keep_earliest_time("m2", 0.5)?;
+    s.w.keep_earliest_time("nope", 0.5)?;
+    s.w.commit()?;
+    assert_eq!(s.r.message("m2")?.map(|m| m.time), Some(0.5));
+    // Inserting the same item hash twice is an error, not a panic.
+    s.w.begin()?;
+    assert!(s.w.insert_message(&m).is_err());
+    s.w.rollback()?;
+    Ok(())
+}
+
+/// Messages with ties on time, mixed-case hashes and channels, for filters and sorts.
+fn seed_messages(s: &mut Store) -> Result<()> {
+    let mut h1 = message("h1", "POST", "0xA", 1.0);
+    h1.channel = Some("C1".into());
+    h1.content_type = Some("note".into());
+    h1.content_ref = Some("r1".into());
+    h1.tags = strings(&["x"]);
+    let mut h2 = message("h2", "AGGREGATE", "0xB", 2.0);
+    h2.chain = "SOL".into();
+    h2.channel = Some("C2".into());
+    h2.content_key = Some("k1".into());
+    let mut h3 = message("h3", "STORE", "0xA", 2.0);
+    h3.owner = "0xO".into();
+    h3.channel = None;
+    h3.content_item_hash = Some("f1".into());
+    h3.payment_type = Some("hold".into());
+    h3.item_type = "storage".into();
+    let mut h4 = message("h4", "POST", "0xB", 3.0);
+    h4.channel = Some("C1".into());
+    h4.content_type = Some("blog".into());
+    h4.content_ref = Some("r2".into());
+    h4.tags = strings(&["x", "y"]);
+    // Upper case sorts before lower case bytewise (not in most locales).
+    let mut h5 = message("H5", "POST", "0xA", 2.0);
+    h5.channel = Some("b".into());
+    h5.content_type = Some("note".into());
+    for m in [&h4, &h3, &h1, &h5, &h2] {
+        add(s, m)?;
+    }
+    Ok(())
+}
+
+fn message_filters_sorts_and_counts(s: &mut Store) -> Result<()> {
+    seed_messages(s)?;
+    let all_asc = strings(&["h1", "H5", "h2", "h3", "h4"]);
+    assert_eq!(listed(s, &asc())?, all_asc);
+    // Descending time, ties still by item hash ascending.
+    assert_eq!(
+        listed(s, &MessageQuery::default())?,
+        strings(&["h4", "H5", "h2", "h3", "h1"])
+    );
+    let cases: Vec<(MessageQuery, Vec<&str>)> = vec![
+        (
+            MessageQuery {
+                hashes: strings(&["h4", "h1", "nope"]),
+                ..asc()
+            },
+            vec!["h1", "h4"],
+        ),
+        (
+            MessageQuery {
+                addresses: strings(&["0xA"]),
+                ..asc()
+            },
+            vec!["h1", "H5", "h3"],
+        ),
+        (
+            MessageQuery {
+                owners: strings(&["0xO"]),
+                ..asc()
+            },
+            vec!["h3"],
+        ),
+        (
+            MessageQuery {
+                refs: strings(&["r1", "r2"]),
+                ..asc()
+            },
+            vec!["h1", "h4"],
+        ),
+        (
+            MessageQuery {
+                content_hashes: strings(&["f1"]),
+                ..asc()
+            },
+            vec!["h3"],
+        ),
+        (
+            MessageQuery {
+                content_keys: strings(&["k1"]),
+                ..asc()
+            },
+            vec!["h2"],
+        ),
+        (
+            MessageQuery {
+                content_types: strings(&["note"]),
+                ..asc()
+            },
+            vec!["h1", "H5"],
+        ),
+        (
+            MessageQuery {
+                chains: strings(&["SOL"]),
+                ..asc()
+            },
+            vec!["h2"],
+        ),
+        (
+            MessageQuery {
+                channels: strings(&["C1", "b"]),
+                ..asc()
+            },
+            vec!["h1", "H5", "h4"],
+        ),
+        // Exact matches only: no case folding, no patterns.
+        (
+            MessageQuery {
+                channels: strings(&["c1", "C%", "B"]),
+                ..asc()
+            },
+            vec![],
+        ),
+        (
+            MessageQuery {
+                tags: strings(&["x"]),
+                ..asc()
+            },
+            vec!["h1", "h4"],
+        ),
+        (
+            MessageQuery {
+                tags: strings(&["y", "x"]),
+                ..asc()
+            },
+            vec!["h1", "h4"],
+        ),
+        (
+            MessageQuery {
+                payment_types: strings(&["hold"]),
+                ..asc()
+            },
+            vec!["h3"],
+        ),
+        (
+            MessageQuery {
+                message_types: strings(&["POST"]),
+                ..asc()
+            },
+            vec!["h1", "H5", "h4"],
+        ),
+        (
+            MessageQuery {
+                statuses: vec![MessageStatus::Processed],
+                ..asc()
+            },
+            vec!["h1", "H5", "h2", "h3", "h4"],
+        ),
+        (
+            MessageQuery {
+                start_date: Some(2.0),
+                ..asc()
+            },
+            vec!["H5", "h2", "h3", "h4"],
+        ),
+        // The end is exclusive.
+        (
+            MessageQuery {
+                end_date: Some(2.0),
+                ..asc()
+            },
+            vec!["h1"],
+        ),
+        (
+            MessageQuery {
+                start_date: Some(1.5),
+                end_date: Some(3.0),
+                ..asc()
+            },
+            vec!["H5", "h2", "h3"],
+        ),
+        (
+            MessageQuery {
+                addresses: strings(&["0xA"]),
+                message_types: strings(&["POST"]),
+                channels: strings(&["C1"]),
+                ..asc()
+            },
+            vec!["h1"],
+        ),
+        (
+            MessageQuery {
+                limit: 2,
+                offset: 1,
+                ..asc()
+            },
+            vec!["H5", "h2"],
+        ),
+        // No limit: the offset does not apply.
+        (
+            MessageQuery { offset: 3, ..asc() },
+            vec!["h1", "H5", "h2", "h3", "h4"],
+        ),
+        (
+            MessageQuery {
+                limit: 10,
+                offset: 10,
+                ..asc()
+            },
+            vec![],
+        ),
+    ];
+    for (query, expected) in &cases {
+        let got = listed(s, query)?;
+        assert_eq!(got, strings(expected), "{query:?}");
+        // Counts ignore the page.
+        let unpaged = MessageQuery {
+            limit: 0,
+            offset: 0,
+            ..query.clone()
+        };
+        let total = listed(s, &unpaged)?.len() as u64;
+        assert_eq!(s.r.count_messages(query)?, total, "{query:?}");
+    }
+    s.w.begin()?;
+    s.w.set_status("h4", MessageStatus::Removing, 9.0)?;
+    s.w.commit()?;
+    let removing = MessageQuery {
+        statuses: vec![MessageStatus::Removing],
+        ..asc()
+    };
+    assert_eq!(listed(s, &removing)?, strings(&["h4"]));
+    let live = MessageQuery {
+        statuses: vec![MessageStatus::Processed, MessageStatus::Removing],
+        ..asc()
+    };
+    assert_eq!(s.r.count_messages(&live)?, 5);
+    assert_eq!(s.r.count_messages(&MessageQuery::default())?, 5);
+    Ok(())
+}
+
+fn message_cursors_and_pages(s: &mut Store) -> Result<()> {
+    seed_messages(s)?;
+    // Many ties on time, hashes of several lengths and cases.
+    for (i, hash) in ["a", "B", "ab", "A0", "b", "_", "aa", "Z", "0"]
+        .iter()
+        .enumerate()
+    {
+        add(s, &message(hash, "POST", "0xC", 2.0 + (i % 2) as f64))?;
+    }
+    for order in [SortOrder::Ascending, SortOrder::Descending] {
+        let base = MessageQuery {
+            sort_order: order,
+            ..Default::default()
+        };
+        let all = listed(s, &base)?;
+        let mut sorted = s.r.messages(&base)?;
+        sorted.sort_by(|a, b| {
+            let by_time = a.time.total_cmp(&b.time);
+            let by_time = if order == SortOrder::Descending {
+                by_time.reverse()
+            } else {
+                by_time
+            };
+            by_time.then_with(|| a.item_hash.as_bytes().cmp(b.item_hash.as_bytes()))
+        });
+        assert_eq!(all, hashes(&sorted), "{order:?}: time, then bytewise hash");
+        for page in 1..=4 {
+            let mut walked = Vec::new();
+            let mut cursor = None;
+            loop {
+                let q = MessageQuery {
+                    limit: page,
+                    cursor: cursor.clone(),
+                    ..base.clone()
+                };
+                let rows = s.r.messages(&q)?;
+                if rows.is_empty() {
+                    break;
+                }
+                let last = rows.last().expect("a row");
+                cursor = Some(Cursor {
+                    time: last.time,
+                    item_hash: last.item_hash.clone(),
+                });
+                walked.extend(hashes(&rows));
+            }
+            assert_eq!(walked, all, "{order:?} pages of {page}");
+            // Offsets walk the same list.
+            let mut by_offset = Vec::new();
+            for n in 0.. {
+                let q = MessageQuery {
+                    limit: page,
+                    offset: n * page,
+                    ..base.clone()
+                };
+                let rows = listed(s, &q)?;
+                if rows.is_empty() {
+                    break;
+                }
+                by_offset.extend(rows);
+            }
+            assert_eq!(by_offset, all);
+        }
+    }
+    // A cursor combined with filters.
+    let q = MessageQuery {
+        addresses: strings(&["0xC"]),
+        cursor: Some(Cursor {
+            time: 2.0,
+            item_hash: "ab".into(),
+        }),
+        ..asc()
+    };
+    assert_eq!(listed(s, &q)?, strings(&["b", "A0", "B", "Z", "_"]));
+    Ok(())
+}
+
+/// A post and its message, as the pipeline indexes them.
+#[allow(clippy::too_many_arguments)]
+fn add_post(
+    s: &mut Store,
+    hash: &str,
+    owner: &str,
+    post_type: &str,
+    amends: Option<&str>,
+    reference: Option<&str>,
+    channel: Option<&str>,
+    time: f64,
+    tags: &[&str],
+) -> Result<()> {
+    let content = format!(r#"{{"body":"{hash}","n":{time}}}"#);
+    let mut m = message(hash, "POST", owner, time);
+    m.channel = channel.map(str::to_owned);
+    m.content_type = Some(if amends.is_some() { "amend" } else { post_type }.to_owned());
+    m.content_ref = amends.or(reference).map(str::to_owned);
+    m.tags = strings(tags);
+    m.chain = if owner == "0xB" { "SOL" } else { "ETH" }.into();
+    s.w.begin()?;
+    s.w.insert_message(&m)?;
+    s.w.insert_post(&NewPost {
+        item_hash: hash.into(),
+        owner: owner.into(),
+        post_type: post_type.into(),
+        reference: reference.map(str::to_owned),
+        amends: amends.map(str::to_owned),
+        channel: channel.map(str::to_owned),
+        content: Some(content),
+        creation_time: time,
+        tags: strings(tags),
+    })?;
+    if let Some(original) = amends {
+        s.w.refresh_latest_amend(original)?;
+    }
+    s.w.set_status(hash, MessageStatus::Processed, time)?;
+    s.w.commit()
+}
+
+fn post_hashes(posts: &[PostRecord]) -> Vec<(String, String)> {
+    posts
+        .iter()
+        .map(|p| (p.original_item_hash.clone(), p.latest.item_hash.clone()))
+        .collect()
+}
+
+fn posts_and_amends(s: &mut Store) -> Result<()> {
+    add_post(
+        s,
+        "p1",
+        "0xA",
+        "note",
+        None,
+        None,
+        Some("C1"),
+        10.0,
+        &["orig"],
+    )?;
+    add_post(
+        s,
+        "p2",
+        "0xB",
+        "blog",
+        None,
+        Some("r"),
+        Some("C2"),
+        20.0,
+        &[],
+    )?;
+    add_post(s, "p3", "0xA", "note", None, None, None, 15.0, &[])?;
+    // Amends arrive out of order: the latest is the greatest content time.
+    add_post(
+        s,
+        "a1",
+        "0xA",
+        "note",
+        Some("p1"),
+        None,
+        Some("C1"),
+        30.0,
+        &["new"],
+    )?;
+    add_post(
+        s,
+        "a2",
+        "0xA",
+        "note",
+        Some("p1"),
+        None,
+        Some("C1"),
+        25.0,
+        &[],
+    )?;
+
+    let all = s.r.posts(&PostQuery::default())?;
+    assert_eq!(
+        post_hashes(&all),
+        vec![
+            ("p1".to_owned(), "a1".to_owned()),
+            ("p2".to_owned(), "p2".to_owned()),
+            ("p3".to_owned(), "p3".to_owned()),
+        ]
+    );
+    let p1 = &all[0];
+    assert_eq!(p1.original_type, "note");
+    assert_eq!(p1.original_signature.as_deref(), Some("sig-p1"));
+    assert_eq!((p1.owner.as_str(), p1.reference.as_deref()), ("0xA", None));
+    assert_eq!(p1.channel.as_deref(), Some("C1"));
+    assert_eq!(
+        (p1.created, p1.last_updated, p1.amended),
+        (10.0, 30.0, true)
+    );
+    assert_eq!(
+        p1.latest_content.as_deref(),
+        Some(r#"{"body":"a1","n":30}"#)
+    );
+    assert_eq!(p1.latest.time, 30.0);
+    assert!(!all[1].amended);
+    assert_eq!(all[1].reference.as_deref(), Some("r"));
+
+    let ascending = PostQuery {
+        sort_order: SortOrder::Ascending,
+        ..Default::default()
+    };
+    let listed_posts = |q: &PostQuery| -> Result<Vec<String>> {
+        Ok(s.r
+            .posts(q)?
+            .into_iter()
+            .map(|p| p.original_item_hash)
+            .collect())
+    };
+    assert_eq!(listed_posts(&ascending)?, strings(&["p3", "p2", "p1"]));
+    let cases: Vec<(PostQuery, Vec<&str>)> = vec![
+        (
+            PostQuery {
+                addresses: strings(&["0xB"]),
+                ..ascending.clone()
+            },
+            vec!["p2"],
+        ),
+        (
+            PostQuery {
+                hashes: strings(&["p1", "a1"]),
+                ..ascending.clone()
+            },
+            vec!["p1"],
+        ),
+        (
+            PostQuery {
+                refs: strings(&["r"]),
+                ..ascending.clone()
+            },
+            vec!["p2"],
+        ),
+        (
+            PostQuery {
+                types: strings(&["note"]),
+                ..ascending.clone()
+            },
+            vec!["p3", "p1"],
+        ),
+        (
+            PostQuery {
+                channels: strings(&["C1"]),
+                ..ascending.clone()
+            },
+            vec!["p1"],
+        ),
+        (
+            PostQuery {
+                chains: strings(&["SOL"]),
+                ..ascending.clone()
+            },
+            vec!["p2"],
+        ),
+        // Tags are those of the latest version.
+        (
+            PostQuery {
+                tags: strings(&["new"]),
+                ..ascending.clone()
+            },
+            vec!["p1"],
+        ),
+        (
+            PostQuery {
+                tags: strings(&["orig"]),
+                ..ascending.clone()
+            },
+            vec![],
+        ),
+        // Dates are those of the latest version.
+        (
+            PostQuery {
+                start_date: Some(25.0),
+                ..ascending.clone()
+            },
+            vec!["p1"],
+        ),
+        (
+            PostQuery {
+                end_date: Some(20.0),
+                ..ascending.clone()
+            },
+            vec!["p3"],
+        ),
+        (
+            PostQuery {
+                limit: 1,
+                offset: 1,
+                ..ascending.clone()
+            },
+            vec!["p2"],
+        ),
+        (
+            PostQuery {
+                cursor: Some(Cursor {
+                    time: 15.0,
+                    item_hash: "p3".into(),
+                }),
+                ..ascending.clone()
+            },
+            vec!["p2", "p1"],
+        ),
+        (
+            PostQuery {
+                cursor: Some(Cursor {
+                    time: 20.0,
+                    item_hash: "p2".into(),
+                }),
+                ..Default::default()
+            },
+            vec!["p3"],
+        ),
+    ];
+    for (query, expected) in &cases {
+        assert_eq!(listed_posts(query)?, strings(expected), "{query:?}");
+        let unpaged = PostQuery {
+            limit: 0,
+            offset: 0,
+            cursor: None,
+            ..query.clone()
+        };
+        let total = listed_posts(&unpaged)?.len() as u64;
+        if query.cursor.is_none() {
+            assert_eq!(s.r.count_posts(query)?, total, "{query:?}");
+        }
+    }
+
+    assert_eq!(
+        s.w.post_facts("a1")?,
+        Some(PostFacts {
+            owner: "0xA".into(),
+            post_type: "note".into(),
+            amends: Some("p1".into()),
+        })
+    );
+    assert_eq!(s.w.post_facts("nope")?, None);
+    let mut amends = s.w.amends_of("p1")?;
+    amends.sort();
+    assert_eq!(amends, strings(&["a1", "a2"]));
+    assert!(s.w.amends_of("p2")?.is_empty());
+
+    // Forgetting the latest amend falls back to the previous one, then to the original.
+    s.w.begin()?;
+    s.w.forget("a1", "f1", 100.0, 200.0)?;
+    s.w.commit()?;
+    let p1 = s.r.posts(&PostQuery {
+        hashes: strings(&["p1"]),
+        ..Default::default()
+    })?;
+    assert_eq!(post_hashes(&p1), vec![("p1".to_owned(), "a2".to_owned())]);
+    assert_eq!((p1[0].last_updated, p1[0].amended), (25.0, true));
+    s.w.begin()?;
+    s.w.forget("a2", "f1", 100.0, 200.0)?;
+    s.w.commit()?;
+    let p1 = s.r.posts(&PostQuery {
+        hashes: strings(&["p1"]),
+        ..Default::default()
+    })?;
+    assert_eq!(post_hashes(&p1), vec![("p1".to_owned(), "p1".to_owned())]);
+    assert_eq!((p1[0].last_updated, p1[0].amended), (10.0, false));
+    assert!(s.w.amends_of("p1")?.is_empty());
+    // Forgetting an original removes the post.
+    s.w.begin()?;
+    s.w.forget("p2", "f1", 100.0, 200.0)?;
+    s.w.commit()?;
+    assert_eq!(s.r.count_posts(&PostQuery::default())?, 2);
+    Ok(())
+}
+
+fn add_element(
+    s: &mut Store,
+    hash: &str,
+    owner: &str,
+    key: &str,
+    time: f64,
+    content: Value,
+) -> Result<()> {
+    let mut m = message(hash, "AGGREGATE", owner, time);
+    m.content_key = Some(key.to_owned());
+    s.w.begin()?;
+    s.w.insert_message(&m)?;
+    s.w.insert_aggregate_element(&NewAggregateElement {
+        item_hash: hash.into(),
+        owner: owner.into(),
+        key: key.into(),
+        content: content.to_string(),
+        creation_time: time,
+    })?;
+    s.w.rebuild_aggregate(owner, key)?;
+    s.w.set_status(hash, MessageStatus::Processed, time)?;
+    s.w.commit()
+}
+
+fn aggregates_merge(s: &mut Store) -> Result<()> {
+    assert_eq!(s.w.aggregate_value("0xA", "profile")?, None);
+    // Out of order: the merge follows content time, not arrival.
+    add_element(
+        s,
+        "e3",
+        "0xA",
+        "profile",
+        3.0,
+        json!({"d": 4, "a": {"z": 0}}),
+    )?;
+    add_element(
+        s,
+        "e2",
+        "0xA",
+        "profile",
+        2.0,
+        json!({"a": {"y": 2}, "b": null}),
+    )?;
+    add_element(
+        s,
+        "e1",
+        "0xA",
+        "profile",
+        1.0,
+        json!({"a": {"x": 1}, "b": 1, "c": 1}),
+    )?;
+    // Not an object: kept as an element, ignored by the merge.
+    add_element(s, "e4", "0xA", "profile", 4.0, json!([1, 2]))?;
+    let aggs = s.r.aggregates_of("0xA", &[])?;
+    assert_eq!(aggs.len(), 1);
+    // Shallow, later wins, null kept, keys in order of first appearance.
+    assert_eq!(aggs[0].content, r#"{"a":{"z":0},"b":null,"c":1,"d":4}"#);
+    assert_eq!((aggs[0].created, aggs[0].last_updated), (1.0, 4.0));
+    assert_eq!(
+        (
+            aggs[0].original_item_hash.as_str(),
+            aggs[0].last_update_item_hash.as_str()
+        ),
+        ("e1", "e4")
+    );
+    assert_eq!(
+        s.w.aggregate_value("0xA", "profile")?,
+        Some(json!({"a": {"z": 0}, "b": null, "c": 1, "d": 4}))
+    );
+    assert_eq!(
+        s.w.aggregate_element_hashes("0xA", "profile")?,
+        strings(&["e1", "e2", "e3", "e4"])
+    );
+    // Forgetting an element rebuilds from those left; the last one deletes the aggregate.
+    s.w.begin()?;
+    s.w.forget("e3", "f", 10.0, 20.0)?;
+    s.w.commit()?;
+    assert_eq!(
+        s.r.aggregates_of("0xA", &[])?[0].content,
+        r#"{"a":{"y":2},"b":null,"c":1}"#
+    );
+    for hash in ["e1", "e2", "e4"] {
+        s.w.begin()?;
+        s.w.forget(hash, "f", 10.0, 20.0)?;
+        s.w.commit()?;
+    }
+    assert!(s.r.aggregates_of("0xA", &[])?.is_empty());
+    assert!(s.w.aggregate_element_hashes("0xA", "profile")?.is_empty());
+    assert_eq!(s.w.aggregate_value("0xA", "profile")?, None);
+    // Rebuilding a key with no elements is harmless.
+    s.w.begin()?;
+    s.w.rebuild_aggregate("0xA", "none")?;
+    s.w.commit()?;
+    Ok(())
+}
+
+fn aggregate_listing(s: &mut Store) -> Result<()> {
+    add_element(s, "a1", "0xA", "profile", 1.0, json!({"n": 1}))?;
+    add_element(s, "a2", "0xA", "settings", 5.0, json!({"n": 2}))?;
+    add_element(s, "b1", "0xB", "profile", 3.0, json!({"n": 3}))?;
+    add_element(s, "a3", "0xA", "profile", 7.0, json!({"m": 4}))?;
+    let keys = |v: Vec<AggregateRecord>| -> Vec<(String, String)> {
+        v.into_iter().map(|a| (a.owner, a.key)).collect()
+    };
+    let pair = |o: &str, k: &str| (o.to_owned(), k.to_owned());
+    assert_eq!(
+        keys(s.r.aggregates_of("0xA", &[])?),
+        vec![pair("0xA", "profile"), pair("0xA", "settings")]
+    );
+    assert_eq!(
+        keys(s.r.aggregates_of("0xA", &strings(&["settings", "nope"]))?),
+        vec![pair("0xA", "settings")]
+    );
+    assert!(s.r.aggregates_of("0xC", &[])?.is_empty());
+    // By last update (default) or creation, either way.
+    assert_eq!(
+        keys(s.r.aggregates(&AggregateQuery::default())?),
+        vec![
+            pair("0xA", "profile"),
+            pair("0xA", "settings"),
+            pair("0xB", "profile")
+        ]
+    );
+    assert_eq!(
+        keys(s.r.aggregates(&AggregateQuery {
+            sort_order: SortOrder::Ascending,
+            ..Default::default()
+        })?),
+        vec![
+            pair("0xB", "profile"),
+            pair("0xA", "settings"),
+            pair("0xA", "profile")
+        ]
+    );
+    assert_eq!(
+        keys(s.r.aggregates(&AggregateQuery {
+            sort_by_creation: true,
+            sort_order: SortOrder::Ascending,
+            ..Default::default()
+        })?),
+        vec![
+            pair("0xA", "profile"),
+            pair("0xB", "profile"),
+            pair("0xA", "settings")
+        ]
+    );
+    let profiles = AggregateQuery {
+        keys: strings(&["profile"]),
+        limit: 1,
+        offset: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        keys(s.r.aggregates(&profiles)?),
+        vec![pair("0xB", "profile")]
+    );
+    assert_eq!(s.r.count_aggregates(&profiles)?, 2);
+    let of_a = AggregateQuery {
+        addresses: strings(&["0xA"]),
+        ..Default::default()
+    };
+    assert_eq!(s.r.count_aggregates(&of_a)?, 2);
+    assert_eq!(s.r.count_aggregates(&AggregateQuery::default())?, 3);
+    let profile = &s.r.aggregates_of("0xA", &strings(&["profile"]))?[0];
+    assert_eq!(profile.content, r#"{"n":1,"m":4}"#);
+    assert_eq!((profile.created, profile.last_updated), (1.0, 7.0));
+    Ok(())
+}
+
+fn forget_messages(s: &mut Store) -> Result<()> {
+    let mut m1 = message("m1", "POST", "0xA", 1.0);
+    m1.owner = "0xO".into();
+    m1.payment_type = Some("hold".into());
+    m1.tags = strings(&["t"]);
+    m1.size = 42;
+    add(s, &m1)?;
+    let mut m2 = message("m2", "STORE", "0xB", 2.0);
+    m2.chain = "SOL".into();
+    m2.channel = None;
+    m2.signature = None;
+    add(s, &m2)?;
+    add(s, &message("m3", "POST", "0xA", 3.0))?;
+    s.w.begin()?;
+    s.w.forget("m1", "f1", 100.0, 200.0)?;
+    s.w.forget("m2", "f2", 50.0, 200.0)?;
+    s.w.commit()?;
+
+    assert!(s.r.message("m1")?.is_none());
+    assert_eq!(s.w.status("m1")?, Some(MessageStatus::Forgotten));
+    assert_eq!(
+        s.r.status("m1")?.map(|r| (r.status, r.reception_time)),
+        Some((MessageStatus::Forgotten, 1.25))
+    );
+    let tagged = MessageQuery {
+        tags: strings(&["t"]),
+        ..Default::default()
+    };
+    assert_eq!(s.r.count_messages(&tagged)?, 0);
+    let f = s.r.forgotten("m1")?.expect("skeleton");
+    assert_eq!(
+        (
+            f.item_hash.as_str(),
+            f.message_type.as_str(),
+            f.chain.as_str()
+        ),
+        ("m1", "POST", "ETH")
+    );
+    assert_eq!(
+        (f.sender.as_str(), f.owner.as_str(), f.signature.as_deref()),
+        ("0xA", "0xO", Some("sig-m1"))
+    );
+    assert_eq!((f.item_type.as_str(), f.time, f.size), ("inline", 1.0, 42));
+    assert_eq!(
+        (f.channel.as_deref(), f.payment_type.as_deref()),
+        (Some("TEST"), Some("hold"))
+    );
+    assert_eq!((f.forgotten_at, f.reception_time), (100.0, 1.25));
+    assert_eq!(f.forgotten_by, strings(&["f1"]));
+    let f2 = s.r.forgotten("m2")?.expect("skeleton");
+    assert_eq!((f2.signature, f2.channel), (None, None));
+    assert!(s.r.forgotten("m3")?.is_none());
+
+    // Forgotten again by another FORGET: appended once.
+    s.w.begin()?;
+    s.w.append_forgotten_by("m1", "f3")?;
+    s.w.append_forgotten_by("m1", "f3")?;
+    s.w.append_forgotten_by("m1", "f1")?;
+    s.w.append_forgotten_by("nope", "f3")?;
+    s.w.commit()?;
+    assert_eq!(
+        s.r.forgotten("m1")?.map(|f| f.forgotten_by),
+        Some(strings(&["f1", "f3"]))
+    );
+
+    // The list of forgotten messages: sorted by when they were forgotten.
+    let list = |q: &MessageQuery| -> Result<Vec<String>> {
+        Ok(s.r
+            .forgotten_messages(q)?
+            .into_iter()
+            .map(|f| f.item_hash)
+            .collect())
+    };
+    assert_eq!(list(&MessageQuery::default())?, strings(&["m1", "m2"]));
+    assert_eq!(list(&asc())?, strings(&["m2", "m1"]));
+    let cases: Vec<(MessageQuery, Vec<&str>)> = vec![
+        (
+            MessageQuery {
+                addresses: strings(&["0xB"]),
+                ..asc()
+            },
+            vec!["m2"],
+        ),
+        (
+            MessageQuery {
+                owners: strings(&["0xO"]),
+                ..asc()
+            },
+            vec!["m1"],
+        ),
+        (
+            MessageQuery {
+                hashes: strings(&["m1", "m3"]),
+                ..asc()
+            },
+            vec!["m1"],
+        ),
+        (
+            MessageQuery {
+                chains: strings(&["SOL"]),
+                ..asc()
+            },
+            vec!["m2"],
+        ),
+        (
+            MessageQuery {
+                channels: strings(&["TEST"]),
+                ..asc()
+            },
+            vec!["m1"],
+        ),
+        (
+            MessageQuery {
+                message_types: strings(&["STORE"]),
+                ..asc()
+            },
+            vec!["m2"],
+        ),
+        (
+            MessageQuery {
+                start_date: Some(60.0),
+                ..asc()
+            },
+            vec!["m1"],
+        ),
+        (
+            MessageQuery {
+                end_date: Some(100.0),
+                ..asc()
+            },
+            vec!["m2"],
+        ),
+        (
+            MessageQuery {
+                limit: 1,
+                offset: 1,
+                ..asc()
+            },
+            vec!["m1"],
+        ),
+    ];
+    for (query, expected) in &cases {
+        assert_eq!(list(query)?, strings(expected), "{query:?}");
+        let unpaged = MessageQuery {
+            limit: 0,
+            offset: 0,
+            ..query.clone()
+        };
+        assert_eq!(
+            s.r.count_forgotten_messages(query)?,
+            list(&unpaged)?.len() as u64
+        );
+    }
+    // A forgotten message cannot be queued again.
+    s.w.begin()?;
+    assert_eq!(
+        s.w.enqueue_pending(&pending("m1", Some("s"), 1.0))?,
+        EnqueueOutcome::Known(MessageStatus::Forgotten)
+    );
+    s.w.commit()?;
+    Ok(())
+}
+
+fn file(sha256: &str, size: u64, cid_v1: Option<&str>) -> FileRecord {
+    FileRecord {
+        sha256: sha256.into(),
+        size,
+        cid_v0: format!("Qm{sha256}"),
+        cid_v1: cid_v1.map(str::to_owned),
+        created: 1.0,
+    }
+}
+
+fn store_message(
+    s: &mut Store,
+    hash: &str,
+    owner: &str,
+    file_hash: &str,
+    tag: Option<&str>,
+    time: f64,
+) -> Result<()> {
+    let mut m = message(hash, "STORE", owner, time);
+    m.content_item_hash = Some(file_hash.to_owned());
+    m.content_ref = tag.map(str::to_owned);
+    s.w.begin()?;
+    s.w.insert_message(&m)?;
+    s.w.insert_file_pin(&NewFilePin {
+        message_hash: hash.into(),
+        file_hash: file_hash.into(),
+        owner: owner.into(),
+        tag: tag.unwrap_or(hash).into(),
+        created: time,
+    })?;
+    s.w.set_status(hash, MessageStatus::Processed, time)?;
+    s.w.commit()
+}
+
+/// Far in the future, so that a grace pin holds whatever the clock says.
+const FUTURE: f64 = 1e12;
+
+fn files_pins_and_tags(s: &mut Store) -> Result<()> {
+    s.w.begin()?;
+    s.w.record_file(&file("s1", 100, None), Some(FUTURE))?;
+    // Recorded again with its CIDv1: kept; recorded again without: still kept.
+    s.w.record_file(&file("s1", 100, Some("bafy1")), None)?;
+    s.w.record_file(&file("s1", 100, None), None)?;
+    s.w.record_file(&file("s2", 7, None), None)?;
+    s.w.commit()?;
+    let s1 = file("s1", 100, Some("bafy1"));
+    for id in ["s1", "Qms1", "bafy1"] {
+        assert_eq!(s.r.file(id)?, Some(s1.clone()), "{id}");
+    }
+    assert_eq!(s.r.file("nope")?, None);
+    assert!(s.w.file_known("s1")?);
+    assert!(!s.w.file_known("Qms1")?);
+    // The grace pin counts as a pin while it lasts.
+    assert_eq!(s.r.file_pin_count(&s1)?, 1);
+    assert_eq!(s.r.file_pin_count(&file("s2", 7, None))?, 0);
+
+    // A STORE pins by CID: its grace pin has done its job.
+    store_message(s, "st1", "0xA", "Qms1", None, 10.0)?;
+    assert_eq!(s.r.file_pin_count(&s1)?, 1);
+    assert_eq!(
+        s.w.file_pin("st1")?,
+        Some(FilePinFacts {
+            file_hash: "Qms1".into(),
+            owner: "0xA".into(),
+            tag: "st1".into(),
+            is_update: false,
+        })
+    );
+    assert_eq!(s.w.file_pin("nope")?, None);
+    assert!(s.w.file_tag_exists("st1")?);
+    assert!(!s.w.file_tag_exists("nope")?);
+    // An update of st1's tag points the tag to another file.
+    store_message(s, "st2", "0xA", "s2", Some("st1"), 20.0)?;
+    store_message(s, "st3", "0xB", "unknown-file", None, 30.0)?;
+    assert!(s.w.file_pin("st2")?.is_some_and(|p| p.is_update));
+    assert_eq!(
+        s.r.file_of_message("st1")?,
+        Some(PinnedFile {
+            message_hash: "st1".into(),
+            file_hash: "Qms1".into(),
+            owner: "0xA".into(),
+            tag: "st1".into(),
+            size: Some(100),
+        })
+    );
+    assert_eq!(
+        s.r.file_of_tag("st1")?
+            .map(|f| (f.message_hash, f.file_hash, f.size)),
+        Some(("st2".into(), "s2".into(), Some(7)))
+    );
+    assert_eq!(s.r.file_of_message("st3")?.map(|f| f.size), Some(None));
+    assert_eq!(s.r.file_of_message("nope")?, None);
+    assert_eq!(s.r.file_of_tag("nope")?, None);
+
+    // Volumes: by STORE message, or by tag when use_latest.
+    assert_eq!(s.w.volume_file_size("st1", false)?, Some(100));
+    assert_eq!(s.w.volume_file_size("st1", true)?, Some(7));
+    assert_eq!(s.w.volume_file_size("st2", true)?, Some(7));
+    assert_eq!(s.w.volume_file_size("st3", false)?, None);
+    assert_eq!(s.w.volume_file_size("nope", true)?, None);
+
+    // An address's files, newest first by default, with totals.
+    let (files, total, size) = s.r.address_files("0xA", 0, 0, SortOrder::Descending)?;
+    let listed: Vec<_> = files
+        .iter()
+        .map(|f| {
+            (
+                f.item_hash.as_str(),
+                f.file_hash.as_str(),
+                f.size,
+                f.created,
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("st2", "s2", 7, 20.0), ("st1", "Qms1", 100, 10.0)]);
+    assert_eq!((total, size), (2, 107));
+    let (files, total, size) = s.r.address_files("0xA", 1, 1, SortOrder::Descending)?;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].item_hash, "st1");
+    assert_eq!((total, size), (2, 107));
+    let (files, _, _) = s.r.address_files("0xA", 1, 0, SortOrder::Ascending)?;
+    assert_eq!(files[0].item_hash, "st1");
+    let (files, total, size) = s.r.address_files("0xB", 10, 0, SortOrder::Descending)?;
+    assert_eq!((files.len(), files[0].size, total, size), (1, 0, 1, 0));
+    let (files, total, size) = s.r.address_files("0xNone", 10, 0, SortOrder::Descending)?;
+    assert_eq!((files.len(), total, size), (0, 0, 0));
+
+    // Forgetting a STORE: the tag falls back, the file gets a grace pin.
+    s.w.begin()?;
+    s.w.forget("st2", "f", 100.0, 500.0)?;
+    s.w.commit()?;
+    assert_eq!(
+        s.r.file_of_tag("st1")?.map(|f| f.message_hash),
+        Some("st1".into())
+    );
+    assert_eq!(s.w.file_pin("st2")?, None);
+    Ok(())
+}
+
+fn garbage_collection(s: &mut Store) -> Result<()> {
+    s.w.begin()?;
+    // Unclaimed uploads with grace pins until 150 and 250; a file never pinned.
+    s.w.record_file(&file("g1", 1, None), Some(150.0))?;
+    s.w.record_file(&file("g2", 2, None), Some(250.0))?;
+    s.w.record_file(&file("g0", 3, None), None)?;
+    // A file held as a message's content, one held by a STORE (by its CIDv1).
+    s.w.record_file(&file("c1", 4, None), None)?;
+    s.w.record_file(&file("p1", 5, Some("bafyp1")), Some(120.0))?;
+    s.w.commit()?;
+    let mut content = message("c1", "POST", "0xA", 1.0);
+    content.item_type = "storage".into();
+    content.item_content = None;
+    add(s, &content)?;
+    store_message(s, "st", "0xA", "bafyp1", None, 2.0)?;
+    // Pins of every kind keep a file; the grace pin of a claimed file is gone.
+    assert_eq!(s.r.file_pin_count(&file("p1", 5, Some("bafyp1")))?, 1);
+    assert_eq!(s.r.file_pin_count(&file("c1", 4, None))?, 1);
+
+    s.w.begin()?;
+    assert_eq!(s.w.collect_unpinned_files(100.0)?, strings(&["g0"]));
+    s.w.commit()?;
+    assert!(!s.w.file_known("g0")?);
+    assert!(s.r.file("Qmg0")?.is_none());
+    s.w.begin()?;
+    assert!(s.w.collect_unpinned_files(100.0)?.is_empty());
+    // A grace pin is exclusive of its end.
+    assert_eq!(s.w.collect_unpinned_files(150.0)?, strings(&["g1"]));
+    s.w.commit()?;
+
+    // Forgetting what pinned a file gives it a grace pin, then it goes with the others.
+    s.w.begin()?;
+    s.w.forget("st", "f", 200.0, 300.0)?;
+    s.w.forget("c1", "f", 200.0, 300.0)?;
+    s.w.commit()?;
+    s.w.begin()?;
+    assert_eq!(s.w.collect_unpinned_files(260.0)?, strings(&["g2"]));
+    assert!(s.w.collect_unpinned_files(299.0)?.is_empty());
+    assert_eq!(s.w.collect_unpinned_files(300.0)?, strings(&["c1", "p1"]));
+    s.w.commit()?;
+    // A longer grace pin wins over a shorter one.
+    s.w.begin()?;
+    s.w.record_file(&file("g3", 1, None), Some(500.0))?;
+    s.w.record_file(&file("g3", 1, None), Some(400.0))?;
+    assert!(s.w.collect_unpinned_files(450.0)?.is_empty());
+    assert_eq!(s.w.collect_unpinned_files(500.0)?, strings(&["g3"]));
+    s.w.commit()?;
+
+    // A file two STOREs pin: releasing one pin gives no grace pin while the other holds it;
+    // an upload of a file a message already holds gets none either.
+    s.w.begin()?;
+    s.w.record_file(&file("two", 2, None), None)?;
+    s.w.commit()?;
+    store_message(s, "sa", "0xA", "two", None, 1.0)?;
+    store_message(s, "sb", "0xB", "Qmtwo", None, 2.0)?;
+    s.w.begin()?;
+    s.w.record_file(&file("two", 2, None), Some(FUTURE))?;
+    s.w.forget("sa", "f", 600.0, FUTURE)?;
+    s.w.commit()?;
+    assert_eq!(s.r.file_pin_count(&file("two", 2, None))?, 1);
+    s.w.begin()?;
+    s.w.forget("sb", "f", 600.0, FUTURE)?;
+    s.w.commit()?;
+    // The last pin released: a grace pin now counts.
+    assert_eq!(s.r.file_pin_count(&file("two", 2, None))?, 1);
+    s.w.begin()?;
+    assert!(s.w.collect_unpinned_files(FUTURE - 1.0)?.is_empty());
+    assert_eq!(s.w.collect_unpinned_files(FUTURE)?, strings(&["two"]));
+    s.w.commit()?;
+    Ok(())
+}
+
+fn vms_and_volumes(s: &mut Store) -> Result<()> {
+    store_message(s, "st1", "0xA", "f1", None, 1.0)?;
+    store_message(s, "st2", "0xA", "f2", Some("st1"), 2.0)?;
+    store_message(s, "st3", "0xA", "f3", None, 3.0)?;
+    let vm = |hash: &str, replaces: Option<&str>, refs: &[&str]| NewVm {
+        item_hash: hash.into(),
+        owner: "0xA".into(),
+        vm_type: "PROGRAM".into(),
+        allow_amend: replaces.is_none(),
+        replaces: replaces.map(str::to_owned),
+        created: 5.0,
+        volume_refs: strings(refs),
+    };
+    for (hash, replaces, refs) in [
+        ("vm1", None, &["st1", "st1", "other"][..]),
+        ("vm2", Some("vm1"), &[][..]),
+    ] {
+        let mut m = message(hash, "PROGRAM", "0xA", 5.0);
+        m.content_ref = replaces.map(str::to_owned);
+        s.w.begin()?;
+        s.w.insert_message(&m)?;
+        s.w.insert_vm(&vm(hash, replaces, refs))?;
+        s.w.set_status(hash, MessageStatus::Processed, 5.0)?;
+        s.w.commit()?;
+    }
+    assert_eq!(
+        s.w.vm_facts("vm1")?,
+        Some(VmFacts {
+            owner: "0xA".into(),
+            allow_amend: true,
+            replaces: None,
+        })
+    );
+    assert_eq!(
+        s.w.vm_facts("vm2")?,
+        Some(VmFacts {
+            owner: "0xA".into(),
+            allow_amend: false,
+            replaces: Some("vm1".into()),
+        })
+    );
+    assert_eq!(s.w.vm_facts("nope")?, None);
+    // Used directly, or through the tag it updates.
+    assert!(s.w.store_used_by_vm("st1")?);
+    assert!(s.w.store_used_by_vm("st2")?);
+    assert!(!s.w.store_used_by_vm("st3")?);
+    assert!(s.w.store_used_by_vm("other")?);
+    assert!(!s.w.store_used_by_vm("nope")?);
+    s.w.begin()?;
+    s.w.forget("vm1", "f", 10.0, 20.0)?;
+    s.w.commit()?;
+    assert_eq!(s.w.vm_facts("vm1")?, None);
+    assert!(!s.w.store_used_by_vm("st1")?);
+    assert!(!s.w.store_used_by_vm("st2")?);
+    // A duplicate VM is an error, not a panic.
+    s.w.begin()?;
+    assert!(s.w.insert_vm(&vm("vm2", None, &[])).is_err());
+    s.w.rollback()?;
+    Ok(())
+}
+
+fn address_stats_and_channels(s: &mut Store) -> Result<()> {
+    assert!(s.r.address_stats(&[])?.is_empty());
+    assert!(s.r.channels()?.is_empty());
+    let messages = [
+        ("1", "POST", "0xb", Some("c1")),
+        ("2", "POST", "0xb", Some("C1")),
+        ("3", "STORE", "0xb", None),
+        ("4", "AGGREGATE", "0xA", Some("_x")),
+        ("5", "FORGET", "0xA", Some("C1")),
+        ("6", "PROGRAM", "0xC", Some("Z")),
+        ("7", "INSTANCE", "0xC", Some("a")),
+    ];
+    for (hash, kind, sender, channel) in messages {
+        let mut m = message(hash, kind, sender, 1.0);
+        m.channel = channel.map(str::to_owned);
+        add(s, &m)?;
+    }
+    let stats = s.r.address_stats(&[])?;
+    // Sorted bytewise by address.
+    let addresses: Vec<_> = stats.iter().map(|a| a.address.as_str()).collect();
+    assert_eq!(addresses, ["0xA", "0xC", "0xb"]);
+    assert_eq!(
+        stats[2],
+        AddressStats {
+            address: "0xb".into(),
+            post: 2,
+            store: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        (stats[0].aggregate, stats[0].forget, stats[0].total()),
+        (1, 1, 2)
+    );
+    assert_eq!((stats[1].program, stats[1].instance), (1, 1));
+    let some = s.r.address_stats(&strings(&["0xC", "0xnone"]))?;
+    assert_eq!(some.len(), 1);
+    assert_eq!(some[0].total(), 2);
+    // Distinct, sorted bytewise, no null.
+    assert_eq!(s.r.channels()?, strings(&["C1", "Z", "_x", "a", "c1"]));
+    Ok(())
+}
+
+fn transactions_and_savepoints(s: &mut Store) -> Result<()> {
+    // A rolled back transaction leaves nothing.
+    s.w.begin()?;
+    s.w.insert_message(&message("gone", "POST", "0xA", 1.0))?;
+    s.w.rollback()?;
+    assert!(s.r.message("gone")?.is_none());
+    // Rollback outside a transaction is harmless.
+    s.w.rollback()?;
+
+    s.w.begin()?;
+    s.w.savepoint()?;
+    s.w.insert_message(&message("undone", "POST", "0xA", 1.0))?;
+    s.w.rollback_savepoint()?;
+    s.w.savepoint()?;
+    s.w.insert_message(&message("kept", "POST", "0xA", 1.0))?;
+    s.w.release_savepoint()?;
+    // A failed statement is undone by the savepoint; the transaction goes on.
+    s.w.savepoint()?;
+    assert!(
+        s.w.insert_message(&message("kept", "POST", "0xA", 1.0))
+            .is_err()
+    );
+    s.w.rollback_savepoint()?;
+    s.w.savepoint()?;
+    s.w.insert_message(&message("after", "POST", "0xA", 1.0))?;
+    s.w.release_savepoint()?;
+    s.w.commit()?;
+    assert!(s.r.message("undone")?.is_none());
+    assert!(s.r.message("kept")?.is_some());
+    assert!(s.r.message("after")?.is_some());
+
+    // Reads outside a transaction see only committed data.
+    s.w.begin()?;
+    s.w.insert_message(&message("uncommitted", "POST", "0xA", 1.0))?;
+    assert!(s.r.message("uncommitted")?.is_none());
+    s.w.commit()?;
+    assert!(s.r.message("uncommitted")?.is_some());
+    // Commit without a transaction is an error.
+    assert!(s.w.commit().is_err());
+    Ok(())
+}
+
+fn reopen_keeps_data(s: &mut Store) -> Result<()> {
+    add(s, &message("m1", "POST", "0xA", 1.0))?;
+    s.w.begin()?;
+    s.w.enqueue_pending(&pending("p", Some("s"), 1.0))?;
+    s.w.commit()?;
+    s.reopen();
+    s.reopen();
+    assert!(s.r.message("m1")?.is_some());
+    assert_eq!(s.w.due_pending(10.0, 10)?.len(), 1);
+    add(s, &message("m2", "POST", "0xA", 2.0))?;
+    assert_eq!(s.r.count_messages(&MessageQuery::default())?, 2);
+    Ok(())
+}
+
+fn forget_derived_state(s: &mut Store) -> Result<()> {
+    // A message whose content is a file: the file is held, then released with a grace pin.
+    s.w.begin()?;
+    s.w.record_file(&file("big", 9, None), None)?;
+    s.w.commit()?;
+    let mut m = message("big", "POST", "0xA", 1.0);
+    m.item_type = "storage".into();
+    m.item_content = None;
+    add(s, &m)?;
+    s.w.begin()?;
+    assert!(s.w.collect_unpinned_files(10.0)?.is_empty());
+    s.w.forget("big", "f", 20.0, 30.0)?;
+    assert!(s.w.collect_unpinned_files(29.0)?.is_empty());
+    assert_eq!(s.w.collect_unpinned_files(30.0)?, strings(&["big"]));
+    s.w.commit()?;
+    // Forgetting an unknown hash changes nothing.
+    s.w.begin()?;
+    s.w.forget("unknown", "f", 20.0, 30.0)?;
+    s.w.commit()?;
+    assert!(s.r.forgotten("unknown")?.is_none());
+    assert!(s.r.status("unknown")?.is_none());
+    Ok(())
+}
+
+// ---- both backends side by side ----
+
+/// A small deterministic generator (xorshift), so both stores get the same data.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+struct Rng(u64);
+
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, values: &[&'a str]) -> &'a str {
+        values[self.below(values.len())]
+    }
+    fn some(&mut self, values: &[&str]) -> Vec<String> {
+        values
+            .iter()
+            .filter(|_| self.below(3) == 0)
+            .map(|v| (*v).to_owned())
+            .collect()
+    }
+}
+
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+const SENDERS: &[&str] = &["0xA", "0xa", "0xB", "0x_", "0xZZ"];
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+const CHANNELS: &[&str] = &["C1", "c1", "TEST", "_", "Ω"];
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+const TAGS: &[&str] = &["t1", "T1", "t2", "é"];
+
+/// The same random history written into a store: messages, posts and amends, aggregates,
+/// forgets, statuses.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+fn populate(s: &mut Store, seed: u64) -> Result<()> {
+    let mut rng = Rng(seed);
+    let mut originals: Vec<String> = Vec::new();
+    let mut all: Vec<String> = Vec::new();
+    s.w.begin()?;
+    for i in 0..400 {
+        // Hashes of mixed case and length; many ties on time.
+        let hash = format!(
+            "{}{i:03}{}",
+            rng.pick(&["h", "H", "_", "a", "Z"]),
+            rng.pick(&["", "x", "X"])
+        );
+        let time = rng.below(40) as f64 + if rng.below(4) == 0 { 0.5 } else { 0.0 };
+        let sender = rng.pick(SENDERS);
+        let kind = rng.pick(&["POST", "POST", "POST", "AGGREGATE", "STORE", "PROGRAM"]);
+        let mut m = message(&hash, kind, sender, time);
+        m.chain = rng.pick(&["ETH", "SOL", "DOT"]).into();
+        m.channel = (rng.below(5) != 0).then(|| rng.pick(CHANNELS).to_owned());
+        m.owner = if rng.below(4) == 0 {
+            rng.pick(SENDERS).to_owned()
+        } else {
+            sender.to_owned()
+        };
+        m.tags = rng.some(TAGS);
+        m.payment_type = (rng.below(3) == 0).then(|| rng.pick(&["hold", "superfluid"]).to_owned());
+        m.signature = (rng.below(6) != 0).then(|| format!("sig{i}"));
+        m.reception_time = time + rng.below(100) as f64 / 7.0;
+        s.w.savepoint()?;
+        match kind {
+            "POST" => {
+                let amends = (!originals.is_empty() && rng.below(3) == 0)
+                    .then(|| originals[rng.below(originals.len())].clone());
+                let post_type = rng.pick(&["note", "blog", "Note"]);
+                m.content_type = Some(if amends.is_some() { "amend" } else { post_type }.into());
+                let reference =
+                    (rng.below(3) == 0).then(|| rng.pick(&["r1", "R1", "r2"]).to_owned());
+                m.content_ref = amends.clone().or(reference.clone());
+                s.w.insert_message(&m)?;
+                s.w.insert_post(&NewPost {
+                    item_hash: hash.clone(),
+                    owner: m.owner.clone(),
+                    post_type: post_type.into(),
+                    reference,
+                    amends: amends.clone(),
+                    channel: m.channel.clone(),
+                    content: Some(format!(r#"{{"i":{i},"text":"{hash}"}}"#)),
+                    creation_time: time,
+                    tags: m.tags.clone(),
+                })?;
+                match &amends {
+                    Some(original) => s.w.refresh_latest_amend(original)?,
+                    None => originals.push(hash.clone()),
+                }
+            }
+            "AGGREGATE" => {
+                let key = rng.pick(&["profile", "Profile", "settings"]);
+                m.content_key = Some(key.into());
+                s.w.insert_message(&m)?;
+                let mut value = serde_json::Map::new();
+                value.insert(rng.pick(&["a", "b", "c"]).into(), json!(rng.below(10)));
+                let nested = if rng.below(4) == 0 {
+                    Value::Null
+                } else {
+                    json!({"n": i})
+                };
+                value.insert(rng.pick(&["a", "d"]).into(), nested);
+                let value = Value::Object(value);
+                s.w.insert_aggregate_element(&NewAggregateElement {
+                    item_hash: hash.clone(),
+                    owner: m.owner.clone(),
+                    key: key.into(),
+                    content: value.to_string(),
+                    // Distinct times per aggregate, so its order is fully specified.
+                    creation_time: time + i as f64 / 1000.0,
+                })?;
+                s.w.rebuild_aggregate(&m.owner, key)?;
+            }
+            "STORE" => {
+                let file_hash = format!("file{}", rng.below(20));
+                m.content_item_hash = Some(file_hash.clone());
+                s.w.insert_message(&m)?;
+                s.w.insert_file_pin(&NewFilePin {
+                    message_hash: hash.clone(),
+                    file_hash,
+                    owner: m.owner.clone(),
+                    tag: hash.clone(),
+                    created: time,
+                })?;
+            }
+            _ => {
+                m.content_type = None;
+                s.w.insert_message(&m)?;
+            }
+        }
+        s.w.set_status(&hash, MessageStatus::Processed, m.reception_time)?;
+        s.w.release_savepoint()?;
+        all.push(hash);
+    }
+    for i in 0..20 {
+        s.w.record_file(&file(&format!("file{i}"), i * 10, None), None)?;
+    }
+    // Forget some, mark others removing.
+    for (n, hash) in all.iter().enumerate() {
+        match rng.below(12) {
+            0 => s.w.forget(
+                hash,
+                &format!("forget{}", n % 3),
+                50.0 + (n % 7) as f64,
+                99.0,
+            )?,
+            1 => s.w.set_status(hash, MessageStatus::Removing, 60.0)?,
+            _ => {}
+        }
+    }
+    s.w.commit()
+}
+
+/// Random queries of every kind, answered by both stores, must match exactly.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[test]
+fn both_backends_answer_alike() -> Result<()> {
+    let Some(mut pg) = pg::store() else {
+        return Ok(());
+    };
+    let mut lite = sqlite_store().expect("sqlite");
+    let seed = 0x5eed_1234_abcd_0001;
+    populate(&mut lite, seed)?;
+    populate(&mut pg, seed)?;
+    let mut rng = Rng(seed ^ 0xffff);
+    let same = |what: &str, a: String, b: String| {
+        assert!(
+            a == b,
+            "{what}: sqlite and postgres differ\nsqlite:   {a}\npostgres: {b}"
+        );
+    };
+    let orders = [SortOrder::Ascending, SortOrder::Descending];
+    for round in 0..300 {
+        let order = orders[rng.below(2)];
+        let limit = [0, 1, 5, 20][rng.below(4)];
+        let offset = if limit == 0 { 0 } else { rng.below(10) as u64 };
+        let q = MessageQuery {
+            addresses: if rng.below(3) == 0 {
+                rng.some(SENDERS)
+            } else {
+                vec![]
+            },
+            owners: if rng.below(5) == 0 {
+                rng.some(SENDERS)
+            } else {
+                vec![]
+            },
+            channels: if rng.below(3) == 0 {
+                rng.some(CHANNELS)
+            } else {
+                vec![]
+            },
+            tags: if rng.below(4) == 0 {
+                rng.some(TAGS)
+            } else {
+                vec![]
+            },
+            chains: if rng.below(5) == 0 {
+                rng.some(&["ETH", "SOL"])
+            } else {
+                vec![]
+            },
+            message_types: if rng.below(4) == 0 {
+                rng.some(&["POST", "AGGREGATE", "STORE", "PROGRAM"])
+            } else {
+                vec![]
+            },
+            content_types: if rng.below(5) == 0 {
+                rng.some(&["note", "Note", "amend"])
+            } else {
+                vec![]
+            },
+            refs: if rng.below(6) == 0 {
+                rng.some(&["r1", "R1", "r2"])
+            } else {
+                vec![]
+            },
+            content_keys: if rng.below(6) == 0 {
+                rng.some(&["profile", "Profile"])
+            } else {
+                vec![]
+            },
+            payment_types: if rng.below(6) == 0 {
+                rng.some(&["hold"])
+            } else {
+                vec![]
+            },
+            statuses: if rng.below(5) == 0 {
+                vec![MessageStatus::Removing]
+            } else {
+                vec![]
+            },
+            start_date: (rng.below(4) == 0).then(|| rng.below(40) as f64),
+            end_date: (rng.below(4) == 0).then(|| 10.0 + rng.below(40) as f64),
+            cursor: (rng.below(3) == 0).then(|| Cursor {
+                time: rng.below(40) as f64,
+                item_hash: rng.pick(&["h100", "H2", "_", "a", "Z999"]).to_owned(),
+            }),
+            sort_order: order,
+            limit,
+            offset,
+            ..Default::default()
+        };
+        let what = format!("round {round}: {q:?}");
+        same(
+            &what,
+            format!("{:?}", lite.r.messages(&q)?),
+            format!("{:?}", pg.r.messages(&q)?),
+        );
+        same(
+            &what,
+            format!("{}", lite.r.count_messages(&q)?),
+            format!("{}", pg.r.count_messages(&q)?),
+        );
+        same(
+            &what,
+            format!("{:?}", lite.r.forgotten_messages(&q)?),
+            format!("{:?}", pg.r.forgotten_messages(&q)?),
+        );
+        same(
+            &what,
+            format!("{}", lite.r.count_forgotten_messages(&q)?),
+            format!("{}", pg.r.count_forgotten_messages(&q)?),
+        );
+        let pq = PostQuery {
+            addresses: q.addresses.clone(),
+            channels: q.channels.clone(),
+            tags: q.tags.clone(),
+            chains: q.chains.clone(),
+            types: if rng.below(4) == 0 {
+                rng.some(&["note", "blog", "Note"])
+            } else {
+                vec![]
+            },
+            refs: q.refs.clone(),
+            start_date: q.start_date,
+            end_date: q.end_date,
+            cursor: q.cursor.clone(),
+            sort_order: order,
+            limit,
+            offset,
+            ..Default::default()
+        };
+        let what = format!("round {round}: {pq:?}");
+        same(
+            &what,
+            format!("{:?}", lite.r.posts(&pq)?),
+            format!("{:?}", pg.r.posts(&pq)?),
+        );
+        same(
+            &what,
+            format!("{}", lite.r.count_posts(&pq)?),
+            format!("{}", pg.r.count_posts(&pq)?),
+        );
+        let aq = AggregateQuery {
+            keys: if rng.below(2) == 0 {
+                rng.some(&["profile", "Profile", "settings"])
+            } else {
+                vec![]
+            },
+            addresses: if rng.below(2) == 0 {
+                rng.some(SENDERS)
+            } else {
+                vec![]
+            },
+            sort_by_creation: rng.below(2) == 0,
+            sort_order: order,
+            limit,
+            offset,
+        };
+        let what = format!("round {round}: {aq:?}");
+        same(
+            &what,
+            format!("{:?}", lite.r.aggregates(&aq)?),
+            format!("{:?}", pg.r.aggregates(&aq)?),
+        );
+        same(
+            &what,
+            format!("{}", lite.r.count_aggregates(&aq)?),
+            format!("{}", pg.r.count_aggregates(&aq)?),
+        );
+        let address = rng.pick(SENDERS);
+        same(
+            address,
+            format!("{:?}", lite.r.aggregates_of(address, &aq.keys)?),
+            format!("{:?}", pg.r.aggregates_of(address, &aq.keys)?),
+        );
+        same(
+            address,
+            format!("{:?}", lite.r.address_files(address, limit, offset, order)?),
+            format!("{:?}", pg.r.address_files(address, limit, offset, order)?),
+        );
+    }
+    same(
+        "stats",
+        format!("{:?}", lite.r.address_stats(&[])?),
+        format!("{:?}", pg.r.address_stats(&[])?),
+    );
+    same(
+        "channels",
+        format!("{:?}", lite.r.channels()?),
+        format!("{:?}", pg.r.channels()?),
+    );
+    same(
+        "counts",
+        format!("{:?}", lite.r.counts()?),
+        format!("{:?}", pg.r.counts()?),
+    );
+    for hash in ["h000", "H001", "_002", "a003", "Z004", "h010x", "nope"] {
+        same(
+            hash,
+            format!("{:?}", lite.r.message(hash)?),
+            format!("{:?}", pg.r.message(hash)?),
+        );
+        same(
+            hash,
+            format!("{:?}", lite.r.forgotten(hash)?),
+            format!("{:?}", pg.r.forgotten(hash)?),
+        );
+        same(
+            hash,
+            format!("{:?}", lite.r.status(hash)?),
+            format!("{:?}", pg.r.status(hash)?),
+        );
+    }
+    // The garbage collector picks the same files in the same order.
+    lite.w.begin()?;
+    pg.w.begin()?;
+    same(
+        "gc",
+        format!("{:?}", lite.w.collect_unpinned_files(1000.0)?),
+        format!("{:?}", pg.w.collect_unpinned_files(1000.0)?),
+    );
+    lite.w.commit()?;
+    pg.w.commit()?;
+    Ok(())
+}
+
+// ---- PostgreSQL only ----
+
+#[cfg(feature = "postgres")]
+mod postgres_only {
+    use raleph_db::postgres::{PgOptions, open, open_reader};
+
+    use super::pg::{SchemaGuard, admin, fresh_schema, options, url};
+    use super::*;
+
+    /// One writer per schema: a second node cannot open it for writing; readers can.
+    #[test]
+    fn one_writer_per_schema() -> Result<()> {
+        let Some(url) = url() else { return Ok(()) };
+        let schema = fresh_schema();
+        let _guard = SchemaGuard {
+            url: url.clone(),
+            schema: schema.clone(),
+        };
+        // Before the writer migrated it, a reader refuses the schema.
+        assert!(open_reader(&url, &options(&schema)).is_err());
+        let (mut w, r) = open(&url, &options(&schema))?;
+        let second = open(&url, &options(&schema));
+        assert!(second.is_err(), "a second writer must be refused");
+        let reader = open_reader(&url, &options(&schema))?;
+        w.begin()?;
+        w.insert_message(&message("m", "POST", "0xA", 1.0))?;
+        w.commit()?;
+        assert!(reader.message("m")?.is_some());
+        assert!(r.message("m")?.is_some());
+        drop(w);
+        // The lock goes with the writer.
+        let (_w, _r) = open(&url, &options(&schema))?;
+        Ok(())
+    }
+
+    /// A lost write connection is reopened at the next operation outside a transaction; a
+    /// transaction it broke fails and rolls back.
+    #[test]
+    fn writer_reconnects() -> Result<()> {
+        let Some(url) = url() else { return Ok(()) };
+        let schema = fresh_schema();
+        let _guard = SchemaGuard {
+            url: url.clone(),
+            schema: schema.clone(),
+        };
+        let tagged = format!(
+            "{url}{}application_name={schema}",
+            if url.contains('?') { '&' } else { '?' }
+        );
+        let (mut w, r) = open(&tagged, &options(&schema))?;
+        // Terminates the store's connections, and waits until they are gone.
+        let kill = || {
+            let mut admin = admin(&url);
+            let killed = admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = $1 AND pid != pg_backend_pid()",
+                    &[&schema],
+                )
+                .expect("terminate");
+            for _ in 0..500 {
+                let left: i64 = admin
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                        &[&schema],
+                    )
+                    .and_then(|row| row.try_get(0))
+                    .expect("count");
+                if left == 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            killed
+        };
+        w.begin()?;
+        w.insert_message(&message("lost", "POST", "0xA", 1.0))?;
+        assert!(kill() >= 1);
+        assert!(w.commit().is_err());
+        w.rollback()?;
+        assert!(r.message("lost")?.is_none());
+        // The next transaction reconnects.
+        add_to(&mut w, "back")?;
+        assert!(kill() >= 2);
+        // Readers too: a lost pooled connection is replaced, the read repeated.
+        assert!(r.message("back")?.is_some());
+        assert_eq!(w.status("back")?, Some(MessageStatus::Processed));
+        Ok(())
+    }
+
+    fn add_to(w: &mut dyn WriteStore, hash: &str) -> Result<()> {
+        w.begin()?;
+        w.insert_message(&message(hash, "POST", "0xA", 1.0))?;
+        w.set_status(hash, MessageStatus::Processed, 1.0)?;
+        w.commit()
+    }
+
+    /// A failed statement aborts a PostgreSQL transaction: commit must then fail, never
+    /// report success for a transaction the server rolled back.
+    #[test]
+    fn commit_after_an_error_fails() -> Result<()> {
+        let Some(mut s) = super::pg::store() else {
+            return Ok(());
+        };
+        add(&mut s, &message("m", "POST", "0xA", 1.0))?;
+        s.w.begin()?;
+        s.w.insert_message(&message("n", "POST", "0xA", 1.0))?;
+        assert!(
+            s.w.insert_message(&message("m", "POST", "0xA", 1.0))
+                .is_err()
+        );
+        assert!(s.w.commit().is_err());
+        assert!(s.r.message("n")?.is_none());
+        // And the writer is usable again.
+        add(&mut s, &message("o", "POST", "0xA", 1.0))?;
+        Ok(())
+    }
+
+    /// The read pool never opens more connections than allowed, and readers share it.
+    #[test]
+    fn read_pool_is_bounded() -> Result<()> {
+        let Some(url) = url() else { return Ok(()) };
+        let schema = fresh_schema();
+        let _guard = SchemaGuard {
+            url: url.clone(),
+            schema: schema.clone(),
+        };
+        let tagged = format!(
+            "{url}{}application_name={schema}",
+            if url.contains('?') { '&' } else { '?' }
+        );
+        let opts = PgOptions {
+            max_read_connections: 2,
+            ..options(&schema)
+        };
+        let (mut w, r) = open(&tagged, &opts)?;
+        add_to(&mut w, "m")?;
+        let r = std::sync::Arc::new(r);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let r = r.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        assert!(r.message("m").expect("read").is_some());
+                        r.counts().expect("counts");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("reader thread");
+        }
+        let open_now: i64 = admin(&url)
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&schema],
+            )
+            .and_then(|row| row.try_get(0))
+            .expect("count connections");
+        // The writer and at most two readers.
+        assert!(open_now <= 3, "{open_now} connections");
+        Ok(())
+    }
+}
