@@ -180,7 +180,16 @@ async fn run(node: &Node, envelope: Envelope) -> Event {
                 failure,
             };
         }
-        SubmitOutcome::Known(_) => return Event::Confirmed { item_hash: hash },
+        SubmitOutcome::Known(_) => {
+            // Processed at intake: its event was sent before the reply. A copy of a known
+            // message sends none.
+            while let Ok(event) = events.try_recv() {
+                if event.item_hash() == hash {
+                    return event;
+                }
+            }
+            return Event::Confirmed { item_hash: hash };
+        }
     }
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {

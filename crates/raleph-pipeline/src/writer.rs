@@ -187,17 +187,24 @@ impl Writer {
     }
 
     /// Records a batch of submissions in one durable transaction, then answers each.
+    /// A new message is processed right there, in the same transaction: the common case costs
+    /// one commit and never touches the pending queue, and the reply tells its final status.
+    /// Only a message that has to wait (a retryable failure) is queued.
     fn commit_intake(&mut self, batch: Vec<Submission>) {
+        let mut events = Vec::new();
         let result = self.store.begin().and_then(|()| {
             let outcomes = batch
                 .iter()
-                .map(|s| self.record_submission(s))
+                .map(|s| self.record_submission(s, &mut events))
                 .collect::<raleph_db::Result<Vec<_>>>()?;
             self.store.commit()?;
             Ok(outcomes)
         });
         match result {
             Ok(outcomes) => {
+                for event in events {
+                    let _ = self.events.send(event);
+                }
                 for (submission, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = submission.reply.send(Ok(outcome));
                 }
@@ -214,17 +221,18 @@ impl Writer {
         }
     }
 
-    fn record_submission(&mut self, s: &Submission) -> raleph_db::Result<SubmitOutcome> {
+    fn record_submission(
+        &mut self,
+        s: &Submission,
+        events: &mut Vec<Event>,
+    ) -> raleph_db::Result<SubmitOutcome> {
         let envelope = &s.envelope;
         let item_hash = envelope.item_hash.as_str();
         let now = now();
+        let status = self.store.status(item_hash)?;
         if let Err(failure) = &s.verdict {
             // A bad copy never overrides a message the node already holds or is processing.
-            if self
-                .store
-                .status(item_hash)?
-                .is_none_or(|st| st == MessageStatus::Rejected)
-            {
+            if status.is_none_or(|st| st == MessageStatus::Rejected) {
                 self.store
                     .record_rejection(item_hash, &envelope.to_json(), failure)?;
                 self.store
@@ -232,25 +240,90 @@ impl Writer {
             }
             return Ok(SubmitOutcome::Rejected(failure.clone()));
         }
+        match status {
+            Some(status) if status.is_live() => {
+                self.store.keep_earliest_time(item_hash, envelope.time)?;
+                return Ok(SubmitOutcome::Known(status));
+            }
+            Some(status @ (MessageStatus::Forgotten | MessageStatus::Removed)) => {
+                return Ok(SubmitOutcome::Known(status));
+            }
+            // Another copy is queued: this one joins the queue.
+            Some(MessageStatus::Pending) => return self.enqueue(s, now, now),
+            _ => {}
+        }
+        self.store.savepoint()?;
+        let applied = match process_message(self, envelope, now) {
+            Ok(applied) => applied,
+            Err(e) => {
+                self.store.rollback_savepoint()?;
+                tracing::warn!(%item_hash, "processing failed on a store error, queued: {e}");
+                return self.enqueue(s, now, now);
+            }
+        };
+        match applied {
+            Applied::Processed(message) => {
+                self.store
+                    .set_status(item_hash, MessageStatus::Processed, now)?;
+                self.store.release_savepoint()?;
+                events.push(Event::Processed(Arc::new(message)));
+                Ok(SubmitOutcome::Known(MessageStatus::Processed))
+            }
+            Applied::Failed(failure) if failure.code.is_retryable() => {
+                self.store.rollback_savepoint()?;
+                let outcome = self.enqueue(s, now, now + self.backoff(0))?;
+                events.push(Event::Retrying {
+                    item_hash: item_hash.to_owned(),
+                    failure,
+                });
+                Ok(outcome)
+            }
+            Applied::Failed(failure) => {
+                self.store.rollback_savepoint()?;
+                self.store
+                    .record_rejection(item_hash, &envelope.to_json(), &failure)?;
+                self.store
+                    .set_status(item_hash, MessageStatus::Rejected, now)?;
+                events.push(Event::Rejected {
+                    item_hash: item_hash.to_owned(),
+                    failure: failure.clone(),
+                });
+                Ok(SubmitOutcome::Rejected(failure))
+            }
+        }
+    }
+
+    /// Puts a verified submission in the pending queue, first tried at `first_attempt`.
+    fn enqueue(
+        &mut self,
+        s: &Submission,
+        now: f64,
+        first_attempt: f64,
+    ) -> raleph_db::Result<SubmitOutcome> {
+        let envelope = &s.envelope;
         let pending = NewPending {
-            item_hash: item_hash.to_owned(),
+            item_hash: envelope.item_hash.to_string(),
             sender: envelope.sender.clone(),
             signature: envelope.signature.clone(),
             message: envelope.to_json(),
             reception_time: now,
             origin: s.origin,
             signature_verified: true,
-            first_attempt: envelope.time.min(now),
+            first_attempt,
         };
         Ok(match self.store.enqueue_pending(&pending)? {
             EnqueueOutcome::Queued => SubmitOutcome::Queued,
-            EnqueueOutcome::Known(status) => {
-                if status.is_live() {
-                    self.store.keep_earliest_time(item_hash, envelope.time)?;
-                }
-                SubmitOutcome::Known(status)
-            }
+            EnqueueOutcome::Known(status) => SubmitOutcome::Known(status),
         })
+    }
+
+    /// A random delay before retry number `retries + 1`: exponential, capped, jittered.
+    fn backoff(&self, retries: u32) -> f64 {
+        let ceiling = 2f64
+            .powi(retries as i32)
+            .min(self.config.max_backoff_secs)
+            .max(0.001);
+        rand::thread_rng().gen_range(ceiling / 2.0..=ceiling)
     }
 
     /// Processes one batch of due pending messages in one transaction.
@@ -381,11 +454,7 @@ impl Writer {
         if retries > self.config.max_retries {
             return self.reject(row, failure);
         }
-        let ceiling = 2f64
-            .powi(row.retries as i32)
-            .min(self.config.max_backoff_secs)
-            .max(0.001);
-        let delay = rand::thread_rng().gen_range(ceiling / 2.0..=ceiling);
+        let delay = self.backoff(row.retries);
         self.store
             .reschedule_pending(row.id, retries, now() + delay, &failure)?;
         Ok(Event::Retrying {
