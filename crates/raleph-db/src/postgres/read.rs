@@ -274,7 +274,7 @@ fn post_filter(q: &PostQuery) -> Filter {
             "lp.item_hash IN (SELECT item_hash FROM message_tags WHERE tag = ANY({p}))"
         ));
     }
-    date_range(&mut f, "lp.creation_time", q.start_date, q.end_date);
+    date_range(&mut f, "p.last_updated", q.start_date, q.end_date);
     f
 }
 
@@ -446,7 +446,7 @@ impl ReadStore for PgReader {
         let mut f = post_filter(q);
         keyset(
             &mut f,
-            "lp.creation_time",
+            "p.last_updated",
             "p.item_hash",
             q.sort_order,
             &q.cursor,
@@ -458,7 +458,7 @@ impl ReadStore for PgReader {
                  lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
              {POST_FROM} {} {} {}",
             f.sql(),
-            order_by("lp.creation_time", "p.item_hash", q.sort_order),
+            order_by("p.last_updated", "p.item_hash", q.sort_order),
             limit_offset(q.limit, q.offset)
         );
         self.pool.with(|conn| {

@@ -235,7 +235,7 @@ fn post_filter(q: &PostQuery) -> Filter {
             texts(&q.tags),
         );
     }
-    date_range(&mut f, "lp.creation_time", q.start_date, q.end_date);
+    date_range(&mut f, "p.last_updated", q.start_date, q.end_date);
     f
 }
 
@@ -414,7 +414,7 @@ impl ReadStore for SqliteReader {
         let mut f = post_filter(q);
         keyset(
             &mut f,
-            "lp.creation_time",
+            "p.last_updated",
             "p.item_hash",
             q.sort_order,
             &q.cursor,
@@ -426,7 +426,7 @@ impl ReadStore for SqliteReader {
                  lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
              {POST_FROM} {} {} {}",
             f.sql(),
-            order_by("lp.creation_time", "p.item_hash", q.sort_order),
+            order_by("p.last_updated", "p.item_hash", q.sort_order),
             limit_offset(q.limit, q.offset)
         );
         self.pool.with(|conn| {

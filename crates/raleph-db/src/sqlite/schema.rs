@@ -188,6 +188,18 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX file_pins_by_owner ON file_pins (owner, created);
     "#,
+    // 3: the time a post was last updated, on the original, so post lists sort and filter on
+    // an index instead of sorting every original by its latest amend.
+    r#"
+    ALTER TABLE posts ADD COLUMN last_updated REAL;
+    UPDATE posts SET last_updated = coalesce(
+        (SELECT a.creation_time FROM posts a WHERE a.item_hash = posts.latest_amend), creation_time)
+    WHERE amends IS NULL;
+    CREATE INDEX posts_by_last_updated ON posts (last_updated, item_hash) WHERE amends IS NULL;
+    CREATE INDEX posts_by_owner_updated ON posts (owner, last_updated) WHERE amends IS NULL;
+    CREATE INDEX posts_by_type_updated ON posts (type, last_updated) WHERE amends IS NULL;
+    CREATE INDEX posts_by_channel_updated ON posts (channel, last_updated) WHERE amends IS NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

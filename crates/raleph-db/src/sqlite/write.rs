@@ -356,8 +356,9 @@ impl WriteStore for SqliteWriter {
 
     fn insert_post(&mut self, p: &NewPost) -> Result<()> {
         self.exec(
-            "INSERT INTO posts (item_hash, owner, type, ref, amends, channel, content, creation_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO posts (item_hash, owner, type, ref, amends, channel, content, creation_time,
+                 last_updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?5 IS NULL THEN ?8 END)",
             params![p.item_hash, p.owner, p.post_type, p.reference, p.amends, p.channel, p.content, p.creation_time],
         )
         .map(drop)
@@ -382,6 +383,13 @@ impl WriteStore for SqliteWriter {
             "UPDATE posts SET latest_amend = (
                  SELECT item_hash FROM posts a WHERE a.amends = ?1
                  ORDER BY a.creation_time DESC, a.item_hash DESC LIMIT 1)
+             WHERE item_hash = ?1",
+            [original],
+        )?;
+        self.exec(
+            "UPDATE posts SET last_updated = coalesce(
+                 (SELECT a.creation_time FROM posts a WHERE a.item_hash = posts.latest_amend),
+                 creation_time)
              WHERE item_hash = ?1",
             [original],
         )
