@@ -85,14 +85,15 @@ fn keyset(
     cursor: &Option<Cursor>,
 ) {
     if let Some(c) = cursor {
-        let cmp = match order {
-            SortOrder::Descending => "<",
-            SortOrder::Ascending => ">",
+        let (cmp, bound) = match order {
+            SortOrder::Descending => ("<", "<="),
+            SortOrder::Ascending => (">", ">="),
         };
         let t = filter.bind(Param::Real(c.time));
         let h = filter.bind(Param::Text(c.item_hash.clone()));
+        // The plain bound on time lets the index seek to the cursor; the OR alone would not.
         filter.push(format!(
-            "({time_col} {cmp} {t} OR ({time_col} = {t} AND {hash_col} > {h}))"
+            "{time_col} {bound} {t} AND ({time_col} {cmp} {t} OR ({time_col} = {t} AND {hash_col} > {h}))"
         ));
     }
 }

@@ -71,13 +71,17 @@ fn keyset(
     cursor: &Option<Cursor>,
 ) {
     if let Some(c) = cursor {
-        let cmp = match order {
-            SortOrder::Descending => "<",
-            SortOrder::Ascending => ">",
+        let (cmp, bound) = match order {
+            SortOrder::Descending => ("<", "<="),
+            SortOrder::Ascending => (">", ">="),
         };
+        // The plain bound on time lets the index seek to the cursor; the OR alone would not.
         filter.push(
-            format!("({time_col} {cmp} ? OR ({time_col} = ? AND {hash_col} > ?))"),
+            format!(
+                "{time_col} {bound} ? AND ({time_col} {cmp} ? OR ({time_col} = ? AND {hash_col} > ?))"
+            ),
             [
+                SqlValue::Real(c.time),
                 SqlValue::Real(c.time),
                 SqlValue::Real(c.time),
                 SqlValue::Text(c.item_hash.clone()),

@@ -8,11 +8,18 @@ use crate::*;
 
 pub struct SqliteWriter {
     conn: Connection,
+    last_optimize: std::time::Instant,
 }
+
+/// How often the writer refreshes the planner's statistics.
+const OPTIMIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl SqliteWriter {
     pub(crate) fn new(conn: Connection) -> Self {
-        SqliteWriter { conn }
+        SqliteWriter {
+            conn,
+            last_optimize: std::time::Instant::now(),
+        }
     }
 
     fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
@@ -103,7 +110,15 @@ impl WriteStore for SqliteWriter {
     }
 
     fn commit(&mut self) -> Result<()> {
-        self.conn.execute_batch("COMMIT").map_err(backend)
+        self.conn.execute_batch("COMMIT").map_err(backend)?;
+        // Keep the planner's statistics current as the index grows (cheap when little changed).
+        if self.last_optimize.elapsed() >= OPTIMIZE_EVERY {
+            self.last_optimize = std::time::Instant::now();
+            self.conn
+                .execute_batch("PRAGMA optimize")
+                .map_err(backend)?;
+        }
+        Ok(())
     }
 
     fn rollback(&mut self) -> Result<()> {
