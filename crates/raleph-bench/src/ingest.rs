@@ -47,7 +47,9 @@ pub struct IngestArgs {
 pub struct IngestReport {
     pub label: String,
     pub sent: u64,
+    /// Acknowledged with 202: recorded, processing pending.
     pub accepted: u64,
+    /// Acknowledged with 200: processed at once (or known before).
     pub known: u64,
     pub rejected_at_intake: u64,
     pub other_errors: BTreeMap<u16, u64>,
@@ -112,7 +114,7 @@ impl IngestReport {
         let r = self;
         println!("## ingest: {}", r.label);
         println!(
-            "sent {} messages: {} accepted (202), {} already known (200), {} rejected at intake (422), other HTTP errors {:?}, transport errors {}, retries after 429/503: {}",
+            "sent {} messages: {} acknowledged pending (202), {} acknowledged processed or already known (200), {} rejected at intake (422), other HTTP errors {:?}, transport errors {}, retries after 429/503: {}",
             r.sent,
             r.accepted,
             r.known,
@@ -160,7 +162,9 @@ impl IngestReport {
             println!("node memory: {}", m.describe());
         }
         println!("CPU while sending: {}", r.cpu_send.describe());
-        println!("CPU while draining: {}", r.cpu_drain.describe());
+        if r.cpu_drain.node.is_some() || r.cpu_drain.machine.is_some() {
+            println!("CPU while draining: {}", r.cpu_drain.describe());
+        }
         println!("CPU overall: {}", r.cpu_total.describe());
         println!();
     }

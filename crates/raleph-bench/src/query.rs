@@ -581,7 +581,7 @@ async fn cursor_walks(
     let mean_items = total_items as f64 / n as f64;
     (
         KindResult {
-            name: format!("cursor pages 1–{pages}, per page"),
+            name: format!("cursor pages 1–{pages}"),
             example: first[0].clone(),
             latency: all.summary(),
             errors,
@@ -590,7 +590,7 @@ async fn cursor_walks(
             concurrent: None,
         },
         KindResult {
-            name: format!("cursor pages {}–{pages}, per page", pages.saturating_sub(9)),
+            name: format!("cursor pages {}–{pages}", pages.saturating_sub(9)),
             example: first[0].clone(),
             latency: deep.summary(),
             errors: 0,
@@ -734,9 +734,9 @@ pub async fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
     // Cursor pagination, 50 pages deep: unfiltered, then by channel.
     let list = format!("/api/v0/messages.json?pagination={page_size}");
     let walks: [(&str, Vec<String>); 2] = [
-        ("", vec![list.clone()]),
+        (", no filter", vec![list.clone()]),
         (
-            " by channel",
+            ", by channel",
             pick(&samples.channels, 8)
                 .iter()
                 .map(|c| format!("{list}&channels={}", encode(c)))
@@ -744,13 +744,13 @@ pub async fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
         ),
     ];
     for (what, starts) in walks {
-        if !args.wanted(&format!("cursor{what}")) {
+        if !args.wanted(&format!("cursor pages{what}")) {
             continue;
         }
         let n = (args.requests / 50).max(starts.len()).max(2);
         let (mut all, mut deep, urls) = cursor_walks(&mut conn, &starts, 50, n, limit).await;
-        all.name = format!("cursor{what}: {}", all.name);
-        deep.name = format!("cursor{what}: {}", deep.name);
+        all.name = format!("{}{what}", all.name);
+        deep.name = format!("{}{what}", deep.name);
         for r in [&all, &deep] {
             log_kind(r);
         }
