@@ -171,23 +171,32 @@ impl PgWriter {
     }
 }
 
-/// Takes the single-writer lock of the session's schema, or fails if another node holds it.
+/// How long opening waits for the single-writer lock: a writer that just closed (a restart,
+/// a reopened store) releases it when the server notices its connection is gone.
+const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the single-writer lock of the session's schema, or fails if another node keeps it.
 fn lock_writer(conn: &mut Conn, session: &Session) -> Result<()> {
     let schema = session.schema.as_deref();
-    let locked: bool = conn
-        .client()
-        .query_one(
-            "SELECT pg_try_advisory_lock($1, hashtext(coalesce($2::text, current_schema()::text, '')))",
-            &[&WRITER_LOCK, &schema],
-        )
-        .and_then(|row| row.try_get(0))
-        .map_err(backend)?;
-    if locked {
-        Ok(())
-    } else {
-        Err(other(
-            "another raleph node is writing to this database (one writer per schema)",
-        ))
+    let deadline = std::time::Instant::now() + WRITER_LOCK_WAIT;
+    loop {
+        let locked: bool = conn
+            .client()
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext(coalesce($2::text, current_schema()::text, '')))",
+                &[&WRITER_LOCK, &schema],
+            )
+            .and_then(|row| row.try_get(0))
+            .map_err(backend)?;
+        if locked {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(other(
+                "another raleph node is writing to this database (one writer per schema)",
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
