@@ -1,0 +1,11 @@
+//! Integration tests: real swarms on 127.0.0.1, port 0. No fixed sleeps: every wait polls a
+//! condition with a deadline.
+
+mod bare;
+mod discovery;
+mod flood;
+mod gossip;
+mod harness;
+mod reference_like;
+mod requests;
+mod rsa_identity;
