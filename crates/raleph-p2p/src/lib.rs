@@ -1,12 +1,17 @@
 //! The libp2p layer of a raleph node: gossip with reference Aleph nodes (pyaleph's libp2p
 //! sidecar) and raleph-only requests between raleph nodes.
 //!
-//! What it owns: the identity key file, the transport (TCP + Noise + yamux/mplex, DNS for
-//! dialing), gossipsub configured as the reference (`shared/spec/p2p.md` §4, §11), the ALIVE
-//! announcements, peer discovery, per-peer flood limits, and the `/raleph/1` request-response
-//! protocol. What it deliberately does not own: deciding whether a message is valid, storing
-//! anything, or answering sync and file requests; the node does that through
-//! [`NetworkHandle`] and [`NetworkEvent`]. Start reading at [`Network::start`].
+//! What it owns: the identity key file, the transport (TCP with nodelay, Noise, yamux then
+//! mplex, DNS for dialing), gossipsub configured as the reference (`shared/spec/p2p.md` §4, §11,
+//! including the content-addressed message id of §4.5), the ALIVE announcements, peer discovery
+//! and re-dialing, per-peer flood limits, and the `/raleph/1` request-response protocol. What it
+//! deliberately does not own: deciding whether a message is valid, storing anything, or
+//! answering sync and file requests; the node does that through [`NetworkHandle`] and
+//! [`NetworkEvent`]. It depends on no other raleph crate.
+//!
+//! Start reading at [`Network::start`] (`network.rs`), then the swarm task (`task.rs`, with
+//! `task/requests.rs`, `task/discovery.rs` and `task/commands.rs`). The wire types of
+//! `/raleph/1` are in `protocol.rs`, the flood guard in `peers.rs`.
 //!
 //! **Stream budget.** A reference node drops a connection once the remote has opened five
 //! inbound streams on it, counting refused ones (p2p.md §3). So towards a peer not known to be
@@ -17,7 +22,7 @@
 //! gossipsub topic, `raleph/1` (`P2pConfig::raleph_topic`). Subscriptions travel on the gossipsub
 //! stream that is open anyway, so a peer whose SUBSCRIBE names that topic is a raleph node, and
 //! only then is a `/raleph/1` Hello sent to it. Its answer gives its HTTP URL, its addresses and
-//! the raleph nodes it knows, which are dialed in turn. Reference nodes ignore the extra topic.
+//! the nodes it knows, which are dialed in turn. Reference nodes ignore the extra topic.
 //!
 //! **Validation.** Unlike the reference, received messages are forwarded only after the node
 //! has checked them: each arrives as [`NetworkEvent::Message`] and the node answers with
@@ -36,6 +41,7 @@ mod message_id;
 mod network;
 mod peers;
 mod protocol;
+mod task;
 
 pub use alive::{AliveError, Announcement, PeerType, alive_payload, parse_announcement};
 pub use behaviour::{MAX_PUBLISH_BYTES, MAX_TRANSMIT_SIZE};

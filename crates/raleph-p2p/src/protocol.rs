@@ -23,7 +23,7 @@ pub const MAX_HELLO_ADDRS: usize = 64;
 
 /// A request from one raleph node to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RalephRequest {
     /// "Who are you and whom do you know?" Answered by the swarm itself.

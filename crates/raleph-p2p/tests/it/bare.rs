@@ -73,7 +73,7 @@ pub struct Bare {
     pub received: Arc<Mutex<Vec<Received>>>,
     /// Peers whose subscription to ALEPH-TEST arrived.
     pub subscribed: Arc<Mutex<HashSet<PeerId>>>,
-    publish: mpsc::Sender<Vec<u8>>,
+    publish: mpsc::Sender<(String, Vec<u8>)>,
     /// Result of the last publish: true if it went out.
     pub published: Arc<Mutex<Vec<bool>>>,
 }
@@ -139,7 +139,7 @@ impl Bare {
         let received = Arc::new(Mutex::new(Vec::new()));
         let subscribed = Arc::new(Mutex::new(HashSet::new()));
         let published = Arc::new(Mutex::new(Vec::new()));
-        let (publish, mut to_publish) = mpsc::channel::<Vec<u8>>(16);
+        let (publish, mut to_publish) = mpsc::channel::<(String, Vec<u8>)>(16);
         let (rx_received, rx_subscribed, rx_published) =
             (received.clone(), subscribed.clone(), published.clone());
         tokio::spawn(async move {
@@ -160,10 +160,10 @@ impl Bare {
                         _ => {}
                     },
                     data = to_publish.recv() => match data {
-                        Some(data) => {
+                        Some((topic, data)) => {
                             let ok = swarm
                                 .behaviour_mut()
-                                .publish(IdentTopic::new("ALEPH-TEST"), data)
+                                .publish(IdentTopic::new(topic), data)
                                 .is_ok();
                             rx_published.lock().unwrap().push(ok);
                         }
@@ -184,7 +184,14 @@ impl Bare {
     }
 
     pub async fn publish(&self, data: &[u8]) {
-        self.publish.send(data.to_vec()).await.unwrap();
+        self.publish_on("ALEPH-TEST", data).await;
+    }
+
+    pub async fn publish_on(&self, topic: &str, data: &[u8]) {
+        self.publish
+            .send((topic.to_string(), data.to_vec()))
+            .await
+            .unwrap();
     }
 
     pub fn received(&self, topic: &str, data: &[u8]) -> bool {

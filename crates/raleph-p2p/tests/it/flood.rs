@@ -1,6 +1,6 @@
 //! A peer publishing above its rate is throttled, then disconnected and banned.
 
-use raleph_p2p::{DialError, P2pConfig};
+use raleph_p2p::{DialError, Network, P2pConfig};
 
 use crate::harness::{config, connect, spawn, spawn_with, wait_until};
 
@@ -68,4 +68,43 @@ async fn flooding_peer_is_throttled_then_banned() {
         flooder.seen(|s| s.disconnected.contains(&g))
     })
     .await;
+}
+
+/// A node that stops reading its events loses gossip (counted, and not forwarded) instead of
+/// buffering it without bound.
+#[tokio::test]
+async fn a_slow_node_drops_counted_gossip() {
+    let (config, _dir) = config();
+    let (slow, _events_never_read) = Network::start(P2pConfig {
+        event_channel_capacity: 2,
+        event_backlog: 3,
+        ..config
+    })
+    .await
+    .unwrap();
+    let sender = spawn().await;
+    sender
+        .handle
+        .dial(slow.listen_addrs()[0].clone())
+        .await
+        .unwrap();
+    let s = sender.peer_id();
+    for i in 0..10 {
+        sender.publish(format!("message {i}").as_bytes()).await;
+    }
+    let counters = async || {
+        slow.connected_peers()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.peer_id == s)
+            .map(|p| p.counters)
+    };
+    wait_until("the slow node to count 10 messages", async || {
+        counters().await.is_some_and(|c| c.messages_received == 10)
+    })
+    .await;
+    // At most 2 events fit in the channel and 3 gossip messages in the backlog.
+    let dropped = counters().await.unwrap().messages_dropped;
+    assert!((5..=10).contains(&dropped), "dropped {dropped}");
 }

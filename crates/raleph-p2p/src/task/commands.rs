@@ -1,0 +1,92 @@
+//! Commands from [`NetworkHandle`](crate::NetworkHandle)s.
+
+use super::*;
+
+impl Task {
+    pub(crate) fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, data, reply } => {
+                let size = data.len();
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(IdentTopic::new(topic), data)
+                    .map_err(|e| match e {
+                        gossipsub::PublishError::Duplicate => PublishError::Duplicate,
+                        gossipsub::PublishError::NoPeersSubscribedToTopic => {
+                            PublishError::InsufficientPeers
+                        }
+                        gossipsub::PublishError::MessageTooLarge => PublishError::TooLarge {
+                            size,
+                            limit: MAX_TRANSMIT_SIZE,
+                        },
+                        other => PublishError::Failed(Box::new(other)),
+                    });
+                let _ = reply.send(result);
+            }
+            Command::ReportValidation {
+                id,
+                source,
+                validation,
+            } => {
+                let now = std::time::Instant::now();
+                if let Some(state) = self.peers.get_mut(&source) {
+                    match validation {
+                        Validation::Accept => state.counters.messages_accepted += 1,
+                        Validation::Reject => state.rejected(&self.limits, now),
+                        Validation::Ignore => state.counters.messages_ignored += 1,
+                    }
+                }
+                let acceptance = match validation {
+                    Validation::Accept => MessageAcceptance::Accept,
+                    Validation::Reject => MessageAcceptance::Reject,
+                    Validation::Ignore => MessageAcceptance::Ignore,
+                };
+                self.report(&id, &source, acceptance);
+            }
+            Command::ConnectedPeers { reply } => {
+                let now = std::time::Instant::now();
+                let peers = self
+                    .peers
+                    .iter()
+                    .map(|(id, state)| state.info(*id, now))
+                    .collect::<Vec<PeerInfo>>();
+                let _ = reply.send(peers);
+            }
+            Command::Dial { addr, reply } => {
+                let result = match peer_id_of(&addr) {
+                    Some(peer) if self.banned.contains_key(&peer) => Err(DialError::Banned(peer)),
+                    // With the peer id in the dial options, a different peer answering
+                    // fails the dial (p2p.md §1.1).
+                    Some(peer) => self
+                        .swarm
+                        .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build())
+                        .map_err(|e| DialError::Failed(Box::new(e))),
+                    None => self
+                        .swarm
+                        .dial(addr)
+                        .map_err(|e| DialError::Failed(Box::new(e))),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let Some(state) = self.peers.get_mut(&peer).filter(|s| s.is_raleph) else {
+                    let _ = reply.send(Err(RequestError::NotRaleph(peer)));
+                    return;
+                };
+                state.counters.requests_sent += 1;
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .raleph
+                    .send_request(&peer, request);
+                self.pending_out.insert(id, Pending::Node(reply));
+            }
+        }
+    }
+}
