@@ -9,3 +9,4 @@ mod harness;
 mod reference_like;
 mod requests;
 mod rsa_identity;
+mod vectors;
