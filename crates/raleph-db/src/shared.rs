@@ -38,3 +38,22 @@ mod tests {
         assert!(merge_aggregate(["{"]).is_err());
     }
 }
+
+/// The message count and per-status counts from the `counters` table's `(name, n)` rows
+/// (`messages`, `status:<status>`), in status order; zero counts are left out.
+pub(crate) fn split_counters(rows: Vec<(String, i64)>) -> (u64, Vec<(crate::MessageStatus, u64)>) {
+    let mut messages = 0;
+    let mut by_status = Vec::new();
+    for (name, n) in rows {
+        let n = n.max(0) as u64;
+        if name == "messages" {
+            messages = n;
+        } else if let Some(status) = name.strip_prefix("status:").and_then(|s| s.parse().ok())
+            && n > 0
+        {
+            by_status.push((status, n));
+        }
+    }
+    by_status.sort_by_key(|(status, _): &(crate::MessageStatus, u64)| status.as_str());
+    (messages, by_status)
+}

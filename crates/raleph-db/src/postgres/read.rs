@@ -678,17 +678,12 @@ impl ReadStore for PgReader {
     fn counts(&self) -> Result<Counts> {
         self.pool.with(|conn| {
             snapshot(conn, |conn| {
-                let messages = count(conn, "SELECT count(*) FROM messages", &[])?;
                 let pending = count(conn, "SELECT count(*) FROM pending_messages", &[])?;
-                let by_status = collect(
-                    conn,
-                    "SELECT status, count(*) FROM message_status GROUP BY status ORDER BY status",
-                    &[],
-                    |r| Ok((get::<String>(r, 0)?, get::<i64>(r, 1)?)),
-                )?
-                .into_iter()
-                .filter_map(|(s, n)| Some((s.parse().ok()?, non_negative(n))))
-                .collect();
+                // Kept by triggers (migration 4).
+                let counters = collect(conn, "SELECT name, n FROM counters", &[], |r| {
+                    Ok((get::<String>(r, 0)?, get::<i64>(r, 1)?))
+                })?;
+                let (messages, by_status) = crate::shared::split_counters(counters);
                 Ok(Counts {
                     messages,
                     pending,

@@ -203,6 +203,42 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX posts_by_type_updated ON posts (type, last_updated) WHERE amends IS NULL;
     CREATE INDEX posts_by_channel_updated ON posts (channel, last_updated) WHERE amends IS NULL;
     "#,
+    // 4: as SQLite's migration 4: unused post indexes and the status index dropped, counts
+    // of messages and statuses kept by triggers.
+    r#"
+    DROP INDEX posts_originals_by_time;
+    DROP INDEX posts_by_owner;
+    DROP INDEX status_by_status;
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        n BIGINT NOT NULL
+    );
+    INSERT INTO counters (name, n) SELECT 'status:' || status, count(*) FROM message_status GROUP BY status;
+    INSERT INTO counters (name, n) SELECT 'messages', count(*) FROM messages;
+    CREATE FUNCTION count_status() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            UPDATE counters SET n = n - 1 WHERE name = 'status:' || OLD.status;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            INSERT INTO counters (name, n) VALUES ('status:' || NEW.status, 1)
+                ON CONFLICT (name) DO UPDATE SET n = counters.n + 1;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER count_status_change AFTER INSERT OR DELETE ON message_status
+        FOR EACH ROW EXECUTE FUNCTION count_status();
+    CREATE TRIGGER count_status_update AFTER UPDATE OF status ON message_status
+        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION count_status();
+    CREATE FUNCTION count_messages() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO counters (name, n) VALUES ('messages', CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END)
+            ON CONFLICT (name) DO UPDATE SET n = counters.n + excluded.n;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER count_messages AFTER INSERT OR DELETE ON messages
+        FOR EACH ROW EXECUTE FUNCTION count_messages();
+    "#,
 ];
 
 /// The schema version this build writes.

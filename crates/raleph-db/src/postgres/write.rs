@@ -393,7 +393,7 @@ impl WriteStore for PgWriter {
             &[&item_hash, &status.as_str(), &reception_time],
         )?;
         self.exec(
-            "UPDATE messages SET status = $2 WHERE item_hash = $1",
+            "UPDATE messages SET status = $2 WHERE item_hash = $1 AND status <> $2",
             &[&item_hash, &status.as_str()],
         )
         .map(drop)

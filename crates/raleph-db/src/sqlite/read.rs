@@ -645,17 +645,12 @@ impl ReadStore for SqliteReader {
 
     fn counts(&self) -> Result<Counts> {
         self.pool.with(|conn| {
-            let messages = count(conn, "SELECT count(*) FROM messages", &[])?;
             let pending = count(conn, "SELECT count(*) FROM pending_messages", &[])?;
-            let by_status = collect(
-                conn,
-                "SELECT status, count(*) FROM message_status GROUP BY status",
-                &[],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-            )?
-            .into_iter()
-            .filter_map(|(s, n)| Some((s.parse().ok()?, n.max(0) as u64)))
-            .collect();
+            // Kept by triggers (migration 4): counting a million rows would take a scan.
+            let counters = collect(conn, "SELECT name, n FROM counters", &[], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            let (messages, by_status) = crate::shared::split_counters(counters);
             Ok(Counts {
                 messages,
                 pending,

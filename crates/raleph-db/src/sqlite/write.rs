@@ -9,16 +9,19 @@ use crate::*;
 pub struct SqliteWriter {
     conn: Connection,
     last_optimize: std::time::Instant,
+    /// Copies WAL pages into the database off this thread; stops when the writer is dropped.
+    _checkpointer: super::checkpoint::Checkpointer,
 }
 
 /// How often the writer refreshes the planner's statistics.
 const OPTIMIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl SqliteWriter {
-    pub(crate) fn new(conn: Connection) -> Self {
+    pub(crate) fn new(conn: Connection, checkpointer: super::checkpoint::Checkpointer) -> Self {
         SqliteWriter {
             conn,
             last_optimize: std::time::Instant::now(),
+            _checkpointer: checkpointer,
         }
     }
 
@@ -275,7 +278,7 @@ impl WriteStore for SqliteWriter {
             params![item_hash, status.as_str(), reception_time],
         )?;
         self.exec(
-            "UPDATE messages SET status = ?2 WHERE item_hash = ?1",
+            "UPDATE messages SET status = ?2 WHERE item_hash = ?1 AND status <> ?2",
             params![item_hash, status.as_str()],
         )
         .map(drop)
