@@ -23,22 +23,6 @@ pub(crate) fn merge_aggregate<'a>(contents: impl IntoIterator<Item = &'a str>) -
     Ok(Value::Object(merged).to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn merge_is_shallow_ordered_and_keeps_null() {
-        let a = json!({"a": {"x": 1}, "b": 1, "c": 1}).to_string();
-        let b = json!({"a": {"y": 2}, "b": null}).to_string();
-        let merged = merge_aggregate([a.as_str(), b.as_str(), "[1]"]).expect("merge");
-        assert_eq!(merged, r#"{"a":{"y":2},"b":null,"c":1}"#);
-        assert!(merge_aggregate(["{"]).is_err());
-    }
-}
-
 /// The message count and per-status counts from the `counters` table's `(name, n)` rows
 /// (`messages`, `status:<status>`), in status order; zero counts are left out.
 pub(crate) fn split_counters(rows: Vec<(String, i64)>) -> (u64, Vec<(crate::MessageStatus, u64)>) {
@@ -56,4 +40,20 @@ pub(crate) fn split_counters(rows: Vec<(String, i64)>) -> (u64, Vec<(crate::Mess
     }
     by_status.sort_by_key(|(status, _): &(crate::MessageStatus, u64)| status.as_str());
     (messages, by_status)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn merge_is_shallow_ordered_and_keeps_null() {
+        let a = json!({"a": {"x": 1}, "b": 1, "c": 1}).to_string();
+        let b = json!({"a": {"y": 2}, "b": null}).to_string();
+        let merged = merge_aggregate([a.as_str(), b.as_str(), "[1]"]).expect("merge");
+        assert_eq!(merged, r#"{"a":{"y":2},"b":null,"c":1}"#);
+        assert!(merge_aggregate(["{"]).is_err());
+    }
 }
