@@ -176,4 +176,6 @@ pub trait ReadStore: Send + Sync + 'static {
     fn file_of_tag(&self, tag: &str) -> Result<Option<PinnedFile>>;
     fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>>;
     fn counts(&self) -> Result<Counts>;
+    /// Up to `limit` messages whose sync sequence number is above `after`, in sequence order.
+    fn sync_log(&self, after: u64, limit: usize) -> Result<SyncPage>;
 }

@@ -485,3 +485,14 @@ pub struct PinnedFile {
     pub tag: String,
     pub size: Option<u64>,
 }
+
+/// A page of the node's sync log: processed messages in the order this store received them.
+/// Peers catch up by asking for what follows the last sequence number they saw.
+#[derive(Debug, Clone)]
+pub struct SyncPage {
+    /// Identifies this store's log; sequence numbers from another epoch mean nothing here
+    /// (a store rebuilt from scratch numbers its log again).
+    pub epoch: String,
+    /// `(sequence number, message)`, in increasing sequence order.
+    pub messages: Vec<(u64, MessageRecord)>,
+}

@@ -210,6 +210,7 @@ conformance!(
     address_stats_and_channels,
     transactions_and_savepoints,
     reopen_keeps_data,
+    sync_log_order_and_epoch,
 );
 
 // ---- data helpers ----
@@ -1292,6 +1293,54 @@ fn aggregate_listing(s: &mut Store) -> Result<()> {
     let profile = &s.r.aggregates_of("0xA", &strings(&["profile"]))?[0];
     assert_eq!(profile.content, r#"{"n":1,"m":4}"#);
     assert_eq!((profile.created, profile.last_updated), (1.0, 7.0));
+    Ok(())
+}
+
+fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
+    let empty = s.r.sync_log(0, 10)?;
+    assert!(empty.messages.is_empty());
+    assert!(!empty.epoch.is_empty());
+    // Reception order, not message time: "late" was received first.
+    for (hash, time) in [("late", 9.0), ("early", 1.0), ("mid", 5.0)] {
+        add(s, &message(hash, "POST", "0xA", time))?;
+    }
+    let page = s.r.sync_log(0, 10)?;
+    assert_eq!(page.epoch, empty.epoch);
+    let seqs: Vec<u64> = page.messages.iter().map(|(seq, _)| *seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let order: Vec<&str> = page
+        .messages
+        .iter()
+        .map(|(_, m)| m.item_hash.as_str())
+        .collect();
+    assert_eq!(order, ["late", "early", "mid"]);
+    // Paging resumes after the last sequence number seen.
+    let first = s.r.sync_log(0, 2)?;
+    assert_eq!(first.messages.len(), 2);
+    let rest = s.r.sync_log(first.messages[1].0, 10)?;
+    assert_eq!(
+        hashes(
+            &rest
+                .messages
+                .iter()
+                .map(|(_, m)| m.clone())
+                .collect::<Vec<_>>()
+        ),
+        ["mid"]
+    );
+    // A forgotten newest message leaves a gap: its number is never given again, so a peer
+    // that saw it still sees what comes next.
+    let last_seq = seqs[2];
+    s.w.begin()?;
+    s.w.forget("mid", "f", 10.0, 10.0)?;
+    s.w.commit()?;
+    s.reopen();
+    add(s, &message("next", "POST", "0xA", 2.0))?;
+    let after = s.r.sync_log(last_seq, 10)?;
+    assert_eq!(after.messages.len(), 1);
+    assert_eq!(after.messages[0].1.item_hash, "next");
+    assert!(after.messages[0].0 > last_seq);
+    assert_eq!(after.epoch, empty.epoch, "the epoch survives a reopen");
     Ok(())
 }
 

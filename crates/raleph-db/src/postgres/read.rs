@@ -29,6 +29,7 @@ enum Param {
     Text(String),
     Texts(Vec<String>),
     Real(f64),
+    Int(i64),
 }
 
 impl Param {
@@ -37,6 +38,7 @@ impl Param {
             Param::Text(s) => (s, Type::TEXT),
             Param::Texts(v) => (v, Type::TEXT_ARRAY),
             Param::Real(f) => (f, Type::FLOAT8),
+            Param::Int(i) => (i, Type::INT8),
         }
     }
 }
@@ -673,6 +675,31 @@ impl ReadStore for PgReader {
             }
         }
         Ok(stats)
+    }
+
+    fn sync_log(&self, after: u64, limit: usize) -> Result<SyncPage> {
+        let sql = format!(
+            "SELECT m.seq, {MESSAGE_COLUMNS} FROM messages m WHERE m.seq > $1 ORDER BY m.seq LIMIT $2"
+        );
+        self.pool.with(|conn| {
+            snapshot(conn, |conn| {
+                let epoch =
+                    query_opt(conn, "SELECT value FROM node_meta WHERE key = 'epoch'", &[])?
+                        .map(|r| get::<String>(&r, 0))
+                        .transpose()?
+                        .ok_or_else(|| StoreError::Corrupt("the sync epoch is missing".into()))?;
+                let messages = collect(
+                    conn,
+                    &sql,
+                    &[
+                        Param::Int(i64::try_from(after).unwrap_or(i64::MAX)),
+                        Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+                    ],
+                    |r| Ok((non_negative(get(r, 0)?), message_from_row(r, 1)?)),
+                )?;
+                Ok(SyncPage { epoch, messages })
+            })
+        })
     }
 
     fn counts(&self) -> Result<Counts> {

@@ -239,6 +239,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER count_messages AFTER INSERT OR DELETE ON messages
         FOR EACH ROW EXECUTE FUNCTION count_messages();
     "#,
+    // 5: the sync log, as SQLite's migration 5.
+    r#"
+    ALTER TABLE messages ADD COLUMN seq BIGINT;
+    UPDATE messages m SET seq = o.n FROM (
+        SELECT item_hash, row_number() OVER (ORDER BY reception_time, item_hash) AS n FROM messages
+    ) o WHERE m.item_hash = o.item_hash;
+    CREATE UNIQUE INDEX messages_by_seq ON messages (seq);
+    INSERT INTO counters (name, n) VALUES ('seq', coalesce((SELECT max(seq) FROM messages), 0));
+    CREATE TABLE node_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO node_meta (key, value) VALUES ('epoch', md5(random()::text || clock_timestamp()::text));
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -643,6 +643,34 @@ impl ReadStore for SqliteReader {
         Ok(stats)
     }
 
+    fn sync_log(&self, after: u64, limit: usize) -> Result<SyncPage> {
+        self.pool.with(|conn| {
+            // One read transaction, so the epoch and the page come from the same snapshot.
+            conn.execute_batch("BEGIN").map_err(backend)?;
+            let page = (|| {
+                let epoch = conn
+                    .query_row("SELECT value FROM node_meta WHERE key = 'epoch'", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(backend)?;
+                let sql = format!(
+                    "SELECT m.seq, {MESSAGE_COLUMNS} FROM messages m WHERE m.seq > ?1 ORDER BY m.seq LIMIT ?2"
+                );
+                let after = i64::try_from(after).unwrap_or(i64::MAX);
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let messages = collect(
+                    conn,
+                    &sql,
+                    &[SqlValue::Integer(after), SqlValue::Integer(limit)],
+                    |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, message_from_row(r, 1)?)),
+                )?;
+                Ok(SyncPage { epoch, messages })
+            })();
+            let _ = conn.execute_batch("COMMIT");
+            page
+        })
+    }
+
     fn counts(&self) -> Result<Counts> {
         self.pool.with(|conn| {
             let pending = count(conn, "SELECT count(*) FROM pending_messages", &[])?;

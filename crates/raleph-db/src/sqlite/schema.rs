@@ -235,6 +235,20 @@ const MIGRATIONS: &[&str] = &[
         UPDATE counters SET n = n - 1 WHERE name = 'messages';
     END;
     "#,
+    // 5: the sync log. Each processed message gets the next sequence number (never reused:
+    // the high-water mark is a counter, not max(seq)), so peers can ask for what follows the
+    // last number they saw; the epoch names this log.
+    r#"
+    ALTER TABLE messages ADD COLUMN seq INTEGER;
+    UPDATE messages SET seq = rowid;
+    CREATE UNIQUE INDEX messages_by_seq ON messages (seq);
+    INSERT INTO counters (name, n) VALUES ('seq', coalesce((SELECT max(seq) FROM messages), 0));
+    CREATE TABLE node_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO node_meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
+    "#,
 ];
 
 /// The schema version this build writes.

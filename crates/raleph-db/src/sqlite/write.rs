@@ -300,11 +300,18 @@ impl WriteStore for SqliteWriter {
     }
 
     fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
+        let seq: i64 = self
+            .one(
+                "UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n",
+                [],
+                |r| r.get(0),
+            )?
+            .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))?;
         self.exec(
             "INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
                  channel, time, size, owner, content_type, content_ref, content_key, content_item_hash,
-                 payment_type, reception_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                 payment_type, reception_time, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             params![
                 m.item_hash,
                 m.message_type,
@@ -324,6 +331,7 @@ impl WriteStore for SqliteWriter {
                 m.content_item_hash,
                 m.payment_type,
                 m.reception_time,
+                seq,
             ],
         )?;
         for tag in &m.tags {
