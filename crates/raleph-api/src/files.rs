@@ -41,7 +41,8 @@ pub fn file_record(info: &FileInfo) -> FileRecord {
 }
 
 /// An upload the writer thread moves into the file store.
-struct Upload(PendingFile);
+/// A checked file, handed to the pipeline to enter the file store.
+pub struct Upload(pub PendingFile);
 
 impl PendingUpload for Upload {
     fn commit(self: Box<Self>) -> std::io::Result<FileRecord> {

@@ -13,6 +13,7 @@ mod error;
 pub mod files;
 mod messages;
 mod misc;
+pub mod p2p;
 mod params;
 mod posts;
 mod shapes;
@@ -63,8 +64,8 @@ pub struct AppState {
     pub files: FileStore,
     pub config: Arc<ApiConfig>,
     pub storage: Arc<StorageConfig>,
-    /// The node's p2p addresses, for `/api/v0/info/public.json`.
-    pub multiaddrs: Arc<Vec<String>>,
+    /// The peer-to-peer network, when the node runs one.
+    pub network: Option<Arc<dyn p2p::Network>>,
     pub(crate) websockets: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) counts: Arc<count_cache::CountCache>,
 }
@@ -84,7 +85,7 @@ impl AppState {
             files,
             config: Arc::new(config),
             storage: Arc::new(storage),
-            multiaddrs: Arc::new(Vec::new()),
+            network: None,
             websockets: Arc::default(),
             counts: Arc::new(count_cache::CountCache::new(count_ttl)),
         }
@@ -166,6 +167,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v0/aggregates.json", get(aggregates::list))
         .route("/api/v0/aggregates/{address}", get(aggregates::of_address))
         .route("/api/ws0/messages", get(ws::messages))
+        .route("/api/v0/p2p/identity", get(p2p::identity))
+        .route("/api/v0/p2p/peers", get(p2p::peers))
+        .route("/api/v0/p2p/pubsub/pub", post(p2p::pubsub_pub))
+        .route("/api/v0/ipfs/pubsub/pub", post(p2p::pubsub_pub))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(

@@ -55,14 +55,23 @@ pub(crate) async fn publish(
 ) -> ApiResult<(StatusCode, &'static str)> {
     let item_hash = envelope.item_hash.to_string();
     let mut events = sync.then(|| state.pipeline.subscribe());
-    let outcome = state
-        .pipeline
-        .submit(envelope, "api")
-        .await
-        .map_err(|e| match e {
-            SubmitError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            other => ApiError::internal(other),
-        })?;
+    let gossip = state
+        .network
+        .as_ref()
+        .map(|network| (network, envelope.to_gossip_json()));
+    let outcome = submit_envelope(state, envelope).await?;
+    // Accepted submissions go to peers, as the reference gossips what its API accepts.
+    if let Some((network, json)) = gossip
+        && !matches!(
+            outcome,
+            SubmitOutcome::Rejected(_)
+                | SubmitOutcome::Known(
+                    MessageStatus::Rejected | MessageStatus::Forgotten | MessageStatus::Removed
+                )
+        )
+    {
+        network.broadcast(json.into_bytes());
+    }
     Ok(match outcome {
         SubmitOutcome::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
         SubmitOutcome::Known(status) => known(status),
@@ -87,6 +96,29 @@ pub(crate) async fn publish(
                 }
             }
         }
+    })
+}
+
+async fn submit_envelope(state: &AppState, envelope: Envelope) -> ApiResult<SubmitOutcome> {
+    state
+        .pipeline
+        .submit(envelope, "api")
+        .await
+        .map_err(|e| match e {
+            SubmitError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            other => ApiError::internal(other),
+        })
+}
+
+/// Submits a message without gossiping it (the caller publishes the bytes it was given).
+pub(crate) async fn submit_only(
+    state: &AppState,
+    envelope: Envelope,
+) -> ApiResult<(StatusCode, &'static str)> {
+    Ok(match submit_envelope(state, envelope).await? {
+        SubmitOutcome::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+        SubmitOutcome::Known(status) => known(status),
+        SubmitOutcome::Queued => (StatusCode::ACCEPTED, "pending"),
     })
 }
 

@@ -28,7 +28,12 @@ pub async fn version() -> Json<Value> {
 }
 
 pub async fn public_info(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "node_multi_addresses": state.multiaddrs.as_ref() }))
+    let addresses = state
+        .network
+        .as_ref()
+        .map(|n| n.addresses())
+        .unwrap_or_default();
+    Json(json!({ "node_multi_addresses": addresses }))
 }
 
 pub async fn channels(State(state): State<AppState>) -> ApiResult<Json<Value>> {
@@ -198,6 +203,7 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
             .map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "raleph_messages_by_status{{status=\"{status}\"}} {n}");
     }
+    crate::p2p::write_metrics(&state, &mut out).await;
     let _ = writeln!(
         out,
         "# HELP pyaleph_build_info Node build.\n# TYPE pyaleph_build_info gauge\npyaleph_build_info{{version=\"raleph-{VERSION}\"}} 1"

@@ -221,6 +221,18 @@ impl Envelope {
     }
 }
 
+impl Envelope {
+    /// The envelope as reference nodes gossip it: compact JSON with sorted keys.
+    pub fn to_gossip_json(&self) -> String {
+        let mut fields: Vec<(String, Value)> = match self.to_json() {
+            Value::Object(fields) => fields.into_iter().collect(),
+            _ => Vec::new(),
+        };
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        Value::Object(fields.into_iter().collect()).to_string()
+    }
+}
+
 /// A time as a JSON number that always carries a fraction, as Python floats print.
 pub fn time_value(time: f64) -> Value {
     serde_json::Number::from_f64(time).map_or(Value::Null, Value::Number)

@@ -13,5 +13,5 @@ pub mod limits;
 
 pub use chain::{Chain, SignatureScheme, UnknownChain};
 pub use content::{Content, ContentError, TypedContent};
-pub use envelope::{Envelope, EnvelopeError, ItemType, MessageType, sha256_hex};
+pub use envelope::{Envelope, EnvelopeError, ItemType, MessageType, sha256_hex, time_value};
 pub use item_hash::{ItemHash, ItemHashKind};

@@ -73,6 +73,9 @@ fn push_python_json_string(out: &mut String, s: &str) {
 pub enum Announcement {
     /// A P2P address whose `/p2p/` peer id is the message's author.
     P2p(Multiaddr),
+    /// An HTTP API base URL (`http://host:port`, no trailing slash), announced by its author:
+    /// where reference nodes serve `GET /api/v0/storage/{hash}` to their peers.
+    Http(String),
     /// Anything else well-formed (HTTP, IPFS, or a P2P address of another peer): counted,
     /// not used here.
     Other,
@@ -113,7 +116,18 @@ pub fn parse_announcement(data: &[u8], author: &PeerId) -> Result<Announcement, 
     };
     match payload.peer_type.as_str() {
         "P2P" => {}
-        "HTTP" | "IPFS" => return Ok(Announcement::Other),
+        "HTTP" => {
+            let url = payload.address.trim_end_matches('/');
+            let usable = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() <= 256
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            return if usable {
+                Ok(Announcement::Http(url.to_owned()))
+            } else {
+                Err(AliveError::BadAddress(payload.address.clone()))
+            };
+        }
+        "IPFS" => return Ok(Announcement::Other),
         other => return Err(AliveError::UnknownPeerType(other.to_string())),
     }
     let bad = || AliveError::BadAddress(payload.address.clone());
@@ -193,7 +207,12 @@ mod tests {
             Ok(Announcement::Other)
         );
         let http = alive_payload("http://192.0.2.10:4024", PeerType::Http, "1");
-        assert_eq!(parse_announcement(&http, &author), Ok(Announcement::Other));
+        assert_eq!(
+            parse_announcement(&http, &author),
+            Ok(Announcement::Http("http://192.0.2.10:4024".into()))
+        );
+        let junk = alive_payload("ftp://x", PeerType::Http, "1");
+        assert!(parse_announcement(&junk, &author).is_err());
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum NetworkEvent {
         listen_addrs: Vec<Multiaddr>,
         node_version: String,
     },
+    /// A peer announced its HTTP API on the ALIVE topic (reference nodes do; the node may
+    /// fetch files from it with `GET /api/v0/storage/{hash}`).
+    HttpPeer { peer: PeerId, url: String },
     /// The first connection to a peer opened.
     PeerConnected { peer: PeerId, address: Multiaddr },
     /// The last connection to a peer closed.

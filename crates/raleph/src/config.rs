@@ -12,11 +12,12 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// HTTP API address; port 0 binds a free port (the bound address is printed).
     pub api_addr: SocketAddr,
-    /// Peer-to-peer address (used once the network layer lands).
+    /// Peer-to-peer address (TCP); port 0 binds a free port (the bound multiaddr is printed).
     pub p2p_addr: SocketAddr,
-    /// Peers to dial, as multiaddrs (used once the network layer lands).
+    /// Peers to dial, as multiaddrs ending in `/p2p/<peer id>`.
     pub peers: Vec<String>,
-    /// The p2p identity key file; `None` means `<data_dir>/node-key` (network layer, later).
+    /// The p2p identity key file (Ed25519, created if missing; an RSA PKCS#8 DER key such as a
+    /// pyaleph node's `node-secret.pkcs8.der` is accepted); `None` means `<data_dir>/node-key`.
     pub node_key: Option<PathBuf>,
     /// The index database: a SQLite file path (empty means `<data_dir>/index.sqlite`), or a
     /// PostgreSQL URL, `postgres://user:password@host:port/database`.
@@ -30,6 +31,10 @@ pub struct NodeConfig {
     pub pipeline: raleph_pipeline::PipelineConfig,
     pub api: raleph_api::ApiConfig,
     pub storage: raleph_storage::StorageConfig,
+    /// The libp2p layer (`listen`, `peers` and `key` come from `p2p_addr`, `peers`, `node_key`).
+    pub p2p: raleph_p2p::P2pConfig,
+    /// Catching up with peers and fetching files from them.
+    pub sync: crate::network::SyncConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
@@ -54,6 +59,8 @@ impl Default for NodeConfig {
             pipeline: Default::default(),
             api: Default::default(),
             storage: Default::default(),
+            p2p: Default::default(),
+            sync: Default::default(),
         }
     }
 }

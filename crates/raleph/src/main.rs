@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod network;
 mod node;
 
 use clap::{Parser, Subcommand};

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -14,6 +14,7 @@ use raleph_pipeline::{ContentSource, NoPayments, PaymentPolicy, PipelineHandle, 
 use raleph_storage::FileStore;
 
 use crate::config::{Durability, NodeConfig};
+use crate::network::{self, FetchRequests};
 
 #[derive(clap::Args)]
 pub struct NodeArgs {
@@ -26,13 +27,13 @@ pub struct NodeArgs {
     /// HTTP API address, e.g. 127.0.0.1:4024; port 0 picks a free port.
     #[arg(long, env = "RALEPH_API_ADDR")]
     api_addr: Option<SocketAddr>,
-    /// Peer-to-peer address (the network layer is not wired yet).
+    /// Peer-to-peer TCP address, e.g. 127.0.0.1:4025; port 0 picks a free port.
     #[arg(long, env = "RALEPH_P2P_ADDR")]
     p2p_addr: Option<SocketAddr>,
-    /// A peer to dial, as a multiaddr; repeatable (the network layer is not wired yet).
+    /// A peer to dial, as a multiaddr ending in /p2p/<peer id>; repeatable.
     #[arg(long = "peer")]
     peers: Vec<String>,
-    /// The node's p2p identity key file (default <data-dir>/node-key; used by the network layer).
+    /// The node's p2p identity key file (default <data-dir>/node-key, created if missing).
     #[arg(long, env = "RALEPH_NODE_KEY")]
     node_key: Option<PathBuf>,
     /// The index database: a SQLite file path (default <data-dir>/index.sqlite), or a
@@ -67,28 +68,51 @@ impl NodeArgs {
     }
 }
 
-/// Message content and files, read from the node's own file store.
-struct LocalContent(FileStore);
+/// Message content and files, read from the node's own file store; what is missing is asked
+/// of peers (once the network runs), and the waiting message finds it on a later attempt.
+struct LocalContent {
+    files: FileStore,
+    fetches: Arc<OnceLock<FetchRequests>>,
+}
+
+impl LocalContent {
+    fn missing(&self, id: &str) {
+        if let Some(fetches) = self.fetches.get() {
+            fetches.request(id);
+        }
+    }
+}
 
 impl ContentSource for LocalContent {
     fn load(&self, _: ItemType, hash: &str) -> std::io::Result<Option<Vec<u8>>> {
         // The store finds a file by its sha256 or by any CID it computed for it.
-        self.0.get(hash).map_err(std::io::Error::other)
+        let bytes = self.files.get(hash).map_err(std::io::Error::other)?;
+        if bytes.is_none() {
+            self.missing(hash);
+        }
+        Ok(bytes)
     }
 
     fn file(&self, id: &str) -> std::io::Result<Option<FileRecord>> {
-        let info = self.0.info(id).map_err(std::io::Error::other)?;
+        let info = self.files.info(id).map_err(std::io::Error::other)?;
+        if info.is_none() {
+            self.missing(id);
+        }
         Ok(info.as_ref().map(raleph_api::files::file_record))
     }
 
     fn delete_file(&self, sha256: &str) -> std::io::Result<()> {
-        self.0.delete(sha256).map_err(std::io::Error::other)
+        self.files.delete(sha256).map_err(std::io::Error::other)
     }
 
     fn list_files(&self) -> std::io::Result<Vec<(String, SystemTime)>> {
         let mut files = Vec::new();
-        for sha256 in self.0.list().map_err(std::io::Error::other)? {
-            if let Some(stored_at) = self.0.stored_at(&sha256).map_err(std::io::Error::other)? {
+        for sha256 in self.files.list().map_err(std::io::Error::other)? {
+            if let Some(stored_at) = self
+                .files
+                .stored_at(&sha256)
+                .map_err(std::io::Error::other)?
+            {
                 files.push((sha256, stored_at));
             }
         }
@@ -136,9 +160,13 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         file_grace_period_secs: config.storage.grace_period_secs,
         ..config.pipeline.clone()
     };
+    let fetches = Arc::new(OnceLock::new());
     let (pipeline, writer_thread) = raleph_pipeline::spawn(
         writer,
-        Arc::new(LocalContent(files.clone())),
+        Arc::new(LocalContent {
+            files: files.clone(),
+            fetches: fetches.clone(),
+        }),
         payments,
         pipeline_config,
     )
@@ -148,17 +176,40 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         Duration::from_secs_f64(config.storage.gc_interval_secs.max(0.1)),
     );
     let api_config: ApiConfig = config.api.clone();
-    let state = AppState::new(reader, pipeline, files, api_config, config.storage.clone());
     let listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
         .with_context(|| format!("bind API address {}", config.api_addr))?;
     let bound = listener.local_addr().context("read bound API address")?;
+    let p2p = network::p2p_config(
+        config.p2p.clone(),
+        config.p2p_addr,
+        &config.peers,
+        config
+            .node_key
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("node-key")),
+        format!("http://{bound}"),
+    )?;
+    let started = network::start(
+        p2p,
+        config.sync.clone(),
+        pipeline.clone(),
+        reader.clone(),
+        files.clone(),
+        config.storage.clone(),
+        config.data_dir.clone(),
+    )
+    .await?;
+    let _ = fetches.set(started.fetches);
+    let p2p_addrs = raleph_api::p2p::Network::addresses(started.network.as_ref());
+    let mut state = AppState::new(reader, pipeline, files, api_config, config.storage.clone());
+    state.network = Some(started.network);
     tracing::info!(data_dir = %config.data_dir.display(), %database, "node started");
-    if !config.peers.is_empty() {
-        tracing::warn!("peers are configured but the network layer is not part of this build yet");
-    }
-    // Tests and scripts read this line back to learn the port.
+    // Tests and scripts read these lines back to learn the ports and the peer id.
     println!("api listening on http://{bound}");
+    for addr in p2p_addrs {
+        println!("p2p listening on {addr}");
+    }
     std::io::stdout().flush().ok();
     axum::serve(listener, raleph_api::router(state))
         .with_graceful_shutdown(shutdown_signal())

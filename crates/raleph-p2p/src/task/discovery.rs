@@ -20,6 +20,10 @@ impl Task {
                 }
                 MessageAcceptance::Accept
             }
+            Ok(Announcement::Http(url)) => {
+                self.emit_control(NetworkEvent::HttpPeer { peer: author, url });
+                MessageAcceptance::Accept
+            }
             Ok(Announcement::Other) => MessageAcceptance::Accept,
             Err(error) => {
                 tracing::debug!(%author, %error, "p2p: unusable ALIVE payload");
