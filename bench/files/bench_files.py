@@ -125,7 +125,8 @@ class Node:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [str(binary), "node", "--config", str(self.config_path), "--data-dir", str(self.data_dir),
-             "--api-addr", "127.0.0.1:0"],
+             "--api-addr", "127.0.0.1:0",
+             "--p2p-addr", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=str(work), start_new_session=True, env=dict(os.environ, NO_COLOR="1"),
         )

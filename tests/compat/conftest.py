@@ -76,7 +76,7 @@ def _start_node(tmp_root: Path) -> Node:
     data_dir = tmp_root / "node-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = tmp_root / "node.log"
-    cmd = [str(bin_file.resolve()), "node", "--data-dir", str(data_dir), "--api-addr", "127.0.0.1:0"]
+    cmd = [str(bin_file.resolve()), "node", "--data-dir", str(data_dir), "--api-addr", "127.0.0.1:0", "--p2p-addr", "127.0.0.1:0"]
 
     env = dict(os.environ)
     env.setdefault("RUST_BACKTRACE", "1")

@@ -1314,7 +1314,7 @@ def _start_own_node(tmp_root: Path, config_text: str) -> OwnNode:
     config = tmp_root / "node.toml"
     config.write_text(config_text)
     log_path = tmp_root / "node.log"
-    cmd = [str(Path(bin_path).resolve()), "node", "--config", str(config), "--data-dir", str(data_dir), "--api-addr", "127.0.0.1:0"]
+    cmd = [str(Path(bin_path).resolve()), "node", "--config", str(config), "--data-dir", str(data_dir), "--api-addr", "127.0.0.1:0", "--p2p-addr", "127.0.0.1:0"]
     env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1")
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct RunningNode {
     pub child: Child,
     pub url: String,
+    /// The p2p multiaddr, with `/p2p/<peer id>`.
+    pub p2p: String,
 }
 
 impl RunningNode {
@@ -21,7 +23,14 @@ impl RunningNode {
     /// The same, with more arguments for `raleph node`.
     pub fn start_with(data_dir: &Path, args: &[&str]) -> RunningNode {
         let mut child = Command::new(env!("CARGO_BIN_EXE_raleph"))
-            .args(["node", "--api-addr", "127.0.0.1:0", "--data-dir"])
+            .args(["node", "--api-addr", "127.0.0.1:0"])
+            .args(
+                (!args.contains(&"--p2p-addr"))
+                    .then_some(["--p2p-addr", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
+            .arg("--data-dir")
             .arg(data_dir)
             .args(args)
             .env("RALEPH_LOG", "warn")
@@ -31,18 +40,26 @@ impl RunningNode {
             .expect("start the node");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines
+        let mut next_line = || {
+            lines
                 .next()
-                .expect("the node printed its address")
-                .expect("read stdout");
-            if let Some(url) = line.strip_prefix("api listening on ") {
+                .expect("the node printed its addresses")
+                .expect("read stdout")
+        };
+        let url = loop {
+            if let Some(url) = next_line().strip_prefix("api listening on ") {
                 break url.trim().to_owned();
+            }
+        };
+        // Printed right after the API's.
+        let p2p = loop {
+            if let Some(addr) = next_line().strip_prefix("p2p listening on ") {
+                break addr.trim().to_owned();
             }
         };
         // Keep draining stdout so the node never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        RunningNode { child, url }
+        RunningNode { child, url, p2p }
     }
 
     /// SIGKILL: no chance to flush or shut down cleanly.
