@@ -24,6 +24,7 @@ forbid raleph-crypto "${pure[@]}" raleph-db raleph-pipeline raleph-api
 forbid raleph-db tokio axum raleph-pipeline raleph-api
 forbid raleph-pipeline axum rusqlite raleph-api
 forbid raleph-api rusqlite libsqlite3-sys
+forbid raleph-p2p axum rusqlite libsqlite3-sys raleph-db raleph-pipeline raleph-api raleph-storage
 forbid raleph-sdk raleph-db raleph-pipeline raleph-api raleph-storage axum rusqlite
 
 exit "$fail"
