@@ -13,11 +13,69 @@ use tokio::sync::Mutex;
 
 const MESSAGES: usize = 2000;
 
-fn message(signer: &EthSigner, n: usize) -> Value {
-    let mut content = Map::new();
-    content.insert("type".into(), "crash-test".into());
-    content.insert("content".into(), json!({ "n": n }));
-    raleph_sdk::signed_message(signer, MessageType::Post, content, Some("CRASH"), now())
+/// Messages per sender task; each task sends its slice in order.
+const PER_SENDER: usize = MESSAGES / 8;
+
+/// Message `n`: mostly posts; every 7th an amend of the post six before it (same sender task,
+/// so the original is acknowledged first); every 5th an aggregate update on one of three keys.
+fn messages(signer: &EthSigner) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(MESSAGES);
+    for n in 0..MESSAGES {
+        let mut content = Map::new();
+        let message_type = if n % 5 == 4 {
+            content.insert("key".into(), format!("k{}", n % 3).into());
+            content.insert("content".into(), json!({ format!("f{}", n % 11): n }));
+            MessageType::Aggregate
+        } else if n % 7 == 6 && n % PER_SENDER >= 6 && out[n - 6]["type"] == "POST" {
+            let original = &out[n - 6];
+            let is_original = original["item_content"]
+                .as_str()
+                .is_some_and(|c| c.contains("crash-test"));
+            content.insert(
+                "type".into(),
+                if is_original { "amend" } else { "crash-test" }.into(),
+            );
+            if is_original {
+                content.insert("ref".into(), original["item_hash"].clone());
+            }
+            content.insert("content".into(), json!({ "n": n, "amend": is_original }));
+            MessageType::Post
+        } else {
+            content.insert("type".into(), "crash-test".into());
+            content.insert("content".into(), json!({ "n": n }));
+            MessageType::Post
+        };
+        out.push(raleph_sdk::signed_message(
+            signer,
+            message_type,
+            content,
+            Some("CRASH"),
+            now(),
+        ));
+    }
+    out
+}
+
+/// Posts and aggregates of `address`, as the API serves them: the derived state.
+async fn derived_state(client: &raleph_sdk::Client, address: &str) -> Value {
+    let posts = client
+        .get(&format!(
+            "/api/v0/posts.json?addresses={address}&pagination=0"
+        ))
+        .await
+        .expect("posts");
+    let mut posts: Vec<Value> = posts["posts"]
+        .as_array()
+        .expect("posts")
+        .iter()
+        .map(|p| json!([p["original_item_hash"], p["item_hash"], p["content"]]))
+        .collect();
+    posts.sort_by_key(|p| p.to_string());
+    let aggregates = client
+        .get(&format!("/api/v0/aggregates/{address}.json"))
+        .await
+        .expect("aggregates");
+    json!({ "posts": posts, "aggregates": aggregates["data"] })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -26,12 +84,12 @@ async fn acknowledged_messages_survive_kill_9() {
     let node = RunningNode::start(dir.path());
     let client = Arc::new(raleph_sdk::Client::new(&node.url));
     let signer = EthSigner::new_random();
-    let messages: Vec<Value> = (0..MESSAGES).map(|n| message(&signer, n)).collect();
+    let messages = messages(&signer);
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
 
     // Eight concurrent senders; the node is killed while they are still sending.
     let mut senders = Vec::new();
-    for chunk in messages.chunks(MESSAGES / 8) {
+    for chunk in messages.chunks(PER_SENDER) {
         let chunk = chunk.to_vec();
         let client = client.clone();
         let acknowledged = acknowledged.clone();
@@ -97,4 +155,39 @@ async fn acknowledged_messages_survive_kill_9() {
         .collect();
     let unique: std::collections::HashSet<&&str> = hashes.iter().collect();
     assert_eq!(unique.len(), hashes.len());
+
+    // Derived state equals a clean replay of the same messages: every message the crashed
+    // node holds, in a fresh node, one at a time in their original order.
+    let nothing_pending = wait_until(Duration::from_secs(60), || async {
+        let metrics = reqwest::get(format!("{}/metrics", node.url))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        metrics.contains("pyaleph_status_sync_pending_messages_total 0\n")
+    })
+    .await;
+    assert!(nothing_pending, "the restarted node settles");
+    let held: std::collections::HashSet<String> = hashes.iter().map(|h| (*h).to_owned()).collect();
+    let replay_dir = tempfile::tempdir().expect("tempdir");
+    let replay = RunningNode::start(replay_dir.path());
+    let replay_client = raleph_sdk::Client::new(&replay.url);
+    for m in messages
+        .iter()
+        .filter(|m| held.contains(m["item_hash"].as_str().unwrap_or("")))
+    {
+        let (status, body) = replay_client.submit(m, false).await.expect("replay");
+        assert_eq!(status, 200, "{body}");
+    }
+    let address = signer.address();
+    let crashed = derived_state(&client, &address).await;
+    assert!(
+        crashed["posts"].as_array().is_some_and(|p| !p.is_empty())
+            && crashed["aggregates"]
+                .as_object()
+                .is_some_and(|a| !a.is_empty()),
+        "{crashed}"
+    );
+    assert_eq!(crashed, derived_state(&replay_client, &address).await);
 }

@@ -29,9 +29,13 @@ struct Node {
 }
 
 fn start(dir: &Path, extra: &[&str]) -> Node {
+    start_configured(dir, CONFIG, extra)
+}
+
+fn start_configured(dir: &Path, config_text: &str, extra: &[&str]) -> Node {
     let config = dir.join("node.toml");
     std::fs::create_dir_all(dir).expect("dir");
-    std::fs::write(&config, CONFIG).expect("config");
+    std::fs::write(&config, config_text).expect("config");
     let config = config.to_str().expect("path").to_owned();
     let mut args = vec!["--config", config.as_str()];
     args.extend_from_slice(extra);
@@ -390,4 +394,40 @@ async fn a_stored_file_is_fetched_from_a_peer() {
         .await
         .expect("bytes");
     assert!(raw.as_ref() == bytes.as_slice(), "C serves the same bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_is_fetched_over_http_as_from_a_reference_node() {
+    // No p2p link at all: C knows A only as an HTTP API, the way reference nodes fetch from
+    // each other (`GET /api/v0/storage/{hash}`, base64 JSON).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = start(&dir.path().join("a"), &[]);
+    let config = format!("{CONFIG}http_peers = [\"{}\"]\n", a.node.url);
+    let c = start_configured(&dir.path().join("c"), &config, &[]);
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let path = dir.path().join("file.bin");
+    std::fs::write(&path, &bytes).expect("write");
+    let sha256 = raleph_sdk::sha256_file(&path, |_| {}).await.expect("hash");
+    // Uploaded to A without a message (kept by a grace pin).
+    let (status, body) = a
+        .client
+        .upload_file(&path, None, |_| {})
+        .await
+        .expect("upload");
+    assert_eq!(status, 200, "{body}");
+    // The STORE goes to C only, which does not hold the file.
+    let signer = EthSigner::new_random();
+    let store = raleph_sdk::store_message(&signer, &sha256, Some("NET"), now());
+    submit(&c, &store).await;
+    assert!(
+        wait_status(&c, &hash(&store), "processed").await,
+        "C fetched the file from A's API"
+    );
+    let raw = reqwest::get(format!("{}/api/v0/storage/raw/{sha256}", c.node.url))
+        .await
+        .expect("raw")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert!(raw.as_ref() == bytes.as_slice());
 }
