@@ -42,6 +42,53 @@ pub(crate) fn split_counters(rows: Vec<(String, i64)>) -> (u64, Vec<(crate::Mess
     (messages, by_status)
 }
 
+/// A message's tags without repeats, in first-seen order.
+pub(crate) fn distinct_tags(tags: &[String]) -> Vec<&str> {
+    let mut seen: Vec<&str> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        if !seen.contains(&tag.as_str()) {
+            seen.push(tag);
+        }
+    }
+    seen
+}
+
+/// The `messages.tags` column: the message's distinct tags as a JSON array, `None` for none.
+/// Forgetting a message or moving its time reaches its `message_tags` rows by key through it.
+pub(crate) fn tags_column(tags: &[&str]) -> Option<String> {
+    (!tags.is_empty()).then(|| Value::from(tags.to_vec()).to_string())
+}
+
+/// The tags of a `messages.tags` column; `None` when it does not hold a list of strings.
+pub(crate) fn parse_tags_column(column: Option<&str>) -> Option<Vec<String>> {
+    match column {
+        None => Some(Vec::new()),
+        Some(text) => serde_json::from_str(text).ok(),
+    }
+}
+
+/// Whether a message list with tags reads the tags' `(tag, time, item_hash)` ranges first,
+/// rather than the rows of another filter probed for their tags. A tag's range is in list
+/// order, so a page reads about as many entries as it returns; a filter that usually selects
+/// fewer rows than a tag (hashes, addresses, owners, refs, content hashes and keys, channels)
+/// goes first instead, as do statuses other than `processed` (their own small index).
+pub(crate) fn tags_lead(q: &crate::MessageQuery) -> bool {
+    !q.tags.is_empty()
+        && q.hashes.is_empty()
+        && q.addresses.is_empty()
+        && q.owners.is_empty()
+        && q.refs.is_empty()
+        && q.content_hashes.is_empty()
+        && q.content_keys.is_empty()
+        && q.channels.is_empty()
+        && counts_processed(q)
+}
+
+/// Whether a message query's statuses include `processed` (no status filter includes all).
+pub(crate) fn counts_processed(q: &crate::MessageQuery) -> bool {
+    q.statuses.is_empty() || q.statuses.contains(&crate::MessageStatus::Processed)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -211,6 +211,11 @@ conformance!(
     transactions_and_savepoints,
     reopen_keeps_data,
     sync_log_order_and_epoch,
+    tags_lists_and_totals,
+    tags_follow_forget_and_time,
+    tags_against_a_model,
+    totals_with_rare_statuses,
+    posts_by_tags_common_and_rare,
 );
 
 // ---- data helpers ----
@@ -1899,6 +1904,708 @@ fn forget_derived_state(s: &mut Store) -> Result<()> {
     s.w.commit()?;
     assert!(s.r.forgotten("unknown")?.is_none());
     assert!(s.r.status("unknown")?.is_none());
+    Ok(())
+}
+
+/// Tags: several per message (listed once), with other filters, statuses, dates, cursors
+/// and pages in both orders; totals.
+fn tags_lists_and_totals(s: &mut Store) -> Result<()> {
+    // (hash, time, sender, type, tags): ties on time, repeated tags in one message.
+    let rows: &[(&str, f64, &str, &str, &[&str])] = &[
+        ("a1", 1.0, "0xA", "POST", &["x", "y"]),
+        ("a2", 2.0, "0xB", "POST", &["y"]),
+        ("a3", 2.0, "0xA", "AGGREGATE", &["x", "x", "z"]),
+        ("A4", 2.0, "0xB", "POST", &["x"]),
+        ("a5", 3.0, "0xA", "POST", &[]),
+        ("a6", 4.0, "0xB", "STORE", &["z", "y", "x"]),
+        ("a7", 5.0, "0xA", "POST", &["y"]),
+    ];
+    for (hash, time, sender, kind, tags) in rows {
+        let mut m = message(hash, kind, sender, *time);
+        m.tags = strings(tags);
+        m.channel = Some(if *sender == "0xA" { "CA" } else { "CB" }.into());
+        add(s, &m)?;
+    }
+    let check = |s: &Store, q: MessageQuery, expected: &[&str]| -> Result<()> {
+        assert_eq!(listed(s, &q)?, strings(expected), "{q:?}");
+        let unpaged = MessageQuery {
+            limit: 0,
+            offset: 0,
+            cursor: None,
+            ..q.clone()
+        };
+        let total = listed(s, &unpaged)?.len() as u64;
+        assert_eq!(s.r.count_messages(&unpaged)?, total, "{q:?}");
+        Ok(())
+    };
+    let tagged = |tags: &[&str]| MessageQuery {
+        tags: strings(tags),
+        ..asc()
+    };
+    check(s, tagged(&["x"]), &["a1", "A4", "a3", "a6"])?;
+    check(
+        s,
+        tagged(&["x", "y"]),
+        &["a1", "A4", "a2", "a3", "a6", "a7"],
+    )?;
+    check(
+        s,
+        tagged(&["y", "x", "y"]),
+        &["a1", "A4", "a2", "a3", "a6", "a7"],
+    )?;
+    check(s, tagged(&["z", "nope"]), &["a3", "a6"])?;
+    check(s, tagged(&["nope"]), &[])?;
+    check(
+        s,
+        MessageQuery {
+            sort_order: SortOrder::Descending,
+            ..tagged(&["x", "y"])
+        },
+        &["a7", "a6", "A4", "a2", "a3", "a1"],
+    )?;
+    // With the filters that go first and those applied to the tag's rows.
+    check(
+        s,
+        MessageQuery {
+            addresses: strings(&["0xA"]),
+            ..tagged(&["x", "y"])
+        },
+        &["a1", "a3", "a7"],
+    )?;
+    check(
+        s,
+        MessageQuery {
+            channels: strings(&["CB"]),
+            ..tagged(&["y"])
+        },
+        &["a2", "a6"],
+    )?;
+    check(
+        s,
+        MessageQuery {
+            message_types: strings(&["POST"]),
+            ..tagged(&["x", "y"])
+        },
+        &["a1", "A4", "a2", "a7"],
+    )?;
+    check(
+        s,
+        MessageQuery {
+            start_date: Some(2.0),
+            end_date: Some(5.0),
+            ..tagged(&["x", "y"])
+        },
+        &["A4", "a2", "a3", "a6"],
+    )?;
+    // Pages by offset and by cursor walk the same list, in both orders.
+    for order in [SortOrder::Ascending, SortOrder::Descending] {
+        for tags in [&["x", "y", "z"][..], &["x"][..], &["y", "z"][..]] {
+            for extra in [None, Some("0xB")] {
+                let base = MessageQuery {
+                    tags: strings(tags),
+                    addresses: extra.map(|a| vec![a.to_owned()]).unwrap_or_default(),
+                    sort_order: order,
+                    ..Default::default()
+                };
+                let all = listed(s, &base)?;
+                for size in 1..=3 {
+                    let mut by_offset = Vec::new();
+                    let mut by_cursor = Vec::new();
+                    let mut cursor = None;
+                    for n in 0..10 {
+                        by_offset.extend(listed(
+                            s,
+                            &MessageQuery {
+                                limit: size,
+                                offset: n * size,
+                                ..base.clone()
+                            },
+                        )?);
+                        let rows = s.r.messages(&MessageQuery {
+                            limit: size,
+                            cursor: cursor.clone(),
+                            ..base.clone()
+                        })?;
+                        if let Some(last) = rows.last() {
+                            cursor = Some(Cursor {
+                                time: last.time,
+                                item_hash: last.item_hash.clone(),
+                            });
+                        }
+                        by_cursor.extend(hashes(&rows));
+                    }
+                    assert_eq!(by_offset, all, "{base:?} by {size}");
+                    assert_eq!(by_cursor, all, "{base:?} by {size}");
+                }
+            }
+        }
+    }
+    // Statuses: `removing` alone, and with `processed`.
+    s.w.begin()?;
+    s.w.set_status("a3", MessageStatus::Removing, 9.0)?;
+    s.w.commit()?;
+    check(s, tagged(&["x", "z"]), &["a1", "A4", "a3", "a6"])?;
+    check(
+        s,
+        MessageQuery {
+            statuses: vec![MessageStatus::Processed],
+            ..tagged(&["x", "z"])
+        },
+        &["a1", "A4", "a6"],
+    )?;
+    check(
+        s,
+        MessageQuery {
+            statuses: vec![MessageStatus::Removing],
+            ..tagged(&["x", "z"])
+        },
+        &["a3"],
+    )?;
+    check(
+        s,
+        MessageQuery {
+            statuses: vec![MessageStatus::Processed, MessageStatus::Removing],
+            ..tagged(&["x"])
+        },
+        &["a1", "A4", "a3", "a6"],
+    )?;
+    Ok(())
+}
+
+/// Forgetting a message removes its tag rows (and only its own); a copy with an earlier
+/// time moves the message, and its place in tag lists, to that time.
+fn tags_follow_forget_and_time(s: &mut Store) -> Result<()> {
+    for (hash, time, tags) in [
+        ("m1", 1.0, &["t", "u"][..]),
+        ("m2", 2.0, &["t"][..]),
+        ("m3", 3.0, &["u", "t", "t"][..]),
+    ] {
+        let mut m = message(hash, "POST", "0xA", time);
+        m.tags = strings(tags);
+        add(s, &m)?;
+    }
+    let tag = |t: &str| MessageQuery {
+        tags: strings(&[t]),
+        ..asc()
+    };
+    // A later time changes nothing; an earlier one moves the message and its tags.
+    s.w.begin()?;
+    s.w.keep_earliest_time("m3", 7.0)?;
+    s.w.keep_earliest_time("m3", 0.5)?;
+    s.w.keep_earliest_time("unknown", 0.1)?;
+    s.w.commit()?;
+    assert_eq!(s.r.message("m3")?.map(|m| m.time), Some(0.5));
+    assert_eq!(listed(s, &tag("t"))?, strings(&["m3", "m1", "m2"]));
+    assert_eq!(listed(s, &tag("u"))?, strings(&["m3", "m1"]));
+    let after = MessageQuery {
+        cursor: Some(Cursor {
+            time: 0.5,
+            item_hash: "m3".into(),
+        }),
+        ..tag("t")
+    };
+    assert_eq!(listed(s, &after)?, strings(&["m1", "m2"]));
+    assert_eq!(
+        listed(
+            s,
+            &MessageQuery {
+                end_date: Some(1.0),
+                ..tag("t")
+            }
+        )?,
+        strings(&["m3"])
+    );
+
+    s.w.begin()?;
+    s.w.forget("m1", "f", 10.0, 20.0)?;
+    s.w.commit()?;
+    assert_eq!(listed(s, &tag("t"))?, strings(&["m3", "m2"]));
+    assert_eq!(listed(s, &tag("u"))?, strings(&["m3"]));
+    assert_eq!(s.r.count_messages(&tag("t"))?, 2);
+    assert_eq!(s.r.count_messages(&tag("u"))?, 1);
+    s.w.begin()?;
+    s.w.forget("m3", "f", 10.0, 20.0)?;
+    s.w.forget("m2", "f", 10.0, 20.0)?;
+    s.w.commit()?;
+    for t in ["t", "u"] {
+        assert!(listed(s, &tag(t))?.is_empty());
+        assert_eq!(s.r.count_messages(&tag(t))?, 0);
+        assert_eq!(
+            s.r.count_messages(&MessageQuery {
+                tags: strings(&[t, "v"]),
+                ..Default::default()
+            })?,
+            0
+        );
+    }
+    // The same hash indexed again (say, after a rollback) gets its tags back.
+    let mut again = message("m2", "POST", "0xA", 2.0);
+    again.tags = strings(&["t"]);
+    s.w.begin()?;
+    s.w.savepoint()?;
+    s.w.insert_message(&again)?;
+    s.w.rollback_savepoint()?;
+    s.w.commit()?;
+    assert!(listed(s, &tag("t"))?.is_empty());
+    Ok(())
+}
+
+/// Random messages, tags, statuses, time moves and forgets, checked against a plain model of
+/// the list: filters, both orders, pages by offset and by cursor, totals.
+fn tags_against_a_model(s: &mut Store) -> Result<()> {
+    struct Model {
+        hash: String,
+        time: f64,
+        sender: &'static str,
+        channel: &'static str,
+        kind: &'static str,
+        tags: Vec<String>,
+        status: MessageStatus,
+    }
+    let mut seed: u64 = 0x7a95_0001_c0ff_ee11;
+    let mut below = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let tag_names = ["t0", "t1", "T1", "t2", "t3"];
+    let senders = ["0xA", "0xB", "0xC"];
+    let channels = ["C1", "C2"];
+    let kinds = ["POST", "AGGREGATE", "STORE"];
+    let mut model: Vec<Model> = Vec::new();
+    s.w.begin()?;
+    for i in 0..160 {
+        let hash = format!("{}{i:03}", ["h", "H", "_"][below(3) as usize]);
+        let time = below(30) as f64 + if below(3) == 0 { 0.5 } else { 0.0 };
+        let sender = senders[below(3) as usize];
+        let channel = channels[below(2) as usize];
+        let kind = kinds[below(3) as usize];
+        let tags: Vec<String> = (0..below(4))
+            .map(|_| tag_names[below(5) as usize].to_owned())
+            .collect();
+        let mut m = message(&hash, kind, sender, time);
+        m.channel = Some(channel.into());
+        m.tags = tags.clone();
+        s.w.insert_message(&m)?;
+        s.w.set_status(&hash, MessageStatus::Processed, time)?;
+        model.push(Model {
+            hash,
+            time,
+            sender,
+            channel,
+            kind,
+            tags,
+            status: MessageStatus::Processed,
+        });
+    }
+    let mut kept = Vec::new();
+    for mut m in model {
+        match below(10) {
+            0 => {
+                s.w.forget(&m.hash, "f", 100.0, 200.0)?;
+                continue;
+            }
+            1 => {
+                s.w.set_status(&m.hash, MessageStatus::Removing, 50.0)?;
+                m.status = MessageStatus::Removing;
+            }
+            2 => {
+                let earlier = m.time - 1.0 - below(5) as f64;
+                s.w.keep_earliest_time(&m.hash, earlier)?;
+                m.time = earlier;
+            }
+            _ => {}
+        }
+        kept.push(m);
+    }
+    s.w.commit()?;
+    let model = kept;
+    for round in 0..400 {
+        let pick = |below: &mut dyn FnMut(u64) -> u64, values: &[&str]| -> Vec<String> {
+            values
+                .iter()
+                .filter(|_| below(3) == 0)
+                .map(|v| (*v).to_owned())
+                .collect()
+        };
+        let order = if below(2) == 0 {
+            SortOrder::Ascending
+        } else {
+            SortOrder::Descending
+        };
+        let mut tags = pick(&mut below, &tag_names);
+        if tags.is_empty() {
+            tags.push(tag_names[below(5) as usize].to_owned());
+        }
+        if below(4) == 0 {
+            tags.push(tags[0].clone());
+        }
+        let q = MessageQuery {
+            tags,
+            addresses: if below(4) == 0 {
+                pick(&mut below, &senders)
+            } else {
+                vec![]
+            },
+            channels: if below(5) == 0 {
+                pick(&mut below, &channels)
+            } else {
+                vec![]
+            },
+            message_types: if below(4) == 0 {
+                pick(&mut below, &kinds)
+            } else {
+                vec![]
+            },
+            statuses: match below(5) {
+                0 => vec![MessageStatus::Removing],
+                1 => vec![MessageStatus::Processed],
+                2 => vec![MessageStatus::Processed, MessageStatus::Removing],
+                _ => vec![],
+            },
+            start_date: (below(4) == 0).then(|| below(30) as f64),
+            end_date: (below(4) == 0).then(|| 5.0 + below(30) as f64),
+            sort_order: order,
+            ..Default::default()
+        };
+        let mut expected: Vec<&Model> = model
+            .iter()
+            .filter(|m| {
+                q.tags.iter().any(|t| m.tags.contains(t))
+                    && (q.addresses.is_empty() || q.addresses.iter().any(|a| a == m.sender))
+                    && (q.channels.is_empty() || q.channels.iter().any(|c| c == m.channel))
+                    && (q.message_types.is_empty() || q.message_types.iter().any(|k| k == m.kind))
+                    && (q.statuses.is_empty() || q.statuses.contains(&m.status))
+                    && q.start_date.is_none_or(|d| m.time >= d)
+                    && q.end_date.is_none_or(|d| m.time < d)
+            })
+            .collect();
+        expected.sort_by(|a, b| {
+            let by_time = a.time.total_cmp(&b.time);
+            let by_time = match order {
+                SortOrder::Ascending => by_time,
+                SortOrder::Descending => by_time.reverse(),
+            };
+            by_time.then_with(|| a.hash.as_bytes().cmp(b.hash.as_bytes()))
+        });
+        let expected: Vec<String> = expected.iter().map(|m| m.hash.clone()).collect();
+        let what = format!("round {round}: {q:?}");
+        assert_eq!(listed(s, &q)?, expected, "{what}");
+        assert_eq!(s.r.count_messages(&q)?, expected.len() as u64, "{what}");
+        let size = 1 + below(6);
+        let offset = below(8) * size;
+        assert_eq!(
+            listed(
+                s,
+                &MessageQuery {
+                    limit: size,
+                    offset,
+                    ..q.clone()
+                }
+            )?,
+            expected
+                .iter()
+                .skip(offset as usize)
+                .take(size as usize)
+                .cloned()
+                .collect::<Vec<_>>(),
+            "{what} offset {offset} size {size}"
+        );
+        if let Some(from) = (!expected.is_empty()).then(|| below(expected.len() as u64) as usize) {
+            let at = model
+                .iter()
+                .find(|m| m.hash == expected[from])
+                .expect("listed");
+            let cursor = Some(Cursor {
+                time: at.time,
+                item_hash: at.hash.clone(),
+            });
+            assert_eq!(
+                listed(
+                    s,
+                    &MessageQuery {
+                        limit: size,
+                        cursor,
+                        ..q.clone()
+                    }
+                )?,
+                expected
+                    .iter()
+                    .skip(from + 1)
+                    .take(size as usize)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                "{what} after {} size {size}",
+                expected[from]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// List totals are counted on the filter's index and corrected for the messages whose status
+/// is not `processed`: they must match the lists for every filter and status set.
+fn totals_with_rare_statuses(s: &mut Store) -> Result<()> {
+    seed_messages(s)?;
+    s.w.begin()?;
+    s.w.set_status("h4", MessageStatus::Removing, 9.0)?;
+    s.w.set_status("h2", MessageStatus::Removing, 9.0)?;
+    s.w.commit()?;
+    let status_sets = [
+        vec![],
+        vec![MessageStatus::Processed],
+        vec![MessageStatus::Removing],
+        vec![MessageStatus::Processed, MessageStatus::Removing],
+        vec![MessageStatus::Pending],
+    ];
+    let filters = [
+        MessageQuery::default(),
+        MessageQuery {
+            addresses: strings(&["0xB"]),
+            ..Default::default()
+        },
+        MessageQuery {
+            channels: strings(&["C1", "C2"]),
+            ..Default::default()
+        },
+        MessageQuery {
+            content_types: strings(&["blog", "note"]),
+            ..Default::default()
+        },
+        MessageQuery {
+            tags: strings(&["x", "y"]),
+            ..Default::default()
+        },
+        MessageQuery {
+            tags: strings(&["y"]),
+            chains: strings(&["ETH"]),
+            ..Default::default()
+        },
+        MessageQuery {
+            start_date: Some(2.0),
+            ..Default::default()
+        },
+    ];
+    for filter in &filters {
+        for statuses in &status_sets {
+            let q = MessageQuery {
+                statuses: statuses.clone(),
+                ..filter.clone()
+            };
+            let listed = listed(s, &q)?;
+            assert_eq!(s.r.count_messages(&q)?, listed.len() as u64, "{q:?}");
+            // Pages past the first check statuses their own way.
+            for order in [SortOrder::Ascending, SortOrder::Descending] {
+                let all = self::listed(
+                    s,
+                    &MessageQuery {
+                        sort_order: order,
+                        ..q.clone()
+                    },
+                )?;
+                for offset in 1..4 {
+                    let page = self::listed(
+                        s,
+                        &MessageQuery {
+                            sort_order: order,
+                            limit: 2,
+                            offset,
+                            ..q.clone()
+                        },
+                    )?;
+                    let want: Vec<String> =
+                        all.iter().skip(offset as usize).take(2).cloned().collect();
+                    assert_eq!(page, want, "{q:?} {order:?} offset {offset}");
+                }
+            }
+            if statuses == &[MessageStatus::Removing] {
+                assert!(listed.iter().all(|h| h == "h4" || h == "h2"), "{q:?}");
+            }
+        }
+    }
+    // Post totals read the posts index alone unless a filter needs the joins.
+    add_post(s, "p1", "0xA", "note", None, None, Some("C1"), 10.0, &["t"])?;
+    add_post(s, "p2", "0xB", "note", None, None, Some("C1"), 11.0, &[])?;
+    add_post(s, "p3", "0xA", "blog", None, None, None, 12.0, &["t"])?;
+    add_post(
+        s,
+        "p4",
+        "0xA",
+        "amend",
+        Some("p2"),
+        Some("p2"),
+        None,
+        13.0,
+        &["t"],
+    )?;
+    for q in [
+        PostQuery::default(),
+        PostQuery {
+            types: strings(&["note"]),
+            ..Default::default()
+        },
+        PostQuery {
+            tags: strings(&["t"]),
+            ..Default::default()
+        },
+        PostQuery {
+            chains: strings(&["SOL"]),
+            ..Default::default()
+        },
+        PostQuery {
+            tags: strings(&["t", "t"]),
+            types: strings(&["note"]),
+            ..Default::default()
+        },
+    ] {
+        let listed = s.r.posts(&q)?.len() as u64;
+        assert_eq!(s.r.count_posts(&q)?, listed, "{q:?}");
+    }
+    Ok(())
+}
+
+/// Post lists by tag: the tags of the latest version count, whether the list starts from a
+/// rare tag's versions or scans originals for a common tag (past 2 048 tag rows).
+fn posts_by_tags_common_and_rare(s: &mut Store) -> Result<()> {
+    struct Post {
+        hash: String,
+        owner: &'static str,
+        last_updated: f64,
+        latest_tags: Vec<String>,
+    }
+    let mut model: Vec<Post> = Vec::new();
+    s.w.begin()?;
+    let index = |s: &mut Store,
+                 hash: &str,
+                 owner: &str,
+                 amends: Option<&str>,
+                 time: f64,
+                 tags: &[&str]|
+     -> Result<()> {
+        let mut m = message(hash, "POST", owner, time);
+        m.content_type = Some(if amends.is_some() { "amend" } else { "note" }.into());
+        m.tags = strings(tags);
+        s.w.insert_message(&m)?;
+        s.w.insert_post(&NewPost {
+            item_hash: hash.into(),
+            owner: owner.into(),
+            post_type: "note".into(),
+            reference: None,
+            amends: amends.map(str::to_owned),
+            channel: None,
+            content: Some("{}".into()),
+            creation_time: time,
+            tags: strings(tags),
+        })?;
+        if let Some(original) = amends {
+            s.w.refresh_latest_amend(original)?;
+        }
+        s.w.set_status(hash, MessageStatus::Processed, time)
+    };
+    for i in 0..2200u32 {
+        let hash = format!("p{i:04}");
+        let owner = if i % 3 == 0 { "0xA" } else { "0xB" };
+        // Ties on time every few posts.
+        let time = f64::from(i / 2);
+        let mut tags = vec!["big"];
+        if i % 97 == 0 {
+            tags.push("rare");
+        }
+        index(s, &hash, owner, None, time, &tags)?;
+        let mut post = Post {
+            hash: hash.clone(),
+            owner,
+            last_updated: time,
+            latest_tags: strings(&tags),
+        };
+        // Some are amended later: the amend's tags replace the original's.
+        if i % 10 == 0 {
+            let amend_tags: &[&str] = match i % 30 {
+                0 => &["other"],
+                10 => &["big", "rare"],
+                _ => &["big"],
+            };
+            let amend_time = 5000.0 + f64::from(i);
+            index(
+                s,
+                &format!("a{i:04}"),
+                owner,
+                Some(&hash),
+                amend_time,
+                amend_tags,
+            )?;
+            post.last_updated = amend_time;
+            post.latest_tags = strings(amend_tags);
+        }
+        model.push(post);
+    }
+    s.w.commit()?;
+    for tags in [
+        &["big"][..],
+        &["rare"][..],
+        &["rare", "other"][..],
+        &["big", "rare"][..],
+    ] {
+        for owner in [None, Some("0xA")] {
+            for order in [SortOrder::Descending, SortOrder::Ascending] {
+                let mut expected: Vec<&Post> = model
+                    .iter()
+                    .filter(|p| tags.iter().any(|t| p.latest_tags.iter().any(|l| l == t)))
+                    .filter(|p| owner.is_none_or(|o| p.owner == o))
+                    .collect();
+                expected.sort_by(|a, b| {
+                    let by_time = a.last_updated.total_cmp(&b.last_updated);
+                    let by_time = match order {
+                        SortOrder::Ascending => by_time,
+                        SortOrder::Descending => by_time.reverse(),
+                    };
+                    by_time.then_with(|| a.hash.cmp(&b.hash))
+                });
+                let expected: Vec<String> = expected.iter().map(|p| p.hash.clone()).collect();
+                let q = PostQuery {
+                    tags: strings(tags),
+                    addresses: owner.map(|o| vec![o.to_owned()]).unwrap_or_default(),
+                    sort_order: order,
+                    limit: 20,
+                    ..Default::default()
+                };
+                assert_eq!(s.r.count_posts(&q)?, expected.len() as u64, "{q:?}");
+                let originals = |q: &PostQuery| -> Result<Vec<String>> {
+                    Ok(s.r
+                        .posts(q)?
+                        .into_iter()
+                        .map(|p| p.original_item_hash)
+                        .collect())
+                };
+                for offset in [0, 20, 340] {
+                    let page = originals(&PostQuery {
+                        offset,
+                        ..q.clone()
+                    })?;
+                    let want: Vec<String> = expected
+                        .iter()
+                        .skip(offset as usize)
+                        .take(20)
+                        .cloned()
+                        .collect();
+                    assert_eq!(page, want, "{q:?} offset {offset}");
+                }
+                if let Some(at) = expected.get(30) {
+                    let post = model.iter().find(|p| &p.hash == at).expect("listed");
+                    let page = originals(&PostQuery {
+                        cursor: Some(Cursor {
+                            time: post.last_updated,
+                            item_hash: post.hash.clone(),
+                        }),
+                        ..q.clone()
+                    })?;
+                    let want: Vec<String> = expected.iter().skip(31).take(20).cloned().collect();
+                    assert_eq!(page, want, "{q:?} after {at}");
+                }
+            }
+        }
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use ::postgres::types::{ToSql, Type};
 use serde_json::Value;
 
 use super::{Conn, ReadPool, backend};
+use crate::shared::{counts_processed, distinct_tags, tags_lead};
 use crate::*;
 
 /// Shared handle to the read pool.
@@ -70,6 +71,14 @@ impl Filter {
         self.push(format!("{column} = ANY({p})"));
     }
 
+    /// The WHERE clause so far; the clauses start over, the parameters are kept (for a query
+    /// made of several parts).
+    fn take_sql(&mut self) -> String {
+        let sql = self.sql();
+        self.clauses.clear();
+        sql
+    }
+
     fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
@@ -126,8 +135,9 @@ fn date_range(filter: &mut Filter, column: &str, start: Option<f64>, end: Option
     }
 }
 
-fn message_filter(q: &MessageQuery) -> Filter {
-    let mut f = Filter::default();
+/// The filters of a message query on the columns of `messages m`: all but its tags, statuses
+/// and dates, whose clauses depend on which index the list is read from.
+fn column_filter(f: &mut Filter, q: &MessageQuery) {
     f.any_of("m.item_hash", &q.hashes);
     f.any_of("m.sender", &q.addresses);
     f.any_of("m.owner", &q.owners);
@@ -139,16 +149,164 @@ fn message_filter(q: &MessageQuery) -> Filter {
     f.any_of("m.channel", &q.channels);
     f.any_of("m.payment_type", &q.payment_types);
     f.any_of("m.type", &q.message_types);
-    let statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
-    f.any_of("m.status", &statuses);
-    if !q.tags.is_empty() {
-        let p = f.bind(Param::Texts(q.tags.clone()));
-        f.push(format!(
-            "m.item_hash IN (SELECT item_hash FROM message_tags WHERE tag = ANY({p}))"
-        ));
+}
+
+/// Whether a message query filters on a column of `messages` (besides statuses and dates).
+fn has_column_filter(q: &MessageQuery) -> bool {
+    let mut f = Filter::default();
+    column_filter(&mut f, q);
+    !f.clauses.is_empty()
+}
+
+fn status_names(q: &MessageQuery) -> Vec<String> {
+    q.statuses.iter().map(|s| s.as_str().to_owned()).collect()
+}
+
+/// `m.status = ANY(…)`; without `processed`, also the condition of `messages_by_rare_status`.
+fn status_filter(f: &mut Filter, q: &MessageQuery) {
+    if q.statuses.is_empty() {
+        return;
+    }
+    if !counts_processed(q) {
+        f.push("m.status <> 'processed'");
+    }
+    f.any_of("m.status", &status_names(q));
+}
+
+/// The message (`time`, `item_hash`) has one of `tags`: a primary-key lookup per tag.
+fn tag_probe(f: &mut Filter, tags: &[String], time_col: &str, hash_col: &str) {
+    let p = f.bind(Param::Texts(tags.to_vec()));
+    f.push(format!(
+        "EXISTS (SELECT 1 FROM message_tags t WHERE t.tag = ANY({p}) AND t.time = {time_col}
+             AND t.item_hash = {hash_col})"
+    ));
+}
+
+/// One tag's messages that pass the other filters, read from the tag's `(tag, time,
+/// item_hash)` range (`message_tags t` joined to `messages m`).
+fn tag_range(f: &mut Filter, q: &MessageQuery, tag: &str) {
+    let p = f.bind(Param::Text(tag.to_owned()));
+    f.push(format!("t.tag = {p}"));
+    column_filter(f, q);
+    status_filter(f, q);
+    date_range(f, "t.time", q.start_date, q.end_date);
+    keyset(f, "t.time", "t.item_hash", q.sort_order, &q.cursor);
+}
+
+const TAG_JOIN: &str = "message_tags t JOIN messages m ON m.item_hash = t.item_hash";
+
+/// The page of a message list (as SQLite's `message_list_sql`), and its parameters.
+fn message_list_sql(q: &MessageQuery) -> (String, Vec<Param>) {
+    let tags: Vec<String> = distinct_tags(&q.tags)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let page = limit_offset(q.limit, q.offset);
+    let mut f = Filter::default();
+    if tags_lead(q) {
+        let order = order_by("t.time", "t.item_hash", q.sort_order);
+        if let [tag] = tags.as_slice() {
+            tag_range(&mut f, q, tag);
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {TAG_JOIN} {} {order} {page}",
+                f.sql()
+            );
+            return (sql, f.params);
+        }
+        // Several tags: the first `offset + limit` rows of each tag hold the page; a message
+        // with several of the tags is listed once.
+        let first = match q.limit {
+            0 => String::new(),
+            n => format!("LIMIT {}", n.saturating_add(q.offset)),
+        };
+        let mut parts = Vec::new();
+        for (i, tag) in tags.iter().enumerate() {
+            tag_range(&mut f, q, tag);
+            parts.push(format!(
+                "SELECT item_hash FROM (SELECT t.item_hash FROM {TAG_JOIN} {} {order} {first}) AS t{i}",
+                f.take_sql()
+            ));
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash IN ({}) {} {page}",
+            parts.join(" UNION ALL "),
+            order_by("m.time", "m.item_hash", q.sort_order),
+        );
+        return (sql, f.params);
+    }
+    column_filter(&mut f, q);
+    status_filter(&mut f, q);
+    if !tags.is_empty() {
+        tag_probe(&mut f, &tags, "m.time", "m.item_hash");
     }
     date_range(&mut f, "m.time", q.start_date, q.end_date);
-    f
+    keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m {} {} {page}",
+        f.sql(),
+        order_by("m.time", "m.item_hash", q.sort_order),
+    );
+    (sql, f.params)
+}
+
+/// The total of a message list (as SQLite's `message_count_sql`): the filter's rows whatever
+/// their status, minus (or only) the few whose status is not `processed`.
+fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
+    let tags: Vec<String> = distinct_tags(&q.tags)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let rare = |f: &mut Filter, wanted: bool| {
+        column_filter(f, q);
+        f.push("m.status <> 'processed'");
+        let p = f.bind(Param::Texts(status_names(q)));
+        f.push(if wanted {
+            format!("m.status = ANY({p})")
+        } else {
+            format!("NOT (m.status = ANY({p}))")
+        });
+        if !tags.is_empty() {
+            tag_probe(f, &tags, "m.time", "m.item_hash");
+        }
+        date_range(f, "m.time", q.start_date, q.end_date);
+        format!("SELECT count(*) FROM messages m {}", f.take_sql())
+    };
+    let mut f = Filter::default();
+    if !q.statuses.is_empty() && !counts_processed(q) {
+        let sql = rare(&mut f, true);
+        return (sql, f.params);
+    }
+    let all = if tags_lead(q) {
+        let join = if has_column_filter(q) {
+            TAG_JOIN
+        } else {
+            "message_tags t"
+        };
+        let p = f.bind(Param::Texts(tags.clone()));
+        f.push(format!("t.tag = ANY({p})"));
+        column_filter(&mut f, q);
+        date_range(&mut f, "t.time", q.start_date, q.end_date);
+        if tags.len() == 1 {
+            format!("SELECT count(*) FROM {join} {}", f.take_sql())
+        } else {
+            format!(
+                "SELECT count(*) FROM (SELECT DISTINCT t.item_hash FROM {join} {}) AS tagged",
+                f.take_sql()
+            )
+        }
+    } else {
+        column_filter(&mut f, q);
+        if !tags.is_empty() {
+            tag_probe(&mut f, &tags, "m.time", "m.item_hash");
+        }
+        date_range(&mut f, "m.time", q.start_date, q.end_date);
+        format!("SELECT count(*) FROM messages m {}", f.take_sql())
+    };
+    if q.statuses.is_empty() {
+        return (all, f.params);
+    }
+    let others = rare(&mut f, false);
+    (format!("SELECT ({all}) - ({others})"), f.params)
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -262,7 +420,17 @@ fn forgotten_filter(q: &MessageQuery) -> Filter {
     f
 }
 
-fn post_filter(q: &PostQuery) -> Filter {
+/// How a post list meets its tags filter (as SQLite's `PostTags`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PostTags {
+    Probe,
+    Lead,
+}
+
+/// Tag rows up to which a post page starts from the tags (as SQLite's).
+const POST_TAG_LEAD_MAX: u64 = 2048;
+
+fn post_filter(q: &PostQuery, tags: PostTags) -> Filter {
     let mut f = Filter::default();
     f.push("p.amends IS NULL");
     f.any_of("p.owner", &q.addresses);
@@ -272,10 +440,19 @@ fn post_filter(q: &PostQuery) -> Filter {
     f.any_of("p.channel", &q.channels);
     f.any_of("om.chain", &q.chains);
     if !q.tags.is_empty() {
-        let p = f.bind(Param::Texts(q.tags.clone()));
-        f.push(format!(
-            "lp.item_hash IN (SELECT item_hash FROM message_tags WHERE tag = ANY({p}))"
-        ));
+        let list: Vec<String> = distinct_tags(&q.tags)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        match tags {
+            PostTags::Probe => tag_probe(&mut f, &list, "lm.time", "lm.item_hash"),
+            PostTags::Lead => {
+                let p = f.bind(Param::Texts(list));
+                f.push(format!(
+                    "lp.item_hash IN (SELECT item_hash FROM message_tags WHERE tag = ANY({p}))"
+                ));
+            }
+        }
     }
     date_range(&mut f, "p.last_updated", q.start_date, q.end_date);
     f
@@ -285,6 +462,83 @@ const POST_FROM: &str = "FROM posts p
     JOIN messages om ON om.item_hash = p.item_hash
     JOIN posts lp ON lp.item_hash = coalesce(p.latest_amend, p.item_hash)
     JOIN messages lm ON lm.item_hash = lp.item_hash";
+
+/// From the latest versions to their originals (as SQLite's).
+const POST_BY_LATEST_FROM: &str = "FROM posts lp
+    JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
+        AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)
+    JOIN messages om ON om.item_hash = p.item_hash
+    JOIN messages lm ON lm.item_hash = lp.item_hash";
+
+/// A post total, and its parameters (as SQLite's `post_count_sql`).
+fn post_count_sql(q: &PostQuery) -> (String, Vec<Param>) {
+    if q.tags.is_empty() {
+        let f = post_filter(q, PostTags::Probe);
+        let from = if q.chains.is_empty() {
+            "FROM posts p"
+        } else {
+            "FROM posts p JOIN messages om ON om.item_hash = p.item_hash"
+        };
+        return (format!("SELECT count(*) {from} {}", f.sql()), f.params);
+    }
+    let f = post_filter(q, PostTags::Lead);
+    let chain_join = if q.chains.is_empty() {
+        ""
+    } else {
+        "JOIN messages om ON om.item_hash = p.item_hash"
+    };
+    (
+        format!(
+            "SELECT count(*) FROM posts lp
+             JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
+                 AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)
+             {chain_join} {}",
+            f.sql()
+        ),
+        f.params,
+    )
+}
+
+/// A page of posts, the tags met as `tags` says.
+fn post_page(conn: &mut Conn, q: &PostQuery, tags: PostTags) -> Result<Vec<PostRecord>> {
+    let mut f = post_filter(q, tags);
+    keyset(
+        &mut f,
+        "p.last_updated",
+        "p.item_hash",
+        q.sort_order,
+        &q.cursor,
+    );
+    let from = match tags {
+        PostTags::Probe => POST_FROM,
+        PostTags::Lead => POST_BY_LATEST_FROM,
+    };
+    let sql = format!(
+        "SELECT p.item_hash, p.type, om.signature, p.owner, p.ref, p.channel, p.creation_time,
+             lp.content, lp.creation_time, p.latest_amend IS NOT NULL,
+             lm.item_hash, lm.type, lm.chain, lm.sender, lm.signature, lm.item_type, lm.item_content,
+             lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
+         {from} {} {} {}",
+        f.sql(),
+        order_by("p.last_updated", "p.item_hash", q.sort_order),
+        limit_offset(q.limit, q.offset)
+    );
+    collect(conn, &sql, &f.params, |r| {
+        Ok(PostRecord {
+            original_item_hash: get(r, 0)?,
+            original_type: get(r, 1)?,
+            original_signature: get(r, 2)?,
+            owner: get(r, 3)?,
+            reference: get(r, 4)?,
+            channel: get(r, 5)?,
+            created: get(r, 6)?,
+            latest_content: get(r, 7)?,
+            last_updated: get(r, 8)?,
+            amended: get(r, 9)?,
+            latest: message_from_row(r, 10)?,
+        })
+    })
+}
 
 fn aggregate_from_row(r: &Row) -> Result<AggregateRecord> {
     Ok(AggregateRecord {
@@ -409,22 +663,14 @@ impl ReadStore for PgReader {
     }
 
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>> {
-        let mut f = message_filter(q);
-        keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m {} {} {}",
-            f.sql(),
-            order_by("m.time", "m.item_hash", q.sort_order),
-            limit_offset(q.limit, q.offset)
-        );
+        let (sql, params) = message_list_sql(q);
         self.pool
-            .with(|conn| collect(conn, &sql, &f.params, |r| message_from_row(r, 0)))
+            .with(|conn| collect(conn, &sql, &params, |r| message_from_row(r, 0)))
     }
 
     fn count_messages(&self, q: &MessageQuery) -> Result<u64> {
-        let f = message_filter(q);
-        let sql = format!("SELECT count(*) FROM messages m {}", f.sql());
-        self.pool.with(|conn| count(conn, &sql, &f.params))
+        let (sql, params) = message_count_sql(q);
+        self.pool.with(|conn| count(conn, &sql, &params))
     }
 
     fn forgotten_messages(&self, q: &MessageQuery) -> Result<Vec<ForgottenRecord>> {
@@ -446,47 +692,33 @@ impl ReadStore for PgReader {
     }
 
     fn posts(&self, q: &PostQuery) -> Result<Vec<PostRecord>> {
-        let mut f = post_filter(q);
-        keyset(
-            &mut f,
-            "p.last_updated",
-            "p.item_hash",
-            q.sort_order,
-            &q.cursor,
-        );
-        let sql = format!(
-            "SELECT p.item_hash, p.type, om.signature, p.owner, p.ref, p.channel, p.creation_time,
-                 lp.content, lp.creation_time, p.latest_amend IS NOT NULL,
-                 lm.item_hash, lm.type, lm.chain, lm.sender, lm.signature, lm.item_type, lm.item_content,
-                 lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
-             {POST_FROM} {} {} {}",
-            f.sql(),
-            order_by("p.last_updated", "p.item_hash", q.sort_order),
-            limit_offset(q.limit, q.offset)
-        );
         self.pool.with(|conn| {
-            collect(conn, &sql, &f.params, |r| {
-                Ok(PostRecord {
-                    original_item_hash: get(r, 0)?,
-                    original_type: get(r, 1)?,
-                    original_signature: get(r, 2)?,
-                    owner: get(r, 3)?,
-                    reference: get(r, 4)?,
-                    channel: get(r, 5)?,
-                    created: get(r, 6)?,
-                    latest_content: get(r, 7)?,
-                    last_updated: get(r, 8)?,
-                    amended: get(r, 9)?,
-                    latest: message_from_row(r, 10)?,
-                })
-            })
+            let tags = if q.tags.is_empty() {
+                PostTags::Probe
+            } else {
+                let list: Vec<String> =
+                    distinct_tags(&q.tags).into_iter().map(str::to_owned).collect();
+                let rows = count(
+                    conn,
+                    &format!(
+                        "SELECT count(*) FROM (SELECT 1 FROM message_tags WHERE tag = ANY($1) LIMIT {}) AS t",
+                        POST_TAG_LEAD_MAX + 1
+                    ),
+                    &[Param::Texts(list)],
+                )?;
+                if rows <= POST_TAG_LEAD_MAX {
+                    PostTags::Lead
+                } else {
+                    PostTags::Probe
+                }
+            };
+            post_page(conn, q, tags)
         })
     }
 
     fn count_posts(&self, q: &PostQuery) -> Result<u64> {
-        let f = post_filter(q);
-        let sql = format!("SELECT count(*) {POST_FROM} {}", f.sql());
-        self.pool.with(|conn| count(conn, &sql, &f.params))
+        let (sql, params) = post_count_sql(q);
+        self.pool.with(|conn| count(conn, &sql, &params))
     }
 
     fn aggregates_of(&self, owner: &str, keys: &[String]) -> Result<Vec<AggregateRecord>> {

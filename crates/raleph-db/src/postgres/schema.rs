@@ -253,6 +253,27 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO node_meta (key, value) VALUES ('epoch', md5(random()::text || clock_timestamp()::text));
     "#,
+    // 6: as SQLite's migration 6: tags keyed (tag, time, item_hash) with the message's tags
+    // on its row, the rare-status index for list totals, aggregates by key.
+    r#"
+    CREATE TABLE message_tags_by_time (
+        tag TEXT COLLATE "C" NOT NULL,
+        time DOUBLE PRECISION NOT NULL,
+        item_hash TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (tag, time, item_hash)
+    );
+    INSERT INTO message_tags_by_time (tag, time, item_hash)
+        SELECT t.tag, m.time, t.item_hash FROM message_tags t JOIN messages m ON m.item_hash = t.item_hash;
+    ALTER TABLE messages ADD COLUMN tags TEXT;
+    UPDATE messages m SET tags = t.tags FROM (
+        SELECT item_hash, json_agg(tag ORDER BY tag)::text AS tags FROM message_tags GROUP BY item_hash
+    ) t WHERE m.item_hash = t.item_hash;
+    DROP TABLE message_tags;
+    ALTER TABLE message_tags_by_time RENAME TO message_tags;
+    ALTER INDEX message_tags_by_time_pkey RENAME TO message_tags_pkey;
+    CREATE INDEX messages_by_rare_status ON messages (status) WHERE status <> 'processed';
+    CREATE INDEX aggregates_by_key ON aggregates (key, last_update_time);
+    "#,
 ];
 
 /// The schema version this build writes.

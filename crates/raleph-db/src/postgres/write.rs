@@ -8,7 +8,7 @@ use ::postgres::types::{FromSqlOwned, ToSql};
 use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
-use crate::shared::{merge_aggregate, parse_json};
+use crate::shared::{distinct_tags, merge_aggregate, parse_json, parse_tags_column, tags_column};
 use crate::*;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -125,6 +125,25 @@ impl PgWriter {
             .iter()
             .map(|row| row.try_get(0).map_err(backend))
             .collect()
+    }
+
+    /// A stored message's time and tags (`None` for the tags when its `tags` column is not
+    /// readable: its tag rows must then be found by scanning).
+    fn time_and_tags(&mut self, item_hash: &str) -> Result<Option<(f64, Option<Vec<String>>)>> {
+        let Some(row) = self.row(
+            "SELECT time, tags FROM messages WHERE item_hash = $1",
+            &[&item_hash],
+        )?
+        else {
+            return Ok(None);
+        };
+        let time: f64 = row.try_get(0).map_err(backend)?;
+        let column: Option<String> = row.try_get(1).map_err(backend)?;
+        let tags = parse_tags_column(column.as_deref());
+        if tags.is_none() {
+            tracing::warn!(%item_hash, "unreadable tags column, scanning message_tags");
+        }
+        Ok(Some((time, tags)))
     }
 
     fn grace_pin(&mut self, sha256: &str, until: f64) -> Result<()> {
@@ -426,11 +445,12 @@ impl WriteStore for PgWriter {
                 &[],
             )?
             .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))?;
+        let tags = distinct_tags(&m.tags);
         self.exec(
             "INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
                  channel, time, size, owner, content_type, content_ref, content_key, content_item_hash,
-                 payment_type, reception_time, seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                 payment_type, reception_time, seq, tags)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
             &[
                 &m.item_hash,
                 &m.message_type,
@@ -451,12 +471,13 @@ impl WriteStore for PgWriter {
                 &m.payment_type,
                 &m.reception_time,
                 &seq,
+                &tags_column(&tags),
             ],
         )?;
-        for tag in &m.tags {
+        for tag in tags {
             self.exec(
-                "INSERT INTO message_tags (tag, item_hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[tag, &m.item_hash],
+                "INSERT INTO message_tags (tag, time, item_hash) VALUES ($1, $2, $3)",
+                &[&tag, &m.time, &m.item_hash],
             )?;
         }
         if m.item_type != "inline" {
@@ -493,11 +514,34 @@ impl WriteStore for PgWriter {
     }
 
     fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
+        let Some((stored, tags)) = self.time_and_tags(item_hash)? else {
+            return Ok(());
+        };
+        if time.is_nan() || time >= stored {
+            return Ok(());
+        }
         self.exec(
-            "UPDATE messages SET time = least(time, $2) WHERE item_hash = $1",
+            "UPDATE messages SET time = $2 WHERE item_hash = $1",
             &[&item_hash, &time],
-        )
-        .map(drop)
+        )?;
+        // The tag rows are keyed by time: they move with the message.
+        match tags {
+            Some(tags) => {
+                for tag in &tags {
+                    self.exec(
+                        "UPDATE message_tags SET time = $4 WHERE tag = $1 AND time = $2 AND item_hash = $3",
+                        &[tag, &stored, &item_hash, &time],
+                    )?;
+                }
+            }
+            None => {
+                self.exec(
+                    "UPDATE message_tags SET time = $2 WHERE item_hash = $1",
+                    &[&item_hash, &time],
+                )?;
+            }
+        }
+        Ok(())
     }
 
     fn insert_post(&mut self, p: &NewPost) -> Result<()> {
@@ -808,11 +852,25 @@ impl WriteStore for PgWriter {
             &[&item_hash],
         )?;
         released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
+        // Its tag rows, by key (before the row that lists them goes).
+        match self.time_and_tags(item_hash)? {
+            Some((time, Some(tags))) => {
+                for tag in &tags {
+                    self.exec(
+                        "DELETE FROM message_tags WHERE tag = $1 AND time = $2 AND item_hash = $3",
+                        &[tag, &time, &item_hash],
+                    )?;
+                }
+            }
+            Some((_, None)) => {
+                self.exec(
+                    "DELETE FROM message_tags WHERE item_hash = $1",
+                    &[&item_hash],
+                )?;
+            }
+            None => {}
+        }
         self.exec("DELETE FROM messages WHERE item_hash = $1", &[&item_hash])?;
-        self.exec(
-            "DELETE FROM message_tags WHERE item_hash = $1",
-            &[&item_hash],
-        )?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
             Some("POST") => {
                 let amends = self.post_facts(item_hash)?.and_then(|p| p.amends);

@@ -7,6 +7,7 @@ mod schema;
 mod write;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -49,12 +50,14 @@ pub fn open(path: &Path, durability: Durability) -> Result<(SqliteWriter, Sqlite
     // filters (an address and a type, say); `optimize` refreshes only what changed enough.
     conn.execute_batch("PRAGMA optimize=0x10002")
         .map_err(backend)?;
+    let statistics = Arc::new(AtomicU64::new(0));
     let reader = SqliteReader::new(Arc::new(ReadPool {
         path: path.to_owned(),
         idle: Mutex::new(Vec::new()),
+        statistics: statistics.clone(),
     }));
     let checkpointer = checkpoint::Checkpointer::spawn(path)?;
-    Ok((SqliteWriter::new(conn, checkpointer), reader))
+    Ok((SqliteWriter::new(conn, checkpointer, statistics), reader))
 }
 
 fn configure(conn: &Connection) -> Result<()> {
@@ -75,14 +78,23 @@ fn configure(conn: &Connection) -> Result<()> {
 
 /// The writer's page cache, in KiB.
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
-/// Database pages are read through a memory map of up to this many bytes: no read system
-/// call and no private copy per connection (the OS page cache is shared by all of them).
+/// The writer reads database pages through a memory map of up to this many bytes: no read
+/// system call and no private copy.
 const MMAP_BYTES: i64 = 1 << 30;
+/// Each read connection's page cache, in KiB (at most `MAX_IDLE_READERS` idle connections).
+const READER_CACHE_KIB: i64 = 8 * 1024;
+/// Prepared statements each read connection keeps.
+const READER_STATEMENTS: usize = 64;
 
 /// Read connections, opened on demand and kept for reuse.
 pub(crate) struct ReadPool {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    /// Idle connections, with the statistics generation they were opened in.
+    idle: Mutex<Vec<(Connection, u64)>>,
+    /// Bumped by the writer when it refreshes the planner's statistics. A connection reads
+    /// them once, when it opens, and would otherwise plan with those of its first minute
+    /// forever (say, of an empty store): older connections are closed instead of reused.
+    statistics: Arc<AtomicU64>,
 }
 
 /// Most idle read connections kept open.
@@ -90,23 +102,36 @@ const MAX_IDLE_READERS: usize = 16;
 
 impl ReadPool {
     pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
+        let current = self.statistics.load(Ordering::Acquire);
+        let pooled = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|(_, generation)| *generation == current);
+            idle.pop()
+        };
+        let (conn, generation) = match pooled {
+            Some(pooled) => pooled,
             None => {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let conn = Connection::open_with_flags(&self.path, flags).map_err(backend)?;
                 conn.busy_timeout(std::time::Duration::from_secs(10))
                     .map_err(backend)?;
-                conn.pragma_update(None, "mmap_size", MMAP_BYTES)
+                // Pages are read into the connection's own cache, not through a memory map:
+                // each connection maps the file separately, and the pages a query walks count
+                // once per connection in the node's resident size (gigabytes on a large store
+                // under concurrent queries, for no speed gained over this cache).
+                conn.pragma_update(None, "mmap_size", 0).map_err(backend)?;
+                conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
                     .map_err(backend)?;
-                conn
+                // List queries differ in text with their filters and the number of values of
+                // each: keep more of them prepared than rusqlite's default 16.
+                conn.set_prepared_statement_cache_capacity(READER_STATEMENTS);
+                (conn, current)
             }
         };
         let result = f(&conn);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
+        if idle.len() < MAX_IDLE_READERS && generation == self.statistics.load(Ordering::Acquire) {
+            idle.push((conn, generation));
         }
         result
     }

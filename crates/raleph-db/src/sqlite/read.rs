@@ -7,12 +7,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde_json::Value;
 
 use super::{ReadPool, backend};
+use crate::shared::{counts_processed, distinct_tags, tags_lead};
 use crate::*;
 
 /// Shared handle to the read pool.
 #[derive(Clone)]
 pub struct SqliteReader {
-    pool: Arc<ReadPool>,
+    pub(super) pool: Arc<ReadPool>,
 }
 
 impl SqliteReader {
@@ -44,6 +45,12 @@ impl Filter {
             format!("{column} IN ({marks})"),
             values.iter().map(|v| SqlValue::Text(v.clone())),
         );
+    }
+
+    /// Adds another filter's clauses after this one's.
+    fn append(&mut self, other: Filter) {
+        self.clauses.extend(other.clauses);
+        self.params.extend(other.params);
     }
 
     fn sql(&self) -> String {
@@ -114,7 +121,9 @@ fn date_range(filter: &mut Filter, column: &str, start: Option<f64>, end: Option
     }
 }
 
-fn message_filter(q: &MessageQuery) -> Filter {
+/// The filters of a message query on the columns of `messages m`: all but its tags, statuses
+/// and dates, whose clauses depend on which index the list is read from.
+fn column_filter(q: &MessageQuery) -> Filter {
     let mut f = Filter::default();
     f.any_of("m.item_hash", &q.hashes);
     f.any_of("m.sender", &q.addresses);
@@ -127,19 +136,213 @@ fn message_filter(q: &MessageQuery) -> Filter {
     f.any_of("m.channel", &q.channels);
     f.any_of("m.payment_type", &q.payment_types);
     f.any_of("m.type", &q.message_types);
-    let statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
-    f.any_of("m.status", &statuses);
-    if !q.tags.is_empty() {
-        f.push(
-            format!(
-                "m.item_hash IN (SELECT item_hash FROM message_tags WHERE tag IN ({}))",
-                marks(q.tags.len())
-            ),
-            texts(&q.tags),
+    f
+}
+
+fn status_names(q: &MessageQuery) -> Vec<String> {
+    q.statuses.iter().map(|s| s.as_str().to_owned()).collect()
+}
+
+/// `m.status IN (…)`; without `processed`, also the condition of `messages_by_rare_status`,
+/// so the few such rows are read from that index.
+fn status_filter(f: &mut Filter, q: &MessageQuery) {
+    if q.statuses.is_empty() {
+        return;
+    }
+    if !counts_processed(q) {
+        f.push("m.status <> 'processed'", []);
+    }
+    f.any_of("m.status", &status_names(q));
+}
+
+/// The message (`time`, `item_hash`) has one of `tags`: a primary-key lookup per tag.
+fn tag_probe(f: &mut Filter, tags: &[String], time_col: &str, hash_col: &str) {
+    f.push(
+        format!(
+            "EXISTS (SELECT 1 FROM message_tags t WHERE t.tag IN ({}) AND t.time = {time_col}
+                 AND t.item_hash = {hash_col})",
+            marks(tags.len())
+        ),
+        texts(tags),
+    );
+}
+
+/// One tag's messages that pass the other filters, read from the tag's `(tag, time,
+/// item_hash)` range (`message_tags t` joined to `messages m`).
+fn tag_range(q: &MessageQuery, tag: &str) -> Filter {
+    let mut f = Filter::default();
+    f.push("t.tag = ?", [SqlValue::Text(tag.to_owned())]);
+    f.append(column_filter(q));
+    status_filter(&mut f, q);
+    date_range(&mut f, "t.time", q.start_date, q.end_date);
+    keyset(&mut f, "t.time", "t.item_hash", q.sort_order, &q.cursor);
+    f
+}
+
+const TAG_JOIN: &str = "message_tags t CROSS JOIN messages m ON m.item_hash = t.item_hash";
+
+/// The page of a message list, and its parameters.
+fn message_list_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
+    let tags: Vec<String> = distinct_tags(&q.tags)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let page = limit_offset(q.limit, q.offset);
+    if tags_lead(q) {
+        let order = order_by("t.time", "t.item_hash", q.sort_order);
+        if let [tag] = tags.as_slice() {
+            let f = tag_range(q, tag);
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {TAG_JOIN} {} {order} {page}",
+                f.sql()
+            );
+            return (sql, f.params);
+        }
+        // Several tags: the first `offset + limit` rows of each tag hold the page; a message
+        // with several of the tags is listed once.
+        let first = match q.limit {
+            0 => String::new(),
+            n => format!("LIMIT {}", n.saturating_add(q.offset)),
+        };
+        let mut parts = Vec::new();
+        let mut params = Vec::new();
+        for tag in &tags {
+            let f = tag_range(q, tag);
+            parts.push(format!(
+                "SELECT item_hash FROM (SELECT t.item_hash FROM {TAG_JOIN} {} {order} {first})",
+                f.sql()
+            ));
+            params.extend(f.params);
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash IN ({}) {} {page}",
+            parts.join(" UNION ALL "),
+            order_by("m.time", "m.item_hash", q.sort_order),
         );
+        return (sql, params);
+    }
+    // A page past the first, of a list that includes `processed`: the rows it skips are found
+    // on the filter's index alone, then only the page's rows are read. The status is checked
+    // against the few rows of `messages_by_rare_status` rather than on each skipped row.
+    let deep = q.limit > 0 && q.offset > 0 && counts_processed(q);
+    let mut f = column_filter(q);
+    if deep {
+        if !q.statuses.is_empty() {
+            let names = status_names(q);
+            f.push(
+                format!(
+                    "m.rowid NOT IN (SELECT rowid FROM messages INDEXED BY messages_by_rare_status
+                         WHERE status <> 'processed' AND status NOT IN ({}))",
+                    marks(names.len())
+                ),
+                texts(&names).collect::<Vec<_>>(),
+            );
+        }
+    } else {
+        status_filter(&mut f, q);
+    }
+    if !tags.is_empty() {
+        tag_probe(&mut f, &tags, "m.time", "m.item_hash");
     }
     date_range(&mut f, "m.time", q.start_date, q.end_date);
-    f
+    keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
+    let order = order_by("m.time", "m.item_hash", q.sort_order);
+    // Without a column filter the list is a range of the time index. Said explicitly: with
+    // approximate statistics the planner may otherwise skip-scan a `(type|chain, time)` index
+    // over a time range, then sort every row of the range.
+    let from = if column_filter(q).clauses.is_empty() && tags.is_empty() && counts_processed(q) {
+        "messages m INDEXED BY messages_by_time"
+    } else {
+        "messages m"
+    };
+    let sql = if deep {
+        format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.rowid IN
+                 (SELECT m.rowid FROM {from} {} {order} {page}) {order}",
+            f.sql()
+        )
+    } else {
+        format!(
+            "SELECT {MESSAGE_COLUMNS} FROM {from} {} {order} {page}",
+            f.sql()
+        )
+    };
+    (sql, f.params)
+}
+
+/// The total of a message list, and its parameters. The filter's rows are counted on its
+/// own index whatever their status, then the few whose status is not `processed` (read from
+/// `messages_by_rare_status`) are subtracted, or counted alone when `processed` is not asked
+/// for: checking each row's status would read every row of a long list.
+fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
+    let tags: Vec<String> = distinct_tags(&q.tags)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let rare = |wanted: bool| {
+        let mut f = column_filter(q);
+        f.push("m.status <> 'processed'", []);
+        let names = status_names(q);
+        f.push(
+            format!(
+                "m.status {}IN ({})",
+                if wanted { "" } else { "NOT " },
+                marks(names.len())
+            ),
+            texts(&names).collect::<Vec<_>>(),
+        );
+        if !tags.is_empty() {
+            tag_probe(&mut f, &tags, "m.time", "m.item_hash");
+        }
+        date_range(&mut f, "m.time", q.start_date, q.end_date);
+        (
+            format!(
+                "SELECT count(*) FROM messages m INDEXED BY messages_by_rare_status {}",
+                f.sql()
+            ),
+            f.params,
+        )
+    };
+    if !q.statuses.is_empty() && !counts_processed(q) {
+        return rare(true);
+    }
+    let (all, mut params) = if tags_lead(q) {
+        let columns = column_filter(q);
+        let join = if columns.clauses.is_empty() {
+            "message_tags t"
+        } else {
+            TAG_JOIN
+        };
+        let mut f = Filter::default();
+        f.push(format!("t.tag IN ({})", marks(tags.len())), texts(&tags));
+        f.append(columns);
+        date_range(&mut f, "t.time", q.start_date, q.end_date);
+        let sql = if tags.len() == 1 {
+            format!("SELECT count(*) FROM {join} {}", f.sql())
+        } else {
+            format!(
+                "SELECT count(*) FROM (SELECT DISTINCT t.item_hash FROM {join} {})",
+                f.sql()
+            )
+        };
+        (sql, f.params)
+    } else {
+        let mut f = column_filter(q);
+        if !tags.is_empty() {
+            tag_probe(&mut f, &tags, "m.time", "m.item_hash");
+        }
+        date_range(&mut f, "m.time", q.start_date, q.end_date);
+        (
+            format!("SELECT count(*) FROM messages m {}", f.sql()),
+            f.params,
+        )
+    };
+    if q.statuses.is_empty() {
+        return (all, params);
+    }
+    let (others, other_params) = rare(false);
+    params.extend(other_params);
+    (format!("SELECT ({all}) - ({others})"), params)
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -221,7 +424,22 @@ fn forgotten_filter(q: &MessageQuery) -> Filter {
     f
 }
 
-fn post_filter(q: &PostQuery) -> Filter {
+/// How a post list meets its tags filter (the tags of each post's latest version).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PostTags {
+    /// Originals in list order, each latest version probed for the tags: quick when the tags
+    /// are common (a page is found early), a scan of every post when they are rare.
+    Probe,
+    /// The versions holding the tags, each joined to its original (`POST_BY_LATEST_FROM`),
+    /// then sorted: bounded by the tags' size.
+    Lead,
+}
+
+/// Tag rows up to which a post page starts from the tags; past this, a page of originals in
+/// list order is expected to meet enough tagged ones sooner.
+const POST_TAG_LEAD_MAX: u64 = 2048;
+
+fn post_filter(q: &PostQuery, tags: PostTags) -> Filter {
     let mut f = Filter::default();
     f.push("p.amends IS NULL", []);
     f.any_of("p.owner", &q.addresses);
@@ -231,13 +449,20 @@ fn post_filter(q: &PostQuery) -> Filter {
     f.any_of("p.channel", &q.channels);
     f.any_of("om.chain", &q.chains);
     if !q.tags.is_empty() {
-        f.push(
-            format!(
-                "lp.item_hash IN (SELECT item_hash FROM message_tags WHERE tag IN ({}))",
-                marks(q.tags.len())
+        let list: Vec<String> = distinct_tags(&q.tags)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        match tags {
+            PostTags::Probe => tag_probe(&mut f, &list, "lm.time", "lm.item_hash"),
+            PostTags::Lead => f.push(
+                format!(
+                    "lp.item_hash IN (SELECT item_hash FROM message_tags WHERE tag IN ({}))",
+                    marks(list.len())
+                ),
+                texts(&list),
             ),
-            texts(&q.tags),
-        );
+        }
     }
     date_range(&mut f, "p.last_updated", q.start_date, q.end_date);
     f
@@ -247,6 +472,86 @@ const POST_FROM: &str = "FROM posts p
     JOIN messages om ON om.item_hash = p.item_hash
     JOIN posts lp ON lp.item_hash = coalesce(p.latest_amend, p.item_hash)
     JOIN messages lm ON lm.item_hash = lp.item_hash";
+
+/// From the latest versions to their originals: a version is its own original or an amend
+/// of it, and is the latest one when the original says so.
+const POST_BY_LATEST_FROM: &str = "FROM posts lp
+    CROSS JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
+        AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)
+    JOIN messages om ON om.item_hash = p.item_hash
+    JOIN messages lm ON lm.item_hash = lp.item_hash";
+
+/// A post total, and its parameters. Every original has its message and a latest version,
+/// so the joins never drop a row: they are made only when a filter reads them (tags start
+/// from their versions, chains read the original's message); else the posts index alone.
+fn post_count_sql(q: &PostQuery) -> (String, Vec<SqlValue>) {
+    if q.tags.is_empty() {
+        let f = post_filter(q, PostTags::Probe);
+        let from = if q.chains.is_empty() {
+            "FROM posts p"
+        } else {
+            "FROM posts p JOIN messages om ON om.item_hash = p.item_hash"
+        };
+        return (format!("SELECT count(*) {from} {}", f.sql()), f.params);
+    }
+    let f = post_filter(q, PostTags::Lead);
+    let chain_join = if q.chains.is_empty() {
+        ""
+    } else {
+        "JOIN messages om ON om.item_hash = p.item_hash"
+    };
+    (
+        format!(
+            "SELECT count(*) FROM posts lp
+             CROSS JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
+                 AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)
+             {chain_join} {}",
+            f.sql()
+        ),
+        f.params,
+    )
+}
+
+/// A page of posts, the tags met as `tags` says.
+fn post_page(conn: &Connection, q: &PostQuery, tags: PostTags) -> Result<Vec<PostRecord>> {
+    let mut f = post_filter(q, tags);
+    keyset(
+        &mut f,
+        "p.last_updated",
+        "p.item_hash",
+        q.sort_order,
+        &q.cursor,
+    );
+    let from = match tags {
+        PostTags::Probe => POST_FROM,
+        PostTags::Lead => POST_BY_LATEST_FROM,
+    };
+    let sql = format!(
+        "SELECT p.item_hash, p.type, om.signature, p.owner, p.ref, p.channel, p.creation_time,
+             lp.content, lp.creation_time, p.latest_amend IS NOT NULL,
+             lm.item_hash, lm.type, lm.chain, lm.sender, lm.signature, lm.item_type, lm.item_content,
+             lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
+         {from} {} {} {}",
+        f.sql(),
+        order_by("p.last_updated", "p.item_hash", q.sort_order),
+        limit_offset(q.limit, q.offset)
+    );
+    collect(conn, &sql, &f.params, |r| {
+        Ok(PostRecord {
+            original_item_hash: r.get(0)?,
+            original_type: r.get(1)?,
+            original_signature: r.get(2)?,
+            owner: r.get(3)?,
+            reference: r.get(4)?,
+            channel: r.get(5)?,
+            created: r.get(6)?,
+            latest_content: r.get(7)?,
+            last_updated: r.get(8)?,
+            amended: r.get(9)?,
+            latest: message_from_row(r, 10)?,
+        })
+    })
+}
 
 fn aggregate_from_row(r: &Row<'_>) -> rusqlite::Result<AggregateRecord> {
     Ok(AggregateRecord {
@@ -378,22 +683,14 @@ impl ReadStore for SqliteReader {
     }
 
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>> {
-        let mut f = message_filter(q);
-        keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m {} {} {}",
-            f.sql(),
-            order_by("m.time", "m.item_hash", q.sort_order),
-            limit_offset(q.limit, q.offset)
-        );
+        let (sql, params) = message_list_sql(q);
         self.pool
-            .with(|conn| collect(conn, &sql, &f.params, |r| message_from_row(r, 0)))
+            .with(|conn| collect(conn, &sql, &params, |r| message_from_row(r, 0)))
     }
 
     fn count_messages(&self, q: &MessageQuery) -> Result<u64> {
-        let f = message_filter(q);
-        let sql = format!("SELECT count(*) FROM messages m {}", f.sql());
-        self.pool.with(|conn| count(conn, &sql, &f.params))
+        let (sql, params) = message_count_sql(q);
+        self.pool.with(|conn| count(conn, &sql, &params))
     }
 
     fn forgotten_messages(&self, q: &MessageQuery) -> Result<Vec<ForgottenRecord>> {
@@ -415,47 +712,34 @@ impl ReadStore for SqliteReader {
     }
 
     fn posts(&self, q: &PostQuery) -> Result<Vec<PostRecord>> {
-        let mut f = post_filter(q);
-        keyset(
-            &mut f,
-            "p.last_updated",
-            "p.item_hash",
-            q.sort_order,
-            &q.cursor,
-        );
-        let sql = format!(
-            "SELECT p.item_hash, p.type, om.signature, p.owner, p.ref, p.channel, p.creation_time,
-                 lp.content, lp.creation_time, p.latest_amend IS NOT NULL,
-                 lm.item_hash, lm.type, lm.chain, lm.sender, lm.signature, lm.item_type, lm.item_content,
-                 lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
-             {POST_FROM} {} {} {}",
-            f.sql(),
-            order_by("p.last_updated", "p.item_hash", q.sort_order),
-            limit_offset(q.limit, q.offset)
-        );
         self.pool.with(|conn| {
-            collect(conn, &sql, &f.params, |r| {
-                Ok(PostRecord {
-                    original_item_hash: r.get(0)?,
-                    original_type: r.get(1)?,
-                    original_signature: r.get(2)?,
-                    owner: r.get(3)?,
-                    reference: r.get(4)?,
-                    channel: r.get(5)?,
-                    created: r.get(6)?,
-                    latest_content: r.get(7)?,
-                    last_updated: r.get(8)?,
-                    amended: r.get(9)?,
-                    latest: message_from_row(r, 10)?,
-                })
-            })
+            let tags = if q.tags.is_empty() {
+                PostTags::Probe
+            } else {
+                let list: Vec<String> =
+                    distinct_tags(&q.tags).into_iter().map(str::to_owned).collect();
+                let rows = count(
+                    conn,
+                    &format!(
+                        "SELECT count(*) FROM (SELECT 1 FROM message_tags WHERE tag IN ({}) LIMIT {})",
+                        marks(list.len()),
+                        POST_TAG_LEAD_MAX + 1
+                    ),
+                    &texts(&list).collect::<Vec<_>>(),
+                )?;
+                if rows <= POST_TAG_LEAD_MAX {
+                    PostTags::Lead
+                } else {
+                    PostTags::Probe
+                }
+            };
+            post_page(conn, q, tags)
         })
     }
 
     fn count_posts(&self, q: &PostQuery) -> Result<u64> {
-        let f = post_filter(q);
-        let sql = format!("SELECT count(*) {POST_FROM} {}", f.sql());
-        self.pool.with(|conn| count(conn, &sql, &f.params))
+        let (sql, params) = post_count_sql(q);
+        self.pool.with(|conn| count(conn, &sql, &params))
     }
 
     fn aggregates_of(&self, owner: &str, keys: &[String]) -> Result<Vec<AggregateRecord>> {
@@ -483,7 +767,7 @@ impl ReadStore for SqliteReader {
         let sql = format!(
             "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} {} {}",
             f.sql(),
-            order_by(column, "owner", q.sort_order),
+            order_by(column, "owner", q.sort_order) + ", key ASC",
             limit_offset(q.limit, q.offset)
         );
         self.pool

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::backend;
 use crate::{Result, StoreError};
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: messages, statuses, the pending queue, posts, aggregates, pins, programs.
     r#"
     CREATE TABLE pending_messages (
@@ -248,6 +248,36 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     INSERT INTO node_meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
+    "#,
+    // 6: read paths for the tag, count and aggregate-key lists.
+    // - `message_tags` is keyed `(tag, time, item_hash)`, so one tag's messages are an index
+    //   range in list order (a page reads ~20 entries instead of gathering the whole tag and
+    //   sorting it). The message keeps its tags (`messages.tags`, a JSON array, NULL when
+    //   none), so forgetting it or moving its time reaches its tag rows by key: the
+    //   `(item_hash)` index goes, and a tag costs one B-tree insert instead of two.
+    // - `messages_by_rare_status` holds only messages whose status is not `processed`
+    //   (normally none, so ingest never writes it): list totals count the filter's own index
+    //   and subtract these, instead of reading every row to check its status.
+    // - `aggregates_by_key`: aggregates.json?keys= reads one key's range in update order.
+    r#"
+    CREATE TABLE message_tags_by_time (
+        tag TEXT NOT NULL,
+        time REAL NOT NULL,
+        item_hash TEXT NOT NULL,
+        PRIMARY KEY (tag, time, item_hash)
+    ) WITHOUT ROWID;
+    INSERT INTO message_tags_by_time (tag, time, item_hash)
+        SELECT t.tag, m.time, t.item_hash FROM message_tags t JOIN messages m ON m.item_hash = t.item_hash
+        ORDER BY 1, 2, 3;
+    ALTER TABLE messages ADD COLUMN tags TEXT;
+    UPDATE messages SET tags = (
+        SELECT json_group_array(tag) FROM (
+            SELECT tag FROM message_tags t WHERE t.item_hash = messages.item_hash ORDER BY tag))
+    WHERE item_hash IN (SELECT item_hash FROM message_tags);
+    DROP TABLE message_tags;
+    ALTER TABLE message_tags_by_time RENAME TO message_tags;
+    CREATE INDEX messages_by_rare_status ON messages (status) WHERE status <> 'processed';
+    CREATE INDEX aggregates_by_key ON aggregates (key, last_update_time);
     "#,
 ];
 

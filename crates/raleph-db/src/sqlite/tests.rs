@@ -86,3 +86,89 @@ fn pending_queue_dedups_and_orders() -> Result<()> {
     w.commit()?;
     Ok(())
 }
+
+/// Migration 6 on a store written by migrations 1–5: each tag row gets its message's time,
+/// each message its list of tags, and lists, totals and forgets work on the result.
+#[test]
+fn tags_migrate_to_time_order() -> Result<()> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("index.sqlite");
+    {
+        let mut conn = Connection::open(&path).map_err(backend)?;
+        for (index, sql) in schema::MIGRATIONS.iter().take(5).enumerate() {
+            let tx = conn.transaction().map_err(backend)?;
+            tx.execute_batch(sql).map_err(backend)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+        }
+        for (hash, time, tags) in [
+            ("m1", 1.0, &["a", "b"][..]),
+            ("m2", 2.0, &[][..]),
+            ("m3", 3.0, &["b"][..]),
+        ] {
+            conn.execute(
+                "INSERT INTO messages (item_hash, type, chain, sender, item_type, content, time,
+                     size, owner, reception_time, seq)
+                 VALUES (?1, 'POST', 'ETH', '0xA', 'inline', '{}', ?2, 1, '0xA', ?2, ?2)",
+                rusqlite::params![hash, time],
+            )
+            .map_err(backend)?;
+            for tag in tags {
+                conn.execute(
+                    "INSERT INTO message_tags (tag, item_hash) VALUES (?1, ?2)",
+                    [tag, &hash],
+                )
+                .map_err(backend)?;
+            }
+        }
+    }
+    let (mut w, r) = open(&path, Durability::Normal)?;
+    let tagged = |tags: &[&str]| MessageQuery {
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        ..Default::default()
+    };
+    let listed = |q: &MessageQuery| -> Result<Vec<String>> {
+        Ok(r.messages(q)?.into_iter().map(|m| m.item_hash).collect())
+    };
+    assert_eq!(listed(&tagged(&["b"]))?, ["m3", "m1"]);
+    assert_eq!(listed(&tagged(&["a", "b"]))?, ["m3", "m1"]);
+    assert_eq!(r.count_messages(&tagged(&["a", "b"]))?, 2);
+    w.begin()?;
+    w.forget("m1", "f", 10.0, 20.0)?;
+    w.commit()?;
+    assert_eq!(listed(&tagged(&["a", "b"]))?, ["m3"]);
+    assert_eq!(r.count_messages(&tagged(&["a"]))?, 0);
+    r.pool.with(|conn| {
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM message_tags", [], |row| row.get(0))
+            .map_err(backend)?;
+        assert_eq!(rows, 1, "only m3's tag is left");
+        Ok(())
+    })
+}
+
+/// Read connections opened before the writer refreshed the planner's statistics are not
+/// reused (they would plan with the statistics they read when they opened).
+#[test]
+fn readers_reopen_after_new_statistics() -> Result<()> {
+    let (_dir, _w, r) = store();
+    let cache_size = |conn: &Connection| -> Result<i64> {
+        conn.query_row("PRAGMA cache_size", [], |row| row.get(0))
+            .map_err(backend)
+    };
+    r.pool.with(|conn| {
+        conn.pragma_update(None, "cache_size", -1234)
+            .map_err(backend)
+    })?;
+    assert_eq!(
+        r.pool.with(cache_size)?,
+        -1234,
+        "the idle connection is reused"
+    );
+    r.pool
+        .statistics
+        .fetch_add(1, std::sync::atomic::Ordering::Release);
+    assert_ne!(r.pool.with(cache_size)?, -1234, "a new connection");
+    Ok(())
+}

@@ -1,5 +1,8 @@
 //! The write connection and the domain operations of [`WriteStore`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
@@ -11,17 +14,25 @@ pub struct SqliteWriter {
     last_optimize: std::time::Instant,
     /// Copies WAL pages into the database off this thread; stops when the writer is dropped.
     _checkpointer: super::checkpoint::Checkpointer,
+    /// Bumped after each refresh of the planner's statistics, so that read connections
+    /// opened before it are replaced (they read the statistics only when they open).
+    statistics: Arc<AtomicU64>,
 }
 
 /// How often the writer refreshes the planner's statistics.
 const OPTIMIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl SqliteWriter {
-    pub(crate) fn new(conn: Connection, checkpointer: super::checkpoint::Checkpointer) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        checkpointer: super::checkpoint::Checkpointer,
+        statistics: Arc<AtomicU64>,
+    ) -> Self {
         SqliteWriter {
             conn,
             last_optimize: std::time::Instant::now(),
             _checkpointer: checkpointer,
+            statistics,
         }
     }
 
@@ -54,6 +65,23 @@ impl SqliteWriter {
 }
 
 impl SqliteWriter {
+    /// A stored message's time and tags (`None` for the tags when its `tags` column is not
+    /// readable: its tag rows must then be found by scanning).
+    fn time_and_tags(&self, item_hash: &str) -> Result<Option<(f64, Option<Vec<String>>)>> {
+        let row = self.one(
+            "SELECT time, tags FROM messages WHERE item_hash = ?1",
+            [item_hash],
+            |r| Ok((r.get::<_, f64>(0)?, r.get::<_, Option<String>>(1)?)),
+        )?;
+        Ok(row.map(|(time, column)| {
+            let tags = parse_tags_column(column.as_deref());
+            if tags.is_none() {
+                tracing::warn!(%item_hash, "unreadable tags column, scanning message_tags");
+            }
+            (time, tags)
+        }))
+    }
+
     fn grace_pin(&self, sha256: &str, until: f64) -> Result<()> {
         self.exec(
             "INSERT INTO grace_pins (file_hash, until) VALUES (?1, ?2)
@@ -105,7 +133,7 @@ fn to_json(v: &Value) -> String {
     v.to_string()
 }
 
-use crate::shared::parse_json;
+use crate::shared::{distinct_tags, parse_json, parse_tags_column, tags_column};
 
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
@@ -120,6 +148,7 @@ impl WriteStore for SqliteWriter {
             self.conn
                 .execute_batch("PRAGMA optimize")
                 .map_err(backend)?;
+            self.statistics.fetch_add(1, Ordering::Release);
         }
         Ok(())
     }
@@ -307,11 +336,12 @@ impl WriteStore for SqliteWriter {
                 |r| r.get(0),
             )?
             .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))?;
+        let tags = distinct_tags(&m.tags);
         self.exec(
             "INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
                  channel, time, size, owner, content_type, content_ref, content_key, content_item_hash,
-                 payment_type, reception_time, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                 payment_type, reception_time, seq, tags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             params![
                 m.item_hash,
                 m.message_type,
@@ -332,12 +362,13 @@ impl WriteStore for SqliteWriter {
                 m.payment_type,
                 m.reception_time,
                 seq,
+                tags_column(&tags),
             ],
         )?;
-        for tag in &m.tags {
+        for tag in tags {
             self.exec(
-                "INSERT OR IGNORE INTO message_tags (tag, item_hash) VALUES (?1, ?2)",
-                params![tag, m.item_hash],
+                "INSERT INTO message_tags (tag, time, item_hash) VALUES (?1, ?2, ?3)",
+                params![tag, m.time, m.item_hash],
             )?;
         }
         if m.item_type != "inline" {
@@ -373,11 +404,34 @@ impl WriteStore for SqliteWriter {
     }
 
     fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
+        let Some((stored, tags)) = self.time_and_tags(item_hash)? else {
+            return Ok(());
+        };
+        if time.is_nan() || time >= stored {
+            return Ok(());
+        }
         self.exec(
-            "UPDATE messages SET time = min(time, ?2) WHERE item_hash = ?1",
+            "UPDATE messages SET time = ?2 WHERE item_hash = ?1",
             params![item_hash, time],
-        )
-        .map(drop)
+        )?;
+        // The tag rows are keyed by time: they move with the message.
+        match tags {
+            Some(tags) => {
+                for tag in &tags {
+                    self.exec(
+                        "UPDATE message_tags SET time = ?4 WHERE tag = ?1 AND time = ?2 AND item_hash = ?3",
+                        params![tag, stored, item_hash, time],
+                    )?;
+                }
+            }
+            None => {
+                self.exec(
+                    "UPDATE message_tags SET time = ?2 WHERE item_hash = ?1",
+                    params![item_hash, time],
+                )?;
+            }
+        }
+        Ok(())
     }
 
     fn insert_post(&mut self, p: &NewPost) -> Result<()> {
@@ -678,8 +732,22 @@ impl WriteStore for SqliteWriter {
             [item_hash],
         )?;
         released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
+        // Its tag rows, by key (before the row that lists them goes).
+        match self.time_and_tags(item_hash)? {
+            Some((time, Some(tags))) => {
+                for tag in &tags {
+                    self.exec(
+                        "DELETE FROM message_tags WHERE tag = ?1 AND time = ?2 AND item_hash = ?3",
+                        params![tag, time, item_hash],
+                    )?;
+                }
+            }
+            Some((_, None)) => {
+                self.exec("DELETE FROM message_tags WHERE item_hash = ?1", [item_hash])?;
+            }
+            None => {}
+        }
         self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
-        self.exec("DELETE FROM message_tags WHERE item_hash = ?1", [item_hash])?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
             Some("POST") => {
                 let amends = self.post_facts(item_hash)?.and_then(|p| p.amends);
