@@ -84,8 +84,27 @@ pub async fn list(
         limit: per_page,
         offset: (page - 1).saturating_mul(per_page),
     };
+    let counts = state.counts.clone();
+    let count_key = format!(
+        "{:?}",
+        AggregateQuery {
+            limit: 0,
+            offset: 0,
+            ..query.clone()
+        }
+    );
     let (records, total) = state
-        .read(move |r| Ok((r.aggregates(&query)?, r.count_aggregates(&query)?)))
+        .read(move |r| {
+            let rows = r.aggregates(&query)?;
+            // A short page knows its total; a long list's total is counted once and cached.
+            let short = (rows.len() as u64) < query.limit;
+            let total = if short && (!rows.is_empty() || query.offset == 0) {
+                query.offset + rows.len() as u64
+            } else {
+                counts.get_or(count_key, || r.count_aggregates(&query))?
+            };
+            Ok((rows, total))
+        })
         .await?;
     let items = records
         .iter()
