@@ -139,6 +139,11 @@ pub trait WriteStore: Send {
         grace_until: f64,
     ) -> Result<()>;
     fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()>;
+    /// Records that a message this store never held was forgotten elsewhere (a skeleton a peer
+    /// synced, already checked by the caller): the item hash becomes `forgotten`, so the message
+    /// is refused if it ever arrives. Does nothing, and returns false, when the store holds the
+    /// message or already knows it forgotten.
+    fn record_forgotten(&mut self, skeleton: &ForgottenRecord) -> Result<bool>;
 }
 
 /// The read side, for the API. Implementations are cheap to share across threads.

@@ -495,4 +495,8 @@ pub struct SyncPage {
     pub epoch: String,
     /// `(sequence number, message)`, in increasing sequence order.
     pub messages: Vec<(u64, MessageRecord)>,
+    /// `(sequence number, skeleton)` of messages forgotten here, numbered when forgotten: a
+    /// peer that never saw such a message can still record that it is gone (its FORGET alone
+    /// cannot be processed without the target).
+    pub forgotten: Vec<(u64, ForgottenRecord)>,
 }

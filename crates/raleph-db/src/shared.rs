@@ -89,6 +89,32 @@ pub(crate) fn counts_processed(q: &crate::MessageQuery) -> bool {
     q.statuses.is_empty() || q.statuses.contains(&crate::MessageStatus::Processed)
 }
 
+/// One sync page: the first `limit` entries, by sequence number, of two logs that each
+/// returned their own first `limit` entries after the same point.
+pub(crate) fn sync_page(
+    epoch: String,
+    mut messages: Vec<(u64, crate::MessageRecord)>,
+    mut forgotten: Vec<(u64, crate::ForgottenRecord)>,
+    limit: usize,
+) -> crate::SyncPage {
+    let mut seqs: Vec<u64> = messages
+        .iter()
+        .map(|(s, _)| *s)
+        .chain(forgotten.iter().map(|(s, _)| *s))
+        .collect();
+    seqs.sort_unstable();
+    if seqs.len() > limit {
+        let last = seqs[limit.max(1) - 1];
+        messages.retain(|(s, _)| *s <= last);
+        forgotten.retain(|(s, _)| *s <= last);
+    }
+    crate::SyncPage {
+        epoch,
+        messages,
+        forgotten,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -1346,6 +1346,34 @@ fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
     assert_eq!(after.messages[0].1.item_hash, "next");
     assert!(after.messages[0].0 > last_seq);
     assert_eq!(after.epoch, empty.epoch, "the epoch survives a reopen");
+    // The forgotten message takes a new place in the log, before "next".
+    assert_eq!(after.forgotten.len(), 1);
+    let (forgotten_seq, skeleton) = &after.forgotten[0];
+    assert_eq!(skeleton.item_hash, "mid");
+    assert_eq!(skeleton.forgotten_by, ["f"]);
+    assert!(*forgotten_seq > last_seq && *forgotten_seq < after.messages[0].0);
+    // A page of one holds only the first of the two.
+    let one = s.r.sync_log(last_seq, 1)?;
+    assert_eq!((one.messages.len(), one.forgotten.len()), (0, 1));
+
+    // A skeleton synced from a peer: recorded once, and only for a message not held here.
+    let mut foreign = skeleton.clone();
+    foreign.item_hash = "elsewhere".into();
+    s.w.begin()?;
+    assert!(s.w.record_forgotten(&foreign)?);
+    assert!(!s.w.record_forgotten(&foreign)?);
+    let mut held = skeleton.clone();
+    held.item_hash = "next".into();
+    assert!(!s.w.record_forgotten(&held)?);
+    s.w.commit()?;
+    assert_eq!(s.w.status("elsewhere")?, Some(MessageStatus::Forgotten));
+    assert_eq!(s.w.status("next")?, Some(MessageStatus::Processed));
+    let recorded = s.r.forgotten("elsewhere")?.expect("skeleton");
+    assert_eq!(recorded.forgotten_by, ["f"]);
+    // And it is passed on, further down the log.
+    let tail = s.r.sync_log(after.messages[0].0, 10)?;
+    assert_eq!(tail.forgotten.len(), 1);
+    assert_eq!(tail.forgotten[0].1.item_hash, "elsewhere");
     Ok(())
 }
 

@@ -70,6 +70,10 @@ pub struct SyncResponse {
     pub epoch: String,
     /// Raw message envelopes, as JSON text.
     pub messages: Vec<String>,
+    /// Skeletons of messages forgotten on the responder, as JSON text: what a FORGET removed,
+    /// for peers that never held it. Absent from older answers.
+    #[serde(default)]
+    pub forgotten: Vec<String>,
     /// The `after` to ask for next.
     pub next: u64,
     /// Whether more messages follow `next`.
@@ -334,6 +338,7 @@ mod tests {
             RalephResponse::Sync(SyncResponse {
                 epoch: "e".into(),
                 messages: vec![r#"{"a":"\u00e9"}"#.into()],
+                forgotten: vec![r#"{"item_hash":"h"}"#.into()],
                 next: 5,
                 more: true,
             }),

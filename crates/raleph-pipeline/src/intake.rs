@@ -28,6 +28,10 @@ pub(crate) enum Command {
     CollectGarbage {
         reply: oneshot::Sender<Result<usize, SubmitError>>,
     },
+    RecordForgotten {
+        skeleton: Box<raleph_db::ForgottenRecord>,
+        reply: oneshot::Sender<Result<bool, SubmitError>>,
+    },
 }
 
 /// An uploaded file, complete and checked, waiting to enter the file store. The writer
@@ -88,6 +92,21 @@ impl PipelineHandle {
             verdict,
             reply,
         })))?;
+        outcome.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// Records that a message this node never held was forgotten on a peer (a skeleton the
+    /// caller checked: its signature, and a FORGET by the same sender naming it). True if
+    /// recorded; false if the node holds the message or already knows it forgotten.
+    pub async fn record_forgotten(
+        &self,
+        skeleton: raleph_db::ForgottenRecord,
+    ) -> Result<bool, SubmitError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(Command::RecordForgotten {
+            skeleton: Box::new(skeleton),
+            reply,
+        })?;
         outcome.await.map_err(|_| SubmitError::Stopped)?
     }
 

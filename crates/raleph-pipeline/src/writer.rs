@@ -114,6 +114,17 @@ impl Writer {
             Command::CollectGarbage { reply } => {
                 let _ = reply.send(self.collect_garbage());
             }
+            Command::RecordForgotten { skeleton, reply } => {
+                let recorded = self.store.begin().and_then(|()| {
+                    let recorded = self.store.record_forgotten(&skeleton)?;
+                    self.store.commit()?;
+                    Ok(recorded)
+                });
+                if recorded.is_err() {
+                    let _ = self.store.rollback();
+                }
+                let _ = reply.send(recorded.map_err(|e| SubmitError::Store(e.to_string())));
+            }
         }
     }
 

@@ -277,26 +277,33 @@ async fn a_restarted_node_catches_up() {
     submit(&a, &agg1).await;
     let agg2 = aggregate(&signer, "profile", json!({"bio": "b"}));
     submit(&a, &agg2).await;
-    // A FORGET of a message every node holds.
-    let forget = forget(&signer, &[&hash(&doomed)]);
-    submit(&a, &forget).await;
+    // A FORGET of a message every node holds, and one of a message only A ever held: C must
+    // learn that it is gone although it will never see it.
+    let forget_doomed = forget(&signer, &[&hash(&doomed)]);
+    submit(&a, &forget_doomed).await;
+    let unseen = post(&signer, "note", json!({"unseen": true}), None);
+    submit(&a, &unseen).await;
+    let forget_unseen = forget(&signer, &[&hash(&unseen)]);
+    submit(&a, &forget_unseen).await;
     assert_eq!(status_of(&c, &hash(&sent[5])).await, None, "C is cut off");
 
     // B comes back on the same address with the same data: it syncs from A, C from B.
     let b = start(&dir.path().join("b"), &b_args);
-    let got_forget = wait_status(&c, &hash(&forget), "processed").await;
+    let got_forget = wait_status(&c, &hash(&forget_doomed), "processed").await;
     assert!(
         got_forget,
         "C got the FORGET: A {:?} B {:?} C {:?}; B peers {}, C peers {}",
-        status_of(&a, &hash(&forget)).await,
-        status_of(&b, &hash(&forget)).await,
-        status_of(&c, &hash(&forget)).await,
+        status_of(&a, &hash(&forget_doomed)).await,
+        status_of(&b, &hash(&forget_doomed)).await,
+        status_of(&c, &hash(&forget_doomed)).await,
         raleph_peers(&b).await,
         raleph_peers(&c).await,
     );
     assert!(wait_status(&c, &hash(&doomed), "forgotten").await);
-    // 41 posts, an amend, two aggregates, the FORGET (the forgotten post is not listed).
-    let expected = 41 + 1 + 2 + 1;
+    assert!(wait_status(&c, &hash(&unseen), "forgotten").await);
+    assert!(wait_status(&c, &hash(&forget_unseen), "processed").await);
+    // 41 posts, an amend, two aggregates, two FORGETs (forgotten posts are not listed).
+    let expected = 41 + 1 + 2 + 2;
     let nodes = [&a, &b, &c];
     let all_equal = wait_until(CONVERGE, || converged(&nodes, &address, expected)).await;
     assert!(

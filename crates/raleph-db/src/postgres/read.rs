@@ -929,7 +929,19 @@ impl ReadStore for PgReader {
                     ],
                     |r| Ok((non_negative(get(r, 0)?), message_from_row(r, 1)?)),
                 )?;
-                Ok(SyncPage { epoch, messages })
+                let forgotten = collect(
+                    conn,
+                    &format!(
+                        "SELECT {FORGOTTEN_COLUMNS}, m.seq FROM forgotten_messages m
+                         WHERE m.seq > $1 ORDER BY m.seq LIMIT $2"
+                    ),
+                    &[
+                        Param::Int(i64::try_from(after).unwrap_or(i64::MAX)),
+                        Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+                    ],
+                    |r| Ok((non_negative(get(r, 14)?), forgotten_from_row(r)?)),
+                )?;
+                Ok(crate::shared::sync_page(epoch, messages, forgotten, limit))
             })
         })
     }

@@ -274,6 +274,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_by_rare_status ON messages (status) WHERE status <> 'processed';
     CREATE INDEX aggregates_by_key ON aggregates (key, last_update_time);
     "#,
+    // 7: as SQLite's migration 7.
+    r#"
+    ALTER TABLE forgotten_messages ADD COLUMN seq BIGINT;
+    CREATE UNIQUE INDEX forgotten_by_seq ON forgotten_messages (seq);
+    "#,
 ];
 
 /// The schema version this build writes.

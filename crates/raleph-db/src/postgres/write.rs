@@ -120,6 +120,15 @@ impl PgWriter {
         Ok(self.row(sql, params)?.is_some())
     }
 
+    /// The next sync log number; never given twice, even after the row that had it is gone.
+    fn next_seq(&mut self) -> Result<i64> {
+        self.value(
+            "UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n",
+            &[],
+        )?
+        .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))
+    }
+
     fn strings(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<String>> {
         self.rows(sql, params)?
             .iter()
@@ -439,12 +448,7 @@ impl WriteStore for PgWriter {
     }
 
     fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
-        let seq: i64 = self
-            .value(
-                "UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n",
-                &[],
-            )?
-            .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))?;
+        let seq = self.next_seq()?;
         let tags = distinct_tags(&m.tags);
         self.exec(
             "INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
@@ -838,12 +842,13 @@ impl WriteStore for PgWriter {
         grace_until: f64,
     ) -> Result<()> {
         let by = Value::from(vec![forgotten_by]).to_string();
+        let seq = self.next_seq()?;
         self.exec(
             "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
-                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time)
+                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time, seq)
              SELECT item_hash, type, chain, sender, signature, item_type, time, channel, owner, payment_type,
-                 size, $2, $3, reception_time FROM messages WHERE item_hash = $1",
-            &[&item_hash, &by, &now],
+                 size, $2, $3, reception_time, $4 FROM messages WHERE item_hash = $1",
+            &[&item_hash, &by, &now, &seq],
         )?;
         let facts = self.message_facts(item_hash)?;
         // Files this message kept alive: its own content when not inline, its STORE file.
@@ -924,6 +929,42 @@ impl WriteStore for PgWriter {
             &[&item_hash],
         )
         .map(drop)
+    }
+
+    fn record_forgotten(&mut self, k: &ForgottenRecord) -> Result<bool> {
+        match self.status(&k.item_hash)? {
+            Some(status) if status.is_live() || status == MessageStatus::Forgotten => {
+                return Ok(false);
+            }
+            _ => {}
+        }
+        let seq = self.next_seq()?;
+        let by = serde_json::Value::from(k.forgotten_by.clone()).to_string();
+        self.exec(
+            "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
+                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time, seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (item_hash) DO NOTHING",
+            &[
+                &k.item_hash,
+                &k.message_type,
+                &k.chain,
+                &k.sender,
+                &k.signature,
+                &k.item_type,
+                &k.time,
+                &k.channel,
+                &k.owner,
+                &k.payment_type,
+                &size(k.size),
+                &by,
+                &k.forgotten_at,
+                &k.reception_time,
+                &seq,
+            ],
+        )?;
+        self.set_status(&k.item_hash, MessageStatus::Forgotten, k.reception_time)?;
+        Ok(true)
     }
 
     fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()> {

@@ -948,7 +948,17 @@ impl ReadStore for SqliteReader {
                     &[SqlValue::Integer(after), SqlValue::Integer(limit)],
                     |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, message_from_row(r, 1)?)),
                 )?;
-                Ok(SyncPage { epoch, messages })
+                let sql = format!(
+                    "SELECT {FORGOTTEN_COLUMNS}, m.seq FROM forgotten_messages m
+                     WHERE m.seq > ?1 ORDER BY m.seq LIMIT ?2"
+                );
+                let forgotten = collect(
+                    conn,
+                    &sql,
+                    &[SqlValue::Integer(after), SqlValue::Integer(limit)],
+                    |r| Ok((r.get::<_, i64>(14)?.max(0) as u64, forgotten_from_row(r)?)),
+                )?;
+                Ok(crate::shared::sync_page(epoch, messages, forgotten, limit as usize))
             })();
             let _ = conn.execute_batch("COMMIT");
             page

@@ -279,6 +279,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_by_rare_status ON messages (status) WHERE status <> 'processed';
     CREATE INDEX aggregates_by_key ON aggregates (key, last_update_time);
     "#,
+    // 7: forgotten messages take a place in the sync log when they are forgotten, so peers
+    // that never saw them learn that they are gone.
+    r#"
+    ALTER TABLE forgotten_messages ADD COLUMN seq INTEGER;
+    CREATE UNIQUE INDEX forgotten_by_seq ON forgotten_messages (seq);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -55,6 +55,16 @@ impl SqliteWriter {
             .map_err(backend)
     }
 
+    /// The next sync log number; never given twice, even after the row that had it is gone.
+    fn next_seq(&self) -> Result<i64> {
+        self.one(
+            "UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n",
+            [],
+            |r| r.get(0),
+        )?
+        .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))
+    }
+
     fn strings(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(backend)?;
         let rows = stmt
@@ -329,13 +339,7 @@ impl WriteStore for SqliteWriter {
     }
 
     fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
-        let seq: i64 = self
-            .one(
-                "UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n",
-                [],
-                |r| r.get(0),
-            )?
-            .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))?;
+        let seq = self.next_seq()?;
         let tags = distinct_tags(&m.tags);
         self.exec(
             "INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
@@ -718,12 +722,13 @@ impl WriteStore for SqliteWriter {
         grace_until: f64,
     ) -> Result<()> {
         let by = Value::from(vec![forgotten_by]).to_string();
+        let seq = self.next_seq()?;
         self.exec(
             "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
-                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time)
+                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time, seq)
              SELECT item_hash, type, chain, sender, signature, item_type, time, channel, owner, payment_type,
-                 size, ?2, ?3, reception_time FROM messages WHERE item_hash = ?1",
-            params![item_hash, by, now],
+                 size, ?2, ?3, reception_time, ?4 FROM messages WHERE item_hash = ?1",
+            params![item_hash, by, now, seq],
         )?;
         let facts = self.message_facts(item_hash)?;
         // Files this message kept alive: its own content when not inline, its STORE file.
@@ -791,6 +796,41 @@ impl WriteStore for SqliteWriter {
             [item_hash],
         )
         .map(drop)
+    }
+
+    fn record_forgotten(&mut self, k: &ForgottenRecord) -> Result<bool> {
+        match self.status(&k.item_hash)? {
+            Some(status) if status.is_live() || status == MessageStatus::Forgotten => {
+                return Ok(false);
+            }
+            _ => {}
+        }
+        let seq = self.next_seq()?;
+        self.exec(
+            "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
+                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (item_hash) DO NOTHING",
+            params![
+                k.item_hash,
+                k.message_type,
+                k.chain,
+                k.sender,
+                k.signature,
+                k.item_type,
+                k.time,
+                k.channel,
+                k.owner,
+                k.payment_type,
+                k.size as i64,
+                Value::from(k.forgotten_by.clone()).to_string(),
+                k.forgotten_at,
+                k.reception_time,
+                seq,
+            ],
+        )?;
+        self.set_status(&k.item_hash, MessageStatus::Forgotten, k.reception_time)?;
+        Ok(true)
     }
 
     fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()> {

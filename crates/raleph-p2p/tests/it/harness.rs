@@ -128,6 +128,7 @@ fn answer(request: RalephRequest) -> RalephResponse {
         RalephRequest::SyncMessages { after, limit } => RalephResponse::Sync(SyncResponse {
             epoch: "epoch-1".to_string(),
             messages: vec![format!(r#"{{"after":{after},"limit":{limit}}}"#)],
+            forgotten: Vec::new(),
             next: after + 1,
             more: false,
         }),

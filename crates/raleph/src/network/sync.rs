@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use raleph_db::MessageRecord;
+use raleph_db::{ForgottenRecord, MessageRecord};
 use raleph_message::{Envelope, time_value};
 use raleph_p2p::{PeerId, RalephRequest, RalephResponse, SyncResponse};
 use raleph_pipeline::SubmitError;
@@ -67,27 +67,103 @@ fn sync_answer(
     limit: usize,
     max_bytes: usize,
 ) -> SyncResponse {
-    let total = page.messages.len();
-    let mut messages = Vec::with_capacity(total);
-    let mut next = after;
-    let mut bytes = 0;
-    for (seq, record) in page.messages {
-        let json = envelope_json(&record);
-        // Always at least one message, so a page can never stall on one large message.
-        if !messages.is_empty() && bytes + json.len() > max_bytes {
+    // The two logs share one numbering: merge them in sequence order.
+    let mut entries: Vec<(u64, Entry)> = page
+        .messages
+        .into_iter()
+        .map(|(seq, m)| (seq, Entry::Message(envelope_json(&m))))
+        .chain(
+            page.forgotten
+                .into_iter()
+                .map(|(seq, f)| (seq, Entry::Forgotten(skeleton_json(&f)))),
+        )
+        .collect();
+    entries.sort_by_key(|(seq, _)| *seq);
+    let total = entries.len();
+    let (mut messages, mut forgotten) = (Vec::new(), Vec::new());
+    let (mut next, mut bytes, mut taken) = (after, 0, 0);
+    for (seq, entry) in entries {
+        let len = match &entry {
+            Entry::Message(json) | Entry::Forgotten(json) => json.len(),
+        };
+        // Always at least one entry, so a page can never stall on one large message.
+        if taken > 0 && bytes + len > max_bytes {
             break;
         }
-        bytes += json.len();
-        messages.push(json);
+        bytes += len;
+        taken += 1;
+        match entry {
+            Entry::Message(json) => messages.push(json),
+            Entry::Forgotten(json) => forgotten.push(json),
+        }
         next = seq;
     }
-    let more = messages.len() < total || total == limit;
+    let more = taken < total || total == limit;
     SyncResponse {
         epoch: page.epoch,
         messages,
+        forgotten,
         next,
         more,
     }
+}
+
+enum Entry {
+    Message(String),
+    Forgotten(String),
+}
+
+/// What is kept of a forgotten message, as JSON: the signed fields (chain, sender, type,
+/// item hash, time, signature) and the FORGETs that removed it.
+fn skeleton_json(f: &ForgottenRecord) -> String {
+    serde_json::json!({
+        "item_hash": f.item_hash,
+        "type": f.message_type,
+        "chain": f.chain,
+        "sender": f.sender,
+        "signature": f.signature,
+        "item_type": f.item_type,
+        "time": time_value(f.time),
+        "channel": f.channel,
+        "owner": f.owner,
+        "payment_type": f.payment_type,
+        "size": f.size,
+        "forgotten_by": f.forgotten_by,
+        "forgotten_at": f.forgotten_at,
+    })
+    .to_string()
+}
+
+fn parse_skeleton(json: &str) -> Option<ForgottenRecord> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    Some(ForgottenRecord {
+        item_hash: text("item_hash")?,
+        message_type: text("type")?,
+        chain: text("chain")?,
+        sender: text("sender")?,
+        signature: text("signature"),
+        item_type: text("item_type")?,
+        time: v.get("time")?.as_f64()?,
+        channel: text("channel"),
+        owner: text("owner")?,
+        payment_type: text("payment_type"),
+        size: v.get("size").and_then(Value::as_u64).unwrap_or(0),
+        forgotten_by: v
+            .get("forgotten_by")?
+            .as_array()?
+            .iter()
+            .filter_map(|h| h.as_str().map(str::to_owned))
+            .collect(),
+        forgotten_at: v.get("forgotten_at").and_then(Value::as_f64).unwrap_or(0.0),
+        reception_time: unix_now(),
+    })
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A stored message as the envelope its sender signed: compact JSON with sorted keys.
@@ -205,6 +281,8 @@ async fn run(shared: Arc<Shared>, cursors: Arc<Cursors>, mut woken: mpsc::Receiv
 /// Pulls one peer's log until it has nothing more.
 async fn pull(shared: &Shared, cursors: &Cursors, peer: PeerId) -> anyhow::Result<()> {
     let mut cursor = cursors.get(&peer);
+    // Skeletons whose FORGET was not seen yet: it usually follows within a few entries.
+    let mut carried: Vec<ForgottenRecord> = Vec::new();
     loop {
         let request = RalephRequest::SyncMessages {
             after: cursor.after,
@@ -228,8 +306,11 @@ async fn pull(shared: &Shared, cursors: &Cursors, peer: PeerId) -> anyhow::Resul
                 continue;
             }
         }
-        let received = page.messages.len();
-        submit_all(shared, page.messages).await?;
+        let received = page.messages.len() + page.forgotten.len();
+        let envelopes = parse_all(page.messages);
+        carried.extend(page.forgotten.iter().filter_map(|j| parse_skeleton(j)));
+        carried = apply_forgotten(shared, carried, &envelopes).await?;
+        submit_all(shared, envelopes).await?;
         if page.next <= cursor.after && received > 0 {
             anyhow::bail!("the peer's cursor did not advance");
         }
@@ -244,18 +325,115 @@ async fn pull(shared: &Shared, cursors: &Cursors, peer: PeerId) -> anyhow::Resul
     }
 }
 
+fn parse_all(messages: Vec<String>) -> Vec<Envelope> {
+    messages
+        .into_iter()
+        .filter_map(|json| {
+            let envelope = serde_json::from_str::<Value>(&json)
+                .ok()
+                .and_then(|v| Envelope::from_json(&v).ok());
+            if envelope.is_none() {
+                tracing::debug!("sync: a peer sent an unreadable message");
+            }
+            envelope
+        })
+        .collect()
+}
+
+/// Most skeletons kept waiting for their FORGET across pages.
+const MAX_CARRIED: usize = 10_000;
+
+/// Records the skeletons that are proven: signed by their sender, and named by a FORGET from
+/// that same sender, signed too, found in this page or already on this node. A peer cannot
+/// make a node drop someone else's message this way. Returns the skeletons still unproven.
+async fn apply_forgotten(
+    shared: &Shared,
+    skeletons: Vec<ForgottenRecord>,
+    page: &[Envelope],
+) -> anyhow::Result<Vec<ForgottenRecord>> {
+    let mut unproven = Vec::new();
+    for skeleton in skeletons {
+        match proven(shared, &skeleton, page).await {
+            Some(true) => {
+                shared.pipeline.record_forgotten(skeleton).await?;
+            }
+            Some(false) => {
+                tracing::debug!(item_hash = %skeleton.item_hash, "sync: a forgotten-message record failed its checks");
+            }
+            None if unproven.len() < MAX_CARRIED => unproven.push(skeleton),
+            None => {}
+        }
+    }
+    Ok(unproven)
+}
+
+/// `Some(true)` proven, `Some(false)` disproven, `None` if its FORGET is not known yet.
+async fn proven(shared: &Shared, skeleton: &ForgottenRecord, page: &[Envelope]) -> Option<bool> {
+    let Ok(chain) = skeleton.chain.parse::<raleph_message::Chain>() else {
+        return Some(false);
+    };
+    let Some(signature) = skeleton.signature.as_deref() else {
+        return Some(false);
+    };
+    let fields = raleph_crypto::SignedFields {
+        chain,
+        sender: &skeleton.sender,
+        message_type: &skeleton.message_type,
+        item_hash: &skeleton.item_hash,
+        time: skeleton.time,
+    };
+    if raleph_crypto::verify(&fields, signature).is_err() {
+        return Some(false);
+    }
+    for forget_hash in &skeleton.forgotten_by {
+        let forget = match page.iter().find(|e| e.item_hash.as_str() == forget_hash) {
+            Some(envelope) => Some(envelope.clone()),
+            None => held_forget(shared, forget_hash).await,
+        };
+        let Some(forget) = forget else { continue };
+        if names(&forget, skeleton) && raleph_pipeline::verify_signature(&forget).is_ok() {
+            return Some(true);
+        }
+    }
+    None
+}
+
+/// Whether `forget` is a FORGET by the skeleton's own sender that names it.
+fn names(forget: &Envelope, skeleton: &ForgottenRecord) -> bool {
+    forget.message_type == raleph_message::MessageType::Forget
+        && forget.sender == skeleton.sender
+        && forget.item_content.as_deref().is_some_and(|content| {
+            serde_json::from_str::<Value>(content).is_ok_and(|v| {
+                v["hashes"]
+                    .as_array()
+                    .is_some_and(|h| h.iter().any(|h| h == skeleton.item_hash.as_str()))
+            })
+        })
+}
+
+/// A FORGET this node holds but could not process: waiting in its pending queue, or rejected.
+async fn held_forget(shared: &Shared, item_hash: &str) -> Option<Envelope> {
+    let reader = shared.reader.clone();
+    let hash = item_hash.to_owned();
+    let found = tokio::task::spawn_blocking(move || -> Option<Value> {
+        if let Ok(copies) = reader.pending_copies(&hash)
+            && let Some(copy) = copies.into_iter().next()
+        {
+            return Some(copy.message);
+        }
+        reader.rejection(&hash).ok().flatten().map(|r| r.message)
+    })
+    .await
+    .ok()??;
+    Envelope::from_json(&found).ok()
+}
+
 /// Submits a page's messages side by side; fails if any could not be recorded (the page is
 /// then asked for again later). Invalid messages are simply rejected, as from any client.
-async fn submit_all(shared: &Shared, messages: Vec<String>) -> anyhow::Result<()> {
-    let submissions = messages.into_iter().filter_map(|json| {
-        let envelope = serde_json::from_str::<Value>(&json)
-            .ok()
-            .and_then(|v| Envelope::from_json(&v).ok());
-        if envelope.is_none() {
-            tracing::debug!("sync: a peer sent an unreadable message");
-        }
-        envelope.map(|e| shared.pipeline.submit(e, "sync"))
-    });
+async fn submit_all(shared: &Shared, envelopes: Vec<Envelope>) -> anyhow::Result<()> {
+    let submissions = envelopes
+        .into_iter()
+        .map(|e| shared.pipeline.submit(e, "sync"));
     for outcome in futures::future::join_all(submissions).await {
         match outcome {
             Ok(_) => {}
@@ -290,6 +468,53 @@ mod tests {
         }
     }
 
+    fn forget_by(signer: &raleph_crypto::EthSigner, hashes: &[&str]) -> Envelope {
+        let mut content = Map::new();
+        content.insert("hashes".into(), serde_json::json!(hashes));
+        let json = raleph_sdk::signed_message(
+            signer,
+            raleph_message::MessageType::Forget,
+            content,
+            Some("T"),
+            1.0,
+        );
+        Envelope::from_json(&json).expect("envelope")
+    }
+
+    #[test]
+    fn only_the_senders_own_forget_proves_a_skeleton() {
+        let owner = raleph_crypto::EthSigner::new_random();
+        let stranger = raleph_crypto::EthSigner::new_random();
+        let skeleton = ForgottenRecord {
+            item_hash: "ab".repeat(32),
+            message_type: "POST".into(),
+            chain: "ETH".into(),
+            sender: owner.address(),
+            signature: None,
+            item_type: "inline".into(),
+            time: 1.0,
+            channel: None,
+            owner: owner.address(),
+            payment_type: None,
+            size: 1,
+            forgotten_by: vec![],
+            forgotten_at: 2.0,
+            reception_time: 2.0,
+        };
+        let target = skeleton.item_hash.as_str();
+        assert!(names(&forget_by(&owner, &[target]), &skeleton));
+        assert!(!names(&forget_by(&stranger, &[target]), &skeleton));
+        assert!(!names(
+            &forget_by(&owner, &["cd".repeat(32).as_str()]),
+            &skeleton
+        ));
+        // A skeleton survives a round trip through its JSON.
+        let back = parse_skeleton(&skeleton_json(&skeleton)).expect("parse");
+        assert_eq!(back.item_hash, skeleton.item_hash);
+        assert_eq!(back.sender, skeleton.sender);
+        assert!(parse_skeleton("{}").is_none());
+    }
+
     #[test]
     fn envelope_json_is_sorted_and_complete() {
         assert_eq!(
@@ -305,6 +530,7 @@ mod tests {
             messages: (1..=n)
                 .map(|i| (i * 10, record(&format!("h{i}"))))
                 .collect(),
+            forgotten: Vec::new(),
         };
         let one = envelope_json(&record("h1")).len();
         let answer = sync_answer(page(5), 0, 5, one * 2);
