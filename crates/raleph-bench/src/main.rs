@@ -5,7 +5,9 @@
 //! - `ingest`: replay a corpus over keep-alive HTTP connections and wait until the node has
 //!   processed everything;
 //! - `query`: latency of each kind of query on one client, then throughput on K connections;
-//! - `run-all`: start a node on a loopback port and do all of the above.
+//! - `run-all`: start a node on a loopback port and do all of the above;
+//! - `propagation`: three nodes on loopback, messages posted to A at a fixed rate, latency
+//!   until C (and B) processed them.
 //!
 //! Every run is bounded in count and time, and only sends to loopback addresses.
 
@@ -17,9 +19,11 @@ mod corpus;
 mod http;
 mod ingest;
 mod procfs;
+mod propagation;
 mod query;
 mod runall;
 mod stats;
+mod ws;
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +49,9 @@ enum Cmd {
     Query(query::QueryArgs),
     /// Start a node, ingest POST and AGGREGATE corpora and a large store, query it, stop.
     RunAll(runall::RunAllArgs),
+    /// Start three nodes (A–B–C) on loopback, post to A at fixed rates, measure how long
+    /// messages take to be processed on C and B; stop.
+    Propagation(propagation::PropagationArgs),
 }
 
 #[derive(clap::Args)]
@@ -112,6 +119,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Cmd::RunAll(args) => runall::run(args).await,
+            Cmd::Propagation(args) => propagation::run(args).await,
         }
     })
 }

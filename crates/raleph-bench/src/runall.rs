@@ -73,13 +73,20 @@ pub struct RunAllArgs {
 }
 
 /// A node started by this benchmark; stopped (SIGTERM, then SIGKILL) when dropped.
-struct Node {
+pub(crate) struct Node {
     child: Child,
-    url: String,
+    pub(crate) url: String,
+    /// The first `p2p listening on …` multiaddr (ends in `/p2p/<peer id>`), if printed.
+    pub(crate) p2p: Option<String>,
 }
 
 impl Node {
-    fn start(bin: &Path, data_dir: &Path, log: &Path, extra: &[String]) -> anyhow::Result<Self> {
+    pub(crate) fn start(
+        bin: &Path,
+        data_dir: &Path,
+        log: &Path,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         if !bin.is_file() {
             bail!(
                 "{}: no node binary (build it with `cargo build --release -p raleph`, or set RALEPH_BIN)",
@@ -102,13 +109,12 @@ impl Node {
         let (tx, rx) = mpsc::channel();
         let log = log.to_owned();
         std::thread::spawn(move || {
-            let mut tx = Some(tx);
             let mut out = std::fs::OpenOptions::new().append(true).open(&log).ok();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("api listening on ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(url.trim().to_owned());
+                if let Some(url) = line.strip_prefix("api listening on ") {
+                    let _ = tx.send((true, url.trim().to_owned()));
+                } else if let Some(addr) = line.strip_prefix("p2p listening on ") {
+                    let _ = tx.send((false, addr.trim().to_owned()));
                 }
                 if let Some(f) = out.as_mut() {
                     let _ = writeln!(f, "[stdout] {line}");
@@ -118,24 +124,38 @@ impl Node {
         let mut node = Node {
             child,
             url: String::new(),
+            p2p: None,
         };
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => node.url = url,
-            Err(_) => {
-                let status = node.child.try_wait().ok().flatten();
-                bail!(
-                    "the node did not print `api listening on …` within 60 s (exit status {status:?}); see its log"
-                );
+        // The node prints its API URL, then its p2p addresses at once.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while node.url.is_empty() || node.p2p.is_none() {
+            let wait = if node.url.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::from_secs(2)
+            };
+            match rx.recv_timeout(wait) {
+                Ok((true, url)) => node.url = url,
+                Ok((false, addr)) => {
+                    node.p2p.get_or_insert(addr);
+                }
+                Err(_) if !node.url.is_empty() => break,
+                Err(_) => {
+                    let status = node.child.try_wait().ok().flatten();
+                    bail!(
+                        "the node did not print `api listening on …` within 60 s (exit status {status:?}); see its log"
+                    );
+                }
             }
         }
         Ok(node)
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if self.child.try_wait().ok().flatten().is_some() {
             return;
         }
