@@ -211,6 +211,13 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         println!("p2p listening on {addr}");
     }
     std::io::stdout().flush().ok();
+    // Replies and websocket pushes go out at once, not after Nagle's delay (up to ~40 ms for a
+    // websocket client that never writes).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("could not set TCP_NODELAY on an API connection: {e}");
+        }
+    });
     axum::serve(listener, raleph_api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

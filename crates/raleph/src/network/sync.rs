@@ -430,7 +430,21 @@ async fn held_forget(shared: &Shared, item_hash: &str) -> Option<Envelope> {
 
 /// Submits a page's messages side by side; fails if any could not be recorded (the page is
 /// then asked for again later). Invalid messages are simply rejected, as from any client.
+/// Messages the node already holds or has queued (most of them, when gossip works) are left
+/// out first: a status lookup costs far less than the signature check a submission starts with.
 async fn submit_all(shared: &Shared, envelopes: Vec<Envelope>) -> anyhow::Result<()> {
+    let reader = shared.reader.clone();
+    let envelopes = tokio::task::spawn_blocking(move || {
+        envelopes
+            .into_iter()
+            .filter(|e| {
+                let known = reader.status(e.item_hash.as_str());
+                // A rejected copy may be retried by a valid one; a lookup error decides nothing.
+                !matches!(known, Ok(Some(s)) if s.status != raleph_db::MessageStatus::Rejected)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
     let submissions = envelopes
         .into_iter()
         .map(|e| shared.pipeline.submit(e, "sync"));
