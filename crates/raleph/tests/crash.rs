@@ -16,11 +16,50 @@ const MESSAGES: usize = 2000;
 /// Messages per sender task; each task sends its slice in order.
 const PER_SENDER: usize = MESSAGES / 8;
 
+/// Files uploaded before the ingest, pinned by the STORE messages of the mix.
+const FILES: usize = 20;
+
+fn file_bytes(i: usize) -> Vec<u8> {
+    format!("crash test file {i}\n")
+        .repeat(100 + i)
+        .into_bytes()
+}
+
+async fn upload_files(node: &RunningNode) -> Vec<String> {
+    let mut hashes = Vec::new();
+    for i in 0..FILES {
+        let part = reqwest::multipart::Part::bytes(file_bytes(i)).file_name("f");
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/api/v0/storage/add_file", node.url))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+            .json()
+            .await
+            .expect("json");
+        hashes.push(answer["hash"].as_str().expect("hash").to_owned());
+    }
+    hashes
+}
+
 /// Message `n`: mostly posts; every 7th an amend of the post six before it (same sender task,
-/// so the original is acknowledged first); every 5th an aggregate update on one of three keys.
-fn messages(signer: &EthSigner) -> Vec<Value> {
+/// so the original is acknowledged first); every 5th an aggregate update on one of three keys;
+/// every 50th a STORE of one of the uploaded files.
+fn messages(signer: &EthSigner, files: &[String]) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::with_capacity(MESSAGES);
     for n in 0..MESSAGES {
+        if n % 50 == 25 {
+            let file = &files[(n / 50) % files.len()];
+            out.push(raleph_sdk::store_message(
+                signer,
+                file,
+                Some("CRASH"),
+                now(),
+            ));
+            continue;
+        }
         let mut content = Map::new();
         let message_type = if n % 5 == 4 {
             content.insert("key".into(), format!("k{}", n % 3).into());
@@ -75,7 +114,18 @@ async fn derived_state(client: &raleph_sdk::Client, address: &str) -> Value {
         .get(&format!("/api/v0/aggregates/{address}.json"))
         .await
         .expect("aggregates");
-    json!({ "posts": posts, "aggregates": aggregates["data"] })
+    let files = client
+        .get(&format!("/api/v0/addresses/{address}/files?pagination=0"))
+        .await
+        .expect("files");
+    let mut pins: Vec<Value> = files["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| json!([f["file_hash"], f["item_hash"], f["size"]]))
+        .collect();
+    pins.sort_by_key(|p| p.to_string());
+    json!({ "posts": posts, "aggregates": aggregates["data"], "pins": pins })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -84,7 +134,8 @@ async fn acknowledged_messages_survive_kill_9() {
     let node = RunningNode::start(dir.path());
     let client = Arc::new(raleph_sdk::Client::new(&node.url));
     let signer = EthSigner::new_random();
-    let messages = messages(&signer);
+    let files = upload_files(&node).await;
+    let messages = messages(&signer, &files);
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
 
     // Eight concurrent senders; the node is killed while they are still sending.
@@ -173,6 +224,7 @@ async fn acknowledged_messages_survive_kill_9() {
     let replay_dir = tempfile::tempdir().expect("tempdir");
     let replay = RunningNode::start(replay_dir.path());
     let replay_client = raleph_sdk::Client::new(&replay.url);
+    assert_eq!(upload_files(&replay).await, files);
     for m in messages
         .iter()
         .filter(|m| held.contains(m["item_hash"].as_str().unwrap_or("")))
@@ -186,7 +238,8 @@ async fn acknowledged_messages_survive_kill_9() {
         crashed["posts"].as_array().is_some_and(|p| !p.is_empty())
             && crashed["aggregates"]
                 .as_object()
-                .is_some_and(|a| !a.is_empty()),
+                .is_some_and(|a| !a.is_empty())
+            && crashed["pins"].as_array().is_some_and(|p| !p.is_empty()),
         "{crashed}"
     );
     assert_eq!(crashed, derived_state(&replay_client, &address).await);
