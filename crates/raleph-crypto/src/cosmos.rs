@@ -12,9 +12,9 @@
 use secp256k1::ecdsa::Signature;
 use secp256k1::{Message, PublicKey};
 
-use crate::util::{
-    b64_decode_lenient, bech32_encode, hash160, json_object, py_json_string, sha256,
-};
+use crate::util::{b64_decode_lenient, bech32_encode, hash160, json_object, sha256};
+use raleph_message::push_python_json_string;
+
 use crate::{SignedFields, VerifyError, verification_buffer};
 
 /// The sign document, byte for byte as the reference serialises it.
@@ -24,9 +24,9 @@ pub(crate) fn sign_document(f: &SignedFields) -> String {
     s.push_str(
         r#"{"account_number":"0","chain_id":"signed-message-v1","fee":{"amount":[],"gas":"0"},"memo":"","msgs":[{"type":"signutil/MsgSignText","value":{"message":"#,
     );
-    py_json_string(&buffer, &mut s);
+    push_python_json_string(&mut s, &buffer);
     s.push_str(r#","signer":"#);
-    py_json_string(f.sender, &mut s);
+    push_python_json_string(&mut s, f.sender);
     s.push_str(r#"}}],"sequence":"0"}"#);
     s
 }

@@ -75,32 +75,6 @@ pub(crate) fn varint(n: usize) -> Vec<u8> {
     }
 }
 
-/// A JSON string literal exactly as Python's `json.dumps` writes it with the
-/// default `ensure_ascii=True`: everything outside printable ASCII is escaped as
-/// `\uXXXX` (UTF-16 surrogate pairs above the BMP).
-pub(crate) fn py_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
 /// Python's `repr(bytes)`: `b'...'` (or `b"..."` when the bytes hold a single
 /// quote and no double quote). Legacy NULS signs this text, not the raw bytes.
 pub(crate) fn py_bytes_repr(b: &[u8]) -> String {
@@ -231,13 +205,6 @@ mod tests {
     fn python_bytes_repr() {
         assert_eq!(py_bytes_repr(b"a\nb\x18'"), r#"b"a\nb\x18'""#);
         assert_eq!(py_bytes_repr(b"'\"\\\xff"), r#"b'\'"\\\xff'"#);
-    }
-
-    #[test]
-    fn python_json_string() {
-        let mut s = String::new();
-        py_json_string("é\n\u{1F600}\u{7f}\"", &mut s);
-        assert_eq!(s, r#""\u00e9\n\ud83d\ude00\u007f\"""#);
     }
 
     #[test]

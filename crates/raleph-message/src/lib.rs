@@ -10,8 +10,10 @@ pub mod content;
 mod envelope;
 mod item_hash;
 pub mod limits;
+mod python_json;
 
 pub use chain::{Chain, SignatureScheme, UnknownChain};
 pub use content::{Content, ContentError, TypedContent};
 pub use envelope::{Envelope, EnvelopeError, ItemType, MessageType, sha256_hex, time_value};
 pub use item_hash::{ItemHash, ItemHashKind};
+pub use python_json::push_python_json_string;

@@ -7,6 +7,7 @@
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
+use raleph_message::push_python_json_string;
 use serde::Deserialize;
 
 /// The `peer_type` of an announcement.
@@ -38,34 +39,6 @@ pub fn alive_payload(address: &str, peer_type: PeerType, version: &str) -> Vec<u
     push_python_json_string(&mut out, version);
     out.push('}');
     out.into_bytes()
-}
-
-/// Writes `s` as a JSON string the way Python's `json.dumps(ensure_ascii=True)` does: every
-/// character outside printable ASCII becomes `\uXXXX` (lowercase hex, surrogate pairs above
-/// U+FFFF), except the five short escapes.
-fn push_python_json_string(out: &mut String, s: &str) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    // Writing to a String cannot fail.
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
 }
 
 /// What a received announcement says, once parsed.

@@ -7,7 +7,7 @@
 //! and re-dialing, per-peer flood limits, and the `/raleph/1` request-response protocol. What it
 //! deliberately does not own: deciding whether a message is valid, storing anything, or
 //! answering sync and file requests; the node does that through [`NetworkHandle`] and
-//! [`NetworkEvent`]. It depends on no other raleph crate.
+//! [`NetworkEvent`]. Of the other raleph crates it uses only `raleph-message` (pure).
 //!
 //! Start reading at [`Network::start`] (`network.rs`), then the swarm task (`task.rs`, with
 //! `task/requests.rs`, `task/discovery.rs` and `task/commands.rs`). The wire types of
