@@ -79,6 +79,13 @@ fn hash(message: &Value) -> String {
     message["item_hash"].as_str().expect("item_hash").to_owned()
 }
 
+/// A file's bytes as a node serves them.
+async fn raw_file(node: &Node, sha256: &str) -> Vec<u8> {
+    let url = format!("{}/api/v0/storage/raw/{sha256}", node.node.url);
+    let response = reqwest::get(url).await.expect("raw");
+    response.bytes().await.expect("bytes").to_vec()
+}
+
 async fn submit(node: &Node, message: &Value) {
     let (status, body) = node.client.submit(message, false).await.expect("submit");
     assert!(matches!(status, 200 | 202), "{status} {body}");
@@ -394,13 +401,8 @@ async fn a_stored_file_is_fetched_from_a_peer() {
         wait_status(&c, &hash(&store), "processed").await,
         "C fetched the file"
     );
-    let raw = reqwest::get(format!("{}/api/v0/storage/raw/{sha256}", c.node.url))
-        .await
-        .expect("raw")
-        .bytes()
-        .await
-        .expect("bytes");
-    assert!(raw.as_ref() == bytes.as_slice(), "C serves the same bytes");
+    let raw = raw_file(&c, &sha256).await;
+    assert!(raw == bytes, "C serves the same bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -430,11 +432,6 @@ async fn a_file_is_fetched_over_http_as_from_a_reference_node() {
         wait_status(&c, &hash(&store), "processed").await,
         "C fetched the file from A's API"
     );
-    let raw = reqwest::get(format!("{}/api/v0/storage/raw/{sha256}", c.node.url))
-        .await
-        .expect("raw")
-        .bytes()
-        .await
-        .expect("bytes");
-    assert!(raw.as_ref() == bytes.as_slice());
+    let raw = raw_file(&c, &sha256).await;
+    assert!(raw == bytes);
 }

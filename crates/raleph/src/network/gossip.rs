@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use raleph_message::Envelope;
 use raleph_p2p::{MessageId, PeerId, PublishError, Validation};
-use raleph_pipeline::{SubmitError, SubmitOutcome};
+use raleph_pipeline::SubmitOutcome;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -46,7 +46,6 @@ async fn verdict(shared: &Shared, data: &[u8]) -> Validation {
         Ok(_) => Validation::Accept,
         // Not the message's fault: do not forward it, do not blame the peer; it comes back
         // through sync.
-        Err(SubmitError::Busy | SubmitError::Stopped | SubmitError::Store(_)) => Validation::Ignore,
         Err(_) => Validation::Ignore,
     }
 }

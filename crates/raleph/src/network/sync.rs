@@ -19,7 +19,6 @@ use std::time::Duration;
 use raleph_db::{ForgottenRecord, MessageRecord};
 use raleph_message::{Envelope, time_value};
 use raleph_p2p::{PeerId, RalephRequest, RalephResponse, SyncResponse};
-use raleph_pipeline::SubmitError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -451,9 +450,6 @@ async fn submit_all(shared: &Shared, envelopes: Vec<Envelope>) -> anyhow::Result
     for outcome in futures::future::join_all(submissions).await {
         match outcome {
             Ok(_) => {}
-            Err(e @ (SubmitError::Busy | SubmitError::Stopped | SubmitError::Store(_))) => {
-                anyhow::bail!("recording synced messages failed: {e}")
-            }
             Err(e) => anyhow::bail!("recording synced messages failed: {e}"),
         }
     }
