@@ -4,6 +4,7 @@
 mod checkpoint;
 mod read;
 mod schema;
+mod wal_batch;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,16 @@ pub fn open(path: &Path, durability: Durability) -> Result<(SqliteWriter, Sqlite
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::Backend(Box::new(e)))?;
     }
-    let mut conn = Connection::open(path).map_err(backend)?;
+    let mut conn = match durability {
+        // The log is written once per commit, at its sync (see `wal_batch`). Without a sync
+        // per commit the buffered frames could stay unwritten while readers expect them.
+        Durability::Full => {
+            wal_batch::register().map_err(|e| StoreError::Backend(e.into()))?;
+            Connection::open_with_flags_and_vfs(path, OpenFlags::default(), wal_batch::NAME)
+        }
+        Durability::Normal => Connection::open(path),
+    }
+    .map_err(backend)?;
     configure(&conn)?;
     let synchronous = match durability {
         Durability::Full => "FULL",

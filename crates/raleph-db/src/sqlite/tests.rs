@@ -172,3 +172,16 @@ fn readers_reopen_after_new_statistics() -> Result<()> {
     assert_ne!(r.pool.with(cache_size)?, -1234, "a new connection");
     Ok(())
 }
+
+#[test]
+fn durable_store_writes_through_the_batching_log() -> Result<()> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("index.sqlite");
+    let (mut w, r) = open(&path, Durability::Full)?;
+    w.begin()?;
+    w.insert_aggregate_element(&element("h1", 1.0, json!({"a": 1})))?;
+    w.rebuild_aggregate("0xA", "profile")?;
+    w.commit()?;
+    assert_eq!(r.aggregates_of("0xA", &[])?.len(), 1);
+    Ok(())
+}
