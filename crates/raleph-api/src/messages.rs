@@ -59,7 +59,8 @@ pub(crate) async fn publish(
         .network
         .as_ref()
         .map(|network| (network, envelope.to_gossip_json()));
-    let outcome = submit_envelope(state, envelope).await?;
+    // Without `sync` the answer comes once the message is durable, before it is processed.
+    let outcome = submit_envelope(state, envelope, !sync).await?;
     // Accepted submissions go to peers, as the reference gossips what its API accepts.
     if let Some((network, json)) = gossip
         && !matches!(
@@ -99,15 +100,20 @@ pub(crate) async fn publish(
     })
 }
 
-async fn submit_envelope(state: &AppState, envelope: Envelope) -> ApiResult<SubmitOutcome> {
-    state
-        .pipeline
-        .submit(envelope, "api")
-        .await
-        .map_err(|e| match e {
-            SubmitError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            other => ApiError::internal(other),
-        })
+async fn submit_envelope(
+    state: &AppState,
+    envelope: Envelope,
+    answer_when_durable: bool,
+) -> ApiResult<SubmitOutcome> {
+    let outcome = if answer_when_durable {
+        state.pipeline.accept(envelope, "api").await
+    } else {
+        state.pipeline.submit(envelope, "api").await
+    };
+    outcome.map_err(|e| match e {
+        SubmitError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        other => ApiError::internal(other),
+    })
 }
 
 /// Submits a message without gossiping it (the caller publishes the bytes it was given).
@@ -115,7 +121,7 @@ pub(crate) async fn submit_only(
     state: &AppState,
     envelope: Envelope,
 ) -> ApiResult<(StatusCode, &'static str)> {
-    Ok(match submit_envelope(state, envelope).await? {
+    Ok(match submit_envelope(state, envelope, true).await? {
         SubmitOutcome::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
         SubmitOutcome::Known(status) => known(status),
         SubmitOutcome::Queued => (StatusCode::ACCEPTED, "pending"),

@@ -144,6 +144,11 @@ pub trait WriteStore: Send {
     /// is refused if it ever arrives. Does nothing, and returns false, when the store holds the
     /// message or already knows it forgotten.
     fn record_forgotten(&mut self, skeleton: &ForgottenRecord) -> Result<bool>;
+
+    /// The number of the last intake-journal record whose effects this store holds (0 when
+    /// none): set in the same transaction as those effects, read at start to replay the rest.
+    fn journal_position(&mut self) -> Result<u64>;
+    fn set_journal_position(&mut self, position: u64) -> Result<()>;
 }
 
 /// The read side, for the API. Implementations are cheap to share across threads.

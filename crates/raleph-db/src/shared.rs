@@ -115,6 +115,14 @@ pub(crate) fn sync_page(
     }
 }
 
+/// The journal position kept in `node_meta` (absent before the first journaled message).
+pub(crate) fn parse_position(value: Option<String>) -> Result<u64> {
+    value.map_or(Ok(0), |v| {
+        v.parse()
+            .map_err(|_| StoreError::Corrupt(format!("journal position {v:?}")))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -212,6 +212,7 @@ conformance!(
     transactions_and_savepoints,
     reopen_keeps_data,
     sync_log_order_and_epoch,
+    journal_position_commits_with_its_transaction,
     tags_lists_and_totals,
     tags_follow_forget_and_time,
     tags_against_a_model,
@@ -1299,6 +1300,31 @@ fn aggregate_listing(s: &mut Store) -> Result<()> {
     let profile = &s.r.aggregates_of("0xA", &strings(&["profile"]))?[0];
     assert_eq!(profile.content, r#"{"n":1,"m":4}"#);
     assert_eq!((profile.created, profile.last_updated), (1.0, 7.0));
+    Ok(())
+}
+
+fn journal_position_commits_with_its_transaction(s: &mut Store) -> Result<()> {
+    assert_eq!(s.w.journal_position()?, 0, "none before the first record");
+    s.w.begin()?;
+    s.w.set_journal_position(41)?;
+    s.w.rollback()?;
+    assert_eq!(
+        s.w.journal_position()?,
+        0,
+        "rolled back with its transaction"
+    );
+    let m = message("journaled", "POST", "0xA", 1.0);
+    s.w.begin()?;
+    s.w.insert_message(&m)?;
+    s.w.set_status(&m.item_hash, MessageStatus::Processed, m.reception_time)?;
+    s.w.set_journal_position(42)?;
+    s.w.commit()?;
+    s.reopen();
+    assert_eq!(s.w.journal_position()?, 42);
+    s.w.begin()?;
+    s.w.set_journal_position(u64::MAX - 1)?;
+    s.w.commit()?;
+    assert_eq!(s.w.journal_position()?, u64::MAX - 1);
     Ok(())
 }
 

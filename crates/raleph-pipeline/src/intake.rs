@@ -1,24 +1,35 @@
 //! The handle through which the API (and later peers and chains) submit messages.
 
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use raleph_db::{ErrorCode, Failure, FileRecord, MessageStatus};
 use raleph_message::Envelope;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::Event;
+use crate::journal::Journal;
 
 pub(crate) struct Submission {
     pub envelope: Envelope,
     pub origin: &'static str,
-    /// The signature check, done before the submission reached the writer.
+    /// The signature check, done before the submission reached the journal.
     pub verdict: Result<(), Failure>,
-    pub reply: oneshot::Sender<Result<SubmitOutcome, SubmitError>>,
+    /// Whoever still waits for an answer. `accept` callers are answered by the acceptor
+    /// thread once the submission is durable; `submit` callers by the writer once processed.
+    pub reply: Option<oneshot::Sender<Result<SubmitOutcome, SubmitError>>>,
+    pub answer_when_durable: bool,
+    /// When the node received it; journaled with it, so a replay keeps it.
+    pub received: f64,
+    /// Its intake-journal record number, once journaled (bad signatures are not journaled).
+    pub journal_number: Option<u64>,
 }
 
 /// What the writer thread is asked to do.
 pub(crate) enum Command {
-    Submit(Box<Submission>),
+    /// Submissions in journal order, durable if they passed the signature check.
+    Journaled(Vec<Submission>),
     StoreFile {
         upload: Box<dyn PendingUpload>,
         /// Keep the file for the grace period even with no pin (an unclaimed upload).
@@ -44,7 +55,7 @@ pub trait PendingUpload: Send + 'static {
 /// What became of a submission once it was durably recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubmitOutcome {
-    /// In the pending queue: it will be processed.
+    /// Durably accepted, not processed yet: in the intake journal or the pending queue.
     Queued,
     /// The node already holds this item hash with a final status.
     Known(MessageStatus),
@@ -66,18 +77,41 @@ pub enum SubmitError {
 /// A cloneable handle to the running pipeline.
 #[derive(Clone)]
 pub struct PipelineHandle {
+    /// To the acceptor thread, which journals submissions.
+    pub(crate) intake: SyncSender<Submission>,
+    /// To the writer thread.
     pub(crate) commands: SyncSender<Command>,
     pub(crate) events: broadcast::Sender<Event>,
 }
 
 impl PipelineHandle {
-    /// Verifies the signature (on a blocking thread) and records the message durably.
-    /// Returns once the outcome is on disk. Cancel-safe: a dropped future may still have
-    /// queued the message, which is then processed as usual.
+    /// Verifies the signature (on a blocking thread), records the message durably and
+    /// returns once it is processed (or queued for a retry, or refused). Cancel-safe: a
+    /// dropped future may still have journaled the message, which is then processed as usual.
     pub async fn submit(
         &self,
         envelope: Envelope,
         origin: &'static str,
+    ) -> Result<SubmitOutcome, SubmitError> {
+        self.enter(envelope, origin, false).await
+    }
+
+    /// Like [`submit`](Self::submit), but returns as soon as the message is durable in the
+    /// intake journal (`Queued`), or refused for its signature (`Rejected`): the writer
+    /// applies it shortly after, in a larger transaction.
+    pub async fn accept(
+        &self,
+        envelope: Envelope,
+        origin: &'static str,
+    ) -> Result<SubmitOutcome, SubmitError> {
+        self.enter(envelope, origin, true).await
+    }
+
+    async fn enter(
+        &self,
+        envelope: Envelope,
+        origin: &'static str,
+        answer_when_durable: bool,
     ) -> Result<SubmitOutcome, SubmitError> {
         let (envelope, verdict) = tokio::task::spawn_blocking(move || {
             let verdict = verify_signature(&envelope);
@@ -86,12 +120,19 @@ impl PipelineHandle {
         .await
         .map_err(|_| SubmitError::Stopped)?;
         let (reply, outcome) = oneshot::channel();
-        self.send(Command::Submit(Box::new(Submission {
+        let submission = Submission {
             envelope,
             origin,
             verdict,
-            reply,
-        })))?;
+            reply: Some(reply),
+            answer_when_durable,
+            received: 0.0,
+            journal_number: None,
+        };
+        self.intake.try_send(submission).map_err(|e| match e {
+            TrySendError::Full(_) => SubmitError::Busy,
+            TrySendError::Disconnected(_) => SubmitError::Stopped,
+        })?;
         outcome.await.map_err(|_| SubmitError::Stopped)?
     }
 
@@ -162,4 +203,66 @@ pub fn verify_signature(envelope: &Envelope) -> Result<(), Failure> {
     };
     raleph_crypto::verify(&fields, signature)
         .map_err(|e| Failure::new(ErrorCode::InvalidSignature, e.to_string()))
+}
+
+/// The acceptor thread: journals submissions in groups (one append and sync per group),
+/// answers `accept` callers, and hands each group to the writer in journal order. The writer
+/// channel is bounded: when the writer falls behind, this thread waits, the intake queue
+/// fills, and new submissions are refused as busy.
+pub(crate) fn run_acceptor(
+    mut journal: Journal,
+    inbox: Receiver<Submission>,
+    writer: SyncSender<Command>,
+    applied: Arc<AtomicU64>,
+    group_limit: usize,
+) {
+    while let Ok(first) = inbox.recv() {
+        let mut group = vec![first];
+        while group.len() < group_limit {
+            match inbox.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let received = crate::now();
+        for submission in &mut group {
+            submission.received = received;
+        }
+        let verified = group.iter().filter(|s| s.verdict.is_ok());
+        match journal.append(verified.map(|s| (&s.envelope, s.origin, s.received))) {
+            Ok(mut number) => {
+                for submission in group.iter_mut().filter(|s| s.verdict.is_ok()) {
+                    submission.journal_number = Some(number);
+                    number += 1;
+                }
+            }
+            Err(e) => {
+                tracing::error!("writing the intake journal failed: {e}");
+                for submission in group {
+                    if let Some(reply) = submission.reply {
+                        let _ = reply.send(Err(SubmitError::Store(format!(
+                            "writing the intake journal failed: {e}"
+                        ))));
+                    }
+                }
+                continue;
+            }
+        }
+        for submission in group.iter_mut().filter(|s| s.answer_when_durable) {
+            if let Some(reply) = submission.reply.take() {
+                let outcome = match &submission.verdict {
+                    Ok(()) => SubmitOutcome::Queued,
+                    Err(failure) => SubmitOutcome::Rejected(failure.clone()),
+                };
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        if writer.send(Command::Journaled(group)).is_err() {
+            break;
+        }
+        if let Err(e) = journal.release(applied.load(Ordering::Acquire)) {
+            tracing::warn!("deleting applied intake-journal segments failed: {e}");
+        }
+    }
+    tracing::info!("pipeline acceptor stopped");
 }

@@ -1,11 +1,13 @@
-//! The processing pipeline: every message goes intake → durable pending queue → checks →
-//! application, and ends in exactly one status.
+//! The processing pipeline: every message goes intake → intake journal → index (checks,
+//! application) and ends in exactly one status.
 //!
-//! One writer thread owns the store's write side. It alternates between committing batches of
-//! intake (a message is acknowledged only once its pending row is durable: group commit) and
-//! processing batches of due pending messages (one transaction per batch, one savepoint per
-//! message). Processing results are announced on a broadcast channel, which the API uses for
-//! `sync` submissions and the websocket.
+//! An acceptor thread appends verified submissions to the intake journal in groups (one write
+//! and sync per group) and answers `accept` callers as soon as their message is durable. One
+//! writer thread owns the store's write side: it applies journaled submissions in batches
+//! (whatever gathered while the last batch committed, so busy periods make large
+//! transactions), and processes due pending messages (one transaction per batch, one
+//! savepoint per message). Processing results are announced on a broadcast channel, which the
+//! API uses for `sync` submissions and the websocket.
 //!
 //! The pipeline reaches the outside only through [`ContentSource`] and [`PaymentPolicy`], and
 //! the store traits of `raleph-db`; the binary chooses the implementations.
@@ -15,6 +17,7 @@
 mod authorize;
 mod handlers;
 mod intake;
+mod journal;
 mod writer;
 
 use std::sync::Arc;
@@ -64,8 +67,10 @@ impl PaymentPolicy for NoPayments {
 pub struct PipelineConfig {
     /// Submissions waiting for the writer before new ones are refused with "busy" (HTTP 503).
     pub intake_queue: usize,
-    /// Most submissions committed in one transaction.
+    /// Most submissions journaled with one append and sync.
     pub intake_batch: usize,
+    /// Most journaled submissions applied to the index in one transaction.
+    pub index_batch: usize,
     /// Most pending messages processed in one transaction.
     pub process_batch: usize,
     /// Retries of a retryable failure before the message is rejected.
@@ -76,6 +81,9 @@ pub struct PipelineConfig {
     /// Set from `storage.grace_period_secs`.
     #[serde(skip)]
     pub file_grace_period_secs: f64,
+    /// Sync the intake journal before acknowledging (the store's durability setting).
+    #[serde(skip)]
+    pub durable: bool,
 }
 
 impl Default for PipelineConfig {
@@ -83,10 +91,12 @@ impl Default for PipelineConfig {
         PipelineConfig {
             intake_queue: 10_000,
             intake_batch: 1_000,
+            index_batch: 5_000,
             process_batch: 500,
             max_retries: 10,
             max_backoff_secs: 300.0,
             file_grace_period_secs: 24.0 * 3600.0,
+            durable: true,
         }
     }
 }

@@ -76,7 +76,11 @@ struct Node {
 }
 
 fn node_with(config: PipelineConfig) -> Node {
-    let dir = tempfile::tempdir().expect("tempdir");
+    node_in(tempfile::tempdir().expect("tempdir"), config)
+}
+
+/// A pipeline over the store, files and journal in `dir` (reopened if they exist).
+fn node_in(dir: tempfile::TempDir, config: PipelineConfig) -> Node {
     let (writer, reader) =
         open(&dir.path().join("index.sqlite"), Durability::Normal).expect("open");
     let files = FileStore::open(dir.path().join("files")).expect("files");
@@ -85,6 +89,7 @@ fn node_with(config: PipelineConfig) -> Node {
         Arc::new(Files(files.clone())),
         Arc::new(NoPayments),
         config,
+        &dir.path().join("intake"),
     )
     .expect("spawn");
     Node {
@@ -638,5 +643,99 @@ async fn store_versions_and_volume_sizes() {
     assert_eq!(
         rejected_with(&run(&node, too_small).await),
         Some(ErrorCode::VmVolumeTooSmall)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_messages_are_journaled_then_applied_and_replayed_after_a_stop() {
+    let signer = EthSigner::new_random();
+    let a = signer.address();
+    let node = node();
+    // `accept` answers once durable; processing follows.
+    let first = post(&signer, &a, "blog", json!({"n": 1}), None, 10.0);
+    let hash = first.item_hash.to_string();
+    let mut events = node.handle.subscribe();
+    assert_eq!(
+        node.handle.accept(first, "test").await.expect("accept"),
+        SubmitOutcome::Queued
+    );
+    let event = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let event = events.recv().await.expect("events");
+            if event.item_hash() == hash {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("processed in time");
+    assert!(processed(&event), "{event:?}");
+    // A bad signature is refused at once, and never journaled.
+    let mut forged = post(&signer, &a, "blog", json!({"n": 2}), None, 11.0);
+    forged.signature = Some(format!("0x{}", "11".repeat(65)));
+    assert!(matches!(
+        node.handle.accept(forged, "test").await.expect("accept"),
+        SubmitOutcome::Rejected(_)
+    ));
+
+    // Submissions journaled by a node that stopped before applying them (as a kill would
+    // leave them) are applied when the pipeline starts again, in journal order.
+    let Node {
+        handle, _dir: dir, ..
+    } = node;
+    drop(handle);
+    let pending: Vec<Envelope> = (0..3)
+        .map(|n| {
+            post(
+                &signer,
+                &a,
+                "blog",
+                json!({"n": 10 + n}),
+                None,
+                20.0 + n as f64,
+            )
+        })
+        .collect();
+    {
+        let position = {
+            let (mut writer, _) =
+                open(&dir.path().join("index.sqlite"), Durability::Normal).expect("open");
+            raleph_db::WriteStore::journal_position(&mut writer).expect("position")
+        };
+        assert_eq!(position, 1, "the first message's record was applied");
+        // The stopped pipeline's writer thread may still hold the store: wait for its journal
+        // to be free by opening it only now, after the position read above.
+        let (mut journal, unapplied) =
+            journal::Journal::open(&dir.path().join("intake"), position, true).expect("journal");
+        assert!(unapplied.is_empty());
+        journal
+            .append(pending.iter().map(|e| (e, "api", 30.0)))
+            .expect("append");
+    }
+    let node = node_in(dir, PipelineConfig::default());
+    for envelope in &pending {
+        let hash = envelope.item_hash.as_str();
+        let applied = tokio::time::timeout(Duration::from_secs(10), async {
+            while status(&node, hash) != Some(MessageStatus::Processed) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(applied.is_ok(), "journaled message {hash} applied at start");
+        let stored = node.reader.message(hash).expect("message").expect("stored");
+        assert_eq!(
+            stored.reception_time, 30.0,
+            "reception time kept from the journal"
+        );
+    }
+    // Applied records are not replayed again.
+    let Node {
+        handle, _dir: dir, ..
+    } = node;
+    drop(handle);
+    let (mut writer, _) = open(&dir.path().join("index.sqlite"), Durability::Normal).expect("open");
+    assert_eq!(
+        raleph_db::WriteStore::journal_position(&mut writer).expect("position"),
+        4
     );
 }

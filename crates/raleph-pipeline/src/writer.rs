@@ -1,6 +1,8 @@
 //! The writer thread: the only owner of the store's write side.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
@@ -13,35 +15,64 @@ use rand::Rng;
 use tokio::sync::broadcast;
 
 use crate::handlers::{Applied, process_message};
-use crate::intake::{Command, PendingUpload, Submission, SubmitError, SubmitOutcome};
+use crate::intake::{Command, PendingUpload, Submission, SubmitError, SubmitOutcome, run_acceptor};
+use crate::journal::{Journal, Record, static_origin};
 use crate::{ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle, now};
 
 /// Longest the writer sleeps when nothing is due, so it notices a stopped node.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 
-/// Starts the writer thread. It stops when every handle is dropped.
+/// Submission groups waiting for the writer before the acceptor waits too.
+const WRITER_QUEUE: usize = 64;
+
+/// Starts the pipeline: the acceptor thread, which journals submissions in `journal_dir`, and
+/// the writer thread, which first applies what the journal holds beyond the store's position
+/// (submissions a stop interrupted). Both stop when every handle is dropped.
 pub fn spawn(
-    store: Box<dyn WriteStore>,
+    mut store: Box<dyn WriteStore>,
     content: Arc<dyn ContentSource>,
     payments: Arc<dyn PaymentPolicy>,
     config: PipelineConfig,
+    journal_dir: &Path,
 ) -> std::io::Result<(PipelineHandle, std::thread::JoinHandle<()>)> {
-    let (commands, inbox) = sync_channel(config.intake_queue.max(1));
+    let position = store
+        .journal_position()
+        .map_err(|e| std::io::Error::other(format!("reading the journal position: {e}")))?;
+    let (journal, unapplied) = Journal::open(journal_dir, position, config.durable)?;
+    if !unapplied.is_empty() {
+        tracing::info!(
+            count = unapplied.len(),
+            "replaying journaled submissions the last stop left unapplied"
+        );
+    }
+    let applied = Arc::new(AtomicU64::new(position));
+    let (intake, accepted) = sync_channel(config.intake_queue.max(1));
+    let (commands, inbox) = sync_channel(WRITER_QUEUE);
     let (events, _) = broadcast::channel(4096);
     let handle = PipelineHandle {
-        commands,
+        intake,
+        commands: commands.clone(),
         events: events.clone(),
     };
+    let group_limit = config.intake_batch.max(1);
+    let acceptor_applied = applied.clone();
+    std::thread::Builder::new()
+        .name("raleph-acceptor".into())
+        .spawn(move || run_acceptor(journal, accepted, commands, acceptor_applied, group_limit))?;
     let mut writer = Writer {
         store,
         content,
         payments,
         config,
         events,
+        applied,
     };
     let thread = std::thread::Builder::new()
         .name("raleph-writer".into())
-        .spawn(move || writer.run(inbox))?;
+        .spawn(move || {
+            writer.replay(unapplied);
+            writer.run(inbox)
+        })?;
     Ok((handle, thread))
 }
 
@@ -51,6 +82,9 @@ pub(crate) struct Writer {
     pub(crate) payments: Arc<dyn PaymentPolicy>,
     pub(crate) config: PipelineConfig,
     events: broadcast::Sender<Event>,
+    /// The last journal record applied and committed (read by the acceptor to delete
+    /// applied journal segments).
+    applied: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -63,15 +97,16 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             if let Some(first) = first {
+                // Whatever has gathered goes into one transaction, up to `index_batch`.
                 let mut submissions = Vec::new();
                 let mut others = Vec::new();
                 let mut next = Some(first);
                 while let Some(command) = next.take() {
                     match command {
-                        Command::Submit(s) => submissions.push(*s),
+                        Command::Journaled(group) => submissions.extend(group),
                         other => others.push(other),
                     }
-                    if submissions.len() + others.len() < self.config.intake_batch {
+                    if submissions.len() + others.len() < self.config.index_batch {
                         next = inbox.try_recv().ok();
                     }
                 }
@@ -86,6 +121,38 @@ impl Writer {
             self.process_due();
         }
         tracing::info!("pipeline writer stopped");
+    }
+
+    /// Applies journaled submissions that a stop left unapplied, in journal order.
+    fn replay(&mut self, records: Vec<Record>) {
+        let mut batch = Vec::new();
+        for record in records {
+            let envelope = serde_json::from_slice(&record.envelope_json)
+                .map_err(|e| e.to_string())
+                .and_then(|json| Envelope::from_json(&json).map_err(|e| e.to_string()));
+            match envelope {
+                Ok(envelope) => batch.push(Submission {
+                    envelope,
+                    origin: static_origin(&record.origin),
+                    // Only submissions whose signature held were journaled.
+                    verdict: Ok(()),
+                    reply: None,
+                    answer_when_durable: true,
+                    received: record.received,
+                    journal_number: Some(record.number),
+                }),
+                Err(e) => tracing::error!(
+                    number = record.number,
+                    "intake journal: an unreadable envelope is skipped: {e}"
+                ),
+            }
+            if batch.len() >= self.config.index_batch.max(1) {
+                self.commit_intake(std::mem::take(&mut batch));
+            }
+        }
+        if !batch.is_empty() {
+            self.commit_intake(batch);
+        }
     }
 
     fn time_until_due(&mut self) -> Duration {
@@ -103,7 +170,7 @@ impl Writer {
 
     fn run_command(&mut self, command: Command) {
         match command {
-            Command::Submit(s) => self.commit_intake(vec![*s]),
+            Command::Journaled(group) => self.commit_intake(group),
             Command::StoreFile {
                 upload,
                 grace,
@@ -197,36 +264,59 @@ impl Writer {
         Ok(deleted)
     }
 
-    /// Records a batch of submissions in one durable transaction, then answers each.
-    /// A new message is processed right there, in the same transaction: the common case costs
-    /// one commit and never touches the pending queue, and the reply tells its final status.
-    /// Only a message that has to wait (a retryable failure) is queued.
+    /// Applies a batch of submissions in one transaction, with the journal position they
+    /// reach, then answers whoever waits. A new message is processed right there: the common
+    /// case never touches the pending queue. Only a message that has to wait (a retryable
+    /// failure) is queued.
     fn commit_intake(&mut self, batch: Vec<Submission>) {
         let mut events = Vec::new();
+        let position = batch.iter().filter_map(|s| s.journal_number).max();
         let result = self.store.begin().and_then(|()| {
             let outcomes = batch
                 .iter()
                 .map(|s| self.record_submission(s, &mut events))
                 .collect::<raleph_db::Result<Vec<_>>>()?;
+            if let Some(position) = position {
+                self.store.set_journal_position(position)?;
+            }
             self.store.commit()?;
             Ok(outcomes)
         });
         match result {
             Ok(outcomes) => {
+                if let Some(position) = position {
+                    self.applied.fetch_max(position, Ordering::AcqRel);
+                }
                 for event in events {
                     let _ = self.events.send(event);
                 }
                 for (submission, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = submission.reply.send(Ok(outcome));
+                    if let Some(reply) = submission.reply {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+            }
+            Err(e) if batch.len() > 1 => {
+                // Apply them one by one, so one message that trips the store does not hold
+                // back the others (they are journaled and acknowledged already).
+                let _ = self.store.rollback();
+                tracing::warn!("applying a batch failed, retrying its messages one by one: {e}");
+                for submission in batch {
+                    self.commit_intake(vec![submission]);
                 }
             }
             Err(e) => {
                 let _ = self.store.rollback();
-                tracing::error!("failed to record submissions: {e}");
                 for submission in batch {
-                    let _ = submission
-                        .reply
-                        .send(Err(SubmitError::Store(e.to_string())));
+                    let item_hash = submission.envelope.item_hash.as_str();
+                    tracing::error!(
+                        %item_hash,
+                        journal = ?submission.journal_number,
+                        "failed to apply a submission: {e}"
+                    );
+                    if let Some(reply) = submission.reply {
+                        let _ = reply.send(Err(SubmitError::Store(e.to_string())));
+                    }
                 }
             }
         }
@@ -239,7 +329,7 @@ impl Writer {
     ) -> raleph_db::Result<SubmitOutcome> {
         let envelope = &s.envelope;
         let item_hash = envelope.item_hash.as_str();
-        let now = now();
+        let now = s.received;
         let status = self.store.status(item_hash)?;
         if let Err(failure) = &s.verdict {
             // A bad copy never overrides a message the node already holds or is processing.

@@ -158,24 +158,32 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     tracing::info!("{}", payments.describe());
     let pipeline_config = raleph_pipeline::PipelineConfig {
         file_grace_period_secs: config.storage.grace_period_secs,
+        durable: matches!(config.durability, Durability::Full),
         ..config.pipeline.clone()
     };
     let fetches = Arc::new(OnceLock::new());
-    let (pipeline, writer_thread) = raleph_pipeline::spawn(
-        writer,
-        Arc::new(LocalContent {
-            files: files.clone(),
-            fetches: fetches.clone(),
-        }),
-        payments,
-        pipeline_config,
-    )
+    let content = Arc::new(LocalContent {
+        files: files.clone(),
+        fetches: fetches.clone(),
+    });
+    let journal_dir = config.data_dir.join("intake");
+    // Starting reads the store (the journal position): off the async threads, as the
+    // PostgreSQL client blocks on a runtime of its own.
+    let (pipeline, writer_thread) = tokio::task::spawn_blocking(move || {
+        raleph_pipeline::spawn(writer, content, payments, pipeline_config, &journal_dir)
+    })
+    .await
+    .context("start pipeline")?
     .context("start pipeline")?;
     spawn_garbage_collector(
         pipeline.clone(),
         Duration::from_secs_f64(config.storage.gc_interval_secs.max(0.1)),
     );
-    let api_config: ApiConfig = config.api.clone();
+    let mut api_config: ApiConfig = config.api.clone();
+    if api_config.max_concurrent_reads == 0 && config.database_is_postgres() {
+        // A remote server is waited for, not computed on: as many reads as connections.
+        api_config.max_concurrent_reads = config.database_read_connections.max(1);
+    }
     let listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
         .with_context(|| format!("bind API address {}", config.api_addr))?;

@@ -229,7 +229,8 @@ async fn acknowledged_messages_survive_kill_9() {
         .iter()
         .filter(|m| held.contains(m["item_hash"].as_str().unwrap_or("")))
     {
-        let (status, body) = replay_client.submit(m, false).await.expect("replay");
+        // `sync`: each is processed before the next is sent, as an ordered replay needs.
+        let (status, body) = replay_client.submit(m, true).await.expect("replay");
         assert_eq!(status, 200, "{body}");
     }
     let address = signer.address();

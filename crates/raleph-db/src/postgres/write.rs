@@ -8,7 +8,9 @@ use ::postgres::types::{FromSqlOwned, ToSql};
 use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
-use crate::shared::{distinct_tags, merge_aggregate, parse_json, parse_tags_column, tags_column};
+use crate::shared::{
+    distinct_tags, merge_aggregate, parse_json, parse_position, parse_tags_column, tags_column,
+};
 use crate::*;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -927,6 +929,23 @@ impl WriteStore for PgWriter {
         self.exec(
             "UPDATE message_status SET status = 'forgotten' WHERE item_hash = $1",
             &[&item_hash],
+        )
+        .map(drop)
+    }
+
+    fn journal_position(&mut self) -> Result<u64> {
+        let value: Option<String> = self.value(
+            "SELECT value FROM node_meta WHERE key = 'journal_position'",
+            &[],
+        )?;
+        parse_position(value)
+    }
+
+    fn set_journal_position(&mut self, position: u64) -> Result<()> {
+        self.exec(
+            "INSERT INTO node_meta (key, value) VALUES ('journal_position', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&position.to_string()],
         )
         .map(drop)
     }

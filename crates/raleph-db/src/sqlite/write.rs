@@ -143,7 +143,7 @@ fn to_json(v: &Value) -> String {
     v.to_string()
 }
 
-use crate::shared::{distinct_tags, parse_json, parse_tags_column, tags_column};
+use crate::shared::{distinct_tags, parse_json, parse_position, parse_tags_column, tags_column};
 
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
@@ -794,6 +794,24 @@ impl WriteStore for SqliteWriter {
         self.exec(
             "UPDATE message_status SET status = 'forgotten' WHERE item_hash = ?1",
             [item_hash],
+        )
+        .map(drop)
+    }
+
+    fn journal_position(&mut self) -> Result<u64> {
+        let value: Option<String> = self.one(
+            "SELECT value FROM node_meta WHERE key = 'journal_position'",
+            [],
+            |r| r.get(0),
+        )?;
+        parse_position(value)
+    }
+
+    fn set_journal_position(&mut self, position: u64) -> Result<()> {
+        self.exec(
+            "INSERT INTO node_meta (key, value) VALUES ('journal_position', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [position.to_string()],
         )
         .map(drop)
     }

@@ -40,7 +40,9 @@ async fn verdict(shared: &Shared, data: &[u8]) -> Validation {
     let Some(envelope) = parse(data) else {
         return Validation::Reject;
     };
-    match shared.pipeline.submit(envelope, "p2p").await {
+    // Forwarded once its envelope, hash and signature passed and it is durable here; its
+    // processing follows.
+    match shared.pipeline.accept(envelope, "p2p").await {
         Ok(SubmitOutcome::Rejected(_)) => Validation::Reject,
         Ok(SubmitOutcome::Known(raleph_db::MessageStatus::Rejected)) => Validation::Reject,
         Ok(_) => Validation::Accept,

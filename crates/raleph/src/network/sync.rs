@@ -446,7 +446,7 @@ async fn submit_all(shared: &Shared, envelopes: Vec<Envelope>) -> anyhow::Result
     .await?;
     let submissions = envelopes
         .into_iter()
-        .map(|e| shared.pipeline.submit(e, "sync"));
+        .map(|e| shared.pipeline.accept(e, "sync"));
     for outcome in futures::future::join_all(submissions).await {
         match outcome {
             Ok(_) => {}
