@@ -1,5 +1,9 @@
 //! Applying a verified message by type: the rules of POST, AGGREGATE, STORE, PROGRAM,
 //! INSTANCE and FORGET.
+//!
+//! Every handler checks first and writes last: a message that fails (`Applied::Failed`)
+//! has written nothing, so the writer applies a batch without a savepoint per message. A store
+//! error (`Err`) fails the whole transaction instead.
 
 use raleph_db::{
     ErrorCode, Failure, MessageRecord, MessageStatus, NewAggregateElement, NewFilePin, NewMessage,
@@ -35,15 +39,14 @@ pub(crate) fn process_message(
     reception_time: f64,
 ) -> raleph_db::Result<Applied> {
     let loaded;
+    // The content file a non-inline message pins from now on, recorded once it is processed
+    // (so the garbage collector knows the file).
+    let mut content_file = None;
     let (raw, size): (&[u8], u64) = match (&env.item_content, env.item_type) {
         (Some(inline), _) => (inline.as_bytes(), inline.chars().count() as u64),
         (None, item_type) => match w.content.load(item_type, env.item_hash.as_str()) {
             Ok(Some(bytes)) => {
-                // The content file is pinned by this message from now on: make sure the
-                // garbage collector knows the file.
-                if let Ok(Some(file)) = w.content.file(env.item_hash.as_str()) {
-                    w.store.record_file(&file, None)?;
-                }
+                content_file = w.content.file(env.item_hash.as_str()).ok().flatten();
                 loaded = bytes;
                 (&loaded, loaded.len() as u64)
             }
@@ -80,6 +83,9 @@ pub(crate) fn process_message(
     };
     if let Err(failure) = checked {
         return Ok(Applied::Failed(failure));
+    }
+    if let Some(file) = &content_file {
+        w.store.record_file(file, None)?;
     }
     let message = NewMessage {
         item_hash: env.item_hash.to_string(),
@@ -241,7 +247,6 @@ fn apply_store(w: &mut Writer, env: &Envelope, content: &Content, file: &StoreCo
         );
     };
     let store = w.store.as_mut();
-    store.record_file(&held, None)?;
     // The file tag this STORE updates: its own hash, another STORE it refines, or a free name.
     let tag = match file.reference.as_deref() {
         None => env.item_hash.to_string(),
@@ -262,6 +267,9 @@ fn apply_store(w: &mut Writer, env: &Envelope, content: &Content, file: &StoreCo
         }
         Some(reference) => format!("{}/{reference}", content.address),
     };
+    // Writes come after every check: a message that fails leaves nothing behind, so the
+    // writer needs no savepoint per message.
+    store.record_file(&held, None)?;
     store.insert_file_pin(&NewFilePin {
         message_hash: env.item_hash.to_string(),
         file_hash: file.item_hash.to_string(),

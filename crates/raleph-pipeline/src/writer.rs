@@ -308,17 +308,45 @@ impl Writer {
             Err(e) => {
                 let _ = self.store.rollback();
                 for submission in batch {
-                    let item_hash = submission.envelope.item_hash.as_str();
-                    tracing::error!(
-                        %item_hash,
-                        journal = ?submission.journal_number,
-                        "failed to apply a submission: {e}"
-                    );
-                    if let Some(reply) = submission.reply {
-                        let _ = reply.send(Err(SubmitError::Store(e.to_string())));
-                    }
+                    self.queue_after_store_error(submission, &e);
                 }
             }
+        }
+    }
+
+    /// A submission whose processing failed on a store error: put it in the pending queue to
+    /// be tried again later, or, if even that fails, give up on it loudly.
+    fn queue_after_store_error(&mut self, submission: Submission, e: &raleph_db::StoreError) {
+        let item_hash = submission.envelope.item_hash.to_string();
+        tracing::warn!(%item_hash, "processing failed on a store error, queued: {e}");
+        let now = submission.received;
+        let queued = self.store.begin().and_then(|()| {
+            let outcome = self.enqueue(&submission, now, now)?;
+            if let Some(position) = submission.journal_number {
+                self.store.set_journal_position(position)?;
+            }
+            self.store.commit()?;
+            Ok(outcome)
+        });
+        let answer = match queued {
+            Ok(outcome) => {
+                if let Some(position) = submission.journal_number {
+                    self.applied.fetch_max(position, Ordering::AcqRel);
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                let _ = self.store.rollback();
+                tracing::error!(
+                    %item_hash,
+                    journal = ?submission.journal_number,
+                    "failed to apply or queue a submission: {e}"
+                );
+                Err(SubmitError::Store(e.to_string()))
+            }
+        };
+        if let Some(reply) = submission.reply {
+            let _ = reply.send(answer);
         }
     }
 
@@ -353,25 +381,16 @@ impl Writer {
             Some(MessageStatus::Pending) => return self.enqueue(s, now, now),
             _ => {}
         }
-        self.store.savepoint()?;
-        let applied = match process_message(self, envelope, now) {
-            Ok(applied) => applied,
-            Err(e) => {
-                self.store.rollback_savepoint()?;
-                tracing::warn!(%item_hash, "processing failed on a store error, queued: {e}");
-                return self.enqueue(s, now, now);
-            }
-        };
-        match applied {
+        // No savepoint: a failing message writes nothing (see `handlers`), and a store error
+        // fails the batch, which is then applied one message at a time.
+        match process_message(self, envelope, now)? {
             Applied::Processed(message) => {
                 self.store
                     .set_status(item_hash, MessageStatus::Processed, now)?;
-                self.store.release_savepoint()?;
                 events.push(Event::Processed(Arc::new(message)));
                 Ok(SubmitOutcome::Known(MessageStatus::Processed))
             }
             Applied::Failed(failure) if failure.code.is_retryable() => {
-                self.store.rollback_savepoint()?;
                 let outcome = self.enqueue(s, now, now + self.backoff(0))?;
                 events.push(Event::Retrying {
                     item_hash: item_hash.to_owned(),
@@ -380,7 +399,6 @@ impl Writer {
                 Ok(outcome)
             }
             Applied::Failed(failure) => {
-                self.store.rollback_savepoint()?;
                 self.store
                     .record_rejection(item_hash, &envelope.to_json(), &failure)?;
                 self.store
