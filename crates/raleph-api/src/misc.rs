@@ -181,10 +181,16 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         "Messages stored and served.",
         counts.messages,
     );
+    let unapplied = state.pipeline.unapplied();
     gauge(
         "pyaleph_status_sync_pending_messages_total",
-        "Messages waiting in the pending queue.",
-        counts.pending,
+        "Messages waiting in the pending queue or in the intake journal.",
+        counts.pending + unapplied,
+    );
+    gauge(
+        "raleph_intake_journal_unapplied",
+        "Accepted messages in the intake journal not yet applied to the index.",
+        unapplied,
     );
     gauge(
         "raleph_websocket_connections",

@@ -82,6 +82,9 @@ pub struct PipelineHandle {
     /// To the writer thread.
     pub(crate) commands: SyncSender<Command>,
     pub(crate) events: broadcast::Sender<Event>,
+    /// The last journal record written, and the last one applied to the store.
+    pub(crate) journaled: Arc<AtomicU64>,
+    pub(crate) applied: Arc<AtomicU64>,
 }
 
 impl PipelineHandle {
@@ -180,6 +183,13 @@ impl PipelineHandle {
         })
     }
 
+    /// Journaled submissions the writer has not applied yet (they are durable, and count as
+    /// pending).
+    pub fn unapplied(&self) -> u64 {
+        let applied = self.applied.load(Ordering::Acquire);
+        self.journaled.load(Ordering::Acquire).saturating_sub(applied)
+    }
+
     /// Processing events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
@@ -213,6 +223,7 @@ pub(crate) fn run_acceptor(
     mut journal: Journal,
     inbox: Receiver<Submission>,
     writer: SyncSender<Command>,
+    journaled: Arc<AtomicU64>,
     applied: Arc<AtomicU64>,
     group_limit: usize,
 ) {
@@ -233,6 +244,7 @@ pub(crate) fn run_acceptor(
             Ok(mut number) => {
                 for submission in group.iter_mut().filter(|s| s.verdict.is_ok()) {
                     submission.journal_number = Some(number);
+                    journaled.store(number, Ordering::Release);
                     number += 1;
                 }
             }

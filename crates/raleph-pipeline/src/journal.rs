@@ -150,6 +150,11 @@ impl Journal {
         Ok(())
     }
 
+    /// The number of the last record written (or of the position it was opened at).
+    pub fn last_number(&self) -> u64 {
+        self.next_number - 1
+    }
+
     /// Deletes the segments whose records are all applied (never the open one).
     pub fn release(&mut self, applied: u64) -> io::Result<()> {
         while self.segments.len() > 1 && self.segments[1] <= applied + 1 {

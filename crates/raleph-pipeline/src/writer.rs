@@ -46,6 +46,7 @@ pub fn spawn(
         );
     }
     let applied = Arc::new(AtomicU64::new(position));
+    let journaled = Arc::new(AtomicU64::new(journal.last_number().max(position)));
     let (intake, accepted) = sync_channel(config.intake_queue.max(1));
     let (commands, inbox) = sync_channel(WRITER_QUEUE);
     let (events, _) = broadcast::channel(4096);
@@ -53,12 +54,23 @@ pub fn spawn(
         intake,
         commands: commands.clone(),
         events: events.clone(),
+        journaled: journaled.clone(),
+        applied: applied.clone(),
     };
     let group_limit = config.intake_batch.max(1);
     let acceptor_applied = applied.clone();
     std::thread::Builder::new()
         .name("raleph-acceptor".into())
-        .spawn(move || run_acceptor(journal, accepted, commands, acceptor_applied, group_limit))?;
+        .spawn(move || {
+            run_acceptor(
+                journal,
+                accepted,
+                commands,
+                journaled,
+                acceptor_applied,
+                group_limit,
+            )
+        })?;
     let mut writer = Writer {
         store,
         content,
