@@ -187,7 +187,9 @@ impl PipelineHandle {
     /// pending).
     pub fn unapplied(&self) -> u64 {
         let applied = self.applied.load(Ordering::Acquire);
-        self.journaled.load(Ordering::Acquire).saturating_sub(applied)
+        self.journaled
+            .load(Ordering::Acquire)
+            .saturating_sub(applied)
     }
 
     /// Processing events from now on.
