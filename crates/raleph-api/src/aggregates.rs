@@ -1,21 +1,45 @@
 //! Aggregates: the merged key-value state of each address.
 
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
 use raleph_db::AggregateQuery;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
-use crate::shapes::iso_time;
+use crate::shapes::{self, iso_time};
+
+/// Stored aggregate content, passed through (see `shapes::stored_json`); an aggregate whose
+/// stored text is not JSON fails the request, as it always has.
+fn content(text: &str) -> ApiResult<&RawValue> {
+    shapes::stored_json(text).ok_or_else(|| ApiError::internal("stored aggregate is not JSON"))
+}
+
+/// Keys and values, written as one JSON object in this order.
+struct Entries<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl Serialize for Entries<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().copied())
+    }
+}
+
+#[derive(Serialize)]
+struct OfAddress<'a> {
+    address: &'a str,
+    data: Entries<'a>,
+    info: Map<String, Value>,
+}
 
 /// `GET /api/v0/aggregates/{address}.json`.
 pub async fn of_address(
     State(state): State<AppState>,
     Path(address): Path<String>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let address = address.strip_suffix(".json").unwrap_or(&address).to_owned();
     let params = Params::parse(query.as_deref());
     let keys = params.list(&["keys"]);
@@ -29,11 +53,12 @@ pub async fn of_address(
     if records.is_empty() {
         return Err(ApiError::not_found("No aggregate found for this address"));
     }
-    let mut data = Map::new();
+    let text = records.iter().map(|r| r.content.len()).sum();
+    let hint = shapes::size_hint(records.len(), text);
+    let mut data = Vec::with_capacity(records.len());
     let mut info = Map::new();
     for record in &records {
-        let content: Value = serde_json::from_str(&record.content).map_err(ApiError::internal)?;
-        data.insert(record.key.clone(), content);
+        data.push((record.key.as_str(), content(&record.content)?));
         if with_info {
             info.insert(
                 record.key.clone(),
@@ -46,24 +71,43 @@ pub async fn of_address(
             );
         }
     }
-    if value_only && keys.len() == 1 {
-        return Ok(Json(
-            data.into_iter()
-                .next()
-                .map(|(_, v)| v)
-                .unwrap_or(Value::Null),
-        ));
-    }
-    Ok(Json(
-        json!({ "address": address, "data": data, "info": info }),
-    ))
+    let body = if value_only && keys.len() == 1 {
+        // Records is not empty, so there is a first value.
+        shapes::to_json(&data.first().map(|(_, v)| *v), hint)?
+    } else {
+        shapes::to_json(
+            &OfAddress {
+                address: &address,
+                data: Entries(data),
+                info,
+            },
+            hint,
+        )?
+    };
+    Ok(shapes::json_response(body))
+}
+
+/// An aggregate as listed, keys in the order the reference emits them.
+#[derive(Serialize)]
+struct Listed<'a> {
+    address: &'a str,
+    key: &'a str,
+    content: &'a RawValue,
+    created: String,
+    last_updated: String,
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    aggregates: Vec<Listed<'a>>,
+    pagination_item: &'static str,
+    pagination_page: u64,
+    pagination_per_page: u64,
+    pagination_total: u64,
 }
 
 /// `GET /api/v0/aggregates`: every aggregate, filtered by keys and addresses.
-pub async fn list(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult<Response> {
     let params = Params::parse(query.as_deref());
     let sort_by_creation = match params.get(&["sortBy", "sort_by"]) {
         None | Some("") | Some("last_modified") => false,
@@ -93,7 +137,8 @@ pub async fn list(
             ..query.clone()
         }
     );
-    let (records, total) = state
+    // The body is written on the blocking thread, straight from the rows.
+    let body = state
         .read(move |r| {
             let rows = r.aggregates(&query)?;
             // A short page knows its total; a long list's total is counted once and cached.
@@ -103,26 +148,33 @@ pub async fn list(
             } else {
                 counts.get_or(count_key, || r.count_aggregates(&query))?
             };
-            Ok((rows, total))
-        })
-        .await?;
-    let items = records
-        .iter()
-        .map(|a| {
-            Ok(json!({
-                "address": a.owner,
-                "key": a.key,
-                "content": serde_json::from_str::<Value>(&a.content).map_err(ApiError::internal)?,
-                "created": iso_time(a.created),
-                "last_updated": iso_time(a.last_updated),
+            let text = rows.iter().map(|a| a.content.len()).sum();
+            let hint = shapes::size_hint(rows.len(), text);
+            let aggregates = rows
+                .iter()
+                .map(|a| {
+                    Ok(Listed {
+                        address: &a.owner,
+                        key: &a.key,
+                        content: content(&a.content)?,
+                        created: iso_time(a.created),
+                        last_updated: iso_time(a.last_updated),
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>();
+            Ok(aggregates.and_then(|aggregates| {
+                shapes::to_json(
+                    &Page {
+                        aggregates,
+                        pagination_item: "aggregates",
+                        pagination_page: page,
+                        pagination_per_page: per_page,
+                        pagination_total: total,
+                    },
+                    hint,
+                )
             }))
         })
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(Json(json!({
-        "aggregates": items,
-        "pagination_item": "aggregates",
-        "pagination_page": page,
-        "pagination_per_page": per_page,
-        "pagination_total": total,
-    })))
+        .await??;
+    Ok(shapes::json_response(body))
 }

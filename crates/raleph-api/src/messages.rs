@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use raleph_db::{MessageQuery, MessageStatus};
 use raleph_message::{Envelope, ItemHash};
 use raleph_pipeline::{Event, SubmitError, SubmitOutcome};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -221,10 +222,7 @@ pub fn content_format(params: &Params) -> ApiResult<ContentFormat> {
     }
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult<Response> {
     list_messages(state, Params::parse(query.as_deref()), None).await
 }
 
@@ -232,15 +230,37 @@ pub async fn list_page(
     State(state): State<AppState>,
     Path(page): Path<String>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list_messages(state, Params::parse(query.as_deref()), Some(page)).await
+}
+
+/// A page of a list, keys in the order the reference emits them.
+#[derive(Serialize)]
+struct Page<T> {
+    messages: Vec<T>,
+    pagination_item: &'static str,
+    pagination_page: u64,
+    pagination_per_page: u64,
+    pagination_total: u64,
+}
+
+impl<T> Page<T> {
+    fn new(messages: Vec<T>, page: u64, per_page: u64, total: u64) -> Self {
+        Page {
+            messages,
+            pagination_item: "messages",
+            pagination_page: page,
+            pagination_per_page: per_page,
+            pagination_total: total,
+        }
+    }
 }
 
 async fn list_messages(
     state: AppState,
     params: Params,
     path_page: Option<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     if matches!(params.get(&["sortBy", "sort_by"]), Some(s) if s != "time" && s != "tx-time") {
         return Err(ApiError::unprocessable("sortBy must be time or tx-time"));
     }
@@ -278,17 +298,20 @@ async fn list_messages(
             ..query.clone()
         }
     );
-    let (items, total) = if skeletons {
+    // The body is written on the blocking thread, straight from the rows.
+    let body = if skeletons {
         state
             .read(move |r| {
                 let rows = r.forgotten_messages(&query)?;
                 let total = counts.get_or(count_key, || r.count_forgotten_messages(&query))?;
-                Ok((
-                    rows.iter().map(shapes::forgotten).collect::<Vec<_>>(),
-                    total,
+                let hint = shapes::size_hint(rows.len(), 0);
+                let messages = rows.iter().map(shapes::forgotten).collect::<Vec<_>>();
+                Ok(shapes::to_json(
+                    &Page::new(messages, page, per_page, total),
+                    hint,
                 ))
             })
-            .await?
+            .await??
     } else {
         state
             .read(move |r| {
@@ -299,45 +322,62 @@ async fn list_messages(
                 } else {
                     counts.get_or(count_key, || r.count_messages(&query))?
                 };
-                Ok((
-                    rows.iter()
-                        .map(|m| shapes::message(m, true, format))
-                        .collect::<Vec<_>>(),
-                    total,
+                let text = rows.iter().map(shapes::message_text).sum();
+                let messages = rows
+                    .iter()
+                    .map(|m| shapes::message(m, true, format))
+                    .collect::<Vec<_>>();
+                Ok(shapes::to_json(
+                    &Page::new(messages, page, per_page, total),
+                    shapes::size_hint(rows.len(), text),
                 ))
             })
-            .await?
+            .await??
     };
-    Ok(Json(json!({
-        "messages": items,
-        "pagination_item": "messages",
-        "pagination_page": page,
-        "pagination_per_page": per_page,
-        "pagination_total": total,
-    })))
+    Ok(shapes::json_response(body))
+}
+
+#[derive(Serialize)]
+struct CursorPage<'a> {
+    messages: Vec<shapes::MessageShape<'a>>,
+    next_cursor: Option<String>,
+    pagination_per_page: u64,
 }
 
 async fn cursor_page(
     state: AppState,
     query: MessageQuery,
     format: ContentFormat,
-) -> ApiResult<Json<Value>> {
-    let limit = query.limit;
-    let rows = state.read(move |r| r.messages(&query)).await?;
-    let next = (rows.len() as u64 == limit)
-        .then(|| rows.last())
-        .flatten()
-        .map(|m| {
-            cursor::encode(&raleph_db::Cursor {
-                time: m.time,
-                item_hash: m.item_hash.clone(),
-            })
-        });
-    Ok(Json(json!({
-        "messages": rows.iter().map(|m| shapes::message(m, true, format)).collect::<Vec<_>>(),
-        "next_cursor": next,
-        "pagination_per_page": limit,
-    })))
+) -> ApiResult<Response> {
+    let body = state
+        .read(move |r| {
+            let limit = query.limit;
+            let rows = r.messages(&query)?;
+            let next_cursor = (rows.len() as u64 == limit)
+                .then(|| rows.last())
+                .flatten()
+                .map(|m| {
+                    cursor::encode(&raleph_db::Cursor {
+                        time: m.time,
+                        item_hash: m.item_hash.clone(),
+                    })
+                });
+            let text = rows.iter().map(shapes::message_text).sum();
+            let hint = shapes::size_hint(rows.len(), text);
+            Ok(shapes::to_json(
+                &CursorPage {
+                    messages: rows
+                        .iter()
+                        .map(|m| shapes::message(m, true, format))
+                        .collect(),
+                    next_cursor,
+                    pagination_per_page: limit,
+                },
+                hint,
+            ))
+        })
+        .await??;
+    Ok(shapes::json_response(body))
 }
 
 fn checked_hash(item_hash: &str) -> ApiResult<String> {
@@ -411,7 +451,9 @@ pub async fn one(
         MessageStatus::Processed | MessageStatus::Removing => {
             let message =
                 message.ok_or_else(|| ApiError::internal("a processed message has no row"))?;
-            body["message"] = shapes::message(&message, false, ContentFormat::Full);
+            body["message"] =
+                serde_json::to_value(shapes::message(&message, false, ContentFormat::Full))
+                    .map_err(ApiError::internal)?;
         }
         MessageStatus::Rejected => {
             let rejection = rejection

@@ -1,20 +1,46 @@
 //! Posts: originals folded with their latest amend, in the v0 and v1 shapes.
 
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
 use raleph_db::{PostQuery, PostRecord};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::shapes::PostShape;
 use crate::{AppState, cursor, shapes};
 
-type Shape = fn(&PostRecord) -> Value;
+type Shape = for<'a> fn(&'a PostRecord) -> PostShape<'a>;
+
+fn post_hint(rows: &[PostRecord]) -> usize {
+    let text = rows
+        .iter()
+        .map(|p| p.latest_content.as_ref().map_or(0, String::len) + shapes::message_text(&p.latest))
+        .sum();
+    shapes::size_hint(rows.len(), text)
+}
+
+/// Keys in the order the reference emits them.
+#[derive(Serialize)]
+struct CursorPage<'a> {
+    posts: Vec<PostShape<'a>>,
+    next_cursor: Option<String>,
+    pagination_per_page: u64,
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    pagination_item: &'static str,
+    pagination_page: u64,
+    pagination_per_page: u64,
+    pagination_total: u64,
+    posts: Vec<PostShape<'a>>,
+}
 
 pub async fn list_v0(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list(
         state,
         Params::parse(query.as_deref()),
@@ -28,7 +54,7 @@ pub async fn page_v0(
     State(state): State<AppState>,
     Path(page): Path<String>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list(
         state,
         Params::parse(query.as_deref()),
@@ -41,7 +67,7 @@ pub async fn page_v0(
 pub async fn list_v1(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list(
         state,
         Params::parse(query.as_deref()),
@@ -55,7 +81,7 @@ pub async fn page_v1(
     State(state): State<AppState>,
     Path(page): Path<String>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list(
         state,
         Params::parse(query.as_deref()),
@@ -87,7 +113,7 @@ async fn list(
     params: Params,
     path_page: Option<String>,
     shape: Shape,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let mut query = post_query(&params)?;
     if let Some(position) = params.cursor()? {
         let per_page = params.int(&["pagination"], 20)?;
@@ -98,22 +124,31 @@ async fn list(
         }
         query.limit = per_page.min(200);
         query.cursor = position;
-        let limit = query.limit;
-        let rows = state.read(move |r| r.posts(&query)).await?;
-        let next = (rows.len() as u64 == limit)
-            .then(|| rows.last())
-            .flatten()
-            .map(|p| {
-                cursor::encode(&raleph_db::Cursor {
-                    time: p.last_updated,
-                    item_hash: p.original_item_hash.clone(),
-                })
-            });
-        return Ok(Json(json!({
-            "posts": rows.iter().map(shape).collect::<Vec<_>>(),
-            "next_cursor": next,
-            "pagination_per_page": limit,
-        })));
+        let body = state
+            .read(move |r| {
+                let limit = query.limit;
+                let rows = r.posts(&query)?;
+                let next_cursor = (rows.len() as u64 == limit)
+                    .then(|| rows.last())
+                    .flatten()
+                    .map(|p| {
+                        cursor::encode(&raleph_db::Cursor {
+                            time: p.last_updated,
+                            item_hash: p.original_item_hash.clone(),
+                        })
+                    });
+                let hint = post_hint(&rows);
+                Ok(shapes::to_json(
+                    &CursorPage {
+                        posts: rows.iter().map(shape).collect(),
+                        next_cursor,
+                        pagination_per_page: limit,
+                    },
+                    hint,
+                ))
+            })
+            .await??;
+        return Ok(shapes::json_response(body));
     }
     let (page, per_page) = params.page(path_page.as_deref(), 20)?;
     query.limit = per_page;
@@ -127,7 +162,8 @@ async fn list(
             ..query.clone()
         }
     );
-    let (posts, total) = state
+    // The body is written on the blocking thread, straight from the rows.
+    let body = state
         .read(move |r| {
             let rows = r.posts(&query)?;
             let short = query.limit == 0 || (rows.len() as u64) < query.limit;
@@ -136,14 +172,18 @@ async fn list(
             } else {
                 counts.get_or(count_key, || r.count_posts(&query))?
             };
-            Ok((rows.iter().map(shape).collect::<Vec<_>>(), total))
+            let hint = post_hint(&rows);
+            Ok(shapes::to_json(
+                &Page {
+                    pagination_item: "posts",
+                    pagination_page: page,
+                    pagination_per_page: per_page,
+                    pagination_total: total,
+                    posts: rows.iter().map(shape).collect(),
+                },
+                hint,
+            ))
         })
-        .await?;
-    Ok(Json(json!({
-        "pagination_item": "posts",
-        "pagination_page": page,
-        "pagination_per_page": per_page,
-        "pagination_total": total,
-        "posts": posts,
-    })))
+        .await??;
+    Ok(shapes::json_response(body))
 }

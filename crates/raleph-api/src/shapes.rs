@@ -1,8 +1,14 @@
 //! The JSON shapes clients parse. The SDK's models forbid extra keys, so every object here
 //! carries exactly the keys the reference emits.
 
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use raleph_db::{ForgottenRecord, MessageRecord, PostRecord};
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, ApiResult};
 
 /// Seconds since the epoch as Python's `datetime.isoformat()` writes a UTC time.
 pub fn iso_time(seconds: f64) -> String {
@@ -37,6 +43,44 @@ fn parse_content(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
+/// Stored JSON text, served as it is: the store keeps content as serde_json wrote it (compact,
+/// keys in order), which is exactly what parsing it and writing it out again would give, so
+/// it is only checked, not rebuilt. Text that is not JSON is served as `null`, as before.
+fn raw(text: &str) -> Content<'_> {
+    serde_json::from_str::<&RawValue>(text).map_or(Content::Null, Content::Raw)
+}
+
+/// The `content` of a response: stored JSON passed through, or a value built here.
+#[derive(Debug)]
+pub enum Content<'a> {
+    /// No `content` key at all (`contentFormat=none`).
+    Absent,
+    Null,
+    Raw(&'a RawValue),
+    Built(Value),
+}
+
+impl Content<'_> {
+    fn is_absent(&self) -> bool {
+        matches!(self, Content::Absent)
+    }
+}
+
+impl Serialize for Content<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Content::Absent | Content::Null => serializer.serialize_unit(),
+            Content::Raw(raw) => raw.serialize(serializer),
+            Content::Built(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// Stored aggregate or post content, checked: `None` if the stored text is not JSON.
+pub fn stored_json(text: &str) -> Option<&RawValue> {
+    serde_json::from_str::<&RawValue>(text).ok()
+}
+
 /// How much of `content` a list shows (`contentFormat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentFormat {
@@ -61,36 +105,51 @@ fn headers_of(message_type: &str, content: &Value) -> Value {
     Value::Object(out)
 }
 
+/// A message as listed (with `size`) or as returned alone and pushed on the websocket. The
+/// fields serialize in this order, the order of the keys the reference emits.
+#[derive(Debug, Serialize)]
+pub struct MessageShape<'a> {
+    chain: &'a str,
+    channel: Option<&'a str>,
+    confirmations: [(); 0],
+    confirmed: bool,
+    #[serde(skip_serializing_if = "Content::is_absent")]
+    content: Content<'a>,
+    item_content: Option<&'a str>,
+    item_hash: &'a str,
+    item_type: &'a str,
+    sender: &'a str,
+    signature: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    time: f64,
+    #[serde(rename = "type")]
+    message_type: &'a str,
+}
+
 /// A message as listed (`with_size`) or as returned alone and pushed on the websocket.
-pub fn message(m: &MessageRecord, with_size: bool, format: ContentFormat) -> Value {
-    let mut out = Map::new();
-    out.insert("chain".into(), m.chain.clone().into());
-    out.insert("channel".into(), m.channel.clone().into());
-    out.insert("confirmations".into(), json!([]));
-    out.insert("confirmed".into(), false.into());
-    match format {
-        ContentFormat::Full => {
-            out.insert("content".into(), parse_content(&m.content));
-        }
-        ContentFormat::Headers => {
-            out.insert(
-                "content".into(),
-                headers_of(&m.message_type, &parse_content(&m.content)),
-            );
-        }
-        ContentFormat::None => {}
+pub fn message(m: &MessageRecord, with_size: bool, format: ContentFormat) -> MessageShape<'_> {
+    MessageShape {
+        chain: &m.chain,
+        channel: m.channel.as_deref(),
+        confirmations: [],
+        confirmed: false,
+        content: match format {
+            ContentFormat::Full => raw(&m.content),
+            ContentFormat::Headers => {
+                Content::Built(headers_of(&m.message_type, &parse_content(&m.content)))
+            }
+            ContentFormat::None => Content::Absent,
+        },
+        item_content: m.item_content.as_deref(),
+        item_hash: &m.item_hash,
+        item_type: &m.item_type,
+        sender: &m.sender,
+        signature: m.signature.as_deref(),
+        size: with_size.then_some(m.size),
+        time: m.time,
+        message_type: &m.message_type,
     }
-    out.insert("item_content".into(), m.item_content.clone().into());
-    out.insert("item_hash".into(), m.item_hash.clone().into());
-    out.insert("item_type".into(), m.item_type.clone().into());
-    out.insert("sender".into(), m.sender.clone().into());
-    out.insert("signature".into(), m.signature.clone().into());
-    if with_size {
-        out.insert("size".into(), m.size.into());
-    }
-    out.insert("time".into(), float(m.time));
-    out.insert("type".into(), m.message_type.clone().into());
-    Value::Object(out)
 }
 
 /// What remains of a forgotten message.
@@ -114,44 +173,128 @@ pub fn forgotten(f: &ForgottenRecord) -> Value {
 }
 
 /// A post in the v0 shape: exactly the 19 keys of the SDK's `Post` model.
-pub fn post_v0(p: &PostRecord) -> Value {
+#[derive(Debug, Serialize)]
+pub struct PostV0<'a> {
+    address: &'a str,
+    chain: &'a str,
+    channel: Option<&'a str>,
+    confirmations: [(); 0],
+    confirmed: bool,
+    content: Content<'a>,
+    hash: &'a str,
+    item_content: Option<&'a str>,
+    item_hash: &'a str,
+    item_type: &'a str,
+    original_item_hash: &'a str,
+    original_signature: Option<&'a str>,
+    original_type: &'a str,
+    #[serde(rename = "ref")]
+    reference: Option<&'a str>,
+    sender: &'a str,
+    signature: Option<&'a str>,
+    size: u64,
+    time: f64,
+    #[serde(rename = "type")]
+    post_type: &'a str,
+}
+
+/// A post in the v1 shape.
+#[derive(Debug, Serialize)]
+pub struct PostV1<'a> {
+    address: &'a str,
+    channel: Option<&'a str>,
+    content: Content<'a>,
+    created: String,
+    item_hash: &'a str,
+    last_updated: String,
+    original_item_hash: &'a str,
+    original_type: &'a str,
+    #[serde(rename = "ref")]
+    reference: Option<&'a str>,
+}
+
+/// A post in either shape.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PostShape<'a> {
+    V0(PostV0<'a>),
+    V1(PostV1<'a>),
+}
+
+fn post_content(p: &PostRecord) -> Content<'_> {
+    p.latest_content.as_deref().map_or(Content::Null, raw)
+}
+
+/// A post in the v0 shape: exactly the 19 keys of the SDK's `Post` model.
+pub fn post_v0(p: &PostRecord) -> PostShape<'_> {
     let latest = &p.latest;
-    json!({
-        "address": p.owner,
-        "chain": latest.chain,
-        "channel": p.channel,
-        "confirmations": [],
-        "confirmed": false,
-        "content": p.latest_content.as_deref().map(parse_content).unwrap_or(Value::Null),
-        "hash": p.original_item_hash,
-        "item_content": latest.item_content,
-        "item_hash": latest.item_hash,
-        "item_type": latest.item_type,
-        "original_item_hash": p.original_item_hash,
-        "original_signature": p.original_signature,
-        "original_type": p.original_type,
-        "ref": p.reference,
-        "sender": p.owner,
-        "signature": latest.signature,
-        "size": latest.size,
-        "time": float(latest.time),
-        "type": if p.amended { "amend".to_owned() } else { p.original_type.clone() },
+    PostShape::V0(PostV0 {
+        address: &p.owner,
+        chain: &latest.chain,
+        channel: p.channel.as_deref(),
+        confirmations: [],
+        confirmed: false,
+        content: post_content(p),
+        hash: &p.original_item_hash,
+        item_content: latest.item_content.as_deref(),
+        item_hash: &latest.item_hash,
+        item_type: &latest.item_type,
+        original_item_hash: &p.original_item_hash,
+        original_signature: p.original_signature.as_deref(),
+        original_type: &p.original_type,
+        reference: p.reference.as_deref(),
+        sender: &p.owner,
+        signature: latest.signature.as_deref(),
+        size: latest.size,
+        time: latest.time,
+        post_type: if p.amended { "amend" } else { &p.original_type },
     })
 }
 
 /// A post in the v1 shape.
-pub fn post_v1(p: &PostRecord) -> Value {
-    json!({
-        "address": p.owner,
-        "channel": p.channel,
-        "content": p.latest_content.as_deref().map(parse_content).unwrap_or(Value::Null),
-        "created": iso_time(p.created),
-        "item_hash": p.latest.item_hash,
-        "last_updated": iso_time(p.last_updated),
-        "original_item_hash": p.original_item_hash,
-        "original_type": p.original_type,
-        "ref": p.reference,
+pub fn post_v1(p: &PostRecord) -> PostShape<'_> {
+    PostShape::V1(PostV1 {
+        address: &p.owner,
+        channel: p.channel.as_deref(),
+        content: post_content(p),
+        created: iso_time(p.created),
+        item_hash: &p.latest.item_hash,
+        last_updated: iso_time(p.last_updated),
+        original_item_hash: &p.original_item_hash,
+        original_type: &p.original_type,
+        reference: p.reference.as_deref(),
     })
+}
+
+/// A `200 OK` response with `value` as its JSON body (`application/json`, as `Json` sends).
+pub fn json_response(body: Vec<u8>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// About how long the JSON of `rows` rows holding `text` bytes of stored text will be, so the
+/// body is written into one allocation rather than grown (and copied) several times: escaping
+/// adds a little to the text, and each row has its other keys.
+pub fn size_hint(rows: usize, text: usize) -> usize {
+    256 + rows * 512 + text + text / 4
+}
+
+/// The stored text of a message row (its content and, escaped, its item content).
+pub fn message_text(m: &MessageRecord) -> usize {
+    m.content.len() + m.item_content.as_ref().map_or(0, String::len)
+}
+
+/// `value` as JSON bytes, ready for [`json_response`]; `capacity` from [`size_hint`].
+pub fn to_json(value: &impl Serialize, capacity: usize) -> ApiResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value).map_err(ApiError::internal)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -165,5 +308,164 @@ mod tests {
             iso_time(1_700_000_000.25),
             "2023-11-14T22:13:20.250000+00:00"
         );
+    }
+
+    /// Contents as the pipeline stores them (`Value::to_string`), plus text that is not JSON.
+    fn stored_contents() -> Vec<String> {
+        let mut out: Vec<String> = [
+            json!({"address": "0xabc", "time": 1.7e9, "type": "test", "content": {"body": "héllo \"quoted\" \\ \u{1}\n", "n": 18446744073709551615u64, "neg": -9223372036854775808i64, "f": 0.1, "tiny": 5e-324, "big": 1e300, "z": -0.0}}),
+            json!({"z": 1, "a": [1, 2.5, null, true, {"y": {}, "x": []}], "m": "€ 😀 \u{7f}"}),
+            json!({"address": "0xabc", "key": "k", "content": {"b": 1, "a": 2}}),
+            json!({"address": "0xabc", "item_hash": "QmX", "ref": null}),
+            json!(null),
+            json!("a string"),
+            json!({}),
+        ]
+        .iter()
+        .map(Value::to_string)
+        .collect();
+        out.push("not json".to_owned());
+        out.push(String::new());
+        out.push("{\"a\": 1} trailing".to_owned());
+        out
+    }
+
+    fn record(content: String, message_type: &str) -> MessageRecord {
+        MessageRecord {
+            item_hash: "h".repeat(64),
+            message_type: message_type.to_owned(),
+            chain: "ETH".to_owned(),
+            sender: "0xabc".to_owned(),
+            signature: Some("0xsig".to_owned()),
+            item_type: "inline".to_owned(),
+            item_content: Some(content.clone()),
+            content,
+            channel: None,
+            time: 1_700_000_000.123_456,
+            size: 42,
+            reception_time: 1_700_000_001.0,
+            status: raleph_db::MessageStatus::Processed,
+        }
+    }
+
+    /// The shape as it was built before contents were passed through: parsed into a `Value`.
+    fn message_before(m: &MessageRecord, with_size: bool, format: ContentFormat) -> Value {
+        let mut out = Map::new();
+        out.insert("chain".into(), m.chain.clone().into());
+        out.insert("channel".into(), m.channel.clone().into());
+        out.insert("confirmations".into(), json!([]));
+        out.insert("confirmed".into(), false.into());
+        match format {
+            ContentFormat::Full => {
+                out.insert("content".into(), parse_content(&m.content));
+            }
+            ContentFormat::Headers => {
+                out.insert(
+                    "content".into(),
+                    headers_of(&m.message_type, &parse_content(&m.content)),
+                );
+            }
+            ContentFormat::None => {}
+        }
+        out.insert("item_content".into(), m.item_content.clone().into());
+        out.insert("item_hash".into(), m.item_hash.clone().into());
+        out.insert("item_type".into(), m.item_type.clone().into());
+        out.insert("sender".into(), m.sender.clone().into());
+        out.insert("signature".into(), m.signature.clone().into());
+        if with_size {
+            out.insert("size".into(), m.size.into());
+        }
+        out.insert("time".into(), float(m.time));
+        out.insert("type".into(), m.message_type.clone().into());
+        Value::Object(out)
+    }
+
+    #[test]
+    fn messages_serialize_as_before_byte_for_byte() {
+        for content in stored_contents() {
+            for message_type in ["POST", "AGGREGATE", "STORE", "FORGET"] {
+                let m = record(content.clone(), message_type);
+                for format in [
+                    ContentFormat::Full,
+                    ContentFormat::Headers,
+                    ContentFormat::None,
+                ] {
+                    for with_size in [true, false] {
+                        let now = serde_json::to_string(&message(&m, with_size, format)).unwrap();
+                        let before = message_before(&m, with_size, format).to_string();
+                        assert_eq!(now, before, "{content:?} {format:?}");
+                        let value = serde_json::to_value(message(&m, with_size, format)).unwrap();
+                        assert_eq!(value, message_before(&m, with_size, format));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn posts_serialize_as_before_byte_for_byte() {
+        for content in stored_contents().into_iter().map(Some).chain([None]) {
+            for amended in [false, true] {
+                let p = PostRecord {
+                    original_item_hash: "o".repeat(64),
+                    original_type: "blog".to_owned(),
+                    original_signature: None,
+                    owner: "0xabc".to_owned(),
+                    reference: Some("ref".to_owned()),
+                    channel: Some("TEST".to_owned()),
+                    created: 1_700_000_000.5,
+                    latest: record("{}".to_owned(), "POST"),
+                    latest_content: content.clone(),
+                    last_updated: 1_700_000_002.0,
+                    amended,
+                };
+                let latest = &p.latest;
+                let content_before = p
+                    .latest_content
+                    .as_deref()
+                    .map(parse_content)
+                    .unwrap_or(Value::Null);
+                let v0_before = json!({
+                    "address": p.owner,
+                    "chain": latest.chain,
+                    "channel": p.channel,
+                    "confirmations": [],
+                    "confirmed": false,
+                    "content": content_before,
+                    "hash": p.original_item_hash,
+                    "item_content": latest.item_content,
+                    "item_hash": latest.item_hash,
+                    "item_type": latest.item_type,
+                    "original_item_hash": p.original_item_hash,
+                    "original_signature": p.original_signature,
+                    "original_type": p.original_type,
+                    "ref": p.reference,
+                    "sender": p.owner,
+                    "signature": latest.signature,
+                    "size": latest.size,
+                    "time": float(latest.time),
+                    "type": if p.amended { "amend".to_owned() } else { p.original_type.clone() },
+                });
+                let v1_before = json!({
+                    "address": p.owner,
+                    "channel": p.channel,
+                    "content": content_before,
+                    "created": iso_time(p.created),
+                    "item_hash": p.latest.item_hash,
+                    "last_updated": iso_time(p.last_updated),
+                    "original_item_hash": p.original_item_hash,
+                    "original_type": p.original_type,
+                    "ref": p.reference,
+                });
+                assert_eq!(
+                    serde_json::to_string(&post_v0(&p)).unwrap(),
+                    v0_before.to_string()
+                );
+                assert_eq!(
+                    serde_json::to_string(&post_v1(&p)).unwrap(),
+                    v1_before.to_string()
+                );
+            }
+        }
     }
 }

@@ -107,9 +107,10 @@ async fn stream(
     }
 }
 
-async fn send(socket: &mut WebSocket, value: Value) -> Result<(), String> {
+async fn send(socket: &mut WebSocket, value: impl serde::Serialize) -> Result<(), String> {
+    let text = serde_json::to_string(&value).map_err(|e| e.to_string())?;
     socket
-        .send(Message::Text(value.to_string().into()))
+        .send(Message::Text(text.into()))
         .await
         .map_err(|e| e.to_string())
 }

@@ -804,8 +804,16 @@ pub async fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
                 args.pid,
             )
             .await;
+            // Node CPU per request (user + system, all threads), when the node is watched.
+            let cpu = c
+                .cpu
+                .node
+                .filter(|_| c.requests > 0)
+                .map_or(String::new(), |pct| {
+                    format!("  node CPU {:.0} µs/request", pct / 100.0 * 1e6 / c.rate())
+                });
             eprintln!(
-                "  {:<40} {:>7} requests/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+                "  {:<40} {:>7} requests/s  p50 {:>7.2} ms  p99 {:>7.2} ms{cpu}",
                 r.name,
                 thousands(c.rate()),
                 c.latency.p50,
