@@ -9,7 +9,8 @@
 //! counts it again while others still get the previous total.
 //!
 //! `get_or` blocks while another thread counts: call it from a blocking thread, as the
-//! count itself.
+//! count itself. A count, or a wait for one, frees the caller's read slot first (see
+//! `AppState::read`), so slow totals never keep the quick reads waiting.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -126,6 +127,9 @@ impl CountCache {
                 }
             }
         };
+        // Counting, or waiting for another request's count, may take long: it does not hold
+        // one of the limited read slots meanwhile.
+        crate::release_read_slot();
         match flight {
             Ok(flight) => {
                 let mut leader = Leader {
@@ -163,6 +167,26 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[test]
+    fn a_count_does_not_hold_a_read_slot() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let hold = || {
+            let held = slots.clone().try_acquire_owned().unwrap();
+            crate::READ_SLOT.with(|slot| *slot.borrow_mut() = Some(held));
+        };
+        let free = || slots.available_permits() as u64;
+        let cache = CountCache::new(Duration::from_secs(30));
+        // A count runs with the slot freed...
+        hold();
+        assert_eq!(cache.get_or::<()>("a".into(), || Ok(free())), Ok(1));
+        // ...while a cached total is answered holding it.
+        hold();
+        assert_eq!(cache.get_or::<()>("a".into(), || Ok(7)), Ok(1));
+        assert_eq!(free(), 0);
+        crate::release_read_slot();
+        assert_eq!(free(), 1);
+    }
 
     #[test]
     fn caches_until_the_ttl() {

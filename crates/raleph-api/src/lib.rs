@@ -19,6 +19,7 @@ mod posts;
 mod shapes;
 mod ws;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use axum::Router;
@@ -27,6 +28,7 @@ use axum::routing::{get, post};
 use raleph_db::ReadStore;
 use raleph_pipeline::PipelineHandle;
 use raleph_storage::{FileStore, StorageConfig};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use error::{ApiError, ApiResult};
@@ -43,6 +45,11 @@ pub struct ApiConfig {
     pub max_websockets: usize,
     /// How long the total of a long list is reused before being counted again, seconds.
     pub count_cache_secs: f64,
+    /// Most reads of the index at once; further requests wait their turn. 0 = as many as the
+    /// machine has cores (for a PostgreSQL index, its `database_read_connections`). With
+    /// SQLite, more readers than cores only contend for the cores and SQLite's page-cache
+    /// lock (BENCHMARKS.md). Counting a list's total does not hold a turn.
+    pub max_concurrent_reads: usize,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +59,7 @@ impl Default for ApiConfig {
             sync_timeout_secs: 30.0,
             max_websockets: 10_000,
             count_cache_secs: 30.0,
+            max_concurrent_reads: 0,
         }
     }
 }
@@ -68,6 +76,19 @@ pub struct AppState {
     pub network: Option<Arc<dyn p2p::Network>>,
     pub(crate) websockets: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) counts: Arc<count_cache::CountCache>,
+    /// At most `max_concurrent_reads` reads at once (see [`ApiConfig`]).
+    pub(crate) read_slots: Arc<Semaphore>,
+}
+
+thread_local! {
+    /// The read slot held by the read running on this blocking thread.
+    pub(crate) static READ_SLOT: RefCell<Option<OwnedSemaphorePermit>> = const { RefCell::new(None) };
+}
+
+/// Frees the read slot of the read running on this thread before it does something long
+/// that need not be limited: counting a total, or waiting for another read's count.
+pub(crate) fn release_read_slot() {
+    READ_SLOT.with(|held| drop(held.borrow_mut().take()));
 }
 
 impl AppState {
@@ -79,6 +100,10 @@ impl AppState {
         storage: StorageConfig,
     ) -> Self {
         let count_ttl = std::time::Duration::from_secs_f64(config.count_cache_secs.max(0.0));
+        let reads = match config.max_concurrent_reads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
         AppState {
             reader,
             pipeline,
@@ -88,19 +113,31 @@ impl AppState {
             network: None,
             websockets: Arc::default(),
             counts: Arc::new(count_cache::CountCache::new(count_ttl)),
+            read_slots: Arc::new(Semaphore::new(reads)),
         }
     }
 
-    /// Runs a read on a blocking thread.
+    /// Runs a read on a blocking thread, once one of the read slots is free.
     pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn ReadStore) -> raleph_db::Result<T> + Send + 'static,
     ) -> ApiResult<T> {
         let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || f(reader.as_ref()))
+        let slot = self
+            .read_slots
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::from)
+            .map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || {
+            READ_SLOT.with(|held| *held.borrow_mut() = Some(slot));
+            let result = f(reader.as_ref());
+            release_read_slot();
+            result
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
     }
 }
 
