@@ -217,21 +217,36 @@ pub fn verify_signature(envelope: &Envelope) -> Result<(), Failure> {
         .map_err(|e| Failure::new(ErrorCode::InvalidSignature, e.to_string()))
 }
 
+pub(crate) struct AcceptorLimits {
+    /// Most submissions journaled with one append.
+    pub group: usize,
+    /// Most journaled submissions not yet applied before the acceptor waits for the writer.
+    pub unapplied: u64,
+}
+
 /// The acceptor thread: journals submissions in groups (one append and sync per group),
-/// answers `accept` callers, and hands each group to the writer in journal order. The writer
-/// channel is bounded: when the writer falls behind, this thread waits, the intake queue
-/// fills, and new submissions are refused as busy.
+/// answers `accept` callers, and hands each group to the writer in journal order. The
+/// writer's backlog is bounded: past `limits.unapplied` this thread waits, the intake queue
+/// fills, and new submissions are refused as busy. A backlog lets the writer apply large
+/// batches, which write far fewer pages per message.
 pub(crate) fn run_acceptor(
     mut journal: Journal,
     inbox: Receiver<Submission>,
     writer: SyncSender<Command>,
     journaled: Arc<AtomicU64>,
     applied: Arc<AtomicU64>,
-    group_limit: usize,
+    limits: AcceptorLimits,
 ) {
     while let Ok(first) = inbox.recv() {
+        let backlog = || {
+            let done = applied.load(Ordering::Acquire);
+            journaled.load(Ordering::Acquire).saturating_sub(done)
+        };
+        while backlog() >= limits.unapplied {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let mut group = vec![first];
-        while group.len() < group_limit {
+        while group.len() < limits.group {
             match inbox.try_recv() {
                 Ok(next) => group.push(next),
                 Err(_) => break,

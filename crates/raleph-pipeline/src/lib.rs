@@ -71,6 +71,9 @@ pub struct PipelineConfig {
     pub intake_batch: usize,
     /// Most journaled submissions applied to the index in one transaction.
     pub index_batch: usize,
+    /// Most journaled submissions waiting to be applied; past it, intake waits (and, once
+    /// `intake_queue` is full too, refuses with "busy").
+    pub max_unapplied: usize,
     /// Most pending messages processed in one transaction.
     pub process_batch: usize,
     /// Retries of a retryable failure before the message is rejected.
@@ -92,6 +95,7 @@ impl Default for PipelineConfig {
             intake_queue: 10_000,
             intake_batch: 1_000,
             index_batch: 5_000,
+            max_unapplied: 20_000,
             process_batch: 500,
             max_retries: 10,
             max_backoff_secs: 300.0,

@@ -15,15 +15,18 @@ use rand::Rng;
 use tokio::sync::broadcast;
 
 use crate::handlers::{Applied, process_message};
-use crate::intake::{Command, PendingUpload, Submission, SubmitError, SubmitOutcome, run_acceptor};
+use crate::intake::{
+    AcceptorLimits, Command, PendingUpload, Submission, SubmitError, SubmitOutcome, run_acceptor,
+};
 use crate::journal::{Journal, Record, static_origin};
 use crate::{ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle, now};
 
 /// Longest the writer sleeps when nothing is due, so it notices a stopped node.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 
-/// Submission groups waiting for the writer before the acceptor waits too.
-const WRITER_QUEUE: usize = 64;
+/// Commands waiting for the writer. Journaled groups are bounded by messages instead (see
+/// `PipelineConfig::max_unapplied`), so this only caps the number of small groups.
+const WRITER_QUEUE: usize = 4096;
 
 /// Starts the pipeline: the acceptor thread, which journals submissions in `journal_dir`, and
 /// the writer thread, which first applies what the journal holds beyond the store's position
@@ -57,7 +60,10 @@ pub fn spawn(
         journaled: journaled.clone(),
         applied: applied.clone(),
     };
-    let group_limit = config.intake_batch.max(1);
+    let limits = AcceptorLimits {
+        group: config.intake_batch.max(1),
+        unapplied: config.max_unapplied.max(1) as u64,
+    };
     let acceptor_applied = applied.clone();
     std::thread::Builder::new()
         .name("raleph-acceptor".into())
@@ -68,7 +74,7 @@ pub fn spawn(
                 commands,
                 journaled,
                 acceptor_applied,
-                group_limit,
+                limits,
             )
         })?;
     let mut writer = Writer {
@@ -281,6 +287,7 @@ impl Writer {
     /// case never touches the pending queue. Only a message that has to wait (a retryable
     /// failure) is queued.
     fn commit_intake(&mut self, batch: Vec<Submission>) {
+        let started = std::time::Instant::now();
         let mut events = Vec::new();
         let position = batch.iter().filter_map(|s| s.journal_number).max();
         let result = self.store.begin().and_then(|()| {
@@ -294,6 +301,11 @@ impl Writer {
             self.store.commit()?;
             Ok(outcomes)
         });
+        tracing::trace!(
+            messages = batch.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "applied a batch"
+        );
         match result {
             Ok(outcomes) => {
                 if let Some(position) = position {
