@@ -59,6 +59,7 @@ pub(crate) async fn publish(
     let gossip = state
         .network
         .as_ref()
+        .filter(|network| network.has_peers())
         .map(|network| (network, envelope.to_gossip_json()));
     // Without `sync` the answer comes once the message is durable, before it is processed.
     let outcome = submit_envelope(state, envelope, !sync).await?;

@@ -38,6 +38,9 @@ pub trait Network: Send + Sync + 'static {
     /// Gossips an accepted message (its JSON bytes) to peers. Never blocks: under overload
     /// the network layer may drop it (peers still get it through sync).
     fn broadcast(&self, message: Vec<u8>);
+    /// Whether any peer is connected: with none, there is nobody to gossip to (and nothing to
+    /// serialize and sign).
+    fn has_peers(&self) -> bool;
     /// The node's peer id.
     fn peer_id(&self) -> String;
     /// The node's listening multiaddrs, each ending in `/p2p/<peer id>`.

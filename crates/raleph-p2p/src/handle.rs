@@ -143,6 +143,7 @@ pub struct NetworkHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) local_peer_id: PeerId,
     pub(crate) listen_addrs: watch::Receiver<Vec<Multiaddr>>,
+    pub(crate) connected: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Command {
@@ -162,6 +163,11 @@ impl std::fmt::Debug for Command {
 }
 
 impl NetworkHandle {
+    /// How many peers have an open connection now (no round trip to the network task).
+    pub fn connected_peer_count(&self) -> usize {
+        self.connected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
     }

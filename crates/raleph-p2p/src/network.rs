@@ -140,12 +140,14 @@ impl Network {
         let mut task = Task::new(swarm, config, topics, events_tx, listen_tx);
         task.add_listen_addr(first_addr);
         task.redial();
+        let connected = task.connected_counter();
         tokio::spawn(task.run(commands_rx));
 
         let handle = NetworkHandle {
             commands: commands_tx,
             local_peer_id,
             listen_addrs: listen_rx,
+            connected,
         };
         Ok((handle, events_rx))
     }

@@ -18,6 +18,8 @@ mod discovery;
 mod requests;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -92,9 +94,16 @@ pub(crate) struct Task {
     inbound: FuturesUnordered<BoxFuture<'static, InboundAnswer>>,
     /// Entries of `inbound`, by requesting peer.
     inbound_per_peer: HashMap<PeerId, usize>,
+    /// `peers.len()`, readable by handles without a round trip to this task.
+    connected: Arc<AtomicUsize>,
 }
 
 impl Task {
+    /// The number of connected peers, kept current by this task.
+    pub(crate) fn connected_counter(&self) -> Arc<AtomicUsize> {
+        self.connected.clone()
+    }
+
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
         config: P2pConfig,
@@ -114,6 +123,7 @@ impl Task {
             dialed: HashMap::new(),
             listen_addrs: Vec::new(),
             listen_tx,
+            connected: Arc::default(),
             events,
             outbox: VecDeque::new(),
             pending_out: HashMap::new(),
@@ -277,6 +287,7 @@ impl Task {
             .or_insert_with(|| Peer::new(limits, std::time::Instant::now()));
         let first = state.connections.is_empty();
         state.connections.insert(connection, address.clone());
+        self.connected.store(self.peers.len(), Ordering::Relaxed);
         if first {
             tracing::debug!(%peer, %address, "p2p peer connected");
             self.emit_control(NetworkEvent::PeerConnected { peer, address });
@@ -288,6 +299,7 @@ impl Task {
             state.connections.remove(&connection);
         }
         if remaining == 0 && self.peers.remove(&peer).is_some() {
+            self.connected.store(self.peers.len(), Ordering::Relaxed);
             tracing::debug!(%peer, "p2p peer disconnected");
             self.emit_control(NetworkEvent::PeerDisconnected { peer });
         }

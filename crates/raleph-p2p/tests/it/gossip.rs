@@ -13,7 +13,12 @@ async fn two_nodes_identify_each_other_and_gossip() {
     assert!(addr.starts_with("/ip4/127.0.0.1/tcp/"), "{addr}");
     assert!(addr.ends_with(&format!("/p2p/{}", b.peer_id())), "{addr}");
 
+    assert_eq!(a.handle.connected_peer_count(), 0);
     connect(&a, &b).await;
+    wait_until("both to count one connected peer", async || {
+        a.handle.connected_peer_count() == 1 && b.handle.connected_peer_count() == 1
+    })
+    .await;
     let info = b.peer(a.peer_id()).await.unwrap();
     assert!(info.is_raleph);
     assert_eq!(info.node_version.as_deref(), Some("test"));

@@ -267,6 +267,10 @@ impl raleph_api::p2p::Network for NodeNetwork {
         }
     }
 
+    fn has_peers(&self) -> bool {
+        self.shared.handle.connected_peer_count() > 0
+    }
+
     fn peer_id(&self) -> String {
         self.shared.handle.local_peer_id().to_string()
     }
