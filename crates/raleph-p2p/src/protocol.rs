@@ -29,7 +29,15 @@ pub enum RalephRequest {
     /// "Who are you and whom do you know?" Answered by the swarm itself.
     Hello,
     /// Messages the responder received after its own reception sequence number `after`.
-    SyncMessages { after: u64, limit: u32 },
+    /// With `hashes_only`, the answer lists their item hashes instead of the messages: a node
+    /// that holds them all (the usual case, gossip delivered them) moves on without
+    /// transferring or parsing them again.
+    SyncMessages {
+        after: u64,
+        limit: u32,
+        #[serde(default)]
+        hashes_only: bool,
+    },
     /// Up to `len` bytes of the file `hash`, from `offset`.
     FetchFile { hash: String, offset: u64, len: u32 },
 }
@@ -74,6 +82,12 @@ pub struct SyncResponse {
     /// for peers that never held it. Absent from older answers.
     #[serde(default)]
     pub forgotten: Vec<String>,
+    /// For `hashes_only` requests: the item hashes of the page's messages and of its
+    /// forgotten entries, instead of `messages` and `forgotten`.
+    #[serde(default)]
+    pub message_hashes: Vec<String>,
+    #[serde(default)]
+    pub forgotten_hashes: Vec<String>,
     /// The `after` to ask for next.
     pub next: u64,
     /// Whether more messages follow `next`.
@@ -298,6 +312,7 @@ mod tests {
             RalephRequest::SyncMessages {
                 after: 7,
                 limit: 100,
+                hashes_only: true,
             },
             RalephRequest::FetchFile {
                 hash: "ab".into(),
@@ -339,6 +354,8 @@ mod tests {
                 epoch: "e".into(),
                 messages: vec![r#"{"a":"\u00e9"}"#.into()],
                 forgotten: vec![r#"{"item_hash":"h"}"#.into()],
+                message_hashes: vec!["m".into()],
+                forgotten_hashes: vec!["f".into()],
                 next: 5,
                 more: true,
             }),

@@ -28,7 +28,8 @@ pub(crate) struct Submission {
 
 /// What the writer thread is asked to do.
 pub(crate) enum Command {
-    /// Submissions in journal order, durable if they passed the signature check.
+    /// Submissions to apply: from the acceptor in journal order (durable if they passed the
+    /// signature check), or one relayed message `offer`ed without the journal.
     Journaled(Vec<Submission>),
     StoreFile {
         upload: Box<dyn PendingUpload>,
@@ -108,6 +109,39 @@ impl PipelineHandle {
         origin: &'static str,
     ) -> Result<SubmitOutcome, SubmitError> {
         self.enter(envelope, origin, true).await
+    }
+
+    /// For messages a peer relayed: verifies the signature and hands the message straight to
+    /// the writer, without the journal. Returns `Queued` (the writer will apply it; not yet
+    /// durable) or `Rejected` for a bad signature. A message lost to a crash before it is
+    /// applied comes back through sync from the peers that hold it, so relaying costs no sync
+    /// to disk and no extra thread hop.
+    pub async fn offer(
+        &self,
+        envelope: Envelope,
+        origin: &'static str,
+    ) -> Result<SubmitOutcome, SubmitError> {
+        let (envelope, verdict) = tokio::task::spawn_blocking(move || {
+            let verdict = verify_signature(&envelope);
+            (envelope, verdict)
+        })
+        .await
+        .map_err(|_| SubmitError::Stopped)?;
+        let outcome = match &verdict {
+            Ok(()) => SubmitOutcome::Queued,
+            Err(failure) => SubmitOutcome::Rejected(failure.clone()),
+        };
+        let submission = Submission {
+            envelope,
+            origin,
+            verdict,
+            reply: None,
+            answer_when_durable: true,
+            received: crate::now(),
+            journal_number: None,
+        };
+        self.send(Command::Journaled(vec![submission]))?;
+        Ok(outcome)
     }
 
     async fn enter(

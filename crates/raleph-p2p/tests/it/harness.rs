@@ -125,12 +125,11 @@ async fn on_event(handle: &NetworkHandle, seen: &Mutex<Seen>, event: NetworkEven
 
 fn answer(request: RalephRequest) -> RalephResponse {
     match request {
-        RalephRequest::SyncMessages { after, limit } => RalephResponse::Sync(SyncResponse {
+        RalephRequest::SyncMessages { after, limit, .. } => RalephResponse::Sync(SyncResponse {
             epoch: "epoch-1".to_string(),
             messages: vec![format!(r#"{{"after":{after},"limit":{limit}}}"#)],
-            forgotten: Vec::new(),
             next: after + 1,
-            more: false,
+            ..SyncResponse::default()
         }),
         RalephRequest::FetchFile { hash, offset, len } => match hash.as_str() {
             "file" => {

@@ -14,6 +14,7 @@ async fn sync_and_fetch_round_trip() {
     match request(RalephRequest::SyncMessages {
         after: 5,
         limit: 10,
+        hashes_only: false,
     })
     .await
     .unwrap()
@@ -61,7 +62,12 @@ async fn sync_and_fetch_round_trip() {
         other => panic!("unexpected {other:?}"),
     }
     // The connection survived the refusal.
-    let again = request(RalephRequest::SyncMessages { after: 0, limit: 1 }).await;
+    let again = request(RalephRequest::SyncMessages {
+        after: 0,
+        limit: 1,
+        hashes_only: false,
+    })
+    .await;
     assert!(matches!(again, Ok(RalephResponse::Sync(_))), "{again:?}");
     assert_eq!(b.seen(|s| s.requests), 5);
     wait_until("b's served counter", async || {

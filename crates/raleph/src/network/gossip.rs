@@ -40,9 +40,9 @@ async fn verdict(shared: &Shared, data: &[u8]) -> Validation {
     let Some(envelope) = parse(data) else {
         return Validation::Reject;
     };
-    // Forwarded once its envelope, hash and signature passed and it is durable here; its
-    // processing follows.
-    match shared.pipeline.accept(envelope, "p2p").await {
+    // Forwarded once its envelope, hash and signature passed; the writer applies it next.
+    // Not synced to disk first: a crash before it is applied is repaired by sync pulls.
+    match shared.pipeline.offer(envelope, "p2p").await {
         Ok(SubmitOutcome::Rejected(_)) => Validation::Reject,
         Ok(SubmitOutcome::Known(raleph_db::MessageStatus::Rejected)) => Validation::Reject,
         Ok(_) => Validation::Accept,

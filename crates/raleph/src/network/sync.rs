@@ -35,12 +35,17 @@ pub(super) async fn answer(
     request: RalephRequest,
 ) -> RalephResponse {
     match request {
-        RalephRequest::SyncMessages { after, limit } => {
+        RalephRequest::SyncMessages {
+            after,
+            limit,
+            hashes_only,
+        } => {
             let limit = limit.clamp(1, MAX_BATCH) as usize;
             let max_bytes = shared.config.max_answer_bytes;
             let reader = shared.reader.clone();
             let page = tokio::task::spawn_blocking(move || reader.sync_log(after, limit)).await;
             match page {
+                Ok(Ok(page)) if hashes_only => RalephResponse::Sync(hashes_answer(page, limit)),
                 Ok(Ok(page)) => RalephResponse::Sync(sync_answer(page, after, limit, max_bytes)),
                 Ok(Err(e)) => error(format!("reading the sync log failed: {e}")),
                 Err(e) => error(format!("reading the sync log failed: {e}")),
@@ -104,12 +109,39 @@ fn sync_answer(
         forgotten,
         next,
         more,
+        ..SyncResponse::default()
     }
 }
 
 enum Entry {
     Message(String),
     Forgotten(String),
+}
+
+/// A page of item hashes only: small whatever the messages' size, so never cut short.
+fn hashes_answer(page: raleph_db::SyncPage, limit: usize) -> SyncResponse {
+    let seqs = page.messages.iter().map(|(seq, _)| *seq);
+    let next = seqs
+        .chain(page.forgotten.iter().map(|(seq, _)| *seq))
+        .max()
+        .unwrap_or_default();
+    let total = page.messages.len() + page.forgotten.len();
+    SyncResponse {
+        epoch: page.epoch,
+        message_hashes: page
+            .messages
+            .into_iter()
+            .map(|(_, m)| m.item_hash)
+            .collect(),
+        forgotten_hashes: page
+            .forgotten
+            .into_iter()
+            .map(|(_, f)| f.item_hash)
+            .collect(),
+        next,
+        more: total == limit,
+        ..SyncResponse::default()
+    }
 }
 
 /// What is kept of a forgotten message, as JSON: the signed fields (chain, sender, type,
@@ -283,15 +315,27 @@ async fn pull(shared: &Shared, cursors: &Cursors, peer: PeerId) -> anyhow::Resul
     // Skeletons whose FORGET was not seen yet: it usually follows within a few entries.
     let mut carried: Vec<ForgottenRecord> = Vec::new();
     loop {
-        let request = RalephRequest::SyncMessages {
-            after: cursor.after,
-            limit: shared.config.batch.clamp(1, MAX_BATCH),
-        };
-        let page = match shared.handle.request(peer, request).await? {
-            RalephResponse::Sync(page) => page,
-            RalephResponse::Error { message } => anyhow::bail!("peer answered: {message}"),
-            other => anyhow::bail!("unexpected answer {other:?}"),
-        };
+        let limit = shared.config.batch.clamp(1, MAX_BATCH);
+        // First only the hashes: when every one is held here, the page costs a few bytes
+        // per message and no parsing; otherwise the messages themselves are asked for.
+        let hashes = sync_request(shared, peer, cursor.after, limit, true).await?;
+        if hashes.epoch == cursor.epoch
+            && hashes.messages.is_empty()
+            && hashes.forgotten.is_empty()
+            && all_held(shared, &hashes).await?
+        {
+            let received = hashes.message_hashes.len() + hashes.forgotten_hashes.len();
+            if received == 0 || hashes.next <= cursor.after {
+                return Ok(());
+            }
+            cursor.after = hashes.next;
+            cursors.set(&peer, cursor.clone())?;
+            if !hashes.more {
+                return Ok(());
+            }
+            continue;
+        }
+        let page = sync_request(shared, peer, cursor.after, limit, false).await?;
         if page.epoch != cursor.epoch {
             // Numbers from another epoch mean nothing: read the new log from the start.
             let asked_from_start = cursor.after == 0;
@@ -322,6 +366,53 @@ async fn pull(shared: &Shared, cursors: &Cursors, peer: PeerId) -> anyhow::Resul
             return Ok(());
         }
     }
+}
+
+async fn sync_request(
+    shared: &Shared,
+    peer: PeerId,
+    after: u64,
+    limit: u32,
+    hashes_only: bool,
+) -> anyhow::Result<SyncResponse> {
+    let request = RalephRequest::SyncMessages {
+        after,
+        limit,
+        hashes_only,
+    };
+    match shared.handle.request(peer, request).await? {
+        RalephResponse::Sync(page) => Ok(page),
+        RalephResponse::Error { message } => anyhow::bail!("peer answered: {message}"),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
+/// Whether this node holds every message of a hash page in its final state: processed
+/// (or forgotten or removed since), and forgotten for the page's forgotten entries.
+async fn all_held(shared: &Shared, page: &SyncResponse) -> anyhow::Result<bool> {
+    let reader = shared.reader.clone();
+    let messages = page.message_hashes.clone();
+    let forgotten = page.forgotten_hashes.clone();
+    let held = tokio::task::spawn_blocking(move || -> raleph_db::Result<bool> {
+        use raleph_db::MessageStatus as S;
+        for hash in &messages {
+            let status = reader.status(hash)?.map(|s| s.status);
+            if !matches!(
+                status,
+                Some(S::Processed | S::Removing | S::Removed | S::Forgotten)
+            ) {
+                return Ok(false);
+            }
+        }
+        for hash in &forgotten {
+            if reader.status(hash)?.map(|s| s.status) != Some(S::Forgotten) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await??;
+    Ok(held)
 }
 
 fn parse_all(messages: Vec<String>) -> Vec<Envelope> {
@@ -560,5 +651,42 @@ mod tests {
             (answer.messages.len(), answer.next, answer.more),
             (0, 7, false)
         );
+    }
+
+    #[test]
+    fn hash_pages_list_both_logs_and_where_to_go_next() {
+        let forgotten = ForgottenRecord {
+            item_hash: "gone".into(),
+            message_type: "POST".into(),
+            chain: "ETH".into(),
+            sender: "0xA".into(),
+            signature: None,
+            item_type: "inline".into(),
+            time: 1.0,
+            channel: None,
+            owner: "0xA".into(),
+            payment_type: None,
+            size: 1,
+            forgotten_by: vec![],
+            forgotten_at: 2.0,
+            reception_time: 2.0,
+        };
+        let page = raleph_db::SyncPage {
+            epoch: "e".into(),
+            messages: vec![(10, record("h1")), (30, record("h3"))],
+            forgotten: vec![(20, forgotten)],
+        };
+        let answer = hashes_answer(page, 3);
+        assert_eq!(answer.message_hashes, ["h1", "h3"]);
+        assert_eq!(answer.forgotten_hashes, ["gone"]);
+        assert!(answer.messages.is_empty() && answer.forgotten.is_empty());
+        assert_eq!((answer.next, answer.more), (30, true));
+        let empty = raleph_db::SyncPage {
+            epoch: "e".into(),
+            messages: Vec::new(),
+            forgotten: Vec::new(),
+        };
+        let answer = hashes_answer(empty, 3);
+        assert_eq!((answer.next, answer.more), (0, false));
     }
 }
