@@ -121,12 +121,7 @@ impl PipelineHandle {
         envelope: Envelope,
         origin: &'static str,
     ) -> Result<SubmitOutcome, SubmitError> {
-        let (envelope, verdict) = tokio::task::spawn_blocking(move || {
-            let verdict = verify_signature(&envelope);
-            (envelope, verdict)
-        })
-        .await
-        .map_err(|_| SubmitError::Stopped)?;
+        let (envelope, verdict) = verified(envelope).await?;
         let outcome = match &verdict {
             Ok(()) => SubmitOutcome::Queued,
             Err(failure) => SubmitOutcome::Rejected(failure.clone()),
@@ -150,12 +145,7 @@ impl PipelineHandle {
         origin: &'static str,
         answer_when_durable: bool,
     ) -> Result<SubmitOutcome, SubmitError> {
-        let (envelope, verdict) = tokio::task::spawn_blocking(move || {
-            let verdict = verify_signature(&envelope);
-            (envelope, verdict)
-        })
-        .await
-        .map_err(|_| SubmitError::Stopped)?;
+        let (envelope, verdict) = verified(envelope).await?;
         let (reply, outcome) = oneshot::channel();
         let submission = Submission {
             envelope,
@@ -230,6 +220,16 @@ impl PipelineHandle {
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
+}
+
+/// The envelope with its signature check, done on a blocking thread (curve arithmetic).
+async fn verified(envelope: Envelope) -> Result<(Envelope, Result<(), Failure>), SubmitError> {
+    tokio::task::spawn_blocking(move || {
+        let verdict = verify_signature(&envelope);
+        (envelope, verdict)
+    })
+    .await
+    .map_err(|_| SubmitError::Stopped)
 }
 
 /// Checks the signature of an envelope against its chain's scheme.

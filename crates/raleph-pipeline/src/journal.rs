@@ -269,6 +269,17 @@ mod tests {
         .expect("envelope")
     }
 
+    /// A closed journal holding three records, numbered 1 to 3, in one segment.
+    fn three_journaled() -> (tempfile::TempDir, Vec<Envelope>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut journal, _) = Journal::open(dir.path(), 0, true).expect("open");
+        let envelopes: Vec<_> = (0..3).map(envelope).collect();
+        journal
+            .append(envelopes.iter().map(|e| (e, "api", 1.0)))
+            .expect("append");
+        (dir, envelopes)
+    }
+
     fn numbers(records: &[Record]) -> Vec<u64> {
         records.iter().map(|r| r.number).collect()
     }
@@ -297,13 +308,7 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_cut_and_numbering_continues() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut journal, _) = Journal::open(dir.path(), 0, true).expect("open");
-        let envelopes: Vec<_> = (0..3).map(envelope).collect();
-        journal
-            .append(envelopes.iter().map(|e| (e, "api", 1.0)))
-            .expect("append");
-        drop(journal);
+        let (dir, envelopes) = three_journaled();
         // A crash in the middle of the third record's write.
         let segment = segment_path(dir.path(), 1);
         let len = std::fs::metadata(&segment).unwrap().len();
@@ -326,13 +331,7 @@ mod tests {
 
     #[test]
     fn a_damaged_record_is_not_replayed_nor_anything_after_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut journal, _) = Journal::open(dir.path(), 0, true).expect("open");
-        let envelopes: Vec<_> = (0..3).map(envelope).collect();
-        journal
-            .append(envelopes.iter().map(|e| (e, "api", 1.0)))
-            .expect("append");
-        drop(journal);
+        let (dir, _) = three_journaled();
         let segment = segment_path(dir.path(), 1);
         let mut bytes = std::fs::read(&segment).unwrap();
         let (_, first_len) = parse_record(&bytes).unwrap();

@@ -242,44 +242,66 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
+type Real = *mut ffi::sqlite3_file;
+
+/// Calls a method of the real file. SAFETY (callers): as `parts`.
+unsafe fn forward(
+    file: *mut ffi::sqlite3_file,
+    call: impl FnOnce(&ffi::sqlite3_io_methods, Real) -> c_int,
+) -> c_int {
+    // SAFETY: forwarded contract of `parts`.
+    let (methods, real, _) = unsafe { parts(file) };
+    call(methods, real)
+}
+
+/// Writes the buffer out, then calls a method of the real file: for every method that reads
+/// the file, asks its size, or acts on its contents. SAFETY (callers): as `parts`.
+unsafe fn after_flush(
+    file: *mut ffi::sqlite3_file,
+    call: impl FnOnce(&ffi::sqlite3_io_methods, Real) -> c_int,
+) -> c_int {
+    // SAFETY: forwarded contract of `parts`.
+    unsafe {
+        let rc = flush(file);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        forward(file, call)
+    }
+}
+
+// The methods below are SQLite's calls on a file `open` made; SAFETY for each: SQLite passes
+// that file and valid pointers for the call, and never calls one file's methods concurrently.
+
 unsafe extern "C" fn read(
     file: *mut ffi::sqlite3_file,
     data: *mut c_void,
     amount: c_int,
     offset: ffi::sqlite3_int64,
 ) -> c_int {
-    // SAFETY: forwarded from SQLite; the buffer is written out before the real file is read.
+    // SAFETY: see above.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (methods, real, _) = parts(file);
-        methods.xRead.expect("a file always has xRead")(real, data, amount, offset)
+        after_flush(file, |m, real| {
+            m.xRead.expect("a file has xRead")(real, data, amount, offset)
+        })
     }
 }
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
-    // SAFETY: forwarded from SQLite.
+    // SAFETY: see above.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (methods, real, _) = parts(file);
-        methods.xTruncate.expect("a file always has xTruncate")(real, size)
+        after_flush(file, |m, real| {
+            m.xTruncate.expect("a file has xTruncate")(real, size)
+        })
     }
 }
 
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: forwarded from SQLite.
+    // SAFETY: see above.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (methods, real, _) = parts(file);
-        methods.xSync.expect("a file always has xSync")(real, flags)
+        after_flush(file, |m, real| {
+            m.xSync.expect("a file has xSync")(real, flags)
+        })
     }
 }
 
@@ -287,77 +309,71 @@ unsafe extern "C" fn file_size(
     file: *mut ffi::sqlite3_file,
     size: *mut ffi::sqlite3_int64,
 ) -> c_int {
-    // SAFETY: forwarded from SQLite.
+    // SAFETY: see above.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (methods, real, _) = parts(file);
-        methods.xFileSize.expect("a file always has xFileSize")(real, size)
+        after_flush(file, |m, real| {
+            m.xFileSize.expect("a file has xFileSize")(real, size)
+        })
     }
 }
 
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: forwarded from SQLite.
-    unsafe {
-        let (methods, real, _) = parts(file);
-        methods.xLock.expect("a file always has xLock")(real, level)
-    }
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: forwarded from SQLite.
-    unsafe {
-        let (methods, real, _) = parts(file);
-        methods.xUnlock.expect("a file always has xUnlock")(real, level)
-    }
-}
-
-unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    // SAFETY: forwarded from SQLite.
-    unsafe {
-        let (methods, real, _) = parts(file);
-        methods
-            .xCheckReservedLock
-            .expect("a file always has xCheckReservedLock")(real, out)
-    }
-}
-
+/// Controls may act on the file's contents (size hints, chunk sizes): after a flush.
 unsafe extern "C" fn file_control(
     file: *mut ffi::sqlite3_file,
     op: c_int,
     arg: *mut c_void,
 ) -> c_int {
-    // SAFETY: forwarded from SQLite. Controls may act on the file's contents (size hints,
-    // chunk sizes), so the buffer is written out first.
+    // SAFETY: see above.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (methods, real, _) = parts(file);
-        methods
-            .xFileControl
-            .expect("a file always has xFileControl")(real, op, arg)
+        after_flush(file, |m, real| {
+            m.xFileControl.expect("a file has xFileControl")(real, op, arg)
+        })
+    }
+}
+
+unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        forward(file, |m, real| {
+            m.xLock.expect("a file has xLock")(real, level)
+        })
+    }
+}
+
+unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        forward(file, |m, real| {
+            m.xUnlock.expect("a file has xUnlock")(real, level)
+        })
+    }
+}
+
+unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        forward(file, |m, real| {
+            m.xCheckReservedLock.expect("a file has xCheckReservedLock")(real, out)
+        })
     }
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: forwarded from SQLite.
+    // SAFETY: see above.
     unsafe {
-        let (methods, real, _) = parts(file);
-        methods.xSectorSize.expect("a file always has xSectorSize")(real)
+        forward(file, |m, real| {
+            m.xSectorSize.expect("a file has xSectorSize")(real)
+        })
     }
 }
 
 unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: forwarded from SQLite.
+    // SAFETY: see above.
     unsafe {
-        let (methods, real, _) = parts(file);
-        methods
-            .xDeviceCharacteristics
-            .expect("a file always has xDeviceCharacteristics")(real)
+        forward(file, |m, real| {
+            m.xDeviceCharacteristics
+                .expect("a file has xDeviceCharacteristics")(real)
+        })
     }
 }
 
