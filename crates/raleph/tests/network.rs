@@ -120,20 +120,24 @@ async fn wait_peers(node: &Node, n: usize) -> bool {
     wait_until(CONVERGE, || async { raleph_peers(node).await >= n }).await
 }
 
+/// The item hashes of a messages.json page, sorted.
+fn sorted_hashes(page: &Value) -> Vec<String> {
+    let mut hashes: Vec<String> = page["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m["item_hash"].as_str().unwrap_or("").to_owned())
+        .collect();
+    hashes.sort();
+    hashes
+}
+
 /// What must be equal on every node: processed messages, posts, aggregates, forgotten set.
 async fn state(node: &Node, address: &str) -> Value {
     let get = |path: String| async move { node.client.get(&path).await.unwrap_or(Value::Null) };
     let messages =
         get("/api/v0/messages.json?channels=NET&pagination=500&sort_order=1".into()).await;
-    let mut processed: Vec<String> = messages["messages"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| m["item_hash"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    processed.sort();
+    let processed = sorted_hashes(&messages);
     let posts = get(format!(
         "/api/v0/posts.json?addresses={address}&pagination=500"
     ))
@@ -151,15 +155,7 @@ async fn state(node: &Node, address: &str) -> Value {
     let forgotten =
         get("/api/v0/messages.json?channels=NET&message_statuses=forgotten&pagination=500".into())
             .await;
-    let mut forgotten: Vec<String> = forgotten["messages"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| m["item_hash"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    forgotten.sort();
+    let forgotten = sorted_hashes(&forgotten);
     json!({
         "processed": processed,
         "posts": posts,
