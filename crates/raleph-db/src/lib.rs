@@ -74,6 +74,9 @@ pub trait WriteStore: Send {
 
     // Statuses.
     fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>>;
+    /// `Processed` (and `Removing`, `Removed`) belong to a message indexed with
+    /// `insert_message`, earlier or in the same transaction: a backend may keep a processed
+    /// message's status as its row.
     fn set_status(
         &mut self,
         item_hash: &str,

@@ -362,6 +362,7 @@ fn pending_queue(s: &mut Store) -> Result<()> {
 
     // A final status stops new copies; a rejected message may be queued again.
     s.w.begin()?;
+    s.w.insert_message(&message("b", "POST", "0xA", 1.0))?;
     s.w.set_status("b", MessageStatus::Processed, 10.0)?;
     s.w.set_status("d", MessageStatus::Rejected, 11.0)?;
     assert_eq!(
@@ -397,6 +398,7 @@ fn statuses_and_counts(s: &mut Store) -> Result<()> {
     s.w.enqueue_pending(&pending("p1", Some("s"), 1.0))?;
     s.w.set_status("r1", MessageStatus::Rejected, 3.0)?;
     s.w.set_status("m2", MessageStatus::Removing, 4.0)?;
+    s.w.insert_message(&message("cycle", "POST", "0xB", 5.0))?;
     s.w.commit()?;
     for status in MessageStatus::ALL {
         s.w.begin()?;
@@ -411,7 +413,7 @@ fn statuses_and_counts(s: &mut Store) -> Result<()> {
         Some(MessageStatus::Removing)
     );
     let counts = s.r.counts()?;
-    assert_eq!((counts.messages, counts.pending), (2, 1));
+    assert_eq!((counts.messages, counts.pending), (3, 1));
     let mut by_status = counts.by_status.clone();
     by_status.sort_by_key(|(st, _)| st.as_str());
     assert_eq!(

@@ -127,7 +127,7 @@ fn column_filter(q: &MessageQuery) -> Filter {
     let mut f = Filter::default();
     f.any_of("m.item_hash", &q.hashes);
     f.any_of("m.sender", &q.addresses);
-    f.any_of("m.owner", &q.owners);
+    owner_filter(&mut f, &q.owners);
     f.any_of("m.content_ref", &q.refs);
     f.any_of("m.content_item_hash", &q.content_hashes);
     f.any_of("m.content_key", &q.content_keys);
@@ -137,6 +137,22 @@ fn column_filter(q: &MessageQuery) -> Filter {
     f.any_of("m.payment_type", &q.payment_types);
     f.any_of("m.type", &q.message_types);
     f
+}
+
+/// `m.owner IN (…)`, read from two indexes: a message whose owner is its sender (nearly
+/// all) is found on `messages_by_sender`, only the others are in `messages_by_delegated_owner`.
+fn owner_filter(f: &mut Filter, owners: &[String]) {
+    if owners.is_empty() {
+        return;
+    }
+    let marks = marks(owners.len());
+    f.push(
+        format!(
+            "(m.owner IN ({marks}) AND m.owner <> m.sender
+              OR m.sender IN ({marks}) AND m.owner = m.sender)"
+        ),
+        texts(owners).chain(texts(owners)).collect::<Vec<_>>(),
+    );
 }
 
 fn status_names(q: &MessageQuery) -> Vec<String> {
@@ -617,8 +633,11 @@ impl ReadStore for SqliteReader {
     fn status(&self, item_hash: &str) -> Result<Option<StatusRecord>> {
         self.pool.with(|conn| {
             let row = conn
+                // `message_status` holds every status but `processed` (migration 8).
                 .prepare_cached(
-                    "SELECT status, reception_time FROM message_status WHERE item_hash = ?1",
+                    "SELECT status, reception_time FROM message_status WHERE item_hash = ?1
+                     UNION ALL SELECT 'processed', reception_time FROM messages WHERE item_hash = ?1
+                     LIMIT 1",
                 )
                 .and_then(|mut s| {
                     s.query_row([item_hash], |r| {
@@ -972,7 +991,20 @@ impl ReadStore for SqliteReader {
             let counters = collect(conn, "SELECT name, n FROM counters", &[], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
             })?;
-            let (messages, by_status) = crate::shared::split_counters(counters);
+            let (messages, mut by_status) = crate::shared::split_counters(counters);
+            // Processed messages have no status row (migration 8): they are the messages
+            // that are not among the few of `messages_by_rare_status`.
+            let other = count(
+                conn,
+                "SELECT count(*) FROM messages INDEXED BY messages_by_rare_status
+                 WHERE status <> 'processed'",
+                &[],
+            )?;
+            crate::shared::add_status_count(
+                &mut by_status,
+                MessageStatus::Processed,
+                messages.saturating_sub(other),
+            );
             Ok(Counts {
                 messages,
                 pending,

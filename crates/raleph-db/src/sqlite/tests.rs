@@ -45,6 +45,31 @@ fn aggregate_merge_is_shallow_and_time_ordered() -> Result<()> {
     Ok(())
 }
 
+/// A minimal processed message: a status of `processed` is the message's row.
+fn processed_message(hash: &str) -> NewMessage {
+    NewMessage {
+        item_hash: hash.into(),
+        message_type: "POST".into(),
+        chain: "ETH".into(),
+        sender: "0xA".into(),
+        signature: None,
+        item_type: "inline".into(),
+        item_content: Some("{}".into()),
+        content: "{}".into(),
+        channel: None,
+        time: 1.0,
+        size: 2,
+        owner: "0xA".into(),
+        content_type: None,
+        content_ref: None,
+        content_key: None,
+        content_item_hash: None,
+        payment_type: None,
+        tags: Vec::new(),
+        reception_time: 10.0,
+    }
+}
+
 #[test]
 fn pending_queue_dedups_and_orders() -> Result<()> {
     let (_dir, mut w, _r) = store();
@@ -78,12 +103,102 @@ fn pending_queue_dedups_and_orders() -> Result<()> {
         ["a", "b"]
     );
     w.begin()?;
+    w.insert_message(&processed_message("a"))?;
     w.set_status("a", MessageStatus::Processed, 10.0)?;
     assert_eq!(
         w.enqueue_pending(&pending("a", 1.0))?,
         EnqueueOutcome::Known(MessageStatus::Processed)
     );
     w.commit()?;
+    Ok(())
+}
+
+/// Applies the first `n` migrations to a new store at `path`.
+fn migrate_to(path: &std::path::Path, n: usize) -> Result<Connection> {
+    let mut conn = Connection::open(path).map_err(backend)?;
+    for (index, sql) in schema::MIGRATIONS.iter().take(n).enumerate() {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(conn)
+}
+
+/// Migration 8 on a store written by migrations 1–7: processed messages lose their status
+/// rows, the others keep theirs, and statuses, counts and owner lists read the same.
+#[test]
+fn processed_statuses_migrate_to_message_rows() -> Result<()> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("index.sqlite");
+    {
+        let conn = migrate_to(&path, 7)?;
+        for (seq, hash, owner, status) in [
+            (1, "m1", "0xA", "processed"),
+            (2, "m2", "0xB", "processed"),
+            (3, "m3", "0xA", "removing"),
+        ] {
+            conn.execute(
+                "INSERT INTO messages (item_hash, type, chain, sender, item_type, content, time,
+                     size, owner, reception_time, seq, status)
+                 VALUES (?1, 'POST', 'ETH', '0xA', 'inline', '{}', 1.0, 1, ?2, 7.0, ?3, ?4)",
+                rusqlite::params![hash, owner, seq, status],
+            )
+            .map_err(backend)?;
+        }
+        for (hash, status) in [
+            ("m1", "processed"),
+            ("m2", "processed"),
+            ("m3", "removing"),
+            ("r1", "rejected"),
+        ] {
+            conn.execute(
+                "INSERT INTO message_status (item_hash, status, reception_time) VALUES (?1, ?2, 7.0)",
+                [hash, status],
+            )
+            .map_err(backend)?;
+        }
+    }
+    let (mut w, r) = open(&path, Durability::Normal)?;
+    for (hash, status) in [
+        ("m1", MessageStatus::Processed),
+        ("m2", MessageStatus::Processed),
+        ("m3", MessageStatus::Removing),
+        ("r1", MessageStatus::Rejected),
+    ] {
+        assert_eq!(w.status(hash)?, Some(status), "{hash}");
+        assert_eq!(r.status(hash)?.map(|s| s.status), Some(status), "{hash}");
+    }
+    let counts = r.counts()?;
+    assert_eq!(counts.messages, 3);
+    assert_eq!(
+        counts.by_status,
+        [
+            (MessageStatus::Processed, 2),
+            (MessageStatus::Rejected, 1),
+            (MessageStatus::Removing, 1)
+        ]
+    );
+    let owned_by = |owner: &str| -> Result<Vec<String>> {
+        let q = MessageQuery {
+            owners: vec![owner.to_owned()],
+            ..Default::default()
+        };
+        let mut hashes: Vec<String> = r.messages(&q)?.into_iter().map(|m| m.item_hash).collect();
+        hashes.sort();
+        Ok(hashes)
+    };
+    assert_eq!(owned_by("0xA")?, ["m1", "m3"]);
+    assert_eq!(owned_by("0xB")?, ["m2"]);
+    w.begin()?;
+    w.set_status("m3", MessageStatus::Processed, 8.0)?;
+    w.commit()?;
+    assert_eq!(
+        r.message("m3")?.map(|m| m.status),
+        Some(MessageStatus::Processed)
+    );
+    assert_eq!(r.counts()?.by_status[0], (MessageStatus::Processed, 3));
     Ok(())
 }
 
@@ -94,14 +209,7 @@ fn tags_migrate_to_time_order() -> Result<()> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("index.sqlite");
     {
-        let mut conn = Connection::open(&path).map_err(backend)?;
-        for (index, sql) in schema::MIGRATIONS.iter().take(5).enumerate() {
-            let tx = conn.transaction().map_err(backend)?;
-            tx.execute_batch(sql).map_err(backend)?;
-            tx.pragma_update(None, "user_version", index as i64 + 1)
-                .map_err(backend)?;
-            tx.commit().map_err(backend)?;
-        }
+        let conn = migrate_to(&path, 5)?;
         for (hash, time, tags) in [
             ("m1", 1.0, &["a", "b"][..]),
             ("m2", 2.0, &[][..]),

@@ -295,8 +295,11 @@ impl WriteStore for SqliteWriter {
     }
 
     fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>> {
+        // `message_status` holds every status but `processed`, which is the message's row.
         let status = self.one(
-            "SELECT status FROM message_status WHERE item_hash = ?1",
+            "SELECT status FROM message_status WHERE item_hash = ?1
+             UNION ALL SELECT 'processed' FROM messages WHERE item_hash = ?1
+             LIMIT 1",
             [item_hash],
             |r| r.get::<_, String>(0),
         )?;
@@ -311,11 +314,24 @@ impl WriteStore for SqliteWriter {
         status: MessageStatus,
         reception_time: f64,
     ) -> Result<()> {
-        self.exec(
-            "INSERT INTO message_status (item_hash, status, reception_time) VALUES (?1, ?2, ?3)
-             ON CONFLICT (item_hash) DO UPDATE SET status = excluded.status",
-            params![item_hash, status.as_str(), reception_time],
-        )?;
+        if status == MessageStatus::Processed {
+            // Processed is the status a message has without a `message_status` row. A new
+            // message's row says `processed` already; only one that had another status (a
+            // message no longer being removed) needs its row changed.
+            let had_other = self.exec(
+                "DELETE FROM message_status WHERE item_hash = ?1",
+                [item_hash],
+            )? > 0;
+            if !had_other {
+                return Ok(());
+            }
+        } else {
+            self.exec(
+                "INSERT INTO message_status (item_hash, status, reception_time) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (item_hash) DO UPDATE SET status = excluded.status",
+                params![item_hash, status.as_str(), reception_time],
+            )?;
+        }
         self.exec(
             "UPDATE messages SET status = ?2 WHERE item_hash = ?1 AND status <> ?2",
             params![item_hash, status.as_str()],
@@ -791,8 +807,11 @@ impl WriteStore for SqliteWriter {
         for file in released {
             self.release_file(&file, grace_until)?;
         }
+        // A processed message had no status row: it gets one now.
         self.exec(
-            "UPDATE message_status SET status = 'forgotten' WHERE item_hash = ?1",
+            "INSERT INTO message_status (item_hash, status, reception_time)
+             SELECT item_hash, 'forgotten', reception_time FROM forgotten_messages WHERE item_hash = ?1
+             ON CONFLICT (item_hash) DO UPDATE SET status = 'forgotten'",
             [item_hash],
         )
         .map(drop)
