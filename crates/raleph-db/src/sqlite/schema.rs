@@ -302,6 +302,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP INDEX messages_by_owner;
     CREATE INDEX messages_by_delegated_owner ON messages (owner, time) WHERE owner <> sender;
     "#,
+    // 9: the writer counts `messages` rows itself and writes the count once per transaction:
+    // with a trigger on `messages`, every message insert kept a statement journal (a copy of
+    // each page it touched, in case the trigger failed).
+    r#"
+    DROP TRIGGER count_messages_insert;
+    DROP TRIGGER count_messages_delete;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -293,3 +293,45 @@ fn durable_store_writes_through_the_batching_log() -> Result<()> {
     assert_eq!(r.aggregates_of("0xA", &[])?.len(), 1);
     Ok(())
 }
+
+/// The writer's tally of `messages` rows and sequence numbers is written when a transaction
+/// commits, dropped when it rolls back, and a number given out is never given again.
+#[test]
+fn tally_follows_commits_and_rollbacks() -> Result<()> {
+    let (_dir, mut w, r) = store();
+    let seqs = |r: &SqliteReader| -> Result<Vec<u64>> {
+        Ok(r.sync_log(0, 100)?
+            .messages
+            .iter()
+            .map(|(seq, _)| *seq)
+            .collect())
+    };
+    w.begin()?;
+    w.insert_message(&processed_message("a"))?;
+    w.rollback()?;
+    assert_eq!(r.counts()?.messages, 0);
+
+    w.begin()?;
+    w.insert_message(&processed_message("b"))?;
+    w.savepoint()?;
+    w.insert_message(&processed_message("c"))?;
+    w.rollback_savepoint()?;
+    w.insert_message(&processed_message("d"))?;
+    w.commit()?;
+    assert_eq!(r.counts()?.messages, 2);
+    // `c`'s number (2) stays given although `c` is gone.
+    assert_eq!(seqs(&r)?, [1, 3]);
+
+    w.begin()?;
+    w.forget("b", "f", 10.0, 20.0)?;
+    w.insert_message(&processed_message("e"))?;
+    w.commit()?;
+    assert_eq!(r.counts()?.messages, 2);
+    assert_eq!(seqs(&r)?, [3, 5]);
+
+    // Outside a transaction each write commits alone, its tally with it.
+    w.insert_message(&processed_message("f"))?;
+    assert_eq!(r.counts()?.messages, 3);
+    assert_eq!(seqs(&r)?, [3, 5, 6]);
+    Ok(())
+}

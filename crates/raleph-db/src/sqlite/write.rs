@@ -17,6 +17,21 @@ pub struct SqliteWriter {
     /// Bumped after each refresh of the planner's statistics, so that read connections
     /// opened before it are replaced (they read the statistics only when they open).
     statistics: Arc<AtomicU64>,
+    /// The open transaction's changes to the `counters` rows, written once at commit.
+    tally: Tally,
+    /// The tally when the savepoint was taken.
+    saved_tally: Tally,
+}
+
+/// Counters a transaction changes on nearly every message, kept here and written to
+/// `counters` when it commits: a trigger on `messages` would make each insert keep a statement
+/// journal (a copy of every page it touches), and one `UPDATE` per message costs a statement.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    /// The last sync log number given, once read from `counters`.
+    seq: Option<i64>,
+    /// Rows added to `messages`, less rows removed.
+    messages: i64,
 }
 
 /// How often the writer refreshes the planner's statistics.
@@ -33,6 +48,8 @@ impl SqliteWriter {
             last_optimize: std::time::Instant::now(),
             _checkpointer: checkpointer,
             statistics,
+            tally: Tally::default(),
+            saved_tally: Tally::default(),
         }
     }
 
@@ -56,13 +73,42 @@ impl SqliteWriter {
     }
 
     /// The next sync log number; never given twice, even after the row that had it is gone.
-    fn next_seq(&self) -> Result<i64> {
-        self.one(
-            "UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n",
-            [],
-            |r| r.get(0),
-        )?
-        .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))
+    fn next_seq(&mut self) -> Result<i64> {
+        let last = match self.tally.seq {
+            Some(last) => last,
+            None => {
+                self.one("SELECT n FROM counters WHERE name = 'seq'", [], |r| {
+                    r.get(0)
+                })?
+                .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))?
+            }
+        };
+        self.tally.seq = Some(last + 1);
+        Ok(last + 1)
+    }
+
+    /// Outside a transaction each statement commits alone: so does the tally.
+    fn settle_if_autocommit(&mut self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            self.write_tally()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the transaction's tally to `counters`.
+    fn write_tally(&mut self) -> Result<()> {
+        let tally = std::mem::take(&mut self.tally);
+        if let Some(seq) = tally.seq {
+            self.exec("UPDATE counters SET n = ?1 WHERE name = 'seq'", [seq])?;
+        }
+        if tally.messages != 0 {
+            self.exec(
+                "INSERT INTO counters (name, n) VALUES ('messages', ?1)
+                 ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
+                [tally.messages],
+            )?;
+        }
+        Ok(())
     }
 
     fn strings(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
@@ -147,10 +193,12 @@ use crate::shared::{distinct_tags, parse_json, parse_position, parse_tags_column
 
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
+        self.tally = Tally::default();
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)
     }
 
     fn commit(&mut self) -> Result<()> {
+        self.write_tally()?;
         self.conn.execute_batch("COMMIT").map_err(backend)?;
         // Keep the planner's statistics current as the index grows (cheap when little changed).
         if self.last_optimize.elapsed() >= OPTIMIZE_EVERY {
@@ -164,6 +212,7 @@ impl WriteStore for SqliteWriter {
     }
 
     fn rollback(&mut self) -> Result<()> {
+        self.tally = Tally::default();
         if self.conn.is_autocommit() {
             return Ok(());
         }
@@ -171,6 +220,7 @@ impl WriteStore for SqliteWriter {
     }
 
     fn savepoint(&mut self) -> Result<()> {
+        self.saved_tally = self.tally;
         self.conn
             .execute_batch("SAVEPOINT message")
             .map_err(backend)
@@ -181,6 +231,8 @@ impl WriteStore for SqliteWriter {
     }
 
     fn rollback_savepoint(&mut self) -> Result<()> {
+        // Sequence numbers given out stay given: a number is never reused.
+        self.tally.messages = self.saved_tally.messages;
         self.conn
             .execute_batch("ROLLBACK TO message; RELEASE message")
             .map_err(backend)
@@ -385,6 +437,8 @@ impl WriteStore for SqliteWriter {
                 tags_column(&tags),
             ],
         )?;
+        self.tally.messages += 1;
+        self.settle_if_autocommit()?;
         for tag in tags {
             self.exec(
                 "INSERT INTO message_tags (tag, time, item_hash) VALUES (?1, ?2, ?3)",
@@ -768,7 +822,9 @@ impl WriteStore for SqliteWriter {
             }
             None => {}
         }
-        self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
+        let removed = self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
+        self.tally.messages -= removed as i64;
+        self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
             Some("POST") => {
                 let amends = self.post_facts(item_hash)?.and_then(|p| p.amends);
@@ -867,6 +923,7 @@ impl WriteStore for SqliteWriter {
             ],
         )?;
         self.set_status(&k.item_hash, MessageStatus::Forgotten, k.reception_time)?;
+        self.settle_if_autocommit()?;
         Ok(true)
     }
 
