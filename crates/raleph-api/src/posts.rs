@@ -15,7 +15,10 @@ type Shape = for<'a> fn(&'a PostRecord) -> PostShape<'a>;
 fn post_hint(rows: &[PostRecord]) -> usize {
     let text = rows
         .iter()
-        .map(|p| p.latest_content.as_ref().map_or(0, String::len) + shapes::message_text(&p.latest))
+        .map(|p| {
+            p.latest_content.as_ref().map_or(0, String::len)
+                + p.latest.item_content.as_ref().map_or(0, String::len)
+        })
         .sum();
     shapes::size_hint(rows.len(), text)
 }

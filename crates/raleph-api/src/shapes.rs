@@ -299,6 +299,8 @@ pub fn to_json(value: &impl Serialize, capacity: usize) -> ApiResult<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use raleph_db::PostVersion;
+
     use super::*;
 
     #[test]
@@ -414,7 +416,15 @@ mod tests {
                     reference: Some("ref".to_owned()),
                     channel: Some("TEST".to_owned()),
                     created: 1_700_000_000.5,
-                    latest: record("{}".to_owned(), "POST"),
+                    latest: PostVersion {
+                        item_hash: "l".repeat(64),
+                        chain: "ETH".to_owned(),
+                        signature: Some("0xsig".to_owned()),
+                        item_type: "inline".to_owned(),
+                        item_content: Some("{\"a\": \"é\\n\"}".to_owned()),
+                        time: 1_700_000_002.25,
+                        size: 42,
+                    },
                     latest_content: content.clone(),
                     last_updated: 1_700_000_002.0,
                     amended,

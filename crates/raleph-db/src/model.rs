@@ -399,10 +399,24 @@ pub struct PostRecord {
     pub channel: Option<String>,
     pub created: f64,
     /// The latest version (the latest amend, or the original itself).
-    pub latest: MessageRecord,
+    pub latest: PostVersion,
     pub latest_content: Option<String>,
     pub last_updated: f64,
     pub amended: bool,
+}
+
+/// The message of a post's latest version, as far as post lists show it: the fields of the
+/// v0 shape. Its content is the post's `latest_content`, so the message's own content (and
+/// the columns no post shape shows) are not read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostVersion {
+    pub item_hash: String,
+    pub chain: String,
+    pub signature: Option<String>,
+    pub item_type: String,
+    pub item_content: Option<String>,
+    pub time: f64,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Default)]

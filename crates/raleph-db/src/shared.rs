@@ -139,6 +139,23 @@ pub(crate) fn parse_position(value: Option<String>) -> Result<u64> {
     })
 }
 
+/// Puts posts in list order: by last update (`order`), ties by original item hash, ascending,
+/// as the SQL `ORDER BY last_updated {order}, item_hash ASC` sorts them (times compare as
+/// numbers, -0.0 equal to 0.0; hashes bytewise, SQLite's `BINARY` and PostgreSQL's `"C"`).
+pub(crate) fn sort_posts(posts: &mut [crate::PostRecord], order: crate::SortOrder) {
+    posts.sort_by(|a, b| {
+        let by_time = a
+            .last_updated
+            .partial_cmp(&b.last_updated)
+            .unwrap_or(std::cmp::Ordering::Equal);
+        let by_time = match order {
+            crate::SortOrder::Ascending => by_time,
+            crate::SortOrder::Descending => by_time.reverse(),
+        };
+        by_time.then_with(|| a.original_item_hash.cmp(&b.original_item_hash))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -10,7 +10,7 @@ use ::postgres::types::{ToSql, Type};
 use serde_json::Value;
 
 use super::{Conn, ReadPool, backend};
-use crate::shared::{counts_processed, distinct_tags, tags_lead};
+use crate::shared::{counts_processed, distinct_tags, sort_posts, tags_lead};
 use crate::*;
 
 /// Shared handle to the read pool.
@@ -458,48 +458,73 @@ fn post_filter(q: &PostQuery, tags: PostTags) -> Filter {
     f
 }
 
-const POST_FROM: &str = "FROM posts p
-    JOIN messages om ON om.item_hash = p.item_hash
-    JOIN posts lp ON lp.item_hash = coalesce(p.latest_amend, p.item_hash)
-    JOIN messages lm ON lm.item_hash = lp.item_hash";
-
-/// From the latest versions to their originals (as SQLite's).
-const POST_BY_LATEST_FROM: &str = "FROM posts lp
-    JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
-        AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)
-    JOIN messages om ON om.item_hash = p.item_hash
-    JOIN messages lm ON lm.item_hash = lp.item_hash";
+/// The tables a post filter reads, from `posts p` (as SQLite's `post_filter_from`).
+fn post_filter_from(q: &PostQuery, tags: PostTags) -> String {
+    let mut from = match tags {
+        PostTags::Lead => "FROM posts lp
+            JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
+                AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)"
+            .to_owned(),
+        PostTags::Probe => "FROM posts p".to_owned(),
+    };
+    if !q.chains.is_empty() {
+        from.push_str(" JOIN messages om ON om.item_hash = p.item_hash");
+    }
+    if tags == PostTags::Probe && !q.tags.is_empty() {
+        from.push_str(" JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)");
+    }
+    from
+}
 
 /// A post total, and its parameters (as SQLite's `post_count_sql`).
 fn post_count_sql(q: &PostQuery) -> (String, Vec<Param>) {
-    if q.tags.is_empty() {
-        let f = post_filter(q, PostTags::Probe);
-        let from = if q.chains.is_empty() {
-            "FROM posts p"
-        } else {
-            "FROM posts p JOIN messages om ON om.item_hash = p.item_hash"
-        };
-        return (format!("SELECT count(*) {from} {}", f.sql()), f.params);
-    }
-    let f = post_filter(q, PostTags::Lead);
-    let chain_join = if q.chains.is_empty() {
-        ""
+    let tags = if q.tags.is_empty() {
+        PostTags::Probe
     } else {
-        "JOIN messages om ON om.item_hash = p.item_hash"
+        PostTags::Lead
     };
+    let f = post_filter(q, tags);
     (
-        format!(
-            "SELECT count(*) FROM posts lp
-             JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
-                 AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)
-             {chain_join} {}",
-            f.sql()
-        ),
+        format!("SELECT count(*) {} {}", post_filter_from(q, tags), f.sql()),
         f.params,
     )
 }
 
-/// A page of posts, the tags met as `tags` says.
+/// The columns of a listed post (as SQLite's `POST_COLUMNS`).
+const POST_COLUMNS: &str = "p.item_hash, p.type, p.owner, p.ref, p.channel, p.creation_time,
+    p.last_updated, p.latest_amend IS NOT NULL,
+    CASE WHEN p.latest_amend IS NULL THEN p.content
+        ELSE (SELECT a.content FROM posts a WHERE a.item_hash = p.latest_amend) END,
+    CASE WHEN p.latest_amend IS NULL THEN lm.signature
+        ELSE (SELECT o.signature FROM messages o WHERE o.item_hash = p.item_hash) END,
+    lm.item_hash, lm.chain, lm.signature, lm.item_type, lm.item_content, lm.time, lm.size";
+
+fn post_from_row(r: &Row) -> Result<PostRecord> {
+    Ok(PostRecord {
+        original_item_hash: get(r, 0)?,
+        original_type: get(r, 1)?,
+        owner: get(r, 2)?,
+        reference: get(r, 3)?,
+        channel: get(r, 4)?,
+        created: get(r, 5)?,
+        last_updated: get(r, 6)?,
+        amended: get(r, 7)?,
+        latest_content: get(r, 8)?,
+        original_signature: get(r, 9)?,
+        latest: PostVersion {
+            item_hash: get(r, 10)?,
+            chain: get(r, 11)?,
+            signature: get(r, 12)?,
+            item_type: get(r, 13)?,
+            item_content: get(r, 14)?,
+            time: get(r, 15)?,
+            size: non_negative(get(r, 16)?),
+        },
+    })
+}
+
+/// A page of posts, the tags met as `tags` says: the page's originals first, then their
+/// latest versions (as SQLite's `post_page`).
 fn post_page(conn: &mut Conn, q: &PostQuery, tags: PostTags) -> Result<Vec<PostRecord>> {
     let mut f = post_filter(q, tags);
     keyset(
@@ -509,35 +534,19 @@ fn post_page(conn: &mut Conn, q: &PostQuery, tags: PostTags) -> Result<Vec<PostR
         q.sort_order,
         &q.cursor,
     );
-    let from = match tags {
-        PostTags::Probe => POST_FROM,
-        PostTags::Lead => POST_BY_LATEST_FROM,
-    };
     let sql = format!(
-        "SELECT p.item_hash, p.type, om.signature, p.owner, p.ref, p.channel, p.creation_time,
-             lp.content, lp.creation_time, p.latest_amend IS NOT NULL,
-             lm.item_hash, lm.type, lm.chain, lm.sender, lm.signature, lm.item_type, lm.item_content,
-             lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
-         {from} {} {} {}",
+        "SELECT {POST_COLUMNS}
+         FROM (SELECT p.item_hash AS id {} {} {} {}) page
+         JOIN posts p ON p.item_hash = page.id
+         JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)",
+        post_filter_from(q, tags),
         f.sql(),
         order_by("p.last_updated", "p.item_hash", q.sort_order),
         limit_offset(q.limit, q.offset)
     );
-    collect(conn, &sql, &f.params, |r| {
-        Ok(PostRecord {
-            original_item_hash: get(r, 0)?,
-            original_type: get(r, 1)?,
-            original_signature: get(r, 2)?,
-            owner: get(r, 3)?,
-            reference: get(r, 4)?,
-            channel: get(r, 5)?,
-            created: get(r, 6)?,
-            latest_content: get(r, 7)?,
-            last_updated: get(r, 8)?,
-            amended: get(r, 9)?,
-            latest: message_from_row(r, 10)?,
-        })
-    })
+    let mut rows = collect(conn, &sql, &f.params, post_from_row)?;
+    sort_posts(&mut rows, q.sort_order);
+    Ok(rows)
 }
 
 fn aggregate_from_row(r: &Row) -> Result<AggregateRecord> {

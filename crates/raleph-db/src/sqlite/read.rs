@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde_json::Value;
 
 use super::{ReadPool, backend};
-use crate::shared::{counts_processed, distinct_tags, tags_lead};
+use crate::shared::{counts_processed, distinct_tags, sort_posts, tags_lead};
 use crate::*;
 
 /// Shared handle to the read pool.
@@ -484,51 +484,88 @@ fn post_filter(q: &PostQuery, tags: PostTags) -> Filter {
     f
 }
 
-const POST_FROM: &str = "FROM posts p
-    JOIN messages om ON om.item_hash = p.item_hash
-    JOIN posts lp ON lp.item_hash = coalesce(p.latest_amend, p.item_hash)
-    JOIN messages lm ON lm.item_hash = lp.item_hash";
-
-/// From the latest versions to their originals: a version is its own original or an amend
-/// of it, and is the latest one when the original says so.
-const POST_BY_LATEST_FROM: &str = "FROM posts lp
-    CROSS JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
-        AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)
-    JOIN messages om ON om.item_hash = p.item_hash
-    JOIN messages lm ON lm.item_hash = lp.item_hash";
-
-/// A post total, and its parameters. Every original has its message and a latest version,
-/// so the joins never drop a row: they are made only when a filter reads them (tags start
-/// from their versions, chains read the original's message); else the posts index alone.
-fn post_count_sql(q: &PostQuery) -> (String, Vec<SqlValue>) {
-    if q.tags.is_empty() {
-        let f = post_filter(q, PostTags::Probe);
-        let from = if q.chains.is_empty() {
-            "FROM posts p"
-        } else {
-            "FROM posts p JOIN messages om ON om.item_hash = p.item_hash"
-        };
-        return (format!("SELECT count(*) {from} {}", f.sql()), f.params);
-    }
-    let f = post_filter(q, PostTags::Lead);
-    let chain_join = if q.chains.is_empty() {
-        ""
-    } else {
-        "JOIN messages om ON om.item_hash = p.item_hash"
+/// The tables a post filter reads, from `posts p`: the original's message `om` for chains,
+/// the latest version's message `lm` to probe its tags, or, when the tags lead, the versions
+/// holding them (`lp`) joined to their originals. Every original has its message and a
+/// latest version, so these joins never drop a row: they are made only when a filter reads
+/// them.
+fn post_filter_from(q: &PostQuery, tags: PostTags) -> String {
+    let mut from = match tags {
+        // A version is its own original or an amend of it, and is the latest one when the
+        // original says so.
+        PostTags::Lead => "FROM posts lp
+            CROSS JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
+                AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)"
+            .to_owned(),
+        PostTags::Probe => "FROM posts p".to_owned(),
     };
+    if !q.chains.is_empty() {
+        from.push_str(" JOIN messages om ON om.item_hash = p.item_hash");
+    }
+    if tags == PostTags::Probe && !q.tags.is_empty() {
+        from.push_str(" JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)");
+    }
+    from
+}
+
+/// A post total, and its parameters: the originals that pass the filter, on the posts index
+/// alone unless a filter reads a message (chains) or the tags (which then lead: counting
+/// starts from the versions holding them).
+fn post_count_sql(q: &PostQuery) -> (String, Vec<SqlValue>) {
+    let tags = if q.tags.is_empty() {
+        PostTags::Probe
+    } else {
+        PostTags::Lead
+    };
+    let f = post_filter(q, tags);
     (
-        format!(
-            "SELECT count(*) FROM posts lp
-             CROSS JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
-                 AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)
-             {chain_join} {}",
-            f.sql()
-        ),
+        format!("SELECT count(*) {} {}", post_filter_from(q, tags), f.sql()),
         f.params,
     )
 }
 
-/// A page of posts, the tags met as `tags` says.
+/// The columns of a listed post, from its original `p` and its latest version's message
+/// `lm`. An original that was never amended (most) is its own latest version: its content
+/// is on `p` and its signature on `lm`; only an amended one reads its latest amend's post row
+/// and its original's message.
+const POST_COLUMNS: &str = "p.item_hash, p.type, p.owner, p.ref, p.channel, p.creation_time,
+    p.last_updated, p.latest_amend IS NOT NULL,
+    CASE WHEN p.latest_amend IS NULL THEN p.content
+        ELSE (SELECT a.content FROM posts a WHERE a.item_hash = p.latest_amend) END,
+    CASE WHEN p.latest_amend IS NULL THEN lm.signature
+        ELSE (SELECT o.signature FROM messages o WHERE o.item_hash = p.item_hash) END,
+    lm.item_hash, lm.chain, lm.signature, lm.item_type, lm.item_content, lm.time, lm.size";
+
+fn post_from_row(r: &Row<'_>) -> rusqlite::Result<PostRecord> {
+    Ok(PostRecord {
+        original_item_hash: r.get(0)?,
+        original_type: r.get(1)?,
+        owner: r.get(2)?,
+        reference: r.get(3)?,
+        channel: r.get(4)?,
+        created: r.get(5)?,
+        last_updated: r.get(6)?,
+        amended: r.get(7)?,
+        latest_content: r.get(8)?,
+        original_signature: r.get(9)?,
+        latest: PostVersion {
+            item_hash: r.get(10)?,
+            chain: r.get(11)?,
+            signature: r.get(12)?,
+            item_type: r.get(13)?,
+            item_content: r.get(14)?,
+            time: r.get(15)?,
+            size: r.get::<_, i64>(16)?.max(0) as u64,
+        },
+    })
+}
+
+/// A page of posts, the tags met as `tags` says. The page is chosen first, carrying only
+/// each original's row id through the sort (the `(…, last_updated)` indexes leave the
+/// `item_hash` tie-break to a sorter, which would otherwise hold whole joined rows, content
+/// and item content included, each spilling to overflow pages); then only the page's rows
+/// are joined to their latest versions. The join does not keep the page's order, so the
+/// rows are put back in it here.
 fn post_page(conn: &Connection, q: &PostQuery, tags: PostTags) -> Result<Vec<PostRecord>> {
     let mut f = post_filter(q, tags);
     keyset(
@@ -538,35 +575,19 @@ fn post_page(conn: &Connection, q: &PostQuery, tags: PostTags) -> Result<Vec<Pos
         q.sort_order,
         &q.cursor,
     );
-    let from = match tags {
-        PostTags::Probe => POST_FROM,
-        PostTags::Lead => POST_BY_LATEST_FROM,
-    };
     let sql = format!(
-        "SELECT p.item_hash, p.type, om.signature, p.owner, p.ref, p.channel, p.creation_time,
-             lp.content, lp.creation_time, p.latest_amend IS NOT NULL,
-             lm.item_hash, lm.type, lm.chain, lm.sender, lm.signature, lm.item_type, lm.item_content,
-             lm.content, lm.channel, lm.time, lm.size, lm.reception_time, lm.status
-         {from} {} {} {}",
+        "SELECT {POST_COLUMNS}
+         FROM (SELECT p.rowid AS id {} {} {} {}) page
+         CROSS JOIN posts p ON p.rowid = page.id
+         CROSS JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)",
+        post_filter_from(q, tags),
         f.sql(),
         order_by("p.last_updated", "p.item_hash", q.sort_order),
         limit_offset(q.limit, q.offset)
     );
-    collect(conn, &sql, &f.params, |r| {
-        Ok(PostRecord {
-            original_item_hash: r.get(0)?,
-            original_type: r.get(1)?,
-            original_signature: r.get(2)?,
-            owner: r.get(3)?,
-            reference: r.get(4)?,
-            channel: r.get(5)?,
-            created: r.get(6)?,
-            latest_content: r.get(7)?,
-            last_updated: r.get(8)?,
-            amended: r.get(9)?,
-            latest: message_from_row(r, 10)?,
-        })
-    })
+    let mut rows = collect(conn, &sql, &f.params, post_from_row)?;
+    sort_posts(&mut rows, q.sort_order);
+    Ok(rows)
 }
 
 fn aggregate_from_row(r: &Row<'_>) -> rusqlite::Result<AggregateRecord> {
