@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
-use crate::shapes::{self, iso_time};
+use crate::shapes::{self, IsoTime, iso_time};
 
 /// Stored aggregate content, passed through (see `shapes::stored_json`); an aggregate whose
 /// stored text is not JSON fails the request, as it always has.
@@ -93,8 +93,8 @@ struct Listed<'a> {
     address: &'a str,
     key: &'a str,
     content: &'a RawValue,
-    created: String,
-    last_updated: String,
+    created: IsoTime,
+    last_updated: IsoTime,
 }
 
 #[derive(Serialize)]
@@ -157,8 +157,8 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> A
                         address: &a.owner,
                         key: &a.key,
                         content: content(&a.content)?,
-                        created: iso_time(a.created),
-                        last_updated: iso_time(a.last_updated),
+                        created: IsoTime::new(a.created),
+                        last_updated: IsoTime::new(a.last_updated),
                     })
                 })
                 .collect::<ApiResult<Vec<_>>>();
