@@ -9,12 +9,13 @@ use raleph_message::Envelope;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::Event;
+use crate::check::{Next, Unchecked};
 use crate::journal::Journal;
 
 pub(crate) struct Submission {
     pub envelope: Envelope,
     pub origin: &'static str,
-    /// The signature check, done before the submission reached the journal.
+    /// The signature check, done by a checker before the submission reached the journal.
     pub verdict: Result<(), Failure>,
     /// Whoever still waits for an answer. `accept` callers are answered by the acceptor
     /// thread once the submission is durable; `submit` callers by the writer once processed.
@@ -78,8 +79,8 @@ pub enum SubmitError {
 /// A cloneable handle to the running pipeline.
 #[derive(Clone)]
 pub struct PipelineHandle {
-    /// To the acceptor thread, which journals submissions.
-    pub(crate) intake: SyncSender<Submission>,
+    /// To the signature checkers, which pass submissions on to the acceptor (or the writer).
+    pub(crate) checks: SyncSender<Unchecked>,
     /// To the writer thread.
     pub(crate) commands: SyncSender<Command>,
     pub(crate) events: broadcast::Sender<Event>,
@@ -89,7 +90,7 @@ pub struct PipelineHandle {
 }
 
 impl PipelineHandle {
-    /// Verifies the signature (on a blocking thread), records the message durably and
+    /// Verifies the signature (on a checker thread), records the message durably and
     /// returns once it is processed (or queued for a retry, or refused). Cancel-safe: a
     /// dropped future may still have journaled the message, which is then processed as usual.
     pub async fn submit(
@@ -121,22 +122,9 @@ impl PipelineHandle {
         envelope: Envelope,
         origin: &'static str,
     ) -> Result<SubmitOutcome, SubmitError> {
-        let (envelope, verdict) = verified(envelope).await?;
-        let outcome = match &verdict {
-            Ok(()) => SubmitOutcome::Queued,
-            Err(failure) => SubmitOutcome::Rejected(failure.clone()),
-        };
-        let submission = Submission {
-            envelope,
-            origin,
-            verdict,
-            reply: None,
-            answer_when_durable: true,
-            received: crate::now(),
-            journal_number: None,
-        };
-        self.send(Command::Journaled(vec![submission]))?;
-        Ok(outcome)
+        let (reply, outcome) = oneshot::channel();
+        self.check(unchecked(envelope, origin, None, true), Next::Writer(reply))?;
+        outcome.await.map_err(|_| SubmitError::Stopped)?
     }
 
     async fn enter(
@@ -145,22 +133,20 @@ impl PipelineHandle {
         origin: &'static str,
         answer_when_durable: bool,
     ) -> Result<SubmitOutcome, SubmitError> {
-        let (envelope, verdict) = verified(envelope).await?;
         let (reply, outcome) = oneshot::channel();
-        let submission = Submission {
-            envelope,
-            origin,
-            verdict,
-            reply: Some(reply),
-            answer_when_durable,
-            received: 0.0,
-            journal_number: None,
-        };
-        self.intake.try_send(submission).map_err(|e| match e {
-            TrySendError::Full(_) => SubmitError::Busy,
-            TrySendError::Disconnected(_) => SubmitError::Stopped,
-        })?;
+        let submission = unchecked(envelope, origin, Some(reply), answer_when_durable);
+        self.check(submission, Next::Journal)?;
         outcome.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// Queues a submission for its signature check.
+    fn check(&self, submission: Submission, next: Next) -> Result<(), SubmitError> {
+        self.checks
+            .try_send(Unchecked { submission, next })
+            .map_err(|e| match e {
+                TrySendError::Full(_) => SubmitError::Busy,
+                TrySendError::Disconnected(_) => SubmitError::Stopped,
+            })
     }
 
     /// Records that a message this node never held was forgotten on a peer (a skeleton the
@@ -222,14 +208,22 @@ impl PipelineHandle {
     }
 }
 
-/// The envelope with its signature check, done on a blocking thread (curve arithmetic).
-async fn verified(envelope: Envelope) -> Result<(Envelope, Result<(), Failure>), SubmitError> {
-    tokio::task::spawn_blocking(move || {
-        let verdict = verify_signature(&envelope);
-        (envelope, verdict)
-    })
-    .await
-    .map_err(|_| SubmitError::Stopped)
+/// A submission on its way to the signature checkers.
+fn unchecked(
+    envelope: Envelope,
+    origin: &'static str,
+    reply: Option<oneshot::Sender<Result<SubmitOutcome, SubmitError>>>,
+    answer_when_durable: bool,
+) -> Submission {
+    Submission {
+        envelope,
+        origin,
+        verdict: Ok(()),
+        reply,
+        answer_when_durable,
+        received: 0.0,
+        journal_number: None,
+    }
 }
 
 /// Checks the signature of an envelope against its chain's scheme.

@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod authorize;
+mod check;
 mod handlers;
 mod intake;
 mod journal;
@@ -65,8 +66,11 @@ impl PaymentPolicy for NoPayments {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Submissions waiting for the writer before new ones are refused with "busy" (HTTP 503).
+    /// Submissions waiting for a signature check, and checked ones waiting for the journal,
+    /// before new ones are refused with "busy" (HTTP 503).
     pub intake_queue: usize,
+    /// Threads that check signatures; 0: one per core.
+    pub signature_threads: usize,
     /// Most submissions journaled with one append and sync.
     pub intake_batch: usize,
     /// Most journaled submissions applied to the index in one transaction.
@@ -93,6 +97,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             intake_queue: 10_000,
+            signature_threads: 0,
             intake_batch: 1_000,
             index_batch: 5_000,
             max_unapplied: 20_000,
@@ -101,6 +106,16 @@ impl Default for PipelineConfig {
             max_backoff_secs: 300.0,
             file_grace_period_secs: 24.0 * 3600.0,
             durable: true,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// How many signature checkers to start.
+    pub(crate) fn signature_threads(&self) -> usize {
+        match self.signature_threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
         }
     }
 }

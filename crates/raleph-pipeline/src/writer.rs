@@ -50,11 +50,18 @@ pub fn spawn(
     }
     let applied = Arc::new(AtomicU64::new(position));
     let journaled = Arc::new(AtomicU64::new(journal.last_number().max(position)));
+    let (checks, unchecked) = sync_channel(config.intake_queue.max(1));
     let (intake, accepted) = sync_channel(config.intake_queue.max(1));
     let (commands, inbox) = sync_channel(WRITER_QUEUE);
     let (events, _) = broadcast::channel(4096);
-    let handle = PipelineHandle {
+    crate::check::spawn(
+        config.signature_threads(),
+        unchecked,
         intake,
+        commands.clone(),
+    )?;
+    let handle = PipelineHandle {
+        checks,
         commands: commands.clone(),
         events: events.clone(),
         journaled: journaled.clone(),

@@ -1,0 +1,124 @@
+//! The signature checkers: a few threads (one per core by default) that check the signatures
+//! of incoming submissions, off the async threads, and pass each on to where it goes next.
+//!
+//! A blocking task per submission cost more than the check itself at thousands of messages per
+//! second: a thread woken per message (and as many threads as messages in flight), then the
+//! submitting task woken only to hand the message to the acceptor. Here a checker takes what
+//! has queued up, checks each, and sends it on directly; while submissions keep coming no
+//! thread sleeps or wakes between them.
+
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use crate::intake::{Command, Submission, SubmitError, SubmitOutcome, verify_signature};
+
+/// Most submissions a checker takes from the queue at once: small, so that the other
+/// checkers get a share of a burst.
+const TAKE: usize = 16;
+
+/// A submission whose signature is not checked yet.
+pub(crate) struct Unchecked {
+    pub submission: Submission,
+    pub next: Next,
+}
+
+/// Where a submission goes once checked.
+pub(crate) enum Next {
+    /// To the acceptor, which journals it and answers through the submission's `reply`.
+    Journal,
+    /// Straight to the writer (a relayed message); the caller learns the verdict here.
+    Writer(oneshot::Sender<Result<SubmitOutcome, SubmitError>>),
+}
+
+/// Starts `threads` checkers on `queue`. They stop once every sender of the queue is gone.
+pub(crate) fn spawn(
+    threads: usize,
+    queue: Receiver<Unchecked>,
+    acceptor: SyncSender<Submission>,
+    writer: SyncSender<Command>,
+) -> std::io::Result<()> {
+    let queue = Arc::new(Mutex::new(queue));
+    for index in 0..threads.max(1) {
+        let queue = queue.clone();
+        let acceptor = acceptor.clone();
+        let writer = writer.clone();
+        std::thread::Builder::new()
+            .name(format!("raleph-check-{index}"))
+            .spawn(move || run(&queue, &acceptor, &writer))?;
+    }
+    Ok(())
+}
+
+fn run(
+    queue: &Mutex<Receiver<Unchecked>>,
+    acceptor: &SyncSender<Submission>,
+    writer: &SyncSender<Command>,
+) {
+    while let Some(taken) = take(queue) {
+        for Unchecked {
+            mut submission,
+            next,
+        } in taken
+        {
+            submission.verdict = verify_signature(&submission.envelope);
+            match next {
+                Next::Journal => to_acceptor(acceptor, submission),
+                Next::Writer(reply) => {
+                    let _ = reply.send(to_writer(writer, submission));
+                }
+            }
+        }
+    }
+}
+
+/// Waits for a submission, then takes it with up to `TAKE - 1` more that are already queued.
+/// `None` once the queue is closed.
+fn take(queue: &Mutex<Receiver<Unchecked>>) -> Option<Vec<Unchecked>> {
+    // A checker that panicked while holding the lock left the receiver intact.
+    let queue = queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let first = queue.recv().ok()?;
+    let mut taken = Vec::with_capacity(TAKE);
+    taken.push(first);
+    while taken.len() < TAKE {
+        match queue.try_recv() {
+            Ok(next) => taken.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(taken)
+}
+
+fn to_acceptor(acceptor: &SyncSender<Submission>, submission: Submission) {
+    if let Err(e) = acceptor.try_send(submission) {
+        let (submission, error) = match e {
+            TrySendError::Full(s) => (s, SubmitError::Busy),
+            TrySendError::Disconnected(s) => (s, SubmitError::Stopped),
+        };
+        if let Some(reply) = submission.reply {
+            let _ = reply.send(Err(error));
+        }
+    }
+}
+
+/// Hands a relayed submission to the writer; its outcome as far as known now.
+fn to_writer(
+    writer: &SyncSender<Command>,
+    mut submission: Submission,
+) -> Result<SubmitOutcome, SubmitError> {
+    let outcome = match &submission.verdict {
+        Ok(()) => SubmitOutcome::Queued,
+        Err(failure) => SubmitOutcome::Rejected(failure.clone()),
+    };
+    submission.received = crate::now();
+    writer
+        .try_send(Command::Journaled(vec![submission]))
+        .map_err(|e| match e {
+            TrySendError::Full(_) => SubmitError::Busy,
+            TrySendError::Disconnected(_) => SubmitError::Stopped,
+        })?;
+    Ok(outcome)
+}
