@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::SqliteReader;
@@ -135,6 +136,13 @@ impl ReadPool {
                 // List queries differ in text with their filters and the number of values of
                 // each: keep more of them prepared than rusqlite's default 16.
                 conn.set_prepared_statement_cache_capacity(READER_STATEMENTS);
+                // Plans from the statement's text and the statistics, not from the values
+                // bound to it: with STAT4 samples, binding a value to a range or tag term
+                // (time ranges, cursors, tags) otherwise marks the statement expired and
+                // each run prepares it again (~200 000 instructions, a third of such a
+                // page). The lists that need a particular index name it.
+                conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+                    .map_err(backend)?;
                 (conn, current)
             }
         };
