@@ -4,7 +4,7 @@ use raleph_db::WriteStore;
 use serde_json::Value;
 
 /// An action to authorize: a message `sender` acting on behalf of `owner`.
-pub(crate) struct Action<'a> {
+pub struct Action<'a> {
     pub sender: &'a str,
     pub owner: &'a str,
     pub chain: &'a str,
@@ -22,11 +22,15 @@ pub(crate) fn is_authorized(
     if action.sender.eq_ignore_ascii_case(action.owner) {
         return Ok(true);
     }
-    let Some(security) = store.aggregate_value(action.owner, "security")? else {
-        return Ok(false);
-    };
+    let security = store.aggregate_value(action.owner, "security")?;
+    Ok(security.is_some_and(|security| delegation_allows(&security, action)))
+}
+
+/// Whether the owner's `security` aggregate lets `action.sender` act for it. An action whose
+/// post type or aggregate key is unknown (`None`) passes only grants that restrict neither.
+pub fn delegation_allows(security: &Value, action: &Action<'_>) -> bool {
     let grants = security.get("authorizations").and_then(Value::as_array);
-    Ok(grants.is_some_and(|grants| grants.iter().any(|grant| grant_allows(grant, action))))
+    grants.is_some_and(|grants| grants.iter().any(|grant| grant_allows(grant, action)))
 }
 
 /// One `authorizations` entry: every restriction it sets must hold.

@@ -259,7 +259,16 @@ async fn a_restarted_node_catches_up() {
     submit(&a, &first).await;
     let doomed = post(&signer, "note", json!({"doomed": true}), None);
     submit(&a, &doomed).await;
+    // The owner lets a delegate act for it.
+    let delegate = EthSigner::new_random();
+    let security = aggregate(
+        &signer,
+        "security",
+        json!({"authorizations": [{"address": delegate.address()}]}),
+    );
+    submit(&a, &security).await;
     assert!(wait_status(&c, &hash(&doomed), "processed").await);
+    assert!(wait_status(&c, &hash(&security), "processed").await);
 
     // B goes down: A and C are cut off from each other.
     b.node.kill9();
@@ -288,6 +297,12 @@ async fn a_restarted_node_catches_up() {
     submit(&a, &unseen).await;
     let forget_unseen = forget(&signer, &[&hash(&unseen)]);
     submit(&a, &forget_unseen).await;
+    // The same, forgotten by the delegate.
+    let unseen_delegated = post(&signer, "note", json!({"unseen": "delegated"}), None);
+    submit(&a, &unseen_delegated).await;
+    let forget_delegated = forget(&delegate, &[&hash(&unseen_delegated)]);
+    submit(&a, &forget_delegated).await;
+    assert!(wait_status(&a, &hash(&unseen_delegated), "forgotten").await);
     assert_eq!(status_of(&c, &hash(&sent[5])).await, None, "C is cut off");
 
     // B comes back on the same address with the same data: it syncs from A, C from B.
@@ -305,8 +320,10 @@ async fn a_restarted_node_catches_up() {
     assert!(wait_status(&c, &hash(&doomed), "forgotten").await);
     assert!(wait_status(&c, &hash(&unseen), "forgotten").await);
     assert!(wait_status(&c, &hash(&forget_unseen), "processed").await);
-    // 41 posts, an amend, two aggregates, two FORGETs (forgotten posts are not listed).
-    let expected = 41 + 1 + 2 + 2;
+    assert!(wait_status(&c, &hash(&unseen_delegated), "forgotten").await);
+    assert!(wait_status(&c, &hash(&forget_delegated), "processed").await);
+    // 41 posts, an amend, three aggregates, three FORGETs (forgotten posts are not listed).
+    let expected = 41 + 1 + 3 + 3;
     let nodes = [&a, &b, &c];
     let all_equal = wait_until(CONVERGE, || converged(&nodes, &address, expected)).await;
     assert!(

@@ -481,17 +481,24 @@ async fn proven(shared: &Shared, skeleton: &ForgottenRecord, page: &[Envelope]) 
             None => held_forget(shared, forget_hash).await,
         };
         let Some(forget) = forget else { continue };
-        if names(&forget, skeleton) && raleph_pipeline::verify_signature(&forget).is_ok() {
+        if !names(&forget, skeleton) || raleph_pipeline::verify_signature(&forget).is_err() {
+            continue;
+        }
+        let security = if forget.sender == skeleton.sender {
+            None
+        } else {
+            security_of(shared, &skeleton.owner).await
+        };
+        if may_forget(&forget, skeleton, security.as_ref()) {
             return Some(true);
         }
     }
     None
 }
 
-/// Whether `forget` is a FORGET by the skeleton's own sender that names it.
+/// Whether `forget` is a FORGET that names the skeleton's message.
 fn names(forget: &Envelope, skeleton: &ForgottenRecord) -> bool {
     forget.message_type == raleph_message::MessageType::Forget
-        && forget.sender == skeleton.sender
         && forget.item_content.as_deref().is_some_and(|content| {
             serde_json::from_str::<Value>(content).is_ok_and(|v| {
                 v["hashes"]
@@ -499,6 +506,40 @@ fn names(forget: &Envelope, skeleton: &ForgottenRecord) -> bool {
                     .is_some_and(|h| h.iter().any(|h| h == skeleton.item_hash.as_str()))
             })
         })
+}
+
+/// Whether the sender of `forget` could forget the skeleton's message: its own sender, or a
+/// delegate the owner's `security` aggregate allows, as the FORGET handler decides. The
+/// skeleton carries no post type or aggregate key, so a grant limited to some of those does
+/// not prove it (the skeleton stays unproven; its message is never shown here either way).
+fn may_forget(forget: &Envelope, skeleton: &ForgottenRecord, security: Option<&Value>) -> bool {
+    if forget.sender == skeleton.sender {
+        return true;
+    }
+    let action = raleph_pipeline::Action {
+        sender: &forget.sender,
+        owner: &skeleton.owner,
+        chain: &skeleton.chain,
+        message_type: &skeleton.message_type,
+        channel: skeleton.channel.as_deref(),
+        post_type: None,
+        aggregate_key: None,
+    };
+    forget.sender.eq_ignore_ascii_case(&skeleton.owner)
+        || security.is_some_and(|security| raleph_pipeline::delegation_allows(security, &action))
+}
+
+/// The `security` aggregate of `owner`, as this node holds it.
+async fn security_of(shared: &Shared, owner: &str) -> Option<Value> {
+    let reader = shared.reader.clone();
+    let owner = owner.to_owned();
+    let records =
+        tokio::task::spawn_blocking(move || reader.aggregates_of(&owner, &["security".to_owned()]))
+            .await
+            .ok()?
+            .ok()?;
+    let record = records.into_iter().find(|r| r.key == "security")?;
+    serde_json::from_str(&record.content).ok()
 }
 
 /// A FORGET this node holds but could not process: waiting in its pending queue, or rejected.
@@ -583,7 +624,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_senders_own_forget_proves_a_skeleton() {
+    fn only_the_sender_or_a_granted_delegate_proves_a_skeleton() {
         let owner = raleph_crypto::EthSigner::new_random();
         let stranger = raleph_crypto::EthSigner::new_random();
         let skeleton = ForgottenRecord {
@@ -603,11 +644,44 @@ mod tests {
             reception_time: 2.0,
         };
         let target = skeleton.item_hash.as_str();
-        assert!(names(&forget_by(&owner, &[target]), &skeleton));
-        assert!(!names(&forget_by(&stranger, &[target]), &skeleton));
-        assert!(!names(
+        let proves = |forget: &Envelope, security: Option<&Value>| {
+            names(forget, &skeleton) && may_forget(forget, &skeleton, security)
+        };
+        assert!(proves(&forget_by(&owner, &[target]), None));
+        assert!(!proves(&forget_by(&stranger, &[target]), None));
+        assert!(!proves(
             &forget_by(&owner, &["cd".repeat(32).as_str()]),
-            &skeleton
+            None
+        ));
+        // A delegate proves it when the owner's `security` aggregate grants it the message's
+        // kind; not with a grant the skeleton cannot be checked against, nor another's grant.
+        let grant = |grant: Value| serde_json::json!({"authorizations": [grant]});
+        let delegate = serde_json::json!({"address": stranger.address()});
+        assert!(proves(
+            &forget_by(&stranger, &[target]),
+            Some(&grant(delegate.clone()))
+        ));
+        let posts_only = serde_json::json!({"address": stranger.address(), "types": ["POST"]});
+        assert!(proves(
+            &forget_by(&stranger, &[target]),
+            Some(&grant(posts_only))
+        ));
+        let aggregates_only =
+            serde_json::json!({"address": stranger.address(), "types": ["AGGREGATE"]});
+        assert!(!proves(
+            &forget_by(&stranger, &[target]),
+            Some(&grant(aggregates_only))
+        ));
+        let some_post_types =
+            serde_json::json!({"address": stranger.address(), "post_types": ["note"]});
+        assert!(!proves(
+            &forget_by(&stranger, &[target]),
+            Some(&grant(some_post_types))
+        ));
+        let third = raleph_crypto::EthSigner::new_random();
+        assert!(!proves(
+            &forget_by(&third, &[target]),
+            Some(&grant(delegate))
         ));
         // A skeleton survives a round trip through its JSON.
         let back = parse_skeleton(&skeleton_json(&skeleton)).expect("parse");
