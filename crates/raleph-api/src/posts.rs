@@ -10,7 +10,27 @@ use crate::params::Params;
 use crate::shapes::PostShape;
 use crate::{AppState, cursor, shapes};
 
-type Shape = for<'a> fn(&'a PostRecord) -> PostShape<'a>;
+/// The two post list shapes.
+#[derive(Clone, Copy)]
+enum Version {
+    V0,
+    V1,
+}
+
+impl Version {
+    fn shape<'a>(self, p: &'a PostRecord) -> PostShape<'a> {
+        match self {
+            Version::V0 => shapes::post_v0(p),
+            Version::V1 => shapes::post_v1(p),
+        }
+    }
+
+    /// v1 shows of the latest version's message only its item hash, so the store need not
+    /// read that message.
+    fn latest_hash_only(self) -> bool {
+        matches!(self, Version::V1)
+    }
+}
 
 fn post_hint(rows: &[PostRecord]) -> usize {
     let text = rows
@@ -44,13 +64,7 @@ pub async fn list_v0(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    list(
-        state,
-        Params::parse(query.as_deref()),
-        None,
-        shapes::post_v0,
-    )
-    .await
+    list(state, Params::parse(query.as_deref()), None, Version::V0).await
 }
 
 pub async fn page_v0(
@@ -62,7 +76,7 @@ pub async fn page_v0(
         state,
         Params::parse(query.as_deref()),
         Some(page),
-        shapes::post_v0,
+        Version::V0,
     )
     .await
 }
@@ -71,13 +85,7 @@ pub async fn list_v1(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    list(
-        state,
-        Params::parse(query.as_deref()),
-        None,
-        shapes::post_v1,
-    )
-    .await
+    list(state, Params::parse(query.as_deref()), None, Version::V1).await
 }
 
 pub async fn page_v1(
@@ -89,7 +97,7 @@ pub async fn page_v1(
         state,
         Params::parse(query.as_deref()),
         Some(page),
-        shapes::post_v1,
+        Version::V1,
     )
     .await
 }
@@ -115,9 +123,10 @@ async fn list(
     state: AppState,
     params: Params,
     path_page: Option<String>,
-    shape: Shape,
+    version: Version,
 ) -> ApiResult<Response> {
     let mut query = post_query(&params)?;
+    query.latest_hash_only = version.latest_hash_only();
     if let Some(position) = params.cursor()? {
         let per_page = params.int(&["pagination"], 20)?;
         if per_page == 0 {
@@ -143,7 +152,7 @@ async fn list(
                 let hint = post_hint(&rows);
                 Ok(shapes::to_json(
                     &CursorPage {
-                        posts: rows.iter().map(shape).collect(),
+                        posts: rows.iter().map(|p| version.shape(p)).collect(),
                         next_cursor,
                         pagination_per_page: limit,
                     },
@@ -162,6 +171,8 @@ async fn list(
         PostQuery {
             limit: 0,
             offset: 0,
+            // The same total for both shapes.
+            latest_hash_only: false,
             ..query.clone()
         }
     );
@@ -182,7 +193,7 @@ async fn list(
                     pagination_page: page,
                     pagination_per_page: per_page,
                     pagination_total: total,
-                    posts: rows.iter().map(shape).collect(),
+                    posts: rows.iter().map(|p| version.shape(p)).collect(),
                 },
                 hint,
             ))

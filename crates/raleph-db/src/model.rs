@@ -386,6 +386,10 @@ pub struct PostQuery {
     pub limit: u64,
     pub offset: u64,
     pub cursor: Option<Cursor>,
+    /// The caller shows only each latest version's item hash (the v1 shape): a backend may
+    /// then leave the version's message unread, and the other `PostVersion` fields and
+    /// `original_signature` empty.
+    pub latest_hash_only: bool,
 }
 
 /// A post as listed: the original, folded with its latest amend.

@@ -608,6 +608,14 @@ const POST_COLUMNS: &str = "p.item_hash, p.type, p.owner, p.ref, p.channel, p.cr
         ELSE (SELECT o.signature FROM messages o WHERE o.item_hash = p.item_hash) END,
     lm.item_hash, lm.chain, lm.signature, lm.item_type, lm.item_content, lm.time, lm.size";
 
+/// `POST_COLUMNS` for a caller that shows only the latest version's item hash
+/// (`PostQuery::latest_hash_only`): the post rows alone, no message read.
+const POST_SUMMARY_COLUMNS: &str = "p.item_hash, p.type, p.owner, p.ref, p.channel,
+    p.creation_time, p.last_updated, p.latest_amend IS NOT NULL,
+    CASE WHEN p.latest_amend IS NULL THEN p.content
+        ELSE (SELECT a.content FROM posts a WHERE a.item_hash = p.latest_amend) END,
+    NULL, coalesce(p.latest_amend, p.item_hash), '', NULL, '', NULL, 0.0, 0";
+
 fn post_from_row(r: &Row<'_>) -> rusqlite::Result<PostRecord> {
     Ok(PostRecord {
         original_item_hash: r.get(0)?,
@@ -647,11 +655,19 @@ fn post_page(conn: &Connection, q: &PostQuery, tags: PostTags) -> Result<Vec<Pos
         q.sort_order,
         &q.cursor,
     );
+    let (columns, latest_message) = if q.latest_hash_only {
+        (POST_SUMMARY_COLUMNS, "")
+    } else {
+        (
+            POST_COLUMNS,
+            "CROSS JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)",
+        )
+    };
     let sql = format!(
-        "SELECT {POST_COLUMNS}
+        "SELECT {columns}
          FROM (SELECT p.rowid AS id {} {} {} {}) page
          CROSS JOIN posts p ON p.rowid = page.id
-         CROSS JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)",
+         {latest_message}",
         post_filter_from(q, tags),
         f.sql(),
         order_by("p.last_updated", "p.item_hash", q.sort_order),

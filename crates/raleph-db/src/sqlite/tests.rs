@@ -335,3 +335,97 @@ fn tally_follows_commits_and_rollbacks() -> Result<()> {
     assert_eq!(seqs(&r)?, [3, 5, 6]);
     Ok(())
 }
+
+/// A post and its processed message, as the pipeline indexes them.
+fn add_post(w: &mut SqliteWriter, hash: &str, amends: Option<&str>, time: f64) -> Result<()> {
+    let mut m = processed_message(hash);
+    m.time = time + 0.5; // the envelope's time, not the content's
+    m.signature = Some(format!("sig-{hash}"));
+    m.item_content = Some(format!(r#"{{"n":"{hash}"}}"#));
+    m.content_type = Some(if amends.is_some() { "amend" } else { "note" }.into());
+    m.content_ref = amends.map(str::to_owned);
+    w.begin()?;
+    w.insert_message(&m)?;
+    w.insert_post(&NewPost {
+        item_hash: hash.into(),
+        owner: "0xA".into(),
+        post_type: "note".into(),
+        reference: None,
+        amends: amends.map(str::to_owned),
+        channel: Some("C".into()),
+        content: Some(format!(r#"{{"body":"{hash}"}}"#)),
+        creation_time: time,
+        tags: Vec::new(),
+    })?;
+    if let Some(original) = amends {
+        w.refresh_latest_amend(original)?;
+    }
+    w.set_status(hash, MessageStatus::Processed, time)?;
+    w.commit()
+}
+
+#[test]
+fn posts_by_latest_hash_only_match_full_posts() -> Result<()> {
+    let (_dir, mut w, r) = store();
+    add_post(&mut w, "p1", None, 1.0)?;
+    add_post(&mut w, "p2", None, 2.0)?;
+    add_post(&mut w, "a1", Some("p1"), 3.0)?;
+    add_post(&mut w, "a2", Some("p1"), 4.0)?;
+    add_post(&mut w, "p3", None, 2.0)?;
+    for sort_order in [SortOrder::Ascending, SortOrder::Descending] {
+        let full = PostQuery {
+            sort_order,
+            limit: 2,
+            offset: 1,
+            ..Default::default()
+        };
+        let full = r.posts(&full)?;
+        let brief = r.posts(&PostQuery {
+            latest_hash_only: true,
+            ..PostQuery {
+                sort_order,
+                limit: 2,
+                offset: 1,
+                ..Default::default()
+            }
+        })?;
+        assert_eq!(full.len(), 2);
+        assert_eq!(full.len(), brief.len());
+        for (f, b) in full.iter().zip(&brief) {
+            // Everything but the latest version's message, which was not read.
+            assert_eq!(f.latest.item_hash, b.latest.item_hash);
+            assert_eq!(
+                (
+                    &f.original_item_hash,
+                    &f.original_type,
+                    &f.owner,
+                    &f.reference
+                ),
+                (
+                    &b.original_item_hash,
+                    &b.original_type,
+                    &b.owner,
+                    &b.reference
+                )
+            );
+            assert_eq!((&f.channel, f.created), (&b.channel, b.created));
+            assert_eq!(
+                (&f.latest_content, f.last_updated),
+                (&b.latest_content, b.last_updated)
+            );
+            assert_eq!(f.amended, b.amended);
+        }
+    }
+    // p1's latest version is its last amend, read in full by default.
+    let all = r.posts(&PostQuery::default())?;
+    let p1 = all
+        .iter()
+        .find(|p| p.original_item_hash == "p1")
+        .expect("p1");
+    assert_eq!(p1.latest.item_hash, "a2");
+    assert_eq!(p1.latest.time, 4.5);
+    assert_eq!(p1.latest.signature.as_deref(), Some("sig-a2"));
+    assert_eq!(p1.original_signature.as_deref(), Some("sig-p1"));
+    assert_eq!(p1.latest_content.as_deref(), Some(r#"{"body":"a2"}"#));
+    Ok(())
+}
