@@ -1,6 +1,7 @@
 //! `run-all`: starts a node on a loopback port with a fresh data directory, ingests a POST
 //! corpus, an AGGREGATE corpus, then a large mixed corpus, runs the query benchmark, prints a
-//! summary and stops the node.
+//! summary and stops the node. With `--postgres`, then does it all again with the node on a
+//! fresh PostgreSQL database, and prints the two side by side.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -70,6 +71,86 @@ pub struct RunAllArgs {
     /// Give up on the whole run after this many seconds.
     #[arg(long, default_value_t = 7200.0)]
     pub max_secs: f64,
+    /// Also run everything with the node on PostgreSQL: a server URL such as
+    /// `postgres://postgres@127.0.0.1:54329/postgres` (`scripts/postgres.sh` starts one). A
+    /// database is created there for the run and dropped at the end.
+    #[arg(long)]
+    pub postgres: Option<String>,
+}
+
+/// What one node (one backend) did in a run.
+struct BackendRun {
+    backend: &'static str,
+    ingests: Vec<IngestReport>,
+    queries: QueryReport,
+    hwm_kib: Option<u64>,
+    data_bytes: u64,
+}
+
+/// A database created on a PostgreSQL server for one run.
+struct ScratchDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates it. Blocking: the PostgreSQL client runs a runtime of its own.
+    fn create(server: &str) -> anyhow::Result<Self> {
+        let name = format!("raleph_bench_{}", std::process::id());
+        let mut client = postgres::Client::connect(server, postgres::NoTls)
+            .with_context(|| format!("connecting to {}", redacted(server)))?;
+        // One statement per call: neither may run inside a transaction block.
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
+        client.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        Ok(ScratchDatabase {
+            url: with_database(server, &name)?,
+            server: server.to_owned(),
+            name,
+        })
+    }
+
+    /// Drops it (blocking), with any connection a stopped node left.
+    fn drop_now(self) -> anyhow::Result<()> {
+        let mut client = postgres::Client::connect(&self.server, postgres::NoTls)?;
+        client.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))?;
+        Ok(())
+    }
+}
+
+/// `url` naming database `name` instead of its own.
+fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let scheme_end = url.find("://").context("not a postgres:// URL")? + 3;
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |slash| scheme_end + slash);
+    Ok(format!("{}/{name}{query}", &base[..host_end]))
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// A node started by this benchmark; stopped (SIGTERM, then SIGKILL) when dropped.
@@ -221,21 +302,70 @@ async fn ingest_corpus(
 
 pub async fn run(args: &RunAllArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Created first, so that a wrong URL fails before the long SQLite run.
+    let database = match args.postgres.clone() {
+        Some(server) => {
+            Some(tokio::task::spawn_blocking(move || ScratchDatabase::create(&server)).await??)
+        }
+        None => None,
+    };
+    let sqlite = run_backend(args, started, "SQLite", None).await;
+    let Some(database) = database else {
+        print_summary(&sqlite?);
+        eprintln!("run-all: done in {:.0} s", started.elapsed().as_secs_f64());
+        return Ok(());
+    };
+    let sqlite = match sqlite {
+        Ok(sqlite) => sqlite,
+        Err(e) => {
+            let _ = tokio::task::spawn_blocking(move || database.drop_now()).await;
+            return Err(e);
+        }
+    };
+    print_summary(&sqlite);
+    let url = database.url.clone();
+    let postgres = run_backend(args, started, "PostgreSQL", Some(&url)).await;
+    if let Err(e) = tokio::task::spawn_blocking(move || database.drop_now()).await? {
+        eprintln!("run-all: dropping the benchmark database failed: {e:#}");
+    }
+    let postgres = postgres?;
+    print_summary(&postgres);
+    print_comparison(&sqlite, &postgres);
+    eprintln!("run-all: done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Starts a node (on SQLite in its data directory, or on the PostgreSQL database `database`),
+/// runs the ingests and queries against it, and stops it.
+async fn run_backend(
+    args: &RunAllArgs,
+    started: Instant,
+    backend: &'static str,
+    database: Option<&str>,
+) -> anyhow::Result<BackendRun> {
     let budget = Duration::from_secs_f64(args.max_secs);
     let remaining = || budget.saturating_sub(started.elapsed());
+    let suffix = match database {
+        Some(_) => "-postgres",
+        None => "",
+    };
     let (data_dir, temporary) = match &args.data_dir {
-        Some(d) => (d.clone(), false),
+        Some(d) => (PathBuf::from(format!("{}{suffix}", d.display())), false),
         None => (
-            std::env::temp_dir().join(format!("raleph-bench-{}", std::process::id())),
+            std::env::temp_dir().join(format!("raleph-bench-{}{suffix}", std::process::id())),
             true,
         ),
     };
     std::fs::create_dir_all(&data_dir)?;
     let log = data_dir.with_extension("log");
-    let mut node = Node::start(&args.bin, &data_dir, &log, &args.node_args)?;
+    let mut node_args = args.node_args.clone();
+    if let Some(url) = database {
+        node_args.extend(["--database".to_owned(), url.to_owned()]);
+    }
+    let mut node = Node::start(&args.bin, &data_dir, &log, &node_args)?;
     let pid = node.pid();
     eprintln!(
-        "run-all: node {} (pid {pid}) at {}, data in {}, log in {}",
+        "run-all: {backend} node {} (pid {pid}) at {}, data in {}, log in {}",
         args.bin.display(),
         node.url,
         data_dir.display(),
@@ -305,24 +435,90 @@ pub async fn run(args: &RunAllArgs) -> anyhow::Result<()> {
     .await;
     let rss = crate::procfs::memory_kib(pid);
     node.stop();
-    let size = dir_size(&data_dir);
-    let (ingests, queries) = result?;
-    print_summary(&ingests, &queries, rss.map(|(_, hwm)| hwm), size);
+    let data_bytes = dir_size(&data_dir);
     if temporary && !args.keep_data {
         let _ = std::fs::remove_dir_all(&data_dir);
         let _ = std::fs::remove_file(&log);
     }
-    eprintln!("run-all: done in {:.0} s", started.elapsed().as_secs_f64());
-    Ok(())
+    let (ingests, queries) = result?;
+    Ok(BackendRun {
+        backend,
+        ingests,
+        queries,
+        hwm_kib: rss.map(|(_, hwm)| hwm),
+        data_bytes,
+    })
 }
 
-fn print_summary(
-    ingests: &[IngestReport],
-    queries: &QueryReport,
-    hwm_kib: Option<u64>,
-    data_bytes: u64,
-) {
-    println!("# summary");
+/// The two backends side by side: ingest rates, then each query kind's sequential latency and
+/// concurrent rate.
+fn print_comparison(a: &BackendRun, b: &BackendRun) {
+    println!("# {} and {} side by side", a.backend, b.backend);
+    println!();
+    println!(
+        "| ingest | {0} end to end msg/s | {1} end to end msg/s | {0} ack p99 ms | {1} ack p99 ms |",
+        a.backend, b.backend
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (x, y) in a.ingests.iter().zip(&b.ingests) {
+        println!(
+            "| {} | {} | {} | {:.1} | {:.1} |",
+            x.label,
+            thousands(x.end_to_end_rate()),
+            thousands(y.end_to_end_rate()),
+            x.ack.p99,
+            y.ack.p99
+        );
+    }
+    println!();
+    println!(
+        "| query kind | {0} p50 / p99 ms | {1} p50 / p99 ms | {0} req/s | {1} req/s |",
+        a.backend, b.backend
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let rate = |k: &query::KindResult| {
+        k.concurrent
+            .as_ref()
+            .map_or("-".to_owned(), |c| thousands(c.rate()))
+    };
+    for x in &a.queries.kinds {
+        let Some(y) = b.queries.kinds.iter().find(|y| y.name == x.name) else {
+            continue;
+        };
+        println!(
+            "| {} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} |",
+            x.name,
+            x.latency.p50,
+            x.latency.p99,
+            y.latency.p50,
+            y.latency.p99,
+            rate(x),
+            rate(y)
+        );
+    }
+    let mix = |q: &QueryReport| {
+        q.concurrent
+            .as_ref()
+            .map_or("-".to_owned(), |c| thousands(c.rate()))
+    };
+    println!(
+        "| even mix of kinds | | | {} | {} |",
+        mix(&a.queries),
+        mix(&b.queries)
+    );
+    println!();
+}
+
+fn print_summary(run: &BackendRun) {
+    let BackendRun {
+        backend,
+        ingests,
+        queries,
+        hwm_kib,
+        data_bytes,
+    } = run;
+    let (hwm_kib, data_bytes) = (*hwm_kib, *data_bytes);
+    println!("# summary ({backend})");
     println!();
     println!(
         "| ingest | messages | acks/s | ack p50 / p99 ms | first send → all processed | end to end msg/s | 429/503 retries | errors | node peak RSS | node CPU | machine CPU |"
@@ -367,4 +563,35 @@ fn print_summary(
         "data directory at the end: {:.0} MiB",
         data_bytes as f64 / 1048576.0
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_names_another_database() {
+        let cases = [
+            ("postgres://u@h:1/db", "postgres://u@h:1/x"),
+            (
+                "postgres://u@h:1/db?sslmode=disable",
+                "postgres://u@h:1/x?sslmode=disable",
+            ),
+            ("postgres://u@h", "postgres://u@h/x"),
+            ("postgres://u:p@h/", "postgres://u:p@h/x"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(with_database(url, "x").expect(url), want);
+        }
+        assert!(with_database("not a url", "x").is_err());
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redacted("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+    }
 }
