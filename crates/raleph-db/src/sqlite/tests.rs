@@ -429,3 +429,40 @@ fn posts_by_latest_hash_only_match_full_posts() -> Result<()> {
     assert_eq!(p1.latest_content.as_deref(), Some(r#"{"body":"a2"}"#));
     Ok(())
 }
+
+/// A young store gets planner statistics as soon as it holds a few thousand messages, not a
+/// minute later: without them an address-and-type list reads the whole type's range.
+#[test]
+fn statistics_arrive_with_the_first_thousands_of_messages() -> Result<()> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("index.sqlite");
+    let (mut w, _r) = open(&path, Durability::Normal)?;
+    w.begin()?;
+    w.commit()?;
+    w.begin()?;
+    for i in 0..12_000 {
+        let mut m = processed_message(&format!("{i:064x}"));
+        m.sender = format!("0x{:040x}", i % 1_000);
+        m.owner = m.sender.clone();
+        m.message_type = ["POST", "AGGREGATE"][i % 2].into();
+        m.time = i as f64;
+        w.insert_message(&m)?;
+    }
+    w.commit()?;
+    let conn = Connection::open(&path).map_err(backend)?;
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT m.item_hash FROM messages m
+             WHERE m.sender IN (?1) AND m.type IN (?2) ORDER BY m.time DESC, m.item_hash LIMIT 20",
+        )
+        .and_then(|mut s| {
+            s.query_map(["0x1", "POST"], |r| r.get::<_, String>(3))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend)?;
+    assert!(
+        plan.iter().any(|step| step.contains("messages_by_sender")),
+        "{plan:?}"
+    );
+    Ok(())
+}

@@ -11,7 +11,10 @@ use crate::*;
 
 pub struct SqliteWriter {
     conn: Connection,
-    last_optimize: std::time::Instant,
+    /// When the planner's statistics were last refreshed (`None`: not since open).
+    last_optimize: Option<std::time::Instant>,
+    /// Message rows added since then.
+    added_since_optimize: i64,
     /// Copies WAL pages into the database off this thread; stops when the writer is dropped.
     _checkpointer: super::checkpoint::Checkpointer,
     /// Bumped after each refresh of the planner's statistics, so that read connections
@@ -36,6 +39,10 @@ struct Tally {
 
 /// How often the writer refreshes the planner's statistics.
 const OPTIMIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// ... or sooner, once this many messages were added since: a young store's first rows must
+/// not wait a minute for statistics, as every list would be planned without them (an address
+/// and type filter read the whole type's range instead of the address's few rows).
+const OPTIMIZE_AFTER_MESSAGES: i64 = 10_000;
 
 impl SqliteWriter {
     pub(crate) fn new(
@@ -45,7 +52,8 @@ impl SqliteWriter {
     ) -> Self {
         SqliteWriter {
             conn,
-            last_optimize: std::time::Instant::now(),
+            last_optimize: None,
+            added_since_optimize: 0,
             _checkpointer: checkpointer,
             statistics,
             tally: Tally::default(),
@@ -85,6 +93,30 @@ impl SqliteWriter {
         };
         self.tally.seq = Some(last + 1);
         Ok(last + 1)
+    }
+
+    /// Keeps the planner's statistics current as the index grows: at the first commit, then
+    /// every `OPTIMIZE_EVERY` or `OPTIMIZE_AFTER_MESSAGES`. `optimize` with 0x10000 looks at
+    /// every table, not only those this connection queried (the writer never runs the list
+    /// queries that need the statistics), and analyzes those never analyzed or grown a lot
+    /// since; otherwise it costs a few reads.
+    fn refresh_statistics_when_due(&mut self) -> Result<()> {
+        let due = match self.last_optimize {
+            None => true,
+            Some(last) => {
+                last.elapsed() >= OPTIMIZE_EVERY
+                    || self.added_since_optimize >= OPTIMIZE_AFTER_MESSAGES
+            }
+        };
+        if due {
+            self.last_optimize = Some(std::time::Instant::now());
+            self.added_since_optimize = 0;
+            self.conn
+                .execute_batch("PRAGMA optimize=0x10002")
+                .map_err(backend)?;
+            self.statistics.fetch_add(1, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Outside a transaction each statement commits alone: so does the tally.
@@ -198,17 +230,11 @@ impl WriteStore for SqliteWriter {
     }
 
     fn commit(&mut self) -> Result<()> {
+        let added = self.tally.messages;
         self.write_tally()?;
         self.conn.execute_batch("COMMIT").map_err(backend)?;
-        // Keep the planner's statistics current as the index grows (cheap when little changed).
-        if self.last_optimize.elapsed() >= OPTIMIZE_EVERY {
-            self.last_optimize = std::time::Instant::now();
-            self.conn
-                .execute_batch("PRAGMA optimize")
-                .map_err(backend)?;
-            self.statistics.fetch_add(1, Ordering::Release);
-        }
-        Ok(())
+        self.added_since_optimize += added;
+        self.refresh_statistics_when_due()
     }
 
     fn rollback(&mut self) -> Result<()> {
