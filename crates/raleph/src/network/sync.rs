@@ -509,12 +509,18 @@ fn names(forget: &Envelope, skeleton: &ForgottenRecord) -> bool {
 }
 
 /// Whether the sender of `forget` could forget the skeleton's message: its own sender, or a
-/// delegate the owner's `security` aggregate allows, as the FORGET handler decides. The
-/// skeleton carries no post type or aggregate key, so a grant limited to some of those does
-/// not prove it (the skeleton stays unproven; its message is never shown here either way).
+/// delegate the owner's `security` aggregate allows, as the FORGET handler decides.
+///
+/// Only the signed fields of a skeleton can be trusted (a peer could write any owner into
+/// it), so a delegate counts only for a message its owner sent itself: then the owner is the
+/// signed sender. The skeleton carries no post type or aggregate key, so a grant limited to
+/// some of those does not prove it either (the skeleton stays unproven).
 fn may_forget(forget: &Envelope, skeleton: &ForgottenRecord, security: Option<&Value>) -> bool {
     if forget.sender == skeleton.sender {
         return true;
+    }
+    if !skeleton.owner.eq_ignore_ascii_case(&skeleton.sender) {
+        return false;
     }
     let action = raleph_pipeline::Action {
         sender: &forget.sender,
@@ -525,8 +531,7 @@ fn may_forget(forget: &Envelope, skeleton: &ForgottenRecord, security: Option<&V
         post_type: None,
         aggregate_key: None,
     };
-    forget.sender.eq_ignore_ascii_case(&skeleton.owner)
-        || security.is_some_and(|security| raleph_pipeline::delegation_allows(security, &action))
+    security.is_some_and(|security| raleph_pipeline::delegation_allows(security, &action))
 }
 
 /// The `security` aggregate of `owner`, as this node holds it.
@@ -677,6 +682,15 @@ mod tests {
         assert!(!proves(
             &forget_by(&stranger, &[target]),
             Some(&grant(some_post_types))
+        ));
+        // The owner is not signed: a skeleton claiming another owner than its sender proves
+        // nothing for a delegate, whatever that owner's grants.
+        let mut claimed = skeleton.clone();
+        claimed.owner = raleph_crypto::EthSigner::new_random().address();
+        assert!(!may_forget(
+            &forget_by(&stranger, &[target]),
+            &claimed,
+            Some(&grant(delegate.clone()))
         ));
         let third = raleph_crypto::EthSigner::new_random();
         assert!(!proves(
