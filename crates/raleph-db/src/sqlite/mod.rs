@@ -2,6 +2,7 @@
 //! read connections for the API. WAL mode lets reads run while a write commits.
 
 mod checkpoint;
+mod page_cache;
 mod read;
 mod schema;
 mod wal_batch;
@@ -25,8 +26,18 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
 
+/// Whether this process's SQLite uses the page cache wrapper (see `page_cache`): it does when
+/// [`open`] ran before anything else initialized SQLite.
+pub fn page_cache_wrapped() -> bool {
+    page_cache::install()
+}
+
 /// Opens (creating and migrating if needed) the database at `path`.
 pub fn open(path: &Path, durability: Durability) -> Result<(SqliteWriter, SqliteReader)> {
+    // First, before anything initializes SQLite (registering a VFS does).
+    if !page_cache::install() {
+        tracing::debug!("SQLite was initialized before the page cache wrapper could be installed");
+    }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::Backend(Box::new(e)))?;
     }
