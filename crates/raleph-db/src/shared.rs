@@ -42,22 +42,6 @@ pub(crate) fn split_counters(rows: Vec<(String, i64)>) -> (u64, Vec<(crate::Mess
     (messages, by_status)
 }
 
-/// Adds `n` messages of `status` to counts by status (kept sorted by name, no zeros).
-pub(crate) fn add_status_count(
-    by_status: &mut Vec<(crate::MessageStatus, u64)>,
-    status: crate::MessageStatus,
-    n: u64,
-) {
-    if n == 0 {
-        return;
-    }
-    match by_status.iter_mut().find(|(s, _)| *s == status) {
-        Some((_, count)) => *count += n,
-        None => by_status.push((status, n)),
-    }
-    by_status.sort_by_key(|(status, _)| status.as_str());
-}
-
 /// A message's tags without repeats, in first-seen order.
 pub(crate) fn distinct_tags(tags: &[String]) -> Vec<&str> {
     let mut seen: Vec<&str> = Vec::with_capacity(tags.len());

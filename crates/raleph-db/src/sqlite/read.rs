@@ -1118,7 +1118,7 @@ impl ReadStore for SqliteReader {
                  WHERE status <> 'processed'",
                 &[],
             )?;
-            crate::shared::add_status_count(
+            add_status_count(
                 &mut by_status,
                 MessageStatus::Processed,
                 messages.saturating_sub(other),
@@ -1130,4 +1130,16 @@ impl ReadStore for SqliteReader {
             })
         })
     }
+}
+
+/// Adds `n` messages of `status` to counts by status (kept sorted by name, no zeros).
+fn add_status_count(by_status: &mut Vec<(MessageStatus, u64)>, status: MessageStatus, n: u64) {
+    if n == 0 {
+        return;
+    }
+    match by_status.iter_mut().find(|(s, _)| *s == status) {
+        Some((_, count)) => *count += n,
+        None => by_status.push((status, n)),
+    }
+    by_status.sort_by_key(|(status, _)| status.as_str());
 }
