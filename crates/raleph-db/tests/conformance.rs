@@ -9,6 +9,9 @@
 
 #![cfg(any(feature = "sqlite", feature = "postgres"))]
 
+mod common;
+
+use common::message;
 use raleph_db::*;
 use serde_json::{Value, json};
 
@@ -224,31 +227,6 @@ conformance!(
 
 fn strings(values: &[&str]) -> Vec<String> {
     values.iter().map(|v| (*v).to_owned()).collect()
-}
-
-fn message(hash: &str, message_type: &str, sender: &str, time: f64) -> NewMessage {
-    let content = format!(r#"{{"type":"{message_type}","address":"{sender}","time":{time}}}"#);
-    NewMessage {
-        item_hash: hash.into(),
-        message_type: message_type.into(),
-        chain: "ETH".into(),
-        sender: sender.into(),
-        signature: Some(format!("sig-{hash}")),
-        item_type: "inline".into(),
-        item_content: Some(content.clone()),
-        content,
-        channel: Some("TEST".into()),
-        time,
-        size: 100,
-        owner: sender.into(),
-        content_type: None,
-        content_ref: None,
-        content_key: None,
-        content_item_hash: None,
-        payment_type: None,
-        tags: Vec::new(),
-        reception_time: time + 0.25,
-    }
 }
 
 /// Indexes a message and marks it processed, in one transaction, as the pipeline does.

@@ -5,35 +5,23 @@
 
 #![cfg(feature = "sqlite")]
 
+mod common;
+
 use raleph_db::sqlite::{Durability, open, page_cache_wrapped};
 use raleph_db::*;
 
+/// The `i`th message: keys spread over the hash space, senders and channels repeating, and a
+/// padded content, so that inserts split pages all over the indexes.
 fn message(i: usize) -> NewMessage {
-    let content = format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(200));
-    NewMessage {
-        item_hash: format!(
-            "{:064x}",
-            (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c)
-        ),
-        message_type: "POST".into(),
-        chain: "ETH".into(),
-        sender: format!("0x{:040x}", i % 997),
-        signature: None,
-        item_type: "inline".into(),
-        item_content: Some(content.clone()),
-        content,
-        channel: Some(format!("C{}", i % 13)),
-        time: i as f64,
-        size: 1,
-        owner: format!("0x{:040x}", i % 997),
-        content_type: None,
-        content_ref: None,
-        content_key: None,
-        content_item_hash: None,
-        payment_type: None,
-        tags: Vec::new(),
-        reception_time: i as f64,
-    }
+    let hash = format!(
+        "{:064x}",
+        (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c)
+    );
+    let mut m = common::message(&hash, "POST", &format!("0x{:040x}", i % 997), i as f64);
+    m.content = format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(200));
+    m.item_content = Some(m.content.clone());
+    m.channel = Some(format!("C{}", i % 13));
+    m
 }
 
 #[test]
