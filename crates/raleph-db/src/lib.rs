@@ -147,6 +147,16 @@ pub trait WriteStore: Send {
     /// is refused if it ever arrives. Does nothing, and returns false, when the store holds the
     /// message or already knows it forgotten.
     fn record_forgotten(&mut self, skeleton: &ForgottenRecord) -> Result<bool>;
+    /// The FORGET messages a forgotten message was forgotten by (empty when it is not).
+    fn forgotten_by(&mut self, item_hash: &str) -> Result<Vec<String>>;
+    /// Whether some AGGREGATE message of `owner` is recorded as forgotten by `forget_hash`.
+    fn forgot_aggregates_of(&mut self, owner: &str, forget_hash: &str) -> Result<bool>;
+    /// Drops what `record_forgotten` recorded, once a copy of the message itself has shown
+    /// that the FORGET the skeleton came with does not target it: the item hash is unknown
+    /// again, and the message can be processed.
+    fn unforget(&mut self, item_hash: &str) -> Result<()>;
+    /// The parsed `content` of a message the store holds.
+    fn message_content(&mut self, item_hash: &str) -> Result<Option<serde_json::Value>>;
 
     /// The number of the last intake-journal record whose effects this store holds (0 when
     /// none): set in the same transaction as those effects, read at start to replay the rest.

@@ -1381,6 +1381,36 @@ fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
     let tail = s.r.sync_log(after.messages[0].0, 10)?;
     assert_eq!(tail.forgotten.len(), 1);
     assert_eq!(tail.forgotten[0].1.item_hash, "elsewhere");
+
+    // What a key FORGET and a disproved skeleton ask of the store.
+    assert_eq!(s.w.forgotten_by("elsewhere")?, ["f"]);
+    assert!(s.w.forgotten_by("next")?.is_empty());
+    assert_eq!(
+        s.w.message_content("next")?.map(|c| c["address"].clone()),
+        Some(json!("0xA"))
+    );
+    assert_eq!(s.w.message_content("elsewhere")?, None);
+    let mut element = skeleton.clone();
+    element.item_hash = "element".into();
+    element.message_type = "AGGREGATE".into();
+    element.owner = "0xOwner".into();
+    element.forgotten_by = strings(&["fk"]);
+    s.w.begin()?;
+    assert!(s.w.record_forgotten(&element)?);
+    s.w.commit()?;
+    assert!(s.w.forgot_aggregates_of("0xOwner", "fk")?);
+    assert!(!s.w.forgot_aggregates_of("0xOwner", "f")?, "a POST was");
+    assert!(!s.w.forgot_aggregates_of("0xOther", "fk")?);
+    assert!(
+        !s.w.forgot_aggregates_of("0xOwner", "k")?,
+        "whole hashes only"
+    );
+    s.w.begin()?;
+    s.w.unforget("element")?;
+    s.w.commit()?;
+    assert_eq!(s.w.status("element")?, None);
+    assert!(s.r.forgotten("element")?.is_none());
+    assert!(!s.w.forgot_aggregates_of("0xOwner", "fk")?);
     Ok(())
 }
 

@@ -365,14 +365,21 @@ fn apply_forget(
     grace_until: f64,
 ) -> Check {
     let mut hashes: Vec<String> = forget.hashes.iter().map(ItemHash::to_string).collect();
+    let mut found_forgotten_elements = false;
     for key in &forget.aggregates {
         let elements = store.aggregate_element_hashes(&content.address, key)?;
         if elements.is_empty() {
-            return fail(ErrorCode::ForgetTargetNotFound, json!({"aggregate": key}));
+            // A node that synced after the elements were forgotten elsewhere holds only
+            // their skeletons, recorded as forgotten by this very FORGET.
+            found_forgotten_elements = found_forgotten_elements
+                || store.forgot_aggregates_of(&content.address, env.item_hash.as_str())?;
+            if !found_forgotten_elements {
+                return fail(ErrorCode::ForgetTargetNotFound, json!({"aggregate": key}));
+            }
         }
         hashes.extend(elements);
     }
-    if hashes.is_empty() {
+    if hashes.is_empty() && !found_forgotten_elements {
         return fail(
             ErrorCode::ForgetNoTarget,
             "a FORGET must name hashes or aggregates",

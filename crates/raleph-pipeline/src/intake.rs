@@ -150,8 +150,10 @@ impl PipelineHandle {
     }
 
     /// Records that a message this node never held was forgotten on a peer (a skeleton the
-    /// caller checked: its signature, and a FORGET by the same sender naming it). True if
-    /// recorded; false if the node holds the message or already knows it forgotten.
+    /// caller checked: its signature, and a FORGET from a sender allowed to forget it, naming
+    /// it or, for an aggregate element, forgetting by key). An aggregate element this node
+    /// holds is forgotten instead when a FORGET processed here targets its key (see
+    /// `forgotten`). True if either happened; false otherwise.
     pub async fn record_forgotten(
         &self,
         skeleton: raleph_db::ForgottenRecord,

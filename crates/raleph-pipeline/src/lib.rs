@@ -16,6 +16,7 @@
 
 mod authorize;
 mod check;
+mod forgotten;
 mod handlers;
 mod intake;
 mod journal;

@@ -461,6 +461,99 @@ async fn forget_rules() {
     );
 }
 
+/// What a peer syncs of an aggregate element it forgot: its signed fields, and the FORGET.
+fn skeleton(element: &Envelope, forgotten_by: &str) -> raleph_db::ForgottenRecord {
+    raleph_db::ForgottenRecord {
+        item_hash: element.item_hash.to_string(),
+        message_type: element.message_type.to_string(),
+        chain: element.chain.to_string(),
+        sender: element.sender.clone(),
+        signature: element.signature.clone(),
+        item_type: element.item_type.to_string(),
+        time: element.time,
+        channel: element.channel.clone(),
+        owner: element.sender.clone(),
+        payment_type: None,
+        size: 10,
+        forgotten_by: vec![forgotten_by.to_owned()],
+        forgotten_at: element.time + 1.0,
+        reception_time: element.time + 1.0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aggregate_keys_forgotten_on_a_peer() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let forget_key = |time| {
+        let content = json!({"address": me, "time": time, "aggregates": ["k"]});
+        signed(&alice, MessageType::Forget, content, "TEST", time)
+    };
+    let value = |key: &str| {
+        node.reader
+            .aggregates_of(&me, &[key.to_owned()])
+            .expect("aggregates")
+            .into_iter()
+            .next()
+    };
+    // With neither elements nor skeletons of the key here, the FORGET waits, as before.
+    assert_eq!(
+        rejected_with(&run(&node, forget_key(t - 1.0)).await),
+        Some(ErrorCode::ForgetTargetNotFound)
+    );
+
+    // A peer forgot `forgotten` (key k) by key before this node saw it: the skeleton is
+    // recorded, and then the FORGET finds what it forgot.
+    let forgotten = aggregate(&alice, &me, "k", json!({"a": 1}), t);
+    let forget = forget_key(t + 10.0);
+    let forget_hash = forget.item_hash.to_string();
+    let recorded = node
+        .handle
+        .record_forgotten(skeleton(&forgotten, &forget_hash));
+    assert!(recorded.await.expect("record"));
+    assert!(processed(&run(&node, forget).await));
+    // A copy that arrives later stays forgotten: its key is the one the FORGET targets.
+    let forgotten_hash = forgotten.item_hash.to_string();
+    run(&node, forgotten).await;
+    assert_eq!(
+        status(&node, &forgotten_hash),
+        Some(MessageStatus::Forgotten)
+    );
+    assert!(value("k").is_none());
+
+    // A peer's false word: an element of another key, said forgotten by the same FORGET.
+    let other = aggregate(&alice, &me, "other", json!({"b": 2}), t + 1.0);
+    let other_hash = other.item_hash.to_string();
+    let recorded = node.handle.record_forgotten(skeleton(&other, &forget_hash));
+    assert!(recorded.await.expect("record"));
+    assert_eq!(status(&node, &other_hash), Some(MessageStatus::Forgotten));
+    // Its copy disproves the word: the element is processed after all.
+    assert!(processed(&run(&node, other).await));
+    assert_eq!(status(&node, &other_hash), Some(MessageStatus::Processed));
+    assert!(node.reader.forgotten(&other_hash).expect("read").is_none());
+    assert_eq!(value("other").map(|a| a.content), Some(r#"{"b":2}"#.into()));
+
+    // An element of the key that arrived here after the FORGET (from a peer that had not
+    // processed it) is forgotten when the skeleton from a peer that forgot it comes.
+    let late = aggregate(&alice, &me, "k", json!({"c": 3}), t + 2.0);
+    let late_hash = late.item_hash.to_string();
+    assert!(processed(&run(&node, late.clone()).await));
+    assert!(value("k").is_some());
+    let recorded = node.handle.record_forgotten(skeleton(&late, &forget_hash));
+    assert!(recorded.await.expect("record"));
+    assert_eq!(status(&node, &late_hash), Some(MessageStatus::Forgotten));
+    assert!(value("k").is_none());
+    // But a held element of another key is not, whatever the skeleton says.
+    let recorded = node.handle.record_forgotten(skeleton(
+        &aggregate(&alice, &me, "other", json!({"b": 2}), t + 1.0),
+        &forget_hash,
+    ));
+    assert!(!recorded.await.expect("record"));
+    assert_eq!(status(&node, &other_hash), Some(MessageStatus::Processed));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicates_keep_the_earliest_time() {
     let node = node();

@@ -14,6 +14,7 @@ use raleph_message::Envelope;
 use rand::Rng;
 use tokio::sync::broadcast;
 
+use crate::forgotten::{forget_held_element, forgotten_rightly};
 use crate::handlers::{Applied, process_message};
 use crate::intake::{
     AcceptorLimits, Command, PendingUpload, Submission, SubmitError, SubmitOutcome, run_acceptor,
@@ -207,8 +208,10 @@ impl Writer {
                 let _ = reply.send(self.collect_garbage());
             }
             Command::RecordForgotten { skeleton, reply } => {
+                let (now, grace_until) = (now(), self.grace_until());
                 let recorded = self.store.begin().and_then(|()| {
-                    let recorded = self.store.record_forgotten(&skeleton)?;
+                    let recorded = self.store.record_forgotten(&skeleton)?
+                        || forget_held_element(self.store.as_mut(), &skeleton, now, grace_until)?;
                     self.store.commit()?;
                     Ok(recorded)
                 });
@@ -405,6 +408,9 @@ impl Writer {
                 self.store.keep_earliest_time(item_hash, envelope.time)?;
                 return Ok(SubmitOutcome::Known(status));
             }
+            Some(MessageStatus::Forgotten) if !forgotten_rightly(self, envelope)? => {
+                self.store.unforget(item_hash)?;
+            }
             Some(status @ (MessageStatus::Forgotten | MessageStatus::Removed)) => {
                 return Ok(SubmitOutcome::Known(status));
             }
@@ -531,6 +537,9 @@ impl Writer {
         let item_hash = envelope.item_hash.as_str();
         match self.store.status(item_hash)? {
             Some(status) if status.is_live() => return self.duplicate(row, &envelope),
+            Some(MessageStatus::Forgotten) if !forgotten_rightly(self, &envelope)? => {
+                self.store.unforget(item_hash)?;
+            }
             Some(MessageStatus::Forgotten | MessageStatus::Removed) => {
                 self.store.delete_pending(row.id)?;
                 return Ok(Event::Forgotten {

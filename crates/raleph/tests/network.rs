@@ -70,8 +70,13 @@ fn aggregate(signer: &EthSigner, key: &str, body: Value) -> Value {
 }
 
 fn forget(signer: &EthSigner, hashes: &[&str]) -> Value {
+    forget_by(signer, "hashes", hashes)
+}
+
+/// A FORGET whose content lists `targets` under `field` (`hashes` or `aggregates`).
+fn forget_by(signer: &EthSigner, field: &str, targets: &[&str]) -> Value {
     let mut content = Map::new();
-    content.insert("hashes".into(), json!(hashes));
+    content.insert(field.into(), json!(targets));
     raleph_sdk::signed_message(signer, MessageType::Forget, content, Some("NET"), now())
 }
 
@@ -303,6 +308,18 @@ async fn a_restarted_node_catches_up() {
     let forget_delegated = forget(&delegate, &[&hash(&unseen_delegated)]);
     submit(&a, &forget_delegated).await;
     assert!(wait_status(&a, &hash(&unseen_delegated), "forgotten").await);
+    // An aggregate only A ever held, forgotten by key: C learns of its elements only as
+    // skeletons, which do not carry the key.
+    let scratch = [
+        aggregate(&signer, "scratch", json!({"draft": 1})),
+        aggregate(&signer, "scratch", json!({"draft": 2})),
+    ];
+    for element in &scratch {
+        submit(&a, element).await;
+    }
+    let forget_scratch = forget_by(&signer, "aggregates", &["scratch"]);
+    submit(&a, &forget_scratch).await;
+    assert!(wait_status(&a, &hash(&scratch[1]), "forgotten").await);
     assert_eq!(status_of(&c, &hash(&sent[5])).await, None, "C is cut off");
 
     // B comes back on the same address with the same data: it syncs from A, C from B.
@@ -322,8 +339,12 @@ async fn a_restarted_node_catches_up() {
     assert!(wait_status(&c, &hash(&forget_unseen), "processed").await);
     assert!(wait_status(&c, &hash(&unseen_delegated), "forgotten").await);
     assert!(wait_status(&c, &hash(&forget_delegated), "processed").await);
-    // 41 posts, an amend, three aggregates, three FORGETs (forgotten posts are not listed).
-    let expected = 41 + 1 + 3 + 3;
+    assert!(wait_status(&c, &hash(&forget_scratch), "processed").await);
+    for element in &scratch {
+        assert!(wait_status(&c, &hash(element), "forgotten").await);
+    }
+    // 41 posts, an amend, three aggregates, four FORGETs (forgotten messages are not listed).
+    let expected = 41 + 1 + 3 + 4;
     let nodes = [&a, &b, &c];
     let all_equal = wait_until(CONVERGE, || converged(&nodes, &address, expected)).await;
     assert!(

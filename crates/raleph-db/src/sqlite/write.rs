@@ -953,6 +953,50 @@ impl WriteStore for SqliteWriter {
         Ok(true)
     }
 
+    fn forgotten_by(&mut self, item_hash: &str) -> Result<Vec<String>> {
+        let list = self.one(
+            "SELECT forgotten_by FROM forgotten_messages WHERE item_hash = ?1",
+            [item_hash],
+            |r| r.get::<_, String>(0),
+        )?;
+        Ok(list
+            .and_then(|list| serde_json::from_str(&list).ok())
+            .unwrap_or_default())
+    }
+
+    fn forgot_aggregates_of(&mut self, owner: &str, forget_hash: &str) -> Result<bool> {
+        // A scan of the owner's forgotten messages: only a key FORGET that finds no element
+        // asks, and `forgotten_by` is a short JSON list of hashes.
+        let found = self.one(
+            "SELECT 1 FROM forgotten_messages
+             WHERE owner = ?1 AND type = 'AGGREGATE' AND instr(forgotten_by, ?2) > 0 LIMIT 1",
+            params![owner, format!("\"{forget_hash}\"")],
+            |r| r.get::<_, i64>(0),
+        )?;
+        Ok(found.is_some())
+    }
+
+    fn unforget(&mut self, item_hash: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM forgotten_messages WHERE item_hash = ?1",
+            [item_hash],
+        )?;
+        self.exec(
+            "DELETE FROM message_status WHERE item_hash = ?1",
+            [item_hash],
+        )
+        .map(drop)
+    }
+
+    fn message_content(&mut self, item_hash: &str) -> Result<Option<Value>> {
+        let content = self.one(
+            "SELECT content FROM messages WHERE item_hash = ?1",
+            [item_hash],
+            |r| r.get::<_, String>(0),
+        )?;
+        Ok(content.and_then(|c| serde_json::from_str(&c).ok()))
+    }
+
     fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()> {
         let current = self.one(
             "SELECT forgotten_by FROM forgotten_messages WHERE item_hash = ?1",

@@ -388,7 +388,11 @@ async fn sync_request(
 }
 
 /// Whether this node holds every message of a hash page in its final state: processed
-/// (or forgotten or removed since), and forgotten for the page's forgotten entries.
+/// (or removed since), and forgotten for the page's forgotten entries.
+///
+/// A message the peer holds but this node knows forgotten is asked for: its copy settles a
+/// skeleton recorded on a peer's word (see `proven`). Usually the peer simply has not
+/// processed the FORGET yet.
 async fn all_held(shared: &Shared, page: &SyncResponse) -> anyhow::Result<bool> {
     let reader = shared.reader.clone();
     let messages = page.message_hashes.clone();
@@ -397,10 +401,7 @@ async fn all_held(shared: &Shared, page: &SyncResponse) -> anyhow::Result<bool> 
         use raleph_db::MessageStatus as S;
         for hash in &messages {
             let status = reader.status(hash)?.map(|s| s.status);
-            if !matches!(
-                status,
-                Some(S::Processed | S::Removing | S::Removed | S::Forgotten)
-            ) {
+            if !matches!(status, Some(S::Processed | S::Removing | S::Removed)) {
                 return Ok(false);
             }
         }
@@ -434,8 +435,10 @@ fn parse_all(messages: Vec<String>) -> Vec<Envelope> {
 const MAX_CARRIED: usize = 10_000;
 
 /// Records the skeletons that are proven: signed by their sender, and named by a FORGET from
-/// that same sender, signed too, found in this page or already on this node. A peer cannot
-/// make a node drop someone else's message this way. Returns the skeletons still unproven.
+/// that sender or a delegate it allowed, signed too, found in this page or already on this
+/// node. A peer cannot make a node drop someone else's message this way; an aggregate element
+/// forgotten by key rests on the peer's word until the element is seen (see `names`).
+/// Returns the skeletons still unproven.
 async fn apply_forgotten(
     shared: &Shared,
     skeletons: Vec<ForgottenRecord>,
@@ -496,14 +499,29 @@ async fn proven(shared: &Shared, skeleton: &ForgottenRecord, page: &[Envelope]) 
     None
 }
 
-/// Whether `forget` is a FORGET that names the skeleton's message.
+/// Whether `forget` is a FORGET that names the skeleton's message, or, for an aggregate
+/// element, forgets aggregates of the skeleton's owner by key.
+///
+/// The second is the serving peer's word: the element's key went with its forgotten content.
+/// It is taken, or nodes that synced after the FORGET would never converge, and settled by
+/// the writer where the element itself is seen: forgotten if held here and its key is
+/// targeted, and restored if a copy arrives whose key is not (`raleph_pipeline`'s
+/// `forgotten`).
 fn names(forget: &Envelope, skeleton: &ForgottenRecord) -> bool {
+    let lists = |content: &Value, field: &str, value: &str| {
+        content[field]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|v| v == value))
+    };
     forget.message_type == raleph_message::MessageType::Forget
         && forget.item_content.as_deref().is_some_and(|content| {
             serde_json::from_str::<Value>(content).is_ok_and(|v| {
-                v["hashes"]
-                    .as_array()
-                    .is_some_and(|h| h.iter().any(|h| h == skeleton.item_hash.as_str()))
+                lists(&v, "hashes", &skeleton.item_hash)
+                    || (skeleton.message_type == "AGGREGATE"
+                        && v["aggregates"].as_array().is_some_and(|a| !a.is_empty())
+                        && v["address"]
+                            .as_str()
+                            .is_some_and(|a| a.eq_ignore_ascii_case(&skeleton.owner)))
             })
         })
 }
@@ -569,14 +587,22 @@ async fn held_forget(shared: &Shared, item_hash: &str) -> Option<Envelope> {
 /// Messages the node already holds or has queued (most of them, when gossip works) are left
 /// out first: a status lookup costs far less than the signature check a submission starts with.
 async fn submit_all(shared: &Shared, envelopes: Vec<Envelope>) -> anyhow::Result<()> {
+    use raleph_db::MessageStatus as S;
     let reader = shared.reader.clone();
     let envelopes = tokio::task::spawn_blocking(move || {
         envelopes
             .into_iter()
-            .filter(|e| {
-                let known = reader.status(e.item_hash.as_str());
-                // A rejected copy may be retried by a valid one; a lookup error decides nothing.
-                !matches!(known, Ok(Some(s)) if s.status != raleph_db::MessageStatus::Rejected)
+            .filter(|e| match reader.status(e.item_hash.as_str()) {
+                // A rejected copy may be retried by a valid one.
+                Ok(Some(s)) if s.status == S::Rejected => true,
+                // A forgotten aggregate element may have been recorded on a peer's word,
+                // which its copy settles (see `proven`).
+                Ok(Some(s)) if s.status == S::Forgotten => {
+                    e.message_type == raleph_message::MessageType::Aggregate
+                }
+                Ok(Some(_)) => false,
+                // A lookup error decides nothing.
+                Ok(None) | Err(_) => true,
             })
             .collect::<Vec<_>>()
     })
@@ -616,8 +642,13 @@ mod tests {
     }
 
     fn forget_by(signer: &raleph_crypto::EthSigner, hashes: &[&str]) -> Envelope {
+        forget_with(signer, "hashes", hashes)
+    }
+
+    /// A FORGET signed by `signer` whose content lists `targets` under `field`.
+    fn forget_with(signer: &raleph_crypto::EthSigner, field: &str, targets: &[&str]) -> Envelope {
         let mut content = Map::new();
-        content.insert("hashes".into(), serde_json::json!(hashes));
+        content.insert(field.into(), serde_json::json!(targets));
         let json = raleph_sdk::signed_message(
             signer,
             raleph_message::MessageType::Forget,
@@ -629,10 +660,33 @@ mod tests {
     }
 
     #[test]
-    fn only_the_sender_or_a_granted_delegate_proves_a_skeleton() {
+    fn a_key_forget_names_its_owners_aggregate_elements_only() {
         let owner = raleph_crypto::EthSigner::new_random();
+        let mut element = skeleton_of(&owner);
+        element.message_type = "AGGREGATE".into();
+        let by_key = forget_with(&owner, "aggregates", &["profile"]);
+        assert!(names(&by_key, &element));
+        // Not a message of another kind, nor an element of another owner.
+        assert!(!names(&by_key, &skeleton_of(&owner)));
+        let mut others = element.clone();
+        others.owner = raleph_crypto::EthSigner::new_random().address();
+        assert!(!names(&by_key, &others));
+        // Nor a FORGET by hash of something else, or one that lists no key.
+        assert!(!names(
+            &forget_by(&owner, &["cd".repeat(32).as_str()]),
+            &element
+        ));
+        assert!(!names(&forget_with(&owner, "aggregates", &[]), &element));
+        // The sender rule is the same as for a FORGET by hash.
         let stranger = raleph_crypto::EthSigner::new_random();
-        let skeleton = ForgottenRecord {
+        let theirs = forget_with(&stranger, "aggregates", &["profile"]);
+        assert!(!may_forget(&theirs, &element, None));
+        assert!(may_forget(&by_key, &element, None));
+    }
+
+    /// A POST of `owner`'s, forgotten.
+    fn skeleton_of(owner: &raleph_crypto::EthSigner) -> ForgottenRecord {
+        ForgottenRecord {
             item_hash: "ab".repeat(32),
             message_type: "POST".into(),
             chain: "ETH".into(),
@@ -647,7 +701,14 @@ mod tests {
             forgotten_by: vec![],
             forgotten_at: 2.0,
             reception_time: 2.0,
-        };
+        }
+    }
+
+    #[test]
+    fn only_the_sender_or_a_granted_delegate_proves_a_skeleton() {
+        let owner = raleph_crypto::EthSigner::new_random();
+        let stranger = raleph_crypto::EthSigner::new_random();
+        let skeleton = skeleton_of(&owner);
         let target = skeleton.item_hash.as_str();
         let proves = |forget: &Envelope, security: Option<&Value>| {
             names(forget, &skeleton) && may_forget(forget, &skeleton, security)
