@@ -104,7 +104,10 @@ pub trait WriteStore: Send {
     fn amends_of(&mut self, original: &str) -> Result<Vec<String>>;
 
     // AGGREGATE.
-    fn insert_aggregate_element(&mut self, element: &NewAggregateElement) -> Result<()>;
+    /// Inserts an element and brings its aggregate up to date: the newest element in
+    /// content-time order is merged into the current value; one that arrives out of order
+    /// makes the value be rebuilt from every element.
+    fn add_aggregate_element(&mut self, element: &NewAggregateElement) -> Result<()>;
     /// Recomputes the merged value of `(owner, key)` from its elements; deletes it if none remain.
     fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()>;
     fn aggregate_value(&mut self, owner: &str, key: &str) -> Result<Option<serde_json::Value>>;

@@ -23,6 +23,16 @@ pub(crate) fn merge_aggregate<'a>(contents: impl IntoIterator<Item = &'a str>) -
     Ok(Value::Object(merged).to_string())
 }
 
+/// Whether an element comes after the aggregate's last one in merge order (content time,
+/// then item hash, as `rebuild_aggregate` sorts them), so it can be merged into the value.
+pub(crate) fn newest(
+    element: &crate::NewAggregateElement,
+    last_time: f64,
+    last_hash: &str,
+) -> bool {
+    (element.creation_time, element.item_hash.as_str()) > (last_time, last_hash)
+}
+
 /// The message count and per-status counts from the `counters` table's `(name, n)` rows
 /// (`messages`, `status:<status>`), in status order; zero counts are left out.
 pub(crate) fn split_counters(rows: Vec<(String, i64)>) -> (u64, Vec<(crate::MessageStatus, u64)>) {

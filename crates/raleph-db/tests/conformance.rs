@@ -1126,14 +1126,13 @@ fn add_element(
     m.content_key = Some(key.to_owned());
     s.w.begin()?;
     s.w.insert_message(&m)?;
-    s.w.insert_aggregate_element(&NewAggregateElement {
+    s.w.add_aggregate_element(&NewAggregateElement {
         item_hash: hash.into(),
         owner: owner.into(),
         key: key.into(),
         content: content.to_string(),
         creation_time: time,
     })?;
-    s.w.rebuild_aggregate(owner, key)?;
     s.w.set_status(hash, MessageStatus::Processed, time)?;
     s.w.commit()
 }
@@ -2780,7 +2779,7 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
                 };
                 value.insert(rng.pick(&["a", "d"]).into(), nested);
                 let value = Value::Object(value);
-                s.w.insert_aggregate_element(&NewAggregateElement {
+                s.w.add_aggregate_element(&NewAggregateElement {
                     item_hash: hash.clone(),
                     owner: m.owner.clone(),
                     key: key.into(),
@@ -2788,7 +2787,6 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
                     // Distinct times per aggregate, so its order is fully specified.
                     creation_time: time + i as f64 / 1000.0,
                 })?;
-                s.w.rebuild_aggregate(&m.owner, key)?;
             }
             "STORE" => {
                 let file_hash = format!("file{}", rng.below(20));

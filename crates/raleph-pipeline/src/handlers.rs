@@ -215,14 +215,13 @@ fn apply_aggregate(
     if content.address == IGNORED_AGGREGATE_OWNER {
         return Ok(Ok(()));
     }
-    store.insert_aggregate_element(&NewAggregateElement {
+    store.add_aggregate_element(&NewAggregateElement {
         item_hash: env.item_hash.to_string(),
         owner: content.address.clone(),
         key: aggregate.key.clone(),
         content: Value::Object(aggregate.payload.clone()).to_string(),
         creation_time: content.time,
     })?;
-    store.rebuild_aggregate(&content.address, &aggregate.key)?;
     Ok(Ok(()))
 }
 

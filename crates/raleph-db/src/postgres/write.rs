@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
 use crate::shared::{
-    distinct_tags, merge_aggregate, parse_json, parse_position, parse_tags_column, tags_column,
+    distinct_tags, merge_aggregate, newest, parse_json, parse_position, parse_tags_column,
+    tags_column,
 };
 use crate::*;
 
@@ -609,13 +610,38 @@ impl WriteStore for PgWriter {
         )
     }
 
-    fn insert_aggregate_element(&mut self, e: &NewAggregateElement) -> Result<()> {
+    fn add_aggregate_element(&mut self, e: &NewAggregateElement) -> Result<()> {
         self.exec(
             "INSERT INTO aggregate_elements (item_hash, owner, key, content, creation_time)
              VALUES ($1, $2, $3, $4, $5)",
             &[&e.item_hash, &e.owner, &e.key, &e.content, &e.creation_time],
-        )
-        .map(drop)
+        )?;
+        let current = self.row(
+            "SELECT content, last_update_time, last_revision_hash FROM aggregates
+             WHERE owner = $1 AND key = $2",
+            &[&e.owner, &e.key],
+        )?;
+        let current = current
+            .map(|r| -> Result<(String, f64, String)> {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                    r.try_get(2).map_err(backend)?,
+                ))
+            })
+            .transpose()?;
+        match current {
+            Some((value, time, hash)) if newest(e, time, &hash) => {
+                let merged = merge_aggregate([value.as_str(), e.content.as_str()])?;
+                self.exec(
+                    "UPDATE aggregates SET content = $3, last_update_time = $4, last_revision_hash = $5
+                     WHERE owner = $1 AND key = $2",
+                    &[&e.owner, &e.key, &merged, &e.creation_time, &e.item_hash],
+                )
+                .map(drop)
+            }
+            _ => self.rebuild_aggregate(&e.owner, &e.key),
+        }
     }
 
     fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()> {

@@ -32,9 +32,8 @@ fn aggregate_merge_is_shallow_and_time_ordered() -> Result<()> {
     let (_dir, mut w, r) = store();
     w.begin()?;
     // Inserted out of order: the merge follows content time, not arrival.
-    w.insert_aggregate_element(&element("h2", 2.0, json!({"a": {"y": 2}, "b": null})))?;
-    w.insert_aggregate_element(&element("h1", 1.0, json!({"a": {"x": 1}, "b": 1, "c": 1})))?;
-    w.rebuild_aggregate("0xA", "profile")?;
+    w.add_aggregate_element(&element("h2", 2.0, json!({"a": {"y": 2}, "b": null})))?;
+    w.add_aggregate_element(&element("h1", 1.0, json!({"a": {"x": 1}, "b": 1, "c": 1})))?;
     w.commit()?;
     let aggs = r.aggregates_of("0xA", &[])?;
     assert_eq!(aggs.len(), 1);
@@ -42,6 +41,20 @@ fn aggregate_merge_is_shallow_and_time_ordered() -> Result<()> {
     assert_eq!(value, json!({"a": {"y": 2}, "b": null, "c": 1}));
     assert_eq!(aggs[0].original_item_hash, "h1");
     assert_eq!(aggs[0].last_update_item_hash, "h2");
+    // The newest element is merged into the value; one of the same time but a smaller hash
+    // comes before it in merge order.
+    w.begin()?;
+    w.add_aggregate_element(&element("h3", 3.0, json!({"c": 3, "d": 4})))?;
+    w.add_aggregate_element(&element("h0", 3.0, json!({"c": 0, "e": 5})))?;
+    w.commit()?;
+    let aggs = r.aggregates_of("0xA", &[])?;
+    let value: serde_json::Value = serde_json::from_str(&aggs[0].content).expect("json");
+    assert_eq!(
+        value,
+        json!({"a": {"y": 2}, "b": null, "c": 3, "d": 4, "e": 5})
+    );
+    assert_eq!(aggs[0].original_item_hash, "h1");
+    assert_eq!(aggs[0].last_update_item_hash, "h3");
     Ok(())
 }
 
@@ -287,8 +300,7 @@ fn durable_store_writes_through_the_batching_log() -> Result<()> {
     let path = dir.path().join("index.sqlite");
     let (mut w, r) = open(&path, Durability::Full)?;
     w.begin()?;
-    w.insert_aggregate_element(&element("h1", 1.0, json!({"a": 1})))?;
-    w.rebuild_aggregate("0xA", "profile")?;
+    w.add_aggregate_element(&element("h1", 1.0, json!({"a": 1})))?;
     w.commit()?;
     assert_eq!(r.aggregates_of("0xA", &[])?.len(), 1);
     Ok(())

@@ -221,7 +221,10 @@ fn to_json(v: &Value) -> String {
     v.to_string()
 }
 
-use crate::shared::{distinct_tags, parse_json, parse_position, parse_tags_column, tags_column};
+use crate::shared::{
+    distinct_tags, merge_aggregate, newest, parse_json, parse_position, parse_tags_column,
+    tags_column,
+};
 
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
@@ -580,13 +583,40 @@ impl WriteStore for SqliteWriter {
         self.strings("SELECT item_hash FROM posts WHERE amends = ?1", [original])
     }
 
-    fn insert_aggregate_element(&mut self, e: &NewAggregateElement) -> Result<()> {
+    fn add_aggregate_element(&mut self, e: &NewAggregateElement) -> Result<()> {
         self.exec(
             "INSERT INTO aggregate_elements (item_hash, owner, key, content, creation_time)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![e.item_hash, e.owner, e.key, e.content, e.creation_time],
-        )
-        .map(drop)
+        )?;
+        let current = self.one(
+            "SELECT content, last_update_time, last_revision_hash FROM aggregates
+             WHERE owner = ?1 AND key = ?2",
+            params![e.owner, e.key],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, f64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )?;
+        match current {
+            Some((value, time, hash)) if newest(e, time, &hash) => self
+                .exec(
+                    "UPDATE aggregates SET content = ?3, last_update_time = ?4, last_revision_hash = ?5
+                     WHERE owner = ?1 AND key = ?2",
+                    params![
+                        e.owner,
+                        e.key,
+                        merge_aggregate([value.as_str(), e.content.as_str()])?,
+                        e.creation_time,
+                        e.item_hash
+                    ],
+                )
+                .map(drop),
+            _ => self.rebuild_aggregate(&e.owner, &e.key),
+        }
     }
 
     fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()> {
@@ -618,7 +648,7 @@ impl WriteStore for SqliteWriter {
                 .map(drop);
         };
         // A shallow, top-level merge in content-time order (shared with every backend).
-        let merged = crate::shared::merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
+        let merged = merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
         self.exec(
             "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
                  original_item_hash, last_revision_hash)
