@@ -129,14 +129,15 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> A
         offset: (page - 1).saturating_mul(per_page),
     };
     let counts = state.counts.clone();
-    let count_key = format!(
-        "{:?}",
-        AggregateQuery {
-            limit: 0,
-            offset: 0,
-            ..query.clone()
-        }
-    );
+    // The total's query, counted here or, when its cached total is stale, later on the
+    // count cache's thread (hence its own reader handle).
+    let count_query = AggregateQuery {
+        limit: 0,
+        offset: 0,
+        ..query.clone()
+    };
+    let count_key = format!("{count_query:?}");
+    let reader = state.reader.clone();
     // The body is written on the blocking thread, straight from the rows.
     let body = state
         .read(move |r| {
@@ -146,7 +147,7 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> A
             let total = if short && (!rows.is_empty() || query.offset == 0) {
                 query.offset + rows.len() as u64
             } else {
-                counts.get_or(count_key, || r.count_aggregates(&query))?
+                counts.get_or(count_key, move || reader.count_aggregates(&count_query))?
             };
             let text = rows.iter().map(|a| a.content.len()).sum();
             let hint = shapes::size_hint(rows.len(), text);

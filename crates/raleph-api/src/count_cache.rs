@@ -5,14 +5,20 @@
 //!
 //! One count per key at a time: requests that find the same total being counted wait for it
 //! instead of running the same count (a burst of clients on a cold filter would otherwise
-//! count it once each, all at once). Once a total is older than the TTL, the next request
-//! counts it again while others still get the previous total.
+//! count it once each, all at once). Once a total is older than the TTL, it is counted again
+//! on the cache's own thread, and requests get the previous total meanwhile: a request never
+//! waits for a total it already had (on a large store a long list's count reads its index
+//! range, often from disk: tens of milliseconds). Only a total older than twice the TTL is
+//! counted again while the request waits, so a list asked for rarely is not answered with a
+//! total from long ago.
 //!
-//! `get_or` blocks while another thread counts: call it from a blocking thread, as the
-//! count itself. A count, or a wait for one, frees the caller's read slot first (see
-//! `AppState::read`), so slow totals never keep the quick reads waiting.
+//! `get_or` blocks while it or another thread counts a total the cache does not have: call
+//! it from a blocking thread, as the count itself. A count, or a wait for one, frees the
+//! caller's read slot first (see `AppState::read`), so slow totals never keep the quick reads
+//! waiting.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,9 +26,19 @@ use std::time::{Duration, Instant};
 const MAX_ENTRIES: usize = 10_000;
 
 pub(crate) struct CountCache {
+    shared: Arc<Shared>,
+    /// Recounts of stale totals, run one at a time by the `raleph-recount` thread: a burst of
+    /// stale totals must not count all at once on cores that serve requests. `None` if the
+    /// thread could not start: stale totals are then counted by the requests that find them.
+    recounts: Option<Sender<Job>>,
+}
+
+struct Shared {
     ttl: Duration,
     entries: Mutex<HashMap<String, Entry>>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 #[derive(Default)]
 struct Entry {
@@ -61,17 +77,17 @@ impl Flight {
 }
 
 /// Ends a flight even if the count panics, so that no waiter sleeps forever.
-struct Leader<'a> {
-    cache: &'a CountCache,
+struct Leader {
+    shared: Arc<Shared>,
     key: String,
     flight: Arc<Flight>,
     outcome: Result<u64, ()>,
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
         {
-            let mut entries = self.cache.lock();
+            let mut entries = self.shared.lock();
             if entries.len() >= MAX_ENTRIES && !entries.contains_key(&self.key) {
                 entries.clear();
             }
@@ -91,67 +107,149 @@ impl Drop for Leader<'_> {
     }
 }
 
+/// What a request does about a total, decided under the lock.
+enum Plan {
+    /// A total to answer with (fresh, or stale and being counted again).
+    Answer(u64),
+    /// Count it here: no usable total, nobody counting.
+    Count(Arc<Flight>),
+    /// Wait for another request's count.
+    Wait(Arc<Flight>),
+    /// Answer with this stale total and count it again on the recount thread.
+    AnswerAndRecount(u64, Arc<Flight>),
+}
+
 impl CountCache {
     pub(crate) fn new(ttl: Duration) -> Self {
+        let (recounts, jobs) = channel();
+        let spawned = std::thread::Builder::new()
+            .name("raleph-recount".into())
+            .spawn(move || run_jobs(jobs));
+        if let Err(e) = &spawned {
+            tracing::warn!("cannot start the recount thread: {e}");
+        }
         CountCache {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
+            shared: Arc::new(Shared {
+                ttl,
+                entries: Mutex::new(HashMap::new()),
+            }),
+            recounts: spawned.is_ok().then_some(recounts),
         }
     }
 
     /// The cached total for `key`, or `count()` stored under it. While a count of `key` runs,
-    /// other callers wait for its total (or take the previous one, if there is one).
-    pub(crate) fn get_or<E>(
+    /// other callers wait for its total (or take the previous one, if there is one). A stale
+    /// total is answered at once and `count` runs on the recount thread.
+    pub(crate) fn get_or<E: std::fmt::Display>(
         &self,
         key: String,
-        count: impl FnOnce() -> Result<u64, E>,
+        count: impl FnOnce() -> Result<u64, E> + Send + 'static,
     ) -> Result<u64, E> {
-        let flight = {
-            let mut entries = self.lock();
-            let entry = entries.get(&key);
-            let fresh = entry
-                .and_then(|e| e.total)
-                .filter(|(_, at)| at.elapsed() < self.ttl);
-            let previous = entry.and_then(|e| e.total);
-            match (fresh, entry.and_then(|e| e.counting.clone())) {
-                (Some((total, _)), _) => return Ok(total),
-                (None, Some(flight)) => match previous {
-                    // Being counted again: the previous total will do meanwhile.
-                    Some((total, _)) => return Ok(total),
-                    None => Err(flight),
-                },
-                (None, None) => {
-                    let flight = Arc::new(Flight::default());
-                    entries.entry(key.clone()).or_default().counting = Some(flight.clone());
-                    Ok(flight)
-                }
-            }
-        };
         // Counting, or waiting for another request's count, may take long: it does not hold
         // one of the limited read slots meanwhile.
-        crate::release_read_slot();
-        match flight {
-            Ok(flight) => {
-                let mut leader = Leader {
-                    cache: self,
-                    key,
-                    flight,
-                    outcome: Err(()),
-                };
-                let total = count()?;
-                leader.outcome = Ok(total);
+        match self.shared.plan(&key, self.recounts.is_some()) {
+            Plan::Answer(total) => Ok(total),
+            Plan::AnswerAndRecount(total, flight) => {
+                self.recount(self.leader(key, flight), count);
                 Ok(total)
             }
-            Err(flight) => match flight.wait() {
-                Ok(total) => Ok(total),
-                // The count failed (its caller got the error): count here.
-                Err(()) => count(),
-            },
+            Plan::Count(flight) => {
+                crate::release_read_slot();
+                lead(self.leader(key, flight), count)
+            }
+            Plan::Wait(flight) => {
+                crate::release_read_slot();
+                match flight.wait() {
+                    Ok(total) => Ok(total),
+                    // The count failed (its caller got the error): count here.
+                    Err(()) => count(),
+                }
+            }
+        }
+    }
+
+    fn leader(&self, key: String, flight: Arc<Flight>) -> Leader {
+        Leader {
+            shared: self.shared.clone(),
+            key,
+            flight,
+            outcome: Err(()),
+        }
+    }
+
+    /// Queues a recount for the recount thread. Should that thread be gone, the job is
+    /// dropped, and with it the leader: its flight ends and the next request tries again.
+    fn recount<E: std::fmt::Display>(
+        &self,
+        leader: Leader,
+        count: impl FnOnce() -> Result<u64, E> + Send + 'static,
+    ) {
+        let Some(recounts) = &self.recounts else {
+            return;
+        };
+        let _ = recounts.send(Box::new(move || {
+            let key = leader.key.clone();
+            if let Err(e) = lead(leader, count) {
+                tracing::warn!(key, "counting a list total failed: {e}");
+            }
+        }));
+    }
+
+    /// Waits until every recount queued so far has ended.
+    #[cfg(test)]
+    fn finish_recounts(&self) {
+        let (done, ended) = channel();
+        let recounts = self.recounts.as_ref().expect("recount thread");
+        recounts
+            .send(Box::new(move || {
+                let _ = done.send(());
+            }))
+            .expect("recount thread");
+        ended.recv().expect("recount thread");
+    }
+}
+
+impl Shared {
+    /// `recount`: stale totals can be counted again on the recount thread.
+    fn plan(&self, key: &str, recount: bool) -> Plan {
+        let mut entries = self.lock();
+        let (total, counting) = entries
+            .get(key)
+            .map_or((None, None), |e| (e.total, e.counting.clone()));
+        match (total, counting) {
+            (Some((total, at)), _) if at.elapsed() < self.ttl => Plan::Answer(total),
+            // Being counted again: the previous total will do meanwhile.
+            (Some((total, _)), Some(_)) => Plan::Answer(total),
+            (None, Some(flight)) => Plan::Wait(flight),
+            (total, None) => {
+                let flight = Arc::new(Flight::default());
+                entries.entry(key.to_owned()).or_default().counting = Some(flight.clone());
+                match total {
+                    Some((total, at)) if recount && at.elapsed() < self.ttl * 2 => {
+                        Plan::AnswerAndRecount(total, flight)
+                    }
+                    _ => Plan::Count(flight),
+                }
+            }
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         lock(&self.entries)
+    }
+}
+
+/// Runs `count` as the leader of its flight: its total is stored and its waiters woken.
+fn lead<E>(mut leader: Leader, count: impl FnOnce() -> Result<u64, E>) -> Result<u64, E> {
+    let total = count()?;
+    leader.outcome = Ok(total);
+    Ok(total)
+}
+
+fn run_jobs(jobs: Receiver<Job>) {
+    for job in jobs {
+        // A panicking count ends its flight (see `Leader`) and must not end the thread.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
     }
 }
 
@@ -175,30 +273,35 @@ mod tests {
             let held = slots.clone().try_acquire_owned().unwrap();
             crate::READ_SLOT.with(|slot| *slot.borrow_mut() = Some(held));
         };
-        let free = || slots.available_permits() as u64;
+        let free = {
+            let slots = slots.clone();
+            move || Ok::<_, &str>(slots.available_permits() as u64)
+        };
         let cache = CountCache::new(Duration::from_secs(30));
         // A count runs with the slot freed...
         hold();
-        assert_eq!(cache.get_or::<()>("a".into(), || Ok(free())), Ok(1));
+        assert_eq!(cache.get_or("a".into(), free), Ok(1));
         // ...while a cached total is answered holding it.
         hold();
-        assert_eq!(cache.get_or::<()>("a".into(), || Ok(7)), Ok(1));
-        assert_eq!(free(), 0);
+        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(7)), Ok(1));
+        assert_eq!(slots.available_permits(), 0);
         crate::release_read_slot();
-        assert_eq!(free(), 1);
+        assert_eq!(slots.available_permits(), 1);
     }
 
     #[test]
     fn caches_until_the_ttl() {
         let cache = CountCache::new(Duration::from_millis(50));
-        assert_eq!(cache.get_or::<()>("a".into(), || Ok(1)), Ok(1));
-        assert_eq!(cache.get_or::<()>("a".into(), || Ok(2)), Ok(1));
-        assert_eq!(cache.get_or::<()>("b".into(), || Ok(3)), Ok(3));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(cache.get_or::<()>("a".into(), || Ok(4)), Ok(4));
+        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(1)), Ok(1));
+        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(2)), Ok(1));
+        assert_eq!(cache.get_or::<&str>("b".into(), || Ok(3)), Ok(3));
         assert_eq!(cache.get_or("c".into(), || Err("failed")), Err("failed"));
         // A failed count is not cached.
-        assert_eq!(cache.get_or::<()>("c".into(), || Ok(5)), Ok(5));
+        assert_eq!(cache.get_or::<&str>("c".into(), || Ok(5)), Ok(5));
+        // Past twice the TTL, a total is counted again while the request waits.
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(4)), Ok(4));
+        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(6)), Ok(4));
     }
 
     /// Callers arriving while a key is counted wait for that count instead of counting.
@@ -212,7 +315,7 @@ mod tests {
                 let (cache, counts, start) = (cache.clone(), counts.clone(), start.clone());
                 std::thread::spawn(move || {
                     start.wait();
-                    cache.get_or::<()>("k".into(), || {
+                    cache.get_or::<&str>("k".into(), move || {
                         counts.fetch_add(1, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_millis(200));
                         Ok(42)
@@ -226,29 +329,49 @@ mod tests {
         assert_eq!(counts.load(Ordering::SeqCst), 1);
     }
 
-    /// A stale total is counted again by one caller; the others get the previous total.
+    /// A stale total is answered at once and counted again on the recount thread, once;
+    /// requests meanwhile get the previous total.
     #[test]
-    fn stale_totals_are_recounted_once() {
-        let cache = Arc::new(CountCache::new(Duration::from_millis(20)));
-        assert_eq!(cache.get_or::<()>("k".into(), || Ok(1)), Ok(1));
-        std::thread::sleep(Duration::from_millis(30));
+    fn stale_totals_are_recounted_in_the_background() {
+        let cache = CountCache::new(Duration::from_millis(200));
+        assert_eq!(cache.get_or::<&str>("k".into(), || Ok(1)), Ok(1));
+        std::thread::sleep(Duration::from_millis(210));
         let (entered_tx, entered_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let recount = {
-            let cache = cache.clone();
-            std::thread::spawn(move || {
-                cache.get_or::<()>("k".into(), move || {
-                    entered_tx.send(()).expect("send");
-                    release_rx.recv().expect("release");
-                    Ok(2)
-                })
-            })
+        let recounts = Arc::new(AtomicUsize::new(0));
+        let counted = recounts.clone();
+        let recount = move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            entered_tx.send(()).expect("send");
+            release_rx.recv().expect("release");
+            Ok::<_, String>(2)
         };
+        // The request that finds the total stale is not kept waiting for the recount.
+        assert_eq!(cache.get_or("k".into(), recount), Ok(1));
         entered_rx.recv().expect("recount started");
-        assert_eq!(cache.get_or::<()>("k".into(), || Ok(99)), Ok(1));
+        let again = recounts.clone();
+        let count_again = move || {
+            again.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>(99)
+        };
+        assert_eq!(cache.get_or("k".into(), count_again), Ok(1));
         release_tx.send(()).expect("release");
-        assert_eq!(recount.join().expect("thread"), Ok(2));
-        assert_eq!(cache.get_or::<()>("k".into(), || Ok(99)), Ok(2));
+        cache.finish_recounts();
+        assert_eq!(cache.get_or::<&str>("k".into(), || Ok(99)), Ok(2));
+        assert_eq!(recounts.load(Ordering::SeqCst), 1);
+    }
+
+    /// A recount that fails keeps the previous total, and a later request tries again.
+    #[test]
+    fn a_failed_recount_keeps_the_previous_total() {
+        let cache = CountCache::new(Duration::from_millis(200));
+        assert_eq!(cache.get_or::<String>("k".into(), || Ok(1)), Ok(1));
+        std::thread::sleep(Duration::from_millis(210));
+        assert_eq!(cache.get_or("k".into(), || Err("failed".to_owned())), Ok(1));
+        cache.finish_recounts();
+        assert_eq!(cache.get_or::<String>("k".into(), || Ok(3)), Ok(1));
+        cache.finish_recounts();
+        assert_eq!(cache.get_or::<String>("k".into(), || Ok(99)), Ok(3));
     }
 
     /// When the count fails, a waiter counts for itself; a panicking count wakes waiters.

@@ -291,20 +291,23 @@ async fn list_messages(
     query.limit = per_page;
     query.offset = (page - 1).saturating_mul(per_page);
     let counts = state.counts.clone();
-    let count_key = format!(
-        "{:?}",
-        MessageQuery {
-            limit: 0,
-            offset: 0,
-            ..query.clone()
-        }
-    );
+    // The total's query, counted here or, when its cached total is stale, later on the
+    // count cache's thread (hence its own reader handle).
+    let count_query = MessageQuery {
+        limit: 0,
+        offset: 0,
+        ..query.clone()
+    };
+    let count_key = format!("{count_query:?}");
+    let reader = state.reader.clone();
     // The body is written on the blocking thread, straight from the rows.
     let body = if skeletons {
         state
             .read(move |r| {
                 let rows = r.forgotten_messages(&query)?;
-                let total = counts.get_or(count_key, || r.count_forgotten_messages(&query))?;
+                let total = counts.get_or(count_key, move || {
+                    reader.count_forgotten_messages(&count_query)
+                })?;
                 let hint = shapes::size_hint(rows.len(), 0);
                 let messages = rows.iter().map(shapes::forgotten).collect::<Vec<_>>();
                 Ok(shapes::to_json(
@@ -321,7 +324,7 @@ async fn list_messages(
                 let total = if short && (!rows.is_empty() || query.offset == 0) {
                     query.offset + rows.len() as u64
                 } else {
-                    counts.get_or(count_key, || r.count_messages(&query))?
+                    counts.get_or(count_key, move || reader.count_messages(&count_query))?
                 };
                 let text = rows.iter().map(shapes::message_text).sum();
                 let messages = rows

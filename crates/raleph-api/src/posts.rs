@@ -166,16 +166,17 @@ async fn list(
     query.limit = per_page;
     query.offset = (page - 1).saturating_mul(per_page);
     let counts = state.counts.clone();
-    let count_key = format!(
-        "{:?}",
-        PostQuery {
-            limit: 0,
-            offset: 0,
-            // The same total for both shapes.
-            latest_hash_only: false,
-            ..query.clone()
-        }
-    );
+    // The total's query, counted here or, when its cached total is stale, later on the
+    // count cache's thread (hence its own reader handle).
+    let count_query = PostQuery {
+        limit: 0,
+        offset: 0,
+        // The same total for both shapes.
+        latest_hash_only: false,
+        ..query.clone()
+    };
+    let count_key = format!("{count_query:?}");
+    let reader = state.reader.clone();
     // The body is written on the blocking thread, straight from the rows.
     let body = state
         .read(move |r| {
@@ -184,7 +185,7 @@ async fn list(
             let total = if short && (!rows.is_empty() || query.offset == 0) {
                 query.offset + rows.len() as u64
             } else {
-                counts.get_or(count_key, || r.count_posts(&query))?
+                counts.get_or(count_key, move || reader.count_posts(&count_query))?
             };
             let hint = post_hint(&rows);
             Ok(shapes::to_json(
