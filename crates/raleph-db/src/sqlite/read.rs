@@ -361,7 +361,9 @@ fn deep_page_after_edge(from: &str, f: &Filter, q: &MessageQuery) -> (String, Ve
 /// The total of a message list, and its parameters. The filter's rows are counted on its
 /// own index whatever their status, then the few whose status is not `processed` (read from
 /// `messages_by_rare_status`) are subtracted, or counted alone when `processed` is not asked
-/// for: checking each row's status would read every row of a long list.
+/// for: checking each row's status would read every row of a long list. Without any filter
+/// the rows are the writer's `messages` counter, with only dates they are counted on the
+/// narrowest index that holds the time (`time_range_count_sql`).
 fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
     let tags: Vec<String> = distinct_tags(&q.tags)
         .into_iter()
@@ -414,6 +416,15 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
             )
         };
         (sql, f.params)
+    } else if column_filter(q).clauses.is_empty() && tags.is_empty() {
+        match (q.start_date, q.end_date) {
+            // Kept by the writer in the same transaction as the rows it counts.
+            (None, None) => (
+                "SELECT coalesce((SELECT n FROM counters WHERE name = 'messages'), 0)".to_owned(),
+                Vec::new(),
+            ),
+            (start, end) => time_range_count_sql(start, end),
+        }
     } else {
         let mut f = column_filter(q);
         if !tags.is_empty() {
@@ -431,6 +442,29 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
     let (others, other_params) = rare(false);
     params.extend(other_params);
     (format!("SELECT ({all}) - ({others})"), params)
+}
+
+/// The number of messages in a time range, whatever their status, counted on
+/// `messages_by_type` one type at a time (the types present are read off that index too, so
+/// any type counts). Its `(type, time)` entries are about a quarter the size of the time
+/// index's, which carry the item hash: a range of 10 000 messages is 81 pages instead of
+/// 238, and a range nobody read for a while comes from disk.
+fn time_range_count_sql(start: Option<f64>, end: Option<f64>) -> (String, Vec<SqlValue>) {
+    let mut f = Filter::default();
+    f.push("m.type = present.type", []);
+    date_range(&mut f, "m.time", start, end);
+    let sql = format!(
+        "WITH RECURSIVE present(type) AS (
+             SELECT min(type) FROM messages
+             UNION ALL
+             SELECT (SELECT min(type) FROM messages WHERE type > present.type)
+             FROM present WHERE present.type IS NOT NULL)
+         SELECT coalesce(sum(
+             (SELECT count(*) FROM messages m INDEXED BY messages_by_type {})), 0)
+         FROM present WHERE present.type IS NOT NULL",
+        f.sql()
+    );
+    (sql, f.params)
 }
 
 const MESSAGE_COLUMNS: &str =
