@@ -13,8 +13,8 @@
 //! total from long ago.
 //!
 //! `get_or` blocks while it or another thread counts a total the cache does not have: call
-//! it from a blocking thread, as the count itself. A count, or a wait for one, frees the
-//! caller's read slot first (see `AppState::read`), so slow totals never keep the quick reads
+//! it from a read thread, as the count itself. A count, or a wait for one, steps aside from
+//! the read threads first (see `read_pool`), so slow totals never keep the quick reads
 //! waiting.
 
 use std::collections::HashMap;
@@ -146,7 +146,7 @@ impl CountCache {
         count: impl FnOnce() -> Result<u64, E> + Send + 'static,
     ) -> Result<u64, E> {
         // Counting, or waiting for another request's count, may take long: it does not hold
-        // one of the limited read slots meanwhile.
+        // one of the read threads meanwhile.
         match self.shared.plan(&key, self.recounts.is_some()) {
             Plan::Answer(total) => Ok(total),
             Plan::AnswerAndRecount(total, flight) => {
@@ -154,11 +154,11 @@ impl CountCache {
                 Ok(total)
             }
             Plan::Count(flight) => {
-                crate::release_read_slot();
+                crate::read_pool::step_aside();
                 lead(self.leader(key, flight), count)
             }
             Plan::Wait(flight) => {
-                crate::release_read_slot();
+                crate::read_pool::step_aside();
                 match flight.wait() {
                     Ok(total) => Ok(total),
                     // The count failed (its caller got the error): count here.
@@ -266,27 +266,34 @@ mod tests {
 
     use super::*;
 
+    /// A read that counts a total leaves its read thread to other reads meanwhile.
     #[test]
-    fn a_count_does_not_hold_a_read_slot() {
-        let slots = Arc::new(tokio::sync::Semaphore::new(1));
-        let hold = || {
-            let held = slots.clone().try_acquire_owned().unwrap();
-            crate::READ_SLOT.with(|slot| *slot.borrow_mut() = Some(held));
-        };
-        let free = {
-            let slots = slots.clone();
-            move || Ok::<_, &str>(slots.available_permits() as u64)
-        };
-        let cache = CountCache::new(Duration::from_secs(30));
-        // A count runs with the slot freed...
-        hold();
-        assert_eq!(cache.get_or("a".into(), free), Ok(1));
-        // ...while a cached total is answered holding it.
-        hold();
-        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(7)), Ok(1));
-        assert_eq!(slots.available_permits(), 0);
-        crate::release_read_slot();
-        assert_eq!(slots.available_permits(), 1);
+    fn a_count_does_not_hold_a_read_thread() {
+        let pool = crate::read_pool::ReadPool::new(1);
+        let cache = Arc::new(CountCache::new(Duration::from_secs(30)));
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (total_tx, total) = std::sync::mpsc::channel();
+        let counting = cache.clone();
+        pool.run(move || {
+            let counted = counting.get_or::<&str>("a".into(), move || {
+                entered_tx.send(()).expect("send");
+                release_rx.recv().expect("release");
+                Ok(1)
+            });
+            total_tx.send(counted).expect("send");
+        });
+        entered.recv().expect("count started");
+        // The pool's only thread is counting, yet the next read runs.
+        let (other_tx, other) = std::sync::mpsc::channel();
+        let reading = cache.clone();
+        pool.run(move || {
+            let counted = reading.get_or::<&str>("b".into(), || Ok(2));
+            other_tx.send(counted).expect("send");
+        });
+        assert_eq!(other.recv().expect("other read"), Ok(2));
+        release_tx.send(()).expect("release");
+        assert_eq!(total.recv().expect("count"), Ok(1));
     }
 
     #[test]

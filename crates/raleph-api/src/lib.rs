@@ -1,7 +1,7 @@
 //! The HTTP API: the routes of the reference node that the SDK and CLI use, with the same
 //! JSON shapes, plus `/metrics`.
 //!
-//! Handlers reach the index through [`ReadStore`] (on blocking threads) and submit messages
+//! Handlers reach the index through [`ReadStore`] (on the read threads, `read_pool`) and submit messages
 //! through the pipeline's handle; they never see a concrete database.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -16,10 +16,10 @@ mod misc;
 pub mod p2p;
 mod params;
 mod posts;
+mod read_pool;
 mod shapes;
 mod ws;
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use axum::Router;
@@ -28,7 +28,6 @@ use axum::routing::{get, post};
 use raleph_db::ReadStore;
 use raleph_pipeline::PipelineHandle;
 use raleph_storage::{FileStore, StorageConfig};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use error::{ApiError, ApiResult};
@@ -76,19 +75,8 @@ pub struct AppState {
     pub network: Option<Arc<dyn p2p::Network>>,
     pub(crate) websockets: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) counts: Arc<count_cache::CountCache>,
-    /// At most `max_concurrent_reads` reads at once (see [`ApiConfig`]).
-    pub(crate) read_slots: Arc<Semaphore>,
-}
-
-thread_local! {
-    /// The read slot held by the read running on this blocking thread.
-    pub(crate) static READ_SLOT: RefCell<Option<OwnedSemaphorePermit>> = const { RefCell::new(None) };
-}
-
-/// Frees the read slot of the read running on this thread before it does something long
-/// that need not be limited: counting a total, or waiting for another read's count.
-pub(crate) fn release_read_slot() {
-    READ_SLOT.with(|held| drop(held.borrow_mut().take()));
+    /// The threads that run reads, `max_concurrent_reads` at once (see [`ApiConfig`]).
+    pub(crate) reads: Arc<read_pool::ReadPool>,
 }
 
 impl AppState {
@@ -113,31 +101,25 @@ impl AppState {
             network: None,
             websockets: Arc::default(),
             counts: Arc::new(count_cache::CountCache::new(count_ttl)),
-            read_slots: Arc::new(Semaphore::new(reads)),
+            reads: Arc::new(read_pool::ReadPool::new(reads)),
         }
     }
 
-    /// Runs a read on a blocking thread, once one of the read slots is free.
+    /// Runs a read on one of the read threads, once one is free.
     pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn ReadStore) -> raleph_db::Result<T> + Send + 'static,
     ) -> ApiResult<T> {
         let reader = self.reader.clone();
-        let slot = self
-            .read_slots
-            .clone()
-            .acquire_owned()
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.reads.run(move || {
+            // The request may be gone; then nobody wants the answer.
+            let _ = reply.send(f(reader.as_ref()));
+        });
+        answer
             .await
-            .map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(move || {
-            READ_SLOT.with(|held| *held.borrow_mut() = Some(slot));
-            let result = f(reader.as_ref());
-            release_read_slot();
-            result
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+            .map_err(|_| ApiError::internal("the read failed"))?
+            .map_err(ApiError::from)
     }
 }
 
