@@ -418,14 +418,12 @@ impl WriteStore for PgWriter {
         status: MessageStatus,
         reception_time: f64,
     ) -> Result<()> {
+        // One round trip for both tables.
         self.exec(
-            "INSERT INTO message_status (item_hash, status, reception_time) VALUES ($1, $2, $3)
+            "WITH changed AS (UPDATE messages SET status = $2 WHERE item_hash = $1 AND status <> $2)
+             INSERT INTO message_status (item_hash, status, reception_time) VALUES ($1, $2, $3)
              ON CONFLICT (item_hash) DO UPDATE SET status = excluded.status",
             &[&item_hash, &status.as_str(), &reception_time],
-        )?;
-        self.exec(
-            "UPDATE messages SET status = $2 WHERE item_hash = $1 AND status <> $2",
-            &[&item_hash, &status.as_str()],
         )
         .map(drop)
     }
@@ -451,13 +449,20 @@ impl WriteStore for PgWriter {
     }
 
     fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
-        let seq = self.next_seq()?;
         let tags = distinct_tags(&m.tags);
-        self.exec(
-            "INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
+        // One round trip: the sync log number, the tag rows and the end of an earlier
+        // rejection go with the row itself (the writer waits on every statement).
+        let seq: Option<i64> = self.value(
+            "WITH next AS (UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n),
+                 tagged AS (INSERT INTO message_tags (tag, time, item_hash)
+                            SELECT tag, $10::float8, $1::text FROM unnest($20::text[]) AS tag),
+                 unrejected AS (DELETE FROM rejected_messages WHERE item_hash = $1::text)
+             INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
                  channel, time, size, owner, content_type, content_ref, content_key, content_item_hash,
                  payment_type, reception_time, seq, tags)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                 (SELECT n FROM next), $19)
+             RETURNING seq",
             &[
                 &m.item_hash,
                 &m.message_type,
@@ -477,25 +482,20 @@ impl WriteStore for PgWriter {
                 &m.content_item_hash,
                 &m.payment_type,
                 &m.reception_time,
-                &seq,
                 &tags_column(&tags),
+                &tags,
             ],
         )?;
-        for tag in tags {
-            self.exec(
-                "INSERT INTO message_tags (tag, time, item_hash) VALUES ($1, $2, $3)",
-                &[&tag, &m.time, &m.item_hash],
-            )?;
+        if seq.is_none() {
+            return Err(StoreError::Corrupt(
+                "the sync sequence counter is missing".into(),
+            ));
         }
         if m.item_type != "inline" {
             // Its content file is now held by the message itself.
             self.claim_file(&m.item_hash)?;
         }
-        self.exec(
-            "DELETE FROM rejected_messages WHERE item_hash = $1",
-            &[&m.item_hash],
-        )
-        .map(drop)
+        Ok(())
     }
 
     fn message_facts(&mut self, item_hash: &str) -> Result<Option<MessageFacts>> {
