@@ -109,11 +109,17 @@ impl SqliteWriter {
             }
         };
         if due {
-            self.last_optimize = Some(std::time::Instant::now());
+            let started = std::time::Instant::now();
+            self.last_optimize = Some(started);
             self.added_since_optimize = 0;
             self.conn
                 .execute_batch("PRAGMA optimize=0x10002")
                 .map_err(backend)?;
+            // Analyzing grown tables holds the writer; worth telling when it was long.
+            let took = started.elapsed();
+            if took >= std::time::Duration::from_millis(20) {
+                tracing::info!(ms = took.as_millis() as u64, "planner statistics refreshed");
+            }
             self.statistics.fetch_add(1, Ordering::Release);
         }
         Ok(())
