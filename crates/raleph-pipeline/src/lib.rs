@@ -77,6 +77,10 @@ pub struct PipelineConfig {
     pub intake_batch: usize,
     /// Most journaled submissions applied to the index in one transaction.
     pub index_batch: usize,
+    /// How long the writer waits for more submissions before applying a small batch, in
+    /// milliseconds: messages that trickle in one by one (gossip) then share a commit and its
+    /// sync. Adds up to this much to the time to processed; 0 applies at once.
+    pub gather_ms: f64,
     /// Most journaled submissions waiting to be applied; past it, intake waits (and, once
     /// `intake_queue` is full too, refuses with "busy").
     pub max_unapplied: usize,
@@ -102,6 +106,7 @@ impl Default for PipelineConfig {
             signature_threads: 0,
             intake_batch: 1_000,
             index_batch: 5_000,
+            gather_ms: 0.0,
             max_unapplied: 20_000,
             process_batch: 500,
             max_retries: 10,

@@ -740,6 +740,41 @@ async fn store_versions_and_volume_sizes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn relayed_messages_trickling_in_are_gathered_and_all_applied() {
+    let node = node_with(PipelineConfig {
+        gather_ms: 30.0,
+        ..PipelineConfig::default()
+    });
+    let signer = EthSigner::new_random();
+    let a = signer.address();
+    let mut events = node.handle.subscribe();
+    let mut hashes = std::collections::BTreeSet::new();
+    for n in 0..5 {
+        let message = post(
+            &signer,
+            &a,
+            "blog",
+            json!({ "n": n }),
+            None,
+            10.0 + n as f64,
+        );
+        hashes.insert(message.item_hash.to_string());
+        let outcome = node.handle.offer(message, "peer").await.expect("offer");
+        assert_eq!(outcome, SubmitOutcome::Queued);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !hashes.is_empty() {
+            let event = events.recv().await.expect("events");
+            assert!(processed(&event), "{event:?}");
+            hashes.remove(event.item_hash());
+        }
+    })
+    .await
+    .expect("every relayed message processed in time");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn accepted_messages_are_journaled_then_applied_and_replayed_after_a_stop() {
     let signer = EthSigner::new_random();
     let a = signer.address();

@@ -25,6 +25,9 @@ use crate::{ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle,
 /// Longest the writer sleeps when nothing is due, so it notices a stopped node.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 
+/// Batches of at least this many submissions are applied without waiting for more.
+const GATHER_BELOW: usize = 64;
+
 /// Commands waiting for the writer. Journaled groups are bounded by messages instead (see
 /// `PipelineConfig::max_unapplied`), so this only caps the number of small groups.
 const WRITER_QUEUE: usize = 4096;
@@ -127,13 +130,26 @@ impl Writer {
                 let mut submissions = Vec::new();
                 let mut others = Vec::new();
                 let mut next = Some(first);
+                // A small batch waits up to `gather_ms` for more, so that messages trickling
+                // in (relayed gossip) share a commit and its sync instead of paying one each.
+                let gather_until = std::time::Instant::now()
+                    + Duration::from_secs_f64(self.config.gather_ms.max(0.0) / 1000.0);
                 while let Some(command) = next.take() {
                     match command {
                         Command::Journaled(group) => submissions.extend(group),
                         other => others.push(other),
                     }
-                    if submissions.len() + others.len() < self.config.index_batch {
-                        next = inbox.try_recv().ok();
+                    let count = submissions.len() + others.len();
+                    if count >= self.config.index_batch {
+                        break;
+                    }
+                    next = inbox.try_recv().ok();
+                    if next.is_none() && others.is_empty() && count < GATHER_BELOW {
+                        let left =
+                            gather_until.saturating_duration_since(std::time::Instant::now());
+                        if !left.is_zero() {
+                            next = inbox.recv_timeout(left).ok();
+                        }
                     }
                 }
                 if !submissions.is_empty() {
