@@ -104,9 +104,10 @@ pub trait WriteStore: Send {
     fn amends_of(&mut self, original: &str) -> Result<Vec<String>>;
 
     // AGGREGATE.
-    /// Inserts an element and brings its aggregate up to date: the newest element in
-    /// content-time order is merged into the current value; one that arrives out of order
-    /// makes the value be rebuilt from every element.
+    /// Inserts an element and brings its aggregate up to date: the first element is the
+    /// value, the newest in content-time order is merged into the current value, and one that
+    /// arrives out of order makes the value be rebuilt from every element. `element.content`
+    /// is a JSON object as `serde_json` writes it.
     fn add_aggregate_element(&mut self, element: &NewAggregateElement) -> Result<()>;
     /// Recomputes the merged value of `(owner, key)` from its elements; deletes it if none remain.
     fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()>;

@@ -640,7 +640,16 @@ impl WriteStore for PgWriter {
                 )
                 .map(drop)
             }
-            _ => self.rebuild_aggregate(&e.owner, &e.key),
+            // An aggregate row exists while it has elements: this is the first one.
+            None => self
+                .exec(
+                    "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
+                         original_item_hash, last_revision_hash)
+                     VALUES ($1, $2, $3, $4, $4, $5, $5)",
+                    &[&e.owner, &e.key, &e.content, &e.creation_time, &e.item_hash],
+                )
+                .map(drop),
+            Some(_) => self.rebuild_aggregate(&e.owner, &e.key),
         }
     }
 
