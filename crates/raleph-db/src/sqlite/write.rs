@@ -16,7 +16,7 @@ pub struct SqliteWriter {
     /// Message rows added since then.
     added_since_optimize: i64,
     /// Copies WAL pages into the database off this thread; stops when the writer is dropped.
-    _checkpointer: super::checkpoint::Checkpointer,
+    checkpointer: super::checkpoint::Checkpointer,
     /// Bumped after each refresh of the planner's statistics, so that read connections
     /// opened before it are replaced (they read the statistics only when they open).
     statistics: Arc<AtomicU64>,
@@ -54,7 +54,7 @@ impl SqliteWriter {
             conn,
             last_optimize: None,
             added_since_optimize: 0,
-            _checkpointer: checkpointer,
+            checkpointer,
             statistics,
             tally: Tally::default(),
             saved_tally: Tally::default(),
@@ -234,6 +234,7 @@ use crate::shared::{
 
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
+        self.checkpointer.yield_to_restart();
         self.tally = Tally::default();
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)
     }
