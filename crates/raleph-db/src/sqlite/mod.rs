@@ -67,8 +67,8 @@ pub fn open(path: &Path, durability: Durability) -> Result<(SqliteWriter, Sqlite
     // Savepoints (one per message) keep their undo pages in memory, not in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(backend)?;
-    // Plans that do not depend on bound values, as on the read connections: otherwise every
-    // new value in a range (the pending queue's due time, checked on every round of the
+    // Plans that do not depend on bound values, as on the read connections: otherwise a new
+    // value in a range (such as the pending queue's due time, checked on every round of the
     // writer) expires the statement, which is then prepared again (6 % of a relaying writer).
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map_err(backend)?;
