@@ -101,8 +101,8 @@ pub(crate) fn forget_held_element(
 
 /// For a copy of a message recorded here as forgotten: false when the record is disproved,
 /// that is, the message is an aggregate element, and every FORGET it was recorded as
-/// forgotten by is processed here and targets neither its hash nor its key. A FORGET not
-/// processed here, or content not at hand, disproves nothing.
+/// forgotten by (at least one) is processed here and targets neither its hash nor its key. A
+/// FORGET not processed here, or content not at hand, disproves nothing.
 pub(crate) fn forgotten_rightly(w: &mut Writer, envelope: &Envelope) -> raleph_db::Result<bool> {
     if envelope.message_type != MessageType::Aggregate {
         // Skeletons of other messages are only recorded on a FORGET naming their hash.
@@ -119,7 +119,11 @@ pub(crate) fn forgotten_rightly(w: &mut Writer, envelope: &Envelope) -> raleph_d
         key,
     };
     let hash = envelope.item_hash.as_str();
-    for forget_hash in w.store.forgotten_by(hash)? {
+    let forgotten_by = w.store.forgotten_by(hash)?;
+    if forgotten_by.is_empty() {
+        return Ok(true);
+    }
+    for forget_hash in forgotten_by {
         match w.store.message_content(&forget_hash)? {
             Some(forget) if !targets(&forget, hash, Some(&element)) => {}
             _ => return Ok(true),
