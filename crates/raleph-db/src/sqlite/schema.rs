@@ -309,6 +309,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP TRIGGER count_messages_insert;
     DROP TRIGGER count_messages_delete;
     "#,
+    // 10: per-value totals of the lists whose values are few and long (a content type holds a
+    // tenth of the store, a tag a percent), kept by the writer like `counters.messages`: the
+    // first request for such a list read hundreds of index pages to count it.
+    r#"
+    CREATE TABLE list_totals (
+        list TEXT NOT NULL,
+        value TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (list, value)
+    ) WITHOUT ROWID;
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'content_type', content_type, count(*) FROM messages
+        WHERE content_type IS NOT NULL GROUP BY content_type;
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'tag', tag, count(*) FROM message_tags GROUP BY tag;
+    "#,
 ];
 
 /// The schema version this build writes.

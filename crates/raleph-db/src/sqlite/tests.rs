@@ -215,6 +215,55 @@ fn processed_statuses_migrate_to_message_rows() -> Result<()> {
     Ok(())
 }
 
+/// Migration 10 on a store written by migrations 1–9: the totals of content types and tags
+/// are counted from the rows, and the lists' totals read them.
+#[test]
+fn list_totals_migrate_from_the_rows() -> Result<()> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("index.sqlite");
+    {
+        let conn = migrate_to(&path, 9)?;
+        for (seq, hash, content_type, tags) in [
+            (1, "m1", Some("note"), vec!["a", "b"]),
+            (2, "m2", Some("note"), vec!["a"]),
+            (3, "m3", None, vec![]),
+        ] {
+            conn.execute(
+                "INSERT INTO messages (item_hash, type, chain, sender, item_type, content, time,
+                     size, owner, reception_time, seq, content_type, tags)
+                 VALUES (?1, 'POST', 'ETH', '0xA', 'inline', '{}', ?2, 1, '0xA', 7.0, ?2, ?3, ?4)",
+                rusqlite::params![hash, seq, content_type, serde_json::json!(tags).to_string()],
+            )
+            .map_err(backend)?;
+            for tag in tags {
+                conn.execute(
+                    "INSERT INTO message_tags (tag, time, item_hash) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![tag, seq, hash],
+                )
+                .map_err(backend)?;
+            }
+        }
+    }
+    let (_w, r) = open(&path, Durability::Normal)?;
+    let total = |q: MessageQuery| r.count_messages(&q);
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let by_type = |types: &[&str]| MessageQuery {
+        content_types: strings(types),
+        ..Default::default()
+    };
+    let by_tag = |tag: &str| MessageQuery {
+        tags: strings(&[tag]),
+        ..Default::default()
+    };
+    assert_eq!(total(by_type(&["note"]))?, 2);
+    assert_eq!(total(by_type(&["note", "other"]))?, 2);
+    assert_eq!(total(by_type(&["other"]))?, 0);
+    assert_eq!(total(by_tag("a"))?, 2);
+    assert_eq!(total(by_tag("b"))?, 1);
+    assert_eq!(total(by_tag("c"))?, 0);
+    Ok(())
+}
+
 /// Migration 6 on a store written by migrations 1–5: each tag row gets its message's time,
 /// each message its list of tags, and lists, totals and forgets work on the result.
 #[test]

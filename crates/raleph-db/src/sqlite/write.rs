@@ -29,12 +29,20 @@ pub struct SqliteWriter {
 /// Counters a transaction changes on nearly every message, kept here and written to
 /// `counters` when it commits: a trigger on `messages` would make each insert keep a statement
 /// journal (a copy of every page it touches), and one `UPDATE` per message costs a statement.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Tally {
     /// The last sync log number given, once read from `counters`.
     seq: Option<i64>,
     /// Rows added to `messages`, less rows removed.
     messages: i64,
+    /// Changes to `list_totals`: messages per content type, tag rows per tag.
+    lists: std::collections::BTreeMap<(&'static str, String), i64>,
+}
+
+impl Tally {
+    fn count(&mut self, list: &'static str, value: &str, change: i64) {
+        *self.lists.entry((list, value.to_owned())).or_default() += change;
+    }
 }
 
 /// How often the writer refreshes the planner's statistics.
@@ -146,6 +154,15 @@ impl SqliteWriter {
                 [tally.messages],
             )?;
         }
+        for ((list, value), change) in tally.lists {
+            if change != 0 {
+                self.exec(
+                    "INSERT INTO list_totals (list, value, n) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (list, value) DO UPDATE SET n = n + excluded.n",
+                    params![list, value, change],
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -256,7 +273,7 @@ impl WriteStore for SqliteWriter {
     }
 
     fn savepoint(&mut self) -> Result<()> {
-        self.saved_tally = self.tally;
+        self.saved_tally = self.tally.clone();
         self.conn
             .execute_batch("SAVEPOINT message")
             .map_err(backend)
@@ -269,6 +286,7 @@ impl WriteStore for SqliteWriter {
     fn rollback_savepoint(&mut self) -> Result<()> {
         // Sequence numbers given out stay given: a number is never reused.
         self.tally.messages = self.saved_tally.messages;
+        self.tally.lists = std::mem::take(&mut self.saved_tally.lists);
         self.conn
             .execute_batch("ROLLBACK TO message; RELEASE message")
             .map_err(backend)
@@ -474,6 +492,12 @@ impl WriteStore for SqliteWriter {
             ],
         )?;
         self.tally.messages += 1;
+        if let Some(content_type) = &m.content_type {
+            self.tally.count("content_type", content_type, 1);
+        }
+        for tag in &tags {
+            self.tally.count("tag", tag, 1);
+        }
         self.settle_if_autocommit()?;
         for tag in tags {
             self.exec(
@@ -880,22 +904,36 @@ impl WriteStore for SqliteWriter {
         )?;
         released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
         // Its tag rows, by key (before the row that lists them goes).
-        match self.time_and_tags(item_hash)? {
+        let removed_tags = match self.time_and_tags(item_hash)? {
             Some((time, Some(tags))) => {
-                for tag in &tags {
-                    self.exec(
+                let mut removed = Vec::new();
+                for tag in tags {
+                    let gone = self.exec(
                         "DELETE FROM message_tags WHERE tag = ?1 AND time = ?2 AND item_hash = ?3",
                         params![tag, time, item_hash],
                     )?;
+                    if gone > 0 {
+                        removed.push(tag);
+                    }
                 }
+                removed
             }
-            Some((_, None)) => {
-                self.exec("DELETE FROM message_tags WHERE item_hash = ?1", [item_hash])?;
-            }
-            None => {}
+            Some((_, None)) => self.strings(
+                "DELETE FROM message_tags WHERE item_hash = ?1 RETURNING tag",
+                [item_hash],
+            )?,
+            None => Vec::new(),
+        };
+        for tag in &removed_tags {
+            self.tally.count("tag", tag, -1);
         }
         let removed = self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
         self.tally.messages -= removed as i64;
+        if removed > 0
+            && let Some(content_type) = facts.as_ref().and_then(|f| f.content_type.as_deref())
+        {
+            self.tally.count("content_type", content_type, -1);
+        }
         self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
             Some("POST") => {
