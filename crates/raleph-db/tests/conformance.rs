@@ -1106,11 +1106,18 @@ fn posts_and_amends(s: &mut Store) -> Result<()> {
     assert_eq!(post_hashes(&p1), vec![("p1".to_owned(), "p1".to_owned())]);
     assert_eq!((p1[0].last_updated, p1[0].amended), (10.0, false));
     assert!(s.w.amends_of("p1")?.is_empty());
-    // Forgetting an original removes the post.
+    // Forgetting an original removes the post, from the totals by type too.
+    let of_type = |post_type: &str| PostQuery {
+        types: strings(&[post_type]),
+        ..Default::default()
+    };
+    assert_eq!(s.r.count_posts(&of_type("blog"))?, 1);
     s.w.begin()?;
     s.w.forget("p2", "f1", 100.0, 200.0)?;
     s.w.commit()?;
     assert_eq!(s.r.count_posts(&PostQuery::default())?, 2);
+    assert_eq!(s.r.count_posts(&of_type("blog"))?, 0);
+    assert_eq!(s.r.count_posts(&of_type("note"))?, 2);
     Ok(())
 }
 

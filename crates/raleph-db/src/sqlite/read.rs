@@ -644,6 +644,16 @@ fn post_filter_from(q: &PostQuery, tags: PostTags) -> String {
 /// alone unless a filter reads a message (chains) or the tags (which then lead: counting
 /// starts from the versions holding them).
 fn post_count_sql(q: &PostQuery) -> (String, Vec<SqlValue>) {
+    // Filtered on post types alone (beside "an original"): kept by the writer.
+    if !q.types.is_empty() && post_filter(q, PostTags::Probe).clauses.len() == 2 {
+        let mut f = Filter::default();
+        f.push("list = 'post_type'", []);
+        f.any_of("value", &q.types);
+        return (
+            format!("SELECT coalesce(sum(n), 0) FROM list_totals {}", f.sql()),
+            f.params,
+        );
+    }
     let tags = if q.tags.is_empty() {
         PostTags::Probe
     } else {

@@ -325,6 +325,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     INSERT INTO list_totals (list, value, n)
         SELECT 'tag', tag, count(*) FROM message_tags GROUP BY tag;
     "#,
+    // 11: original posts per post type, in the same table.
+    r#"
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'post_type', type, count(*) FROM posts WHERE amends IS NULL GROUP BY type;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -215,8 +215,8 @@ fn processed_statuses_migrate_to_message_rows() -> Result<()> {
     Ok(())
 }
 
-/// Migration 10 on a store written by migrations 1–9: the totals of content types and tags
-/// are counted from the rows, and the lists' totals read them.
+/// Migrations 10 and 11 on a store written by migrations 1–9: the totals of content types,
+/// tags and post types are counted from the rows, and the lists' totals read them.
 #[test]
 fn list_totals_migrate_from_the_rows() -> Result<()> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -242,9 +242,29 @@ fn list_totals_migrate_from_the_rows() -> Result<()> {
                 )
                 .map_err(backend)?;
             }
+            // m1 and m2 are original posts, m3 an amend of m1.
+            let (post_type, amends) = if hash == "m3" {
+                ("amend", Some("m1"))
+            } else {
+                ("note", None)
+            };
+            conn.execute(
+                "INSERT INTO posts (item_hash, owner, type, amends, creation_time, last_updated)
+                 VALUES (?1, '0xA', ?2, ?3, ?4, ?4)",
+                rusqlite::params![hash, post_type, amends, seq],
+            )
+            .map_err(backend)?;
         }
     }
     let (_w, r) = open(&path, Durability::Normal)?;
+    let posts_of = |post_type: &str| {
+        r.count_posts(&crate::PostQuery {
+            types: vec![post_type.to_owned()],
+            ..Default::default()
+        })
+    };
+    assert_eq!(posts_of("note")?, 2);
+    assert_eq!(posts_of("amend")?, 0);
     let total = |q: MessageQuery| r.count_messages(&q);
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let by_type = |types: &[&str]| MessageQuery {

@@ -35,7 +35,8 @@ struct Tally {
     seq: Option<i64>,
     /// Rows added to `messages`, less rows removed.
     messages: i64,
-    /// Changes to `list_totals`: messages per content type, tag rows per tag.
+    /// Changes to `list_totals`: messages per content type, tag rows per tag, original posts
+    /// per post type.
     lists: std::collections::BTreeMap<(&'static str, String), i64>,
 }
 
@@ -574,8 +575,12 @@ impl WriteStore for SqliteWriter {
                  last_updated)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?5 IS NULL THEN ?8 END)",
             params![p.item_hash, p.owner, p.post_type, p.reference, p.amends, p.channel, p.content, p.creation_time],
-        )
-        .map(drop)
+        )?;
+        if p.amends.is_none() {
+            self.tally.count("post_type", &p.post_type, 1);
+            self.settle_if_autocommit()?;
+        }
+        Ok(())
     }
 
     fn post_facts(&mut self, item_hash: &str) -> Result<Option<PostFacts>> {
@@ -937,10 +942,17 @@ impl WriteStore for SqliteWriter {
         self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
             Some("POST") => {
-                let amends = self.post_facts(item_hash)?.and_then(|p| p.amends);
-                self.exec("DELETE FROM posts WHERE item_hash = ?1", [item_hash])?;
-                if let Some(original) = amends {
-                    self.refresh_latest_amend(&original)?;
+                let post = self.post_facts(item_hash)?;
+                let removed = self.exec("DELETE FROM posts WHERE item_hash = ?1", [item_hash])?;
+                match post {
+                    Some(PostFacts {
+                        amends: Some(original),
+                        ..
+                    }) => self.refresh_latest_amend(&original)?,
+                    Some(PostFacts { post_type, .. }) if removed > 0 => {
+                        self.tally.count("post_type", &post_type, -1);
+                    }
+                    _ => {}
                 }
             }
             Some("AGGREGATE") => {
