@@ -1433,10 +1433,17 @@ fn forget_messages(s: &mut Store) -> Result<()> {
     m2.signature = None;
     add(s, &m2)?;
     add(s, &message("m3", "POST", "0xA", 3.0))?;
+    let in_channel = MessageQuery {
+        channels: strings(&["TEST"]),
+        ..Default::default()
+    };
+    assert_eq!(s.r.count_messages(&in_channel)?, 2);
     s.w.begin()?;
     s.w.forget("m1", "f1", 100.0, 200.0)?;
     s.w.forget("m2", "f2", 50.0, 200.0)?;
     s.w.commit()?;
+    // Totals follow: m1 was in the channel, m2 in none.
+    assert_eq!(s.r.count_messages(&in_channel)?, 1);
 
     assert!(s.r.message("m1")?.is_none());
     assert_eq!(s.w.status("m1")?, Some(MessageStatus::Forgotten));

@@ -446,18 +446,26 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
     (format!("SELECT ({all}) - ({others})"), params)
 }
 
-/// The rows of a list filtered on content types alone, or on one tag alone, whatever their
-/// status: kept by the writer in `list_totals` (migration 10), so a list a tenth of the store
-/// long is not counted entry by entry.
+/// The rows of a list filtered on content types, channels or content keys alone, or on one
+/// tag alone, whatever their status: kept by the writer in `list_totals` (migrations 10 and
+/// 12), so a list a tenth of the store long is not counted entry by entry.
 fn kept_total(q: &MessageQuery, tags: &[String]) -> Option<(String, Vec<SqlValue>)> {
     if q.start_date.is_some() || q.end_date.is_some() {
         return None;
     }
     let columns = column_filter(q).clauses.len();
+    let kept = [
+        ("content_type", &q.content_types),
+        ("channel", &q.channels),
+        ("content_key", &q.content_keys),
+    ];
     let mut f = Filter::default();
-    if tags.is_empty() && columns == 1 && !q.content_types.is_empty() {
-        f.push("list = 'content_type'", []);
-        f.any_of("value", &q.content_types);
+    if let Some((list, values)) = kept.iter().find(|(_, values)| !values.is_empty())
+        && tags.is_empty()
+        && columns == 1
+    {
+        f.push(format!("list = '{list}'"), []);
+        f.any_of("value", values);
     } else if tags.len() == 1 && columns == 0 {
         f.push("list = 'tag'", []);
         f.any_of("value", tags);

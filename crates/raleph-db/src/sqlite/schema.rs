@@ -330,6 +330,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     INSERT INTO list_totals (list, value, n)
         SELECT 'post_type', type, count(*) FROM posts WHERE amends IS NULL GROUP BY type;
     "#,
+    // 12: messages per channel and per content key (aggregate keys), in the same table.
+    r#"
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'channel', channel, count(*) FROM messages
+        WHERE channel IS NOT NULL GROUP BY channel;
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'content_key', content_key, count(*) FROM messages
+        WHERE content_key IS NOT NULL GROUP BY content_key;
+    "#,
 ];
 
 /// The schema version this build writes.

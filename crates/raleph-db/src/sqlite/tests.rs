@@ -215,8 +215,8 @@ fn processed_statuses_migrate_to_message_rows() -> Result<()> {
     Ok(())
 }
 
-/// Migrations 10 and 11 on a store written by migrations 1–9: the totals of content types,
-/// tags and post types are counted from the rows, and the lists' totals read them.
+/// Migrations 10–12 on a store written by migrations 1–9: the totals of content types, tags,
+/// post types and channels are counted from the rows, and the lists' totals read them.
 #[test]
 fn list_totals_migrate_from_the_rows() -> Result<()> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -230,8 +230,9 @@ fn list_totals_migrate_from_the_rows() -> Result<()> {
         ] {
             conn.execute(
                 "INSERT INTO messages (item_hash, type, chain, sender, item_type, content, time,
-                     size, owner, reception_time, seq, content_type, tags)
-                 VALUES (?1, 'POST', 'ETH', '0xA', 'inline', '{}', ?2, 1, '0xA', 7.0, ?2, ?3, ?4)",
+                     size, owner, reception_time, seq, content_type, tags, channel)
+                 VALUES (?1, 'POST', 'ETH', '0xA', 'inline', '{}', ?2, 1, '0xA', 7.0, ?2, ?3, ?4,
+                     'C')",
                 rusqlite::params![hash, seq, content_type, serde_json::json!(tags).to_string()],
             )
             .map_err(backend)?;
@@ -281,6 +282,11 @@ fn list_totals_migrate_from_the_rows() -> Result<()> {
     assert_eq!(total(by_tag("a"))?, 2);
     assert_eq!(total(by_tag("b"))?, 1);
     assert_eq!(total(by_tag("c"))?, 0);
+    let in_channel = MessageQuery {
+        channels: strings(&["C"]),
+        ..Default::default()
+    };
+    assert_eq!(total(in_channel)?, 3);
     Ok(())
 }
 

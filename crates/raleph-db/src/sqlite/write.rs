@@ -35,9 +35,25 @@ struct Tally {
     seq: Option<i64>,
     /// Rows added to `messages`, less rows removed.
     messages: i64,
-    /// Changes to `list_totals`: messages per content type, tag rows per tag, original posts
-    /// per post type.
+    /// Changes to `list_totals`: messages per content type, channel and content key, tag
+    /// rows per tag, original posts per post type.
     lists: std::collections::BTreeMap<(&'static str, String), i64>,
+}
+
+/// The `list_totals` lists a message row counts in, with its value in each (tags are
+/// counted from their own rows).
+fn kept_lists<'a>(
+    content_type: &'a Option<String>,
+    channel: &'a Option<String>,
+    content_key: &'a Option<String>,
+) -> impl Iterator<Item = (&'static str, &'a str)> {
+    [
+        ("content_type", content_type),
+        ("channel", channel),
+        ("content_key", content_key),
+    ]
+    .into_iter()
+    .filter_map(|(list, value)| value.as_deref().map(|v| (list, v)))
 }
 
 impl Tally {
@@ -493,8 +509,8 @@ impl WriteStore for SqliteWriter {
             ],
         )?;
         self.tally.messages += 1;
-        if let Some(content_type) = &m.content_type {
-            self.tally.count("content_type", content_type, 1);
+        for (list, value) in kept_lists(&m.content_type, &m.channel, &m.content_key) {
+            self.tally.count(list, value, 1);
         }
         for tag in &tags {
             self.tally.count("tag", tag, 1);
@@ -935,9 +951,11 @@ impl WriteStore for SqliteWriter {
         let removed = self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
         self.tally.messages -= removed as i64;
         if removed > 0
-            && let Some(content_type) = facts.as_ref().and_then(|f| f.content_type.as_deref())
+            && let Some(f) = &facts
         {
-            self.tally.count("content_type", content_type, -1);
+            for (list, value) in kept_lists(&f.content_type, &f.channel, &f.content_key) {
+                self.tally.count(list, value, -1);
+            }
         }
         self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
