@@ -1201,12 +1201,18 @@ fn aggregates_merge(s: &mut Store) -> Result<()> {
         s.r.aggregates_of("0xA", &[])?[0].content,
         r#"{"a":{"y":2},"b":null,"c":1}"#
     );
+    let with_key = AggregateQuery {
+        keys: strings(&["profile"]),
+        ..Default::default()
+    };
+    assert_eq!(s.r.count_aggregates(&with_key)?, 1);
     for hash in ["e1", "e2", "e4"] {
         s.w.begin()?;
         s.w.forget(hash, "f", 10.0, 20.0)?;
         s.w.commit()?;
     }
     assert!(s.r.aggregates_of("0xA", &[])?.is_empty());
+    assert_eq!(s.r.count_aggregates(&with_key)?, 0);
     assert!(s.w.aggregate_element_hashes("0xA", "profile")?.is_empty());
     assert_eq!(s.w.aggregate_value("0xA", "profile")?, None);
     // Rebuilding a key with no elements is harmless.

@@ -990,8 +990,18 @@ impl ReadStore for SqliteReader {
     }
 
     fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {
-        let f = aggregate_filter(q);
-        let sql = format!("SELECT count(*) FROM aggregates {}", f.sql());
+        let (f, sql) = if q.addresses.is_empty() && !q.keys.is_empty() {
+            // Aggregates per key are kept by the writer (migration 13).
+            let mut f = Filter::default();
+            f.push("list = 'aggregate_key'", []);
+            f.any_of("value", &q.keys);
+            let sql = format!("SELECT coalesce(sum(n), 0) FROM list_totals {}", f.sql());
+            (f, sql)
+        } else {
+            let f = aggregate_filter(q);
+            let sql = format!("SELECT count(*) FROM aggregates {}", f.sql());
+            (f, sql)
+        };
         self.pool.with(|conn| count(conn, &sql, &f.params))
     }
 

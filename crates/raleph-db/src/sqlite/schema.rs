@@ -339,6 +339,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         SELECT 'content_key', content_key, count(*) FROM messages
         WHERE content_key IS NOT NULL GROUP BY content_key;
     "#,
+    // 13: aggregates per key (one per owner holding it), in the same table.
+    r#"
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'aggregate_key', key, count(*) FROM aggregates GROUP BY key;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -215,8 +215,9 @@ fn processed_statuses_migrate_to_message_rows() -> Result<()> {
     Ok(())
 }
 
-/// Migrations 10–12 on a store written by migrations 1–9: the totals of content types, tags,
-/// post types and channels are counted from the rows, and the lists' totals read them.
+/// Migrations 10–13 on a store written by migrations 1–9: the totals of content types, tags,
+/// post types, channels and aggregate keys are counted from the rows, and the lists' totals
+/// read them.
 #[test]
 fn list_totals_migrate_from_the_rows() -> Result<()> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -257,7 +258,24 @@ fn list_totals_migrate_from_the_rows() -> Result<()> {
             .map_err(backend)?;
         }
     }
+    {
+        let conn = Connection::open(&path).map_err(backend)?;
+        for owner in ["0xA", "0xB"] {
+            conn.execute(
+                "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
+                     original_item_hash, last_revision_hash)
+                 VALUES (?1, 'k', '{}', 1.0, 1.0, 'h', 'h')",
+                [owner],
+            )
+            .map_err(backend)?;
+        }
+    }
     let (_w, r) = open(&path, Durability::Normal)?;
+    let with_key = crate::AggregateQuery {
+        keys: vec!["k".to_owned()],
+        ..Default::default()
+    };
+    assert_eq!(r.count_aggregates(&with_key)?, 2);
     let posts_of = |post_type: &str| {
         r.count_posts(&crate::PostQuery {
             types: vec![post_type.to_owned()],

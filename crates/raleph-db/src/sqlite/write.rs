@@ -36,7 +36,7 @@ struct Tally {
     /// Rows added to `messages`, less rows removed.
     messages: i64,
     /// Changes to `list_totals`: messages per content type, channel and content key, tag
-    /// rows per tag, original posts per post type.
+    /// rows per tag, original posts per post type, aggregates per key.
     lists: std::collections::BTreeMap<(&'static str, String), i64>,
 }
 
@@ -668,14 +668,16 @@ impl WriteStore for SqliteWriter {
                 )
                 .map(drop),
             // An aggregate row exists while it has elements: this is the first one.
-            None => self
-                .exec(
+            None => {
+                self.exec(
                     "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
                          original_item_hash, last_revision_hash)
                      VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?5)",
                     params![e.owner, e.key, e.content, e.creation_time, e.item_hash],
-                )
-                .map(drop),
+                )?;
+                self.tally.count("aggregate_key", &e.key, 1);
+                self.settle_if_autocommit()
+            }
             Some(_) => self.rebuild_aggregate(&e.owner, &e.key),
         }
     }
@@ -701,15 +703,26 @@ impl WriteStore for SqliteWriter {
             .map_err(backend)?
         };
         let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
-            return self
-                .exec(
-                    "DELETE FROM aggregates WHERE owner = ?1 AND key = ?2",
-                    params![owner, key],
-                )
-                .map(drop);
+            let removed = self.exec(
+                "DELETE FROM aggregates WHERE owner = ?1 AND key = ?2",
+                params![owner, key],
+            )?;
+            self.tally.count("aggregate_key", key, -(removed as i64));
+            return self.settle_if_autocommit();
         };
         // A shallow, top-level merge in content-time order (shared with every backend).
         let merged = merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
+        let held = self
+            .one(
+                "SELECT 1 FROM aggregates WHERE owner = ?1 AND key = ?2",
+                params![owner, key],
+                |_| Ok(()),
+            )?
+            .is_some();
+        if !held {
+            self.tally.count("aggregate_key", key, 1);
+            self.settle_if_autocommit()?;
+        }
         self.exec(
             "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
                  original_item_hash, last_revision_hash)
