@@ -8,13 +8,18 @@
 //! A read that turns to something long that need not be limited (counting a list's total,
 //! or waiting for another read's count) calls [`step_aside`]: the pool starts another thread
 //! so that as many threads as before take reads, and the one that stepped aside ends once
-//! its read is done, if the pool is then larger than its size.
+//! its read is done, if the pool is then larger than its size. At most [`MAX_ASIDE`] reads
+//! are aside at once (many clients waiting on one cold total would otherwise start a thread
+//! each); past that, a read keeps its thread.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 type Read = Box<dyn FnOnce() + Send>;
+
+/// Most reads aside at once, each with a thread of its own.
+const MAX_ASIDE: usize = 256;
 
 /// The pool; its threads end when it is dropped (after the reads queued so far).
 pub(crate) struct ReadPool {
@@ -27,6 +32,8 @@ struct Shared {
     queued: Condvar,
     /// Threads taking reads, when none stepped aside.
     size: usize,
+    /// Most reads aside at once.
+    max_aside: usize,
 }
 
 #[derive(Default)]
@@ -36,6 +43,8 @@ struct State {
     takers: usize,
     /// Of the takers, those waiting for a read.
     idle: usize,
+    /// Reads that stepped aside and have not ended.
+    aside: usize,
     closed: bool,
 }
 
@@ -46,10 +55,15 @@ thread_local! {
 
 impl ReadPool {
     pub(crate) fn new(size: usize) -> Self {
+        Self::with_limits(size, MAX_ASIDE)
+    }
+
+    fn with_limits(size: usize, max_aside: usize) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             queued: Condvar::new(),
             size: size.max(1),
+            max_aside,
         });
         for _ in 0..shared.size {
             shared.start_taker();
@@ -127,24 +141,32 @@ fn take_reads(shared: Arc<Shared>) {
         });
         if stepped_aside {
             // Back among the takers; `next` ends this thread if the pool is now too large.
-            shared.lock().takers += 1;
+            let mut state = shared.lock();
+            state.aside -= 1;
+            state.takers += 1;
         }
     }
 }
 
 /// Called by a read about to do something long that need not hold one of the pool's
-/// threads: another thread takes reads meanwhile. Does nothing outside a pool thread, or
-/// when the read already stepped aside.
+/// threads: another thread takes reads meanwhile. Does nothing outside a pool thread, when
+/// the read already stepped aside, or when [`MAX_ASIDE`] reads are aside already.
 pub(crate) fn step_aside() {
     let shared = CURRENT.with(|current| match current.borrow_mut().as_mut() {
         Some((shared, stepped)) if !*stepped => {
+            let mut state = shared.lock();
+            if state.aside >= shared.max_aside {
+                return None;
+            }
+            state.aside += 1;
+            state.takers -= 1;
+            drop(state);
             *stepped = true;
             Some(shared.clone())
         }
         _ => None,
     });
     if let Some(shared) = shared {
-        shared.lock().takers -= 1;
         shared.start_taker();
     }
 }
@@ -228,6 +250,25 @@ mod tests {
             std::thread::yield_now();
         }
         assert_eq!(takers(&pool), 1);
+    }
+
+    #[test]
+    fn reads_aside_are_bounded() {
+        let pool = ReadPool::with_limits(1, 1);
+        let (started_tx, started) = channel();
+        let first = blocking_read(&pool, "first", &started_tx, true);
+        assert_eq!(started.recv().expect("first"), "first");
+        // One read is aside already: the second keeps its thread...
+        let second = blocking_read(&pool, "second", &started_tx, true);
+        assert_eq!(started.recv().expect("second"), "second");
+        // ...so a third waits for a thread, and no more than two run.
+        let third = blocking_read(&pool, "third", &started_tx, false);
+        assert_eq!(pool.shared.lock().reads.len(), 1);
+        assert_eq!(pool.shared.lock().aside, 1);
+        second.send(()).expect("release");
+        assert_eq!(started.recv().expect("third"), "third");
+        third.send(()).expect("release");
+        first.send(()).expect("release");
     }
 
     #[test]
