@@ -27,6 +27,17 @@ const IDLE_WAIT: Duration = Duration::from_millis(500);
 
 /// Batches of at least this many submissions are applied without waiting for more.
 const GATHER_BELOW: usize = 64;
+/// The longest `pipeline.gather_ms` is taken to be.
+const MAX_GATHER: Duration = Duration::from_secs(1);
+
+/// `pipeline.gather_ms` as a duration: 0 when not a positive number, at most [`MAX_GATHER`].
+fn gather_duration(ms: f64) -> Duration {
+    if ms > 0.0 {
+        Duration::from_secs_f64((ms / 1000.0).min(MAX_GATHER.as_secs_f64()))
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// Commands waiting for the writer. Journaled groups are bounded by messages instead (see
 /// `PipelineConfig::max_unapplied`), so this only caps the number of small groups.
@@ -132,8 +143,8 @@ impl Writer {
                 let mut next = Some(first);
                 // A small batch waits up to `gather_ms` for more, so that messages trickling
                 // in (relayed gossip) share a commit and its sync instead of paying one each.
-                let gather_until = std::time::Instant::now()
-                    + Duration::from_secs_f64(self.config.gather_ms.max(0.0) / 1000.0);
+                let gather_until =
+                    std::time::Instant::now() + gather_duration(self.config.gather_ms);
                 while let Some(command) = next.take() {
                     match command {
                         Command::Journaled(group) => submissions.extend(group),
@@ -655,5 +666,20 @@ pub(crate) fn record_of(m: &raleph_db::NewMessage) -> MessageRecord {
         size: m.size,
         reception_time: m.reception_time,
         status: MessageStatus::Processed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_times_out_of_range_are_bounded() {
+        assert_eq!(gather_duration(2.5), Duration::from_micros(2_500));
+        assert_eq!(gather_duration(0.0), Duration::ZERO);
+        assert_eq!(gather_duration(-3.0), Duration::ZERO);
+        assert_eq!(gather_duration(f64::NAN), Duration::ZERO);
+        assert_eq!(gather_duration(1e300), MAX_GATHER);
+        assert_eq!(gather_duration(f64::INFINITY), MAX_GATHER);
     }
 }
