@@ -6,7 +6,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde_json::Value;
 
-use super::{ReadPool, backend};
+use super::{ReadPool, backend, time_counts};
 use crate::shared::{counts_processed, distinct_tags, sort_posts, tags_lead};
 use crate::*;
 
@@ -425,7 +425,7 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
                 "SELECT coalesce((SELECT n FROM counters WHERE name = 'messages'), 0)".to_owned(),
                 Vec::new(),
             ),
-            (start, end) => time_range_count_sql(start, end),
+            (start, end) => time_range_total_sql(start, end),
         }
     } else {
         let mut f = column_filter(q);
@@ -476,6 +476,33 @@ fn kept_total(q: &MessageQuery, tags: &[String]) -> Option<(String, Vec<SqlValue
         format!("SELECT coalesce(sum(n), 0) FROM list_totals {}", f.sql()),
         f.params,
     ))
+}
+
+/// The number of messages in a time range, whatever their status: its whole seconds summed
+/// from the few `time_counts` buckets that cover them, the fractions of a second at its ends
+/// (and any part outside the bucketed span) counted on the index.
+fn time_range_total_sql(start: Option<f64>, end: Option<f64>) -> (String, Vec<SqlValue>) {
+    let Some(cover) = time_counts::cover(start, end) else {
+        return time_range_count_sql(start, end);
+    };
+    let mut parts = Vec::new();
+    let mut params = Vec::new();
+    for (level, lo, hi) in cover.runs {
+        parts.push(
+            "(SELECT coalesce(sum(n), 0) FROM time_counts
+              WHERE level = ? AND bucket >= ? AND bucket < ?)"
+                .to_owned(),
+        );
+        params.extend([level, lo, hi].map(SqlValue::Integer));
+    }
+    let ends = (cover.before.map(|(s, e)| (s, Some(e))).into_iter())
+        .chain(cover.after.map(|(s, e)| (Some(s), e)));
+    for (s, e) in ends {
+        let (sql, p) = time_range_count_sql(s, e);
+        parts.push(format!("({sql})"));
+        params.extend(p);
+    }
+    (format!("SELECT {}", parts.join(" + ")), params)
 }
 
 /// The number of messages in a time range, whatever their status, counted on
@@ -652,11 +679,15 @@ fn post_filter_from(q: &PostQuery, tags: PostTags) -> String {
 /// alone unless a filter reads a message (chains) or the tags (which then lead: counting
 /// starts from the versions holding them).
 fn post_count_sql(q: &PostQuery) -> (String, Vec<SqlValue>) {
-    // Filtered on post types alone (beside "an original"): kept by the writer.
-    if !q.types.is_empty() && post_filter(q, PostTags::Probe).clauses.len() == 2 {
+    // Filtered on post types alone or channels alone (beside "an original"): kept by the
+    // writer.
+    let kept = [("post_type", &q.types), ("post_channel", &q.channels)];
+    if let Some((list, values)) = kept.iter().find(|(_, values)| !values.is_empty())
+        && post_filter(q, PostTags::Probe).clauses.len() == 2
+    {
         let mut f = Filter::default();
-        f.push("list = 'post_type'", []);
-        f.any_of("value", &q.types);
+        f.push(format!("list = '{list}'"), []);
+        f.any_of("value", values);
         return (
             format!("SELECT coalesce(sum(n), 0) FROM list_totals {}", f.sql()),
             f.params,

@@ -215,9 +215,9 @@ fn processed_statuses_migrate_to_message_rows() -> Result<()> {
     Ok(())
 }
 
-/// Migrations 10–13 on a store written by migrations 1–9: the totals of content types, tags,
-/// post types, channels and aggregate keys are counted from the rows, and the lists' totals
-/// read them.
+/// Migrations 10–16 on a store written by migrations 1–9: the totals of content types, tags,
+/// post types, channels, aggregate keys, posts per channel and messages per span of time are
+/// counted from the rows, and the lists' totals read them.
 #[test]
 fn list_totals_migrate_from_the_rows() -> Result<()> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -251,8 +251,9 @@ fn list_totals_migrate_from_the_rows() -> Result<()> {
                 ("note", None)
             };
             conn.execute(
-                "INSERT INTO posts (item_hash, owner, type, amends, creation_time, last_updated)
-                 VALUES (?1, '0xA', ?2, ?3, ?4, ?4)",
+                "INSERT INTO posts (item_hash, owner, type, amends, creation_time, last_updated,
+                     channel)
+                 VALUES (?1, '0xA', ?2, ?3, ?4, ?4, 'C')",
                 rusqlite::params![hash, post_type, amends, seq],
             )
             .map_err(backend)?;
@@ -305,6 +306,23 @@ fn list_totals_migrate_from_the_rows() -> Result<()> {
         ..Default::default()
     };
     assert_eq!(total(in_channel)?, 3);
+    let posts_in = |channel: &str| {
+        r.count_posts(&crate::PostQuery {
+            channels: vec![channel.to_owned()],
+            ..Default::default()
+        })
+    };
+    assert_eq!(posts_in("C")?, 2);
+    assert_eq!(posts_in("D")?, 0);
+    // Messages at times 1, 2 and 3.
+    let between = |start: f64, end: f64| MessageQuery {
+        start_date: Some(start),
+        end_date: Some(end),
+        ..Default::default()
+    };
+    assert_eq!(total(between(0.0, 10.0))?, 3);
+    assert_eq!(total(between(1.5, 3.0))?, 1);
+    assert_eq!(total(between(1.0, 3.5))?, 3);
     Ok(())
 }
 
@@ -569,5 +587,111 @@ fn statistics_arrive_with_the_first_thousands_of_messages() -> Result<()> {
         plan.iter().any(|step| step.contains("messages_by_sender")),
         "{plan:?}"
     );
+    Ok(())
+}
+
+/// Time-range totals read `time_counts` for whole seconds and the index for the rest: they
+/// must equal a count of the rows whatever the writes (fractions, ties, times outside the
+/// bucketed span, moves to an earlier time, forgets, rolled-back savepoints), and the
+/// writer's buckets must equal those migration 16 counts from the rows.
+#[test]
+fn time_range_totals_follow_writes() -> Result<()> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("index.sqlite");
+    let (mut w, r) = open(&path, Durability::Normal)?;
+    let state = std::cell::Cell::new(0x2545_f491_4f6c_dd1du64);
+    let next = |n: u64| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x % n
+    };
+    let time_of = |i: u64| match i % 10 {
+        0 => -(next(500) as f64) / 4.0,
+        1 => 2e12 + next(100) as f64,
+        2 => time_counts::END as f64 - 0.5,
+        _ => next(300_000) as f64 + [0.0, 0.25, 0.5, 0.999][next(4) as usize],
+    };
+    let times: Vec<f64> = (0..600).map(time_of).collect();
+    w.begin()?;
+    for (i, time) in times.iter().enumerate() {
+        w.savepoint()?;
+        w.insert_message(&NewMessage {
+            time: *time,
+            ..processed_message(&format!("m{i}"))
+        })?;
+        if i % 7 == 3 {
+            w.rollback_savepoint()?;
+        } else {
+            w.release_savepoint()?;
+        }
+    }
+    w.commit()?;
+    w.begin()?;
+    for i in (0..600).step_by(11) {
+        w.forget(&format!("m{i}"), "f", 1.0, 2.0)?;
+    }
+    for i in (5..600).step_by(13) {
+        w.keep_earliest_time(&format!("m{i}"), times[i] - 1000.5)?;
+    }
+    w.commit()?;
+    // Outside a transaction too.
+    w.keep_earliest_time("m6", -3.0)?;
+    w.forget("m8", "f", 1.0, 2.0)?;
+
+    let conn = Connection::open(&path).map_err(backend)?;
+    let rows = |start: Option<f64>, end: Option<f64>| -> Result<u64> {
+        conn.query_row(
+            "SELECT count(*) FROM messages WHERE time >= coalesce(?1, -1e308)
+                 AND time < coalesce(?2, 1e308)",
+            rusqlite::params![start, end],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(backend)
+    };
+    let total = |start: Option<f64>, end: Option<f64>| {
+        r.count_messages(&MessageQuery {
+            start_date: start,
+            end_date: end,
+            ..Default::default()
+        })
+    };
+    let mut bounds = vec![None, Some(-1e9), Some(-2.5), Some(0.0), Some(1e13)];
+    for _ in 0..60 {
+        bounds.push(Some(time_of(next(10))));
+        bounds.push(Some(next(300_000) as f64));
+    }
+    for (i, start) in bounds.iter().enumerate() {
+        for end in bounds.iter().skip(i % 5).step_by(5) {
+            assert_eq!(
+                total(*start, *end)?,
+                rows(*start, *end)?,
+                "{start:?}..{end:?}"
+            );
+        }
+    }
+
+    // The same buckets as migration 16 counts from the rows.
+    let buckets = |table: &str| -> Result<Vec<(i64, i64, i64)>> {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT level, bucket, n FROM {table} WHERE n <> 0 ORDER BY level, bucket"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    };
+    let kept = buckets("time_counts")?;
+    assert!(kept.len() > 500);
+    conn.execute_batch("ALTER TABLE time_counts RENAME TO kept_time_counts")
+        .map_err(backend)?;
+    conn.execute_batch(schema::MIGRATIONS[15])
+        .map_err(backend)?;
+    assert_eq!(buckets("time_counts")?, kept);
     Ok(())
 }

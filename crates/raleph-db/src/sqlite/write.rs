@@ -1,12 +1,13 @@
 //! The write connection and the domain operations of [`WriteStore`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::backend;
+use super::{backend, time_counts};
 use crate::*;
 
 pub struct SqliteWriter {
@@ -22,22 +23,34 @@ pub struct SqliteWriter {
     statistics: Arc<AtomicU64>,
     /// The open transaction's changes to the `counters` rows, written once at commit.
     tally: Tally,
-    /// The tally when the savepoint was taken.
-    saved_tally: Tally,
 }
 
 /// Counters a transaction changes on nearly every message, kept here and written to
-/// `counters` when it commits: a trigger on `messages` would make each insert keep a statement
-/// journal (a copy of every page it touches), and one `UPDATE` per message costs a statement.
-#[derive(Debug, Clone, Default)]
+/// `counters`, `list_totals` and `time_counts` when it commits: a trigger on `messages` would
+/// make each insert keep a statement journal (a copy of every page it touches), and one
+/// `UPDATE` per message costs a statement.
+#[derive(Debug, Default)]
 struct Tally {
     /// The last sync log number given, once read from `counters`.
     seq: Option<i64>,
     /// Rows added to `messages`, less rows removed.
     messages: i64,
     /// Changes to `list_totals`: messages per content type, channel and content key, tag
-    /// rows per tag, original posts per post type, aggregates per key.
-    lists: std::collections::BTreeMap<(&'static str, String), i64>,
+    /// rows per tag, original posts per post type and per channel, aggregates per key.
+    lists: BTreeMap<(&'static str, String), i64>,
+    /// Changes to `time_counts`, by `(level, bucket)`.
+    times: BTreeMap<(i64, i64), i64>,
+    /// While a savepoint is open: `messages` when it was taken, and the changes made since
+    /// (undone if it is rolled back).
+    savepoint: Option<(i64, Vec<Change>)>,
+    /// The last savepoint's change list, emptied, for the next one to fill.
+    spare: Vec<Change>,
+}
+
+#[derive(Debug)]
+enum Change {
+    List(&'static str, String, i64),
+    Time((i64, i64), i64),
 }
 
 /// The `list_totals` lists a message row counts in, with its value in each (tags are
@@ -59,6 +72,49 @@ fn kept_lists<'a>(
 impl Tally {
     fn count(&mut self, list: &'static str, value: &str, change: i64) {
         *self.lists.entry((list, value.to_owned())).or_default() += change;
+        if let Some((_, changes)) = &mut self.savepoint {
+            changes.push(Change::List(list, value.to_owned(), change));
+        }
+    }
+
+    /// A message row of this time added (`change` 1) or removed (-1).
+    fn count_time(&mut self, time: f64, change: i64) {
+        for bucket in time_counts::buckets(time) {
+            *self.times.entry(bucket).or_default() += change;
+            if let Some((_, changes)) = &mut self.savepoint {
+                changes.push(Change::Time(bucket, change));
+            }
+        }
+    }
+
+    fn take_savepoint(&mut self) {
+        let mut changes = std::mem::take(&mut self.spare);
+        changes.clear();
+        self.savepoint = Some((self.messages, changes));
+    }
+
+    fn release_savepoint(&mut self) {
+        if let Some((_, changes)) = self.savepoint.take() {
+            self.spare = changes;
+        }
+    }
+
+    /// Undoes the changes made since the savepoint. Sequence numbers given out stay given:
+    /// a number is never reused.
+    fn rollback_savepoint(&mut self) {
+        let Some((messages, mut changes)) = self.savepoint.take() else {
+            return;
+        };
+        self.messages = messages;
+        for change in changes.drain(..).rev() {
+            match change {
+                Change::List(list, value, n) => {
+                    *self.lists.entry((list, value)).or_default() -= n;
+                }
+                Change::Time(bucket, n) => *self.times.entry(bucket).or_default() -= n,
+            }
+        }
+        self.spare = changes;
     }
 }
 
@@ -82,7 +138,6 @@ impl SqliteWriter {
             checkpointer,
             statistics,
             tally: Tally::default(),
-            saved_tally: Tally::default(),
         }
     }
 
@@ -177,6 +232,15 @@ impl SqliteWriter {
                     "INSERT INTO list_totals (list, value, n) VALUES (?1, ?2, ?3)
                      ON CONFLICT (list, value) DO UPDATE SET n = n + excluded.n",
                     params![list, value, change],
+                )?;
+            }
+        }
+        for ((level, bucket), change) in tally.times {
+            if change != 0 {
+                self.exec(
+                    "INSERT INTO time_counts (level, bucket, n) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (level, bucket) DO UPDATE SET n = n + excluded.n",
+                    params![level, bucket, change],
                 )?;
             }
         }
@@ -290,20 +354,19 @@ impl WriteStore for SqliteWriter {
     }
 
     fn savepoint(&mut self) -> Result<()> {
-        self.saved_tally = self.tally.clone();
+        self.tally.take_savepoint();
         self.conn
             .execute_batch("SAVEPOINT message")
             .map_err(backend)
     }
 
     fn release_savepoint(&mut self) -> Result<()> {
+        self.tally.release_savepoint();
         self.conn.execute_batch("RELEASE message").map_err(backend)
     }
 
     fn rollback_savepoint(&mut self) -> Result<()> {
-        // Sequence numbers given out stay given: a number is never reused.
-        self.tally.messages = self.saved_tally.messages;
-        self.tally.lists = std::mem::take(&mut self.saved_tally.lists);
+        self.tally.rollback_savepoint();
         self.conn
             .execute_batch("ROLLBACK TO message; RELEASE message")
             .map_err(backend)
@@ -509,6 +572,7 @@ impl WriteStore for SqliteWriter {
             ],
         )?;
         self.tally.messages += 1;
+        self.tally.count_time(m.time, 1);
         for (list, value) in kept_lists(&m.content_type, &m.channel, &m.content_key) {
             self.tally.count(list, value, 1);
         }
@@ -565,6 +629,9 @@ impl WriteStore for SqliteWriter {
             "UPDATE messages SET time = ?2 WHERE item_hash = ?1",
             params![item_hash, time],
         )?;
+        self.tally.count_time(stored, -1);
+        self.tally.count_time(time, 1);
+        self.settle_if_autocommit()?;
         // The tag rows are keyed by time: they move with the message.
         match tags {
             Some(tags) => {
@@ -594,6 +661,9 @@ impl WriteStore for SqliteWriter {
         )?;
         if p.amends.is_none() {
             self.tally.count("post_type", &p.post_type, 1);
+            if let Some(channel) = &p.channel {
+                self.tally.count("post_channel", channel, 1);
+            }
             self.settle_if_autocommit()?;
         }
         Ok(())
@@ -938,7 +1008,9 @@ impl WriteStore for SqliteWriter {
         )?;
         released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
         // Its tag rows, by key (before the row that lists them goes).
-        let removed_tags = match self.time_and_tags(item_hash)? {
+        let stored = self.time_and_tags(item_hash)?;
+        let stored_time = stored.as_ref().map(|(time, _)| *time);
+        let removed_tags = match stored {
             Some((time, Some(tags))) => {
                 let mut removed = Vec::new();
                 for tag in tags {
@@ -964,6 +1036,11 @@ impl WriteStore for SqliteWriter {
         let removed = self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
         self.tally.messages -= removed as i64;
         if removed > 0
+            && let Some(time) = stored_time
+        {
+            self.tally.count_time(time, -1);
+        }
+        if removed > 0
             && let Some(f) = &facts
         {
             for (list, value) in kept_lists(&f.content_type, &f.channel, &f.content_key) {
@@ -973,17 +1050,27 @@ impl WriteStore for SqliteWriter {
         self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
             Some("POST") => {
-                let post = self.post_facts(item_hash)?;
-                let removed = self.exec("DELETE FROM posts WHERE item_hash = ?1", [item_hash])?;
-                match post {
-                    Some(PostFacts {
-                        amends: Some(original),
-                        ..
-                    }) => self.refresh_latest_amend(&original)?,
-                    Some(PostFacts { post_type, .. }) if removed > 0 => {
+                let removed = self.one(
+                    "DELETE FROM posts WHERE item_hash = ?1 RETURNING type, amends, channel",
+                    [item_hash],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    },
+                )?;
+                match removed {
+                    Some((_, Some(original), _)) => self.refresh_latest_amend(&original)?,
+                    Some((post_type, None, channel)) => {
                         self.tally.count("post_type", &post_type, -1);
+                        if let Some(channel) = channel {
+                            self.tally.count("post_channel", &channel, -1);
+                        }
+                        self.settle_if_autocommit()?;
                     }
-                    _ => {}
+                    None => {}
                 }
             }
             Some("AGGREGATE") => {
