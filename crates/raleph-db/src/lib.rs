@@ -20,6 +20,10 @@ pub mod postgres;
 mod shared;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod time_counts;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod totals;
 
 pub use model::*;
 

@@ -221,6 +221,7 @@ conformance!(
     tags_against_a_model,
     totals_with_rare_statuses,
     posts_by_tags_common_and_rare,
+    kept_totals_follow_writes,
 );
 
 // ---- data helpers ----
@@ -3236,4 +3237,153 @@ mod postgres_only {
         assert!(open_now <= 3, "{open_now} connections");
         Ok(())
     }
+}
+
+/// Every total a backend keeps instead of counting (per content type, channel, content key,
+/// tag, post type, post channel, aggregate key, and per span of time) equals the length of
+/// its list after inserts, rolled-back savepoints, forgets, moves to an earlier time and
+/// writes outside a transaction.
+fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
+    let channels = ["C1", "c1", "C2"];
+    let types = ["note", "blog"];
+    let keys = ["profile", "settings"];
+    let tag_names = ["t1", "t2", "T1"];
+    let time_of = |i: usize| match i % 9 {
+        0 => -3.5 - i as f64,
+        1 => 2e12 + i as f64,
+        2 => (1u64 << 40) as f64 - 0.25,
+        _ => (i * 37 % 500) as f64 + [0.0, 0.5, 0.75][i % 3],
+    };
+    let mut n = 0;
+    s.w.begin()?;
+    for i in 0..120 {
+        let hash = format!("m{i:03}");
+        let kind = ["POST", "POST", "AGGREGATE", "STORE"][i % 4];
+        let mut m = message(&hash, kind, ["0xA", "0xB"][i % 2], time_of(i));
+        m.channel = (i % 5 != 0).then(|| channels[i % 3].to_owned());
+        if i % 3 == 0 {
+            m.tags = strings(&[tag_names[i % 3], tag_names[(i / 3) % 3]]);
+        }
+        s.w.savepoint()?;
+        match kind {
+            "POST" => {
+                m.content_type = Some(types[i % 2].to_owned());
+                s.w.insert_message(&m)?;
+                s.w.insert_post(&NewPost {
+                    item_hash: hash.clone(),
+                    owner: m.owner.clone(),
+                    post_type: types[i % 2].into(),
+                    reference: None,
+                    amends: None,
+                    channel: m.channel.clone(),
+                    content: Some("{}".into()),
+                    creation_time: m.time,
+                    tags: m.tags.clone(),
+                })?;
+            }
+            "AGGREGATE" => {
+                m.content_key = Some(keys[(i / 4) % 2].to_owned());
+                s.w.insert_message(&m)?;
+                s.w.add_aggregate_element(&NewAggregateElement {
+                    item_hash: hash.clone(),
+                    owner: m.owner.clone(),
+                    key: keys[(i / 4) % 2].into(),
+                    content: r#"{"a":1}"#.into(),
+                    creation_time: m.time,
+                })?;
+            }
+            _ => s.w.insert_message(&m)?,
+        }
+        s.w.set_status(&hash, MessageStatus::Processed, 1.0)?;
+        if i % 7 == 6 {
+            s.w.rollback_savepoint()?;
+        } else {
+            s.w.release_savepoint()?;
+            n += 1;
+        }
+    }
+    s.w.commit()?;
+    s.w.begin()?;
+    for i in (0..120).step_by(8) {
+        s.w.forget(&format!("m{i:03}"), "f", 1.0, 2.0)?;
+    }
+    for i in (3..120).step_by(10) {
+        s.w.keep_earliest_time(&format!("m{i:03}"), time_of(i) - 250.5)?;
+    }
+    s.w.commit()?;
+    // Outside a transaction, each write commits alone.
+    s.w.forget("m009", "f", 1.0, 2.0)?;
+    s.w.keep_earliest_time("m013", -1.0)?;
+    let mut late = message("late", "POST", "0xA", 77.25);
+    late.channel = Some("C1".into());
+    s.w.insert_message(&late)?;
+    assert!(n > 90);
+
+    let all = |q: MessageQuery| -> Result<(u64, u64)> {
+        let q = MessageQuery { limit: 0, ..q };
+        Ok((s.r.count_messages(&q)?, listed(s, &q)?.len() as u64))
+    };
+    let mut bounds = vec![None, Some(-100.0), Some(0.0), Some(2.5e12)];
+    bounds.extend((0..12).map(|i| Some((i * 47) as f64 + [0.0, 0.5, 0.3][i % 3])));
+    for start in &bounds {
+        for end in &bounds {
+            let (total, listed) = all(MessageQuery {
+                start_date: *start,
+                end_date: *end,
+                ..Default::default()
+            })?;
+            assert_eq!(total, listed, "time range {start:?}..{end:?}");
+        }
+    }
+    let one = |v: &str| vec![v.to_owned()];
+    for q in channels
+        .iter()
+        .map(|c| MessageQuery {
+            channels: one(c),
+            ..Default::default()
+        })
+        .chain(types.iter().map(|t| MessageQuery {
+            content_types: one(t),
+            ..Default::default()
+        }))
+        .chain(keys.iter().map(|k| MessageQuery {
+            content_keys: one(k),
+            ..Default::default()
+        }))
+        .chain(tag_names.iter().map(|t| MessageQuery {
+            tags: one(t),
+            ..Default::default()
+        }))
+    {
+        let (total, listed) = all(q.clone())?;
+        assert!(listed > 0, "{q:?}");
+        assert_eq!(total, listed, "{q:?}");
+    }
+    for q in channels
+        .iter()
+        .map(|c| PostQuery {
+            channels: one(c),
+            ..Default::default()
+        })
+        .chain(types.iter().map(|t| PostQuery {
+            types: one(t),
+            ..Default::default()
+        }))
+    {
+        let q = PostQuery { limit: 0, ..q };
+        assert_eq!(s.r.count_posts(&q)?, s.r.posts(&q)?.len() as u64, "{q:?}");
+    }
+    for key in keys {
+        let q = AggregateQuery {
+            keys: one(key),
+            limit: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            s.r.count_aggregates(&q)?,
+            s.r.aggregates(&q)?.len() as u64,
+            "{key}"
+        );
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{Conn, ReadPool, backend};
 use crate::shared::{counts_processed, distinct_tags, sort_posts, tags_lead};
+use crate::time_counts;
 use crate::*;
 
 /// Shared handle to the read pool.
@@ -276,7 +277,9 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
         let sql = rare(&mut f, true);
         return (sql, f.params);
     }
-    let all = if tags_lead(q) {
+    let all = if let Some(kept) = kept_total(&mut f, q, &tags) {
+        kept
+    } else if tags_lead(q) {
         let join = if has_column_filter(q) {
             TAG_JOIN
         } else {
@@ -294,14 +297,15 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
                 f.take_sql()
             )
         }
-    } else if !has_column_filter(q)
-        && tags.is_empty()
-        && q.start_date.is_none()
-        && q.end_date.is_none()
-    {
-        // Kept by a trigger in the same transaction as the rows it counts (a count would
-        // read every row).
-        "SELECT coalesce((SELECT n FROM counters WHERE name = 'messages'), 0)".to_owned()
+    } else if !has_column_filter(q) && tags.is_empty() {
+        match (q.start_date, q.end_date) {
+            // Kept by a trigger in the same transaction as the rows it counts (a count would
+            // read every row).
+            (None, None) => {
+                "SELECT coalesce((SELECT n FROM counters WHERE name = 'messages'), 0)".to_owned()
+            }
+            (start, end) => time_range_total(&mut f, start, end),
+        }
     } else {
         column_filter(&mut f, q);
         if !tags.is_empty() {
@@ -315,6 +319,72 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
     }
     let others = rare(&mut f, false);
     (format!("SELECT ({all}) - ({others})"), f.params)
+}
+
+/// As SQLite's `kept_total`: the total of a list filtered on content types, channels or
+/// content keys alone, or on one tag alone, read from `list_totals`.
+fn kept_total(f: &mut Filter, q: &MessageQuery, tags: &[String]) -> Option<String> {
+    if q.start_date.is_some() || q.end_date.is_some() {
+        return None;
+    }
+    let mut columns = Filter::default();
+    column_filter(&mut columns, q);
+    let kept = [
+        ("content_type", &q.content_types),
+        ("channel", &q.channels),
+        ("content_key", &q.content_keys),
+    ];
+    let (list, values) = if let Some((list, values)) =
+        kept.iter().find(|(_, values)| !values.is_empty())
+        && tags.is_empty()
+        && columns.clauses.len() == 1
+    {
+        (*list, values.to_vec())
+    } else if tags.len() == 1 && columns.clauses.is_empty() {
+        ("tag", tags.to_vec())
+    } else {
+        return None;
+    };
+    Some(list_total(f, list, values))
+}
+
+/// The sum of a `list_totals` list's values.
+fn list_total(f: &mut Filter, list: &str, values: Vec<String>) -> String {
+    let p = f.bind(Param::Texts(values));
+    format!(
+        "SELECT coalesce(sum(n), 0)::bigint FROM list_totals WHERE list = '{list}' AND value = ANY({p})"
+    )
+}
+
+/// As SQLite's `time_range_total_sql`: the whole seconds of a time range from
+/// `time_counts`, the fractions at its ends counted on the time index. `f` holds no clause.
+fn time_range_total(f: &mut Filter, start: Option<f64>, end: Option<f64>) -> String {
+    fn count_on_index(f: &mut Filter, start: Option<f64>, end: Option<f64>) -> String {
+        date_range(f, "m.time", start, end);
+        format!("(SELECT count(*) FROM messages m {})", f.take_sql())
+    }
+    let Some(cover) = time_counts::cover(start, end) else {
+        return format!("SELECT {}", count_on_index(f, start, end));
+    };
+    let mut parts = Vec::new();
+    for (level, lo, hi) in cover.runs {
+        let (level, lo, hi) = (
+            f.bind(Param::Int(level)),
+            f.bind(Param::Int(lo)),
+            f.bind(Param::Int(hi)),
+        );
+        parts.push(format!(
+            "(SELECT coalesce(sum(n), 0) FROM time_counts
+              WHERE level = {level} AND bucket >= {lo} AND bucket < {hi})"
+        ));
+    }
+    if let Some((start, end)) = cover.before {
+        parts.push(count_on_index(f, start, Some(end)));
+    }
+    if let Some((start, end)) = cover.after {
+        parts.push(count_on_index(f, Some(start), end));
+    }
+    format!("SELECT ({})::bigint", parts.join(" + "))
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -486,6 +556,16 @@ fn post_filter_from(q: &PostQuery, tags: PostTags) -> String {
 
 /// A post total, and its parameters (as SQLite's `post_count_sql`).
 fn post_count_sql(q: &PostQuery) -> (String, Vec<Param>) {
+    // Filtered on post types alone or channels alone (beside "an original"): kept by the
+    // writer.
+    let kept = [("post_type", &q.types), ("post_channel", &q.channels)];
+    if let Some((list, values)) = kept.iter().find(|(_, values)| !values.is_empty())
+        && post_filter(q, PostTags::Probe).clauses.len() == 2
+    {
+        let mut f = Filter::default();
+        let sql = list_total(&mut f, list, values.to_vec());
+        return (sql, f.params);
+    }
     let tags = if q.tags.is_empty() {
         PostTags::Probe
     } else {
@@ -771,8 +851,16 @@ impl ReadStore for PgReader {
     }
 
     fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {
-        let f = aggregate_filter(q);
-        let sql = format!("SELECT count(*) FROM aggregates {}", f.sql());
+        let (f, sql) = if q.addresses.is_empty() && !q.keys.is_empty() {
+            // Aggregates per key are kept by the writer.
+            let mut f = Filter::default();
+            let sql = list_total(&mut f, "aggregate_key", q.keys.clone());
+            (f, sql)
+        } else {
+            let f = aggregate_filter(q);
+            let sql = format!("SELECT count(*) FROM aggregates {}", f.sql());
+            (f, sql)
+        };
         self.pool.with(|conn| count(conn, &sql, &f.params))
     }
 

@@ -279,6 +279,51 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE forgotten_messages ADD COLUMN seq BIGINT;
     CREATE UNIQUE INDEX forgotten_by_seq ON forgotten_messages (seq);
     "#,
+    // 8: as SQLite's migrations 10–16: totals kept by the writer per list value
+    // (`list_totals`) and per span of time (`time_counts`, see `time_counts.rs`), so the
+    // total of a long list or a time range is a few rows rather than a count of its index
+    // range; and the sender index carries the type, so an address and type list is counted
+    // on the index alone.
+    r#"
+    CREATE TABLE list_totals (
+        list TEXT COLLATE "C" NOT NULL,
+        value TEXT COLLATE "C" NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (list, value)
+    );
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'content_type', content_type, count(*) FROM messages
+            WHERE content_type IS NOT NULL GROUP BY content_type
+        UNION ALL SELECT 'channel', channel, count(*) FROM messages
+            WHERE channel IS NOT NULL GROUP BY channel
+        UNION ALL SELECT 'content_key', content_key, count(*) FROM messages
+            WHERE content_key IS NOT NULL GROUP BY content_key
+        UNION ALL SELECT 'tag', tag, count(*) FROM message_tags GROUP BY tag
+        UNION ALL SELECT 'post_type', type, count(*) FROM posts
+            WHERE amends IS NULL GROUP BY type
+        UNION ALL SELECT 'post_channel', channel, count(*) FROM posts
+            WHERE amends IS NULL AND channel IS NOT NULL GROUP BY channel
+        UNION ALL SELECT 'aggregate_key', key, count(*) FROM aggregates GROUP BY key;
+    CREATE TABLE time_counts (
+        level BIGINT NOT NULL,
+        bucket BIGINT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (level, bucket)
+    );
+    INSERT INTO time_counts (level, bucket, n)
+        SELECT 0, trunc(time)::bigint, count(*) FROM messages
+        WHERE time >= 0 AND time < 1099511627776 GROUP BY trunc(time)::bigint;
+    INSERT INTO time_counts (level, bucket, n)
+        SELECT 1, bucket >> 6, sum(n) FROM time_counts WHERE level = 0 GROUP BY bucket >> 6;
+    INSERT INTO time_counts (level, bucket, n)
+        SELECT 2, bucket >> 6, sum(n) FROM time_counts WHERE level = 1 GROUP BY bucket >> 6;
+    INSERT INTO time_counts (level, bucket, n)
+        SELECT 3, bucket >> 6, sum(n) FROM time_counts WHERE level = 2 GROUP BY bucket >> 6;
+    INSERT INTO time_counts (level, bucket, n)
+        SELECT 4, bucket >> 6, sum(n) FROM time_counts WHERE level = 3 GROUP BY bucket >> 6;
+    DROP INDEX messages_by_sender;
+    CREATE INDEX messages_by_sender ON messages (sender, time, type);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -370,4 +415,120 @@ pub(crate) fn migrate(conn: &mut Conn, schema: Option<&str>) -> Result<()> {
         tracing::info!(version, "applied database migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AggregateQuery, MessageQuery, PostQuery, ReadStore};
+
+    /// Migration 8 on a schema written by migrations 1–7: the kept totals are counted from
+    /// the rows, and the lists' totals read them.
+    #[test]
+    fn kept_totals_migrate_from_the_rows() -> Result<()> {
+        let required = std::env::var("RALEPH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let url = match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ if required => panic!("RALEPH_REQUIRE_POSTGRES=1 but DATABASE_URL is not set"),
+            _ => return Ok(()),
+        };
+        let schema = format!("raleph_migration8_{}", std::process::id());
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).map_err(backend)?;
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+                 SET search_path TO {schema};
+                 CREATE TABLE schema_version (version BIGINT NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (7);"
+            ))
+            .map_err(backend)?;
+        for sql in &MIGRATIONS[..7] {
+            client.batch_execute(sql).map_err(backend)?;
+        }
+        client
+            .batch_execute(
+                "INSERT INTO messages (item_hash, type, chain, sender, item_type, content, time,
+                     size, owner, reception_time, seq, content_type, channel, tags)
+                 VALUES ('m1', 'POST', 'ETH', '0xA', 'inline', '{}', 1.5, 1, '0xA', 7, 1, 'note', 'C', '[\"a\"]'),
+                        ('m2', 'POST', 'ETH', '0xA', 'inline', '{}', 2.0, 1, '0xA', 7, 2, 'note', 'C', NULL),
+                        ('m3', 'POST', 'ETH', '0xA', 'inline', '{}', 3.0, 1, '0xA', 7, 3, 'amend', NULL, NULL);
+                 INSERT INTO message_tags (tag, time, item_hash) VALUES ('a', 1.5, 'm1');
+                 INSERT INTO posts (item_hash, owner, type, amends, channel, creation_time, last_updated)
+                 VALUES ('m1', '0xA', 'note', NULL, 'C', 1.5, 1.5),
+                        ('m2', '0xA', 'note', NULL, 'C', 2.0, 2.0),
+                        ('m3', '0xA', 'amend', 'm1', 'C', 3.0, 3.0);
+                 INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
+                     original_item_hash, last_revision_hash)
+                 VALUES ('0xA', 'k', '{}', 1, 1, 'h', 'h'), ('0xB', 'k', '{}', 1, 1, 'h', 'h');",
+            )
+            .map_err(backend)?;
+        let options = super::super::PgOptions {
+            durability: crate::Durability::Normal,
+            schema: Some(schema.clone()),
+            max_read_connections: 2,
+        };
+        let (writer, reader) = super::super::open(&url, &options)?;
+        let one = |v: &str| vec![v.to_owned()];
+        let messages = |q: MessageQuery| reader.count_messages(&q);
+        let between = |start: f64, end: f64| MessageQuery {
+            start_date: Some(start),
+            end_date: Some(end),
+            ..Default::default()
+        };
+        let checks = [
+            (
+                messages(MessageQuery {
+                    content_types: one("note"),
+                    ..Default::default()
+                })?,
+                2,
+            ),
+            (
+                messages(MessageQuery {
+                    channels: one("C"),
+                    ..Default::default()
+                })?,
+                2,
+            ),
+            (
+                messages(MessageQuery {
+                    tags: one("a"),
+                    ..Default::default()
+                })?,
+                1,
+            ),
+            (messages(between(0.0, 10.0))?, 3),
+            (messages(between(1.0, 2.5))?, 2),
+            (messages(between(2.0, 3.0))?, 1),
+            (
+                reader.count_posts(&PostQuery {
+                    types: one("note"),
+                    ..Default::default()
+                })?,
+                2,
+            ),
+            (
+                reader.count_posts(&PostQuery {
+                    channels: one("C"),
+                    ..Default::default()
+                })?,
+                2,
+            ),
+            (
+                reader.count_aggregates(&AggregateQuery {
+                    keys: one("k"),
+                    ..Default::default()
+                })?,
+                2,
+            ),
+        ];
+        drop((writer, reader));
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .map_err(backend)?;
+        for (i, (found, expected)) in checks.into_iter().enumerate() {
+            assert_eq!(found, expected, "check {i}");
+        }
+        Ok(())
+    }
 }

@@ -12,6 +12,7 @@ use crate::shared::{
     distinct_tags, merge_aggregate, newest, parse_json, parse_position, parse_tags_column,
     tags_column,
 };
+use crate::totals::Totals;
 use crate::*;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -28,6 +29,8 @@ pub struct PgWriter {
     /// A statement failed in the open transaction (PostgreSQL then refuses every statement
     /// until a rollback): a commit must not report success.
     aborted: bool,
+    /// The open transaction's changes to the kept totals, written when it commits.
+    totals: Totals,
 }
 
 impl PgWriter {
@@ -43,6 +46,7 @@ impl PgWriter {
             conn: Some(conn),
             in_transaction: false,
             aborted: false,
+            totals: Totals::default(),
         })
     }
 
@@ -117,6 +121,46 @@ impl PgWriter {
         self.row(sql, params)?
             .map(|row| row.try_get(0).map_err(backend))
             .transpose()
+    }
+
+    /// Writes the kept totals' changes: at commit, or at once outside a transaction (where
+    /// each statement commits alone). One statement per table, whatever the number of values.
+    fn write_totals(&mut self) -> Result<()> {
+        if self.totals.is_empty() {
+            return Ok(());
+        }
+        let (lists, times) = self.totals.take();
+        if !lists.is_empty() {
+            let names: Vec<&str> = lists.iter().map(|(list, _, _)| *list).collect();
+            let values: Vec<&str> = lists.iter().map(|(_, value, _)| value.as_str()).collect();
+            let changes: Vec<i64> = lists.iter().map(|(_, _, n)| *n).collect();
+            self.exec(
+                "INSERT INTO list_totals (list, value, n)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+                 ON CONFLICT (list, value) DO UPDATE SET n = list_totals.n + excluded.n",
+                &[&names, &values, &changes],
+            )?;
+        }
+        if !times.is_empty() {
+            let levels: Vec<i64> = times.iter().map(|t| t.0).collect();
+            let buckets: Vec<i64> = times.iter().map(|t| t.1).collect();
+            let changes: Vec<i64> = times.iter().map(|t| t.2).collect();
+            self.exec(
+                "INSERT INTO time_counts (level, bucket, n)
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[])
+                 ON CONFLICT (level, bucket) DO UPDATE SET n = time_counts.n + excluded.n",
+                &[&levels, &buckets, &changes],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn settle_if_autocommit(&mut self) -> Result<()> {
+        if self.in_transaction {
+            Ok(())
+        } else {
+            self.write_totals()
+        }
     }
 
     fn exists(&mut self, sql: &str, params: Params<'_>) -> Result<bool> {
@@ -253,6 +297,7 @@ impl WriteStore for PgWriter {
             return Err(other("cannot start a transaction within a transaction"));
         }
         self.batch("BEGIN")?;
+        self.totals.clear();
         self.in_transaction = true;
         self.aborted = false;
         Ok(())
@@ -269,7 +314,7 @@ impl WriteStore for PgWriter {
                 "the transaction was aborted by an earlier error and rolled back",
             ));
         }
-        let result = self.batch("COMMIT");
+        let result = self.write_totals().and_then(|()| self.batch("COMMIT"));
         // Whatever the outcome, the transaction is over.
         self.in_transaction = false;
         self.aborted = false;
@@ -282,6 +327,7 @@ impl WriteStore for PgWriter {
         }
         self.in_transaction = false;
         self.aborted = false;
+        self.totals.clear();
         match self.conn.as_mut() {
             Some(conn) if !conn.is_closed() => {
                 conn.client().batch_execute("ROLLBACK").map_err(backend)
@@ -292,14 +338,17 @@ impl WriteStore for PgWriter {
     }
 
     fn savepoint(&mut self) -> Result<()> {
+        self.totals.take_savepoint();
         self.batch("SAVEPOINT message")
     }
 
     fn release_savepoint(&mut self) -> Result<()> {
+        self.totals.release_savepoint();
         self.batch("RELEASE SAVEPOINT message")
     }
 
     fn rollback_savepoint(&mut self) -> Result<()> {
+        self.totals.rollback_savepoint();
         self.batch("ROLLBACK TO SAVEPOINT message; RELEASE SAVEPOINT message")?;
         self.aborted = false;
         Ok(())
@@ -491,6 +540,12 @@ impl WriteStore for PgWriter {
                 "the sync sequence counter is missing".into(),
             ));
         }
+        self.totals
+            .count_message(m.time, &m.content_type, &m.channel, &m.content_key, 1);
+        for tag in &tags {
+            self.totals.count("tag", tag, 1);
+        }
+        self.settle_if_autocommit()?;
         if m.item_type != "inline" {
             // Its content file is now held by the message itself.
             self.claim_file(&m.item_hash)?;
@@ -531,6 +586,9 @@ impl WriteStore for PgWriter {
             "UPDATE messages SET time = $2 WHERE item_hash = $1",
             &[&item_hash, &time],
         )?;
+        self.totals.count_time(stored, -1);
+        self.totals.count_time(time, 1);
+        self.settle_if_autocommit()?;
         // The tag rows are keyed by time: they move with the message.
         match tags {
             Some(tags) => {
@@ -566,8 +624,15 @@ impl WriteStore for PgWriter {
                 &p.content,
                 &p.creation_time,
             ],
-        )
-        .map(drop)
+        )?;
+        if p.amends.is_none() {
+            self.totals.count("post_type", &p.post_type, 1);
+            if let Some(channel) = &p.channel {
+                self.totals.count("post_channel", channel, 1);
+            }
+            self.settle_if_autocommit()?;
+        }
+        Ok(())
     }
 
     fn post_facts(&mut self, item_hash: &str) -> Result<Option<PostFacts>> {
@@ -641,14 +706,16 @@ impl WriteStore for PgWriter {
                 .map(drop)
             }
             // An aggregate row exists while it has elements: this is the first one.
-            None => self
-                .exec(
+            None => {
+                self.exec(
                     "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
                          original_item_hash, last_revision_hash)
                      VALUES ($1, $2, $3, $4, $4, $5, $5)",
                     &[&e.owner, &e.key, &e.content, &e.creation_time, &e.item_hash],
-                )
-                .map(drop),
+                )?;
+                self.totals.count("aggregate_key", &e.key, 1);
+                self.settle_if_autocommit()
+            }
             Some(_) => self.rebuild_aggregate(&e.owner, &e.key),
         }
     }
@@ -670,14 +737,22 @@ impl WriteStore for PgWriter {
             })
             .collect::<Result<Vec<_>>>()?;
         let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
-            return self
-                .exec(
-                    "DELETE FROM aggregates WHERE owner = $1 AND key = $2",
-                    &[&owner, &key],
-                )
-                .map(drop);
+            let removed = self.exec(
+                "DELETE FROM aggregates WHERE owner = $1 AND key = $2",
+                &[&owner, &key],
+            )?;
+            self.totals.count("aggregate_key", key, -(removed as i64));
+            return self.settle_if_autocommit();
         };
         let merged = merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
+        let held = self.exists(
+            "SELECT 1 FROM aggregates WHERE owner = $1 AND key = $2",
+            &[&owner, &key],
+        )?;
+        if !held {
+            self.totals.count("aggregate_key", key, 1);
+            self.settle_if_autocommit()?;
+        }
         self.exec(
             "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
                  original_item_hash, last_revision_hash)
@@ -895,30 +970,59 @@ impl WriteStore for PgWriter {
         )?;
         released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
         // Its tag rows, by key (before the row that lists them goes).
-        match self.time_and_tags(item_hash)? {
+        let stored = self.time_and_tags(item_hash)?;
+        let stored_time = stored.as_ref().map(|(time, _)| *time);
+        let removed_tags = match stored {
             Some((time, Some(tags))) => {
-                for tag in &tags {
-                    self.exec(
+                let mut removed = Vec::new();
+                for tag in tags {
+                    let gone = self.exec(
                         "DELETE FROM message_tags WHERE tag = $1 AND time = $2 AND item_hash = $3",
-                        &[tag, &time, &item_hash],
+                        &[&tag, &time, &item_hash],
                     )?;
+                    if gone > 0 {
+                        removed.push(tag);
+                    }
                 }
+                removed
             }
-            Some((_, None)) => {
-                self.exec(
-                    "DELETE FROM message_tags WHERE item_hash = $1",
-                    &[&item_hash],
-                )?;
-            }
-            None => {}
+            Some((_, None)) => self.strings(
+                "DELETE FROM message_tags WHERE item_hash = $1 RETURNING tag",
+                &[&item_hash],
+            )?,
+            None => Vec::new(),
+        };
+        for tag in &removed_tags {
+            self.totals.count("tag", tag, -1);
         }
-        self.exec("DELETE FROM messages WHERE item_hash = $1", &[&item_hash])?;
+        let removed = self.exec("DELETE FROM messages WHERE item_hash = $1", &[&item_hash])?;
+        if removed > 0
+            && let (Some(time), Some(f)) = (stored_time, &facts)
+        {
+            self.totals
+                .count_message(time, &f.content_type, &f.channel, &f.content_key, -1);
+        }
+        self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
             Some("POST") => {
-                let amends = self.post_facts(item_hash)?.and_then(|p| p.amends);
-                self.exec("DELETE FROM posts WHERE item_hash = $1", &[&item_hash])?;
-                if let Some(original) = amends {
-                    self.refresh_latest_amend(&original)?;
+                let removed = self.row(
+                    "DELETE FROM posts WHERE item_hash = $1 RETURNING type, amends, channel",
+                    &[&item_hash],
+                )?;
+                if let Some(r) = removed {
+                    let post_type: String = r.try_get(0).map_err(backend)?;
+                    let amends: Option<String> = r.try_get(1).map_err(backend)?;
+                    let channel: Option<String> = r.try_get(2).map_err(backend)?;
+                    match amends {
+                        Some(original) => self.refresh_latest_amend(&original)?,
+                        None => {
+                            self.totals.count("post_type", &post_type, -1);
+                            if let Some(channel) = channel {
+                                self.totals.count("post_channel", &channel, -1);
+                            }
+                            self.settle_if_autocommit()?;
+                        }
+                    }
                 }
             }
             Some("AGGREGATE") => {

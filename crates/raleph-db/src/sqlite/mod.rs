@@ -5,7 +5,6 @@ mod checkpoint;
 mod page_cache;
 mod read;
 mod schema;
-mod time_counts;
 mod wal_batch;
 mod write;
 

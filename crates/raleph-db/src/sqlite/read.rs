@@ -6,8 +6,9 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde_json::Value;
 
-use super::{ReadPool, backend, time_counts};
+use super::{ReadPool, backend};
 use crate::shared::{counts_processed, distinct_tags, sort_posts, tags_lead};
+use crate::time_counts;
 use crate::*;
 
 /// Shared handle to the read pool.

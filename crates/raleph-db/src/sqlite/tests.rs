@@ -611,7 +611,7 @@ fn time_range_totals_follow_writes() -> Result<()> {
     let time_of = |i: u64| match i % 10 {
         0 => -(next(500) as f64) / 4.0,
         1 => 2e12 + next(100) as f64,
-        2 => time_counts::END as f64 - 0.5,
+        2 => crate::time_counts::END as f64 - 0.5,
         _ => next(300_000) as f64 + [0.0, 0.25, 0.5, 0.999][next(4) as usize],
     };
     let times: Vec<f64> = (0..600).map(time_of).collect();

@@ -1,13 +1,13 @@
 //! The write connection and the domain operations of [`WriteStore`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::{backend, time_counts};
+use super::backend;
+use crate::totals::Totals;
 use crate::*;
 
 pub struct SqliteWriter {
@@ -35,86 +35,29 @@ struct Tally {
     seq: Option<i64>,
     /// Rows added to `messages`, less rows removed.
     messages: i64,
-    /// Changes to `list_totals`: messages per content type, channel and content key, tag
-    /// rows per tag, original posts per post type and per channel, aggregates per key.
-    lists: BTreeMap<(&'static str, String), i64>,
-    /// Changes to `time_counts`, by `(level, bucket)`.
-    times: BTreeMap<(i64, i64), i64>,
-    /// While a savepoint is open: `messages` when it was taken, and the changes made since
-    /// (undone if it is rolled back).
-    savepoint: Option<(i64, Vec<Change>)>,
-    /// The last savepoint's change list, emptied, for the next one to fill.
-    spare: Vec<Change>,
-}
-
-#[derive(Debug)]
-enum Change {
-    List(&'static str, String, i64),
-    Time((i64, i64), i64),
-}
-
-/// The `list_totals` lists a message row counts in, with its value in each (tags are
-/// counted from their own rows).
-fn kept_lists<'a>(
-    content_type: &'a Option<String>,
-    channel: &'a Option<String>,
-    content_key: &'a Option<String>,
-) -> impl Iterator<Item = (&'static str, &'a str)> {
-    [
-        ("content_type", content_type),
-        ("channel", channel),
-        ("content_key", content_key),
-    ]
-    .into_iter()
-    .filter_map(|(list, value)| value.as_deref().map(|v| (list, v)))
+    /// `messages` when the open savepoint was taken.
+    saved_messages: i64,
+    totals: Totals,
 }
 
 impl Tally {
-    fn count(&mut self, list: &'static str, value: &str, change: i64) {
-        *self.lists.entry((list, value.to_owned())).or_default() += change;
-        if let Some((_, changes)) = &mut self.savepoint {
-            changes.push(Change::List(list, value.to_owned(), change));
-        }
-    }
-
-    /// A message row of this time added (`change` 1) or removed (-1).
-    fn count_time(&mut self, time: f64, change: i64) {
-        for bucket in time_counts::buckets(time) {
-            *self.times.entry(bucket).or_default() += change;
-            if let Some((_, changes)) = &mut self.savepoint {
-                changes.push(Change::Time(bucket, change));
-            }
-        }
+    /// No change: a transaction begins, or one rolled back.
+    fn reset(&mut self) {
+        self.seq = None;
+        self.messages = 0;
+        self.totals.clear();
     }
 
     fn take_savepoint(&mut self) {
-        let mut changes = std::mem::take(&mut self.spare);
-        changes.clear();
-        self.savepoint = Some((self.messages, changes));
-    }
-
-    fn release_savepoint(&mut self) {
-        if let Some((_, changes)) = self.savepoint.take() {
-            self.spare = changes;
-        }
+        self.saved_messages = self.messages;
+        self.totals.take_savepoint();
     }
 
     /// Undoes the changes made since the savepoint. Sequence numbers given out stay given:
     /// a number is never reused.
     fn rollback_savepoint(&mut self) {
-        let Some((messages, mut changes)) = self.savepoint.take() else {
-            return;
-        };
-        self.messages = messages;
-        for change in changes.drain(..).rev() {
-            match change {
-                Change::List(list, value, n) => {
-                    *self.lists.entry((list, value)).or_default() -= n;
-                }
-                Change::Time(bucket, n) => *self.times.entry(bucket).or_default() -= n,
-            }
-        }
-        self.spare = changes;
+        self.messages = self.saved_messages;
+        self.totals.rollback_savepoint();
     }
 }
 
@@ -215,34 +158,31 @@ impl SqliteWriter {
 
     /// Writes the transaction's tally to `counters`.
     fn write_tally(&mut self) -> Result<()> {
-        let tally = std::mem::take(&mut self.tally);
-        if let Some(seq) = tally.seq {
+        if let Some(seq) = self.tally.seq.take() {
             self.exec("UPDATE counters SET n = ?1 WHERE name = 'seq'", [seq])?;
         }
-        if tally.messages != 0 {
+        let messages = std::mem::take(&mut self.tally.messages);
+        if messages != 0 {
             self.exec(
                 "INSERT INTO counters (name, n) VALUES ('messages', ?1)
                  ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
-                [tally.messages],
+                [messages],
             )?;
         }
-        for ((list, value), change) in tally.lists {
-            if change != 0 {
-                self.exec(
-                    "INSERT INTO list_totals (list, value, n) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (list, value) DO UPDATE SET n = n + excluded.n",
-                    params![list, value, change],
-                )?;
-            }
+        let (lists, times) = self.tally.totals.take();
+        for (list, value, change) in lists {
+            self.exec(
+                "INSERT INTO list_totals (list, value, n) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (list, value) DO UPDATE SET n = n + excluded.n",
+                params![list, value, change],
+            )?;
         }
-        for ((level, bucket), change) in tally.times {
-            if change != 0 {
-                self.exec(
-                    "INSERT INTO time_counts (level, bucket, n) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (level, bucket) DO UPDATE SET n = n + excluded.n",
-                    params![level, bucket, change],
-                )?;
-            }
+        for (level, bucket, change) in times {
+            self.exec(
+                "INSERT INTO time_counts (level, bucket, n) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (level, bucket) DO UPDATE SET n = n + excluded.n",
+                params![level, bucket, change],
+            )?;
         }
         Ok(())
     }
@@ -333,7 +273,7 @@ use crate::shared::{
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
         self.checkpointer.yield_to_restart();
-        self.tally = Tally::default();
+        self.tally.reset();
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)
     }
 
@@ -346,7 +286,7 @@ impl WriteStore for SqliteWriter {
     }
 
     fn rollback(&mut self) -> Result<()> {
-        self.tally = Tally::default();
+        self.tally.reset();
         if self.conn.is_autocommit() {
             return Ok(());
         }
@@ -361,7 +301,7 @@ impl WriteStore for SqliteWriter {
     }
 
     fn release_savepoint(&mut self) -> Result<()> {
-        self.tally.release_savepoint();
+        self.tally.totals.release_savepoint();
         self.conn.execute_batch("RELEASE message").map_err(backend)
     }
 
@@ -572,12 +512,11 @@ impl WriteStore for SqliteWriter {
             ],
         )?;
         self.tally.messages += 1;
-        self.tally.count_time(m.time, 1);
-        for (list, value) in kept_lists(&m.content_type, &m.channel, &m.content_key) {
-            self.tally.count(list, value, 1);
-        }
+        self.tally
+            .totals
+            .count_message(m.time, &m.content_type, &m.channel, &m.content_key, 1);
         for tag in &tags {
-            self.tally.count("tag", tag, 1);
+            self.tally.totals.count("tag", tag, 1);
         }
         self.settle_if_autocommit()?;
         for tag in tags {
@@ -629,8 +568,8 @@ impl WriteStore for SqliteWriter {
             "UPDATE messages SET time = ?2 WHERE item_hash = ?1",
             params![item_hash, time],
         )?;
-        self.tally.count_time(stored, -1);
-        self.tally.count_time(time, 1);
+        self.tally.totals.count_time(stored, -1);
+        self.tally.totals.count_time(time, 1);
         self.settle_if_autocommit()?;
         // The tag rows are keyed by time: they move with the message.
         match tags {
@@ -660,9 +599,9 @@ impl WriteStore for SqliteWriter {
             params![p.item_hash, p.owner, p.post_type, p.reference, p.amends, p.channel, p.content, p.creation_time],
         )?;
         if p.amends.is_none() {
-            self.tally.count("post_type", &p.post_type, 1);
+            self.tally.totals.count("post_type", &p.post_type, 1);
             if let Some(channel) = &p.channel {
-                self.tally.count("post_channel", channel, 1);
+                self.tally.totals.count("post_channel", channel, 1);
             }
             self.settle_if_autocommit()?;
         }
@@ -745,7 +684,7 @@ impl WriteStore for SqliteWriter {
                      VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?5)",
                     params![e.owner, e.key, e.content, e.creation_time, e.item_hash],
                 )?;
-                self.tally.count("aggregate_key", &e.key, 1);
+                self.tally.totals.count("aggregate_key", &e.key, 1);
                 self.settle_if_autocommit()
             }
             Some(_) => self.rebuild_aggregate(&e.owner, &e.key),
@@ -777,7 +716,9 @@ impl WriteStore for SqliteWriter {
                 "DELETE FROM aggregates WHERE owner = ?1 AND key = ?2",
                 params![owner, key],
             )?;
-            self.tally.count("aggregate_key", key, -(removed as i64));
+            self.tally
+                .totals
+                .count("aggregate_key", key, -(removed as i64));
             return self.settle_if_autocommit();
         };
         // A shallow, top-level merge in content-time order (shared with every backend).
@@ -790,7 +731,7 @@ impl WriteStore for SqliteWriter {
             )?
             .is_some();
         if !held {
-            self.tally.count("aggregate_key", key, 1);
+            self.tally.totals.count("aggregate_key", key, 1);
             self.settle_if_autocommit()?;
         }
         self.exec(
@@ -1031,21 +972,16 @@ impl WriteStore for SqliteWriter {
             None => Vec::new(),
         };
         for tag in &removed_tags {
-            self.tally.count("tag", tag, -1);
+            self.tally.totals.count("tag", tag, -1);
         }
         let removed = self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
         self.tally.messages -= removed as i64;
         if removed > 0
-            && let Some(time) = stored_time
+            && let (Some(time), Some(f)) = (stored_time, &facts)
         {
-            self.tally.count_time(time, -1);
-        }
-        if removed > 0
-            && let Some(f) = &facts
-        {
-            for (list, value) in kept_lists(&f.content_type, &f.channel, &f.content_key) {
-                self.tally.count(list, value, -1);
-            }
+            self.tally
+                .totals
+                .count_message(time, &f.content_type, &f.channel, &f.content_key, -1);
         }
         self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
@@ -1064,9 +1000,9 @@ impl WriteStore for SqliteWriter {
                 match removed {
                     Some((_, Some(original), _)) => self.refresh_latest_amend(&original)?,
                     Some((post_type, None, channel)) => {
-                        self.tally.count("post_type", &post_type, -1);
+                        self.tally.totals.count("post_type", &post_type, -1);
                         if let Some(channel) = channel {
-                            self.tally.count("post_channel", &channel, -1);
+                            self.tally.totals.count("post_channel", &channel, -1);
                         }
                         self.settle_if_autocommit()?;
                     }

@@ -1,6 +1,7 @@
-//! Messages per span of time, kept by the writer in `time_counts` (migration 16), so that
-//! the total of a list filtered on a time range alone is a few rows rather than a walk over
-//! every index entry in the range (10 000 entries, ~80 pages, for a hundredth of a 1M store).
+//! Messages per span of time, kept by the writer in `time_counts` (SQLite migration 16,
+//! PostgreSQL migration 12), so that the total of a list filtered on a time range alone is a
+//! few rows rather than a walk over every index entry in the range (10 000 entries, ~80
+//! pages, for a hundredth of a 1M store).
 //!
 //! A message counts once on each of `LEVELS` levels: level `k` groups times by whole
 //! seconds, `2^(6k)` seconds to a bucket (1 s, ~1 min, ~68 min, ~3 days, ~194 days). A range
@@ -9,12 +10,12 @@
 //! The fractions of a second at its ends are counted on an index.
 
 /// How many levels of buckets.
-pub(super) const LEVELS: u32 = 5;
+pub(crate) const LEVELS: u32 = 5;
 /// Each level's buckets hold `2^BITS` buckets of the level below.
 const BITS: u32 = 6;
 /// Times at or past this (about the year 36 800), and negative ones, are not bucketed: a
 /// range reaching them counts that part on the index.
-pub(super) const END: i64 = 1 << 40;
+pub(crate) const END: i64 = 1 << 40;
 
 /// The whole second a time falls in, if it is bucketed.
 fn second(time: f64) -> Option<i64> {
@@ -23,7 +24,7 @@ fn second(time: f64) -> Option<i64> {
 
 /// The `(level, bucket)` a message of this time counts in, one per level; none when the
 /// time is not bucketed.
-pub(super) fn buckets(time: f64) -> impl Iterator<Item = (i64, i64)> {
+pub(crate) fn buckets(time: f64) -> impl Iterator<Item = (i64, i64)> {
     let second = second(time);
     (0..LEVELS).filter_map(move |level| second.map(|s| (i64::from(level), s >> (BITS * level))))
 }
@@ -34,13 +35,13 @@ pub(super) fn buckets(time: f64) -> impl Iterator<Item = (i64, i64)> {
 /// pair for the index's range, `None` for an open side). `None` when the range holds no
 /// bucketed whole second: the index counts it all.
 #[derive(Debug, PartialEq)]
-pub(super) struct Cover {
+pub(crate) struct Cover {
     pub runs: Vec<(i64, i64, i64)>,
     pub before: Option<(Option<f64>, f64)>,
     pub after: Option<(f64, Option<f64>)>,
 }
 
-pub(super) fn cover(start: Option<f64>, end: Option<f64>) -> Option<Cover> {
+pub(crate) fn cover(start: Option<f64>, end: Option<f64>) -> Option<Cover> {
     // The whole seconds inside the range, within the bucketed span.
     let first = match start {
         None => 0,
