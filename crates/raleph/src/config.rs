@@ -24,6 +24,11 @@ pub struct NodeConfig {
     pub database: String,
     /// PostgreSQL only: most connections the API opens for reads (the writer has its own).
     pub database_read_connections: usize,
+    /// SQLite only: keep the index file's pages in memory (locked, as the file grows), so a
+    /// request never waits for pages the host paged out because nobody read them lately.
+    /// Costs memory the size of the file, and needs a lock limit (`ulimit -l`,
+    /// `LimitMEMLOCK`) at least that large; without one the node warns and goes on.
+    pub database_resident: bool,
     /// An acknowledged commit survives power loss (`full`: SQLite fsyncs every commit,
     /// PostgreSQL runs with `synchronous_commit = on`), or only crashes of the node process
     /// (`normal`).
@@ -55,6 +60,7 @@ impl Default for NodeConfig {
             node_key: None,
             database: String::new(),
             database_read_connections: 16,
+            database_resident: false,
             durability: Durability::Full,
             pipeline: Default::default(),
             api: Default::default(),

@@ -40,6 +40,9 @@ pub struct NodeArgs {
     /// PostgreSQL URL such as postgres://user:password@host/database.
     #[arg(long, env = "RALEPH_DATABASE")]
     database: Option<String>,
+    /// Keep the SQLite index file's pages in memory (see `database_resident`).
+    #[arg(long, env = "RALEPH_DATABASE_RESIDENT")]
+    database_resident: bool,
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
@@ -64,6 +67,7 @@ impl NodeArgs {
         if let Some(database) = self.database {
             config.database = database;
         }
+        config.database_resident |= self.database_resident;
         Ok((config, self.print_config))
     }
 }
@@ -153,6 +157,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let (writer, reader, database) = open_database(&config).await?;
+    let _resident = keep_resident(&config)?;
     let files = FileStore::open(config.data_dir.join("files")).context("open file store")?;
     let payments: Arc<dyn PaymentPolicy> = Arc::new(NoPayments);
     tracing::info!("{}", payments.describe());
@@ -233,6 +238,21 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     drop(writer_thread);
     Ok(())
+}
+
+/// With `database_resident`, keeps the SQLite file's pages in memory for the life of the
+/// returned guard.
+fn keep_resident(config: &NodeConfig) -> anyhow::Result<Option<raleph_db::sqlite::Resident>> {
+    if !config.database_resident {
+        return Ok(None);
+    }
+    if config.database_is_postgres() {
+        tracing::warn!("database_resident applies to a SQLite index only: ignored");
+        return Ok(None);
+    }
+    let resident = raleph_db::sqlite::Resident::start(&config.database_path())
+        .context("start the thread that keeps the index in memory")?;
+    Ok(Some(resident))
 }
 
 /// Opens the index the configuration names: a SQLite file, or a PostgreSQL database. Returns

@@ -4,6 +4,7 @@
 mod checkpoint;
 mod page_cache;
 mod read;
+mod resident;
 mod schema;
 mod wal_batch;
 mod write;
@@ -16,6 +17,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::SqliteReader;
+pub use resident::Resident;
 pub use schema::SCHEMA_VERSION;
 pub use write::SqliteWriter;
 
