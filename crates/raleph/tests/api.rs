@@ -139,3 +139,40 @@ async fn metrics_and_info() {
             .is_some_and(|v| v.starts_with("raleph-"))
     );
 }
+
+/// `--database-resident`: the node locks its index file in memory (its locked memory covers
+/// the file) and serves as usual.
+#[tokio::test]
+async fn resident_index_is_locked_in_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::start_with(dir.path(), &["--database-resident"]);
+    let size = std::fs::metadata(dir.path().join("index.sqlite"))
+        .expect("the index file")
+        .len();
+    assert!(size > 0);
+    let status = format!("/proc/{}/status", node.child.id());
+    let locked_bytes = || {
+        std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmLck:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024
+    };
+    let locked = support::wait_until(std::time::Duration::from_secs(10), || async {
+        locked_bytes() >= size / 4096 * 4096
+    })
+    .await;
+    assert!(
+        locked,
+        "{} bytes locked for a {size}-byte index",
+        locked_bytes()
+    );
+    let response = reqwest::get(format!("{}/api/v0/messages.json", node.url))
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+}
