@@ -63,13 +63,21 @@ impl Filter {
         self.clauses.push(clause.into());
     }
 
-    /// `column = ANY($n)` when the list is not empty.
+    /// `column = ANY($n)` when the list is not empty; `column = $n` for one value: a B-tree
+    /// range of `(column, time)` then comes in time order, so a page stops after its rows,
+    /// where `= ANY` (before PostgreSQL 17) has every row of the range read and sorted.
     fn any_of(&mut self, column: &str, values: &[String]) {
-        if values.is_empty() {
-            return;
+        match values {
+            [] => {}
+            [value] => {
+                let p = self.bind(Param::Text(value.clone()));
+                self.push(format!("{column} = {p}"));
+            }
+            _ => {
+                let p = self.bind(Param::Texts(values.to_vec()));
+                self.push(format!("{column} = ANY({p})"));
+            }
         }
-        let p = self.bind(Param::Texts(values.to_vec()));
-        self.push(format!("{column} = ANY({p})"));
     }
 
     /// The WHERE clause so far; the clauses start over, the parameters are kept (for a query
