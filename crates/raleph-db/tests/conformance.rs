@@ -3192,6 +3192,36 @@ mod postgres_only {
         Ok(())
     }
 
+    /// The kept totals are written at commit: when that write fails, the commit fails, the
+    /// transaction is rolled back, and the writer is usable again.
+    #[test]
+    fn a_failed_totals_write_fails_the_commit() -> Result<()> {
+        let Some(url) = url() else { return Ok(()) };
+        let schema = fresh_schema();
+        let _guard = SchemaGuard {
+            url: url.clone(),
+            schema: schema.clone(),
+        };
+        let (mut w, r) = open(&url, &options(&schema))?;
+        let mut admin = admin(&url);
+        let rename = |admin: &mut ::postgres::Client, from: &str, to: &str| {
+            admin
+                .batch_execute(&format!("ALTER TABLE \"{schema}\".{from} RENAME TO {to}"))
+                .expect("rename list_totals");
+        };
+        w.begin()?;
+        let mut m = message("n", "POST", "0xA", 1.0);
+        m.channel = Some("C".into());
+        w.insert_message(&m)?;
+        rename(&mut admin, "list_totals", "list_totals_away");
+        assert!(w.commit().is_err());
+        rename(&mut admin, "list_totals_away", "list_totals");
+        assert!(r.message("n")?.is_none());
+        add_to(&mut w, "o")?;
+        assert!(r.message("o")?.is_some());
+        Ok(())
+    }
+
     /// The read pool never opens more connections than allowed, and readers share it.
     #[test]
     fn read_pool_is_bounded() -> Result<()> {

@@ -314,7 +314,12 @@ impl WriteStore for PgWriter {
                 "the transaction was aborted by an earlier error and rolled back",
             ));
         }
-        let result = self.write_totals().and_then(|()| self.batch("COMMIT"));
+        if let Err(e) = self.write_totals() {
+            // The transaction is aborted: end it, or the connection would stay inside it.
+            self.rollback()?;
+            return Err(e);
+        }
+        let result = self.batch("COMMIT");
         // Whatever the outcome, the transaction is over.
         self.in_transaction = false;
         self.aborted = false;
