@@ -27,7 +27,8 @@ pub struct NodeConfig {
     /// SQLite only: keep the index file's pages in memory (locked, as the file grows), so a
     /// request never waits for pages the host paged out because nobody read them lately.
     /// Costs memory the size of the file, and needs a lock limit (`ulimit -l`,
-    /// `LimitMEMLOCK`) at least that large; without one the node warns and goes on.
+    /// `LimitMEMLOCK`) at least that large; without one the node warns and goes on. At most
+    /// half of the machine's memory is locked.
     pub database_resident: bool,
     /// An acknowledged commit survives power loss (`full`: SQLite fsyncs every commit,
     /// PostgreSQL runs with `synchronous_commit = on`), or only crashes of the node process

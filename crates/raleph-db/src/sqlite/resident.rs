@@ -9,9 +9,10 @@
 //! find them (the page cache is shared, so nothing here is ever stale). The mapping is never
 //! read from Rust. Every few seconds the thread maps and locks what the file grew by; if the
 //! file shrank, it starts over. The memory is the file's size, counted in the node's
-//! resident set (`RssFile`). Locking needs `RLIMIT_MEMLOCK` of at least the file's size
-//! (root, `ulimit -l unlimited`, systemd's `LimitMEMLOCK=infinity`): without it the thread
-//! says so once and stops, and the node runs as without the option.
+//! resident set (`RssFile`), and at most half of the machine's memory is locked (a larger
+//! file has only its start kept, with a warning). Locking needs `RLIMIT_MEMLOCK` of at least
+//! the file's size (root, `ulimit -l unlimited`, systemd's `LimitMEMLOCK=infinity`): without
+//! it the thread says so once and stops, and the node runs as without the option.
 //!
 //! This is one of the workspace's unsafe modules: `mmap`, `mlock` and `munmap` are FFI.
 #![allow(unsafe_code)]
@@ -57,10 +58,21 @@ impl Drop for Resident {
 
 /// The thread: lock, then follow the file's growth until told to stop.
 fn keep(path: &Path, stopped: &mpsc::Receiver<()>) {
-    let mut locked = Locked::new(path.to_owned());
+    let mut locked = Locked::new(path.to_owned(), half_of_memory());
     let mut first = true;
+    let mut warned_capped = false;
     loop {
-        match locked.follow() {
+        let result = locked.follow();
+        if locked.capped && !warned_capped {
+            warned_capped = true;
+            tracing::warn!(
+                file = %path.display(),
+                kept_mib = locked.max >> 20,
+                "the index file is larger than half of this machine's memory: only its first \
+                 part is kept in memory (database_resident), so as not to starve the machine"
+            );
+        }
+        match result {
             Ok(Some(grew)) if grew > 0 => {
                 let mib = locked.len >> 20;
                 if first {
@@ -90,19 +102,25 @@ fn keep(path: &Path, stopped: &mpsc::Receiver<()>) {
     }
 }
 
-/// The locked mappings of one file, which together cover its first `len` bytes.
+/// The locked mappings of one file, which together cover its first `len` bytes, at most
+/// `max`.
 struct Locked {
     path: PathBuf,
     regions: Vec<Region>,
     len: u64,
+    max: u64,
+    /// The file is longer than `max`.
+    capped: bool,
 }
 
 impl Locked {
-    fn new(path: PathBuf) -> Self {
+    fn new(path: PathBuf, max: u64) -> Self {
         Locked {
             path,
             regions: Vec::new(),
             len: 0,
+            max,
+            capped: false,
         }
     }
 
@@ -115,7 +133,9 @@ impl Locked {
             Err(e) => return Err(e),
         };
         let page = page_size();
-        let size = file.metadata()?.len() / page * page;
+        let file_len = file.metadata()?.len();
+        self.capped = file_len > self.max;
+        let size = file_len.min(self.max) / page * page;
         if size < self.len {
             // Shrunk (a VACUUM): start over rather than keep pages past its end.
             self.regions.clear();
@@ -182,6 +202,17 @@ impl Drop for Region {
     }
 }
 
+/// At most this much is locked: memory locked past it would leave the rest of the machine
+/// (and the node's own allocations) too little.
+fn half_of_memory() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    u64::try_from(pages)
+        .ok()
+        .filter(|&p| p > 0)
+        .map_or(u64::MAX, |p| p.saturating_mul(page_size()) / 2)
+}
+
 fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -206,7 +237,7 @@ mod tests {
     fn follows_the_file_as_it_grows_and_shrinks() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("index.sqlite");
-        let mut locked = Locked::new(path.clone());
+        let mut locked = Locked::new(path.clone(), u64::MAX);
         assert_eq!(locked.follow()?, None, "no file yet");
         std::fs::write(&path, vec![7u8; 1 << 20])?;
         let before = locked_kib();
@@ -224,6 +255,26 @@ mod tests {
         assert_eq!(locked.regions.len(), 1);
         drop(locked);
         assert!(locked_kib() < before + 1024, "unlocked when dropped");
+        Ok(())
+    }
+
+    #[test]
+    fn locks_no_more_than_its_limit() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("index.sqlite");
+        let page = page_size();
+        let mut locked = Locked::new(path.clone(), 2 * page + 100);
+        std::fs::write(&path, vec![7u8; 5 * page as usize])?;
+        assert_eq!(locked.follow()?, Some(2 * page));
+        assert!(locked.capped);
+        // Growing past the limit locks nothing more.
+        std::fs::write(&path, vec![7u8; 9 * page as usize])?;
+        assert_eq!(locked.follow()?, Some(0));
+        assert_eq!(locked.len, 2 * page);
+        std::fs::write(&path, vec![7u8; page as usize])?;
+        assert_eq!(locked.follow()?, Some(page));
+        assert!(!locked.capped);
+        assert!(half_of_memory() > 1 << 20);
         Ok(())
     }
 }
