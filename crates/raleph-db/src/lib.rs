@@ -207,6 +207,9 @@ pub trait ReadStore: Send + Sync + 'static {
     fn file_of_tag(&self, tag: &str) -> Result<Option<PinnedFile>>;
     fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>>;
     fn counts(&self) -> Result<Counts>;
-    /// Up to `limit` messages whose sync sequence number is above `after`, in sequence order.
-    fn sync_log(&self, after: u64, limit: usize) -> Result<SyncPage>;
+    /// Up to `limit` messages whose sync sequence number is above `after`, in sequence order,
+    /// and no further than the first whose content (`item_content` and `content`) would take
+    /// the page's past `max_bytes`: at least one message, so a page never stalls, and never
+    /// more than `max_bytes` plus one message read into memory.
+    fn sync_log(&self, after: u64, limit: usize, max_bytes: usize) -> Result<SyncPage>;
 }

@@ -517,4 +517,7 @@ pub struct SyncPage {
     /// peer that never saw such a message can still record that it is gone (its FORGET alone
     /// cannot be processed without the target).
     pub forgotten: Vec<(u64, ForgottenRecord)>,
+    /// The page was ended early by its byte budget: more of the log follows, whatever the
+    /// number of entries.
+    pub cut_short: bool,
 }

@@ -101,11 +101,26 @@ pub(crate) fn counts_processed(q: &crate::MessageQuery) -> bool {
 
 /// One sync page: the first `limit` entries, by sequence number, of two logs that each
 /// returned their own first `limit` entries after the same point.
+/// The last sequence number a sync page reads its messages up to, from the messages' sizes in
+/// sequence order: `None` when all of them fit in `max_bytes`; otherwise the last that fits
+/// (the first one always does).
+pub(crate) fn sync_page_end(sizes: &[(u64, u64)], max_bytes: usize) -> Option<u64> {
+    let mut bytes = 0u64;
+    for (i, (_, size)) in sizes.iter().enumerate() {
+        bytes = bytes.saturating_add(*size);
+        if i > 0 && bytes > max_bytes as u64 {
+            return Some(sizes[i - 1].0);
+        }
+    }
+    None
+}
+
 pub(crate) fn sync_page(
     epoch: String,
     mut messages: Vec<(u64, crate::MessageRecord)>,
     mut forgotten: Vec<(u64, crate::ForgottenRecord)>,
     limit: usize,
+    cut_short: bool,
 ) -> crate::SyncPage {
     let mut seqs: Vec<u64> = messages
         .iter()
@@ -122,6 +137,7 @@ pub(crate) fn sync_page(
         epoch,
         messages,
         forgotten,
+        cut_short,
     }
 }
 

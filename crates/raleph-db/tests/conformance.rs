@@ -1322,14 +1322,14 @@ fn journal_position_commits_with_its_transaction(s: &mut Store) -> Result<()> {
 }
 
 fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
-    let empty = s.r.sync_log(0, 10)?;
+    let empty = s.r.sync_log(0, 10, usize::MAX)?;
     assert!(empty.messages.is_empty());
     assert!(!empty.epoch.is_empty());
     // Reception order, not message time: "late" was received first.
     for (hash, time) in [("late", 9.0), ("early", 1.0), ("mid", 5.0)] {
         add(s, &message(hash, "POST", "0xA", time))?;
     }
-    let page = s.r.sync_log(0, 10)?;
+    let page = s.r.sync_log(0, 10, usize::MAX)?;
     assert_eq!(page.epoch, empty.epoch);
     let seqs: Vec<u64> = page.messages.iter().map(|(seq, _)| *seq).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
@@ -1339,10 +1339,18 @@ fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
         .map(|(_, m)| m.item_hash.as_str())
         .collect();
     assert_eq!(order, ["late", "early", "mid"]);
+    // A byte budget ends the page early, after at least one message.
+    let size = |m: &raleph_db::MessageRecord| {
+        m.item_content.as_ref().map_or(0, String::len) + m.content.len()
+    };
+    assert_eq!(s.r.sync_log(0, 10, 1)?.messages.len(), 1);
+    let two = size(&page.messages[0].1) + size(&page.messages[1].1);
+    assert_eq!(s.r.sync_log(0, 10, two)?.messages.len(), 2);
+    assert_eq!(s.r.sync_log(0, 10, two + 1)?.messages.len(), 2);
     // Paging resumes after the last sequence number seen.
-    let first = s.r.sync_log(0, 2)?;
+    let first = s.r.sync_log(0, 2, usize::MAX)?;
     assert_eq!(first.messages.len(), 2);
-    let rest = s.r.sync_log(first.messages[1].0, 10)?;
+    let rest = s.r.sync_log(first.messages[1].0, 10, usize::MAX)?;
     assert_eq!(
         hashes(
             &rest
@@ -1361,7 +1369,7 @@ fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
     s.w.commit()?;
     s.reopen();
     add(s, &message("next", "POST", "0xA", 2.0))?;
-    let after = s.r.sync_log(last_seq, 10)?;
+    let after = s.r.sync_log(last_seq, 10, usize::MAX)?;
     assert_eq!(after.messages.len(), 1);
     assert_eq!(after.messages[0].1.item_hash, "next");
     assert!(after.messages[0].0 > last_seq);
@@ -1373,7 +1381,7 @@ fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
     assert_eq!(skeleton.forgotten_by, ["f"]);
     assert!(*forgotten_seq > last_seq && *forgotten_seq < after.messages[0].0);
     // A page of one holds only the first of the two.
-    let one = s.r.sync_log(last_seq, 1)?;
+    let one = s.r.sync_log(last_seq, 1, usize::MAX)?;
     assert_eq!((one.messages.len(), one.forgotten.len()), (0, 1));
 
     // A skeleton synced from a peer: recorded once, and only for a message not held here.
@@ -1391,7 +1399,7 @@ fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
     let recorded = s.r.forgotten("elsewhere")?.expect("skeleton");
     assert_eq!(recorded.forgotten_by, ["f"]);
     // And it is passed on, further down the log.
-    let tail = s.r.sync_log(after.messages[0].0, 10)?;
+    let tail = s.r.sync_log(after.messages[0].0, 10, usize::MAX)?;
     assert_eq!(tail.forgotten.len(), 1);
     assert_eq!(tail.forgotten[0].1.item_hash, "elsewhere");
 

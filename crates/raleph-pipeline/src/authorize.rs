@@ -26,6 +26,14 @@ pub(crate) fn is_authorized(
     Ok(security.is_some_and(|security| delegation_allows(&security, action)))
 }
 
+/// Whether a FORGET sent by `forget_sender` may forget a live message sent by `target_sender`:
+/// only its own sender may, whoever the owner or its delegates are (the reference's rule,
+/// an exact comparison as there). A delegate forgets what it sent, never the owner's
+/// messages; an owner cannot forget what a delegate sent for it.
+pub fn may_forget(forget_sender: &str, target_sender: &str) -> bool {
+    forget_sender == target_sender
+}
+
 /// Whether the owner's `security` aggregate lets `action.sender` act for it. An action whose
 /// post type or aggregate key is unknown (`None`) passes only grants that restrict neither.
 pub fn delegation_allows(security: &Value, action: &Action<'_>) -> bool {

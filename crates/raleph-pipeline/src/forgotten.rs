@@ -16,7 +16,6 @@ use raleph_db::{ForgottenRecord, MessageStatus, WriteStore};
 use raleph_message::{Content, Envelope, MessageType};
 use serde_json::Value;
 
-use crate::authorize::{Action, is_authorized};
 use crate::writer::Writer;
 
 /// An aggregate element: its owner and key.
@@ -45,7 +44,7 @@ fn targets(forget: &Value, item_hash: &str, element: Option<&Element<'_>>) -> bo
 }
 
 /// For a skeleton of an aggregate element this node holds: forgets the element when one of
-/// the skeleton's FORGETs, processed here, targets its key and was allowed to. Returns whether
+/// the skeleton's FORGETs, processed here, targets its key and was sent by the element's sender. Returns whether
 /// it did.
 pub(crate) fn forget_held_element(
     store: &mut dyn WriteStore,
@@ -81,17 +80,9 @@ pub(crate) fn forget_held_element(
         {
             continue;
         }
-        // "You may forget what you could have created", as for the FORGET itself.
-        let allowed = Action {
-            sender: &forget.sender,
-            owner: &held.owner,
-            chain: &held.chain,
-            message_type: &held.message_type,
-            channel: held.channel.as_deref(),
-            post_type: None,
-            aggregate_key: Some(key),
-        };
-        if is_authorized(store, &allowed)? {
+        // The FORGET handler's rule: a FORGET processed here passed the check on its own
+        // `content.address`, and forgets only what its own sender sent.
+        if crate::authorize::may_forget(&forget.sender, &held.sender) {
             store.forget(hash, forget_hash, now, grace_until)?;
             return Ok(true);
         }

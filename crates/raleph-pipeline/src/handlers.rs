@@ -15,7 +15,7 @@ use raleph_message::content::{
 use raleph_message::{Content, Envelope, ItemHash, TypedContent};
 use serde_json::{Value, json};
 
-use crate::authorize::{Action, is_authorized};
+use crate::authorize::{Action, is_authorized, may_forget};
 use crate::writer::{Writer, record_of};
 
 pub(crate) enum Applied {
@@ -384,8 +384,11 @@ fn apply_forget(
             "a FORGET must name hashes or aggregates",
         );
     }
-    // Check every target before changing anything.
+    // Check every target before changing anything, in the reference's order: the targets
+    // exist (a retry otherwise), then the FORGET itself may be sent for `content.address`,
+    // then each live target was sent by the FORGET's own sender.
     let mut targets = Vec::new();
+    let mut live = Vec::new();
     for hash in hashes {
         match store.status(&hash)? {
             None | Some(MessageStatus::Pending) => {
@@ -397,31 +400,30 @@ fn apply_forget(
                 let Some(facts) = store.message_facts(&hash)? else {
                     return fail(ErrorCode::ForgetTargetNotFound, json!({"message": hash}));
                 };
-                if facts.message_type == "FORGET" {
-                    return fail(ErrorCode::ForgetForget, json!({"message": hash}));
-                }
                 if facts.message_type == "STORE" && store.store_used_by_vm(&hash)? {
                     return fail(
                         ErrorCode::ForgetNotAllowed,
                         json!({"message": hash, "reason": "used by a program"}),
                     );
                 }
-                // "You may forget what you could have created."
-                let allowed = Action {
-                    sender: &env.sender,
-                    owner: &facts.owner,
-                    chain: &facts.chain,
-                    message_type: &facts.message_type,
-                    channel: facts.channel.as_deref(),
-                    post_type: facts.content_type.as_deref(),
-                    aggregate_key: facts.content_key.as_deref(),
-                };
-                if !is_authorized(store, &allowed)? {
-                    return permission_denied();
-                }
-                targets.push(Target::Forget(hash));
+                live.push((hash, facts));
             }
         }
+    }
+    if !is_authorized(store, &action(env, &content.address))? {
+        return permission_denied();
+    }
+    for (hash, facts) in live {
+        if facts.message_type == "FORGET" {
+            return fail(ErrorCode::ForgetForget, json!({"message": hash}));
+        }
+        if !may_forget(&env.sender, &facts.sender) {
+            return fail(
+                ErrorCode::PermissionDenied,
+                json!({"message": hash, "reason": "it belongs to another user"}),
+            );
+        }
+        targets.push(Target::Forget(hash));
     }
     let by = env.item_hash.as_str();
     let now = crate::now();

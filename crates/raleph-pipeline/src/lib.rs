@@ -27,7 +27,7 @@ use std::sync::Arc;
 use raleph_db::{Failure, FileRecord, MessageRecord};
 use raleph_message::{Content, Envelope, ItemType};
 
-pub use authorize::{Action, delegation_allows};
+pub use authorize::{Action, delegation_allows, may_forget};
 pub use intake::{PendingUpload, PipelineHandle, SubmitError, SubmitOutcome, verify_signature};
 pub use writer::spawn;
 

@@ -461,6 +461,123 @@ async fn forget_rules() {
     );
 }
 
+/// A FORGET signed by `signer` for `address`, naming `hashes` and aggregate `keys`.
+fn forget_for(
+    signer: &EthSigner,
+    address: &str,
+    hashes: &[&str],
+    keys: &[&str],
+    time: f64,
+) -> Envelope {
+    let content = json!({"address": address, "time": time, "hashes": hashes, "aggregates": keys});
+    signed(signer, MessageType::Forget, content, "TEST", time)
+}
+
+/// The reference's rule (spec 2.7): a FORGET passes the check every message passes on its own
+/// `content.address`, then forgets only messages its own sender sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn forget_only_what_its_sender_sent() {
+    let node = node();
+    let owner = EthSigner::new_random();
+    let delegate = EthSigner::new_random();
+    let (me, them) = (owner.address(), delegate.address());
+    let t = now_secs();
+    // The delegate may do anything for the owner, FORGET included.
+    let grant = json!({"authorizations": [{"address": them}]});
+    assert!(processed(
+        &run(&node, aggregate(&owner, &me, "security", grant, t)).await
+    ));
+    let post_of =
+        |signer: &EthSigner, n: f64| post(signer, &me, "note", json!({"n": n}), None, t + n);
+    let owners = post_of(&owner, 1.0);
+    let delegates = post_of(&delegate, 2.0);
+    let (owners_hash, delegates_hash) = (
+        owners.item_hash.to_string(),
+        delegates.item_hash.to_string(),
+    );
+    assert!(processed(&run(&node, owners).await));
+    assert!(processed(&run(&node, delegates).await));
+    let denied = Some(ErrorCode::PermissionDenied);
+
+    // A delegate never forgets the owner's message, for itself or for the owner.
+    let by_delegate = forget_for(&delegate, &them, &[&owners_hash], &[], t + 10.0);
+    assert_eq!(rejected_with(&run(&node, by_delegate).await), denied);
+    let for_owner = forget_for(&delegate, &me, &[&owners_hash], &[], t + 11.0);
+    assert_eq!(rejected_with(&run(&node, for_owner).await), denied);
+    // An owner cannot forget what its delegate sent for it.
+    let by_owner = forget_for(&owner, &me, &[&delegates_hash], &[], t + 12.0);
+    assert_eq!(rejected_with(&run(&node, by_owner).await), denied);
+    // Nobody sends a FORGET for an address that granted it nothing, even to forget its own.
+    let stranger = EthSigner::new_random();
+    let named = forget_for(&owner, &stranger.address(), &[&owners_hash], &[], t + 13.0);
+    assert_eq!(rejected_with(&run(&node, named).await), denied);
+    let granted_posts = json!({"authorizations": [{"address": me, "types": ["POST"]}]});
+    let theirs = stranger.address();
+    assert!(processed(
+        &run(
+            &node,
+            aggregate(&stranger, &theirs, "security", granted_posts, t)
+        )
+        .await
+    ));
+    let named = forget_for(&owner, &theirs, &[&owners_hash], &[], t + 14.0);
+    assert_eq!(rejected_with(&run(&node, named).await), denied);
+    assert_eq!(status(&node, &owners_hash), Some(MessageStatus::Processed));
+    assert_eq!(
+        status(&node, &delegates_hash),
+        Some(MessageStatus::Processed)
+    );
+
+    // The delegate forgets what it sent, sending the FORGET for the owner (its grant covers
+    // FORGET)...
+    let forget = forget_for(&delegate, &me, &[&delegates_hash], &[], t + 15.0);
+    assert!(processed(&run(&node, forget).await));
+    assert_eq!(
+        status(&node, &delegates_hash),
+        Some(MessageStatus::Forgotten)
+    );
+    // ... and the owner what it sent.
+    let forget = forget_for(&owner, &me, &[&owners_hash], &[], t + 16.0);
+    assert!(processed(&run(&node, forget).await));
+    assert_eq!(status(&node, &owners_hash), Some(MessageStatus::Forgotten));
+
+    // Aggregate keys: the elements of `content.address`'s key, each sent by the FORGET's
+    // sender. An element the delegate sent stops a key forget by the owner.
+    let element = |signer: &EthSigner, n: f64| aggregate(signer, &me, "k", json!({"n": n}), t + n);
+    let owners_element = element(&owner, 20.0);
+    let owners_element_hash = owners_element.item_hash.to_string();
+    assert!(processed(&run(&node, owners_element).await));
+    let by_delegate = forget_for(&delegate, &me, &[], &["k"], t + 21.0);
+    assert_eq!(rejected_with(&run(&node, by_delegate).await), denied);
+    let delegates_element = element(&delegate, 22.0);
+    assert!(processed(&run(&node, delegates_element).await));
+    let by_owner = forget_for(&owner, &me, &[], &["k"], t + 23.0);
+    assert_eq!(rejected_with(&run(&node, by_owner).await), denied);
+    assert!(
+        !node
+            .reader
+            .aggregates_of(&me, &["k".to_owned()])
+            .expect("read")
+            .is_empty()
+    );
+    // Once the delegate forgot its element by hash, the owner's key forget goes through.
+    let delegates_element_hash = element(&delegate, 22.0).item_hash.to_string();
+    let forget = forget_for(&delegate, &me, &[&delegates_element_hash], &[], t + 24.0);
+    assert!(processed(&run(&node, forget).await));
+    let by_owner = forget_for(&owner, &me, &[], &["k"], t + 25.0);
+    assert!(processed(&run(&node, by_owner).await));
+    assert_eq!(
+        status(&node, &owners_element_hash),
+        Some(MessageStatus::Forgotten)
+    );
+    assert!(
+        node.reader
+            .aggregates_of(&me, &["k".to_owned()])
+            .expect("read")
+            .is_empty()
+    );
+}
+
 /// What a peer syncs of an aggregate element it forgot: its signed fields, and the FORGET.
 fn skeleton(element: &Envelope, forgotten_by: &str) -> raleph_db::ForgottenRecord {
     raleph_db::ForgottenRecord {

@@ -1022,10 +1022,9 @@ impl ReadStore for PgReader {
         Ok(stats)
     }
 
-    fn sync_log(&self, after: u64, limit: usize) -> Result<SyncPage> {
-        let sql = format!(
-            "SELECT m.seq, {MESSAGE_COLUMNS} FROM messages m WHERE m.seq > $1 ORDER BY m.seq LIMIT $2"
-        );
+    fn sync_log(&self, after: u64, limit: usize, max_bytes: usize) -> Result<SyncPage> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.pool.with(|conn| {
             snapshot(conn, |conn| {
                 let epoch =
@@ -1033,28 +1032,44 @@ impl ReadStore for PgReader {
                         .map(|r| get::<String>(&r, 0))
                         .transpose()?
                         .ok_or_else(|| StoreError::Corrupt("the sync epoch is missing".into()))?;
+                // Sizes first, so that no more content than the page can carry is read (the
+                // client library holds a whole result in memory).
+                let sizes = collect(
+                    conn,
+                    "SELECT seq, (coalesce(octet_length(item_content), 0) + octet_length(content))::bigint
+                     FROM messages WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[Param::Int(after), Param::Int(limit)],
+                    |r| Ok((non_negative(get(r, 0)?), non_negative(get(r, 1)?))),
+                )?;
+                let end = crate::shared::sync_page_end(&sizes, max_bytes);
+                let cut_short = end.is_some();
+                let end = end.map_or(i64::MAX, |seq| i64::try_from(seq).unwrap_or(i64::MAX));
+                let bounds = [Param::Int(after), Param::Int(limit), Param::Int(end)];
                 let messages = collect(
                     conn,
-                    &sql,
-                    &[
-                        Param::Int(i64::try_from(after).unwrap_or(i64::MAX)),
-                        Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
-                    ],
+                    &format!(
+                        "SELECT m.seq, {MESSAGE_COLUMNS} FROM messages m
+                         WHERE m.seq > $1 AND m.seq <= $3 ORDER BY m.seq LIMIT $2"
+                    ),
+                    &bounds,
                     |r| Ok((non_negative(get(r, 0)?), message_from_row(r, 1)?)),
                 )?;
                 let forgotten = collect(
                     conn,
                     &format!(
                         "SELECT {FORGOTTEN_COLUMNS}, m.seq FROM forgotten_messages m
-                         WHERE m.seq > $1 ORDER BY m.seq LIMIT $2"
+                         WHERE m.seq > $1 AND m.seq <= $3 ORDER BY m.seq LIMIT $2"
                     ),
-                    &[
-                        Param::Int(i64::try_from(after).unwrap_or(i64::MAX)),
-                        Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
-                    ],
+                    &bounds,
                     |r| Ok((non_negative(get(r, 14)?), forgotten_from_row(r)?)),
                 )?;
-                Ok(crate::shared::sync_page(epoch, messages, forgotten, limit))
+                Ok(crate::shared::sync_page(
+                    epoch,
+                    messages,
+                    forgotten,
+                    limit as usize,
+                    cut_short,
+                ))
             })
         })
     }

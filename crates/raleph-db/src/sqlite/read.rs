@@ -1184,7 +1184,7 @@ impl ReadStore for SqliteReader {
         Ok(stats)
     }
 
-    fn sync_log(&self, after: u64, limit: usize) -> Result<SyncPage> {
+    fn sync_log(&self, after: u64, limit: usize, max_bytes: usize) -> Result<SyncPage> {
         self.pool.with(|conn| {
             // One read transaction, so the epoch and the page come from the same snapshot.
             conn.execute_batch("BEGIN").map_err(backend)?;
@@ -1194,28 +1194,52 @@ impl ReadStore for SqliteReader {
                         r.get(0)
                     })
                     .map_err(backend)?;
-                let sql = format!(
-                    "SELECT m.seq, {MESSAGE_COLUMNS} FROM messages m WHERE m.seq > ?1 ORDER BY m.seq LIMIT ?2"
-                );
                 let after = i64::try_from(after).unwrap_or(i64::MAX);
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                let messages = collect(
+                // Sizes first, from the rows' headers, so that no more content than the
+                // page can carry is read.
+                let sizes = collect(
                     conn,
-                    &sql,
+                    "SELECT seq, coalesce(length(CAST(item_content AS BLOB)), 0)
+                            + length(CAST(content AS BLOB))
+                     FROM messages WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                     &[SqlValue::Integer(after), SqlValue::Integer(limit)],
-                    |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, message_from_row(r, 1)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?.max(0) as u64,
+                            r.get::<_, i64>(1)?.max(0) as u64,
+                        ))
+                    },
                 )?;
+                let end = crate::shared::sync_page_end(&sizes, max_bytes);
+                let cut_short = end.is_some();
+                let end = end.map_or(i64::MAX, |seq| i64::try_from(seq).unwrap_or(i64::MAX));
+                let bounds = [
+                    SqlValue::Integer(after),
+                    SqlValue::Integer(limit),
+                    SqlValue::Integer(end),
+                ];
+                let sql = format!(
+                    "SELECT m.seq, {MESSAGE_COLUMNS} FROM messages m
+                     WHERE m.seq > ?1 AND m.seq <= ?3 ORDER BY m.seq LIMIT ?2"
+                );
+                let messages = collect(conn, &sql, &bounds, |r| {
+                    Ok((r.get::<_, i64>(0)?.max(0) as u64, message_from_row(r, 1)?))
+                })?;
                 let sql = format!(
                     "SELECT {FORGOTTEN_COLUMNS}, m.seq FROM forgotten_messages m
-                     WHERE m.seq > ?1 ORDER BY m.seq LIMIT ?2"
+                     WHERE m.seq > ?1 AND m.seq <= ?3 ORDER BY m.seq LIMIT ?2"
                 );
-                let forgotten = collect(
-                    conn,
-                    &sql,
-                    &[SqlValue::Integer(after), SqlValue::Integer(limit)],
-                    |r| Ok((r.get::<_, i64>(14)?.max(0) as u64, forgotten_from_row(r)?)),
-                )?;
-                Ok(crate::shared::sync_page(epoch, messages, forgotten, limit as usize))
+                let forgotten = collect(conn, &sql, &bounds, |r| {
+                    Ok((r.get::<_, i64>(14)?.max(0) as u64, forgotten_from_row(r)?))
+                })?;
+                Ok(crate::shared::sync_page(
+                    epoch,
+                    messages,
+                    forgotten,
+                    limit as usize,
+                    cut_short,
+                ))
             })();
             let _ = conn.execute_batch("COMMIT");
             page

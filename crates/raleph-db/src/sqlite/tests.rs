@@ -423,7 +423,7 @@ fn durable_store_writes_through_the_batching_log() -> Result<()> {
 fn tally_follows_commits_and_rollbacks() -> Result<()> {
     let (_dir, mut w, r) = store();
     let seqs = |r: &SqliteReader| -> Result<Vec<u64>> {
-        Ok(r.sync_log(0, 100)?
+        Ok(r.sync_log(0, 100, usize::MAX)?
             .messages
             .iter()
             .map(|(seq, _)| *seq)

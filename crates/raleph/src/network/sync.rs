@@ -43,7 +43,12 @@ pub(super) async fn answer(
             let limit = limit.clamp(1, MAX_BATCH) as usize;
             let max_bytes = shared.config.max_answer_bytes;
             let reader = shared.reader.clone();
-            let page = tokio::task::spawn_blocking(move || reader.sync_log(after, limit)).await;
+            // Hashes only are small whatever the messages' size; full messages are read no further
+            // than the answer can carry.
+            let read_bytes = if hashes_only { usize::MAX } else { max_bytes };
+            let page =
+                tokio::task::spawn_blocking(move || reader.sync_log(after, limit, read_bytes))
+                    .await;
             match page {
                 Ok(Ok(page)) if hashes_only => RalephResponse::Sync(hashes_answer(page, limit)),
                 Ok(Ok(page)) => RalephResponse::Sync(sync_answer(page, after, limit, max_bytes)),
@@ -102,7 +107,7 @@ fn sync_answer(
         }
         next = seq;
     }
-    let more = taken < total || total == limit;
+    let more = taken < total || total == limit || page.cut_short;
     SyncResponse {
         epoch: page.epoch,
         messages,
@@ -484,15 +489,19 @@ async fn proven(shared: &Shared, skeleton: &ForgottenRecord, page: &[Envelope]) 
             None => held_forget(shared, forget_hash).await,
         };
         let Some(forget) = forget else { continue };
-        if !names(&forget, skeleton) || raleph_pipeline::verify_signature(&forget).is_err() {
+        if !names(&forget, skeleton)
+            || !raleph_pipeline::may_forget(&forget.sender, &skeleton.sender)
+            || raleph_pipeline::verify_signature(&forget).is_err()
+        {
             continue;
         }
-        let security = if forget.sender == skeleton.sender {
-            None
-        } else {
-            security_of(shared, &skeleton.owner).await
+        let security = match forget_address(&forget) {
+            Some(address) if !address.eq_ignore_ascii_case(&forget.sender) => {
+                security_of(shared, &address).await
+            }
+            _ => None,
         };
-        if may_forget(&forget, skeleton, security.as_ref()) {
+        if sent_for_its_address(&forget, security.as_ref()) {
             return Some(true);
         }
     }
@@ -526,30 +535,38 @@ fn names(forget: &Envelope, skeleton: &ForgottenRecord) -> bool {
         })
 }
 
-/// Whether the sender of `forget` could forget the skeleton's message: its own sender, or a
-/// delegate the owner's `security` aggregate allows, as the FORGET handler decides.
-///
-/// Only the signed fields of a skeleton can be trusted (a peer could write any owner into
-/// it), so a delegate counts only for a message its owner sent itself: then the owner is the
-/// signed sender. The skeleton carries no post type or aggregate key, so a grant limited to
-/// some of those does not prove it either (the skeleton stays unproven).
-fn may_forget(forget: &Envelope, skeleton: &ForgottenRecord, security: Option<&Value>) -> bool {
-    if forget.sender == skeleton.sender {
-        return true;
-    }
-    if !skeleton.owner.eq_ignore_ascii_case(&skeleton.sender) {
+/// Whether `forget` passes the check every message passes, as the FORGET handler makes it:
+/// its sender is its `content.address`, or a delegate that address's `security` aggregate
+/// (`security`, as held here) allows to send FORGETs. With [`raleph_pipeline::may_forget`] on
+/// the skeleton's signed sender, this is the handler's whole rule, and it rests on signed
+/// fields only.
+fn sent_for_its_address(forget: &Envelope, security: Option<&Value>) -> bool {
+    let Some(address) = forget_address(forget) else {
         return false;
+    };
+    if address.eq_ignore_ascii_case(&forget.sender) {
+        return true;
     }
     let action = raleph_pipeline::Action {
         sender: &forget.sender,
-        owner: &skeleton.owner,
-        chain: &skeleton.chain,
-        message_type: &skeleton.message_type,
-        channel: skeleton.channel.as_deref(),
+        owner: &address,
+        chain: forget.chain.as_str(),
+        message_type: forget.message_type.as_str(),
+        channel: forget.channel.as_deref(),
         post_type: None,
         aggregate_key: None,
     };
     security.is_some_and(|security| raleph_pipeline::delegation_allows(security, &action))
+}
+
+/// The `content.address` of an inline FORGET (its sender when absent, as content parsing
+/// coerces it).
+fn forget_address(forget: &Envelope) -> Option<String> {
+    let content: Value = serde_json::from_str(forget.item_content.as_deref()?).ok()?;
+    match content.get("address") {
+        None | Some(Value::Null) => Some(forget.sender.clone()),
+        Some(address) => address.as_str().map(str::to_owned),
+    }
 }
 
 /// The `security` aggregate of `owner`, as this node holds it.
@@ -680,8 +697,30 @@ mod tests {
         // The sender rule is the same as for a FORGET by hash.
         let stranger = raleph_crypto::EthSigner::new_random();
         let theirs = forget_with(&stranger, "aggregates", &["profile"]);
-        assert!(!may_forget(&theirs, &element, None));
-        assert!(may_forget(&by_key, &element, None));
+        assert!(!proves(&theirs, &element, None));
+        assert!(proves(&by_key, &element, None));
+    }
+
+    /// The checks `proven` makes on a FORGET found for a skeleton, but the signatures.
+    fn proves(forget: &Envelope, skeleton: &ForgottenRecord, security: Option<&Value>) -> bool {
+        names(forget, skeleton)
+            && raleph_pipeline::may_forget(&forget.sender, &skeleton.sender)
+            && sent_for_its_address(forget, security)
+    }
+
+    /// A FORGET signed by `signer` for `address`, naming `target`.
+    fn forget_for(signer: &raleph_crypto::EthSigner, address: &str, target: &str) -> Envelope {
+        let mut content = Map::new();
+        content.insert("hashes".into(), serde_json::json!([target]));
+        content.insert("address".into(), address.into());
+        let json = raleph_sdk::signed_message(
+            signer,
+            raleph_message::MessageType::Forget,
+            content,
+            Some("T"),
+            1.0,
+        );
+        Envelope::from_json(&json).expect("envelope")
     }
 
     /// A POST of `owner`'s, forgotten.
@@ -705,58 +744,52 @@ mod tests {
     }
 
     #[test]
-    fn only_the_sender_or_a_granted_delegate_proves_a_skeleton() {
+    fn only_a_forget_from_the_messages_own_sender_proves_a_skeleton() {
         let owner = raleph_crypto::EthSigner::new_random();
-        let stranger = raleph_crypto::EthSigner::new_random();
+        let delegate = raleph_crypto::EthSigner::new_random();
         let skeleton = skeleton_of(&owner);
         let target = skeleton.item_hash.as_str();
-        let proves = |forget: &Envelope, security: Option<&Value>| {
-            names(forget, &skeleton) && may_forget(forget, &skeleton, security)
-        };
-        assert!(proves(&forget_by(&owner, &[target]), None));
-        assert!(!proves(&forget_by(&stranger, &[target]), None));
+        let grant = |grant: Value| serde_json::json!({"authorizations": [grant]});
+        let everything = grant(serde_json::json!({"address": delegate.address()}));
+        assert!(proves(&forget_by(&owner, &[target]), &skeleton, None));
         assert!(!proves(
             &forget_by(&owner, &["cd".repeat(32).as_str()]),
+            &skeleton,
             None
         ));
-        // A delegate proves it when the owner's `security` aggregate grants it the message's
-        // kind; not with a grant the skeleton cannot be checked against, nor another's grant.
-        let grant = |grant: Value| serde_json::json!({"authorizations": [grant]});
-        let delegate = serde_json::json!({"address": stranger.address()});
-        assert!(proves(
-            &forget_by(&stranger, &[target]),
-            Some(&grant(delegate.clone()))
-        ));
-        let posts_only = serde_json::json!({"address": stranger.address(), "types": ["POST"]});
-        assert!(proves(
-            &forget_by(&stranger, &[target]),
-            Some(&grant(posts_only))
-        ));
-        let aggregates_only =
-            serde_json::json!({"address": stranger.address(), "types": ["AGGREGATE"]});
+        // A delegate never forgets the owner's message, whatever its grant.
         assert!(!proves(
-            &forget_by(&stranger, &[target]),
-            Some(&grant(aggregates_only))
+            &forget_by(&delegate, &[target]),
+            &skeleton,
+            Some(&everything)
         ));
-        let some_post_types =
-            serde_json::json!({"address": stranger.address(), "post_types": ["note"]});
         assert!(!proves(
-            &forget_by(&stranger, &[target]),
-            Some(&grant(some_post_types))
+            &forget_for(&delegate, &owner.address(), target),
+            &skeleton,
+            Some(&everything)
         ));
-        // The owner is not signed: a skeleton claiming another owner than its sender proves
-        // nothing for a delegate, whatever that owner's grants.
-        let mut claimed = skeleton.clone();
-        claimed.owner = raleph_crypto::EthSigner::new_random().address();
-        assert!(!may_forget(
-            &forget_by(&stranger, &[target]),
-            &claimed,
-            Some(&grant(delegate.clone()))
-        ));
-        let third = raleph_crypto::EthSigner::new_random();
+        // A message a delegate sent for the owner: the delegate forgets it, sending the FORGET
+        // for itself or, with a grant of FORGET, for the owner; the owner cannot.
+        let mut delegated = skeleton_of(&delegate);
+        delegated.owner = owner.address();
+        let mine = delegated.item_hash.clone();
+        assert!(proves(&forget_by(&delegate, &[&mine]), &delegated, None));
+        assert!(!proves(&forget_by(&owner, &[&mine]), &delegated, None));
+        let on_behalf = forget_for(&delegate, &owner.address(), &mine);
+        assert!(proves(&on_behalf, &delegated, Some(&everything)));
+        let forgets =
+            grant(serde_json::json!({"address": delegate.address(), "types": ["FORGET"]}));
+        assert!(proves(&on_behalf, &delegated, Some(&forgets)));
+        // A FORGET naming an address that gave its sender no grant of FORGET proves nothing.
+        let posts_only =
+            grant(serde_json::json!({"address": delegate.address(), "types": ["POST"]}));
+        assert!(!proves(&on_behalf, &delegated, Some(&posts_only)));
+        assert!(!proves(&on_behalf, &delegated, None));
+        let stranger = raleph_crypto::EthSigner::new_random();
         assert!(!proves(
-            &forget_by(&third, &[target]),
-            Some(&grant(delegate))
+            &forget_for(&delegate, &stranger.address(), &mine),
+            &delegated,
+            None
         ));
         // A skeleton survives a round trip through its JSON.
         let back = parse_skeleton(&skeleton_json(&skeleton)).expect("parse");
@@ -781,6 +814,7 @@ mod tests {
                 .map(|i| (i * 10, record(&format!("h{i}"))))
                 .collect(),
             forgotten: Vec::new(),
+            cut_short: false,
         };
         let one = envelope_json(&record("h1")).len();
         let answer = sync_answer(page(5), 0, 5, one * 2);
@@ -795,6 +829,12 @@ mod tests {
             (answer.messages.len(), answer.next, answer.more),
             (3, 30, false)
         );
+        // A page the store ended early by its byte budget is followed by more.
+        let cut = raleph_db::SyncPage {
+            cut_short: true,
+            ..page(3)
+        };
+        assert!(sync_answer(cut, 7, 5, usize::MAX).more);
         let answer = sync_answer(page(0), 7, 5, usize::MAX);
         assert_eq!(
             (answer.messages.len(), answer.next, answer.more),
@@ -824,6 +864,7 @@ mod tests {
             epoch: "e".into(),
             messages: vec![(10, record("h1")), (30, record("h3"))],
             forgotten: vec![(20, forgotten)],
+            cut_short: false,
         };
         let answer = hashes_answer(page, 3);
         assert_eq!(answer.message_hashes, ["h1", "h3"]);
@@ -834,6 +875,7 @@ mod tests {
             epoch: "e".into(),
             messages: Vec::new(),
             forgotten: Vec::new(),
+            cut_short: false,
         };
         let answer = hashes_answer(empty, 3);
         assert_eq!((answer.next, answer.more), (0, false));
