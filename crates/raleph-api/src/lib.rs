@@ -13,6 +13,7 @@ mod error;
 pub mod files;
 mod messages;
 mod misc;
+pub mod multipart;
 pub mod p2p;
 mod params;
 mod posts;
@@ -31,6 +32,14 @@ use raleph_storage::{FileStore, StorageConfig};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use error::{ApiError, ApiResult};
+
+/// For the fuzz targets under `fuzz/` only; not part of the crate's API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::cursor::{decode as decode_cursor, encode as encode_cursor};
+    pub use crate::messages::{content_format, message_query};
+    pub use crate::params::Params;
+}
 
 /// Limits of the API. Every field is a documented config value.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

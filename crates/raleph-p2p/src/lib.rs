@@ -55,6 +55,13 @@ pub use network::{Network, StartError};
 pub use peers::{PeerCounters, PeerInfo};
 pub use protocol::{HelloResponse, PROTOCOL, RalephRequest, RalephResponse, SyncResponse};
 
+/// For the fuzz targets under `fuzz/` only; not part of the crate's API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::protocol::Codec;
+    pub use libp2p::request_response::Codec as RequestResponseCodec;
+}
+
 /// Re-exported libp2p types that appear in this crate's API.
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::identity::Keypair;

@@ -31,7 +31,7 @@ const HEADER: usize = 8;
 
 /// One journaled submission.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Record {
+pub struct Record {
     pub number: u64,
     pub received: f64,
     pub origin: String,
@@ -217,13 +217,20 @@ fn create_segment(dir: &Path, first: u64) -> io::Result<File> {
 fn read_segment(path: &Path) -> io::Result<(Vec<Record>, u64)> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
+    let (records, valid_len) = decode_segment(&bytes);
+    Ok((records, valid_len as u64))
+}
+
+/// The records at the start of a segment's bytes up to the first damaged one, and the length
+/// they span. Pure: the fuzz target `journal` feeds it arbitrary bytes.
+pub fn decode_segment(bytes: &[u8]) -> (Vec<Record>, usize) {
     let mut records = Vec::new();
     let mut offset = 0;
-    while let Some((record, length)) = parse_record(&bytes[offset..]) {
+    while let Some((record, length)) = bytes.get(offset..).and_then(parse_record) {
         records.push(record);
         offset += length;
     }
-    Ok((records, offset as u64))
+    (records, offset)
 }
 
 /// The record at the start of `bytes` and its encoded length; `None` if it is cut short or

@@ -31,6 +31,12 @@ pub use authorize::{Action, delegation_allows, may_forget};
 pub use intake::{PendingUpload, PipelineHandle, SubmitError, SubmitOutcome, verify_signature};
 pub use writer::spawn;
 
+/// For the fuzz targets under `fuzz/` only; not part of the crate's API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::journal::{Record as JournalRecord, decode_segment as decode_journal_segment};
+}
+
 /// Where the content of non-inline messages and the files of STORE messages come from, and
 /// where unpinned files are deleted.
 pub trait ContentSource: Send + Sync + 'static {
