@@ -93,7 +93,28 @@ pub struct ForgetContent {
 }
 
 impl Content {
-    /// Parses raw content bytes (inline `item_content` or a stored file) for a message.
+    /// The content of `envelope` from its raw bytes (its `item_content`, or the stored file of
+    /// a non-inline message), as the reference reads it: inline content is validated as it is,
+    /// so it must carry its own `address` and `time`; stored content gets the sender and the
+    /// envelope's time where they are missing.
+    pub fn of_message(envelope: &crate::Envelope, raw: &[u8]) -> Result<Content, ContentError> {
+        let value: Value =
+            serde_json::from_slice(raw).map_err(|e| ContentError::Json(e.to_string()))?;
+        let Value::Object(map) = value else {
+            return Err(ContentError::NotAnObject);
+        };
+        if envelope.item_type == ItemType::Inline {
+            for field in ["address", "time"] {
+                if map.get(field).is_none_or(Value::is_null) {
+                    return Err(ContentError::Missing(field.into()));
+                }
+            }
+        }
+        Content::from_map(envelope.message_type, map, &envelope.sender, envelope.time)
+    }
+
+    /// Parses raw content bytes for a message, filling in a missing `address` (the sender)
+    /// and `time` (the envelope's), as for stored content.
     pub fn parse(
         message_type: MessageType,
         raw: &[u8],

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Chain;
 use crate::item_hash::{ItemHash, ItemHashKind};
-use crate::limits::MAX_INLINE_CHARS;
+use crate::limits::{END_ENVELOPE_TIME, MAX_INLINE_CHARS, MIN_ENVELOPE_TIME};
 
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $s:literal,)* }) => {
@@ -151,19 +151,20 @@ impl Envelope {
             .transpose()?;
         let item_type = resolve_item_type(declared_type, item_content.is_some(), &item_hash)?;
         let time = match obj.get("time") {
-            Some(Value::Number(n)) => n.as_f64().filter(|t| t.is_finite() && *t >= 0.0),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|t| (MIN_ENVELOPE_TIME..END_ENVELOPE_TIME).contains(t)),
             Some(_) => None,
             None => return Err(EnvelopeError::Missing("time")),
         }
         .ok_or_else(|| {
-            EnvelopeError::invalid("time", "must be a non-negative number of seconds")
+            EnvelopeError::invalid(
+                "time",
+                "must be a number of seconds between the years 1 and 9999",
+            )
         })?;
         let channel = optional_str(obj, "channel")?.map(str::to_owned);
-        if let Some(hash_type) = optional_str(obj, "hash_type")?
-            && hash_type != "sha256"
-        {
-            return Err(EnvelopeError::invalid("hash_type", "only sha256 exists"));
-        }
+        // `hash_type` is not a field the reference reads: any value is ignored.
         let envelope = Envelope {
             sender,
             chain,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::intake::{Command, Submission, SubmitError, SubmitOutcome, verify_signature};
+use crate::intake::{Command, Submission, SubmitError, SubmitOutcome, check_submission};
 
 /// Most submissions a checker takes from the queue at once: small, so that the other
 /// checkers get a share of a burst.
@@ -62,7 +62,7 @@ fn run(
             next,
         } in taken
         {
-            submission.verdict = verify_signature(&submission.envelope);
+            submission.verdict = check_submission(&submission.envelope);
             match next {
                 Next::Journal => to_acceptor(acceptor, submission),
                 Next::Writer(reply) => {

@@ -136,7 +136,7 @@ fn content_of(w: &Writer, envelope: &Envelope) -> Option<Content> {
             &loaded
         }
     };
-    Content::parse(envelope.message_type, raw, &envelope.sender, envelope.time).ok()
+    Content::of_message(envelope, raw).ok()
 }
 
 #[cfg(test)]

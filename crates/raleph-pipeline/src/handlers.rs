@@ -64,7 +64,7 @@ pub(crate) fn process_message(
             }
         },
     };
-    let content = match Content::parse(env.message_type, raw, &env.sender, env.time) {
+    let content = match Content::of_message(env, raw) {
         Ok(content) => content,
         Err(e) => return Ok(failed(ErrorCode::InvalidFormat, e.to_string())),
     };

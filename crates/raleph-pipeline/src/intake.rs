@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use raleph_db::{ErrorCode, Failure, FileRecord, MessageStatus};
-use raleph_message::Envelope;
+use raleph_message::{Content, Envelope};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::Event;
@@ -226,6 +226,18 @@ fn unchecked(
         received: 0.0,
         journal_number: None,
     }
+}
+
+/// What is checked of a message before it is accepted: its signature, and the content of an
+/// inline message, which the reference validates at submission (a 422 there and here). A
+/// non-inline message's content is checked when it is processed, once it is at hand.
+pub fn check_submission(envelope: &Envelope) -> Result<(), Failure> {
+    verify_signature(envelope)?;
+    if let Some(inline) = &envelope.item_content {
+        Content::of_message(envelope, inline.as_bytes())
+            .map_err(|e| Failure::new(ErrorCode::InvalidFormat, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Checks the signature of an envelope against its chain's scheme.

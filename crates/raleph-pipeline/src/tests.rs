@@ -984,3 +984,66 @@ async fn accepted_messages_are_journaled_then_applied_and_replayed_after_a_stop(
         4
     );
 }
+
+/// Inline content is checked when the message is submitted, as the reference's pending-message
+/// model does: a bad one is refused at once (the API's 422), and it must carry its own address
+/// and time. Stored content gets the sender and the envelope's time where they are missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn inline_content_is_checked_at_submission() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let refused = |content: Value| {
+        let envelope = signed(&alice, MessageType::Post, content, "TEST", t);
+        let handle = node.handle.clone();
+        async move {
+            // `accept` answers once the message is journaled, before it is processed: only a
+            // check made at submission can refuse it.
+            match handle.accept(envelope, "test").await.expect("accept") {
+                SubmitOutcome::Rejected(failure) => Some(failure.code),
+                _ => None,
+            }
+        }
+    };
+    let invalid = Some(ErrorCode::InvalidFormat);
+    assert_eq!(refused(json!({"address": me, "time": t})).await, invalid);
+    assert_eq!(refused(json!({"time": t, "type": "note"})).await, invalid);
+    assert_eq!(
+        refused(json!({"address": me, "type": "note"})).await,
+        invalid
+    );
+    assert_eq!(
+        refused(json!({"address": me, "time": null, "type": "note"})).await,
+        invalid
+    );
+    assert_eq!(
+        refused(json!({"address": me, "time": -1, "type": "note"})).await,
+        invalid
+    );
+    assert_eq!(
+        refused(json!({"address": me, "time": t, "type": "note"})).await,
+        None
+    );
+
+    // The same content stored as a file, not inline: address and time are filled in.
+    let content = json!({"type": "note", "content": {"stored": true}}).to_string();
+    let file = upload(&node, content.as_bytes(), true).await;
+    let envelope = sign(
+        &alice,
+        MessageType::Post,
+        None,
+        file.sha256.clone(),
+        "TEST",
+        t,
+    );
+    assert!(processed(&run(&node, envelope).await));
+    let stored = node
+        .reader
+        .message(&file.sha256)
+        .expect("read")
+        .expect("message");
+    let value: Value = serde_json::from_str(&stored.content).expect("json");
+    assert_eq!(value["address"], json!(me));
+    assert_eq!(value["time"].as_f64(), Some(t));
+}

@@ -50,11 +50,35 @@ fn infers_item_type() {
     assert!(Envelope::from_json(&v).is_err());
 }
 
+/// The reference's bounds: a UTC date from the year 1 to the year 9999, nothing tighter; and
+/// `hash_type` is not read.
+#[test]
+fn accepts_what_the_reference_accepts() {
+    for time in [
+        -62_135_596_800.0,
+        -1.0,
+        0.0,
+        4_102_444_800.0,
+        253_402_300_799.9,
+    ] {
+        let mut v = sample();
+        v["time"] = json!(time);
+        assert_eq!(Envelope::from_json(&v).map(|e| e.time), Ok(time), "{time}");
+    }
+    for hash_type in [json!("sha256"), json!("md5"), json!(7)] {
+        let mut v = sample();
+        v["hash_type"] = hash_type;
+        assert!(Envelope::from_json(&v).is_ok());
+    }
+}
+
 #[test]
 fn refuses_bad_fields() {
     let cases: Vec<(&str, Value)> = vec![
         ("time", json!("1700000000")),
-        ("time", json!(-1)),
+        ("time", json!(253_402_300_800.0)),
+        ("time", json!(1e308)),
+        ("time", json!(-62_135_596_801.0)),
         ("chain", json!("NOPE")),
         ("type", json!("post")),
         ("item_hash", json!("abc")),
