@@ -41,7 +41,7 @@ pub async fn of_address(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let address = address.strip_suffix(".json").unwrap_or(&address).to_owned();
-    let params = Params::parse(query.as_deref());
+    let params = Params::parse(query.as_deref(), &state.config)?;
     let keys = params.list(&["keys"]);
     let with_info = params.bool(&["with_info", "withInfo"])?;
     let value_only = params.bool(&["value_only", "valueOnly"])?;
@@ -108,7 +108,7 @@ struct Page<'a> {
 
 /// `GET /api/v0/aggregates`: every aggregate, filtered by keys and addresses.
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult<Response> {
-    let params = Params::parse(query.as_deref());
+    let params = Params::parse(query.as_deref(), &state.config)?;
     let sort_by_creation = match params.get(&["sortBy", "sort_by"]) {
         None | Some("") | Some("last_modified") => false,
         Some("creation_time") => true,
@@ -147,7 +147,7 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> A
             let total = if short && (!rows.is_empty() || query.offset == 0) {
                 query.offset + rows.len() as u64
             } else {
-                counts.get_or(count_key, move || reader.count_aggregates(&count_query))?
+                counts.get_or(&count_key, move || reader.count_aggregates(&count_query))?
             };
             let text = rows.iter().map(|a| a.content.len()).sum();
             let hint = shapes::size_hint(rows.len(), text);

@@ -25,6 +25,15 @@ use std::time::{Duration, Instant};
 /// Most totals kept; past this the cache starts over (a bound, not an LRU).
 const MAX_ENTRIES: usize = 10_000;
 
+/// A cache key: the digest of the query's text, so that an entry costs the same whatever the
+/// length of the query a client sent (the cache holds at most `MAX_ENTRIES` of them).
+type Key = [u8; 32];
+
+fn digest(query: &str) -> Key {
+    use sha2::Digest;
+    sha2::Sha256::digest(query.as_bytes()).into()
+}
+
 pub(crate) struct CountCache {
     shared: Arc<Shared>,
     /// Recounts of stale totals, run one at a time by the `raleph-recount` thread: a burst of
@@ -35,7 +44,7 @@ pub(crate) struct CountCache {
 
 struct Shared {
     ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<Key, Entry>>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -79,7 +88,7 @@ impl Flight {
 /// Ends a flight even if the count panics, so that no waiter sleeps forever.
 struct Leader {
     shared: Arc<Shared>,
-    key: String,
+    key: Key,
     flight: Arc<Flight>,
     outcome: Result<u64, ()>,
 }
@@ -91,7 +100,7 @@ impl Drop for Leader {
             if entries.len() >= MAX_ENTRIES && !entries.contains_key(&self.key) {
                 entries.clear();
             }
-            let entry = entries.entry(std::mem::take(&mut self.key)).or_default();
+            let entry = entries.entry(self.key).or_default();
             if entry
                 .counting
                 .as_ref()
@@ -137,14 +146,16 @@ impl CountCache {
         }
     }
 
-    /// The cached total for `key`, or `count()` stored under it. While a count of `key` runs,
-    /// other callers wait for its total (or take the previous one, if there is one). A stale
-    /// total is answered at once and `count` runs on the recount thread.
+    /// The cached total for `query` (a query's text: any string naming it), or `count()`
+    /// stored under it. While a count of `query` runs, other callers wait for its total (or
+    /// take the previous one, if there is one). A stale total is answered at once and `count`
+    /// runs on the recount thread.
     pub(crate) fn get_or<E: std::fmt::Display>(
         &self,
-        key: String,
+        query: &str,
         count: impl FnOnce() -> Result<u64, E> + Send + 'static,
     ) -> Result<u64, E> {
+        let key = digest(query);
         // Counting, or waiting for another request's count, may take long: it does not hold
         // one of the read threads meanwhile.
         match self.shared.plan(&key, self.recounts.is_some()) {
@@ -168,7 +179,7 @@ impl CountCache {
         }
     }
 
-    fn leader(&self, key: String, flight: Arc<Flight>) -> Leader {
+    fn leader(&self, key: Key, flight: Arc<Flight>) -> Leader {
         Leader {
             shared: self.shared.clone(),
             key,
@@ -188,9 +199,8 @@ impl CountCache {
             return;
         };
         let _ = recounts.send(Box::new(move || {
-            let key = leader.key.clone();
             if let Err(e) = lead(leader, count) {
-                tracing::warn!(key, "counting a list total failed: {e}");
+                tracing::warn!("counting a list total failed: {e}");
             }
         }));
     }
@@ -211,7 +221,7 @@ impl CountCache {
 
 impl Shared {
     /// `recount`: stale totals can be counted again on the recount thread.
-    fn plan(&self, key: &str, recount: bool) -> Plan {
+    fn plan(&self, key: &Key, recount: bool) -> Plan {
         let mut entries = self.lock();
         let (total, counting) = entries
             .get(key)
@@ -223,7 +233,7 @@ impl Shared {
             (None, Some(flight)) => Plan::Wait(flight),
             (total, None) => {
                 let flight = Arc::new(Flight::default());
-                entries.entry(key.to_owned()).or_default().counting = Some(flight.clone());
+                entries.entry(*key).or_default().counting = Some(flight.clone());
                 match total {
                     Some((total, at)) if recount && at.elapsed() < self.ttl * 2 => {
                         Plan::AnswerAndRecount(total, flight)
@@ -234,7 +244,7 @@ impl Shared {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
         lock(&self.entries)
     }
 }
@@ -302,7 +312,7 @@ mod tests {
         assert_eq!(cache.get_or::<&str>("a".into(), || Ok(1)), Ok(1));
         assert_eq!(cache.get_or::<&str>("a".into(), || Ok(2)), Ok(1));
         assert_eq!(cache.get_or::<&str>("b".into(), || Ok(3)), Ok(3));
-        assert_eq!(cache.get_or("c".into(), || Err("failed")), Err("failed"));
+        assert_eq!(cache.get_or("c", || Err("failed")), Err("failed"));
         // A failed count is not cached.
         assert_eq!(cache.get_or::<&str>("c".into(), || Ok(5)), Ok(5));
         // Past twice the TTL, a total is counted again while the request waits.
@@ -354,14 +364,14 @@ mod tests {
             Ok::<_, String>(2)
         };
         // The request that finds the total stale is not kept waiting for the recount.
-        assert_eq!(cache.get_or("k".into(), recount), Ok(1));
+        assert_eq!(cache.get_or("k", recount), Ok(1));
         entered_rx.recv().expect("recount started");
         let again = recounts.clone();
         let count_again = move || {
             again.fetch_add(1, Ordering::SeqCst);
             Ok::<_, String>(99)
         };
-        assert_eq!(cache.get_or("k".into(), count_again), Ok(1));
+        assert_eq!(cache.get_or("k", count_again), Ok(1));
         release_tx.send(()).expect("release");
         cache.finish_recounts();
         assert_eq!(cache.get_or::<&str>("k".into(), || Ok(99)), Ok(2));
@@ -374,7 +384,7 @@ mod tests {
         let cache = CountCache::new(Duration::from_millis(200));
         assert_eq!(cache.get_or::<String>("k".into(), || Ok(1)), Ok(1));
         std::thread::sleep(Duration::from_millis(210));
-        assert_eq!(cache.get_or("k".into(), || Err("failed".to_owned())), Ok(1));
+        assert_eq!(cache.get_or("k", || Err("failed".to_owned())), Ok(1));
         cache.finish_recounts();
         assert_eq!(cache.get_or::<String>("k".into(), || Ok(3)), Ok(1));
         cache.finish_recounts();

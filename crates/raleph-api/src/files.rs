@@ -300,7 +300,7 @@ pub async fn ipfs_add_file(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> ApiResult<Response> {
-    let params = Params::parse(query.as_deref());
+    let params = Params::parse(query.as_deref(), &state.config)?;
     let with_cid_v1 = match params.get(&["cid_version", "cid-version"]) {
         None | Some("0") => false,
         Some("1") => true,
@@ -705,7 +705,7 @@ pub async fn address_files(
     Path(address): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let params = Params::parse(query.as_deref());
+    let params = Params::parse(query.as_deref(), &state.config)?;
     let (page, per_page) = params.page(None, 100)?;
     let order = params.sort_order()?;
     let owner = address.clone();

@@ -58,6 +58,15 @@ pub struct ApiConfig {
     /// SQLite, more readers than cores only contend for the cores and SQLite's page-cache
     /// lock (BENCHMARKS.md). Counting a list's total does not hold a turn.
     pub max_concurrent_reads: usize,
+    /// Most rows in one page of a list (`pagination`); `pagination=0`, which the reference
+    /// reads as "no limit", gets this many. A larger page is refused with a 422.
+    pub max_page_size: u64,
+    /// Most values in one query string, every comma-separated item of every parameter
+    /// counted (e.g. `addresses=a,b,c` is 3). Past it, a 422.
+    pub max_query_values: usize,
+    /// Largest websocket message or frame a client may send, in bytes (clients of the
+    /// messages websocket only ever send pings and closes).
+    pub max_websocket_message_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -68,6 +77,9 @@ impl Default for ApiConfig {
             max_websockets: 10_000,
             count_cache_secs: 30.0,
             max_concurrent_reads: 0,
+            max_page_size: 1000,
+            max_query_values: 1000,
+            max_websocket_message_bytes: 64 * 1024,
         }
     }
 }

@@ -224,7 +224,8 @@ pub fn content_format(params: &Params) -> ApiResult<ContentFormat> {
 }
 
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult<Response> {
-    list_messages(state, Params::parse(query.as_deref()), None).await
+    let params = Params::parse(query.as_deref(), &state.config)?;
+    list_messages(state, params, None).await
 }
 
 pub async fn list_page(
@@ -232,7 +233,8 @@ pub async fn list_page(
     Path(page): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    list_messages(state, Params::parse(query.as_deref()), Some(page)).await
+    let params = Params::parse(query.as_deref(), &state.config)?;
+    list_messages(state, params, Some(page)).await
 }
 
 /// A page of a list, keys in the order the reference emits them.
@@ -305,7 +307,7 @@ async fn list_messages(
         state
             .read(move |r| {
                 let rows = r.forgotten_messages(&query)?;
-                let total = counts.get_or(count_key, move || {
+                let total = counts.get_or(&count_key, move || {
                     reader.count_forgotten_messages(&count_query)
                 })?;
                 let hint = shapes::size_hint(rows.len(), 0);
@@ -324,7 +326,7 @@ async fn list_messages(
                 let total = if short && (!rows.is_empty() || query.offset == 0) {
                     query.offset + rows.len() as u64
                 } else {
-                    counts.get_or(count_key, move || reader.count_messages(&count_query))?
+                    counts.get_or(&count_key, move || reader.count_messages(&count_query))?
                 };
                 let text = rows.iter().map(shapes::message_text).sum();
                 let messages = rows

@@ -57,7 +57,7 @@ pub async fn address_stats_v0(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let params = Params::parse(query.as_deref());
+    let params = Params::parse(query.as_deref(), &state.config)?;
     let addresses = params.list(&["addresses"]);
     let stats = state.read(move |r| r.address_stats(&addresses)).await?;
     let data: Map<String, Value> = stats
@@ -71,7 +71,7 @@ pub async fn address_stats_v1(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let params = Params::parse(query.as_deref());
+    let params = Params::parse(query.as_deref(), &state.config)?;
     let addresses = params.list(&["addresses"]);
     let contains = params
         .get(&["addressContains", "address_contains"])

@@ -64,7 +64,8 @@ pub async fn list_v0(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    list(state, Params::parse(query.as_deref()), None, Version::V0).await
+    let params = Params::parse(query.as_deref(), &state.config)?;
+    list(state, params, None, Version::V0).await
 }
 
 pub async fn page_v0(
@@ -72,9 +73,10 @@ pub async fn page_v0(
     Path(page): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
+    let params = Params::parse(query.as_deref(), &state.config)?;
     list(
         state,
-        Params::parse(query.as_deref()),
+        params,
         Some(page),
         Version::V0,
     )
@@ -85,7 +87,8 @@ pub async fn list_v1(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    list(state, Params::parse(query.as_deref()), None, Version::V1).await
+    let params = Params::parse(query.as_deref(), &state.config)?;
+    list(state, params, None, Version::V1).await
 }
 
 pub async fn page_v1(
@@ -93,9 +96,10 @@ pub async fn page_v1(
     Path(page): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
+    let params = Params::parse(query.as_deref(), &state.config)?;
     list(
         state,
-        Params::parse(query.as_deref()),
+        params,
         Some(page),
         Version::V1,
     )
@@ -185,7 +189,7 @@ async fn list(
             let total = if short && (!rows.is_empty() || query.offset == 0) {
                 query.offset + rows.len() as u64
             } else {
-                counts.get_or(count_key, move || reader.count_posts(&count_query))?
+                counts.get_or(&count_key, move || reader.count_posts(&count_query))?
             };
             let hint = post_hint(&rows);
             Ok(shapes::to_json(

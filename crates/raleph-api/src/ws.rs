@@ -28,7 +28,7 @@ pub async fn messages(
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let params = Params::parse(query.as_deref());
+    let params = Params::parse(query.as_deref(), &state.config)?;
     let mut filter = message_query(&params)?;
     let format = content_format(&params)?;
     let history = params.int(&["history"], 10)?;
@@ -39,7 +39,11 @@ pub async fn messages(
     }
     filter.sort_order = SortOrder::Descending;
     filter.limit = history;
-    Ok(upgrade.on_upgrade(move |socket| serve(state, socket, filter, format)))
+    let limit = state.config.max_websocket_message_bytes;
+    Ok(upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| serve(state, socket, filter, format)))
 }
 
 async fn serve(
