@@ -5,7 +5,7 @@ use std::io::SeekFrom;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
+use crate::multipart;
 use crate::params::Params;
 use crate::shapes::iso_time;
 use crate::{AppState, messages};
@@ -224,20 +225,22 @@ async fn receive(
             store: None,
         });
     }
-    let mut multipart = Multipart::from_request(request, state)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
+    // Our own parser (multipart.rs): preamble, part headers and part count are bounded.
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let parser = multipart::Parser::from_content_type(content_type, multipart::Limits::default())?;
+    let mut parts = multipart::Reader::new(parser, request.into_body().into_data_stream());
     let mut store = None;
     let mut file = None;
     let mut name = None;
-    let malformed = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request(format!("malformed multipart body: {e}"))
-    };
-    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
-        match field.name() {
+    while let Some(part) = parts.next_part().await? {
+        match part.name.as_deref() {
             Some("metadata") => {
                 let mut text = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                while let Some(chunk) = parts.chunk().await? {
                     if text.len() + chunk.len() > MAX_METADATA_BYTES {
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
@@ -251,7 +254,7 @@ async fn receive(
                 store = Some(parse_metadata(&text));
             }
             Some("file") if file.is_none() => {
-                name = field.file_name().map(str::to_owned);
+                name = part.filename;
                 // Metadata may come after the file: until it is known, stream with the larger
                 // limit, and check the right one once the body is read.
                 let limit = match store {
@@ -259,15 +262,15 @@ async fn receive(
                     None => authenticated_limit.max(limits.max_unauthenticated_upload_bytes),
                 };
                 let sink = Sink::start(new_writer(state, limit, with_cid_v1)?);
-                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                while let Some(chunk) = parts.chunk().await? {
                     if !sink.feed(chunk).await {
                         break;
                     }
                 }
                 file = Some(sink.finish().await?);
             }
-            // Unknown parts are read and ignored.
-            _ => while field.chunk().await.map_err(malformed)?.is_some() {},
+            // Unknown parts are read and ignored (`next_part` skips what is left of them).
+            _ => {}
         }
     }
     let store = store.transpose()?;

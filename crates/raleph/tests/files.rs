@@ -7,6 +7,7 @@ use raleph_crypto::EthSigner;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use sha2::Digest;
+use std::time::{Duration, Instant};
 use support::{RunningNode, now};
 
 fn sha256(bytes: &[u8]) -> String {
@@ -143,4 +144,79 @@ async fn uploads_downloads_and_bad_input() {
     .expect("json");
     assert_eq!(listing["files"][0]["file_hash"], json!(hash));
     assert_eq!(listing["total_size"], json!(bytes.len()));
+}
+
+/// Sends a request head and the first `sent` bytes of `body`, then stalls (the rest of the
+/// body never comes); the status the node answers with, and how long it took.
+async fn stalled_upload(url: &str, body: &[u8], sent: usize) -> (Option<u16>, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /api/v0/storage/add_file HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).await.expect("head");
+    // The node may answer and close before all of it is written.
+    let _ = stream.write_all(&body[..sent]).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let status = read.ok().and_then(|()| {
+        let line = String::from_utf8_lossy(&answer);
+        line.split(' ').nth(1).and_then(|s| s.parse().ok())
+    });
+    (status, started.elapsed())
+}
+
+/// Issue 13: bytes before the first boundary and part headers are not buffered without limit.
+/// A body with a 1 MB preamble, and one with a 1 MB part header, get a 413 as soon as the
+/// limit (8 KiB) is passed, long before the body ends; a normal upload still works after.
+#[tokio::test]
+async fn multipart_preamble_and_headers_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::start(dir.path());
+    let mb = 1024 * 1024;
+    let part = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n";
+    let mut preamble = vec![b'p'; mb];
+    preamble.extend_from_slice(b"\r\n");
+    preamble.extend_from_slice(part);
+    preamble.extend_from_slice(b"\r\nbytes\r\n--XYZ--\r\n");
+    let mut header = part.to_vec();
+    header.extend_from_slice(b"X-Big: ");
+    header.extend(std::iter::repeat_n(b'h', mb));
+    header.extend_from_slice(b"\r\n\r\nbytes\r\n--XYZ--\r\n");
+    for (what, body) in [("preamble", &preamble), ("header", &header)] {
+        // 64 KiB of the 1 MB, then nothing: the answer cannot wait for the end of the body.
+        let (status, took) = stalled_upload(&node.url, body, 64 * 1024).await;
+        assert_eq!(status, Some(413), "1 MB {what}");
+        assert!(
+            took < Duration::from_secs(5),
+            "1 MB {what}: answered after {took:?}"
+        );
+    }
+
+    let signer = EthSigner::new_random();
+    let bytes = b"a normal upload, after the refused ones".to_vec();
+    let hash = sha256(&bytes);
+    let store = raleph_sdk::store_message(&signer, &hash, Some("FILES"), now());
+    let form = Form::new()
+        .text("metadata", metadata(&store))
+        .part("file", file_part(&bytes));
+    let (status, body) = upload(&node.url, form).await;
+    assert_eq!(
+        (status, body["hash"].as_str()),
+        (200, Some(hash.as_str())),
+        "{body}"
+    );
 }
