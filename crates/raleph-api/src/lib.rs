@@ -18,6 +18,7 @@ pub mod p2p;
 mod params;
 mod posts;
 mod read_pool;
+mod serve;
 mod shapes;
 mod ws;
 
@@ -32,6 +33,7 @@ use raleph_storage::{FileStore, StorageConfig};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use error::{ApiError, ApiResult};
+pub use serve::{ConnectionLimits, serve};
 
 /// For the fuzz targets under `fuzz/` only; not part of the crate's API.
 #[doc(hidden)]
@@ -58,6 +60,25 @@ pub struct ApiConfig {
     /// SQLite, more readers than cores only contend for the cores and SQLite's page-cache
     /// lock (BENCHMARKS.md). Counting a list's total does not hold a turn.
     pub max_concurrent_reads: usize,
+    /// Most API connections open at once, websockets included. A connection past it is
+    /// closed as soon as it is accepted, before anything is read. 0: no limit.
+    pub max_connections: usize,
+    /// Most API connections open at once from one client address (an IPv6 client counts by
+    /// its /64). A connection past it is closed as soon as it is accepted. Loopback is not
+    /// exempt: behind a reverse proxy on the same host every client shares the proxy's
+    /// address, so raise it there, or set 0 (no per-address limit) and let the proxy limit.
+    pub max_connections_per_ip: usize,
+    /// A request's line and headers must all arrive within this many seconds of its first
+    /// byte (of the connection's opening, for its first request), or the connection is
+    /// closed. 0: no limit.
+    pub header_timeout_secs: f64,
+    /// A connection with no request in flight is closed after this many seconds. A request is
+    /// in flight until its whole response has been sent, so a long download is not cut; a
+    /// websocket is never closed by it. 0: never.
+    pub idle_timeout_secs: f64,
+    /// Largest request head (request line and headers), bytes: past it, a 431. It also bounds
+    /// what a connection buffers of its input at once. At least 8 192.
+    pub max_header_bytes: usize,
     /// Most rows in one page of a list (`pagination`); `pagination=0`, which the reference
     /// reads as "no limit", gets this many. A larger page is refused with a 422.
     pub max_page_size: u64,
@@ -77,6 +98,12 @@ impl Default for ApiConfig {
             max_websockets: 10_000,
             count_cache_secs: 30.0,
             max_concurrent_reads: 0,
+            // Sized so that memory stays bounded (tests/connections.rs measures a flood).
+            max_connections: 4_096,
+            max_connections_per_ip: 256,
+            header_timeout_secs: 10.0,
+            idle_timeout_secs: 60.0,
+            max_header_bytes: 64 * 1024,
             max_page_size: 1000,
             max_query_values: 1000,
             max_websocket_message_bytes: 64 * 1024,
