@@ -137,6 +137,10 @@ pub trait WriteStore: Send {
     /// Deletes the records of files with no pin and no unexpired grace pin; returns their
     /// sha256 so their bytes can be deleted.
     fn collect_unpinned_files(&mut self, now: f64) -> Result<Vec<String>>;
+    /// Forgets rejected messages (their record and status) first received before `before`,
+    /// then the oldest past the newest `keep`, at most `batch` in all; returns how many. A
+    /// copy that arrives later is a new message.
+    fn expire_rejections(&mut self, before: f64, keep: u64, batch: usize) -> Result<usize>;
     fn file_known(&mut self, sha256: &str) -> Result<bool>;
 
     // FORGET.

@@ -437,6 +437,35 @@ fn rejections(s: &mut Store) -> Result<()> {
     // Processed later: the rejection goes.
     add(s, &message("h", "POST", "0xA", 1.0))?;
     assert!(s.r.rejection("h")?.is_none());
+
+    // Expiry: by age first, then the oldest past the number kept, a batch at a time.
+    s.w.begin()?;
+    for (i, hash) in ["r1", "r2", "r3", "r4", "r5"].iter().enumerate() {
+        let failure = Failure::new(ErrorCode::InvalidSignature, "bad");
+        s.w.record_rejection(hash, &json!({"item_hash": hash}), &failure)?;
+        s.w.set_status(hash, MessageStatus::Rejected, 10.0 + i as f64)?;
+    }
+    s.w.set_status("pending", MessageStatus::Pending, 0.0)?;
+    s.w.commit()?;
+    let status = |s: &mut Store, hash: &str| -> Result<Option<MessageStatus>> {
+        Ok(s.r.status(hash)?.map(|st| st.status))
+    };
+    s.w.begin()?;
+    assert_eq!(s.w.expire_rejections(11.5, 10, 100)?, 2, "r1 and r2 by age");
+    s.w.commit()?;
+    assert!(s.r.rejection("r1")?.is_none() && s.r.rejection("r2")?.is_none());
+    assert_eq!(status(s, "r2")?, None);
+    assert_eq!(status(s, "r3")?, Some(MessageStatus::Rejected));
+    s.w.begin()?;
+    assert_eq!(s.w.expire_rejections(0.0, 1, 1)?, 1, "one at a time");
+    assert_eq!(s.w.expire_rejections(0.0, 1, 100)?, 1, "down to one kept");
+    assert_eq!(s.w.expire_rejections(0.0, 1, 100)?, 0);
+    s.w.commit()?;
+    assert_eq!(status(s, "r4")?, None);
+    assert_eq!(status(s, "r5")?, Some(MessageStatus::Rejected));
+    assert!(s.r.rejection("r5")?.is_some());
+    // Other statuses are never touched.
+    assert_eq!(status(s, "pending")?, Some(MessageStatus::Pending));
     Ok(())
 }
 

@@ -123,16 +123,14 @@ pub(crate) fn forgotten_rightly(w: &mut Writer, envelope: &Envelope) -> raleph_d
     Ok(false)
 }
 
-/// The parsed content of a message, when it is inline or already stored here.
+/// The parsed content of a message, when it is inline or already stored here (and within
+/// `pipeline.max_content_bytes`).
 fn content_of(w: &Writer, envelope: &Envelope) -> Option<Content> {
     let loaded;
     let raw = match &envelope.item_content {
         Some(inline) => inline.as_bytes(),
         None => {
-            loaded = w
-                .content
-                .load(envelope.item_type, envelope.item_hash.as_str())
-                .ok()??;
+            loaded = crate::handlers::stored_content(w, envelope).ok()?.0;
             &loaded
         }
     };

@@ -42,26 +42,15 @@ pub(crate) fn process_message(
     // The content file a non-inline message pins from now on, recorded once it is processed
     // (so the garbage collector knows the file).
     let mut content_file = None;
-    let (raw, size): (&[u8], u64) = match (&env.item_content, env.item_type) {
-        (Some(inline), _) => (inline.as_bytes(), inline.chars().count() as u64),
-        (None, item_type) => match w.content.load(item_type, env.item_hash.as_str()) {
-            Ok(Some(bytes)) => {
-                content_file = w.content.file(env.item_hash.as_str()).ok().flatten();
+    let (raw, size): (&[u8], u64) = match &env.item_content {
+        Some(inline) => (inline.as_bytes(), inline.chars().count() as u64),
+        None => match stored_content(w, env) {
+            Ok((bytes, file)) => {
+                content_file = Some(file);
                 loaded = bytes;
                 (&loaded, loaded.len() as u64)
             }
-            Ok(None) => {
-                return Ok(failed(
-                    ErrorCode::ContentUnavailable,
-                    "the content is not available yet",
-                ));
-            }
-            Err(e) => {
-                return Ok(failed(
-                    ErrorCode::ContentUnavailable,
-                    format!("reading the content failed: {e}"),
-                ));
-            }
+            Err(failure) => return Ok(Applied::Failed(failure)),
         },
     };
     let content = match Content::of_message(env, raw) {
@@ -110,6 +99,44 @@ pub(crate) fn process_message(
     };
     w.store.insert_message(&message)?;
     Ok(Applied::Processed(record_of(&message)))
+}
+
+/// The stored content of a non-inline message, and its file, if the node holds it and it is
+/// no larger than `pipeline.max_content_bytes`: the size is checked before anything is read.
+pub(crate) fn stored_content(
+    w: &Writer,
+    env: &Envelope,
+) -> Result<(Vec<u8>, raleph_db::FileRecord), Failure> {
+    let hash = env.item_hash.as_str();
+    let unavailable = |e: std::io::Error| {
+        Failure::new(
+            ErrorCode::ContentUnavailable,
+            format!("reading the content failed: {e}"),
+        )
+    };
+    let Some(file) = w.content.file(hash).map_err(unavailable)? else {
+        return Err(Failure::new(
+            ErrorCode::ContentUnavailable,
+            "the content is not available yet",
+        ));
+    };
+    let limit = w.config.max_content_bytes;
+    if file.size > limit {
+        return Err(Failure::new(
+            ErrorCode::InvalidFormat,
+            format!(
+                "the content is {} bytes, over the limit of {limit} (pipeline.max_content_bytes)",
+                file.size
+            ),
+        ));
+    }
+    match w.content.load(env.item_type, hash).map_err(unavailable)? {
+        Some(bytes) => Ok((bytes, file)),
+        None => Err(Failure::new(
+            ErrorCode::ContentUnavailable,
+            "the content is not available yet",
+        )),
+    }
 }
 
 fn failed(code: ErrorCode, error: impl Into<Value>) -> Applied {

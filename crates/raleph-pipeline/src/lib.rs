@@ -97,6 +97,17 @@ pub struct PipelineConfig {
     pub max_retries: u32,
     /// Ceiling of the retry backoff, in seconds.
     pub max_backoff_secs: f64,
+    /// Largest content of a non-inline (storage, ipfs) message, in bytes: a message whose
+    /// content file is larger is rejected before the file is read. Its parsed form takes
+    /// several times its size in memory while the message is processed.
+    pub max_content_bytes: u64,
+    /// Bytes kept of each string field of a rejected message (its `item_content`, sender,
+    /// channel...): enough to see whose it was and why it failed.
+    pub rejected_head_bytes: usize,
+    /// How long a rejected message is remembered, in seconds; after that it is unknown.
+    pub rejected_retention_secs: f64,
+    /// Most rejected messages remembered; past it the oldest are forgotten first.
+    pub max_rejected_kept: u64,
     /// How long a file with no pin left is kept before the garbage collector deletes it.
     /// Set from `storage.grace_period_secs`.
     #[serde(skip)]
@@ -118,6 +129,10 @@ impl Default for PipelineConfig {
             process_batch: 500,
             max_retries: 10,
             max_backoff_secs: 300.0,
+            max_content_bytes: 4 * 1024 * 1024,
+            rejected_head_bytes: 1024,
+            rejected_retention_secs: 7.0 * 24.0 * 3600.0,
+            max_rejected_kept: 100_000,
             file_grace_period_secs: 24.0 * 3600.0,
             durable: true,
         }

@@ -1047,3 +1047,80 @@ async fn inline_content_is_checked_at_submission() {
     assert_eq!(value["address"], json!(me));
     assert_eq!(value["time"].as_f64(), Some(t));
 }
+
+/// A rejected message is remembered with a bounded head of each field, and only so many are
+/// remembered: a client with no key cannot store unbounded bytes by sending invalid messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn rejections_are_bounded() {
+    let node = node_with(PipelineConfig {
+        rejected_head_bytes: 100,
+        max_rejected_kept: 10,
+        ..PipelineConfig::default()
+    });
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let mut hashes = Vec::new();
+    for i in 0..25 {
+        // A large inline content under a signature that does not match it.
+        let big = "x".repeat(150_000);
+        let content =
+            json!({"address": me, "time": t, "type": "note", "content": {"big": big, "i": i}});
+        let mut envelope = signed(&alice, MessageType::Post, content, "TEST", t);
+        envelope.signature = Some(format!("0x{}", "ab".repeat(65)));
+        hashes.push(envelope.item_hash.to_string());
+        let outcome = node.handle.accept(envelope, "test").await.expect("accept");
+        assert!(matches!(outcome, SubmitOutcome::Rejected(_)));
+    }
+    // Flush the writer: a valid message behind them.
+    assert!(processed(
+        &run(&node, post(&alice, &me, "note", json!({}), None, t)).await
+    ));
+    let kept: Vec<_> = hashes
+        .iter()
+        .filter_map(|h| node.reader.rejection(h).expect("read"))
+        .collect();
+    assert!(
+        !kept.is_empty() && kept.len() <= 10,
+        "{} rejections kept",
+        kept.len()
+    );
+    for rejection in &kept {
+        let head = rejection.message["item_content"]
+            .as_str()
+            .expect("content head");
+        assert_eq!(head.len(), 100);
+        assert_eq!(rejection.error_code, ErrorCode::InvalidSignature.code());
+    }
+    // The newest are the ones kept.
+    assert!(node.reader.rejection(&hashes[24]).expect("read").is_some());
+    assert!(node.reader.rejection(&hashes[0]).expect("read").is_none());
+    assert_eq!(status(&node, &hashes[0]), None);
+}
+
+/// Stored content over `max_content_bytes` is rejected from its size, before it is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn stored_content_over_the_limit_is_rejected() {
+    let node = node_with(PipelineConfig {
+        max_content_bytes: 200,
+        ..PipelineConfig::default()
+    });
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let stored = |padding: usize| {
+        let content =
+            json!({"address": me, "time": t, "type": "note", "content": "x".repeat(padding)});
+        content.to_string()
+    };
+    for (padding, fits) in [(10, true), (300, false)] {
+        let file = upload(&node, stored(padding).as_bytes(), true).await;
+        let envelope = sign(&alice, MessageType::Post, None, file.sha256, "TEST", t);
+        let event = run(&node, envelope).await;
+        if fits {
+            assert!(processed(&event));
+        } else {
+            assert_eq!(rejected_with(&event), Some(ErrorCode::InvalidFormat));
+        }
+    }
+}

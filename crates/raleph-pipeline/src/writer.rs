@@ -12,6 +12,7 @@ use raleph_db::{
 };
 use raleph_message::Envelope;
 use rand::Rng;
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::forgotten::{forget_held_element, forgotten_rightly};
@@ -105,6 +106,7 @@ pub fn spawn(
         payments,
         config,
         events,
+        rejections_since_expiry: 0,
         applied,
     };
     let thread = std::thread::Builder::new()
@@ -122,6 +124,8 @@ pub(crate) struct Writer {
     pub(crate) payments: Arc<dyn PaymentPolicy>,
     pub(crate) config: PipelineConfig,
     events: broadcast::Sender<Event>,
+    /// Rejections recorded since rejections were last expired.
+    rejections_since_expiry: u64,
     /// The last journal record applied and committed (read by the acceptor to delete
     /// applied journal segments).
     applied: Arc<AtomicU64>,
@@ -172,6 +176,7 @@ impl Writer {
             }
             // One processing batch per turn, so intake is never starved by a long backlog.
             self.process_due();
+            self.expire_rejections_if_due();
         }
         tracing::info!("pipeline writer stopped");
     }
@@ -316,6 +321,11 @@ impl Writer {
         if deleted > 0 {
             tracing::info!(deleted, "garbage collector deleted unpinned files");
         }
+        match self.expire_rejections() {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "forgot rejected messages past their time"),
+            Err(e) => return Err(store_error(e)),
+        }
         Ok(deleted)
     }
 
@@ -423,8 +433,7 @@ impl Writer {
         if let Err(failure) = &s.verdict {
             // A bad copy never overrides a message the node already holds or is processing.
             if status.is_none_or(|st| st == MessageStatus::Rejected) {
-                self.store
-                    .record_rejection(item_hash, &envelope.to_json(), failure)?;
+                self.record_rejection(item_hash, &envelope.to_json(), failure)?;
                 self.store
                     .set_status(item_hash, MessageStatus::Rejected, now)?;
             }
@@ -463,8 +472,7 @@ impl Writer {
                 Ok(outcome)
             }
             Applied::Failed(failure) => {
-                self.store
-                    .record_rejection(item_hash, &envelope.to_json(), &failure)?;
+                self.record_rejection(item_hash, &envelope.to_json(), &failure)?;
                 self.store
                     .set_status(item_hash, MessageStatus::Rejected, now)?;
                 events.push(Event::Rejected {
@@ -615,6 +623,60 @@ impl Writer {
         })
     }
 
+    /// Records why a message was rejected, keeping only a bounded copy of it (see
+    /// [`kept_of_rejected`]), and expires old rejections once enough new ones came.
+    fn record_rejection(
+        &mut self,
+        item_hash: &str,
+        message: &Value,
+        failure: &Failure,
+    ) -> raleph_db::Result<()> {
+        let kept = kept_of_rejected(message, self.config.rejected_head_bytes);
+        self.store.record_rejection(item_hash, &kept, failure)?;
+        self.rejections_since_expiry += 1;
+        Ok(())
+    }
+
+    /// Forgets rejections past their retention time, and the oldest past
+    /// `max_rejected_kept`, in transactions of their own. Run by the garbage collector, and
+    /// after every tenth of `max_rejected_kept` new rejections, so that their number stays
+    /// bounded however fast invalid messages come.
+    fn expire_rejections(&mut self) -> raleph_db::Result<usize> {
+        const BATCH: usize = 10_000;
+        self.rejections_since_expiry = 0;
+        let before = now() - self.config.rejected_retention_secs.max(0.0);
+        let keep = self.config.max_rejected_kept;
+        let mut expired = 0;
+        loop {
+            self.store.begin()?;
+            let done = match self.store.expire_rejections(before, keep, BATCH) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = self.store.rollback();
+                    return Err(e);
+                }
+            };
+            self.store.commit()?;
+            expired += done;
+            if done < BATCH {
+                return Ok(expired);
+            }
+        }
+    }
+
+    /// Expires rejections when enough new ones came since the last time.
+    fn expire_rejections_if_due(&mut self) {
+        let every = (self.config.max_rejected_kept / 10).max(1);
+        if self.rejections_since_expiry < every {
+            return;
+        }
+        match self.expire_rejections() {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "forgot the oldest rejected messages"),
+            Err(e) => tracing::warn!("expiring rejected messages failed: {e}"),
+        }
+    }
+
     fn reject(&mut self, row: &PendingRow, failure: Failure) -> raleph_db::Result<Event> {
         self.store.delete_pending(row.id)?;
         let status = self.store.status(&row.item_hash)?;
@@ -623,8 +685,7 @@ impl Writer {
         if others == 0
             && status.is_none_or(|s| matches!(s, MessageStatus::Pending | MessageStatus::Rejected))
         {
-            self.store
-                .record_rejection(&row.item_hash, &row.message, &failure)?;
+            self.record_rejection(&row.item_hash, &row.message, &failure)?;
             self.store
                 .set_status(&row.item_hash, MessageStatus::Rejected, row.reception_time)?;
         }
@@ -682,4 +743,30 @@ mod tests {
         assert_eq!(gather_duration(1e300), MAX_GATHER);
         assert_eq!(gather_duration(f64::INFINITY), MAX_GATHER);
     }
+}
+
+/// What is kept of a rejected message: its fields, each string cut to `head` bytes (at a
+/// character boundary). Enough to see whose it was and why it failed, and no more: a client
+/// with no key can send invalid messages as fast as the node takes them, and their full
+/// bodies (up to 200 000 characters of content each) would be free storage.
+pub(crate) fn kept_of_rejected(message: &Value, head: usize) -> Value {
+    let Value::Object(fields) = message else {
+        return Value::Null;
+    };
+    let cut = |text: &str| {
+        let mut end = text.len().min(head);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_owned()
+    };
+    let kept = fields.iter().filter_map(|(name, value)| {
+        let value = match value {
+            Value::String(text) => Value::String(cut(text)),
+            Value::Array(_) | Value::Object(_) => return None,
+            scalar => scalar.clone(),
+        };
+        Some((cut(name), value))
+    });
+    Value::Object(kept.take(16).collect())
 }
