@@ -556,6 +556,21 @@ impl Parser {
         let too_large = MultipartError::HeadersTooLarge {
             limit: self.limits.max_header_bytes,
         };
+        // A lone LF right after a boundary may already be held (kept while the check for `--`
+        // waited for a second byte): it ends the line, whatever input follows.
+        if let Some(at) = memchr::memchr(b'\n', &self.held) {
+            let length = at + 1;
+            if length > left {
+                return Err(too_large);
+            }
+            self.header_bytes += length;
+            let mut line = self.held.split_to(at + 1);
+            line.truncate(at);
+            if line.last() == Some(&b'\r') {
+                line.truncate(line.len() - 1);
+            }
+            return Ok(Some(line));
+        }
         match memchr::memchr(b'\n', &self.input) {
             Some(at) => {
                 let length = self.held.len() + at + 1;
@@ -1512,6 +1527,22 @@ mod tests {
             events.push(event);
         }
         Ok(events)
+    }
+
+    /// Found by the fuzz target `multipart`: a lone LF ending a boundary line, arriving as
+    /// the last byte of a chunk, was taken as the start of the next line.
+    #[test]
+    fn a_lone_lf_after_a_boundary_ends_its_line_at_a_chunk_end() {
+        let body = b"--XYZ\ncontent-disposition: form-data; name=e\n\nhi\r\n--XYZ--";
+        for sizes in [&[body.len()][..], &[6], &[5, 1], &[3]] {
+            let mut parser = Parser::from_content_type(CT, Limits::default()).expect("parser");
+            let parts = run(&mut parser, split(body, sizes)).map(|e| collect_parts(&e));
+            assert_eq!(
+                parts,
+                Ok(vec![(head("e", None, None), b"hi".to_vec())]),
+                "{sizes:?}"
+            );
+        }
     }
 
     proptest! {
