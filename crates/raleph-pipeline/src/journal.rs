@@ -47,6 +47,10 @@ pub(crate) struct Journal {
     /// First record number of each segment, oldest first; the last is the open one.
     segments: Vec<u64>,
     next_number: u64,
+    /// A write failed: the open segment may end in part of a record. Nothing is appended
+    /// until it is cut back to its last whole record or a new segment is started
+    /// ([`Journal::repair`]), so no acknowledged record ever follows a torn one.
+    damaged: bool,
 }
 
 impl Journal {
@@ -96,6 +100,7 @@ impl Journal {
             file_bytes: 0,
             segments,
             next_number,
+            damaged: false,
         };
         journal.release(applied)?;
         Ok((journal, unapplied))
@@ -107,10 +112,9 @@ impl Journal {
         &mut self,
         entries: impl IntoIterator<Item = (&'a Envelope, &'a str, f64)>,
     ) -> io::Result<u64> {
+        self.repair()?;
         if self.file_bytes >= SEGMENT_BYTES {
-            self.file = create_segment(&self.dir, self.next_number)?;
-            self.segments.push(self.next_number);
-            self.file_bytes = 0;
+            self.start_segment()?;
         }
         let first = self.next_number;
         let mut buffer = Vec::new();
@@ -131,14 +135,46 @@ impl Journal {
             self.next_number += 1;
         }
         if let Err(e) = self.write(&buffer) {
-            // The records may be half written: start over in a new segment so no later record
-            // follows a damaged one (reading stops at the damage).
-            self.file = create_segment(&self.dir, self.next_number)?;
-            self.segments.push(self.next_number);
-            self.file_bytes = 0;
+            // None of these records is acknowledged; they may be half written.
+            self.next_number = first;
+            self.damaged = true;
+            // At once if possible; otherwise before the next append.
+            if let Err(repair) = self.repair() {
+                tracing::warn!("intake journal: cannot repair the segment yet: {repair}");
+            }
             return Err(e);
         }
         Ok(first)
+    }
+
+    /// After a failed write: cuts the open segment back to its last whole record or, if that
+    /// fails, starts a new segment. Fails, leaving the journal damaged, if neither works.
+    fn repair(&mut self) -> io::Result<()> {
+        if !self.damaged {
+            return Ok(());
+        }
+        let cut = self.file.set_len(self.file_bytes).and_then(|()| {
+            if self.sync {
+                self.file.sync_data()?;
+            }
+            Ok(())
+        });
+        match cut {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!("intake journal: cutting a failed write off failed: {e}");
+                self.start_segment()?;
+            }
+        }
+        self.damaged = false;
+        Ok(())
+    }
+
+    fn start_segment(&mut self) -> io::Result<()> {
+        self.file = create_segment(&self.dir, self.next_number)?;
+        self.segments.push(self.next_number);
+        self.file_bytes = 0;
+        Ok(())
     }
 
     fn write(&mut self, buffer: &[u8]) -> io::Result<()> {
@@ -363,5 +399,55 @@ mod tests {
         assert_eq!(list_segments(dir.path()).unwrap(), [2, 3, 4]);
         journal.release(3).expect("release");
         assert_eq!(list_segments(dir.path()).unwrap(), [4]);
+    }
+
+    /// A journal whose last append failed halfway: part of a record is on disk after the
+    /// three whole ones, and nothing was acknowledged.
+    fn torn_after_three() -> (tempfile::TempDir, Journal, Vec<Envelope>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut journal, _) = Journal::open(dir.path(), 0, true).expect("open");
+        let envelopes: Vec<_> = (0..5).map(envelope).collect();
+        journal
+            .append(envelopes[..3].iter().map(|e| (e, "api", 1.0)))
+            .expect("append");
+        journal
+            .file
+            .write_all(&[0x40, 0, 0, 0, 1, 2])
+            .expect("torn");
+        journal.damaged = true;
+        (dir, journal, envelopes)
+    }
+
+    #[test]
+    fn no_record_follows_a_torn_one_in_its_segment() {
+        let (dir, mut journal, envelopes) = torn_after_three();
+        let next = journal
+            .append([(&envelopes[3], "api", 1.0)])
+            .expect("append");
+        assert_eq!(next, 4, "the failed records' numbers are given again");
+        drop(journal);
+        let (_, replay) = Journal::open(dir.path(), 0, true).expect("reopen");
+        assert_eq!(numbers(&replay), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_segment_that_cannot_be_cut_is_left_for_a_new_one() {
+        let (dir, mut journal, envelopes) = torn_after_three();
+        // A handle that can neither write nor cut the segment: the failed write's tail
+        // stays, and the journal goes on in a new segment.
+        journal.file = File::open(segment_path(dir.path(), 1)).expect("read-only handle");
+        journal.damaged = false;
+        assert!(journal.append([(&envelopes[3], "api", 1.0)]).is_err());
+        let next = journal
+            .append([(&envelopes[4], "api", 1.0)])
+            .expect("append");
+        assert_eq!(next, 4);
+        assert_eq!(journal.segments, [1, 4]);
+        drop(journal);
+        let (_, replay) = Journal::open(dir.path(), 0, true).expect("reopen");
+        assert_eq!(numbers(&replay), [1, 2, 3, 4]);
+        let last: serde_json::Value =
+            serde_json::from_slice(&replay[3].envelope_json).expect("json");
+        assert_eq!(last["item_hash"], json!(envelopes[4].item_hash.as_str()));
     }
 }
