@@ -59,4 +59,7 @@ RALEPH_BIN="$CARGO_TARGET_DIR/debug/raleph" "$VENV/bin/pytest" tests/compat -q -
 step "independent CID check (JS UnixFS importer)"
 RALEPH_BIN="$CARGO_TARGET_DIR/debug/raleph" tests/cid/run.sh -q -p no:cacheprovider
 
+step "fuzz targets (scripts/fuzz.sh: each parser fuzzed for a few seconds)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
+
 step "all tests passed"
