@@ -40,6 +40,14 @@ impl ApiError {
 
 impl From<raleph_db::StoreError> for ApiError {
     fn from(e: raleph_db::StoreError) -> Self {
+        if e.is_unavailable() {
+            // The database is down or the disk full: the request may succeed later.
+            tracing::warn!("a request found the store unavailable: {e}");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unavailable, retry later",
+            );
+        }
         ApiError::internal(e)
     }
 }

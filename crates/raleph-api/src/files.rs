@@ -83,7 +83,9 @@ fn storage_error(e: StorageError) -> ApiError {
 
 fn pipeline_error(e: SubmitError) -> ApiError {
     match e {
-        SubmitError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        SubmitError::Busy | SubmitError::Unavailable(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
         other => ApiError::internal(other),
     }
 }

@@ -113,7 +113,9 @@ async fn submit_envelope(
         state.pipeline.submit(envelope, "api").await
     };
     outcome.map_err(|e| match e {
-        SubmitError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        SubmitError::Busy | SubmitError::Unavailable(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
         other => ApiError::internal(other),
     })
 }

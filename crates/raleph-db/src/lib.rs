@@ -44,10 +44,22 @@ pub enum Durability {
 pub enum StoreError {
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be used right now, whatever is asked of it: the server is down or
+    /// unreachable, the disk is full, an I/O error. Nothing is wrong with the request; the
+    /// same request may succeed once the database is back.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("database schema is version {found}, newer than this node knows ({known})")]
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the database, not the request, failed (see [`StoreError::Unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,7 +1,7 @@
 //! The handle through which the API (and later peers and chains) submit messages.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use raleph_db::{ErrorCode, Failure, FileRecord, MessageStatus};
@@ -72,6 +72,10 @@ pub enum SubmitError {
     Busy,
     #[error("the pipeline has stopped")]
     Stopped,
+    /// The database or the disk cannot be written right now; messages already accepted are
+    /// kept and applied once it is back.
+    #[error("the node cannot store messages right now ({0}), retry later")]
+    Unavailable(String),
     #[error("the store failed: {0}")]
     Store(String),
 }
@@ -87,9 +91,16 @@ pub struct PipelineHandle {
     /// The last journal record written, and the last one applied to the store.
     pub(crate) journaled: Arc<AtomicU64>,
     pub(crate) applied: Arc<AtomicU64>,
+    /// Set by the writer while the store cannot be written (see `Writer::park`).
+    pub(crate) store_down: Arc<AtomicBool>,
 }
 
 impl PipelineHandle {
+    /// Whether the store is down: submissions are refused until it is back.
+    pub fn store_down(&self) -> bool {
+        self.store_down.load(Ordering::Acquire)
+    }
+
     /// Verifies the signature (on a checker thread), records the message durably and
     /// returns once it is processed (or queued for a retry, or refused). Cancel-safe: a
     /// dropped future may still have journaled the message, which is then processed as usual.
@@ -139,8 +150,13 @@ impl PipelineHandle {
         outcome.await.map_err(|_| SubmitError::Stopped)?
     }
 
-    /// Queues a submission for its signature check.
+    /// Queues a submission for its signature check; refused while the store is down.
     fn check(&self, submission: Submission, next: Next) -> Result<(), SubmitError> {
+        if self.store_down.load(Ordering::Acquire) {
+            return Err(SubmitError::Unavailable(
+                "the database is unavailable".into(),
+            ));
+        }
         self.checks
             .try_send(Unchecked { submission, next })
             .map_err(|e| match e {
@@ -311,7 +327,7 @@ pub(crate) fn run_acceptor(
                 tracing::error!("writing the intake journal failed: {e}");
                 for submission in group {
                     if let Some(reply) = submission.reply {
-                        let _ = reply.send(Err(SubmitError::Store(format!(
+                        let _ = reply.send(Err(SubmitError::Unavailable(format!(
                             "writing the intake journal failed: {e}"
                         ))));
                     }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
@@ -44,6 +44,9 @@ fn gather_duration(ms: f64) -> Duration {
 /// `PipelineConfig::max_unapplied`), so this only caps the number of small groups.
 const WRITER_QUEUE: usize = 4096;
 
+/// The longest pause between two tries of a store that is unavailable.
+const MAX_PARK_PAUSE: Duration = Duration::from_secs(2);
+
 /// Starts the pipeline: the acceptor thread, which journals submissions in `journal_dir`, and
 /// the writer thread, which first applies what the journal holds beyond the store's position
 /// (submissions a stop interrupted). Both stop when every handle is dropped.
@@ -76,12 +79,14 @@ pub fn spawn(
         intake,
         commands.clone(),
     )?;
+    let store_down = Arc::new(AtomicBool::new(false));
     let handle = PipelineHandle {
         checks,
         commands: commands.clone(),
         events: events.clone(),
         journaled: journaled.clone(),
         applied: applied.clone(),
+        store_down: store_down.clone(),
     };
     let limits = AcceptorLimits {
         group: config.intake_batch.max(1),
@@ -108,6 +113,7 @@ pub fn spawn(
         events,
         rejections_since_expiry: 0,
         applied,
+        store_down,
     };
     let thread = std::thread::Builder::new()
         .name("raleph-writer".into())
@@ -129,6 +135,8 @@ pub(crate) struct Writer {
     /// The last journal record applied and committed (read by the acceptor to delete
     /// applied journal segments).
     applied: Arc<AtomicU64>,
+    /// Set while the store is unavailable (see [`Writer::park`]); intake refuses meanwhile.
+    store_down: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -336,25 +344,23 @@ impl Writer {
     fn commit_intake(&mut self, batch: Vec<Submission>) {
         let started = std::time::Instant::now();
         let mut events = Vec::new();
-        let position = batch.iter().filter_map(|s| s.journal_number).max();
-        let result = self.store.begin().and_then(|()| {
-            let outcomes = batch
-                .iter()
-                .map(|s| self.record_submission(s, &mut events))
-                .collect::<raleph_db::Result<Vec<_>>>()?;
-            if let Some(position) = position {
-                self.store.set_journal_position(position)?;
-            }
-            self.store.commit()?;
-            Ok(outcomes)
-        });
+        let mut result = self.try_commit_intake(&batch, &mut events);
         tracing::trace!(
             messages = batch.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "applied a batch"
         );
+        if matches!(&result, Err(e) if e.is_unavailable()) {
+            // The store, not these messages, failed: they are journaled and acknowledged, so
+            // they wait here, in order, until the store is back.
+            result = self.park(|w| {
+                events.clear();
+                w.try_commit_intake(&batch, &mut events)
+            });
+        }
         match result {
             Ok(outcomes) => {
+                let position = batch.iter().filter_map(|s| s.journal_number).max();
                 if let Some(position) = position {
                     self.applied.fetch_max(position, Ordering::AcqRel);
                 }
@@ -370,19 +376,79 @@ impl Writer {
             Err(e) if batch.len() > 1 => {
                 // Apply them one by one, so one message that trips the store does not hold
                 // back the others (they are journaled and acknowledged already).
-                let _ = self.store.rollback();
                 tracing::warn!("applying a batch failed, retrying its messages one by one: {e}");
                 for submission in batch {
                     self.commit_intake(vec![submission]);
                 }
             }
             Err(e) => {
-                let _ = self.store.rollback();
                 for submission in batch {
                     self.queue_after_store_error(submission, &e);
                 }
             }
         }
+    }
+
+    /// One transaction applying `batch` with the journal position it reaches; rolled back
+    /// if it fails.
+    fn try_commit_intake(
+        &mut self,
+        batch: &[Submission],
+        events: &mut Vec<Event>,
+    ) -> raleph_db::Result<Vec<SubmitOutcome>> {
+        let position = batch.iter().filter_map(|s| s.journal_number).max();
+        let result = self.store.begin().and_then(|()| {
+            let outcomes = batch
+                .iter()
+                .map(|s| self.record_submission(s, events))
+                .collect::<raleph_db::Result<Vec<_>>>()?;
+            if let Some(position) = position {
+                self.store.set_journal_position(position)?;
+            }
+            self.store.commit()?;
+            Ok(outcomes)
+        });
+        if result.is_err() {
+            let _ = self.store.rollback();
+        }
+        result
+    }
+
+    /// Runs `attempt` again and again, with a growing pause between tries (up to
+    /// `MAX_PARK_PAUSE`), while it fails because the store is unavailable (a database server
+    /// that is down, a full disk); returns its first other outcome. Meanwhile the handle
+    /// reports the store down, so new submissions are refused (HTTP 503) instead of piling up,
+    /// and nothing waiting here spends a retry: a store fault is not the message's fault.
+    fn park<T>(
+        &mut self,
+        mut attempt: impl FnMut(&mut Self) -> raleph_db::Result<T>,
+    ) -> raleph_db::Result<T> {
+        let since = std::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        let mut last_log: Option<std::time::Instant> = None;
+        self.store_down.store(true, Ordering::Release);
+        let result = loop {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(MAX_PARK_PAUSE);
+            match attempt(self) {
+                Err(e) if e.is_unavailable() => {
+                    if last_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                        tracing::error!(
+                            down_for_secs = since.elapsed().as_secs(),
+                            "the store is unavailable; accepted messages wait, new ones are refused: {e}"
+                        );
+                        last_log = Some(std::time::Instant::now());
+                    }
+                }
+                other => break other,
+            }
+        };
+        self.store_down.store(false, Ordering::Release);
+        tracing::warn!(
+            down_for_secs = since.elapsed().as_secs_f64(),
+            "the store is back"
+        );
+        result
     }
 
     /// A submission whose processing failed on a store error: put it in the pending queue to
@@ -391,14 +457,24 @@ impl Writer {
         let item_hash = submission.envelope.item_hash.to_string();
         tracing::warn!(%item_hash, "processing failed on a store error, queued: {e}");
         let now = submission.received;
-        let queued = self.store.begin().and_then(|()| {
-            let outcome = self.enqueue(&submission, now, now)?;
-            if let Some(position) = submission.journal_number {
-                self.store.set_journal_position(position)?;
+        let queue = |w: &mut Self| {
+            let queued = w.store.begin().and_then(|()| {
+                let outcome = w.enqueue(&submission, now, now)?;
+                if let Some(position) = submission.journal_number {
+                    w.store.set_journal_position(position)?;
+                }
+                w.store.commit()?;
+                Ok(outcome)
+            });
+            if queued.is_err() {
+                let _ = w.store.rollback();
             }
-            self.store.commit()?;
-            Ok(outcome)
-        });
+            queued
+        };
+        let mut queued = queue(self);
+        if matches!(&queued, Err(e) if e.is_unavailable()) {
+            queued = self.park(queue);
+        }
         let answer = match queued {
             Ok(outcome) => {
                 if let Some(position) = submission.journal_number {
@@ -407,7 +483,6 @@ impl Writer {
                 Ok(outcome)
             }
             Err(e) => {
-                let _ = self.store.rollback();
                 tracing::error!(
                     %item_hash,
                     journal = ?submission.journal_number,
@@ -528,14 +603,43 @@ impl Writer {
             }
         };
         let mut events = Vec::with_capacity(rows.len());
+        let mut result = self.try_process(&rows, &mut events);
+        if matches!(&result, Err(e) if e.is_unavailable()) {
+            result = self.park(|w| {
+                events.clear();
+                w.try_process(&rows, &mut events)
+            });
+        }
+        match result {
+            Ok(()) => {
+                for event in events {
+                    let _ = self.events.send(event);
+                }
+            }
+            Err(e) => {
+                tracing::error!("failed to commit a processing batch: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// One transaction deciding `rows`, rolled back if it fails. A message on which the store
+    /// fails is tried again later, unless the store is unavailable: then the whole batch fails,
+    /// and no message spends a retry on it.
+    fn try_process(
+        &mut self,
+        rows: &[PendingRow],
+        events: &mut Vec<Event>,
+    ) -> raleph_db::Result<()> {
         let result = self.store.begin().and_then(|()| {
-            for row in &rows {
+            for row in rows {
                 self.store.savepoint()?;
                 match self.process_row(row) {
                     Ok(event) => {
                         self.store.release_savepoint()?;
                         events.push(event);
                     }
+                    Err(e) if e.is_unavailable() => return Err(e),
                     Err(e) => {
                         // The store failed on this message: undo its changes, retry it later.
                         self.store.rollback_savepoint()?;
@@ -547,18 +651,10 @@ impl Writer {
             }
             self.store.commit()
         });
-        match result {
-            Ok(()) => {
-                for event in events {
-                    let _ = self.events.send(event);
-                }
-            }
-            Err(e) => {
-                let _ = self.store.rollback();
-                tracing::error!("failed to commit a processing batch: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        if result.is_err() {
+            let _ = self.store.rollback();
         }
+        result
     }
 
     /// Decides one pending message. Store errors propagate; message failures become events.

@@ -73,7 +73,41 @@ pub fn redact(url: &str) -> String {
 }
 
 pub(crate) fn backend(e: ::postgres::Error) -> StoreError {
-    StoreError::Backend(Box::new(e))
+    if unavailable(&e) {
+        StoreError::Unavailable(Box::new(e))
+    } else {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// Whether an error says the server cannot be used right now rather than that a statement
+/// failed: the connection is closed or was never made, or the server reports a connection
+/// exception (class 08), insufficient resources such as a full disk (53), an operator
+/// intervention such as a shutdown (57P), or a system error (58).
+fn unavailable(e: &::postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(state) => {
+            let code = state.code();
+            ["08", "53", "57P", "58"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }
+        // No SQLSTATE: unavailable if talking to the server failed (an I/O error, as when
+        // connecting to a server that is down), not if a value failed to convert.
+        None => {
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                if cause.is::<std::io::Error>() {
+                    return true;
+                }
+                source = cause.source();
+            }
+            false
+        }
+    }
 }
 
 fn other(message: impl Into<String>) -> StoreError {

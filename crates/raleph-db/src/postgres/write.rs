@@ -57,8 +57,8 @@ impl PgWriter {
         }
         if self.conn.is_none() {
             if self.in_transaction {
-                return Err(other(
-                    "the database connection was lost during a transaction",
+                return Err(StoreError::Unavailable(
+                    "the database connection was lost during a transaction".into(),
                 ));
             }
             let mut conn = self.session.connect(Role::Writer(self.durability))?;
@@ -975,7 +975,10 @@ impl WriteStore for PgWriter {
             expired.extend(oldest);
         }
         for hash in &expired {
-            self.exec("DELETE FROM rejected_messages WHERE item_hash = $1", &[hash])?;
+            self.exec(
+                "DELETE FROM rejected_messages WHERE item_hash = $1",
+                &[hash],
+            )?;
             self.exec(
                 "DELETE FROM message_status WHERE item_hash = $1 AND status = 'rejected'",
                 &[hash],

@@ -25,7 +25,25 @@ pub use crate::Durability;
 use crate::{Result, StoreError};
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(Box::new(e))
+    use rusqlite::ffi::ErrorCode as C;
+    // Failures of the file or the machine, not of the statement: a full disk, an I/O error,
+    // a file that cannot be opened or written, no memory.
+    let unavailable = e.sqlite_error_code().is_some_and(|code| {
+        matches!(
+            code,
+            C::DiskFull
+                | C::SystemIoFailure
+                | C::CannotOpen
+                | C::ReadOnly
+                | C::OutOfMemory
+                | C::FileLockingProtocolFailed
+        )
+    });
+    if unavailable {
+        StoreError::Unavailable(Box::new(e))
+    } else {
+        StoreError::Backend(Box::new(e))
+    }
 }
 
 /// Whether this process's SQLite uses the page cache wrapper (see `page_cache`): it does when
