@@ -1,6 +1,8 @@
 //! The network behaviour: what runs on a connection.
 //!
-//! Only three parts, and only gossipsub ever opens a stream on its own:
+//! Only four parts, and only gossipsub ever opens a stream on its own:
+//! - connection limits (total, inbound, per peer, pending), so connections cannot exhaust
+//!   the node;
 //! - a block list, so banned peers' connections are refused;
 //! - gossipsub, configured as the reference nodes are (p2p.md §4.1, §11), except that received
 //!   messages are validated by the node before they are forwarded;
@@ -13,9 +15,9 @@ use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{allow_block_list, gossipsub, request_response};
+use libp2p::{allow_block_list, connection_limits, gossipsub, request_response};
 
-use crate::config::{P2pConfig, secs};
+use crate::config::{P2pConfig, limit, secs};
 use crate::message_id::message_id;
 use crate::protocol::{Codec, PROTOCOL};
 
@@ -29,6 +31,7 @@ pub const MAX_PUBLISH_BYTES: usize = 261_500;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) raleph: request_response::Behaviour<Codec>,
@@ -80,7 +83,14 @@ pub(crate) fn build(keypair: &Keypair, config: &P2pConfig) -> Result<Behaviour, 
         [(PROTOCOL, request_response::ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(secs(config.request_timeout_secs)),
     );
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(limit(config.max_connections))
+        .with_max_established_incoming(limit(config.max_incoming_connections))
+        .with_max_established_per_peer(limit(config.max_connections_per_peer))
+        .with_max_pending_incoming(limit(config.max_pending_incoming))
+        .with_max_pending_outgoing(limit(config.max_pending_outgoing));
     Ok(Behaviour {
+        limits: connection_limits::Behaviour::new(limits),
         blocked: allow_block_list::Behaviour::default(),
         gossipsub,
         raleph,

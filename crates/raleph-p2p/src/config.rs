@@ -71,6 +71,32 @@ pub struct P2pConfig {
     pub max_response_bytes: usize,
     /// How long an outbound `/raleph/1` request may take, seconds.
     pub request_timeout_secs: f64,
+    /// Most established connections, inbound and outbound together; a connection past it is
+    /// closed once its handshake ends. 0: no limit.
+    pub max_connections: u32,
+    /// Most established inbound connections, kept below `max_connections` so that peers
+    /// dialing in cannot take every place and leave none for this node's own dials (an
+    /// eclipse). 0: no limit.
+    pub max_incoming_connections: u32,
+    /// Most established connections to one peer (two nodes that dial each other at once hold
+    /// two). 0: no limit.
+    pub max_connections_per_peer: u32,
+    /// Most inbound connections still in their handshake (Noise, muxer) at once; past it a new
+    /// inbound connection is closed at once. 0: no limit.
+    pub max_pending_incoming: u32,
+    /// Most outbound dials in progress at once; past it a dial fails at once (and is retried
+    /// at the next re-dial). 0: no limit.
+    pub max_pending_outgoing: u32,
+    /// Most streams open at once on one yamux connection (every stream may buffer up to
+    /// 256 KiB the node has not read yet). libp2p's default is 512.
+    pub yamux_max_streams: usize,
+    /// Most streams open at once on one mplex connection (used only by peers that offer no
+    /// yamux; gossipsub needs two). Past it the peer's new streams are reset.
+    pub mplex_max_streams: usize,
+    /// Frames (up to 1 MiB each) an mplex stream buffers before the connection stops reading
+    /// until the node has read them, so one mplex connection holds at most
+    /// `mplex_max_streams` × this many MiB. libp2p's default is 32.
+    pub mplex_max_buffered_frames: usize,
 }
 
 impl Default for P2pConfig {
@@ -104,8 +130,21 @@ impl Default for P2pConfig {
             max_request_bytes: 64 * 1024,
             max_response_bytes: 8 * 1024 * 1024,
             request_timeout_secs: 30.0,
+            max_connections: 256,
+            max_incoming_connections: 192,
+            max_connections_per_peer: 2,
+            max_pending_incoming: 32,
+            max_pending_outgoing: 64,
+            yamux_max_streams: 128,
+            mplex_max_streams: 16,
+            mplex_max_buffered_frames: 4,
         }
     }
+}
+
+/// A connection-count field as a libp2p limit: 0 is none.
+pub(crate) fn limit(value: u32) -> Option<u32> {
+    (value > 0).then_some(value)
 }
 
 /// A seconds field as a `Duration`; negative, NaN or huge values become zero or the maximum

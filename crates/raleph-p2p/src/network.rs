@@ -43,6 +43,21 @@ pub enum StartError {
     },
 }
 
+/// The muxers' configurations, with the stream and buffer bounds of `config`.
+fn muxer_configs(config: &P2pConfig) -> (yamux::Config, libp2p_mplex::Config) {
+    let mut yamux = yamux::Config::default();
+    // At least one stream; the 1 GiB connection window of the default allows up to 4 096.
+    yamux.set_max_num_streams(config.yamux_max_streams.clamp(1, 4_096));
+    let mut mplex = libp2p_mplex::Config::new();
+    mplex
+        .set_max_num_streams(config.mplex_max_streams.max(1))
+        .set_max_buffer_size(config.mplex_max_buffered_frames.max(1))
+        // The default: a full stream buffer pauses reading the connection rather than
+        // resetting the stream.
+        .set_max_buffer_behaviour(libp2p_mplex::MaxBufferBehaviour::Block);
+    (yamux, mplex)
+}
+
 /// Starts the libp2p layer.
 #[derive(Debug)]
 pub struct Network;
@@ -65,13 +80,14 @@ impl Network {
         keypair: Keypair,
     ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), StartError> {
         let behaviour_config = config.clone();
+        let muxers = muxer_configs(&config);
         let mut swarm = SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
                 // yamux first, mplex for older peers, in the order the reference offers them.
-                (yamux::Config::default, libp2p_mplex::Config::default),
+                (move || muxers.0.clone(), move || muxers.1.clone()),
             )
             .map_err(|e| StartError::Transport(Box::new(e)))?
             .with_dns()

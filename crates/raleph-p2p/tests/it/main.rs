@@ -6,6 +6,7 @@ mod discovery;
 mod flood;
 mod gossip;
 mod harness;
+mod limits;
 mod reference_like;
 mod requests;
 mod rsa_identity;
