@@ -224,17 +224,15 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         println!("p2p listening on {addr}");
     }
     std::io::stdout().flush().ok();
-    // Replies and websocket pushes go out at once, not after Nagle's delay (up to ~40 ms for a
-    // websocket client that never writes).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("could not set TCP_NODELAY on an API connection: {e}");
-        }
-    });
-    axum::serve(listener, raleph_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serve API")?;
+    // With the connection limits and timeouts of `[api]`, and TCP_NODELAY on every connection.
+    let limits = raleph_api::ConnectionLimits::from_config(&state.config);
+    raleph_api::serve(
+        listener,
+        raleph_api::router(state),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("shutting down");
     drop(writer_thread);
     Ok(())
