@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 use crate::intake::{Command, Submission, SubmitError, SubmitOutcome, check_submission};
+use crate::vital::{Deaths, Vital};
 
 /// Most submissions a checker takes from the queue at once: small, so that the other
 /// checkers get a share of a burst.
@@ -38,15 +39,20 @@ pub(crate) fn spawn(
     queue: Receiver<Unchecked>,
     acceptor: SyncSender<Submission>,
     writer: SyncSender<Command>,
+    deaths: &Deaths,
 ) -> std::io::Result<()> {
     let queue = Arc::new(Mutex::new(queue));
     for index in 0..threads.max(1) {
         let queue = queue.clone();
         let acceptor = acceptor.clone();
         let writer = writer.clone();
+        let deaths = deaths.clone();
         std::thread::Builder::new()
             .name(format!("raleph-check-{index}"))
-            .spawn(move || run(&queue, &acceptor, &writer))?;
+            .spawn(move || {
+                let _vital = Vital::new("signature checker", &deaths);
+                run(&queue, &acceptor, &writer)
+            })?;
     }
     Ok(())
 }

@@ -93,9 +93,27 @@ pub struct PipelineHandle {
     pub(crate) applied: Arc<AtomicU64>,
     /// Set by the writer while the store cannot be written (see `Writer::park`).
     pub(crate) store_down: Arc<AtomicBool>,
+    /// The first death of a pipeline thread (see `vital`).
+    pub(crate) deaths: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl PipelineHandle {
+    /// Waits until a thread of the pipeline dies (it panicked: a bug), and says which. Never
+    /// returns while the pipeline is alive: a node waits on it to stop, with an error, rather
+    /// than serve on without a writer.
+    pub async fn failed(&self) -> String {
+        let mut deaths = self.deaths.clone();
+        loop {
+            if let Some(death) = deaths.borrow_and_update().clone() {
+                return death;
+            }
+            if deaths.changed().await.is_err() {
+                // Every thread ended normally: the pipeline stopped.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Whether the store is down: submissions are refused until it is back.
     pub fn store_down(&self) -> bool {
         self.store_down.load(Ordering::Acquire)

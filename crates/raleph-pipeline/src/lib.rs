@@ -20,6 +20,7 @@ mod forgotten;
 mod handlers;
 mod intake;
 mod journal;
+mod vital;
 mod writer;
 
 use std::sync::Arc;

@@ -1124,3 +1124,55 @@ async fn stored_content_over_the_limit_is_rejected() {
         }
     }
 }
+
+/// A content source with a bug: it panics on any file.
+struct Panicking;
+
+impl ContentSource for Panicking {
+    fn load(&self, _: ItemType, _: &str) -> std::io::Result<Option<Vec<u8>>> {
+        panic!("a bug in the content source")
+    }
+    fn file(&self, _: &str) -> std::io::Result<Option<raleph_db::FileRecord>> {
+        panic!("a bug in the content source")
+    }
+    fn delete_file(&self, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn list_files(&self) -> std::io::Result<Vec<(String, std::time::SystemTime)>> {
+        Ok(Vec::new())
+    }
+}
+
+/// A pipeline thread that dies is reported, so the node stops instead of going on without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_writer_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (writer, _reader) =
+        open(&dir.path().join("index.sqlite"), Durability::Normal).expect("open");
+    let (handle, _thread) = spawn(
+        Box::new(writer),
+        Arc::new(Panicking),
+        Arc::new(NoPayments),
+        PipelineConfig::default(),
+        &dir.path().join("intake"),
+    )
+    .expect("spawn");
+    // Alive: nothing is reported.
+    let quiet = tokio::time::timeout(Duration::from_millis(200), handle.failed()).await;
+    assert!(quiet.is_err());
+    // A non-inline message makes the writer ask the content source for its file.
+    let alice = EthSigner::new_random();
+    let envelope = sign(
+        &alice,
+        MessageType::Post,
+        None,
+        "ab".repeat(32),
+        "TEST",
+        now_secs(),
+    );
+    let _ = handle.accept(envelope, "test").await;
+    let death = tokio::time::timeout(Duration::from_secs(10), handle.failed())
+        .await
+        .expect("the writer's death is reported");
+    assert!(death.contains("writer"), "{death}");
+}

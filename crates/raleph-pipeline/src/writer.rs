@@ -21,6 +21,7 @@ use crate::intake::{
     AcceptorLimits, Command, PendingUpload, Submission, SubmitError, SubmitOutcome, run_acceptor,
 };
 use crate::journal::{Journal, Record, static_origin};
+use crate::vital::Vital;
 use crate::{ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle, now};
 
 /// Longest the writer sleeps when nothing is due, so it notices a stopped node.
@@ -73,11 +74,13 @@ pub fn spawn(
     let (intake, accepted) = sync_channel(config.intake_queue.max(1));
     let (commands, inbox) = sync_channel(WRITER_QUEUE);
     let (events, _) = broadcast::channel(4096);
+    let (deaths, deaths_seen) = crate::vital::deaths();
     crate::check::spawn(
         config.signature_threads(),
         unchecked,
         intake,
         commands.clone(),
+        &deaths,
     )?;
     let store_down = Arc::new(AtomicBool::new(false));
     let handle = PipelineHandle {
@@ -87,15 +90,18 @@ pub fn spawn(
         journaled: journaled.clone(),
         applied: applied.clone(),
         store_down: store_down.clone(),
+        deaths: deaths_seen,
     };
     let limits = AcceptorLimits {
         group: config.intake_batch.max(1),
         unapplied: config.max_unapplied.max(1) as u64,
     };
     let acceptor_applied = applied.clone();
+    let acceptor_deaths = deaths.clone();
     std::thread::Builder::new()
         .name("raleph-acceptor".into())
         .spawn(move || {
+            let _vital = Vital::new("acceptor", &acceptor_deaths);
             run_acceptor(
                 journal,
                 accepted,
@@ -118,6 +124,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("raleph-writer".into())
         .spawn(move || {
+            let _vital = Vital::new("writer", &deaths);
             writer.replay(unapplied);
             writer.run(inbox)
         })?;

@@ -73,6 +73,22 @@ impl FileStore {
         Ok(FileStore { root })
     }
 
+    /// Deletes what `tmp/` holds: uploads a stop interrupted, which nothing will finish. Call
+    /// it at start, before any upload begins (it would delete uploads in progress). Returns
+    /// how many files it deleted.
+    pub fn sweep_temporary(&self) -> Result<usize, StorageError> {
+        let mut deleted = 0;
+        for entry in fs::read_dir(self.root.join("tmp"))? {
+            let path = entry?.path();
+            match fs::remove_file(&path) {
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Starts streaming a file in. `limit` bounds its size; `with_cid_v1` also computes the
     /// CIDv1 (raw leaves), at the cost of one more hash pass.
     pub fn writer(&self, limit: u64, with_cid_v1: bool) -> Result<FileWriter, StorageError> {

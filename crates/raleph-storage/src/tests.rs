@@ -96,3 +96,18 @@ fn delete_removes_every_name() -> Result<(), StorageError> {
     assert!(store.list()?.is_empty());
     Ok(())
 }
+
+#[test]
+fn interrupted_uploads_are_swept() -> Result<(), StorageError> {
+    let (dir, store) = store();
+    let kept = store.put_bytes(b"kept", false)?;
+    let mut interrupted = store.writer(u64::MAX, false)?;
+    interrupted.write(b"half an upload")?;
+    // A stop: the writer's temporary file is left behind.
+    std::mem::forget(interrupted);
+    std::fs::write(dir.path().join("tmp").join("stray"), b"x")?;
+    assert!(store.sweep_temporary()? >= 2);
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp"))?.count(), 0);
+    assert!(store.contains(&kept.sha256));
+    Ok(())
+}

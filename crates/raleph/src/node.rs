@@ -159,6 +159,12 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let (writer, reader, database) = open_database(&config).await?;
     let _resident = keep_resident(&config)?;
     let files = FileStore::open(config.data_dir.join("files")).context("open file store")?;
+    // Uploads a stop interrupted: nothing will finish them.
+    match files.sweep_temporary() {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(swept, "deleted uploads the last stop interrupted"),
+        Err(e) => tracing::warn!("sweeping interrupted uploads failed: {e}"),
+    }
     let payments: Arc<dyn PaymentPolicy> = Arc::new(NoPayments);
     tracing::info!("{}", payments.describe());
     let pipeline_config = raleph_pipeline::PipelineConfig {
@@ -180,6 +186,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     .await
     .context("start pipeline")?
     .context("start pipeline")?;
+    // Watched for a dead thread (see the end of this function).
+    let watched = pipeline.clone();
     spawn_garbage_collector(
         pipeline.clone(),
         Duration::from_secs_f64(config.storage.gc_interval_secs.max(0.1)),
@@ -226,13 +234,22 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush().ok();
     // With the connection limits and timeouts of `[api]`, and TCP_NODELAY on every connection.
     let limits = raleph_api::ConnectionLimits::from_config(&state.config);
-    raleph_api::serve(
-        listener,
-        raleph_api::router(state),
-        limits,
-        shutdown_signal(),
-    )
-    .await;
+    // The node stops on a signal, or when a pipeline thread dies: it never goes on serving
+    // reads while submissions wait on a writer that is gone.
+    let (death_sender, mut death) = tokio::sync::oneshot::channel();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            reason = watched.failed() => {
+                tracing::error!("{reason}: the node stops");
+                let _ = death_sender.send(reason);
+            }
+        }
+    };
+    raleph_api::serve(listener, raleph_api::router(state), limits, stop).await;
+    if let Ok(reason) = death.try_recv() {
+        anyhow::bail!("{reason}");
+    }
     tracing::info!("shutting down");
     drop(writer_thread);
     Ok(())
