@@ -82,7 +82,9 @@ pub(crate) async fn publish(
             let Some(events) = events.as_mut() else {
                 return Ok((StatusCode::ACCEPTED, "pending"));
             };
-            let timeout = Duration::from_secs_f64(state.config.sync_timeout_secs);
+            // Checked at start (finite, not negative); a bad value never panics a request.
+            let timeout = Duration::try_from_secs_f64(state.config.sync_timeout_secs)
+                .unwrap_or(Duration::from_secs(30));
             match tokio::time::timeout(timeout, wait_for(events, &item_hash)).await {
                 Ok(Some(answer)) => answer,
                 // Timed out, or events were missed: answer from the stored status.

@@ -87,7 +87,8 @@ pub struct PipelineConfig {
     /// How long the writer waits for more submissions before applying a small batch, in
     /// milliseconds: messages that trickle in one by one (gossip) then share a commit and its
     /// sync. Adds up to this much to the time to processed; 0 applies at once. Taken as at
-    /// most 1 000, and as 0 when negative or not a number.
+    /// most 1 000 (a node refuses to start with a negative or non-finite value; the
+    /// pipeline alone takes one as 0).
     pub gather_ms: f64,
     /// Most journaled submissions waiting to be applied; past it, intake waits (and, once
     /// `intake_queue` is full too, refuses with "busy").

@@ -83,6 +83,19 @@ impl NodeConfig {
             .map_err(|e| anyhow::anyhow!("parse config file {}: {e}", file.display()))
     }
 
+    /// Refuses values no node can run with: every duration (a field named `*_secs` or
+    /// `*_ms`, in any section) must be a finite number, zero or more. A negative or infinite
+    /// one used to panic the node when it was first used, possibly long after start.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let value = serde_json::to_value(self)?;
+        let mut problems = Vec::new();
+        check_durations(&value, "", &mut problems);
+        match problems.is_empty() {
+            true => Ok(()),
+            false => anyhow::bail!("invalid configuration: {}", problems.join("; ")),
+        }
+    }
+
     /// Whether the index is a PostgreSQL database rather than a SQLite file.
     pub fn database_is_postgres(&self) -> bool {
         raleph_db::postgres::is_url(&self.database)
@@ -94,5 +107,55 @@ impl NodeConfig {
         } else {
             PathBuf::from(&self.database)
         }
+    }
+}
+
+/// Collects the durations under `value` (at `path`) that are not finite numbers ≥ 0.
+fn check_durations(value: &serde_json::Value, path: &str, problems: &mut Vec<String>) {
+    let serde_json::Value::Object(fields) = value else {
+        return;
+    };
+    for (name, field) in fields {
+        let at = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path}.{name}")
+        };
+        if name.ends_with("_secs") || name.ends_with("_ms") {
+            // serde_json writes a non-finite float as null.
+            let good = field.as_f64().is_some_and(|n| n.is_finite() && n >= 0.0);
+            if !good {
+                problems.push(format!(
+                    "{at} must be a finite number of zero or more, not {field}"
+                ));
+            }
+        }
+        check_durations(field, &at, problems);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> NodeConfig {
+        toml::from_str(text).expect("toml")
+    }
+
+    #[test]
+    fn durations_must_be_finite_and_not_negative() {
+        assert!(NodeConfig::default().check().is_ok());
+        for bad in [
+            "[api]\nsync_timeout_secs = -1.0",
+            "[api]\ncount_cache_secs = inf",
+            "[pipeline]\nmax_backoff_secs = nan",
+            "[storage]\ngc_interval_secs = -inf",
+            "[pipeline]\ngather_ms = -5.0",
+        ] {
+            let error = parsed(bad).check().expect_err(bad).to_string();
+            let field = bad.split('\n').nth(1).unwrap().split(' ').next().unwrap();
+            assert!(error.contains(field), "{error}");
+        }
+        assert!(parsed("[api]\nsync_timeout_secs = 0.0").check().is_ok());
     }
 }

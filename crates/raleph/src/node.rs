@@ -68,6 +68,7 @@ impl NodeArgs {
             config.database = database;
         }
         config.database_resident |= self.database_resident;
+        config.check()?;
         Ok((config, self.print_config))
     }
 }
