@@ -233,7 +233,7 @@ async fn receive(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let parser = multipart::Parser::from_content_type(content_type, multipart::Limits::default())?;
+    let parser = multipart::Parser::from_content_type(content_type, state.config.multipart)?;
     let mut parts = multipart::Reader::new(parser, request.into_body().into_data_stream());
     let mut store = None;
     let mut file = None;

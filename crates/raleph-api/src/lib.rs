@@ -88,6 +88,9 @@ pub struct ApiConfig {
     /// Largest websocket message or frame a client may send, in bytes (clients of the
     /// messages websocket only ever send pings and closes).
     pub max_websocket_message_bytes: usize,
+    /// Limits of a multipart upload body (`[api.multipart]`): its preamble, each part's
+    /// headers, the number of parts.
+    pub multipart: multipart::Limits,
 }
 
 impl Default for ApiConfig {
@@ -107,6 +110,7 @@ impl Default for ApiConfig {
             max_page_size: 1000,
             max_query_values: 1000,
             max_websocket_message_bytes: 64 * 1024,
+            multipart: multipart::Limits::default(),
         }
     }
 }
