@@ -84,7 +84,8 @@ pub(crate) fn process_message(
         signature: env.signature.clone(),
         item_type: env.item_type.to_string(),
         item_content: env.item_content.clone(),
-        content: Value::Object(content.value.clone()).to_string(),
+        // Written from the map itself: a clone of a large content would double its memory.
+        content: serde_json::to_string(&content.value).unwrap_or_default(),
         channel: env.channel.clone(),
         time: env.time,
         size,
@@ -246,7 +247,7 @@ fn apply_aggregate(
         item_hash: env.item_hash.to_string(),
         owner: content.address.clone(),
         key: aggregate.key.clone(),
-        content: Value::Object(aggregate.payload.clone()).to_string(),
+        content: serde_json::to_string(&aggregate.payload).unwrap_or_default(),
         creation_time: content.time,
     })?;
     Ok(Ok(()))

@@ -100,8 +100,10 @@ pub struct PipelineConfig {
     /// Ceiling of the retry backoff, in seconds.
     pub max_backoff_secs: f64,
     /// Largest content of a non-inline (storage, ipfs) message, in bytes: a message whose
-    /// content file is larger is rejected before the file is read. Its parsed form takes
-    /// several times its size in memory while the message is processed.
+    /// content file is larger is rejected before the file is read. The default is the largest
+    /// JSON body the node's own `storage/add_json` takes (`api.max_body_bytes`). Parsed, a
+    /// content can take up to about 100 times its size in memory (a long array of small
+    /// numbers: 1 MiB takes ~75 MiB and ~0.1 s while it is processed, SECURITY.md).
     pub max_content_bytes: u64,
     /// Bytes kept of each string field of a rejected message (its `item_content`, sender,
     /// channel...): enough to see whose it was and why it failed.
@@ -131,7 +133,7 @@ impl Default for PipelineConfig {
             process_batch: 500,
             max_retries: 10,
             max_backoff_secs: 300.0,
-            max_content_bytes: 4 * 1024 * 1024,
+            max_content_bytes: 1024 * 1024,
             rejected_head_bytes: 1024,
             rejected_retention_secs: 7.0 * 24.0 * 3600.0,
             max_rejected_kept: 100_000,
