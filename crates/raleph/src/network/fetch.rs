@@ -7,18 +7,25 @@
 //! streamed into the file store's writer, which computes the sha256 and CIDs on the way; the
 //! file is kept only if the identifier asked for is among them. A peer that serves wrong bytes
 //! is skipped for an hour.
+//!
+//! An HTTP answer is decoded as it arrives ([`super::base64_json`]) and written by one blocking
+//! task through a short queue, so memory stays flat whatever the file's size; past the size
+//! limit the fetch stops at once. Redirects are not followed. [`HttpPeers`] is the bounded list
+//! of HTTP peers: one that fails [`HTTP_PEER_MAX_FAILURES`] times in a row (no answer, a
+//! timeout, a redirect, a server error, a malformed answer; not a 404) is dropped, or, if it
+//! was configured, rested for [`HTTP_PEER_REST`].
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use raleph_p2p::{RalephRequest, RalephResponse};
 use raleph_storage::{FileWriter, PendingFile};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::Shared;
+use super::base64_json::{ContentExtractor, MAX_OTHER_BYTES};
 
 /// How long a peer that served wrong bytes is not asked again.
 const PENALTY: Duration = Duration::from_secs(3600);
@@ -26,6 +33,18 @@ const PENALTY: Duration = Duration::from_secs(3600);
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Largest chunk answered to one `FetchFile`.
 const MAX_CHUNK: u32 = 4 * 1024 * 1024;
+/// Failures in a row after which an HTTP peer is dropped, or rested if configured.
+pub(super) const HTTP_PEER_MAX_FAILURES: u32 = 3;
+/// How long a configured HTTP peer that keeps failing is not asked.
+pub(super) const HTTP_PEER_REST: Duration = Duration::from_secs(600);
+/// How long the announcements of a dropped HTTP peer are ignored.
+const HTTP_PEER_DROPPED_FOR: Duration = Duration::from_secs(3600);
+/// Decoded bytes handed to the writing task at once.
+const WRITE_BATCH: usize = 64 * 1024;
+/// Answer bytes decoded at once: a batch overshoots [`WRITE_BATCH`] by at most 3/4 of it.
+const DECODE_SLICE: usize = 16 * 1024;
+/// Batches waiting for the writing task.
+const WRITE_QUEUE: usize = 4;
 
 /// Where the pipeline's content source reports what it misses. Cheap to clone; never blocks.
 #[derive(Clone)]
@@ -72,12 +91,7 @@ pub(super) fn spawn(shared: Arc<Shared>) -> FetchRequests {
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(shared.config.max_concurrent_fetches.max(1)));
         let penalized: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(
-                shared.config.http_fetch_timeout_secs.max(0.1),
-            ))
-            .build();
-        let Ok(http) = http else {
+        let Ok(http) = http_client(shared.config.http_fetch_timeout_secs) else {
             tracing::error!("fetch: no HTTP client; files will only come from raleph peers");
             return;
         };
@@ -99,6 +113,154 @@ pub(super) fn spawn(shared: Arc<Shared>) -> FetchRequests {
         }
     });
     fetches
+}
+
+/// The client files are fetched from HTTP peers with: the whole answer within `timeout_secs`,
+/// redirects refused.
+fn http_client(timeout_secs: f64) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs_f64(timeout_secs.max(0.1)))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// Other nodes' HTTP APIs files are fetched from: configured (`sync.http_peers`), announced on
+/// ALIVE or told in Hello. Bounded; failing peers are dropped (announced) or rested
+/// (configured). Cheap to share; never blocks for long.
+pub(super) struct HttpPeers {
+    /// This node's own API, never listed.
+    own: Option<String>,
+    max: usize,
+    state: Mutex<PeersState>,
+}
+
+#[derive(Default)]
+struct PeersState {
+    peers: HashMap<String, HttpPeer>,
+    /// Announced peers dropped, and when: their announcements are ignored for a while.
+    dropped: HashMap<String, Instant>,
+}
+
+struct HttpPeer {
+    configured: bool,
+    /// Failures in a row.
+    failures: u32,
+    /// A configured peer that kept failing is not asked before then.
+    resting_until: Option<Instant>,
+}
+
+fn normalized(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
+}
+
+impl HttpPeers {
+    /// `max` bounds the peers announced; the configured ones are all kept.
+    pub(super) fn new(configured: &[String], own: Option<String>, max: usize) -> Self {
+        let own = own.map(|u| normalized(&u));
+        let peers = configured
+            .iter()
+            .map(|u| normalized(u))
+            .filter(|u| Some(u) != own.as_ref())
+            .map(|u| {
+                let peer = HttpPeer {
+                    configured: true,
+                    failures: 0,
+                    resting_until: None,
+                };
+                (u, peer)
+            })
+            .collect();
+        HttpPeers {
+            own,
+            max,
+            state: Mutex::new(PeersState {
+                peers,
+                dropped: HashMap::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, PeersState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An announced peer: kept if there is room and it was not dropped lately.
+    pub(super) fn add(&self, url: &str) {
+        let url = normalized(url);
+        if Some(&url) == self.own.as_ref() {
+            return;
+        }
+        let mut state = self.state();
+        if state.peers.contains_key(&url) || state.peers.len() >= self.max {
+            return;
+        }
+        if let Some(dropped) = state.dropped.get(&url) {
+            if dropped.elapsed() < HTTP_PEER_DROPPED_FOR {
+                return;
+            }
+            state.dropped.remove(&url);
+        }
+        let peer = HttpPeer {
+            configured: false,
+            failures: 0,
+            resting_until: None,
+        };
+        state.peers.insert(url, peer);
+    }
+
+    /// The peers to ask now, those that failed least first.
+    pub(super) fn list(&self) -> Vec<String> {
+        let now = Instant::now();
+        let state = self.state();
+        let mut peers: Vec<(u32, &String)> = state
+            .peers
+            .iter()
+            .filter(|(_, p)| p.resting_until.is_none_or(|t| t <= now))
+            .map(|(url, p)| (p.failures, url))
+            .collect();
+        peers.sort_unstable();
+        peers.into_iter().map(|(_, url)| url.clone()).collect()
+    }
+
+    /// How a peer answered: a failure counts towards dropping it, an answer clears its count.
+    pub(super) fn record(&self, url: &str, verdict: Verdict) {
+        let mut state = self.state();
+        let Some(peer) = state.peers.get_mut(url) else {
+            return;
+        };
+        match verdict {
+            Verdict::Neither => {}
+            Verdict::Answered => {
+                peer.failures = 0;
+                peer.resting_until = None;
+            }
+            Verdict::Failed => {
+                peer.failures += 1;
+                if peer.failures < HTTP_PEER_MAX_FAILURES {
+                    return;
+                }
+                if peer.configured {
+                    tracing::info!(%url, "fetch: a configured HTTP peer keeps failing; resting it");
+                    peer.resting_until = Some(Instant::now() + HTTP_PEER_REST);
+                    return;
+                }
+                tracing::info!(%url, "fetch: dropping an HTTP peer that keeps failing");
+                state.peers.remove(url);
+                if state.dropped.len() >= self.max {
+                    state
+                        .dropped
+                        .retain(|_, t| t.elapsed() < HTTP_PEER_DROPPED_FOR);
+                }
+                if state.dropped.len() >= self.max {
+                    let oldest = state.dropped.iter().min_by_key(|(_, t)| **t);
+                    if let Some(oldest) = oldest.map(|(u, _)| u.clone()) {
+                        state.dropped.remove(&oldest);
+                    }
+                }
+                state.dropped.insert(url.to_owned(), Instant::now());
+            }
+        }
+    }
 }
 
 /// Tries every source in turn; true once the file is stored.
@@ -144,11 +306,19 @@ async fn fetch(
             Err(e) => tracing::debug!(%source, %id, "fetch: {e}"),
         }
     }
+    let limit = max_file_bytes(shared);
     for url in shared.http_peers() {
         if is_penalized(&url) {
             continue;
         }
-        match from_http_peer(shared, http, &url, id, with_cid_v1).await {
+        let writer = match shared.files.writer(limit, with_cid_v1) {
+            Ok(writer) => writer,
+            Err(e) => {
+                tracing::warn!(%id, "fetch: no file writer: {e}");
+                return false;
+            }
+        };
+        match ask_http_peer(&shared.http_peers, http, &url, id, limit, writer).await {
             Ok(Some(file)) => match keep_if_matching(shared, file, id).await {
                 Ok(true) => return true,
                 Ok(false) => penalize(&url),
@@ -214,53 +384,176 @@ async fn from_raleph_peer(
     finish(writer).await.map(Some)
 }
 
-async fn from_http_peer(
-    shared: &Shared,
+/// Why a file did not come from an HTTP peer.
+#[derive(Debug)]
+pub(super) enum HttpFetchError {
+    /// The peer failed: no connection, a timeout, a redirect, a server error, a malformed or
+    /// truncated answer.
+    Peer(anyhow::Error),
+    /// The peer answered a client error other than 404 (the file too large for it, say): it
+    /// works, it just does not serve this file.
+    Refused(reqwest::StatusCode),
+    /// The file is larger than this node accepts.
+    TooLarge { limit: u64 },
+    /// Writing the file here failed.
+    Local(anyhow::Error),
+}
+
+impl std::fmt::Display for HttpFetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpFetchError::Peer(e) => write!(f, "the peer failed: {e:#}"),
+            HttpFetchError::Refused(status) => write!(f, "the peer answered {status}"),
+            HttpFetchError::TooLarge { limit } => {
+                write!(f, "the file is larger than the limit of {limit} bytes")
+            }
+            HttpFetchError::Local(e) => write!(f, "writing the file failed: {e:#}"),
+        }
+    }
+}
+
+/// What an HTTP peer's answer says of the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// It answered as a node does (the file, a 404, another client error).
+    Answered,
+    /// It failed.
+    Failed,
+    /// Nothing either way (the file too large here, a local error).
+    Neither,
+}
+
+impl Verdict {
+    fn of(fetched: &Result<Option<PendingFile>, HttpFetchError>) -> Self {
+        match fetched {
+            Ok(_) | Err(HttpFetchError::Refused(_)) => Verdict::Answered,
+            Err(HttpFetchError::Peer(_)) => Verdict::Failed,
+            Err(HttpFetchError::TooLarge { .. } | HttpFetchError::Local(_)) => Verdict::Neither,
+        }
+    }
+}
+
+/// Asks one HTTP peer for a file, and records in `peers` how it answered.
+async fn ask_http_peer(
+    peers: &HttpPeers,
     http: &reqwest::Client,
     url: &str,
     id: &str,
-    with_cid_v1: bool,
-) -> anyhow::Result<Option<PendingFile>> {
-    let response = http
-        .get(format!("{url}/api/v0/storage/{id}"))
-        .send()
-        .await?;
-    if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    if !response.status().is_success() {
-        anyhow::bail!("HTTP {}", response.status());
-    }
-    let limit = max_file_bytes(shared);
-    // base64 is 4/3 of the bytes, plus a newline every 76 characters and the JSON around it.
-    let max_body = limit / 3 * 4 + limit / 57 + 4096;
-    if response.content_length().is_some_and(|n| n > max_body) {
-        anyhow::bail!("the answer is larger than the file limit allows");
-    }
-    let body = read_bounded(response, max_body).await?;
-    let answer: serde_json::Value = serde_json::from_slice(&body)?;
-    let Some(content) = answer.get("content").and_then(|c| c.as_str()) else {
-        return Ok(None);
-    };
-    let compact: String = content
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let bytes = base64::engine::general_purpose::STANDARD.decode(compact)?;
-    let mut w = shared.files.writer(limit, with_cid_v1)?;
-    let w = tokio::task::spawn_blocking(move || w.write(&bytes).map(|()| w)).await??;
-    finish(Some(w)).await.map(Some)
+    limit: u64,
+    writer: FileWriter,
+) -> Result<Option<PendingFile>, HttpFetchError> {
+    let fetched = from_http_peer(http, url, id, limit, writer).await;
+    peers.record(url, Verdict::of(&fetched));
+    fetched
 }
 
-async fn read_bounded(mut response: reqwest::Response, max: u64) -> anyhow::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() as u64 + chunk.len() as u64 > max {
-            anyhow::bail!("the answer is larger than the file limit allows");
+/// The longest answer a file of `limit` bytes can come in: base64 is 4/3 of the bytes, with a
+/// line break after every 76 characters (`\n`, 2 bytes, as the reference sends it; room is
+/// left for `\u000a` or `\r\n` escapes, 6 or 4 bytes), plus the other fields.
+fn max_answer_bytes(limit: u64) -> u64 {
+    (limit / 57 + 1).saturating_mul(76 + 12) + MAX_OTHER_BYTES + 64
+}
+
+/// What the writing task is sent.
+enum Batch {
+    Bytes(Vec<u8>),
+    /// The answer was whole: finish the file.
+    Finish,
+}
+
+/// Writes batches until told to finish; `None` if the queue closed before (the fetch failed).
+fn write_batches(
+    mut writer: FileWriter,
+    mut queue: mpsc::Receiver<Batch>,
+) -> Result<Option<PendingFile>, raleph_storage::StorageError> {
+    while let Some(batch) = queue.blocking_recv() {
+        match batch {
+            Batch::Bytes(bytes) => writer.write(&bytes)?,
+            Batch::Finish => return writer.finish().map(Some),
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(None)
+}
+
+/// Fetches `GET {url}/api/v0/storage/{id}` into `writer`, decoding the answer as it arrives
+/// and stopping as soon as it is more than `limit` bytes of file. `Ok(None)`: a 404.
+pub(super) async fn from_http_peer(
+    http: &reqwest::Client,
+    url: &str,
+    id: &str,
+    limit: u64,
+    writer: FileWriter,
+) -> Result<Option<PendingFile>, HttpFetchError> {
+    use HttpFetchError::{Local, Peer, TooLarge};
+    let mut response = http
+        .get(format!("{url}/api/v0/storage/{id}"))
+        .send()
+        .await
+        .map_err(|e| Peer(e.into()))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if status.is_client_error() {
+        return Err(HttpFetchError::Refused(status));
+    }
+    if !status.is_success() {
+        // 3xx included: redirects are not followed.
+        return Err(Peer(anyhow::anyhow!("HTTP {status}")));
+    }
+    let max_answer = max_answer_bytes(limit);
+    if response.content_length().is_some_and(|n| n > max_answer) {
+        return Err(TooLarge { limit });
+    }
+    let (batches, queue) = mpsc::channel(WRITE_QUEUE);
+    let writing = tokio::task::spawn_blocking(move || write_batches(writer, queue));
+    // `Err(None)`: the writing task stopped, its own error says why.
+    let streamed: Result<(), Option<HttpFetchError>> = async {
+        let mut extractor = ContentExtractor::new();
+        let new_batch = || Vec::with_capacity(WRITE_BATCH + DECODE_SLICE);
+        let mut batch = new_batch();
+        let (mut answered, mut decoded) = (0u64, 0u64);
+        while let Some(chunk) = response.chunk().await.map_err(|e| Peer(e.into()))? {
+            answered += chunk.len() as u64;
+            if answered > max_answer {
+                let e = anyhow::anyhow!("the answer is longer than a {limit}-byte file's");
+                return Err(Some(Peer(e)));
+            }
+            for slice in chunk.chunks(DECODE_SLICE) {
+                let before = batch.len();
+                extractor
+                    .feed(slice, &mut batch)
+                    .map_err(|e| Peer(e.into()))?;
+                decoded += (batch.len() - before) as u64;
+                if decoded > limit {
+                    return Err(Some(TooLarge { limit }));
+                }
+                if batch.len() >= WRITE_BATCH {
+                    let full = std::mem::replace(&mut batch, new_batch());
+                    batches.send(Batch::Bytes(full)).await.map_err(|_| None)?;
+                }
+            }
+        }
+        extractor.finish().map_err(|e| Peer(e.into()))?;
+        if !batch.is_empty() {
+            batches.send(Batch::Bytes(batch)).await.map_err(|_| None)?;
+        }
+        batches.send(Batch::Finish).await.map_err(|_| None)?;
+        Ok(())
+    }
+    .await;
+    // Closing the queue ends the writing task; unfinished, its file is discarded.
+    drop(batches);
+    if let Err(Some(e)) = streamed {
+        return Err(e);
+    }
+    match writing.await {
+        Ok(Ok(Some(file))) => Ok(Some(file)),
+        Ok(Ok(None)) => Err(Local(anyhow::anyhow!("the writing task stopped"))),
+        Ok(Err(raleph_storage::StorageError::TooLarge { limit })) => Err(TooLarge { limit }),
+        Ok(Err(e)) => Err(Local(e.into())),
+        Err(e) => Err(Local(e.into())),
+    }
 }
 
 async fn finish(writer: Option<FileWriter>) -> anyhow::Result<PendingFile> {
@@ -310,5 +603,457 @@ pub(super) async fn answer(shared: &Shared, id: &str, offset: u64, len: u32) -> 
         Err(e) => RalephResponse::Error {
             message: format!("reading the file failed: {e}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use raleph_storage::FileStore;
+    use sha2::{Digest, Sha256};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::network::base64_json::reference;
+
+    const MIB: usize = 1024 * 1024;
+
+    /// Held by the tests that stream answers, so that the one measuring memory runs alone.
+    static STREAMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    type Fetched = Result<Option<PendingFile>, HttpFetchError>;
+
+    fn shown(fetched: &Fetched) -> String {
+        match fetched {
+            Ok(Some(file)) => format!("fetched {:?}", file.info()),
+            Ok(None) => "not found".to_owned(),
+            Err(e) => format!("{e:?}"),
+        }
+    }
+
+    /// Fetches into a new writer of `files` (computing the CIDv1 too).
+    async fn get(
+        http: &reqwest::Client,
+        url: &str,
+        id: &str,
+        limit: u64,
+        files: &FileStore,
+    ) -> Fetched {
+        let writer = files.writer(limit, true).expect("writer");
+        from_http_peer(http, url, id, limit, writer).await
+    }
+
+    fn found(fetched: Fetched) -> PendingFile {
+        match fetched {
+            Ok(Some(file)) => file,
+            other => panic!("not fetched: {}", shown(&other)),
+        }
+    }
+
+    /// The bytes of a test file from `offset`: cheap, and not compressible.
+    fn file_bytes(offset: usize, len: usize) -> Vec<u8> {
+        (offset..offset + len)
+            .map(|i| ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+            .collect()
+    }
+
+    fn sha256_of_file(len: usize) -> String {
+        let mut sha = Sha256::new();
+        for start in (0..len).step_by(MIB) {
+            sha.update(file_bytes(start, MIB.min(len - start)));
+        }
+        hex::encode(sha.finalize())
+    }
+
+    /// A reference node's answer for a file of `len` bytes (`None`: endless), in pieces.
+    fn answer_pieces(hash: &str, len: Option<usize>) -> impl Iterator<Item = Vec<u8>> + Send {
+        const BLOCK: usize = 57 * 1024;
+        let end = len.unwrap_or(usize::MAX);
+        let body = (0..end).step_by(BLOCK).map(move |start| {
+            let mut out = Vec::new();
+            reference::encoded_lines(&file_bytes(start, BLOCK.min(end - start)), &mut out);
+            out
+        });
+        let tail = len.map(|_| reference::TAIL.to_vec());
+        std::iter::once(reference::head(hash))
+            .chain(body)
+            .chain(tail)
+    }
+
+    /// Reads a request's head and returns its path.
+    async fn read_request(stream: &mut TcpStream) -> Option<String> {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 || head.len() > 16 * 1024 {
+                return None;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = head.split(|&b| b == b'\r').next()?;
+        let line = std::str::from_utf8(line).ok()?;
+        line.split(' ').nth(1).map(str::to_owned)
+    }
+
+    /// A loopback HTTP server: each connection's request path and stream go to `answer`.
+    async fn serve<F, Fut>(answer: F) -> String
+    where
+        F: Fn(String, TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    if let Some(path) = read_request(&mut stream).await {
+                        answer(path, stream).await;
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    /// Writes a 200 whose chunked body is `pieces` cut in odd-sized chunks.
+    async fn write_chunked(
+        stream: &mut TcpStream,
+        pieces: impl Iterator<Item = Vec<u8>>,
+    ) -> std::io::Result<()> {
+        const SIZES: [usize; 7] = [1, 7, 4093, 10_007, 65_537, 3, 31];
+        stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n\
+                  Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            )
+            .await?;
+        let mut pending = Vec::new();
+        let mut k = 0;
+        for piece in pieces {
+            pending.extend_from_slice(&piece);
+            while pending.len() >= SIZES[k % SIZES.len()] {
+                let n = SIZES[k % SIZES.len()];
+                k += 1;
+                write_chunk(stream, &pending[..n]).await?;
+                pending.drain(..n);
+            }
+        }
+        if !pending.is_empty() {
+            write_chunk(stream, &pending).await?;
+        }
+        stream.write_all(b"0\r\n\r\n").await
+    }
+
+    async fn write_chunk(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+        stream
+            .write_all(format!("{:x}\r\n", bytes.len()).as_bytes())
+            .await?;
+        stream.write_all(bytes).await?;
+        stream.write_all(b"\r\n").await
+    }
+
+    async fn write_status(stream: &mut TcpStream, status: &str, headers: &str) {
+        let head =
+            format!("HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = stream.write_all(head.as_bytes()).await;
+    }
+
+    /// The process's peak resident memory, in KiB.
+    fn peak_rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    fn store() -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = FileStore::open(dir.path()).expect("store");
+        (dir, files)
+    }
+
+    /// Serves the reference answer of a `len`-byte file (`len` from the path's last segment,
+    /// `endless` for no end) in odd-sized chunks.
+    async fn reference_node() -> String {
+        serve(|path, mut stream| async move {
+            let last = path.rsplit('/').next().unwrap_or_default().to_owned();
+            let len = last.parse::<usize>().ok();
+            if len.is_none() && last != "endless" {
+                write_status(&mut stream, "404 Not Found", "").await;
+                return;
+            }
+            let _ = write_chunked(&mut stream, answer_pieces(&last, len)).await;
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reference_answer_is_streamed_into_the_store() {
+        let _alone = STREAMING.lock().await;
+        const LEN: usize = 3 * MIB;
+        let expected = sha256_of_file(LEN);
+        let url = reference_node().await;
+        let (_dir, files) = store();
+        let http = http_client(30.0).expect("client");
+        let limit = 10 * MIB as u64;
+        // Warm up with a smaller file: the client, the runtime's threads, their allocators'
+        // arenas, the buffers that grow to their working size.
+        let small = found(get(&http, &url, "1000000", limit, &files).await);
+        assert_eq!(small.info().size, 1_000_000);
+        drop(small);
+        let before = peak_rss_kib();
+        let started = Instant::now();
+        let file = found(get(&http, &url, &LEN.to_string(), limit, &files).await);
+        let elapsed = started.elapsed();
+        let growth = peak_rss_kib().saturating_sub(before);
+        assert_eq!(file.info().size, LEN as u64);
+        assert_eq!(file.info().sha256, expected);
+        assert!(file.info().cid_v1.is_some());
+        eprintln!("3 MiB fetched in {elapsed:?}; peak resident memory grew by {growth} KiB");
+        assert!(
+            growth < (LEN / 1024) as u64,
+            "memory grew by {growth} KiB fetching a {} KiB file",
+            LEN / 1024
+        );
+        // Absent: a 404, not an error.
+        let absent = get(&http, &url, "nothing", limit, &files).await;
+        assert!(matches!(absent, Ok(None)));
+        assert_eq!(Verdict::of(&absent), Verdict::Answered);
+    }
+
+    #[tokio::test]
+    async fn the_size_limit_holds_to_the_byte() {
+        let _alone = STREAMING.lock().await;
+        let url = reference_node().await;
+        let (_dir, files) = store();
+        let http = http_client(30.0).expect("client");
+        let limit = 100_000;
+        let exact = get(&http, &url, "100000", limit, &files).await;
+        assert_eq!(found(exact).info().size, limit);
+        let over = get(&http, &url, "100001", limit, &files).await;
+        assert!(
+            matches!(over, Err(HttpFetchError::TooLarge { limit: 100_000 })),
+            "{}",
+            shown(&over)
+        );
+        assert_eq!(Verdict::of(&over), Verdict::Neither);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let _alone = STREAMING.lock().await;
+        let followed = Arc::new(AtomicUsize::new(0));
+        let seen = followed.clone();
+        let url = serve(move |path, mut stream| {
+            let seen = seen.clone();
+            async move {
+                if path.starts_with("/elsewhere") {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let _ = write_chunked(&mut stream, answer_pieces("h", Some(100))).await;
+                } else {
+                    let location = format!("Location: /elsewhere{path}\r\n");
+                    write_status(&mut stream, "302 Found", &location).await;
+                }
+            }
+        })
+        .await;
+        let (_dir, files) = store();
+        let http = http_client(30.0).expect("client");
+        let fetched = get(&http, &url, "h", 1000, &files).await;
+        assert!(
+            matches!(fetched, Err(HttpFetchError::Peer(_))),
+            "{}",
+            shown(&fetched)
+        );
+        assert_eq!(Verdict::of(&fetched), Verdict::Failed);
+        assert_eq!(
+            followed.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_past_the_limit_is_cut_short() {
+        let _alone = STREAMING.lock().await;
+        let url = reference_node().await;
+        let (_dir, files) = store();
+        let http = http_client(60.0).expect("client");
+        let limit = MIB as u64;
+        // An endless answer: without the limit, only the timeout would end it.
+        let started = Instant::now();
+        let fetched = get(&http, &url, "endless", limit, &files).await;
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(fetched, Err(HttpFetchError::TooLarge { .. })),
+            "{}",
+            shown(&fetched)
+        );
+        eprintln!("an endless answer was cut after {elapsed:?}");
+        assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+        // A length announced past what the limit allows: refused before the body.
+        let url = serve(|_, mut stream| async move {
+            let _ = stream
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n{\"content\": \"",
+                )
+                .await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        })
+        .await;
+        let started = Instant::now();
+        let fetched = get(&http, &url, "h", limit, &files).await;
+        assert!(
+            matches!(fetched, Err(HttpFetchError::TooLarge { .. })),
+            "{}",
+            shown(&fetched)
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+        // Nothing was left in the store's temporary directory.
+        let tmp = std::fs::read_dir(_dir.path().join("tmp"))
+            .expect("tmp")
+            .count();
+        assert_eq!(tmp, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn peers_that_keep_failing_are_dropped() {
+        let _alone = STREAMING.lock().await;
+        let server_error = serve(|_, mut stream| async move {
+            write_status(&mut stream, "500 Internal Server Error", "").await;
+        })
+        .await;
+        let bad_body = serve(|_, mut stream| async move {
+            let body = b"{\"status\": \"success\", \"content\": \"QUJD";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body).await;
+        })
+        .await;
+        let hanging = serve(|_, stream| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(stream);
+        })
+        .await;
+        let refused = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            format!("http://{}", listener.local_addr().expect("address"))
+        };
+        let not_found = serve(|_, mut stream| async move {
+            write_status(&mut stream, "404 Not Found", "").await;
+        })
+        .await;
+        let too_large_there = serve(|_, mut stream| async move {
+            write_status(&mut stream, "413 Payload Too Large", "").await;
+        })
+        .await;
+
+        let peers = HttpPeers::new(&[format!("{hanging}/")], Some(format!("{not_found}/")), 100);
+        for url in [
+            &server_error,
+            &bad_body,
+            &refused,
+            &not_found,
+            &too_large_there,
+        ] {
+            peers.add(url);
+        }
+        let mut listed = peers.list();
+        listed.sort();
+        let mut expected = vec![
+            server_error.clone(),
+            bad_body.clone(),
+            hanging.clone(),
+            refused.clone(),
+            too_large_there.clone(),
+        ];
+        expected.sort();
+        assert_eq!(listed, expected, "this node's own API is not listed");
+
+        let (_dir, files) = store();
+        let http = http_client(0.5).expect("client");
+        for round in 1..=HTTP_PEER_MAX_FAILURES {
+            for url in peers.list() {
+                let writer = files.writer(1000, false).expect("w");
+                let fetched = ask_http_peer(&peers, &http, &url, "h", 1000, writer).await;
+                let expected = if url == too_large_there {
+                    Verdict::Answered
+                } else {
+                    Verdict::Failed
+                };
+                assert_eq!(
+                    Verdict::of(&fetched),
+                    expected,
+                    "{url}: {}",
+                    shown(&fetched)
+                );
+            }
+            if round < HTTP_PEER_MAX_FAILURES {
+                assert_eq!(peers.list().len(), 5, "round {round}");
+            }
+        }
+        assert_eq!(peers.list(), vec![too_large_there.clone()]);
+        // Announced again: ignored for a while.
+        peers.add(&server_error);
+        assert_eq!(peers.list(), vec![too_large_there.clone()]);
+        // The configured peer is resting, not forgotten.
+        let state = peers.state();
+        assert!(state.peers[&hanging].resting_until.is_some());
+        assert_eq!(state.dropped.len(), 3);
+    }
+
+    #[test]
+    fn http_peers_are_bounded_and_an_answer_clears_failures() {
+        let peers = HttpPeers::new(&["http://configured".to_owned()], None, 3);
+        for i in 0..10 {
+            peers.add(&format!("http://announced-{i}"));
+        }
+        assert_eq!(peers.list().len(), 3);
+        peers.add("http://configured/");
+        assert_eq!(peers.list().len(), 3);
+        let url = "http://announced-0";
+        for _ in 0..5 {
+            for _ in 1..HTTP_PEER_MAX_FAILURES {
+                peers.record(url, Verdict::Failed);
+            }
+            peers.record(url, Verdict::Neither);
+            peers.record(url, Verdict::Answered);
+        }
+        assert!(peers.list().iter().any(|u| u == url));
+        // The healthiest first.
+        peers.record(url, Verdict::Failed);
+        assert_eq!(peers.list().last().map(String::as_str), Some(url));
+        for _ in 1..HTTP_PEER_MAX_FAILURES {
+            peers.record(url, Verdict::Failed);
+        }
+        assert!(!peers.list().iter().any(|u| u == url));
+        // Its place is free for another.
+        peers.add("http://announced-9");
+        assert!(peers.list().iter().any(|u| u == "http://announced-9"));
+        // A configured peer rests, then is asked again.
+        for _ in 0..HTTP_PEER_MAX_FAILURES {
+            peers.record("http://configured", Verdict::Failed);
+        }
+        assert!(!peers.list().iter().any(|u| u == "http://configured"));
+        peers
+            .state()
+            .peers
+            .get_mut("http://configured")
+            .expect("kept")
+            .resting_until = Some(Instant::now());
+        assert!(peers.list().iter().any(|u| u == "http://configured"));
+        // Records for peers no longer listed are ignored.
+        peers.record("http://unknown", Verdict::Failed);
     }
 }

@@ -9,14 +9,14 @@
 //! - `fetch`: files and non-inline content from raleph peers (`FetchFile`) or any node's HTTP
 //!   API (`GET /api/v0/storage/{hash}`), verified against their hash before they are stored.
 
+mod base64_json;
 mod fetch;
 mod gossip;
 mod sync;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use raleph_api::p2p::PeerView;
@@ -48,8 +48,13 @@ pub struct SyncConfig {
     pub fetch_chunk_bytes: u32,
     /// Seconds an HTTP peer gets to answer a file request.
     pub http_fetch_timeout_secs: f64,
-    /// HTTP API base URLs of other nodes to fetch files from, besides those announced.
+    /// HTTP API base URLs of other nodes to fetch files from, besides those announced. Kept
+    /// even when they fail (then rested ten minutes after three failures in a row).
     pub http_peers: Vec<String>,
+    /// Most HTTP peers known at once; announcements past it are ignored. An announced peer
+    /// that fails three times in a row (no answer, timeout, redirect, 5xx, bad answer; not a
+    /// 404) is dropped, and its announcements ignored for an hour.
+    pub max_http_peers: usize,
 }
 
 impl Default for SyncConfig {
@@ -63,6 +68,7 @@ impl Default for SyncConfig {
             fetch_chunk_bytes: 4 * 1024 * 1024,
             http_fetch_timeout_secs: 30.0,
             http_peers: Vec::new(),
+            max_http_peers: 1_000,
         }
     }
 }
@@ -77,10 +83,9 @@ pub(crate) struct Shared {
     config: SyncConfig,
     message_topic: String,
     data_dir: PathBuf,
-    /// HTTP API base URLs of other nodes (announced on ALIVE, told in Hello, configured).
-    http_peers: Mutex<HashSet<String>>,
-    /// This node's own HTTP API base URL, never fetched from.
-    own_http_url: Option<String>,
+    /// HTTP API base URLs of other nodes (announced on ALIVE, told in Hello, configured),
+    /// without this node's own.
+    http_peers: fetch::HttpPeers,
 }
 
 /// The running network, as the API sees it.
@@ -135,13 +140,12 @@ pub async fn start(
     data_dir: PathBuf,
 ) -> anyhow::Result<Started> {
     let message_topic = p2p.message_topic.clone();
-    let own_http_url = p2p.http_base_url.clone();
+    let http_peers = fetch::HttpPeers::new(
+        &config.http_peers,
+        p2p.http_base_url.clone(),
+        config.max_http_peers,
+    );
     let (handle, events) = Network::start(p2p).await.context("start the p2p network")?;
-    let http_peers = config
-        .http_peers
-        .iter()
-        .map(|u| u.trim_end_matches('/').to_owned())
-        .collect();
     let shared = Arc::new(Shared {
         handle,
         pipeline,
@@ -151,8 +155,7 @@ pub async fn start(
         config,
         message_topic,
         data_dir,
-        http_peers: Mutex::new(http_peers),
-        own_http_url,
+        http_peers,
     });
     let (outbound, outbound_rx) = mpsc::channel(4096);
     tokio::spawn(gossip::publish_loop(shared.clone(), outbound_rx));
@@ -229,22 +232,12 @@ async fn event_loop(
 
 impl Shared {
     fn add_http_peer(&self, url: &str) {
-        let url = url.trim_end_matches('/').to_owned();
-        let mut peers = self.http_peers.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded like the p2p layer's known peers.
-        if peers.len() < 1_000 {
-            peers.insert(url);
-        }
+        self.http_peers.add(url);
     }
 
+    /// The HTTP peers to fetch from now (not dropped nor resting), healthiest first.
     fn http_peers(&self) -> Vec<String> {
-        self.http_peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|u| Some(u.as_str()) != self.own_http_url.as_deref())
-            .cloned()
-            .collect()
+        self.http_peers.list()
     }
 
     /// Connected raleph peers.
