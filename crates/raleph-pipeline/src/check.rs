@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 use crate::intake::{Command, Submission, SubmitError, SubmitOutcome, check_submission};
+use crate::prepare::Preparer;
 use crate::vital::{Deaths, Vital};
 
 /// Most submissions a checker takes from the queue at once: small, so that the other
@@ -39,6 +40,7 @@ pub(crate) fn spawn(
     queue: Receiver<Unchecked>,
     acceptor: SyncSender<Submission>,
     writer: SyncSender<Command>,
+    preparer: Arc<Preparer>,
     deaths: &Deaths,
 ) -> std::io::Result<()> {
     let queue = Arc::new(Mutex::new(queue));
@@ -47,11 +49,12 @@ pub(crate) fn spawn(
         let acceptor = acceptor.clone();
         let writer = writer.clone();
         let deaths = deaths.clone();
+        let preparer = preparer.clone();
         std::thread::Builder::new()
             .name(format!("raleph-check-{index}"))
             .spawn(move || {
                 let _vital = Vital::new("signature checker", &deaths);
-                run(&queue, &acceptor, &writer)
+                run(&queue, &acceptor, &writer, &preparer)
             })?;
     }
     Ok(())
@@ -61,6 +64,7 @@ fn run(
     queue: &Mutex<Receiver<Unchecked>>,
     acceptor: &SyncSender<Submission>,
     writer: &SyncSender<Command>,
+    preparer: &Preparer,
 ) {
     while let Some(taken) = take(queue) {
         for Unchecked {
@@ -69,6 +73,9 @@ fn run(
         } in taken
         {
             submission.verdict = check_submission(&submission.envelope);
+            if submission.verdict.is_ok() {
+                submission.prepared = preparer.prepare(&submission.envelope);
+            }
             match next {
                 Next::Journal => to_acceptor(acceptor, submission),
                 Next::Writer(reply) => {

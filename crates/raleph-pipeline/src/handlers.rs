@@ -16,6 +16,7 @@ use raleph_message::{Content, Envelope, ItemHash, TypedContent};
 use serde_json::{Value, json};
 
 use crate::authorize::{Action, is_authorized, may_forget};
+use crate::prepare::Prepared;
 use crate::writer::{Writer, record_of};
 
 pub(crate) enum Applied {
@@ -37,25 +38,45 @@ pub(crate) fn process_message(
     w: &mut Writer,
     env: &Envelope,
     reception_time: f64,
+    prepared: Option<&Prepared>,
 ) -> raleph_db::Result<Applied> {
     let loaded;
+    let parsed;
     // The content file a non-inline message pins from now on, recorded once it is processed
     // (so the garbage collector knows the file).
     let mut content_file = None;
-    let (raw, size): (&[u8], u64) = match &env.item_content {
-        Some(inline) => (inline.as_bytes(), inline.chars().count() as u64),
-        None => match stored_content(w, env) {
+    let content: &Content = match (&env.item_content, prepared) {
+        (Some(inline), _) => {
+            parsed = Content::of_message(env, inline.as_bytes());
+            match &parsed {
+                Ok(content) => content,
+                Err(e) => return Ok(failed(ErrorCode::InvalidFormat, e.to_string())),
+            }
+        }
+        // Parsed by a checker already (see `prepare`).
+        (None, Some(prepared)) => {
+            content_file = Some(prepared.file.clone());
+            match &prepared.content {
+                Ok(content) => content,
+                Err(e) => return Ok(failed(ErrorCode::InvalidFormat, e.clone())),
+            }
+        }
+        (None, None) => match stored_content(w, env) {
             Ok((bytes, file)) => {
                 content_file = Some(file);
-                loaded = bytes;
-                (&loaded, loaded.len() as u64)
+                loaded = Content::of_message(env, &bytes);
+                match &loaded {
+                    Ok(content) => content,
+                    Err(e) => return Ok(failed(ErrorCode::InvalidFormat, e.to_string())),
+                }
             }
             Err(failure) => return Ok(Applied::Failed(failure)),
         },
     };
-    let content = match Content::of_message(env, raw) {
-        Ok(content) => content,
-        Err(e) => return Ok(failed(ErrorCode::InvalidFormat, e.to_string())),
+    let size = match (&env.item_content, &content_file) {
+        (Some(inline), _) => inline.chars().count() as u64,
+        (None, Some(file)) => file.size,
+        (None, None) => 0,
     };
     if let Err(failure) = w.payments.check(env, &content) {
         return Ok(Applied::Failed(failure));

@@ -25,6 +25,8 @@ pub(crate) struct Submission {
     pub received: f64,
     /// Its intake-journal record number, once journaled (bad signatures are not journaled).
     pub journal_number: Option<u64>,
+    /// A non-inline message's content, parsed by its checker (see `prepare`).
+    pub prepared: Option<crate::prepare::Prepared>,
 }
 
 /// What the writer thread is asked to do.
@@ -259,6 +261,7 @@ fn unchecked(
         answer_when_durable,
         received: 0.0,
         journal_number: None,
+        prepared: None,
     }
 }
 

@@ -20,6 +20,7 @@ mod forgotten;
 mod handlers;
 mod intake;
 mod journal;
+mod prepare;
 mod vital;
 mod writer;
 
@@ -102,9 +103,13 @@ pub struct PipelineConfig {
     /// Largest content of a non-inline (storage, ipfs) message, in bytes: a message whose
     /// content file is larger is rejected before the file is read. The default is the largest
     /// JSON body the node's own `storage/add_json` takes (`api.max_body_bytes`). Parsed, a
-    /// content can take up to about 100 times its size in memory (a long array of small
+    /// content can take up to about 75 times its size in memory (a long array of small
     /// numbers: 1 MiB takes ~75 MiB and ~0.1 s while it is processed, SECURITY.md).
     pub max_content_bytes: u64,
+    /// Raw bytes of non-inline contents that the signature checkers may hold parsed for the
+    /// writer at once (so that the writer never parses a large content itself); past it the
+    /// writer parses them. A parsed content takes up to ~75 times its size.
+    pub max_prepared_content_bytes: u64,
     /// Bytes kept of each string field of a rejected message (its `item_content`, sender,
     /// channel...): enough to see whose it was and why it failed.
     pub rejected_head_bytes: usize,
@@ -134,6 +139,7 @@ impl Default for PipelineConfig {
             max_retries: 10,
             max_backoff_secs: 300.0,
             max_content_bytes: 1024 * 1024,
+            max_prepared_content_bytes: 2 * 1024 * 1024,
             rejected_head_bytes: 1024,
             rejected_retention_secs: 7.0 * 24.0 * 3600.0,
             max_rejected_kept: 100_000,

@@ -75,11 +75,17 @@ pub fn spawn(
     let (commands, inbox) = sync_channel(WRITER_QUEUE);
     let (events, _) = broadcast::channel(4096);
     let (deaths, deaths_seen) = crate::vital::deaths();
+    let preparer = crate::prepare::Preparer::new(
+        content.clone(),
+        config.max_content_bytes,
+        config.max_prepared_content_bytes,
+    );
     crate::check::spawn(
         config.signature_threads(),
         unchecked,
         intake,
         commands.clone(),
+        Arc::new(preparer),
         &deaths,
     )?;
     let store_down = Arc::new(AtomicBool::new(false));
@@ -213,6 +219,7 @@ impl Writer {
                     answer_when_durable: true,
                     received: record.received,
                     journal_number: Some(record.number),
+                    prepared: None,
                 }),
                 Err(e) => tracing::error!(
                     number = record.number,
@@ -538,7 +545,7 @@ impl Writer {
         }
         // No savepoint: a failing message writes nothing (see `handlers`), and a store error
         // fails the batch, which is then applied one message at a time.
-        match process_message(self, envelope, now)? {
+        match process_message(self, envelope, now, s.prepared.as_ref())? {
             Applied::Processed(message) => {
                 self.store
                     .set_status(item_hash, MessageStatus::Processed, now)?;
@@ -691,7 +698,7 @@ impl Writer {
         {
             return self.reject(row, failure);
         }
-        match process_message(self, &envelope, row.reception_time)? {
+        match process_message(self, &envelope, row.reception_time, None)? {
             Applied::Processed(message) => {
                 self.store
                     .set_status(item_hash, MessageStatus::Processed, row.reception_time)?;
