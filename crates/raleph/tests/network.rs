@@ -302,10 +302,20 @@ async fn a_restarted_node_catches_up() {
     submit(&a, &unseen).await;
     let forget_unseen = forget(&signer, &[&hash(&unseen)]);
     submit(&a, &forget_unseen).await;
-    // The same, forgotten by the delegate.
-    let unseen_delegated = post(&signer, "note", json!({"unseen": "delegated"}), None);
+    // The same for a message the delegate sent on the owner's behalf, which only the
+    // delegate may forget: with a FORGET it sends for the owner (its grant covers FORGETs).
+    let for_owner = |message_type, mut content: Map<String, Value>| {
+        content.insert("address".into(), address.clone().into());
+        raleph_sdk::signed_message(&delegate, message_type, content, Some("NET"), now())
+    };
+    let mut note = Map::new();
+    note.insert("type".into(), "note".into());
+    note.insert("content".into(), json!({"unseen": "delegated"}));
+    let unseen_delegated = for_owner(MessageType::Post, note);
     submit(&a, &unseen_delegated).await;
-    let forget_delegated = forget(&delegate, &[&hash(&unseen_delegated)]);
+    let mut targets = Map::new();
+    targets.insert("hashes".into(), json!([hash(&unseen_delegated)]));
+    let forget_delegated = for_owner(MessageType::Forget, targets);
     submit(&a, &forget_delegated).await;
     assert!(wait_status(&a, &hash(&unseen_delegated), "forgotten").await);
     // An aggregate only A ever held, forgotten by key: C learns of its elements only as
