@@ -4,6 +4,7 @@
 //! `address` and `time`; the typed view beside it holds what processing and indexing need.
 
 mod executable;
+pub mod lax;
 #[cfg(test)]
 mod tests;
 
@@ -12,8 +13,11 @@ use serde_json::{Map, Value};
 pub use executable::{ExecutableContent, VolumeRef};
 
 use crate::item_hash::{ItemHash, ItemHashKind};
-use crate::limits::{MAX_CONTENT_TIME, MAX_FORGET_TARGETS};
-use crate::{ItemType, MessageType};
+use crate::limits::{
+    MAX_CHAIN_REF_CHANNEL_CHARS, MAX_CONTENT_TIME, MAX_FORGET_REASON_CHARS, MAX_FORGET_TARGETS,
+    MAX_TAG_CHARS, MAX_TAGS,
+};
+use crate::{Chain, ItemType, MessageType};
 
 /// Why content was refused: a permanent `INVALID_FORMAT` rejection.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -64,9 +68,10 @@ pub enum TypedContent {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PostContent {
-    /// The user-defined type; `"amend"` makes this POST an amendment of `reference` (an amend
-    /// without a reference is refused by processing with its own error code).
+    /// The user-defined type; `"amend"` makes this POST an amendment of `reference`, which
+    /// an amend always has (one without, or with an empty one, is refused as malformed).
     pub post_type: String,
+    /// `ref`: a string, or the `item_hash` of a message reference object.
     pub reference: Option<String>,
     pub payload: Option<Value>,
 }
@@ -82,12 +87,16 @@ pub struct StoreContent {
     pub item_type: ItemType,
     pub item_hash: ItemHash,
     pub reference: Option<String>,
-    pub size: Option<u64>,
+    /// `size` as the reference's model reads it (a lax `int`: negative values, `5.0`, `"5"`
+    /// and `true` pass); unused, the node measures files itself. Huge values saturate.
+    pub size: Option<i128>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForgetContent {
     pub hashes: Vec<ItemHash>,
+    /// Aggregate keys of `content.address` whose elements are forgotten. The reference types
+    /// them as item hashes, so only keys of that shape can be forgotten this way.
     pub aggregates: Vec<String>,
     pub reason: Option<String>,
 }
@@ -261,10 +270,7 @@ fn parse_post(map: &Map<String, Value>) -> Result<PostContent, ContentError> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         // A ChainRef: an embedded message; what it refers to is its item_hash.
-        Some(Value::Object(chain_ref)) => Some(
-            opt_str(chain_ref, "item_hash")?
-                .ok_or_else(|| ContentError::Missing("ref.item_hash".into()))?,
-        ),
+        Some(Value::Object(chain_ref)) => Some(parse_chain_ref(chain_ref)?),
         Some(_) => {
             return Err(ContentError::invalid(
                 "ref",
@@ -272,6 +278,14 @@ fn parse_post(map: &Map<String, Value>) -> Result<PostContent, ContentError> {
             ));
         }
     };
+    // The reference's `check_type`: an amend needs a (truthy) ref.
+    if post_type == "amend" && reference.as_deref().is_none_or(str::is_empty) {
+        return Err(ContentError::invalid(
+            "ref",
+            "a POST of type amend needs a ref to the post it amends",
+        ));
+    }
+    nested_tags(map.get("content"))?;
     Ok(PostContent {
         post_type,
         reference,
@@ -283,9 +297,16 @@ fn parse_aggregate(map: &Map<String, Value>) -> Result<AggregateContent, Content
     only_keys(map, &["address", "time", "key", "content"])?;
     let key = match map.get("key") {
         Some(Value::String(s)) => s.clone(),
-        // Legacy form {"name": key}.
+        // Legacy form {"name": key}, nothing else.
         Some(Value::Object(o)) => {
-            opt_str(o, "name")?.ok_or_else(|| ContentError::Missing("key.name".into()))?
+            if let Some(extra) = o.keys().find(|k| *k != "name") {
+                return Err(ContentError::Unexpected(format!("key.{extra}")));
+            }
+            match o.get("name") {
+                Some(Value::String(s)) => s.clone(),
+                None => return Err(ContentError::Missing("key.name".into())),
+                Some(_) => return Err(ContentError::invalid("key.name", "must be a string")),
+            }
         }
         None | Some(Value::Null) => return Err(ContentError::Missing("key".into())),
         Some(_) => return Err(ContentError::invalid("key", "must be a string")),
@@ -295,6 +316,7 @@ fn parse_aggregate(map: &Map<String, Value>) -> Result<AggregateContent, Content
         None | Some(Value::Null) => return Err(ContentError::Missing("content".into())),
         Some(_) => return Err(ContentError::invalid("content", "must be a JSON object")),
     };
+    nested_tags(map.get("content"))?;
     Ok(AggregateContent { key, payload })
 }
 
@@ -326,18 +348,21 @@ fn parse_store(map: &Map<String, Value>) -> Result<StoreContent, ContentError> {
     let size = match map.get("size") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| ContentError::invalid("size", "must be a non-negative integer"))?,
+            lax::int_from_value(v)
+                .ok_or_else(|| ContentError::invalid("size", "must be an integer"))?,
         ),
     };
+    opt_str(map, "content_type")?;
+    match map.get("metadata") {
+        None | Some(Value::Null | Value::Object(_)) => {}
+        Some(_) => return Err(ContentError::invalid("metadata", "must be an object")),
+    }
+    match map.get("tags") {
+        None | Some(Value::Null) => {}
+        Some(tags) => check_tags(tags, "tags")?,
+    }
     if let Some(payment) = map.get("payment").filter(|p| !p.is_null()) {
-        let kind = payment.get("type").and_then(Value::as_str);
-        if !matches!(kind, Some("hold" | "credit")) {
-            return Err(ContentError::invalid(
-                "payment.type",
-                "a STORE pays with hold or credit",
-            ));
-        }
+        store_payment(payment)?;
     }
     Ok(StoreContent {
         item_type,
@@ -349,14 +374,25 @@ fn parse_store(map: &Map<String, Value>) -> Result<StoreContent, ContentError> {
 
 fn parse_forget(map: &Map<String, Value>) -> Result<ForgetContent, ContentError> {
     only_keys(map, &["address", "time", "hashes", "aggregates", "reason"])?;
-    let hashes = string_list(map, "hashes")?
-        .iter()
-        .map(|h| ItemHash::parse(h).map_err(|e| ContentError::invalid("hashes", e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let aggregates = string_list(map, "aggregates")?;
+    // `hashes` is required; `aggregates` has a default; neither may be null.
+    if !map.contains_key("hashes") {
+        return Err(ContentError::Missing("hashes".into()));
+    }
+    let hashes = item_hash_list(map, "hashes")?;
+    // Keys, typed as item hashes by the reference.
+    let aggregates = item_hash_list(map, "aggregates")?
+        .into_iter()
+        .map(ItemHash::into_string)
+        .collect();
     let reason = opt_str(map, "reason")?;
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
-        return Err(ContentError::invalid("reason", "at most 1000 characters"));
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_FORGET_REASON_CHARS)
+    {
+        return Err(ContentError::invalid(
+            "reason",
+            format!("at most {MAX_FORGET_REASON_CHARS} characters"),
+        ));
     }
     Ok(ForgetContent {
         hashes,
@@ -365,12 +401,10 @@ fn parse_forget(map: &Map<String, Value>) -> Result<ForgetContent, ContentError>
     })
 }
 
-pub(crate) fn string_list(
-    map: &Map<String, Value>,
-    field: &str,
-) -> Result<Vec<String>, ContentError> {
+/// A FORGET's list of item hashes: absent is empty, null is refused.
+fn item_hash_list(map: &Map<String, Value>, field: &str) -> Result<Vec<ItemHash>, ContentError> {
     let items = match map.get(field) {
-        None | Some(Value::Null) => return Ok(Vec::new()),
+        None => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
         Some(_) => return Err(ContentError::invalid(field, "must be a list")),
     };
@@ -382,10 +416,114 @@ pub(crate) fn string_list(
     }
     items
         .iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| ContentError::invalid(field, "must hold strings"))
+        .enumerate()
+        .map(|(i, v)| {
+            let at = format!("{field}[{i}]");
+            let s = v
+                .as_str()
+                .ok_or_else(|| ContentError::invalid(&at, "must be a string"))?;
+            ItemHash::parse(s).map_err(|e| ContentError::invalid(at, e.to_string()))
         })
         .collect()
+}
+
+/// A list of tags: at most [`MAX_TAGS`] strings of 1 to [`MAX_TAG_CHARS`] characters.
+fn check_tags(value: &Value, at: &str) -> Result<(), ContentError> {
+    let Value::Array(tags) = value else {
+        return Err(ContentError::invalid(at, "must be a list"));
+    };
+    if tags.len() > MAX_TAGS {
+        return Err(ContentError::invalid(
+            at,
+            format!("at most {MAX_TAGS} tags"),
+        ));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        let chars = tag.as_str().map(|t| t.chars().count());
+        if !chars.is_some_and(|n| (1..=MAX_TAG_CHARS).contains(&n)) {
+            return Err(ContentError::invalid(
+                format!("{at}[{i}]"),
+                format!("a tag is a string of 1 to {MAX_TAG_CHARS} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The reference's check of POST and AGGREGATE payloads (`_validate_nested_tags`): when the
+/// payload is an object whose `tags` is not null, those are tags.
+fn nested_tags(payload: Option<&Value>) -> Result<(), ContentError> {
+    match payload.and_then(|p| p.get("tags")) {
+        None | Some(Value::Null) => Ok(()),
+        Some(tags) => check_tags(tags, "content.tags"),
+    }
+}
+
+/// A POST's `ref` given as an object, the reference's `ChainRef` (unknown keys ignored): the
+/// message referred to, whose `item_hash` is returned.
+fn parse_chain_ref(r: &Map<String, Value>) -> Result<String, ContentError> {
+    let required = |key: &str| match r.get(key) {
+        None => Err(ContentError::Missing(format!("ref.{key}"))),
+        Some(value) => Ok(value),
+    };
+    let string = |key: &str| -> Result<&str, ContentError> {
+        required(key)?
+            .as_str()
+            .ok_or_else(|| ContentError::invalid(format!("ref.{key}"), "must be a string"))
+    };
+    string("chain")?
+        .parse::<Chain>()
+        .map_err(|e| ContentError::invalid("ref.chain", e.to_string()))?;
+    match r.get("channel") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(c)) if c.chars().count() <= MAX_CHAIN_REF_CHANNEL_CHARS => {}
+        Some(_) => {
+            return Err(ContentError::invalid(
+                "ref.channel",
+                format!("must be a string of at most {MAX_CHAIN_REF_CHANNEL_CHARS} characters"),
+            ));
+        }
+    }
+    string("item_content")?;
+    let item_hash = ItemHash::parse(string("item_hash")?)
+        .map_err(|e| ContentError::invalid("ref.item_hash", e.to_string()))?;
+    string("item_type")?
+        .parse::<ItemType>()
+        .map_err(|e| ContentError::invalid("ref.item_type", e))?;
+    string("sender")?;
+    string("signature")?;
+    lax::float_from_value(required("time")?)
+        .ok_or_else(|| ContentError::invalid("ref.time", "must be a number"))?;
+    match r.get("type") {
+        None => {}
+        Some(Value::String(t)) if t == "POST" => {}
+        Some(_) => return Err(ContentError::invalid("ref.type", "must be \"POST\"")),
+    }
+    Ok(item_hash.into_string())
+}
+
+/// A STORE's `payment` (unknown keys ignored): a type of hold or credit, and when given a
+/// known `chain` and a string `receiver`.
+fn store_payment(payment: &Value) -> Result<(), ContentError> {
+    let Value::Object(payment) = payment else {
+        return Err(ContentError::invalid("payment", "must be an object"));
+    };
+    match payment.get("chain") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(chain)) => {
+            chain
+                .parse::<Chain>()
+                .map_err(|e| ContentError::invalid("payment.chain", e.to_string()))?;
+        }
+        Some(_) => return Err(ContentError::invalid("payment.chain", "must be a string")),
+    }
+    opt_str(payment, "receiver")
+        .map_err(|_| ContentError::invalid("payment.receiver", "must be a string"))?;
+    match payment.get("type").and_then(Value::as_str) {
+        Some("hold" | "credit") => Ok(()),
+        _ => Err(ContentError::invalid(
+            "payment.type",
+            "a STORE pays with hold or credit",
+        )),
+    }
 }

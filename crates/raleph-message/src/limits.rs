@@ -16,3 +16,16 @@ pub const MAX_CONTENT_TIME: f64 = 9_223_372_036.0;
 
 /// Most hashes or aggregate keys a FORGET may name, each.
 pub const MAX_FORGET_TARGETS: usize = 1000;
+
+/// Most characters of a FORGET's `reason`.
+pub const MAX_FORGET_REASON_CHARS: usize = 1000;
+
+/// Most tags a message carries (`content.content.tags` of POST and AGGREGATE, `content.tags`
+/// of STORE, `content.metadata.tags` of programs and instances).
+pub const MAX_TAGS: usize = 16;
+/// A tag has 1 to `MAX_TAG_CHARS` characters (Unicode code points).
+pub const MAX_TAG_CHARS: usize = 256;
+
+/// Longest `channel` of a POST's message reference (`ref` as an object, the reference's
+/// `ChainRef`), in characters.
+pub const MAX_CHAIN_REF_CHANNEL_CHARS: usize = 128;

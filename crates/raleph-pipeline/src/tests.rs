@@ -168,6 +168,9 @@ fn aggregate(signer: &EthSigner, address: &str, key: &str, payload: Value, time:
     signed(signer, MessageType::Aggregate, content, "TEST", time)
 }
 
+/// An aggregate key a FORGET can name: the reference types FORGET `aggregates` as item hashes.
+const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 fn forget(signer: &EthSigner, hashes: &[&str], time: f64) -> Envelope {
     let content = json!({"address": signer.address(), "time": time, "hashes": hashes});
     signed(signer, MessageType::Forget, content, "TEST", time)
@@ -283,11 +286,11 @@ async fn posts_and_amends() {
         rejected_with(&run(&node, foreign).await),
         Some(ErrorCode::PermissionDenied)
     );
-    // An amend without a ref has its own error code.
+    // An amend without a ref is malformed, as the reference's content model has it.
     let bare = post(&alice, &me, "amend", json!({}), None, t + 4.0);
     assert_eq!(
         rejected_with(&run(&node, bare).await),
-        Some(ErrorCode::PostAmendNoTarget)
+        Some(ErrorCode::InvalidFormat)
     );
 }
 
@@ -543,20 +546,20 @@ async fn forget_only_what_its_sender_sent() {
 
     // Aggregate keys: the elements of `content.address`'s key, each sent by the FORGET's
     // sender. An element the delegate sent stops a key forget by the owner.
-    let element = |signer: &EthSigner, n: f64| aggregate(signer, &me, "k", json!({"n": n}), t + n);
+    let element = |signer: &EthSigner, n: f64| aggregate(signer, &me, KEY, json!({"n": n}), t + n);
     let owners_element = element(&owner, 20.0);
     let owners_element_hash = owners_element.item_hash.to_string();
     assert!(processed(&run(&node, owners_element).await));
-    let by_delegate = forget_for(&delegate, &me, &[], &["k"], t + 21.0);
+    let by_delegate = forget_for(&delegate, &me, &[], &[KEY], t + 21.0);
     assert_eq!(rejected_with(&run(&node, by_delegate).await), denied);
     let delegates_element = element(&delegate, 22.0);
     assert!(processed(&run(&node, delegates_element).await));
-    let by_owner = forget_for(&owner, &me, &[], &["k"], t + 23.0);
+    let by_owner = forget_for(&owner, &me, &[], &[KEY], t + 23.0);
     assert_eq!(rejected_with(&run(&node, by_owner).await), denied);
     assert!(
         !node
             .reader
-            .aggregates_of(&me, &["k".to_owned()])
+            .aggregates_of(&me, &[KEY.to_owned()])
             .expect("read")
             .is_empty()
     );
@@ -564,7 +567,7 @@ async fn forget_only_what_its_sender_sent() {
     let delegates_element_hash = element(&delegate, 22.0).item_hash.to_string();
     let forget = forget_for(&delegate, &me, &[&delegates_element_hash], &[], t + 24.0);
     assert!(processed(&run(&node, forget).await));
-    let by_owner = forget_for(&owner, &me, &[], &["k"], t + 25.0);
+    let by_owner = forget_for(&owner, &me, &[], &[KEY], t + 25.0);
     assert!(processed(&run(&node, by_owner).await));
     assert_eq!(
         status(&node, &owners_element_hash),
@@ -572,7 +575,7 @@ async fn forget_only_what_its_sender_sent() {
     );
     assert!(
         node.reader
-            .aggregates_of(&me, &["k".to_owned()])
+            .aggregates_of(&me, &[KEY.to_owned()])
             .expect("read")
             .is_empty()
     );
@@ -605,7 +608,7 @@ async fn aggregate_keys_forgotten_on_a_peer() {
     let me = alice.address();
     let t = now_secs();
     let forget_key = |time| {
-        let content = json!({"address": me, "time": time, "aggregates": ["k"]});
+        let content = json!({"address": me, "time": time, "hashes": [], "aggregates": [KEY]});
         signed(&alice, MessageType::Forget, content, "TEST", time)
     };
     let value = |key: &str| {
@@ -621,9 +624,9 @@ async fn aggregate_keys_forgotten_on_a_peer() {
         Some(ErrorCode::ForgetTargetNotFound)
     );
 
-    // A peer forgot `forgotten` (key k) by key before this node saw it: the skeleton is
+    // A peer forgot `forgotten` (key KEY) by key before this node saw it: the skeleton is
     // recorded, and then the FORGET finds what it forgot.
-    let forgotten = aggregate(&alice, &me, "k", json!({"a": 1}), t);
+    let forgotten = aggregate(&alice, &me, KEY, json!({"a": 1}), t);
     let forget = forget_key(t + 10.0);
     let forget_hash = forget.item_hash.to_string();
     let recorded = node
@@ -638,7 +641,7 @@ async fn aggregate_keys_forgotten_on_a_peer() {
         status(&node, &forgotten_hash),
         Some(MessageStatus::Forgotten)
     );
-    assert!(value("k").is_none());
+    assert!(value(KEY).is_none());
 
     // A peer's false word: an element of another key, said forgotten by the same FORGET.
     let other = aggregate(&alice, &me, "other", json!({"b": 2}), t + 1.0);
@@ -654,14 +657,14 @@ async fn aggregate_keys_forgotten_on_a_peer() {
 
     // An element of the key that arrived here after the FORGET (from a peer that had not
     // processed it) is forgotten when the skeleton from a peer that forgot it comes.
-    let late = aggregate(&alice, &me, "k", json!({"c": 3}), t + 2.0);
+    let late = aggregate(&alice, &me, KEY, json!({"c": 3}), t + 2.0);
     let late_hash = late.item_hash.to_string();
     assert!(processed(&run(&node, late.clone()).await));
-    assert!(value("k").is_some());
+    assert!(value(KEY).is_some());
     let recorded = node.handle.record_forgotten(skeleton(&late, &forget_hash));
     assert!(recorded.await.expect("record"));
     assert_eq!(status(&node, &late_hash), Some(MessageStatus::Forgotten));
-    assert!(value("k").is_none());
+    assert!(value(KEY).is_none());
     // But a held element of another key is not, whatever the skeleton says.
     let recorded = node.handle.record_forgotten(skeleton(
         &aggregate(&alice, &me, "other", json!({"b": 2}), t + 1.0),

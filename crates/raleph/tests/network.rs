@@ -73,9 +73,11 @@ fn forget(signer: &EthSigner, hashes: &[&str]) -> Value {
     forget_by(signer, "hashes", hashes)
 }
 
-/// A FORGET whose content lists `targets` under `field` (`hashes` or `aggregates`).
+/// A FORGET whose content lists `targets` under `field` (`hashes` or `aggregates`); `hashes`,
+/// which the reference requires, is at least empty.
 fn forget_by(signer: &EthSigner, field: &str, targets: &[&str]) -> Value {
     let mut content = Map::new();
+    content.insert("hashes".into(), json!([]));
     content.insert(field.into(), json!(targets));
     raleph_sdk::signed_message(signer, MessageType::Forget, content, Some("NET"), now())
 }
@@ -319,15 +321,17 @@ async fn a_restarted_node_catches_up() {
     submit(&a, &forget_delegated).await;
     assert!(wait_status(&a, &hash(&unseen_delegated), "forgotten").await);
     // An aggregate only A ever held, forgotten by key: C learns of its elements only as
-    // skeletons, which do not carry the key.
+    // skeletons, which do not carry the key (shaped as an item hash, as the reference types
+    // the keys a FORGET names).
+    let scratch_key = "5c".repeat(32);
     let scratch = [
-        aggregate(&signer, "scratch", json!({"draft": 1})),
-        aggregate(&signer, "scratch", json!({"draft": 2})),
+        aggregate(&signer, &scratch_key, json!({"draft": 1})),
+        aggregate(&signer, &scratch_key, json!({"draft": 2})),
     ];
     for element in &scratch {
         submit(&a, element).await;
     }
-    let forget_scratch = forget_by(&signer, "aggregates", &["scratch"]);
+    let forget_scratch = forget_by(&signer, "aggregates", &[&scratch_key]);
     submit(&a, &forget_scratch).await;
     assert!(wait_status(&a, &hash(&scratch[1]), "forgotten").await);
     assert_eq!(status_of(&c, &hash(&sent[5])).await, None, "C is cut off");
