@@ -286,7 +286,7 @@ mod tests {
         let (total_tx, total) = std::sync::mpsc::channel();
         let counting = cache.clone();
         pool.run(move || {
-            let counted = counting.get_or::<&str>("a".into(), move || {
+            let counted = counting.get_or::<&str>("a", move || {
                 entered_tx.send(()).expect("send");
                 release_rx.recv().expect("release");
                 Ok(1)
@@ -298,7 +298,7 @@ mod tests {
         let (other_tx, other) = std::sync::mpsc::channel();
         let reading = cache.clone();
         pool.run(move || {
-            let counted = reading.get_or::<&str>("b".into(), || Ok(2));
+            let counted = reading.get_or::<&str>("b", || Ok(2));
             other_tx.send(counted).expect("send");
         });
         assert_eq!(other.recv().expect("other read"), Ok(2));
@@ -309,16 +309,16 @@ mod tests {
     #[test]
     fn caches_until_the_ttl() {
         let cache = CountCache::new(Duration::from_millis(50));
-        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(1)), Ok(1));
-        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(2)), Ok(1));
-        assert_eq!(cache.get_or::<&str>("b".into(), || Ok(3)), Ok(3));
+        assert_eq!(cache.get_or::<&str>("a", || Ok(1)), Ok(1));
+        assert_eq!(cache.get_or::<&str>("a", || Ok(2)), Ok(1));
+        assert_eq!(cache.get_or::<&str>("b", || Ok(3)), Ok(3));
         assert_eq!(cache.get_or("c", || Err("failed")), Err("failed"));
         // A failed count is not cached.
-        assert_eq!(cache.get_or::<&str>("c".into(), || Ok(5)), Ok(5));
+        assert_eq!(cache.get_or::<&str>("c", || Ok(5)), Ok(5));
         // Past twice the TTL, a total is counted again while the request waits.
         std::thread::sleep(Duration::from_millis(110));
-        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(4)), Ok(4));
-        assert_eq!(cache.get_or::<&str>("a".into(), || Ok(6)), Ok(4));
+        assert_eq!(cache.get_or::<&str>("a", || Ok(4)), Ok(4));
+        assert_eq!(cache.get_or::<&str>("a", || Ok(6)), Ok(4));
     }
 
     /// Callers arriving while a key is counted wait for that count instead of counting.
@@ -332,7 +332,7 @@ mod tests {
                 let (cache, counts, start) = (cache.clone(), counts.clone(), start.clone());
                 std::thread::spawn(move || {
                     start.wait();
-                    cache.get_or::<&str>("k".into(), move || {
+                    cache.get_or::<&str>("k", move || {
                         counts.fetch_add(1, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_millis(200));
                         Ok(42)
@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn stale_totals_are_recounted_in_the_background() {
         let cache = CountCache::new(Duration::from_millis(200));
-        assert_eq!(cache.get_or::<&str>("k".into(), || Ok(1)), Ok(1));
+        assert_eq!(cache.get_or::<&str>("k", || Ok(1)), Ok(1));
         std::thread::sleep(Duration::from_millis(210));
         let (entered_tx, entered_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
@@ -374,7 +374,7 @@ mod tests {
         assert_eq!(cache.get_or("k", count_again), Ok(1));
         release_tx.send(()).expect("release");
         cache.finish_recounts();
-        assert_eq!(cache.get_or::<&str>("k".into(), || Ok(99)), Ok(2));
+        assert_eq!(cache.get_or::<&str>("k", || Ok(99)), Ok(2));
         assert_eq!(recounts.load(Ordering::SeqCst), 1);
     }
 
@@ -382,13 +382,13 @@ mod tests {
     #[test]
     fn a_failed_recount_keeps_the_previous_total() {
         let cache = CountCache::new(Duration::from_millis(200));
-        assert_eq!(cache.get_or::<String>("k".into(), || Ok(1)), Ok(1));
+        assert_eq!(cache.get_or::<String>("k", || Ok(1)), Ok(1));
         std::thread::sleep(Duration::from_millis(210));
         assert_eq!(cache.get_or("k", || Err("failed".to_owned())), Ok(1));
         cache.finish_recounts();
-        assert_eq!(cache.get_or::<String>("k".into(), || Ok(3)), Ok(1));
+        assert_eq!(cache.get_or::<String>("k", || Ok(3)), Ok(1));
         cache.finish_recounts();
-        assert_eq!(cache.get_or::<String>("k".into(), || Ok(99)), Ok(3));
+        assert_eq!(cache.get_or::<String>("k", || Ok(99)), Ok(3));
     }
 
     /// When the count fails, a waiter counts for itself; a panicking count wakes waiters.
@@ -400,7 +400,7 @@ mod tests {
         let leader = {
             let cache = cache.clone();
             std::thread::spawn(move || {
-                cache.get_or::<&str>("k".into(), move || {
+                cache.get_or::<&str>("k", move || {
                     entered_tx.send(()).expect("send");
                     release_rx.recv().expect("release");
                     panic!("count panicked");
@@ -410,12 +410,12 @@ mod tests {
         entered_rx.recv().expect("count started");
         let waiter = {
             let cache = cache.clone();
-            std::thread::spawn(move || cache.get_or::<&str>("k".into(), || Ok(7)))
+            std::thread::spawn(move || cache.get_or::<&str>("k", || Ok(7)))
         };
         std::thread::sleep(Duration::from_millis(50));
         release_tx.send(()).expect("release");
         assert!(leader.join().is_err());
         assert_eq!(waiter.join().expect("waiter"), Ok(7));
-        assert_eq!(cache.get_or::<&str>("k".into(), || Ok(8)), Ok(8));
+        assert_eq!(cache.get_or::<&str>("k", || Ok(8)), Ok(8));
     }
 }

@@ -78,18 +78,18 @@ pub(crate) fn process_message(
         (None, Some(file)) => file.size,
         (None, None) => 0,
     };
-    if let Err(failure) = w.payments.check(env, &content) {
+    if let Err(failure) = w.payments.check(env, content) {
         return Ok(Applied::Failed(failure));
     }
     let grace_until = crate::now() + w.config.file_grace_period_secs;
     let store = w.store.as_mut();
     let checked = match &content.typed {
-        TypedContent::Post(post) => apply_post(store, env, &content, post)?,
-        TypedContent::Aggregate(aggregate) => apply_aggregate(store, env, &content, aggregate)?,
-        TypedContent::Store(file) => apply_store(w, env, &content, file)?,
-        TypedContent::Program(vm) => apply_vm(store, env, &content, vm, "program")?,
-        TypedContent::Instance(vm) => apply_vm(store, env, &content, vm, "instance")?,
-        TypedContent::Forget(forget) => apply_forget(store, env, &content, forget, grace_until)?,
+        TypedContent::Post(post) => apply_post(store, env, content, post)?,
+        TypedContent::Aggregate(aggregate) => apply_aggregate(store, env, content, aggregate)?,
+        TypedContent::Store(file) => apply_store(w, env, content, file)?,
+        TypedContent::Program(vm) => apply_vm(store, env, content, vm, "program")?,
+        TypedContent::Instance(vm) => apply_vm(store, env, content, vm, "instance")?,
+        TypedContent::Forget(forget) => apply_forget(store, env, content, forget, grace_until)?,
     };
     if let Err(failure) = checked {
         return Ok(Applied::Failed(failure));
