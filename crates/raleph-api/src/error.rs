@@ -41,8 +41,15 @@ impl ApiError {
 impl From<raleph_db::StoreError> for ApiError {
     fn from(e: raleph_db::StoreError) -> Self {
         if e.is_unavailable() {
-            // The database is down or the disk full: the request may succeed later.
-            tracing::warn!("a request found the store unavailable: {e}");
+            // The database is down or the disk full: the request may succeed later. Every
+            // read finds it so: said once every 10 s at most.
+            static LAST_LOGGED: std::sync::Mutex<Option<std::time::Instant>> =
+                std::sync::Mutex::new(None);
+            let mut last = LAST_LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10)) {
+                tracing::warn!("requests find the store unavailable: {e}");
+                *last = Some(std::time::Instant::now());
+            }
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the database is unavailable, retry later",

@@ -355,7 +355,7 @@ impl Writer {
     /// reach, then answers whoever waits. A new message is processed right there: the common
     /// case never touches the pending queue. Only a message that has to wait (a retryable
     /// failure) is queued.
-    fn commit_intake(&mut self, batch: Vec<Submission>) {
+    fn commit_intake(&mut self, mut batch: Vec<Submission>) {
         let started = std::time::Instant::now();
         let mut events = Vec::new();
         let mut result = self.try_commit_intake(&batch, &mut events);
@@ -366,7 +366,16 @@ impl Writer {
         );
         if matches!(&result, Err(e) if e.is_unavailable()) {
             // The store, not these messages, failed: they are journaled and acknowledged, so
-            // they wait here, in order, until the store is back.
+            // they wait here, in order, until the store is back. Callers waiting for them to be
+            // processed (`submit`) are told now that they are queued, as for any message
+            // that must wait, rather than held for the whole outage.
+            for submission in &mut batch {
+                if submission.journal_number.is_some()
+                    && let Some(reply) = submission.reply.take()
+                {
+                    let _ = reply.send(Ok(SubmitOutcome::Queued));
+                }
+            }
             result = self.park(|w| {
                 events.clear();
                 w.try_commit_intake(&batch, &mut events)

@@ -111,6 +111,14 @@ impl Drop for Checkpointer {
 
 fn run(conn: Connection, stop: &(Mutex<bool>, Condvar), turn: &Turn) {
     let (stopped, wake) = stop;
+    // A checkpoint fails every 100 ms while the disk is full: said once a minute at most.
+    let mut last_failure_logged: Option<std::time::Instant> = None;
+    let mut log_failure = |what: &str, e: &rusqlite::Error| {
+        if last_failure_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            tracing::warn!("WAL {what} failed: {e}");
+            last_failure_logged = Some(std::time::Instant::now());
+        }
+    };
     loop {
         let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
         let (guard, _) = wake
@@ -126,11 +134,11 @@ fn run(conn: Connection, stop: &(Mutex<bool>, Condvar), turn: &Turn) {
                 let restarted = checkpoint(&conn, "RESTART");
                 turn.set(false);
                 if let Err(e) = restarted {
-                    tracing::warn!("WAL restart checkpoint failed: {e}");
+                    log_failure("restart checkpoint", &e);
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!("WAL checkpoint failed: {e}"),
+            Err(e) => log_failure("checkpoint", &e),
         }
     }
 }
