@@ -34,6 +34,17 @@ struct OfAddress<'a> {
     info: Map<String, Value>,
 }
 
+/// `keys`, `with_info` and `value_only` of an address's aggregates.
+fn of_address_params(params: &Params) -> ApiResult<(Vec<String>, bool, bool)> {
+    // Unused, as by the reference, which still wants an integer.
+    params.signed_int(&["limit"])?;
+    Ok((
+        params.list(&["keys"]),
+        params.bool(&["with_info", "withInfo"])?,
+        params.bool(&["value_only", "valueOnly"])?,
+    ))
+}
+
 /// `GET /api/v0/aggregates/{address}.json`.
 pub async fn of_address(
     State(state): State<AppState>,
@@ -42,9 +53,7 @@ pub async fn of_address(
 ) -> ApiResult<Response> {
     let address = address.strip_suffix(".json").unwrap_or(&address).to_owned();
     let params = Params::parse(query.as_deref(), &state.config)?;
-    let keys = params.list(&["keys"]);
-    let with_info = params.bool(&["with_info", "withInfo"])?;
-    let value_only = params.bool(&["value_only", "valueOnly"])?;
+    let (keys, with_info, value_only) = of_address_params(&params)?;
     let owner = address.clone();
     let requested = keys.clone();
     let records = state
@@ -106,20 +115,20 @@ struct Page<'a> {
     pagination_total: u64,
 }
 
-/// `GET /api/v0/aggregates`: every aggregate, filtered by keys and addresses.
-pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult<Response> {
-    let params = Params::parse(query.as_deref(), &state.config)?;
+/// The page of aggregates asked for: `(query, page, per_page)`.
+fn list_query(params: &Params) -> ApiResult<(AggregateQuery, u64, u64)> {
     let sort_by_creation = match params.get(&["sortBy", "sort_by"]) {
         None | Some("") | Some("last_modified") => false,
         Some("creation_time") => true,
         Some(other) => return Err(ApiError::unprocessable(format!("unknown sortBy {other:?}"))),
     };
-    let (page, per_page) = params.page(None, 20)?;
-    if !(1..=500).contains(&per_page) {
+    // 1 to 500 as given: 0 is not the "no limit" it is elsewhere.
+    if !(1..=500).contains(&params.int(&["pagination"], 20)?) {
         return Err(ApiError::unprocessable(
             "pagination must be between 1 and 500",
         ));
     }
+    let (page, per_page) = params.page(None, 20)?;
     let query = AggregateQuery {
         keys: params.list(&["keys"]),
         addresses: params.list(&["addresses"]),
@@ -128,6 +137,13 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> A
         limit: per_page,
         offset: (page - 1).saturating_mul(per_page),
     };
+    Ok((query, page, per_page))
+}
+
+/// `GET /api/v0/aggregates`: every aggregate, filtered by keys and addresses.
+pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult<Response> {
+    let params = Params::parse(query.as_deref(), &state.config)?;
+    let (query, page, per_page) = list_query(&params)?;
     let counts = state.counts.clone();
     // The total's query, counted here or, when its cached total is stale, later on the
     // count cache's thread (hence its own reader handle).
@@ -178,4 +194,34 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> A
         })
         .await??;
     Ok(shapes::json_response(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::tests::{params, status};
+
+    #[test]
+    fn list_pagination_is_1_to_500_as_given() {
+        for (q, per_page) in [("", 20), ("pagination=1", 1), ("pagination=500", 500)] {
+            let (query, _, got) = list_query(&params(q)).expect("valid");
+            assert_eq!((query.limit, got), (per_page, per_page), "{q}");
+        }
+        for q in ["pagination=0", "pagination=501", "pagination=-1", "page=0"] {
+            assert_eq!(status(list_query(&params(q))), 422, "{q}");
+        }
+    }
+
+    #[test]
+    fn an_address_limit_is_an_integer() {
+        for q in ["limit=5", "limit=-3", "limit=", "limit=%201_0%20"] {
+            assert_eq!(status(of_address_params(&params(q))), 200, "{q}");
+        }
+        for q in ["limit=x", "limit=1.5", "with_info=maybe"] {
+            assert_eq!(status(of_address_params(&params(q))), 422, "{q}");
+        }
+        let (_, with_info, value_only) =
+            of_address_params(&params("with_info=t&value_only=yes")).expect("valid");
+        assert!(with_info && value_only);
+    }
 }

@@ -165,17 +165,33 @@ async fn wait_for(
     }
 }
 
+/// A message type a filter may name: the six types, and `V-PROGRAM`, which the reference
+/// knows and this node never holds (so it matches nothing).
+fn is_message_type(t: &str) -> bool {
+    t == "V-PROGRAM" || t.parse::<raleph_message::MessageType>().is_ok()
+}
+
+const PAYMENT_TYPES: [&str; 3] = ["hold", "superfluid", "credit"];
+
 /// Filters shared by the list and the websocket.
 pub fn message_query(params: &Params) -> ApiResult<MessageQuery> {
     let (start_date, end_date) = params.date_range()?;
-    let mut message_types = params.list(&["msgTypes", "message_types"]);
-    message_types.extend(params.list(&["msgType", "message_type"]));
-    for t in &message_types {
-        t.parse::<raleph_message::MessageType>()
-            .map_err(ApiError::unprocessable)?;
-    }
+    // Checked here; applied by the list (`list_messages`).
+    params.block_range()?;
+    let mut message_types = params.typed_list(
+        &["msgTypes", "message_types"],
+        "a message type",
+        is_message_type,
+    )?;
+    message_types.extend(params.typed_list(
+        &["msgType", "message_type"],
+        "a message type",
+        is_message_type,
+    )?);
     let statuses = params
-        .list(&["msgStatuses", "message_statuses"])
+        .typed_list(&["msgStatuses", "message_statuses"], "a status", |s| {
+            s.parse::<MessageStatus>().is_ok()
+        })?
         .iter()
         .map(|s| s.parse::<MessageStatus>().map_err(ApiError::unprocessable))
         .collect::<ApiResult<Vec<_>>>()?;
@@ -193,17 +209,24 @@ pub fn message_query(params: &Params) -> ApiResult<MessageQuery> {
         ));
     }
     Ok(MessageQuery {
-        hashes: params.list(&["hashes"]),
+        hashes: params.hash_list(&["hashes"])?,
         addresses: params.list(&["addresses"]),
         owners: params.list(&["owners"]),
         refs: params.list(&["refs"]),
-        content_hashes: params.list(&["contentHashes", "content_hashes"]),
+        content_hashes: params.hash_list(&["contentHashes", "content_hashes"])?,
+        // Any string, unlike the reference (which wants item hashes): keys are free text.
         content_keys: params.list(&["contentKeys", "content_keys"]),
         content_types: params.list(&["contentTypes", "content_types"]),
-        chains: params.list(&["chains"]),
+        chains: params.typed_list(&["chains"], "a chain", |c| {
+            c.parse::<raleph_message::Chain>().is_ok()
+        })?,
         channels: params.list(&["channels"]),
         tags: params.list(&["tags"]),
-        payment_types: params.list(&["paymentTypes", "payment_types"]),
+        payment_types: params.typed_list(
+            &["paymentTypes", "payment_types"],
+            "a payment type (hold, superfluid, credit)",
+            |t| PAYMENT_TYPES.contains(&t),
+        )?,
         message_types,
         statuses,
         start_date,
@@ -263,39 +286,120 @@ impl<T> Page<T> {
     }
 }
 
+/// How a list is paged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Paging {
+    Cursor,
+    Pages { page: u64, per_page: u64 },
+}
+
+/// A list request, checked as the reference checks it.
+#[derive(Debug)]
+struct ListRequest {
+    query: MessageQuery,
+    format: ContentFormat,
+    /// Forgotten or removed messages: their skeletons are listed.
+    skeletons: bool,
+    /// An `endBlock` was given: no message has a confirmation height here, and the
+    /// reference's `endBlock` keeps only messages confirmed below it (while `startBlock`
+    /// keeps unconfirmed ones), so the list is empty.
+    none_confirmed: bool,
+    paging: Paging,
+}
+
+fn list_request(params: &Params, path_page: Option<&str>) -> ApiResult<ListRequest> {
+    // Without chain confirmations, the order is the same either way.
+    params.sort_by_tx_time()?;
+    let mut query = message_query(params)?;
+    let format = content_format(params)?;
+    let (start_block, end_block) = params.block_range()?;
+    let skeletons = query
+        .statuses
+        .iter()
+        .any(|s| matches!(s, MessageStatus::Forgotten | MessageStatus::Removed));
+    if skeletons {
+        // As the reference: what a skeleton cannot be filtered on is refused, not ignored.
+        if params.get(&["cursor"]).is_some() {
+            return Err(ApiError::bad_request(
+                "cursor pagination does not apply to forgotten or removed messages",
+            ));
+        }
+        let unsupported: Vec<&str> = [
+            ("refs", !query.refs.is_empty()),
+            ("contentTypes", !query.content_types.is_empty()),
+            ("contentHashes", !query.content_hashes.is_empty()),
+            ("contentKeys", !query.content_keys.is_empty()),
+            ("tags", !query.tags.is_empty()),
+            ("startBlock", start_block != 0),
+            ("endBlock", end_block != 0),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect();
+        if !unsupported.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "filters not supported for forgotten or removed messages: {}",
+                unsupported.join(", ")
+            )));
+        }
+    }
+    let paging = match params.cursor()? {
+        Some(cursor) => {
+            params.page_number(path_page)?;
+            let per_page = params.int(&["pagination"], 20)?;
+            if per_page == 0 {
+                return Err(ApiError::unprocessable(
+                    "pagination must be at least 1 with a cursor",
+                ));
+            }
+            query.limit = per_page.min(MAX_CURSOR_PAGE);
+            query.cursor = cursor;
+            Paging::Cursor
+        }
+        None => {
+            let (page, per_page) = params.page(path_page, 20)?;
+            query.limit = per_page;
+            query.offset = (page - 1).saturating_mul(per_page);
+            Paging::Pages { page, per_page }
+        }
+    };
+    Ok(ListRequest {
+        query,
+        format,
+        skeletons,
+        none_confirmed: end_block != 0,
+        paging,
+    })
+}
+
 async fn list_messages(
     state: AppState,
     params: Params,
     path_page: Option<String>,
 ) -> ApiResult<Response> {
-    if matches!(params.get(&["sortBy", "sort_by"]), Some(s) if s != "time" && s != "tx-time") {
-        return Err(ApiError::unprocessable("sortBy must be time or tx-time"));
-    }
-    let mut query = message_query(&params)?;
-    let format = content_format(&params)?;
-    let skeletons = query
-        .statuses
-        .iter()
-        .any(|s| matches!(s, MessageStatus::Forgotten | MessageStatus::Removed));
-    if let Some(cursor) = params.cursor()? {
-        if skeletons {
-            return Err(ApiError::bad_request(
-                "cursor pagination does not apply to forgotten or removed messages",
-            ));
+    let ListRequest {
+        query,
+        format,
+        skeletons,
+        none_confirmed,
+        paging,
+    } = list_request(&params, path_page.as_deref())?;
+    let (page, per_page) = match paging {
+        Paging::Cursor if none_confirmed => {
+            let empty = CursorPage {
+                messages: Vec::new(),
+                next_cursor: None,
+                pagination_per_page: query.limit,
+            };
+            return Ok(shapes::json_response(shapes::to_json(&empty, 256)?));
         }
-        let per_page = params.int(&["pagination"], 20)?;
-        if per_page == 0 {
-            return Err(ApiError::unprocessable(
-                "pagination must be at least 1 with a cursor",
-            ));
+        Paging::Cursor => return cursor_page(state, query, format).await,
+        Paging::Pages { page, per_page } if none_confirmed => {
+            let empty = Page::<shapes::MessageShape>::new(Vec::new(), page, per_page, 0);
+            return Ok(shapes::json_response(shapes::to_json(&empty, 256)?));
         }
-        query.limit = per_page.min(MAX_CURSOR_PAGE);
-        query.cursor = cursor;
-        return cursor_page(state, query, format).await;
-    }
-    let (page, per_page) = params.page(path_page.as_deref(), 20)?;
-    query.limit = per_page;
-    query.offset = (page - 1).saturating_mul(per_page);
+        Paging::Pages { page, per_page } => (page, per_page),
+    };
     let counts = state.counts.clone();
     // The total's query, counted here or, when its cached total is stale, later on the
     // count cache's thread (hence its own reader handle).
@@ -521,4 +625,117 @@ pub async fn content(
     } else {
         content
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::tests::{params, status};
+
+    fn request(query: &str) -> ApiResult<ListRequest> {
+        list_request(&params(query), None)
+    }
+
+    #[test]
+    fn typed_filters() {
+        for q in [
+            "msgType=V-PROGRAM",
+            "msgTypes=POST,V-PROGRAM",
+            "msgType=",
+            "chains=ETH,SOL",
+            "paymentTypes=hold,superfluid,credit",
+            "contentKeys=profile",
+            "msgStatuses=processed,rejected",
+        ] {
+            assert_eq!(status(request(q)), 200, "{q}");
+        }
+        let types = request("msgTypes=POST&msgType=V-PROGRAM").expect("valid");
+        assert_eq!(types.query.message_types, ["POST", "V-PROGRAM"]);
+        for q in [
+            "msgTypes=FOO",
+            "msgTypes=POST,",
+            "msgType=post",
+            "chains=eth",
+            "chains=ETH,%20SOL",
+            "paymentTypes=gold",
+            "hashes=abc",
+            "contentHashes=abc",
+            "msgStatuses=done",
+        ] {
+            assert_eq!(status(request(q)), 422, "{q}");
+        }
+    }
+
+    #[test]
+    fn blocks() {
+        assert!(!request("startBlock=3").expect("valid").none_confirmed);
+        assert!(request("endBlock=3").expect("valid").none_confirmed);
+        assert!(
+            request("startBlock=3&endBlock=9")
+                .expect("valid")
+                .none_confirmed
+        );
+        assert_eq!(status(request("startBlock=9&endBlock=3")), 422);
+        assert_eq!(status(request("startBlock=-1")), 422);
+        assert_eq!(status(request("endBlock=x")), 422);
+    }
+
+    #[test]
+    fn skeleton_statuses_refuse_what_they_cannot_filter() {
+        assert!(
+            request("msgStatuses=forgotten&startBlock=0&chains=ETH")
+                .expect("valid")
+                .skeletons
+        );
+        for q in [
+            "startBlock=1",
+            "endBlock=1",
+            "refs=a",
+            "contentTypes=note",
+            "contentHashes=93a23971a914e5eacbf0a8d25154cda309c3c1c72fbb9914d47c60f3cb681588",
+            "contentKeys=k",
+            "tags=t",
+            "cursor=",
+        ] {
+            assert_eq!(
+                status(request(&format!("msgStatuses=removed&{q}"))),
+                400,
+                "{q}"
+            );
+        }
+        assert_eq!(status(request("msgStatuses=forgotten,processed")), 400);
+    }
+
+    #[test]
+    fn cursors() {
+        let first = request("cursor=&pagination=500").expect("valid");
+        assert_eq!(first.paging, Paging::Cursor);
+        assert_eq!(first.query.limit, MAX_CURSOR_PAGE);
+        assert_eq!(status(request("cursor=&page=0")), 422);
+        assert_eq!(status(request("cursor=&page=x")), 422);
+        assert_eq!(status(request("cursor=&pagination=0")), 422);
+        assert_eq!(status(request("cursor=&sortBy=tx-time")), 200);
+        let next = cursor::encode(&raleph_db::Cursor {
+            time: 5.0,
+            item_hash: "93a23971a914e5eacbf0a8d25154cda309c3c1c72fbb9914d47c60f3cb681588".into(),
+        });
+        assert_eq!(status(request(&format!("cursor={next}"))), 200);
+        assert_eq!(
+            status(request(&format!("cursor={next}&sortBy=tx-time"))),
+            422
+        );
+        assert_eq!(
+            status(list_request(&params("cursor="), Some("x.json"))),
+            400
+        );
+        let pages = request("page=2&pagination=10").expect("valid");
+        assert_eq!(
+            pages.paging,
+            Paging::Pages {
+                page: 2,
+                per_page: 10
+            }
+        );
+        assert_eq!(pages.query.offset, 10);
+    }
 }

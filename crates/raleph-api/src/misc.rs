@@ -67,25 +67,85 @@ pub async fn address_stats_v0(
     Ok(Json(json!({ "data": data })))
 }
 
+/// Longest `addressContains` (the reference's bound: 64 characters and a `0x`).
+const MAX_ADDRESS_CONTAINS_CHARS: usize = 66;
+
+/// What address statistics sort by.
+const STATS_SORT_KEYS: [&str; 7] = [
+    "aggregate",
+    "forget",
+    "instance",
+    "post",
+    "program",
+    "store",
+    "total",
+];
+
+/// A v1 address statistics request, checked.
+#[derive(Debug)]
+struct StatsRequest {
+    addresses: Vec<String>,
+    /// `addressContains`, lowercased.
+    contains: Option<String>,
+    /// One of [`STATS_SORT_KEYS`].
+    key: &'static str,
+    ascending: bool,
+    page: u64,
+    per_page: u64,
+}
+
+fn stats_request(params: &Params) -> ApiResult<StatsRequest> {
+    let contains = params
+        .get(&["addressContains", "address_contains"])
+        .map(str::to_lowercase);
+    if contains
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_ADDRESS_CONTAINS_CHARS)
+    {
+        return Err(ApiError::unprocessable(format!(
+            "addressContains has at most {MAX_ADDRESS_CONTAINS_CHARS} characters"
+        )));
+    }
+    let asked = params.get(&["sortBy", "sort_by"]).unwrap_or("total");
+    let key = STATS_SORT_KEYS
+        .into_iter()
+        .find(|k| *k == asked)
+        .ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "sortBy must be one of {}",
+                STATS_SORT_KEYS.join(", ")
+            ))
+        })?;
+    let ascending = params.sort_order()? == raleph_db::SortOrder::Ascending;
+    let (page, per_page) = params.page(None, 20)?;
+    Ok(StatsRequest {
+        addresses: params.list(&["addresses"]),
+        contains,
+        key,
+        ascending,
+        page,
+        per_page,
+    })
+}
+
 pub async fn address_stats_v1(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let params = Params::parse(query.as_deref(), &state.config)?;
-    let addresses = params.list(&["addresses"]);
-    let contains = params
-        .get(&["addressContains", "address_contains"])
-        .map(str::to_lowercase);
-    let (page, per_page) = params.page(None, 20)?;
+    let StatsRequest {
+        addresses,
+        contains,
+        key,
+        ascending,
+        page,
+        per_page,
+    } = stats_request(&params)?;
     let mut stats = state.read(move |r| r.address_stats(&addresses)).await?;
     if let Some(part) = contains {
         stats.retain(|s| s.address.to_lowercase().contains(&part));
     }
-    let key = params
-        .get(&["sortBy", "sort_by"])
-        .unwrap_or("total")
-        .to_owned();
-    let metric = |s: &AddressStats| match key.as_str() {
+    let metric = |s: &AddressStats| match key {
         "post" => s.post,
         "aggregate" => s.aggregate,
         "store" => s.store,
@@ -95,7 +155,7 @@ pub async fn address_stats_v1(
         _ => s.total(),
     };
     stats.sort_by_key(|s| std::cmp::Reverse(metric(s)));
-    if params.sort_order()? == raleph_db::SortOrder::Ascending {
+    if ascending {
         stats.reverse();
     }
     let total = stats.len();
@@ -215,4 +275,32 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         "# HELP pyaleph_build_info Node build.\n# TYPE pyaleph_build_info gauge\npyaleph_build_info{{version=\"raleph-{VERSION}\"}} 1"
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::tests::{params, status};
+
+    #[test]
+    fn address_stats_requests() {
+        let request = stats_request(&params(&format!(
+            "addressContains={}&sortBy=post&sortOrder=1",
+            "A".repeat(66)
+        )))
+        .expect("valid");
+        assert_eq!(request.contains, Some("a".repeat(66)));
+        assert_eq!(request.key, "post");
+        assert!(request.ascending);
+        assert_eq!(stats_request(&params("")).expect("valid").key, "total");
+        for q in [
+            format!("addressContains={}", "a".repeat(67)),
+            "sortBy=size".to_owned(),
+            "sortBy=".to_owned(),
+            "sortOrder=0".to_owned(),
+            "page=0".to_owned(),
+        ] {
+            assert_eq!(status(stats_request(&params(&q))), 422, "{q}");
+        }
+    }
 }

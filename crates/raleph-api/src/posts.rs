@@ -74,13 +74,7 @@ pub async fn page_v0(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let params = Params::parse(query.as_deref(), &state.config)?;
-    list(
-        state,
-        params,
-        Some(page),
-        Version::V0,
-    )
-    .await
+    list(state, params, Some(page), Version::V0).await
 }
 
 pub async fn list_v1(
@@ -97,20 +91,19 @@ pub async fn page_v1(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let params = Params::parse(query.as_deref(), &state.config)?;
-    list(
-        state,
-        params,
-        Some(page),
-        Version::V1,
-    )
-    .await
+    list(state, params, Some(page), Version::V1).await
 }
 
 fn post_query(params: &Params) -> ApiResult<PostQuery> {
-    let (start_date, end_date) = params.date_range()?;
+    // Each date is checked, but an end before the start is not refused: the reference's
+    // check of their order reads field names clients do not send, so it never runs, and
+    // such a range lists nothing.
+    let (start_date, end_date) = params.dates()?;
+    // Without chain confirmations, the order is the same either way.
+    params.sort_by_tx_time()?;
     Ok(PostQuery {
         addresses: params.list(&["addresses"]),
-        hashes: params.list(&["hashes"]),
+        hashes: params.hash_list(&["hashes"])?,
         refs: params.list(&["refs"]),
         types: params.list(&["types"]),
         tags: params.list(&["tags"]),
@@ -132,6 +125,7 @@ async fn list(
     let mut query = post_query(&params)?;
     query.latest_hash_only = version.latest_hash_only();
     if let Some(position) = params.cursor()? {
+        params.page_number(path_page.as_deref())?;
         let per_page = params.int(&["pagination"], 20)?;
         if per_page == 0 {
             return Err(ApiError::unprocessable(
@@ -205,4 +199,32 @@ async fn list(
         })
         .await??;
     Ok(shapes::json_response(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::tests::{params, status};
+
+    #[test]
+    fn post_filters() {
+        let reversed = post_query(&params("startDate=10&endDate=5")).expect("not refused");
+        assert_eq!(
+            (reversed.start_date, reversed.end_date),
+            (Some(10.0), Some(5.0))
+        );
+        for q in ["sortBy=time", "sortBy=tx-time", "sortBy=tx-time&cursor="] {
+            assert_eq!(status(post_query(&params(q))), 200, "{q}");
+        }
+        for q in [
+            "sortBy=size",
+            "sortBy=tx-time&cursor=abc",
+            "hashes=abc",
+            "hashes=93A23971A914E5EACBF0A8D25154CDA309C3C1C72FBB9914D47C60F3CB681588",
+            "startDate=inf",
+            "endDate=253402300800",
+        ] {
+            assert_eq!(status(post_query(&params(q))), 422, "{q}");
+        }
+    }
 }
