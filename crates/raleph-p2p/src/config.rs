@@ -51,18 +51,32 @@ pub struct P2pConfig {
     /// Events held inside the swarm task while the node's channel is full. Beyond it, gossip
     /// messages are dropped (and counted) rather than buffered.
     pub event_backlog: usize,
-    /// Per-peer message rate: a token bucket of this many messages...
+    /// Message rate of one sender: a token bucket of this many messages...
+    ///
+    /// A gossip message is held against its signed author (gossipsub's `from`) when that is
+    /// known and is not the peer that relayed it, since reference nodes relay gossip without
+    /// checking it; else against the relaying peer. Every peer also has a second bucket of the
+    /// same size for all it sends, its own and relayed messages together: past it, relayed
+    /// messages are ignored, never held against the relaying peer.
     pub flood_burst: u32,
     /// ...refilled at this many messages per second.
     pub flood_rate_per_sec: f64,
-    /// A peer whose messages the node rejected more than this many times within
-    /// `reject_window_secs` has its further messages ignored until the window passes.
+    /// A sender (see `flood_burst`) whose messages the node rejected more than this many times
+    /// within `reject_window_secs` has its further messages ignored until the window passes,
+    /// whoever relays them. Rejected messages relayed for another author count against that
+    /// author only, and gossipsub is told to ignore them rather than reject them, so that an
+    /// honest relaying peer is never penalised.
     pub max_rejects: u32,
     /// The window of `max_rejects`, seconds.
     pub reject_window_secs: f64,
-    /// Messages ignored from a throttled or penalised peer before it is disconnected and
-    /// banned.
+    /// A peer's own messages (authored by it, or unsigned) ignored while it is throttled or
+    /// penalised before it is disconnected and banned. Relayed messages never count.
     pub ignored_before_ban: u32,
+    /// Most authors of relayed messages (who are not connected peers) whose rate and rejects
+    /// are tracked. When full, authors whose `reject_window_secs` is over are forgotten; if
+    /// none is, new authors are not tracked until some are (their messages are then bounded by
+    /// their relaying peers' buckets only).
+    pub max_tracked_authors: usize,
     /// How long a banned peer's connections are refused, seconds.
     pub ban_secs: f64,
     /// Largest request accepted on `/raleph/1`, bytes.
@@ -126,6 +140,7 @@ impl Default for P2pConfig {
             max_rejects: 100,
             reject_window_secs: 600.0,
             ignored_before_ban: 1_000,
+            max_tracked_authors: 10_000,
             ban_secs: 600.0,
             max_request_bytes: 64 * 1024,
             max_response_bytes: 8 * 1024 * 1024,

@@ -21,7 +21,9 @@ pub enum NetworkEvent {
         id: MessageId,
         /// The peer that relayed it to us.
         source: PeerId,
-        /// The peer that signed it.
+        /// The peer that signed it (gossipsub's `from`): the peer a rejection is held against
+        /// when it differs from `source`. Pass it back to
+        /// [`NetworkHandle::report_validation`].
         author: Option<PeerId>,
         topic: String,
         data: Bytes,
@@ -55,7 +57,8 @@ pub enum NetworkEvent {
 pub enum Validation {
     /// Valid: deliver and forward it.
     Accept,
-    /// Invalid: do not forward, and count it against the peer that relayed it.
+    /// Invalid: do not forward, and count it against its signed author, or against the peer
+    /// that relayed it if that is its author or the author is unknown.
     Reject,
     /// Not forwarded, not held against anyone (for example: already known, or the node is busy).
     Ignore,
@@ -119,6 +122,7 @@ pub(crate) enum Command {
     ReportValidation {
         id: MessageId,
         source: PeerId,
+        author: Option<PeerId>,
         validation: Validation,
     },
     ConnectedPeers {
@@ -208,17 +212,22 @@ impl NetworkHandle {
             .await?
     }
 
-    /// Reports the node's verdict on a message received as [`NetworkEvent::Message`].
+    /// Reports the node's verdict on a message received as [`NetworkEvent::Message`], with its
+    /// `id`, `source` and `author` as received. A rejection is held against `author` when it is
+    /// known and is not `source` (reference nodes relay gossip unchecked): gossipsub is then
+    /// told to ignore the message, so the relaying peer is not penalised for it.
     pub async fn report_validation(
         &self,
         id: MessageId,
         source: PeerId,
+        author: Option<PeerId>,
         validation: Validation,
     ) -> Result<(), NetworkStopped> {
         self.commands
             .send(Command::ReportValidation {
                 id,
                 source,
+                author,
                 validation,
             })
             .await

@@ -26,9 +26,11 @@
 //!
 //! **Validation.** Unlike the reference, received messages are forwarded only after the node
 //! has checked them: each arrives as [`NetworkEvent::Message`] and the node answers with
-//! [`NetworkHandle::report_validation`]. Rejections count against the relaying peer
-//! ([`PeerCounters`]); a peer that floods or keeps sending invalid messages is throttled, then
-//! disconnected and banned.
+//! [`NetworkHandle::report_validation`]. Rejections count against the message's signed author,
+//! or against the relaying peer when it is the author or the author is unknown: reference nodes
+//! relay gossip unchecked, so an honest neighbour relays other people's junk ([`PeerCounters`]).
+//! A sender that floods or keeps sending invalid messages is throttled, whoever relays its
+//! messages; a peer that does so itself is then disconnected and banned.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 

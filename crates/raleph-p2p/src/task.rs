@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use crate::behaviour::{Behaviour, BehaviourEvent, MAX_TRANSMIT_SIZE};
 use crate::config::{P2pConfig, secs};
 use crate::handle::{Command, DialError, NetworkEvent, PublishError, RequestError, Validation};
-use crate::peers::{Admit, Limits, Peer, PeerInfo};
+use crate::peers::{Admit, Authors, Limits, Peer, PeerInfo};
 use crate::protocol::RalephResponse;
 
 /// Inbound requests waiting for the node's answer, across all peers. Beyond it, requests are
@@ -78,6 +78,9 @@ pub(crate) struct Task {
     topics: Topics,
     /// Connected peers.
     peers: HashMap<PeerId, Peer>,
+    /// Flood guards of the authors of relayed messages who are not connected (a connected
+    /// author's is in its `Peer`).
+    authors: Authors,
     /// Banned peers and when their ban ends.
     banned: HashMap<PeerId, Instant>,
     /// ALIVE-announced addresses, by the announcing peer.
@@ -115,6 +118,7 @@ impl Task {
             local_peer_id: *swarm.local_peer_id(),
             swarm,
             limits: Limits::from_config(&config),
+            authors: Authors::new(config.max_tracked_authors),
             config,
             topics,
             peers: HashMap::new(),
@@ -281,11 +285,11 @@ impl Task {
         {
             self.dialed.insert(dialed.clone(), peer);
         }
-        let limits = &self.limits;
-        let state = self
-            .peers
-            .entry(peer)
-            .or_insert_with(|| Peer::new(limits, std::time::Instant::now()));
+        let (limits, authors) = (&self.limits, &mut self.authors);
+        let state = self.peers.entry(peer).or_insert_with(|| {
+            // As an author it may already have a record here.
+            Peer::new(authors.take(&peer), limits, std::time::Instant::now())
+        });
         let first = state.connections.is_empty();
         state.connections.insert(connection, address.clone());
         self.connected.store(self.peers.len(), Ordering::Relaxed);
@@ -299,7 +303,12 @@ impl Task {
         if let Some(state) = self.peers.get_mut(&peer) {
             state.connections.remove(&connection);
         }
-        if remaining == 0 && self.peers.remove(&peer).is_some() {
+        if remaining == 0
+            && let Some(state) = self.peers.remove(&peer)
+        {
+            // What it authored may still come, relayed by others: its record stays.
+            self.authors
+                .keep(peer, state.own, &self.limits, std::time::Instant::now());
             self.connected.store(self.peers.len(), Ordering::Relaxed);
             tracing::debug!(%peer, "p2p peer disconnected");
             self.emit_control(NetworkEvent::PeerDisconnected { peer });
@@ -336,21 +345,59 @@ impl Task {
             .report_message_validation_result(id, source, acceptance);
     }
 
+    /// Holds a rejected message relayed by another peer against its `author`: against its own
+    /// guard as a connected peer, else its tracked record (if tracked).
+    pub(crate) fn author_rejected(&mut self, author: PeerId, now: std::time::Instant) {
+        let limits = &self.limits;
+        let guard = match self.peers.get_mut(&author) {
+            Some(peer) => Some(&mut peer.own),
+            None => self.authors.get_or_track(author, limits, now),
+        };
+        if let Some(guard) = guard {
+            guard.rejected(limits, now);
+        }
+    }
+
+    /// Decides whether a message relayed by `source` is delivered: it is held against its
+    /// author if known and another peer (see `peers.rs`), else against `source`.
+    fn admit(
+        &mut self,
+        source: PeerId,
+        author: Option<PeerId>,
+        len: usize,
+        now: std::time::Instant,
+    ) -> Option<Admit> {
+        let author = author.filter(|a| *a != source);
+        let Some(author) = author else {
+            return Some(self.peers.get_mut(&source)?.admit(len, &self.limits, now));
+        };
+        let [relayer, connected_author] = self.peers.get_disjoint_mut([&source, &author]);
+        let relayer = relayer?;
+        let guard = match connected_author {
+            Some(peer) => Some(&mut peer.own),
+            None => self.authors.get_or_track(author, &self.limits, now),
+        };
+        Some(relayer.admit_relayed(len, guard, &self.limits, now))
+    }
+
     fn on_message(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
         let now = std::time::Instant::now();
-        let limits = &self.limits;
-        let Some(state) = self.peers.get_mut(&source) else {
-            self.report(&id, &source, MessageAcceptance::Ignore);
-            return;
-        };
-        match state.admit(message.data.len(), limits, now) {
-            Admit::Deliver => {}
-            Admit::Ignore => {
+        let verdict = self.admit(source, message.source, message.data.len(), now);
+        match verdict {
+            Some(Admit::Deliver) => {}
+            None | Some(Admit::Ignore) => {
                 self.report(&id, &source, MessageAcceptance::Ignore);
                 return;
             }
-            Admit::Ban => {
+            Some(Admit::Ban) => {
                 self.report(&id, &source, MessageAcceptance::Ignore);
+                // What it authored stays ignored while it is banned, whoever relays it.
+                if let (Some(state), Some(until)) = (
+                    self.peers.get_mut(&source),
+                    now.checked_add(secs(self.config.ban_secs)),
+                ) {
+                    state.own.penalise_until(until);
+                }
                 self.ban(source);
                 return;
             }

@@ -28,20 +28,40 @@ impl Task {
             Command::ReportValidation {
                 id,
                 source,
+                author,
                 validation,
             } => {
                 let now = std::time::Instant::now();
-                if let Some(state) = self.peers.get_mut(&source) {
-                    match validation {
-                        Validation::Accept => state.counters.messages_accepted += 1,
-                        Validation::Reject => state.rejected(&self.limits, now),
-                        Validation::Ignore => state.counters.messages_ignored += 1,
+                let relayed_for = author.filter(|a| *a != source);
+                let acceptance = match (validation, relayed_for) {
+                    (Validation::Accept, _) => {
+                        if let Some(state) = self.peers.get_mut(&source) {
+                            state.counters.messages_accepted += 1;
+                        }
+                        MessageAcceptance::Accept
                     }
-                }
-                let acceptance = match validation {
-                    Validation::Accept => MessageAcceptance::Accept,
-                    Validation::Reject => MessageAcceptance::Reject,
-                    Validation::Ignore => MessageAcceptance::Ignore,
+                    (Validation::Ignore, _) => {
+                        if let Some(state) = self.peers.get_mut(&source) {
+                            state.counters.messages_ignored += 1;
+                        }
+                        MessageAcceptance::Ignore
+                    }
+                    (Validation::Reject, None) => {
+                        if let Some(state) = self.peers.get_mut(&source) {
+                            state.rejected(&self.limits, now);
+                        }
+                        MessageAcceptance::Reject
+                    }
+                    // Relayed for another author, as reference nodes relay everything: the
+                    // author is to blame. Not forwarded, and gossipsub holds nothing against
+                    // the relaying peer.
+                    (Validation::Reject, Some(author)) => {
+                        if let Some(state) = self.peers.get_mut(&source) {
+                            state.relayed_rejected();
+                        }
+                        self.author_rejected(author, now);
+                        MessageAcceptance::Ignore
+                    }
                 };
                 self.report(&id, &source, acceptance);
             }
@@ -50,7 +70,7 @@ impl Task {
                 let peers = self
                     .peers
                     .iter()
-                    .map(|(id, state)| state.info(*id, now))
+                    .map(|(id, state)| state.info(*id, &self.limits, now))
                     .collect::<Vec<PeerInfo>>();
                 let _ = reply.send(peers);
             }

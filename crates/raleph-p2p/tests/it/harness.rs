@@ -100,7 +100,9 @@ async fn on_event(handle: &NetworkHandle, seen: &Mutex<Seen>, event: NetworkEven
                 author,
                 data: data.to_vec(),
             });
-            let _ = handle.report_validation(id, source, validation).await;
+            let _ = handle
+                .report_validation(id, source, author, validation)
+                .await;
         }
         NetworkEvent::InboundRequest { request, reply, .. } => {
             seen.lock().unwrap().requests += 1;

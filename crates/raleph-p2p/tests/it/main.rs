@@ -8,6 +8,7 @@ mod gossip;
 mod harness;
 mod limits;
 mod reference_like;
+mod relay;
 mod requests;
 mod rsa_identity;
 mod vectors;

@@ -3,7 +3,9 @@
 //! In: a message from a peer is parsed (plain JSON; percent-decoded only if that fails, as
 //! reference nodes percent-decode every payload), submitted to the pipeline like an API
 //! submission (the signature is verified there), and only then reported to gossipsub: valid
-//! messages are forwarded, invalid ones are dropped and counted against the relaying peer.
+//! messages are forwarded, invalid ones are dropped and counted against their signed author
+//! (the relaying peer only when it is the author, or the author is unknown: reference nodes
+//! relay gossip unchecked).
 //! Out: accepted API submissions, published as the reference does.
 
 use std::sync::Arc;
@@ -33,7 +35,10 @@ pub(super) async fn check_and_submit(
     if verdict == Validation::Reject {
         tracing::debug!(%source, author = ?author, "p2p: invalid message dropped");
     }
-    let _ = shared.handle.report_validation(id, source, verdict).await;
+    let _ = shared
+        .handle
+        .report_validation(id, source, author, verdict)
+        .await;
 }
 
 async fn verdict(shared: &Shared, data: &[u8]) -> Validation {
