@@ -33,11 +33,7 @@ fn publication(status: StatusCode, message_status: Option<&str>) -> Response {
 pub async fn submit(State(state): State<AppState>, body: axum::body::Bytes) -> ApiResult<Response> {
     let request: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::unprocessable(format!("request body is not valid JSON: {e}")))?;
-    let sync = match request.get("sync") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::unprocessable("`sync` must be a boolean")),
-    };
+    let sync = sync_flag(&request)?;
     let message = request
         .get("message")
         .ok_or_else(|| ApiError::unprocessable("`message` is required"))?;
@@ -45,6 +41,15 @@ pub async fn submit(State(state): State<AppState>, body: axum::body::Bytes) -> A
         Envelope::from_json(message).map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let (status, message_status) = publish(&state, envelope, sync).await?;
     Ok(publication(status, Some(message_status)))
+}
+
+/// `sync`, a pydantic `bool` with a default (`"true"`, `1`, `"yes"` ... pass; `null` does not).
+fn sync_flag(request: &Value) -> ApiResult<bool> {
+    match request.get("sync") {
+        None => Ok(false),
+        Some(v) => raleph_message::content::lax::bool_from_value(v)
+            .ok_or_else(|| ApiError::unprocessable("`sync` must be a boolean")),
+    }
 }
 
 /// Submits a message to the pipeline and, for `sync`, waits for its fate: the HTTP status
@@ -634,6 +639,28 @@ mod tests {
 
     fn request(query: &str) -> ApiResult<ListRequest> {
         list_request(&params(query), None)
+    }
+
+    #[test]
+    fn sync_is_a_pydantic_bool() {
+        for (sync, expected) in [
+            (json!(true), true),
+            (json!("true"), true),
+            (json!("yes"), true),
+            (json!(1), true),
+            (json!(0), false),
+            (json!("off"), false),
+        ] {
+            assert_eq!(
+                sync_flag(&json!({ "sync": sync })).ok(),
+                Some(expected),
+                "{sync}"
+            );
+        }
+        assert_eq!(sync_flag(&json!({})).ok(), Some(false));
+        for sync in [json!(null), json!(2), json!(""), json!([])] {
+            assert_eq!(status(sync_flag(&json!({ "sync": sync }))), 422, "{sync}");
+        }
     }
 
     #[test]

@@ -112,13 +112,10 @@ impl Params {
     }
 
     pub fn bool(&self, names: &[&str]) -> ApiResult<bool> {
-        match self.get(names).map(str::to_ascii_lowercase).as_deref() {
-            None | Some("") | Some("false" | "0" | "no" | "off" | "f" | "n") => Ok(false),
-            Some("true" | "1" | "yes" | "on" | "t" | "y") => Ok(true),
-            Some(_) => Err(ApiError::unprocessable(format!(
-                "{} must be a boolean",
-                names[0]
-            ))),
+        match self.get(names) {
+            None | Some("") => Ok(false),
+            Some(v) => lax::bool_from_str(v)
+                .ok_or_else(|| ApiError::unprocessable(format!("{} must be a boolean", names[0]))),
         }
     }
 

@@ -98,6 +98,31 @@ pub fn float_from_value(value: &Value) -> Option<f64> {
     }
 }
 
+/// A boolean written as pydantic reads a string: `true`/`false`, `1`/`0`, `yes`/`no`,
+/// `on`/`off`, `t`/`f`, `y`/`n`, in any case and without surrounding whitespace.
+pub fn bool_from_str(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// A JSON value read as a pydantic `bool`: a boolean, the numbers 0 and 1, or a string as
+/// [`bool_from_str`] reads it (`null` is not one).
+pub fn bool_from_value(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_f64() {
+            Some(0.0) => Some(false),
+            Some(1.0) => Some(true),
+            _ => None,
+        },
+        Value::String(s) => bool_from_str(s),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -155,6 +180,42 @@ mod tests {
         assert!(float_from_str("nan").is_some_and(f64::is_nan));
         for s in ["", "1__0", "_1", "1_", "0x10", "infinit", "1 0", "5e", "٥"] {
             assert_eq!(float_from_str(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn booleans_as_pydantic_reads_them() {
+        for (v, b) in [
+            (json!(true), true),
+            (json!(1), true),
+            (json!(1.0), true),
+            (json!(0), false),
+            (json!(0.0), false),
+            (json!("True"), true),
+            (json!("yes"), true),
+            (json!("on"), true),
+            (json!("t"), true),
+            (json!("Y"), true),
+            (json!("1"), true),
+            (json!("off"), false),
+            (json!("NO"), false),
+            (json!("f"), false),
+            (json!("n"), false),
+            (json!("0"), false),
+            (json!("false"), false),
+        ] {
+            assert_eq!(bool_from_value(&v), Some(b), "{v}");
+        }
+        for v in [
+            json!(2),
+            json!(0.5),
+            json!(""),
+            json!(" true"),
+            json!(null),
+            json!([]),
+            json!({}),
+        ] {
+            assert_eq!(bool_from_value(&v), None, "{v}");
         }
     }
 
