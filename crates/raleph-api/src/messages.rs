@@ -87,6 +87,11 @@ pub(crate) async fn publish(
             let Some(events) = events.as_mut() else {
                 return Ok((StatusCode::ACCEPTED, "pending"));
             };
+            // While the store is down nothing is processed: waiting would hold the client for
+            // the whole outage. The message is journaled; it is processed once the store is back.
+            if state.pipeline.store_down() {
+                return Ok((StatusCode::ACCEPTED, "pending"));
+            }
             // Checked at start (finite, not negative); a bad value never panics a request.
             let timeout = Duration::try_from_secs_f64(state.config.sync_timeout_secs)
                 .unwrap_or(Duration::from_secs(30));

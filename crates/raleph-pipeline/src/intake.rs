@@ -301,6 +301,9 @@ pub(crate) struct AcceptorLimits {
     pub group: usize,
     /// Most journaled submissions not yet applied before the acceptor waits for the writer.
     pub unapplied: u64,
+    /// Set while the writer waits for the store (see `Writer::park`): submissions journaled
+    /// meanwhile are answered at once, as queued, rather than when the store is back.
+    pub store_down: Arc<AtomicBool>,
 }
 
 /// The acceptor thread: journals submissions in groups (one append and sync per group),
@@ -356,7 +359,11 @@ pub(crate) fn run_acceptor(
                 continue;
             }
         }
-        for submission in group.iter_mut().filter(|s| s.answer_when_durable) {
+        let store_down = limits.store_down.load(Ordering::Acquire);
+        for submission in group
+            .iter_mut()
+            .filter(|s| s.answer_when_durable || (store_down && s.verdict.is_ok()))
+        {
             if let Some(reply) = submission.reply.take() {
                 let outcome = match &submission.verdict {
                     Ok(()) => SubmitOutcome::Queued,

@@ -1,5 +1,6 @@
 //! The writer thread: the only owner of the store's write side.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,6 +102,7 @@ pub fn spawn(
     let limits = AcceptorLimits {
         group: config.intake_batch.max(1),
         unapplied: config.max_unapplied.max(1) as u64,
+        store_down: store_down.clone(),
     };
     let acceptor_applied = applied.clone();
     let acceptor_deaths = deaths.clone();
@@ -126,13 +128,15 @@ pub fn spawn(
         rejections_since_expiry: 0,
         applied,
         store_down,
+        inbox,
+        held: VecDeque::new(),
     };
     let thread = std::thread::Builder::new()
         .name("raleph-writer".into())
         .spawn(move || {
             let _vital = Vital::new("writer", &deaths);
             writer.replay(unapplied);
-            writer.run(inbox)
+            writer.run()
         })?;
     Ok((handle, thread))
 }
@@ -150,13 +154,49 @@ pub(crate) struct Writer {
     applied: Arc<AtomicU64>,
     /// Set while the store is unavailable (see [`Writer::park`]); intake refuses meanwhile.
     store_down: Arc<AtomicBool>,
+    inbox: Receiver<Command>,
+    /// Commands taken from the inbox while the store was down, to run first, in order.
+    held: VecDeque<Command>,
 }
 
 impl Writer {
-    fn run(&mut self, inbox: Receiver<Command>) {
+    /// The next command: a held one first, else from the inbox within `wait`.
+    fn next_command(&mut self, wait: Duration) -> Result<Command, RecvTimeoutError> {
+        match self.held.pop_front() {
+            Some(command) => Ok(command),
+            None => self.inbox.recv_timeout(wait),
+        }
+    }
+
+    /// While parked: takes what reached the inbox, to run once the store is back, and answers
+    /// the callers waiting for journaled submissions among it (they need not wait for the
+    /// store: see `commit_intake`).
+    /// Other commands are refused as the intake refuses new submissions meanwhile.
+    fn hold_inbox(&mut self) {
+        let down = || SubmitError::Unavailable("the database is unavailable".into());
+        while let Ok(command) = self.inbox.try_recv() {
+            match command {
+                Command::Journaled(mut group) => {
+                    answer_queued(&mut group);
+                    self.held.push_back(Command::Journaled(group));
+                }
+                Command::StoreFile { reply, .. } => {
+                    let _ = reply.send(Err(down()));
+                }
+                Command::CollectGarbage { reply } => {
+                    let _ = reply.send(Err(down()));
+                }
+                Command::RecordForgotten { reply, .. } => {
+                    let _ = reply.send(Err(down()));
+                }
+            }
+        }
+    }
+
+    fn run(&mut self) {
         loop {
             let wait = self.time_until_due();
-            let first = match inbox.recv_timeout(wait) {
+            let first = match self.next_command(wait) {
                 Ok(command) => Some(command),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -179,12 +219,12 @@ impl Writer {
                     if count >= self.config.index_batch {
                         break;
                     }
-                    next = inbox.try_recv().ok();
+                    next = self.next_command(Duration::ZERO).ok();
                     if next.is_none() && others.is_empty() && count < GATHER_BELOW {
                         let left =
                             gather_until.saturating_duration_since(std::time::Instant::now());
                         if !left.is_zero() {
-                            next = inbox.recv_timeout(left).ok();
+                            next = self.next_command(left).ok();
                         }
                     }
                 }
@@ -369,13 +409,9 @@ impl Writer {
             // they wait here, in order, until the store is back. Callers waiting for them to be
             // processed (`submit`) are told now that they are queued, as for any message
             // that must wait, rather than held for the whole outage.
-            for submission in &mut batch {
-                if submission.journal_number.is_some()
-                    && let Some(reply) = submission.reply.take()
-                {
-                    let _ = reply.send(Ok(SubmitOutcome::Queued));
-                }
-            }
+            // Down before the callers hear "queued", so they do not wait for processing.
+            self.store_down.store(true, Ordering::Release);
+            answer_queued(&mut batch);
             result = self.park(|w| {
                 events.clear();
                 w.try_commit_intake(&batch, &mut events)
@@ -453,6 +489,7 @@ impl Writer {
         let result = loop {
             std::thread::sleep(pause);
             pause = (pause * 2).min(MAX_PARK_PAUSE);
+            self.hold_inbox();
             match attempt(self) {
                 Err(e) if e.is_unavailable() => {
                     if last_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
@@ -476,7 +513,8 @@ impl Writer {
 
     /// A submission whose processing failed on a store error: put it in the pending queue to
     /// be tried again later, or, if even that fails, give up on it loudly.
-    fn queue_after_store_error(&mut self, submission: Submission, e: &raleph_db::StoreError) {
+    fn queue_after_store_error(&mut self, mut submission: Submission, e: &raleph_db::StoreError) {
+        let mut reply = submission.reply.take();
         let item_hash = submission.envelope.item_hash.to_string();
         tracing::warn!(%item_hash, "processing failed on a store error, queued: {e}");
         let now = submission.received;
@@ -496,6 +534,13 @@ impl Writer {
         };
         let mut queued = queue(self);
         if matches!(&queued, Err(e) if e.is_unavailable()) {
+            // Journaled: its caller need not wait for the store (see `commit_intake`).
+            self.store_down.store(true, Ordering::Release);
+            if submission.journal_number.is_some()
+                && let Some(reply) = reply.take()
+            {
+                let _ = reply.send(Ok(SubmitOutcome::Queued));
+            }
             queued = self.park(queue);
         }
         let answer = match queued {
@@ -514,7 +559,7 @@ impl Writer {
                 Err(SubmitError::Store(e.to_string()))
             }
         };
-        if let Some(reply) = submission.reply {
+        if let Some(reply) = reply {
             let _ = reply.send(answer);
         }
     }
@@ -861,6 +906,18 @@ mod tests {
         assert_eq!(gather_duration(f64::NAN), Duration::ZERO);
         assert_eq!(gather_duration(1e300), MAX_GATHER);
         assert_eq!(gather_duration(f64::INFINITY), MAX_GATHER);
+    }
+}
+
+/// Answers the callers waiting for journaled submissions of `group` to be processed: they
+/// are queued (durable, and applied once the store is back).
+fn answer_queued(group: &mut [Submission]) {
+    for submission in group {
+        if submission.journal_number.is_some()
+            && let Some(reply) = submission.reply.take()
+        {
+            let _ = reply.send(Ok(SubmitOutcome::Queued));
+        }
     }
 }
 
