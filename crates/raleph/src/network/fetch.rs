@@ -31,6 +31,8 @@ use super::base64_json::{ContentExtractor, MAX_OTHER_BYTES};
 const PENALTY: Duration = Duration::from_secs(3600);
 /// How long after a failed fetch the same file is not looked for again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Largest piece handed to the file writer at once (see `from_raleph_peer`).
+const WRITE_SLICE: usize = 64 * 1024;
 /// Largest chunk answered to one `FetchFile`.
 const MAX_CHUNK: u32 = 4 * 1024 * 1024;
 /// Failures in a row after which an HTTP peer is dropped, or rested if configured.
@@ -375,7 +377,17 @@ async fn from_raleph_peer(
         let mut w = writer
             .take()
             .ok_or_else(|| anyhow::anyhow!("writer gone"))?;
-        let w = tokio::task::spawn_blocking(move || w.write(&bytes).map(|()| w)).await??;
+        // In slices: the writer's hashing thread queues each write it is given (up to 32),
+        // so one 4 MiB write would let that queue hold 128 MiB.
+        let w = tokio::task::spawn_blocking(
+            move || -> Result<FileWriter, raleph_storage::StorageError> {
+                for slice in bytes.chunks(WRITE_SLICE) {
+                    w.write(slice)?;
+                }
+                Ok(w)
+            },
+        )
+        .await??;
         writer = Some(w);
         if offset == total {
             break;
