@@ -1095,6 +1095,27 @@ async fn rejections_are_bounded() {
         assert_eq!(head.len(), 100);
         assert_eq!(rejection.error_code, ErrorCode::InvalidSignature.code());
     }
+    // Error details that quote what was refused are bounded too.
+    let field = "f".repeat(150_000);
+    let mut content = json!({"address": me, "time": t, "type": "note"});
+    content[&field] = json!(1);
+    let quoting = signed(&alice, MessageType::Post, content, "TEST", t);
+    let quoting_hash = quoting.item_hash.to_string();
+    let outcome = node.handle.accept(quoting, "test").await.expect("accept");
+    assert!(matches!(outcome, SubmitOutcome::Rejected(_)));
+    assert!(processed(
+        &run(&node, post(&alice, &me, "note", json!({"n": 2}), None, t)).await
+    ));
+    let rejection = node
+        .reader
+        .rejection(&quoting_hash)
+        .expect("read")
+        .expect("rejection");
+    assert!(
+        rejection.details.to_string().len() < 300,
+        "{}",
+        rejection.details
+    );
     // The newest are the ones kept.
     assert!(node.reader.rejection(&hashes[24]).expect("read").is_some());
     assert!(node.reader.rejection(&hashes[0]).expect("read").is_none());

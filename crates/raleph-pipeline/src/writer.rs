@@ -795,8 +795,14 @@ impl Writer {
         message: &Value,
         failure: &Failure,
     ) -> raleph_db::Result<()> {
-        let kept = kept_of_rejected(message, self.config.rejected_head_bytes);
-        self.store.record_rejection(item_hash, &kept, failure)?;
+        let head = self.config.rejected_head_bytes;
+        let kept = kept_of_rejected(message, head);
+        // Error details may quote what was refused (a 190 KB "item hash", a field's name).
+        let failure = Failure {
+            code: failure.code,
+            details: bounded(&failure.details, head, 4),
+        };
+        self.store.record_rejection(item_hash, &kept, &failure)?;
         self.rejections_since_expiry += 1;
         Ok(())
     }
@@ -929,20 +935,43 @@ pub(crate) fn kept_of_rejected(message: &Value, head: usize) -> Value {
     let Value::Object(fields) = message else {
         return Value::Null;
     };
-    let cut = |text: &str| {
-        let mut end = text.len().min(head);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text[..end].to_owned()
-    };
     let kept = fields.iter().filter_map(|(name, value)| {
-        let value = match value {
-            Value::String(text) => Value::String(cut(text)),
-            Value::Array(_) | Value::Object(_) => return None,
-            scalar => scalar.clone(),
-        };
-        Some((cut(name), value))
+        if value.is_array() || value.is_object() {
+            return None;
+        }
+        Some((cut(name, head), bounded(value, head, 0)))
     });
     Value::Object(kept.take(16).collect())
+}
+
+/// `value` with each string cut to `head` bytes (at a character boundary), at most 16 items
+/// per list or object, and nothing deeper than `depth` levels.
+pub(crate) fn bounded(value: &Value, head: usize, depth: usize) -> Value {
+    match value {
+        Value::String(text) => Value::String(cut(text, head)),
+        Value::Array(_) | Value::Object(_) if depth == 0 => Value::Null,
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .take(16)
+                .map(|item| bounded(item, head, depth - 1))
+                .collect(),
+        ),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .take(16)
+                .map(|(name, item)| (cut(name, head), bounded(item, head, depth - 1)))
+                .collect(),
+        ),
+        scalar => scalar.clone(),
+    }
+}
+
+fn cut(text: &str, head: usize) -> String {
+    let mut end = text.len().min(head);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
