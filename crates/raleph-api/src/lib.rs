@@ -88,6 +88,11 @@ pub struct ApiConfig {
     /// Largest websocket message or frame a client may send, in bytes (clients of the
     /// messages websocket only ever send pings and closes).
     pub max_websocket_message_bytes: usize,
+    /// Bytes of messages queued for one websocket client and not yet written to it; past
+    /// it, the client (which does not read what it is sent) is dropped.
+    pub max_websocket_backlog_bytes: usize,
+    /// The same, for all websocket clients together.
+    pub max_websocket_backlog_total_bytes: usize,
     /// Limits of a multipart upload body (`[api.multipart]`): its preamble, each part's
     /// headers, the number of parts.
     pub multipart: multipart::Limits,
@@ -111,6 +116,8 @@ impl Default for ApiConfig {
             max_page_size: 1000,
             max_query_values: 1000,
             max_websocket_message_bytes: 64 * 1024,
+            max_websocket_backlog_bytes: 4 * 1024 * 1024,
+            max_websocket_backlog_total_bytes: 256 * 1024 * 1024,
             multipart: multipart::Limits::default(),
         }
     }
@@ -127,6 +134,8 @@ pub struct AppState {
     /// The peer-to-peer network, when the node runs one.
     pub network: Option<Arc<dyn p2p::Network>>,
     pub(crate) websockets: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes queued for all websocket clients and not yet written (see `ws`).
+    pub(crate) websocket_backlog: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) counts: Arc<count_cache::CountCache>,
     /// The threads that run reads, `max_concurrent_reads` at once (see [`ApiConfig`]).
     pub(crate) reads: Arc<read_pool::ReadPool>,
@@ -153,6 +162,7 @@ impl AppState {
             storage: Arc::new(storage),
             network: None,
             websockets: Arc::default(),
+            websocket_backlog: Arc::default(),
             counts: Arc::new(count_cache::CountCache::new(count_ttl)),
             reads: Arc::new(read_pool::ReadPool::new(reads)),
         }

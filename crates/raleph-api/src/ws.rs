@@ -1,11 +1,14 @@
 //! `GET /api/ws0/messages`: recent history, then every newly processed message that matches.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
 use raleph_db::{MessageQuery, MessageRecord, SortOrder};
 use raleph_pipeline::Event;
 use serde_json::Value;
@@ -64,19 +67,133 @@ async fn serve(
     }
     // Subscribe before reading history so nothing processed in between is missed.
     let mut events = state.pipeline.subscribe();
-    if let Err(e) = stream(&state, &mut socket, &mut events, filter, format).await {
+    if let Err(e) = stream(&state, socket, &mut events, filter, format).await {
         tracing::debug!("websocket closed: {e}");
     }
     state.websockets.fetch_sub(1, Ordering::SeqCst);
 }
 
+/// Messages queued for one client and not yet written to its socket, in bytes: the client's
+/// own count, and the count of every client together (`AppState::websocket_backlog`).
+struct Backlog {
+    mine: Arc<AtomicUsize>,
+    all: Arc<AtomicUsize>,
+    max_mine: usize,
+    max_all: usize,
+}
+
+impl Backlog {
+    /// Counts a message queued; false when this client, or all of them, now hold more than
+    /// their limit: the client does not read what it is sent and is dropped.
+    fn add(&self, bytes: usize) -> bool {
+        let mine = self.mine.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        let all = self.all.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        mine <= self.max_mine && all <= self.max_all
+    }
+
+    fn sent(&self, bytes: usize) {
+        self.mine.fetch_sub(bytes, Ordering::AcqRel);
+        self.all.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Backlog {
+    fn drop(&mut self) {
+        // What this client still had queued is gone with it.
+        self.all
+            .fetch_sub(self.mine.swap(0, Ordering::AcqRel), Ordering::AcqRel);
+    }
+}
+
+/// Streams history then live messages to the client. The socket is written by a task of its
+/// own, so that this loop keeps taking events from the node's broadcast while a client reads
+/// slowly: a receiver that stopped would keep up to the broadcast's capacity of messages
+/// (thousands, up to ~400 KB each) alive for it. What the client has not read yet is counted
+/// (`api.max_websocket_backlog_bytes` per client, `max_websocket_backlog_total_bytes` for all);
+/// a client past its share is dropped.
 async fn stream(
     state: &AppState,
-    socket: &mut WebSocket,
+    socket: WebSocket,
     events: &mut tokio::sync::broadcast::Receiver<Event>,
     filter: MessageQuery,
     format: ContentFormat,
 ) -> Result<(), String> {
+    let (sink, mut incoming) = socket.split();
+    let backlog = Arc::new(Backlog {
+        mine: Arc::default(),
+        all: state.websocket_backlog.clone(),
+        max_mine: state.config.max_websocket_backlog_bytes,
+        max_all: state.config.max_websocket_backlog_total_bytes,
+    });
+    let (queue, queued) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let writer = tokio::spawn(write_to(sink, queued, backlog.clone()));
+    let result = feed(
+        state,
+        &queue,
+        &backlog,
+        &mut incoming,
+        events,
+        filter,
+        format,
+    )
+    .await;
+    drop(queue);
+    if result.is_err() {
+        // Dropped, not drained: a client that does not read would hold the writer forever.
+        writer.abort();
+    } else {
+        let _ = writer.await;
+    }
+    result
+}
+
+/// Writes what is queued to the client's socket, in order, until the queue closes or the
+/// socket fails.
+async fn write_to(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queued: tokio::sync::mpsc::UnboundedReceiver<Message>,
+    backlog: Arc<Backlog>,
+) {
+    while let Some(message) = queued.recv().await {
+        let bytes = message_bytes(&message);
+        let sent = sink.send(message).await;
+        backlog.sent(bytes);
+        if sent.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+fn message_bytes(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        _ => 0,
+    }
+}
+
+/// Queues history, then every matching event, for the writer task; answers what the client
+/// sends. Fails if the client is dropped for reading too slowly.
+async fn feed(
+    state: &AppState,
+    queue: &tokio::sync::mpsc::UnboundedSender<Message>,
+    backlog: &Backlog,
+    incoming: &mut SplitStream<WebSocket>,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    filter: MessageQuery,
+    format: ContentFormat,
+) -> Result<(), String> {
+    let send = |value: &dyn erased::Json| -> Result<(), String> {
+        let text = value.to_json()?;
+        let fits = backlog.add(text.len());
+        queue
+            .send(Message::Text(text.into()))
+            .map_err(|_| "the client's socket is closed".to_owned())?;
+        match fits {
+            true => Ok(()),
+            false => Err("the client does not read what it is sent: dropped".to_owned()),
+        }
+    };
     if filter.limit > 0 {
         let query = filter.clone();
         let mut history = state
@@ -85,7 +202,7 @@ async fn stream(
             .map_err(|e| format!("{e:?}"))?;
         history.reverse();
         for message in &history {
-            send(socket, shapes::message(message, true, format)).await?;
+            send(&shapes::message(message, true, format))?;
         }
     }
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -94,29 +211,36 @@ async fn stream(
         tokio::select! {
             event = events.recv() => match event {
                 Ok(Event::Processed(message)) if matches(&filter, &message) => {
-                    send(socket, shapes::message(&message, false, format)).await?;
+                    send(&shapes::message(&message, false, format))?;
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return Ok(()),
             },
-            incoming = socket.recv() => match incoming {
+            incoming = incoming.next() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
                 Some(Ok(Message::Text(text))) if text.as_str() == "close cmd" => return Ok(()),
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {
-                socket.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?;
+                queue
+                    .send(Message::Ping(Vec::new().into()))
+                    .map_err(|_| "the client's socket is closed".to_owned())?;
             }
         }
     }
 }
 
-async fn send(socket: &mut WebSocket, value: impl serde::Serialize) -> Result<(), String> {
-    let text = serde_json::to_string(&value).map_err(|e| e.to_string())?;
-    socket
-        .send(Message::Text(text.into()))
-        .await
-        .map_err(|e| e.to_string())
+/// A value written as JSON text, whatever its type (the history and live shapes differ).
+mod erased {
+    pub(super) trait Json {
+        fn to_json(&self) -> Result<String, String>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Result<String, String> {
+            serde_json::to_string(self).map_err(|e| e.to_string())
+        }
+    }
 }
 
 /// The live filter: the list filters that can be decided from the message itself.
