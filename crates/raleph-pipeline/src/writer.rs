@@ -900,21 +900,6 @@ pub(crate) fn record_of(m: &raleph_db::NewMessage) -> MessageRecord {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gather_times_out_of_range_are_bounded() {
-        assert_eq!(gather_duration(2.5), Duration::from_micros(2_500));
-        assert_eq!(gather_duration(0.0), Duration::ZERO);
-        assert_eq!(gather_duration(-3.0), Duration::ZERO);
-        assert_eq!(gather_duration(f64::NAN), Duration::ZERO);
-        assert_eq!(gather_duration(1e300), MAX_GATHER);
-        assert_eq!(gather_duration(f64::INFINITY), MAX_GATHER);
-    }
-}
-
 /// Answers the callers waiting for journaled submissions of `group` to be processed: they
 /// are queued (durable, and applied once the store is back).
 fn answer_queued(group: &mut [Submission]) {
@@ -974,4 +959,19 @@ fn cut(text: &str, head: usize) -> String {
         end -= 1;
     }
     text[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_times_out_of_range_are_bounded() {
+        assert_eq!(gather_duration(2.5), Duration::from_micros(2_500));
+        assert_eq!(gather_duration(0.0), Duration::ZERO);
+        assert_eq!(gather_duration(-3.0), Duration::ZERO);
+        assert_eq!(gather_duration(f64::NAN), Duration::ZERO);
+        assert_eq!(gather_duration(1e300), MAX_GATHER);
+        assert_eq!(gather_duration(f64::INFINITY), MAX_GATHER);
+    }
 }
