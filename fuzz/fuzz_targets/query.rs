@@ -30,8 +30,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = params.bool(&["sync"]);
     let _ = params.sort_order();
     let _ = params.int(&["pagination"], 20);
+    // A lax float as the reference reads it ("inf" too); the date bounds then refuse it.
     if let Ok(Some(f)) = params.float(&["startDate"]) {
-        assert!(f.is_finite() && f >= 0.0);
+        assert!(!f.is_nan() && f >= 0.0);
     }
     if let Ok((start, end)) = params.date_range() {
         for t in [start, end].into_iter().flatten() {
