@@ -76,6 +76,11 @@ pub struct ApiConfig {
     /// in flight until its whole response has been sent, so a long download is not cut; a
     /// websocket is never closed by it. 0: never.
     pub idle_timeout_secs: f64,
+    /// A connection with a request in flight that neither sends nor receives a byte for this
+    /// many seconds is closed: a request body that stopped arriving, a client that stopped
+    /// reading its answer. Longer than `sync_timeout_secs`, which a sync submission may wait
+    /// in silence. 0: never.
+    pub stall_timeout_secs: f64,
     /// Largest request head (request line and headers), bytes: past it, a 431. It also bounds
     /// what a connection buffers of its input at once. At least 8 192.
     pub max_header_bytes: usize,
@@ -112,6 +117,7 @@ impl Default for ApiConfig {
             max_connections_per_ip: 256,
             header_timeout_secs: 10.0,
             idle_timeout_secs: 60.0,
+            stall_timeout_secs: 120.0,
             max_header_bytes: 64 * 1024,
             max_page_size: 1000,
             max_query_values: 1000,

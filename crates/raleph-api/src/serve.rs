@@ -16,6 +16,9 @@
 //!   `idle_timeout_secs`. A request is in flight from its head until its response body has been
 //!   sent, so a long download is never cut; a websocket leaves this loop once upgraded (its
 //!   socket still counts against the limits until it closes).
+//! - **a stall timeout**: a connection with a request in flight is closed when no byte went
+//!   either way for `stall_timeout_secs` (a request body that stopped arriving, a client that
+//!   stopped reading its answer); a slow but moving upload or download goes on.
 //!
 //! hyper's own `header_read_timeout` is not used: it runs whenever the connection waits for a
 //! head, idle time between keep-alive requests included, so it cannot tell a slow head from an
@@ -67,6 +70,10 @@ pub struct ConnectionLimits {
     pub header_timeout: Option<Duration>,
     /// A connection with no request in flight is closed after this long; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// A connection with a request in flight that neither sends nor receives a byte for this
+    /// long (a body that stopped arriving, a client that stopped reading) is closed; `None`:
+    /// never.
+    pub stall_timeout: Option<Duration>,
     /// Largest request head, bytes (at least 8 192).
     pub max_header_bytes: usize,
 }
@@ -86,6 +93,7 @@ impl ConnectionLimits {
             max_connections_per_ip: count(config.max_connections_per_ip),
             header_timeout: time(config.header_timeout_secs),
             idle_timeout: time(config.idle_timeout_secs),
+            stall_timeout: time(config.stall_timeout_secs),
             max_header_bytes: config.max_header_bytes.max(MIN_HEADER_BYTES),
         }
     }
@@ -214,7 +222,7 @@ async fn connection(
             () = sleep_until(deadline) => {
                 // Only the state now counts: a request may have begun since the sleep began.
                 if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
-                    tracing::debug!("closing an API connection: header or idle timeout");
+                    tracing::debug!("closing an API connection: header, idle or stall timeout");
                     return;
                 }
             }
@@ -378,6 +386,8 @@ struct Activity {
     reading_head: AtomicBool,
     /// Since when it has been waiting, milliseconds after `opened`.
     waiting_since_ms: AtomicU64,
+    /// When a byte last went either way, milliseconds after `opened`.
+    progress_ms: AtomicU64,
     /// Woken when the deadline may have moved earlier.
     changed: Notify,
 }
@@ -390,6 +400,7 @@ impl Activity {
             // A new connection must send its first request head within the header timeout.
             reading_head: AtomicBool::new(true),
             waiting_since_ms: AtomicU64::new(0),
+            progress_ms: AtomicU64::new(0),
             changed: Notify::new(),
         }
     }
@@ -398,11 +409,16 @@ impl Activity {
         u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// When the connection must be closed if nothing changes; `None` while a request is in
-    /// flight or when the timeout that applies is off.
+    /// When the connection must be closed if nothing changes; `None` when the timeout that
+    /// applies is off. With a request in flight that is the stall timeout, counted from the
+    /// last byte either way.
     fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
+            let since = Duration::from_millis(self.progress_ms.load(Ordering::Acquire));
+            return self
+                .opened
+                .checked_add(since)?
+                .checked_add(limits.stall_timeout?);
         }
         let timeout = if self.reading_head.load(Ordering::Acquire) {
             limits.header_timeout
@@ -413,8 +429,14 @@ impl Activity {
         self.opened.checked_add(since)?.checked_add(timeout)
     }
 
+    /// Bytes went to or came from the client: a request in flight is not stalled.
+    fn progressed(&self) {
+        self.progress_ms.store(self.now_ms(), Ordering::Release);
+    }
+
     /// Bytes arrived from the client.
     fn received(&self) {
+        self.progressed();
         if self.in_flight.load(Ordering::Acquire) == 0 && !self.reading_head.load(Ordering::Acquire)
         {
             // The first byte of the next request head: its clock starts.
@@ -431,8 +453,11 @@ struct Busy(Arc<Activity>);
 
 impl Busy {
     fn begin(activity: &Arc<Activity>) -> Busy {
+        activity.progressed();
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         activity.reading_head.store(false, Ordering::Release);
+        // The stall timeout applies from now, maybe sooner than the one slept on.
+        activity.changed.notify_one();
         Busy(activity.clone())
     }
 }
@@ -507,7 +532,11 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.progressed();
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -515,7 +544,11 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.progressed();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -552,6 +585,7 @@ mod tests {
             max_connections_per_ip: Some(per_ip),
             header_timeout: Some(Duration::from_millis(header_ms)),
             idle_timeout: Some(Duration::from_millis(idle_ms)),
+            stall_timeout: Some(Duration::from_secs(5)),
             max_header_bytes: MIN_HEADER_BYTES,
         }
     }
@@ -578,6 +612,10 @@ mod tests {
     async fn start(limits: ConnectionLimits, slow_ms: u64) -> Server {
         let router = Router::new()
             .route("/", get(|| async { "ok" }))
+            .route(
+                "/echo",
+                axum::routing::post(|body: Bytes| async move { body }),
+            )
             .route(
                 "/slow",
                 get(move || async move {
@@ -881,5 +919,43 @@ mod tests {
         assert_eq!(response.matches("\r\nx\r\n").count(), 10, "{response}");
         assert!(closed_within(&mut idle, PATIENCE).await);
         assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+    }
+
+    /// A request body that stops arriving is dropped at the stall timeout; one that arrives
+    /// slowly but steadily is served.
+    #[tokio::test]
+    async fn a_stalled_request_is_dropped_and_a_slow_one_served() {
+        let server = start(
+            ConnectionLimits {
+                stall_timeout: Some(Duration::from_millis(300)),
+                ..limits(10_000, 10_000, 10)
+            },
+            0,
+        )
+        .await;
+        let head = "POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 20\r\n\r\n";
+        let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+        stalled.write_all(head.as_bytes()).await.unwrap();
+        stalled.write_all(b"0123456789").await.unwrap();
+        assert!(closed_within(&mut stalled, PATIENCE).await);
+
+        let mut slow = TcpStream::connect(server.addr).await.unwrap();
+        slow.write_all(head.as_bytes()).await.unwrap();
+        for byte in b"abcdefghijklmnopqrst" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            slow.write_all(&[*byte]).await.unwrap();
+        }
+        let mut response = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&response).ends_with("abcdefghijklmnopqrst") {
+            let n = tokio::time::timeout(PATIENCE, slow.read(&mut buf))
+                .await
+                .expect("an answer in time")
+                .unwrap();
+            assert!(n > 0, "closed before answering");
+            response.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));
+        server.stop().await;
     }
 }
