@@ -158,6 +158,9 @@ impl Content {
                 envelope_time
             }
             Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+            // The reference's model reads a boolean as 1 or 0 (and its processing takes it);
+            // a numeric string passes its model but fails its processing: refused here.
+            Some(Value::Bool(b)) => f64::from(u8::from(*b)),
             Some(_) => return Err(ContentError::invalid("time", "must be a number")),
         };
         if !(0.0..=MAX_CONTENT_TIME).contains(&time) {

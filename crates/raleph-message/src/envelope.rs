@@ -154,6 +154,8 @@ impl Envelope {
             Some(Value::Number(n)) => n
                 .as_f64()
                 .filter(|t| (MIN_ENVELOPE_TIME..END_ENVELOPE_TIME).contains(t)),
+            // The reference reads a boolean as 1 or 0 seconds.
+            Some(Value::Bool(b)) => Some(f64::from(u8::from(*b))),
             Some(_) => None,
             None => return Err(EnvelopeError::Missing("time")),
         }

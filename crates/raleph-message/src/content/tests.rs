@@ -69,6 +69,10 @@ fn store_and_forget_rules() {
 fn bad_time_and_shapes() {
     assert!(parse(MessageType::Post, json!({"type": "x", "time": -1})).is_err());
     assert!(parse(MessageType::Post, json!({"type": "x", "time": "now"})).is_err());
+    assert!(parse(MessageType::Post, json!({"type": "x", "time": "12.5"})).is_err());
+    // A boolean is 1 or 0 seconds, as the reference reads it.
+    let c = parse(MessageType::Post, json!({"type": "x", "time": true})).expect("bool time");
+    assert_eq!(c.time, 1.0);
     assert!(Content::parse(MessageType::Post, b"[1]", "s", 0.0).is_err());
     assert!(Content::parse(MessageType::Post, b"{", "s", 0.0).is_err());
 }

@@ -65,6 +65,9 @@ fn accepts_what_the_reference_accepts() {
         v["time"] = json!(time);
         assert_eq!(Envelope::from_json(&v).map(|e| e.time), Ok(time), "{time}");
     }
+    let mut v = sample();
+    v["time"] = json!(true);
+    assert_eq!(Envelope::from_json(&v).map(|e| e.time), Ok(1.0));
     for hash_type in [json!("sha256"), json!("md5"), json!(7)] {
         let mut v = sample();
         v["hash_type"] = hash_type;
