@@ -1130,65 +1130,9 @@ fn boolean(value: &Value, at: &str) -> Res<bool> {
     parsed.ok_or_else(|| ContentError::invalid(at, "must be a boolean"))
 }
 
-/// An integer, coerced as the reference does: integers, booleans, floats without a fractional
-/// part, and decimal strings (surrounding whitespace, `_` between digits and a `.000` tail
-/// allowed). Values beyond the `i128` range saturate, which every bound then refuses.
+/// An integer, coerced as the reference does (pydantic's lax `int`, see `lax`).
 fn int(value: &Value, at: &str) -> Res<i128> {
-    let parsed = match value {
-        Value::Bool(b) => Some(i128::from(*b)),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Some(i128::from(i))
-            } else if let Some(u) = n.as_u64() {
-                Some(i128::from(u))
-            } else {
-                // `as` saturates; finiteness and a zero fraction are checked first.
-                n.as_f64()
-                    .filter(|f| f.is_finite() && f.fract() == 0.0)
-                    .map(|f| f as i128)
-            }
-        }
-        Value::String(s) => int_from_str(s),
-        _ => None,
-    };
-    parsed.ok_or_else(|| ContentError::invalid(at, "must be an integer"))
-}
-
-fn int_from_str(s: &str) -> Option<i128> {
-    let s = s.trim();
-    let (negative, rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (digits, fraction) = match rest.split_once('.') {
-        Some((digits, fraction)) => (digits, Some(fraction)),
-        None => (rest, None),
-    };
-    if fraction.is_some_and(|f| f.is_empty() || f.bytes().any(|b| b != b'0')) {
-        return None;
-    }
-    let bytes = digits.as_bytes();
-    if bytes.is_empty() || !bytes[0].is_ascii_digit() || !bytes[bytes.len() - 1].is_ascii_digit() {
-        return None;
-    }
-    let mut n: i128 = 0;
-    let mut previous_underscore = false;
-    for &b in bytes {
-        if b == b'_' {
-            if previous_underscore {
-                return None;
-            }
-            previous_underscore = true;
-            continue;
-        }
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        previous_underscore = false;
-        n = n.saturating_mul(10).saturating_add(i128::from(b - b'0'));
-    }
-    Some(if negative { -n } else { n })
+    super::lax::int_from_value(value).ok_or_else(|| ContentError::invalid(at, "must be an integer"))
 }
 
 /// A strict integer: a JSON integer, nothing coerced.
