@@ -40,6 +40,12 @@ impl ApiError {
 
 impl From<raleph_db::StoreError> for ApiError {
     fn from(e: raleph_db::StoreError) -> Self {
+        if let raleph_db::StoreError::TooLarge { limit } = e {
+            return ApiError::unprocessable(format!(
+                "this page holds more than {limit} bytes of messages (api.max_response_bytes): \
+                 ask for fewer per page"
+            ));
+        }
         if e.is_unavailable() {
             // The database is down or the disk full: the request may succeed later. Every
             // read finds it so: said once every 10 s at most.

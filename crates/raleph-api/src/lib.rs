@@ -87,6 +87,10 @@ pub struct ApiConfig {
     /// Most rows in one page of a list (`pagination`); `pagination=0`, which the reference
     /// reads as "no limit", gets this many. A larger page is refused with a 422.
     pub max_page_size: u64,
+    /// Most bytes of messages (content and raw content) one list page may hold: a page past
+    /// it is refused with a 422 asking for fewer rows, before more is read. A page's answer
+    /// takes about 2.5 times this in memory while it is built.
+    pub max_response_bytes: usize,
     /// Most values in one query string, every comma-separated item of every parameter
     /// counted (e.g. `addresses=a,b,c` is 3). Past it, a 422.
     pub max_query_values: usize,
@@ -120,6 +124,7 @@ impl Default for ApiConfig {
             stall_timeout_secs: 120.0,
             max_header_bytes: 64 * 1024,
             max_page_size: 1000,
+            max_response_bytes: 32 * 1024 * 1024,
             max_query_values: 1000,
             max_websocket_message_bytes: 64 * 1024,
             max_websocket_backlog_bytes: 4 * 1024 * 1024,

@@ -437,6 +437,8 @@ async fn list_messages(
             })
             .await??
     } else {
+        let mut query = query;
+        query.max_bytes = state.config.max_response_bytes;
         state
             .read(move |r| {
                 let rows = r.messages(&query)?;
@@ -470,9 +472,10 @@ struct CursorPage<'a> {
 
 async fn cursor_page(
     state: AppState,
-    query: MessageQuery,
+    mut query: MessageQuery,
     format: ContentFormat,
 ) -> ApiResult<Response> {
+    query.max_bytes = state.config.max_response_bytes;
     let body = state
         .read(move |r| {
             let limit = query.limit;

@@ -195,7 +195,8 @@ async fn feed(
         }
     };
     if filter.limit > 0 {
-        let query = filter.clone();
+        let mut query = filter.clone();
+        query.max_bytes = state.config.max_response_bytes;
         let mut history = state
             .read(move |r| r.messages(&query))
             .await

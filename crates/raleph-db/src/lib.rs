@@ -53,6 +53,9 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A read asked for more than its byte bound (`MessageQuery::max_bytes`).
+    #[error("the rows asked for hold more than {limit} bytes")]
+    TooLarge { limit: usize },
 }
 
 impl StoreError {

@@ -369,6 +369,9 @@ pub struct MessageQuery {
     pub limit: u64,
     pub offset: u64,
     pub cursor: Option<Cursor>,
+    /// Most bytes of messages (their `item_content` and `content`) a list may read; past it
+    /// the read stops with [`crate::StoreError::TooLarge`]. 0: no bound.
+    pub max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -181,3 +181,33 @@ mod tests {
         assert!(merge_aggregate(["{"]).is_err());
     }
 }
+
+/// Counts the bytes of message rows read against a bound (`MessageQuery::max_bytes`, 0 for
+/// none), so that a read stops before it holds more.
+pub(crate) struct ByteBudget {
+    limit: usize,
+    used: usize,
+    pub exceeded: bool,
+}
+
+impl ByteBudget {
+    pub(crate) fn new(limit: usize) -> Self {
+        ByteBudget {
+            limit,
+            used: 0,
+            exceeded: false,
+        }
+    }
+
+    /// Counts `message`; false once the rows read so far pass the bound.
+    pub(crate) fn fits(&mut self, message: &crate::MessageRecord) -> bool {
+        let bytes = message.item_content.as_ref().map_or(0, String::len) + message.content.len();
+        self.used = self.used.saturating_add(bytes);
+        self.exceeded = self.limit > 0 && self.used > self.limit;
+        !self.exceeded
+    }
+
+    pub(crate) fn error(&self) -> crate::StoreError {
+        crate::StoreError::TooLarge { limit: self.limit }
+    }
+}

@@ -222,6 +222,7 @@ conformance!(
     totals_with_rare_statuses,
     posts_by_tags_common_and_rare,
     kept_totals_follow_writes,
+    message_lists_stop_at_their_byte_bound,
 );
 
 // ---- data helpers ----
@@ -3452,5 +3453,33 @@ fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
             "{key}"
         );
     }
+    Ok(())
+}
+
+fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
+    for (hash, time) in [("b1", 1.0), ("b2", 2.0), ("b3", 3.0)] {
+        add(s, &message(hash, "POST", "0xB", time))?;
+    }
+    let all = s.r.messages(&MessageQuery::default())?;
+    assert_eq!(all.len(), 3);
+    let size = |m: &raleph_db::MessageRecord| {
+        m.item_content.as_ref().map_or(0, String::len) + m.content.len()
+    };
+    let total: usize = all.iter().map(size).sum();
+    let bounded = |max_bytes| MessageQuery {
+        max_bytes,
+        ..Default::default()
+    };
+    assert_eq!(s.r.messages(&bounded(total))?.len(), 3);
+    assert!(matches!(
+        s.r.messages(&bounded(total - 1)),
+        Err(raleph_db::StoreError::TooLarge { .. })
+    ));
+    // The bound counts only the rows a page reads.
+    let first = MessageQuery {
+        limit: 1,
+        ..bounded(size(&all[0]))
+    };
+    assert_eq!(s.r.messages(&first)?.len(), 1);
     Ok(())
 }

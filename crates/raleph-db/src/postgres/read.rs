@@ -440,6 +440,30 @@ fn collect<T>(
     query(conn, sql, params)?.iter().map(f).collect()
 }
 
+/// Message rows, streamed from the server one at a time and read no further than
+/// `max_bytes` of them (0: no bound): the client library would otherwise hold the whole
+/// result in memory first.
+fn collect_messages(
+    conn: &mut Conn,
+    sql: &str,
+    params: &[Param],
+    max_bytes: usize,
+) -> Result<Vec<MessageRecord>> {
+    use ::postgres::fallible_iterator::FallibleIterator;
+    let typed: Vec<_> = params.iter().map(Param::typed).collect();
+    let mut rows = conn.client().query_typed_raw(sql, typed).map_err(backend)?;
+    let mut budget = crate::shared::ByteBudget::new(max_bytes);
+    let mut messages = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let message = message_from_row(&row, 0)?;
+        if !budget.fits(&message) {
+            return Err(budget.error());
+        }
+        messages.push(message);
+    }
+    Ok(messages)
+}
+
 fn query_opt(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<Option<Row>> {
     let typed: Vec<_> = params.iter().map(Param::typed).collect();
     conn.client().query_typed_opt(sql, &typed).map_err(backend)
@@ -770,7 +794,7 @@ impl ReadStore for PgReader {
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>> {
         let (sql, params) = message_list_sql(q);
         self.pool
-            .with(|conn| collect(conn, &sql, &params, |r| message_from_row(r, 0)))
+            .with(|conn| collect_messages(conn, &sql, &params, q.max_bytes))
     }
 
     fn count_messages(&self, q: &MessageQuery) -> Result<u64> {

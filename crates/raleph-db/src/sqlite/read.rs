@@ -565,6 +565,28 @@ fn collect<T>(
     rows.collect::<rusqlite::Result<_>>().map_err(backend)
 }
 
+/// Message rows, read one at a time and no further than `max_bytes` of them (0: no bound).
+fn collect_messages(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlValue],
+    max_bytes: usize,
+) -> Result<Vec<MessageRecord>> {
+    let mut budget = crate::shared::ByteBudget::new(max_bytes);
+    let rows = collect(conn, sql, params, |r| {
+        let message = message_from_row(r, 0)?;
+        match budget.fits(&message) {
+            true => Ok(message),
+            // Any error ends the read; the budget says which it was.
+            false => Err(rusqlite::Error::QueryReturnedNoRows),
+        }
+    });
+    if budget.exceeded {
+        return Err(budget.error());
+    }
+    rows
+}
+
 fn count(conn: &Connection, sql: &str, params: &[SqlValue]) -> Result<u64> {
     conn.prepare_cached(sql)
         .and_then(|mut s| s.query_row(params_from_iter(params.iter()), |r| r.get::<_, i64>(0)))
@@ -924,12 +946,12 @@ impl ReadStore for SqliteReader {
         self.pool.with(|conn| {
             if !deep_page(q) {
                 let (sql, params) = message_list_sql(q, false);
-                return collect(conn, &sql, &params, |r| message_from_row(r, 0));
+                return collect_messages(conn, &sql, &params, q.max_bytes);
             }
             // One read transaction, so the page sees the statuses it was planned for.
             let read = conn.unchecked_transaction().map_err(backend)?;
             let (sql, params) = message_list_sql(q, excludes_rare_rows(conn, q)?);
-            let rows = collect(conn, &sql, &params, |r| message_from_row(r, 0))?;
+            let rows = collect_messages(conn, &sql, &params, q.max_bytes)?;
             read.commit().map_err(backend)?;
             Ok(rows)
         })
