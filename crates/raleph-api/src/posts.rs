@@ -124,6 +124,7 @@ async fn list(
 ) -> ApiResult<Response> {
     let mut query = post_query(&params)?;
     query.latest_hash_only = version.latest_hash_only();
+    query.max_bytes = state.config.max_response_bytes;
     if let Some(position) = params.cursor()? {
         params.page_number(path_page.as_deref())?;
         let per_page = params.int(&["pagination"], 20)?;

@@ -393,6 +393,9 @@ pub struct PostQuery {
     /// then leave the version's message unread, and the other `PostVersion` fields and
     /// `original_signature` empty.
     pub latest_hash_only: bool,
+    /// Most bytes of posts (their latest content and raw content) a list may read; past it
+    /// the read stops with [`crate::StoreError::TooLarge`]. 0: no bound.
+    pub max_bytes: usize,
 }
 
 /// A post as listed: the original, folded with its latest amend.

@@ -199,9 +199,8 @@ impl ByteBudget {
         }
     }
 
-    /// Counts `message`; false once the rows read so far pass the bound.
-    pub(crate) fn fits(&mut self, message: &crate::MessageRecord) -> bool {
-        let bytes = message.item_content.as_ref().map_or(0, String::len) + message.content.len();
+    /// Counts a row of `bytes`; false once the rows read so far pass the bound.
+    pub(crate) fn fits(&mut self, bytes: usize) -> bool {
         self.used = self.used.saturating_add(bytes);
         self.exceeded = self.limit > 0 && self.used > self.limit;
         !self.exceeded
@@ -210,4 +209,15 @@ impl ByteBudget {
     pub(crate) fn error(&self) -> crate::StoreError {
         crate::StoreError::TooLarge { limit: self.limit }
     }
+}
+
+/// The bytes of a message row that count against a list's bound: its raw and parsed content.
+pub(crate) fn message_bytes(message: &crate::MessageRecord) -> usize {
+    message.item_content.as_ref().map_or(0, String::len) + message.content.len()
+}
+
+/// The same for a post row: its latest content and its latest version's raw content.
+pub(crate) fn post_bytes(post: &crate::PostRecord) -> usize {
+    post.latest_content.as_ref().map_or(0, String::len)
+        + post.latest.item_content.as_ref().map_or(0, String::len)
 }

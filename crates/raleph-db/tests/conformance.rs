@@ -3475,6 +3475,43 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
         s.r.messages(&bounded(total - 1)),
         Err(raleph_db::StoreError::TooLarge { .. })
     ));
+    // Post lists are bounded the same way.
+    let post_lists = |max_bytes| PostQuery {
+        max_bytes,
+        ..Default::default()
+    };
+    s.w.begin()?;
+    for (hash, time) in [("p1", 1.0), ("p2", 2.0)] {
+        let m = message(hash, "POST", "0xB", time);
+        s.w.insert_message(&m)?;
+        s.w.set_status(hash, MessageStatus::Processed, time)?;
+        s.w.insert_post(&NewPost {
+            item_hash: hash.into(),
+            owner: "0xB".into(),
+            post_type: "note".into(),
+            reference: None,
+            amends: None,
+            channel: None,
+            content: Some(r#"{"body":"a post body"}"#.into()),
+            creation_time: time,
+            tags: Vec::new(),
+        })?;
+    }
+    s.w.commit()?;
+    let posts = s.r.posts(&post_lists(0))?;
+    assert_eq!(posts.len(), 2);
+    let post_bytes: usize = posts
+        .iter()
+        .map(|p| {
+            p.latest_content.as_ref().map_or(0, String::len)
+                + p.latest.item_content.as_ref().map_or(0, String::len)
+        })
+        .sum();
+    assert_eq!(s.r.posts(&post_lists(post_bytes))?.len(), 2);
+    assert!(matches!(
+        s.r.posts(&post_lists(post_bytes - 1)),
+        Err(raleph_db::StoreError::TooLarge { .. })
+    ));
     // The bound counts only the rows a page reads.
     let first = MessageQuery {
         limit: 1,

@@ -440,28 +440,47 @@ fn collect<T>(
     query(conn, sql, params)?.iter().map(f).collect()
 }
 
-/// Message rows, streamed from the server one at a time and read no further than
-/// `max_bytes` of them (0: no bound): the client library would otherwise hold the whole
-/// result in memory first.
+/// Message rows, streamed and read no further than `max_bytes` of them (0: no bound).
 fn collect_messages(
     conn: &mut Conn,
     sql: &str,
     params: &[Param],
     max_bytes: usize,
 ) -> Result<Vec<MessageRecord>> {
+    collect_bounded(
+        conn,
+        sql,
+        params,
+        max_bytes,
+        |r| message_from_row(r, 0),
+        crate::shared::message_bytes,
+    )
+}
+
+/// Rows streamed from the server one at a time (the client library would otherwise hold the
+/// whole result in memory first), no further than `max_bytes` of them as `bytes` counts them
+/// (0: no bound): past it, [`StoreError::TooLarge`].
+fn collect_bounded<T>(
+    conn: &mut Conn,
+    sql: &str,
+    params: &[Param],
+    max_bytes: usize,
+    f: impl Fn(&Row) -> Result<T>,
+    bytes: impl Fn(&T) -> usize,
+) -> Result<Vec<T>> {
     use ::postgres::fallible_iterator::FallibleIterator;
     let typed: Vec<_> = params.iter().map(Param::typed).collect();
     let mut rows = conn.client().query_typed_raw(sql, typed).map_err(backend)?;
     let mut budget = crate::shared::ByteBudget::new(max_bytes);
-    let mut messages = Vec::new();
+    let mut collected = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        let message = message_from_row(&row, 0)?;
-        if !budget.fits(&message) {
+        let item = f(&row)?;
+        if !budget.fits(bytes(&item)) {
             return Err(budget.error());
         }
-        messages.push(message);
+        collected.push(item);
     }
-    Ok(messages)
+    Ok(collected)
 }
 
 fn query_opt(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<Option<Row>> {
@@ -664,7 +683,14 @@ fn post_page(conn: &mut Conn, q: &PostQuery, tags: PostTags) -> Result<Vec<PostR
         order_by("p.last_updated", "p.item_hash", q.sort_order),
         limit_offset(q.limit, q.offset)
     );
-    let mut rows = collect(conn, &sql, &f.params, post_from_row)?;
+    let mut rows = collect_bounded(
+        conn,
+        &sql,
+        &f.params,
+        q.max_bytes,
+        post_from_row,
+        crate::shared::post_bytes,
+    )?;
     sort_posts(&mut rows, q.sort_order);
     Ok(rows)
 }

@@ -572,11 +572,31 @@ fn collect_messages(
     params: &[SqlValue],
     max_bytes: usize,
 ) -> Result<Vec<MessageRecord>> {
+    collect_bounded(
+        conn,
+        sql,
+        params,
+        max_bytes,
+        |r| message_from_row(r, 0),
+        crate::shared::message_bytes,
+    )
+}
+
+/// Rows read one at a time, no further than `max_bytes` of them as `bytes` counts them (0:
+/// no bound): past it, [`StoreError::TooLarge`].
+fn collect_bounded<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlValue],
+    max_bytes: usize,
+    mut f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    bytes: impl Fn(&T) -> usize,
+) -> Result<Vec<T>> {
     let mut budget = crate::shared::ByteBudget::new(max_bytes);
     let rows = collect(conn, sql, params, |r| {
-        let message = message_from_row(r, 0)?;
-        match budget.fits(&message) {
-            true => Ok(message),
+        let row = f(r)?;
+        match budget.fits(bytes(&row)) {
+            true => Ok(row),
             // Any error ends the read; the budget says which it was.
             false => Err(rusqlite::Error::QueryReturnedNoRows),
         }
@@ -805,7 +825,14 @@ fn post_page(conn: &Connection, q: &PostQuery, tags: PostTags) -> Result<Vec<Pos
         order_by("p.last_updated", "p.item_hash", q.sort_order),
         limit_offset(q.limit, q.offset)
     );
-    let mut rows = collect(conn, &sql, &f.params, post_from_row)?;
+    let mut rows = collect_bounded(
+        conn,
+        &sql,
+        &f.params,
+        q.max_bytes,
+        post_from_row,
+        crate::shared::post_bytes,
+    )?;
     sort_posts(&mut rows, q.sort_order);
     Ok(rows)
 }
