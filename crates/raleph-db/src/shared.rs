@@ -166,22 +166,6 @@ pub(crate) fn sort_posts(posts: &mut [crate::PostRecord], order: crate::SortOrde
     });
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn merge_is_shallow_ordered_and_keeps_null() {
-        let a = json!({"a": {"x": 1}, "b": 1, "c": 1}).to_string();
-        let b = json!({"a": {"y": 2}, "b": null}).to_string();
-        let merged = merge_aggregate([a.as_str(), b.as_str(), "[1]"]).expect("merge");
-        assert_eq!(merged, r#"{"a":{"y":2},"b":null,"c":1}"#);
-        assert!(merge_aggregate(["{"]).is_err());
-    }
-}
-
 /// Counts the bytes of message rows read against a bound (`MessageQuery::max_bytes`, 0 for
 /// none), so that a read stops before it holds more.
 pub(crate) struct ByteBudget {
@@ -220,4 +204,20 @@ pub(crate) fn message_bytes(message: &crate::MessageRecord) -> usize {
 pub(crate) fn post_bytes(post: &crate::PostRecord) -> usize {
     post.latest_content.as_ref().map_or(0, String::len)
         + post.latest.item_content.as_ref().map_or(0, String::len)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn merge_is_shallow_ordered_and_keeps_null() {
+        let a = json!({"a": {"x": 1}, "b": 1, "c": 1}).to_string();
+        let b = json!({"a": {"y": 2}, "b": null}).to_string();
+        let merged = merge_aggregate([a.as_str(), b.as_str(), "[1]"]).expect("merge");
+        assert_eq!(merged, r#"{"a":{"y":2},"b":null,"c":1}"#);
+        assert!(merge_aggregate(["{"]).is_err());
+    }
 }
