@@ -131,6 +131,9 @@ pub trait WriteStore: Send {
     /// Recomputes the merged value of `(owner, key)` from its elements; deletes it if none remain.
     fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()>;
     fn aggregate_value(&mut self, owner: &str, key: &str) -> Result<Option<serde_json::Value>>;
+    /// The size in bytes of an aggregate's merged value (0 when it has none), without reading
+    /// the value.
+    fn aggregate_size(&mut self, owner: &str, key: &str) -> Result<u64>;
     fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>>;
 
     // STORE, PROGRAM, INSTANCE.

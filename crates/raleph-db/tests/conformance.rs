@@ -3512,6 +3512,18 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
         s.r.posts(&post_lists(post_bytes - 1)),
         Err(raleph_db::StoreError::TooLarge { .. })
     ));
+    // An aggregate's size is known without reading its value.
+    assert_eq!(s.w.aggregate_size("0xB", "none")?, 0);
+    s.w.begin()?;
+    s.w.add_aggregate_element(&NewAggregateElement {
+        item_hash: "agg1".into(),
+        owner: "0xB".into(),
+        key: "k".into(),
+        content: r#"{"a":1}"#.into(),
+        creation_time: 1.0,
+    })?;
+    s.w.commit()?;
+    assert_eq!(s.w.aggregate_size("0xB", "k")?, 7);
     // The bound counts only the rows a page reads.
     let first = MessageQuery {
         limit: 1,

@@ -82,10 +82,13 @@ pub(crate) fn process_message(
         return Ok(Applied::Failed(failure));
     }
     let grace_until = crate::now() + w.config.file_grace_period_secs;
+    let max_aggregate_bytes = w.config.max_aggregate_bytes;
     let store = w.store.as_mut();
     let checked = match &content.typed {
         TypedContent::Post(post) => apply_post(store, env, content, post)?,
-        TypedContent::Aggregate(aggregate) => apply_aggregate(store, env, content, aggregate)?,
+        TypedContent::Aggregate(aggregate) => {
+            apply_aggregate(store, env, content, aggregate, max_aggregate_bytes)?
+        }
         TypedContent::Store(file) => apply_store(w, env, content, file)?,
         TypedContent::Program(vm) => apply_vm(store, env, content, vm, "program")?,
         TypedContent::Instance(vm) => apply_vm(store, env, content, vm, "instance")?,
@@ -253,6 +256,7 @@ fn apply_aggregate(
     env: &Envelope,
     content: &Content,
     aggregate: &AggregateContent,
+    max_aggregate_bytes: u64,
 ) -> Check {
     let allowed = Action {
         aggregate_key: Some(&aggregate.key),
@@ -264,11 +268,23 @@ fn apply_aggregate(
     if content.address == IGNORED_AGGREGATE_OWNER {
         return Ok(Ok(()));
     }
+    // Bounded: an aggregate grows with every element that adds a key, and all of it is
+    // merged, stored and served whole.
+    let payload = serde_json::to_string(&aggregate.payload).unwrap_or_default();
+    let current = store.aggregate_size(&content.address, &aggregate.key)?;
+    if current.saturating_add(payload.len() as u64) > max_aggregate_bytes {
+        return fail(
+            ErrorCode::InvalidFormat,
+            format!(
+                "the aggregate would pass {max_aggregate_bytes} bytes (pipeline.max_aggregate_bytes)"
+            ),
+        );
+    }
     store.add_aggregate_element(&NewAggregateElement {
         item_hash: env.item_hash.to_string(),
         owner: content.address.clone(),
         key: aggregate.key.clone(),
-        content: serde_json::to_string(&aggregate.payload).unwrap_or_default(),
+        content: payload,
         creation_time: content.time,
     })?;
     Ok(Ok(()))

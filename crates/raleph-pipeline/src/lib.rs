@@ -110,6 +110,9 @@ pub struct PipelineConfig {
     /// writer at once (so that the writer never parses a large content itself); past it the
     /// writer parses them. A parsed content takes up to ~75 times its size.
     pub max_prepared_content_bytes: u64,
+    /// Largest merged value of one aggregate (owner and key), in bytes: an element that would
+    /// take it past this is rejected. Every element is merged into it and it is served whole.
+    pub max_aggregate_bytes: u64,
     /// Bytes kept of each string field of a rejected message (its `item_content`, sender,
     /// channel...): enough to see whose it was and why it failed.
     pub rejected_head_bytes: usize,
@@ -140,6 +143,7 @@ impl Default for PipelineConfig {
             max_backoff_secs: 300.0,
             max_content_bytes: 1024 * 1024,
             max_prepared_content_bytes: 2 * 1024 * 1024,
+            max_aggregate_bytes: 16 * 1024 * 1024,
             rejected_head_bytes: 1024,
             rejected_retention_secs: 7.0 * 24.0 * 3600.0,
             max_rejected_kept: 100_000,

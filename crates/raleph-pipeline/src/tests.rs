@@ -1209,3 +1209,31 @@ async fn a_dead_writer_is_reported() {
         .expect("the writer's death is reported");
     assert!(death.contains("writer"), "{death}");
 }
+
+/// An aggregate cannot grow past `max_aggregate_bytes`: the element that would take it there
+/// is rejected, and the value stays as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn aggregates_are_bounded() {
+    let node = node_with(PipelineConfig {
+        max_aggregate_bytes: 100,
+        ..PipelineConfig::default()
+    });
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let first = aggregate(&alice, &me, "big", json!({"a": "x".repeat(40)}), t);
+    assert!(processed(&run(&node, first).await));
+    let second = aggregate(&alice, &me, "big", json!({"b": "y".repeat(40)}), t + 1.0);
+    assert!(processed(&run(&node, second).await));
+    let third = aggregate(&alice, &me, "big", json!({"c": "z".repeat(40)}), t + 2.0);
+    assert_eq!(
+        rejected_with(&run(&node, third).await),
+        Some(ErrorCode::InvalidFormat)
+    );
+    let value = node
+        .reader
+        .aggregates_of(&me, &["big".to_owned()])
+        .expect("read");
+    let value: Value = serde_json::from_str(&value[0].content).expect("json");
+    assert!(value.get("b").is_some() && value.get("c").is_none());
+}

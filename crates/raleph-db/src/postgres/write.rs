@@ -780,6 +780,14 @@ impl WriteStore for PgWriter {
         .transpose()
     }
 
+    fn aggregate_size(&mut self, owner: &str, key: &str) -> Result<u64> {
+        let size = self.value::<i32>(
+            "SELECT octet_length(content) FROM aggregates WHERE owner = $1 AND key = $2",
+            &[&owner, &key],
+        )?;
+        Ok(size.unwrap_or(0).max(0) as u64)
+    }
+
     fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>> {
         self.strings(
             "SELECT item_hash FROM aggregate_elements WHERE owner = $1 AND key = $2

@@ -757,6 +757,15 @@ impl WriteStore for SqliteWriter {
         .transpose()
     }
 
+    fn aggregate_size(&mut self, owner: &str, key: &str) -> Result<u64> {
+        let size = self.one(
+            "SELECT length(CAST(content AS BLOB)) FROM aggregates WHERE owner = ?1 AND key = ?2",
+            params![owner, key],
+            |r| r.get::<_, i64>(0),
+        )?;
+        Ok(size.unwrap_or(0).max(0) as u64)
+    }
+
     fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>> {
         self.strings(
             "SELECT item_hash FROM aggregate_elements WHERE owner = ?1 AND key = ?2 ORDER BY creation_time",
