@@ -56,8 +56,9 @@ pub async fn of_address(
     let (keys, with_info, value_only) = of_address_params(&params)?;
     let owner = address.clone();
     let requested = keys.clone();
+    let max_bytes = state.config.max_response_bytes;
     let records = state
-        .read(move |r| r.aggregates_of(&owner, &requested))
+        .read(move |r| r.aggregates_of_bounded(&owner, &requested, max_bytes))
         .await?;
     if records.is_empty() {
         return Err(ApiError::not_found("No aggregate found for this address"));
@@ -136,6 +137,7 @@ fn list_query(params: &Params) -> ApiResult<(AggregateQuery, u64, u64)> {
         sort_order: params.sort_order()?,
         limit: per_page,
         offset: (page - 1).saturating_mul(per_page),
+        max_bytes: 0,
     };
     Ok((query, page, per_page))
 }
@@ -143,7 +145,8 @@ fn list_query(params: &Params) -> ApiResult<(AggregateQuery, u64, u64)> {
 /// `GET /api/v0/aggregates`: every aggregate, filtered by keys and addresses.
 pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult<Response> {
     let params = Params::parse(query.as_deref(), &state.config)?;
-    let (query, page, per_page) = list_query(&params)?;
+    let (mut query, page, per_page) = list_query(&params)?;
+    query.max_bytes = state.config.max_response_bytes;
     let counts = state.counts.clone();
     // The total's query, counted here or, when its cached total is stale, later on the
     // count cache's thread (hence its own reader handle).

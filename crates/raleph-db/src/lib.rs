@@ -207,7 +207,18 @@ pub trait ReadStore: Send + Sync + 'static {
     fn count_forgotten_messages(&self, query: &MessageQuery) -> Result<u64>;
     fn posts(&self, query: &PostQuery) -> Result<Vec<PostRecord>>;
     fn count_posts(&self, query: &PostQuery) -> Result<u64>;
-    fn aggregates_of(&self, owner: &str, keys: &[String]) -> Result<Vec<AggregateRecord>>;
+    /// An owner's aggregates (those of `keys`, or all), by key, with no bound on their size.
+    fn aggregates_of(&self, owner: &str, keys: &[String]) -> Result<Vec<AggregateRecord>> {
+        self.aggregates_of_bounded(owner, keys, 0)
+    }
+    /// The same, read no further than `max_bytes` of values (0: no bound): past it,
+    /// [`StoreError::TooLarge`].
+    fn aggregates_of_bounded(
+        &self,
+        owner: &str,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> Result<Vec<AggregateRecord>>;
     fn aggregates(&self, query: &AggregateQuery) -> Result<Vec<AggregateRecord>>;
     fn count_aggregates(&self, query: &AggregateQuery) -> Result<u64>;
     fn channels(&self) -> Result<Vec<String>>;

@@ -437,6 +437,9 @@ pub struct AggregateQuery {
     pub sort_order: SortOrder,
     pub limit: u64,
     pub offset: u64,
+    /// Most bytes of aggregate values a list may read; past it the read stops with
+    /// [`crate::StoreError::TooLarge`]. 0: no bound.
+    pub max_bytes: usize,
 }
 
 #[derive(Debug, Clone)]

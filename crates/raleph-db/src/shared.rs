@@ -211,6 +211,11 @@ pub(crate) fn message_bytes(message: &crate::MessageRecord) -> usize {
     message.item_content.as_ref().map_or(0, String::len) + message.content.len()
 }
 
+/// The bytes of an aggregate row that count against a list's bound: its value.
+pub(crate) fn aggregate_bytes(aggregate: &crate::AggregateRecord) -> usize {
+    aggregate.content.len()
+}
+
 /// The same for a post row: its latest content and its latest version's raw content.
 pub(crate) fn post_bytes(post: &crate::PostRecord) -> usize {
     post.latest_content.as_ref().map_or(0, String::len)

@@ -3043,6 +3043,7 @@ fn both_backends_answer_alike() -> Result<()> {
             sort_order: order,
             limit,
             offset,
+            max_bytes: 0,
         };
         let what = format!("round {round}: {aq:?}");
         same(
@@ -3524,6 +3525,22 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
     })?;
     s.w.commit()?;
     assert_eq!(s.w.aggregate_size("0xB", "k")?, 7);
+    // Aggregate reads are bounded like the other lists.
+    assert_eq!(s.r.aggregates_of_bounded("0xB", &[], 7)?.len(), 1);
+    assert!(matches!(
+        s.r.aggregates_of_bounded("0xB", &[], 6),
+        Err(raleph_db::StoreError::TooLarge { .. })
+    ));
+    let of_b = |max_bytes| AggregateQuery {
+        addresses: vec!["0xB".into()],
+        max_bytes,
+        ..Default::default()
+    };
+    assert_eq!(s.r.aggregates(&of_b(7))?.len(), 1);
+    assert!(matches!(
+        s.r.aggregates(&of_b(6)),
+        Err(raleph_db::StoreError::TooLarge { .. })
+    ));
     // The bound counts only the rows a page reads.
     let first = MessageQuery {
         limit: 1,

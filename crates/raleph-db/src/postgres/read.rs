@@ -876,7 +876,12 @@ impl ReadStore for PgReader {
         self.pool.with(|conn| count(conn, &sql, &params))
     }
 
-    fn aggregates_of(&self, owner: &str, keys: &[String]) -> Result<Vec<AggregateRecord>> {
+    fn aggregates_of_bounded(
+        &self,
+        owner: &str,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> Result<Vec<AggregateRecord>> {
         let q = AggregateQuery {
             keys: keys.to_vec(),
             addresses: vec![owner.to_owned()],
@@ -887,8 +892,16 @@ impl ReadStore for PgReader {
             "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} ORDER BY key",
             f.sql()
         );
-        self.pool
-            .with(|conn| collect(conn, &sql, &f.params, aggregate_from_row))
+        self.pool.with(|conn| {
+            collect_bounded(
+                conn,
+                &sql,
+                &f.params,
+                max_bytes,
+                aggregate_from_row,
+                crate::shared::aggregate_bytes,
+            )
+        })
     }
 
     fn aggregates(&self, q: &AggregateQuery) -> Result<Vec<AggregateRecord>> {
@@ -904,8 +917,16 @@ impl ReadStore for PgReader {
             order_by(column, "owner", q.sort_order),
             limit_offset(q.limit, q.offset)
         );
-        self.pool
-            .with(|conn| collect(conn, &sql, &f.params, aggregate_from_row))
+        self.pool.with(|conn| {
+            collect_bounded(
+                conn,
+                &sql,
+                &f.params,
+                q.max_bytes,
+                aggregate_from_row,
+                crate::shared::aggregate_bytes,
+            )
+        })
     }
 
     fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {

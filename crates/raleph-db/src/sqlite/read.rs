@@ -1038,7 +1038,12 @@ impl ReadStore for SqliteReader {
         self.pool.with(|conn| count(conn, &sql, &params))
     }
 
-    fn aggregates_of(&self, owner: &str, keys: &[String]) -> Result<Vec<AggregateRecord>> {
+    fn aggregates_of_bounded(
+        &self,
+        owner: &str,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> Result<Vec<AggregateRecord>> {
         let q = AggregateQuery {
             keys: keys.to_vec(),
             addresses: vec![owner.to_owned()],
@@ -1049,8 +1054,16 @@ impl ReadStore for SqliteReader {
             "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} ORDER BY key",
             f.sql()
         );
-        self.pool
-            .with(|conn| collect(conn, &sql, &f.params, aggregate_from_row))
+        self.pool.with(|conn| {
+            collect_bounded(
+                conn,
+                &sql,
+                &f.params,
+                max_bytes,
+                aggregate_from_row,
+                crate::shared::aggregate_bytes,
+            )
+        })
     }
 
     fn aggregates(&self, q: &AggregateQuery) -> Result<Vec<AggregateRecord>> {
@@ -1066,8 +1079,16 @@ impl ReadStore for SqliteReader {
             order_by(column, "owner", q.sort_order) + ", key ASC",
             limit_offset(q.limit, q.offset)
         );
-        self.pool
-            .with(|conn| collect(conn, &sql, &f.params, aggregate_from_row))
+        self.pool.with(|conn| {
+            collect_bounded(
+                conn,
+                &sql,
+                &f.params,
+                q.max_bytes,
+                aggregate_from_row,
+                crate::shared::aggregate_bytes,
+            )
+        })
     }
 
     fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {
