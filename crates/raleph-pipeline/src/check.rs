@@ -72,9 +72,11 @@ fn run(
             next,
         } in taken
         {
-            submission.verdict = check_submission(&submission.envelope);
-            if submission.verdict.is_ok() {
-                submission.prepared = preparer.prepare(&submission.envelope);
+            let envelope = &submission.envelope;
+            match check_submission(envelope) {
+                Ok(Some(inline)) => submission.prepared = preparer.keep_inline(envelope, inline),
+                Ok(None) => submission.prepared = preparer.prepare(envelope),
+                Err(failure) => submission.verdict = Err(failure),
             }
             match next {
                 Next::Journal => to_acceptor(acceptor, submission),

@@ -45,20 +45,20 @@ pub(crate) fn process_message(
     // The content file a non-inline message pins from now on, recorded once it is processed
     // (so the garbage collector knows the file).
     let mut content_file = None;
-    let content: &Content = match (&env.item_content, prepared) {
-        (Some(inline), _) => {
+    let content: &Content = match (prepared, &env.item_content) {
+        // Parsed by a checker already (see `prepare`).
+        (Some(prepared), _) => {
+            content_file = prepared.file.clone();
+            match &prepared.content {
+                Ok(content) => content,
+                Err(e) => return Ok(failed(ErrorCode::InvalidFormat, e.clone())),
+            }
+        }
+        (None, Some(inline)) => {
             parsed = Content::of_message(env, inline.as_bytes());
             match &parsed {
                 Ok(content) => content,
                 Err(e) => return Ok(failed(ErrorCode::InvalidFormat, e.to_string())),
-            }
-        }
-        // Parsed by a checker already (see `prepare`).
-        (None, Some(prepared)) => {
-            content_file = Some(prepared.file.clone());
-            match &prepared.content {
-                Ok(content) => content,
-                Err(e) => return Ok(failed(ErrorCode::InvalidFormat, e.clone())),
             }
         }
         (None, None) => match stored_content(w, env) {

@@ -266,15 +266,17 @@ fn unchecked(
 }
 
 /// What is checked of a message before it is accepted: its signature, and the content of an
-/// inline message, which the reference validates at submission (a 422 there and here). A
-/// non-inline message's content is checked when it is processed, once it is at hand.
-pub fn check_submission(envelope: &Envelope) -> Result<(), Failure> {
+/// inline message, which the reference validates at submission (a 422 there and here); the
+/// inline content's parse is returned, for the writer. A non-inline message's content is
+/// checked when it is processed, once it is at hand.
+pub fn check_submission(envelope: &Envelope) -> Result<Option<Content>, Failure> {
     verify_signature(envelope)?;
-    if let Some(inline) = &envelope.item_content {
-        Content::of_message(envelope, inline.as_bytes())
-            .map_err(|e| Failure::new(ErrorCode::InvalidFormat, e.to_string()))?;
-    }
-    Ok(())
+    let Some(inline) = &envelope.item_content else {
+        return Ok(None);
+    };
+    Content::of_message(envelope, inline.as_bytes())
+        .map(Some)
+        .map_err(|e| Failure::new(ErrorCode::InvalidFormat, e.to_string()))
 }
 
 /// Checks the signature of an envelope against its chain's scheme.

@@ -106,9 +106,9 @@ pub struct PipelineConfig {
     /// content can take up to about 75 times its size in memory (a long array of small
     /// numbers: 1 MiB takes ~75 MiB and ~0.1 s while it is processed, SECURITY.md).
     pub max_content_bytes: u64,
-    /// Raw bytes of non-inline contents that the signature checkers may hold parsed for the
-    /// writer at once (so that the writer never parses a large content itself); past it the
-    /// writer parses them. A parsed content takes up to ~75 times its size.
+    /// Raw bytes of contents (inline, or stored and held here) that the signature checkers may
+    /// hold parsed for the writer at once, so that the writer need not parse them; past it the
+    /// writer parses them itself. A parsed content takes up to ~75 times its size.
     pub max_prepared_content_bytes: u64,
     /// Largest merged value of one aggregate (owner and key), in bytes: an element that would
     /// take it past this is rejected. Every element is merged into it and it is served whole.
