@@ -183,8 +183,9 @@ async fn feed(
     filter: MessageQuery,
     format: ContentFormat,
 ) -> Result<(), String> {
-    let send = |value: &dyn erased::Json| -> Result<(), String> {
-        let text = value.to_json()?;
+    let send = |message: &MessageRecord, with_size: bool| -> Result<(), String> {
+        let shape = shapes::message(message, with_size, format);
+        let text = serde_json::to_string(&shape).map_err(|e| e.to_string())?;
         let fits = backlog.add(text.len());
         queue
             .send(Message::Text(text.into()))
@@ -203,7 +204,7 @@ async fn feed(
             .map_err(|e| format!("{e:?}"))?;
         history.reverse();
         for message in &history {
-            send(&shapes::message(message, true, format))?;
+            send(message, true)?;
         }
     }
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -212,7 +213,7 @@ async fn feed(
         tokio::select! {
             event = events.recv() => match event {
                 Ok(Event::Processed(message)) if matches(&filter, &message) => {
-                    send(&shapes::message(&message, false, format))?;
+                    send(&message, false)?;
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return Ok(()),
@@ -227,19 +228,6 @@ async fn feed(
                     .send(Message::Ping(Vec::new().into()))
                     .map_err(|_| "the client's socket is closed".to_owned())?;
             }
-        }
-    }
-}
-
-/// A value written as JSON text, whatever its type (the history and live shapes differ).
-mod erased {
-    pub(super) trait Json {
-        fn to_json(&self) -> Result<String, String>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> Result<String, String> {
-            serde_json::to_string(self).map_err(|e| e.to_string())
         }
     }
 }

@@ -917,16 +917,8 @@ fn answer_queued(group: &mut [Submission]) {
 /// with no key can send invalid messages as fast as the node takes them, and their full
 /// bodies (up to 200 000 characters of content each) would be free storage.
 pub(crate) fn kept_of_rejected(message: &Value, head: usize) -> Value {
-    let Value::Object(fields) = message else {
-        return Value::Null;
-    };
-    let kept = fields.iter().filter_map(|(name, value)| {
-        if value.is_array() || value.is_object() {
-            return None;
-        }
-        Some((cut(name, head), bounded(value, head, 0)))
-    });
-    Value::Object(kept.take(16).collect())
+    // Its top-level fields only: an envelope's fields are strings, numbers and null.
+    bounded(message, head, 1)
 }
 
 /// `value` with each string cut to `head` bytes (at a character boundary), at most 16 items
