@@ -9,7 +9,14 @@ writes to the port; two threads forward the program's stdout/stderr (fds 1 and 2
 asyncio loop applies the configuration and serves requests concurrently.
 """
 
-import asyncio
+def _uptime_now():
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+_UPTIME_AT_IMPORT = _uptime_now()
+
+import asyncio  # noqa: E402 (the imports are timed: under TCG they cost about a second)
 import base64
 import contextvars
 import fcntl
@@ -811,7 +818,9 @@ def main() -> None:
         _console = open("/dev/console", "w", buffering=1)
     except OSError:
         _console = sys.__stderr__
-    say(f"{INIT_VERSION} starting (pid {os.getpid()})")
+    say(f"{INIT_VERSION} starting (pid {os.getpid()}; module import began at {_UPTIME_AT_IMPORT:.3f})")
+    # Neither the init's own folder nor the current directory belongs on the program's import path.
+    sys.path[:] = [p for p in sys.path if p not in ("", "/usr/lib/raleph")]
     guest = Guest()
     channel_ref = [None]
     capture_std_streams(channel_ref)

@@ -15,6 +15,8 @@ scripts/build-python-runtime.sh, then runs these VMs one after another, each wit
   W  restore of C's warm snapshot -> hello says ready -> first answer -> halt
   D  restore of A, internet on -> outside reachable, guest API reachable -> halt
   E  restore of A -> executable program (entrypoint without ':') proxied to :8080 -> halt
+  G  restore of A -> squashfs code made as the CLI makes it (loop-mounted), input_data zip in /data -> halt
+  H  restore of A -> plain-encoded ASGI code -> halt
   F  restore of A -> a program whose import fails: success false, the VM still answers ping -> halt
 
 Prints the timings at the end and exits non-zero on the first failed check.
@@ -50,6 +52,7 @@ PORT_NAME = "org.raleph.control"
 API_ADDR = "10.0.2.100"
 VM_HASH = "9c1dd8c7a6b0f1e8f3c1a1c5d9c2b4f0a7e6d5c4b3a2918f7e6d5c4b3a291807"
 TOTAL_DEADLINE = 900
+VERBOSE = False
 T_START = time.monotonic()
 FIGURES = {}
 
@@ -137,6 +140,8 @@ class VM:
         return argv
 
     def start(self):
+        if VERBOSE:
+            print("  $ " + " ".join(a if " " not in a and a else repr(a) for a in self.argv()), flush=True)
         self.t_launch = time.monotonic()
         with open(os.path.join(self.dir, "qemu.stderr"), "wb") as err:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
@@ -154,10 +159,7 @@ class VM:
 
     def kill(self):
         if self.sock:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+            self.disconnect()
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
@@ -226,7 +228,13 @@ class VM:
         self.send({"command": "hello"})  # the guest answers with SYNC + hello even if it missed the reconnect
 
     def disconnect(self):
+        # shutdown() first: close() alone does not end the connection while the reader thread is blocked in
+        # recv() on it (the blocked call keeps the file open), and QEMU would never see the host leave.
         self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         self.sock = None
 
@@ -521,6 +529,59 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 8080), Handler).serve_forever()
 '''
 
 
+RAW_ASGI_MAIN = r'''
+import os
+
+
+async def app(scope, receive, send):
+    assert scope["type"] == "http"  # no lifespan support: the runtime must carry on without it
+    await receive()
+    with open("/data/hello.txt", "rb") as f:
+        data = f.read()
+    here = os.path.dirname(os.path.abspath(__file__)).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": data + b" from " + here, "more_body": True})
+    await send({"type": "http.response.body", "body": b" (streamed)"})
+'''
+
+PLAIN_APP = b'''
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            event = await receive()
+            await send({"type": event["type"] + ".complete"})
+            if event["type"] == "lifespan.shutdown":
+                return
+    await receive()
+    await send({"type": "http.response.start", "status": 418, "headers": [[b"x-plain", b"yes"]]})
+    await send({"type": "http.response.body", "body": b"plain code"})
+'''
+
+
+def make_squashfs_program(root, name, files):
+    """The CLI's other path (mksquashfs on PATH): mksquashfs <dir> <dir>.squashfs -noappend, encoding "squashfs"."""
+    path = os.path.join(root, name)
+    os.makedirs(path)
+    for rel, content in files.items():
+        with open(os.path.join(path, rel), "w") as f:
+            f.write(content)
+    subprocess.run(["mksquashfs", path, f"{path}.squashfs", "-noappend", "-quiet", "-no-progress"], check=True,
+                   stdout=subprocess.DEVNULL)
+    with open(f"{path}.squashfs", "rb") as f:
+        return f.read()
+
+
+def make_zip(files):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
 def make_program(root, name, files):
     """Zip a directory exactly as the published CLI does for `aleph program upload ./myapp main:app` when
     mksquashfs is absent: shutil.make_archive(str(path), "zip", path) -> <path>.zip, encoding "zip"."""
@@ -535,13 +596,13 @@ def make_program(root, name, files):
         return f.read()
 
 
-def config_for(code, entrypoint, *, variables=None, interface=None):
+def config_for(code, entrypoint, *, variables=None, interface=None, encoding="zip", input_data=None):
     config = {
         "vm_hash": VM_HASH,
-        "encoding": "zip",
+        "encoding": encoding,
         "entrypoint": entrypoint,
         "code": code,
-        "input_data": None,
+        "input_data": input_data,
         "variables": variables,
         "volumes": [],
         "ip": "10.0.2.15/24",
@@ -568,11 +629,14 @@ def pct(values, q):
 def scenario_requests(vm, outside_port):
     """The 50 requests and the functional checks (on a configured ASGI program)."""
     lat = []
+    labelled = []
 
     def timed(body):
         t0 = time.monotonic()
         reply = vm.request(body)
         lat.append((time.monotonic() - t0) * 1000)
+        scope = body["scope"]
+        labelled.append((lat[-1], f"{scope['method']} {scope['path']} ({len(scope['body'])} B)"))
         return reply
 
     big = os.urandom(200_000)
@@ -600,6 +664,29 @@ def scenario_requests(vm, outside_port):
             assert json.loads(r["body"]["body"])["SMOKE_VAR"] == "visible", r
     check(True, "50 requests: GET, GET with query + repeated headers, POST bodies (one of 200 kB), 2x Set-Cookie, env")
     FIGURES[f"{vm.name}: request latency p50 / p99 (ms, 50 sequential)"] = f"{pct(lat, 50):.1f} / {pct(lat, 99):.1f}"
+    FIGURES[f"{vm.name}: slowest requests (ms)"] = ", ".join(f"{ms:.0f} {label}" for ms, label in
+                                                               sorted(labelled, reverse=True)[:3])
+    steady = lat[25:]
+    FIGURES[f"{vm.name}: second half p50 / max (ms)"] = f"{pct(steady, 50):.1f} / {max(steady):.1f}"
+
+    big = os.urandom(4 << 20)
+    t0 = time.monotonic()
+    r = vm.request(http_scope("POST", "/echo", "", [], big), timeout=60)
+    took = time.monotonic() - t0
+    check(json.loads(r["body"]["body"])["sha256"] == hashlib.sha256(big).hexdigest(), "a 4 MiB POST body arrives intact")
+    FIGURES[f"{vm.name}: 4 MiB POST round trip (s)"] = f"{took:.2f}"
+
+    t0 = time.monotonic()
+    ids = [vm.submit(http_scope("GET", "/echo", f"q={i}")) for i in range(20)]
+    replies = [vm.result(i) for i in ids]
+    check(all(json.loads(r["body"]["body"])["q"] == [str(i)] for i, r in enumerate(replies)),
+          f"20 pipelined requests, each reply matched by id ({time.monotonic() - t0:.2f} s)")
+
+    vm.disconnect()
+    vm.connect()
+    _, hello = vm.wait_hello(30)
+    r = vm.request(http_scope("GET", "/"))
+    check(hello["state"] == "ready" and r["headers"]["status"] == 200, "host reconnect: hello (ready) then requests")
 
     env = json.loads(vm.request(http_scope("GET", "/env"))["body"]["body"])
     check(env["SMOKE_VAR"] == "visible", "a message variable is in the program's environment")
@@ -645,13 +732,15 @@ def check_network(vm, outside_port, internet):
 
 
 def main():
-    global TOTAL_DEADLINE
+    global TOTAL_DEADLINE, VERBOSE
     parser = argparse.ArgumentParser()
     parser.add_argument("--artifacts", help="use this runtime directory instead of building")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--deadline", type=int, default=TOTAL_DEADLINE)
+    parser.add_argument("--verbose", action="store_true", help="print each QEMU command line")
     args = parser.parse_args()
     TOTAL_DEADLINE = args.deadline
+    VERBOSE = args.verbose
 
     art = args.artifacts
     if not art:
@@ -677,6 +766,7 @@ def main():
     asgi_zip = make_program(work, "myapp", {"main.py": (ASGI_MAIN, 0o644)})
     exe_zip = make_program(work, "myexe", {"server.py": (EXECUTABLE_MAIN, 0o755)})
     bad_zip = make_program(work, "badapp", {"main.py": ("import no_such_module_here\n", 0o644)})
+    squash_code = make_squashfs_program(work, "sqapp", {"main.py": RAW_ASGI_MAIN})
     variables = {"SMOKE_VAR": "visible"}
     template = os.path.join(work, "template.state")
     warm = os.path.join(work, "warm.state")
@@ -766,7 +856,10 @@ def main():
         e.wait_hello(30)
         reply, took = e.configure(config_for(exe_zip, "server.py", variables=variables))
         check(reply == {"success": True}, "executable config accepted")
+        t0 = time.monotonic()
         r = e.request(http_scope("GET", "/hello", "x=1"), timeout=60)
+        FIGURES["E: executable: config -> ready (s) / first answer after ready (s)"] = \
+            f"{took:.2f} / {time.monotonic() - t0:.2f}"
         check(r["headers"]["status"] == 200 and r["body"]["body"] == b"exe /hello?x=1 var=visible",
               f"executable answers through :8080 ({r.get('body')})")
         check(len(header_values(r, b"set-cookie")) == 2, "executable: repeated Set-Cookie kept")
@@ -775,6 +868,32 @@ def main():
         logs = b"".join(data for _, data in e.logs)
         check(b"executable starting" in logs and b"exe-log" in logs, "executable stdout/stderr arrive as log frames")
         e.halt()
+
+        print("G: restore template, squashfs code (as the CLI makes it) + input_data", flush=True)
+        g = vm("G", internet=False, incoming=template).start()
+        g.wait_status({"paused", "running"}, 30)
+        g.connect()
+        g.qmp("cont")
+        g.wait_hello(30)
+        reply, _ = g.configure(config_for(squash_code, "main:app", encoding="squashfs",
+                                          input_data=make_zip({"hello.txt": "hi"})))
+        check(reply == {"success": True}, f"squashfs code accepted ({reply})")
+        r = g.request(http_scope("GET", "/"))
+        check(r["body"]["body"] == b"hi from /opt/code (streamed)",
+              f"squashfs code loop-mounted at /opt/code, input_data in /data, streamed body joined ({r})")
+        g.halt()
+
+        print("H: restore template, plain code", flush=True)
+        h = vm("H", internet=False, incoming=template).start()
+        h.wait_status({"paused", "running"}, 30)
+        h.connect()
+        h.qmp("cont")
+        h.wait_hello(30)
+        reply, _ = h.configure(config_for(PLAIN_APP, "app", encoding="plain", interface="asgi"))
+        check(reply == {"success": True}, f"plain code accepted ({reply})")
+        r = h.request(http_scope("GET", "/"))
+        check(r["headers"]["status"] == 418 and r["body"]["body"] == b"plain code", "plain-encoded ASGI code serves")
+        h.halt()
 
         print("F: restore template, failing program", flush=True)
         f = vm("F", internet=False, incoming=template).start()
