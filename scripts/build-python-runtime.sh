@@ -179,6 +179,9 @@ install -m 755 "$SRC/init0.sh" "$ROOT/usr/lib/raleph/init0"
 install -m 644 "$SRC/init.py" "$ROOT/usr/lib/raleph/raleph_init.py"
 printf '%s\n' "$KEY" > "$ROOT/usr/lib/raleph/runtime-key"
 echo raleph > "$ROOT/etc/hostname"
+# Without /etc/hosts, a lookup of 127.0.0.1 or localhost (http.server does one when it binds) goes to DNS, which
+# with internet off times out after 10 s. The guest init adds the program's host name at configuration.
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
 : > "$ROOT/etc/resolv.conf"
 # Byte-compile everything Python will import: under TCG, compiling at import time costs seconds.
 chroot "$ROOT" python3 -m compileall -q /usr/lib/raleph >&2
@@ -208,6 +211,15 @@ manifest = {
     # {tsc_khz}: the host TSC frequency in kHz (see PROTOCOL.md); required under TCG on a loaded host.
     "cmdline": "console=ttyS0 quiet loglevel=4 panic=-1 random.trust_cpu=on tsc_early_khz={tsc_khz}",
     "control_port": "org.raleph.control",
+    # What the guest expects from the VM; the device order must be the same for a snapshot and its restores.
+    "qemu": {
+        "machine": "microvm,acpi=on",
+        "devices": ["virtio-blk-device (rootfs.squashfs, read-only)", "virtio-net-device (user net)",
+                    "virtio-serial-device + virtserialport name=org.raleph.control", "virtio-rng-device"],
+        "memory_mib_min": 128,
+        "guest_network": {"ip": "10.0.2.15/24", "route": "10.0.2.2", "dns_servers": ["10.0.2.3"]},
+        "guest_api": "http://10.0.2.100 (guestfwd tcp:10.0.2.100:80 to the node API)",
+    },
     "protocol": "raleph-framed-msgpack/1 (runtimes/python/PROTOCOL.md)",
     "python": packages.get("python3", ""),
     "packages": {p: packages[p] for p in sorted(packages)},

@@ -517,6 +517,8 @@ class Guest:
         hostname = hostname_for(vm_hash) if vm_hash else None
         if hostname:
             socket.sethostname(hostname)
+            with open("/etc/hosts", "a") as f:
+                f.write(f"127.0.1.1\t{hostname}\n")
             os.environ["ALEPH_ADDRESS_TO_USE"] = hostname
         api = as_text(config.get("api_host") or "http://10.0.2.100")
         os.environ.update({
@@ -731,9 +733,12 @@ class Guest:
         headers = [(as_bytes(k).decode("latin-1"), as_bytes(v).decode("latin-1")) for k, v in scope.get("headers") or []]
         body = as_bytes(scope.get("body"))
         method = as_text(scope.get("method", "GET")).upper()
-        deadline = time.monotonic() + float(self.config.get("proxy_wait") or 30)
+        t0 = time.monotonic()
+        deadline = t0 + float(self.config.get("proxy_wait") or 30)
         delay = 0.05
+        attempts = 0
         while True:
+            attempts += 1
             if self.process.poll() is not None:
                 raise RuntimeError(f"the program exited with status {self.process.returncode}")
             try:
@@ -743,8 +748,13 @@ class Guest:
                                                 allow_redirects=False) as response:
                     content = await response.read()
                     raw = [[k.lower(), v] for k, v in response.raw_headers if k.lower() not in HOP_BY_HOP]
+                    if attempts > 1:
+                        say(f"the program answered on :8080 after {attempts} attempts, "
+                            f"{time.monotonic() - t0:.2f} s")
                     return {"status": response.status, "headers": raw}, {"body": content}
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as error:
+                if attempts == 1:
+                    say(f"the program does not answer on :8080 yet ({type(error).__name__}); retrying")
                 if time.monotonic() > deadline:
                     return ({"status": 503, "headers": [[b"content-type", b"text/html; charset=utf-8"]]},
                             {"body": LOADING_PAGE})
@@ -758,6 +768,15 @@ class Guest:
             # Sent by the host after each connect: the guest may have missed the close/open of the host side
             # (e.g. across a snapshot), so it announces itself again.
             self.channel.send_hello()
+        elif name == "resume":
+            # After restoring a snapshot: the guest clock and RNG state are those of the snapshot.
+            if message.get("time"):
+                try:
+                    time.clock_settime(time.CLOCK_REALTIME, float(message["time"]))
+                except OSError as error:
+                    say(f"cannot set the clock: {error}")
+            reseed(as_bytes(message.get("entropy")))
+            self.reply({"id": rid, "resumed": True, "state": self.state})
         elif name == "ping":
             self.reply({"id": rid, "pong": True, "state": self.state, "uptime": round(uptime(), 3)})
         elif name == "cancel":
@@ -797,7 +816,19 @@ class Guest:
         self.reply({"id": rid, "halted": True})
         self.channel.flush()
         say("halted; powering off")
-        self.loop.stop()
+        power_off()
+
+
+def power_off() -> None:
+    """reboot(2) with LINUX_REBOOT_CMD_POWER_OFF: synchronous, unlike the sysrq trigger, so that nothing runs
+    (and reads the root disk) while the devices go away. With ACPI on microvm, QEMU then exits."""
+    import ctypes
+
+    os.sync()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.reboot(0x4321FEDC)
+    say(f"reboot(POWER_OFF) failed: errno {ctypes.get_errno()}")
+    os._exit(1)
 
 
 def preload(names: str) -> None:

@@ -11,4 +11,5 @@ status=$?
 echo "raleph-init0: init.py exited with status $status; powering off" > /dev/console
 sync
 echo o > /proc/sysrq-trigger
-sleep 30
+# Only shell builtins from here: the power-off detaches the root disk, so an exec could fail and PID 1 exit.
+while :; do :; done
