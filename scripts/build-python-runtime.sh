@@ -44,8 +44,9 @@ apt_update_once() {
     fi
 }
 missing=()
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${HOST_PACKAGES[@]}" 2>/dev/null || true)
 for p in "${HOST_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    grep -q "^$p install ok installed" <<< "$installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_update_once
@@ -55,16 +56,18 @@ fi
 
 candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }
 # The package lists may be missing on a fresh machine: then the candidates are empty and we update once.
-if [ -z "$(candidate "$KERNEL_META")" ] || [ "$(candidate "$KERNEL_META")" = "(none)" ]; then apt_update_once; fi
+meta=$(candidate "$KERNEL_META")
+if [ -z "$meta" ] || [ "$meta" = "(none)" ]; then apt_update_once; fi
 KERNEL_PKG=$(apt-cache depends "$KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [ -n "$KERNEL_PKG" ] || die "cannot resolve $KERNEL_META to a kernel image package"
 KVER=${KERNEL_PKG#linux-image-}
 
 # --- key -----------------------------------------------------------------------------------------------------------
-versions=""
+# One apt-cache call for all of them (one per package costs seconds).
+versions=$(apt-cache policy "$KERNEL_PKG" busybox-static "${ROOTFS_PACKAGES[@]}" 2>/dev/null |
+           awk '/^[^ ]/ {sub(":$", "", $1); p = $1} /^  Candidate:/ {print p "=" $2}')$'\n'
 for p in "$KERNEL_PKG" busybox-static "${ROOTFS_PACKAGES[@]}"; do
-    v=$(candidate "$p"); [ -n "$v" ] && [ "$v" != "(none)" ] || die "no candidate version for $p"
-    versions+="$p=$v"$'\n'
+    grep -q "^$p=[^(]" <<< "$versions" || die "no candidate version for $p"
 done
 KEY=$( { printf '%s' "$versions"; printf 'modules=%s\n' "${MODULES[*]}";
          for f in "${GUEST_FILES[@]}"; do sha256sum "$SRC/$f" | sed "s|  .*/|  |"; done;
