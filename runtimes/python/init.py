@@ -185,6 +185,7 @@ class Channel:
 
     def _reader(self) -> None:
         buf = bytearray()
+        skip = 0  # bytes still to discard of an oversized frame
         self._announce()
         while True:
             try:
@@ -196,10 +197,15 @@ class Channel:
             if not chunk:
                 # Host side closed: drop any partial frame and wait for the next host.
                 buf.clear()
+                skip = 0
                 say("host disconnected")
                 time.sleep(0.01)
                 self._announce()
                 continue
+            if skip:
+                dropped = min(skip, len(chunk))
+                skip -= dropped
+                chunk = chunk[dropped:]
             buf += chunk
             while len(buf) >= 4:
                 if buf[0] == 0 and buf[:len(SYNC)] == SYNC[:len(buf)]:
@@ -210,9 +216,11 @@ class Channel:
                     continue
                 (size,) = struct.unpack_from(">I", buf)
                 if size > MAX_FRAME:
-                    say(f"frame of {size} bytes exceeds the limit; resetting the stream")
-                    buf.clear()
-                    break
+                    say(f"frame of {size} bytes exceeds the limit of {MAX_FRAME}: skipped")
+                    dropped = min(len(buf), 4 + size)
+                    skip = 4 + size - dropped
+                    del buf[:dropped]
+                    continue
                 if len(buf) < 4 + size:
                     break
                 payload = bytes(buf[4:4 + size])
