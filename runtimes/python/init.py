@@ -122,6 +122,7 @@ class Channel:
         self.on_frame = on_frame  # called in the reader thread with each decoded message
         self.out = queue.Queue()
         self.write_lock = threading.Lock()
+        self.log_lock = threading.Lock()  # the two pump threads and the writer update the counters below
         self.log_backlog = 0
         self.log_dropped = 0
         self.connections = 0
@@ -134,14 +135,15 @@ class Channel:
         self.out.put(pack(obj))
 
     def send_log(self, stream: str, data: bytes) -> None:
-        if self.log_backlog + len(data) > LOG_BACKLOG_LIMIT:
-            self.log_dropped += len(data)
-            return
-        if self.log_dropped:
-            notice = f"[raleph: {self.log_dropped} bytes of log dropped while the host was not reading]\n"
-            self.log_dropped = 0
+        with self.log_lock:
+            if self.log_backlog + len(data) > LOG_BACKLOG_LIMIT:
+                self.log_dropped += len(data)
+                return
+            dropped, self.log_dropped = self.log_dropped, 0
+            self.log_backlog += len(data)
+        if dropped:
+            notice = f"[raleph: {dropped} bytes of log dropped while the host was not reading]\n"
             self.send({"log": "stderr", "data": notice.encode()})
-        self.log_backlog += len(data)
         self.out.put((len(data), pack({"log": stream, "data": data})))
 
     def send_hello(self) -> None:
@@ -168,7 +170,8 @@ class Channel:
                 continue
             if isinstance(item, tuple):
                 size, item = item
-                self.log_backlog -= size
+                with self.log_lock:
+                    self.log_backlog -= size
             try:
                 with self.write_lock:
                     self._write_all(item)
