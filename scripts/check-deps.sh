@@ -25,6 +25,10 @@ forbid raleph-db tokio axum raleph-pipeline raleph-api
 forbid raleph-pipeline axum rusqlite raleph-api
 forbid raleph-api rusqlite libsqlite3-sys
 forbid raleph-p2p axum rusqlite libsqlite3-sys raleph-db raleph-pipeline raleph-api raleph-storage
+# Compute sees programs and files only through its own ProgramSource trait.
+forbid raleph-compute rusqlite libsqlite3-sys raleph-db raleph-pipeline raleph-api raleph-storage raleph-p2p
+forbid raleph-api wasmtime
+forbid raleph-pipeline wasmtime
 forbid raleph-sdk raleph-db raleph-pipeline raleph-api raleph-storage axum rusqlite
 
 exit "$fail"

@@ -29,6 +29,11 @@ for component in rustfmt clippy; do
     fi
 done
 
+# The compute tests build a WebAssembly test program (crates/raleph-compute/guest).
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+
 step "format"
 cargo fmt --all -- --check
 

@@ -33,6 +33,12 @@ use raleph_storage::{FileStore, StorageConfig};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use error::{ApiError, ApiResult};
+
+/// A processed message as the API and the websocket show it.
+pub fn message_json(message: &raleph_db::MessageRecord) -> serde_json::Value {
+    serde_json::to_value(shapes::message(message, false, shapes::ContentFormat::Full))
+        .unwrap_or_default()
+}
 pub use serve::{ConnectionLimits, serve};
 
 /// For the fuzz targets under `fuzz/` only; not part of the crate's API.

@@ -83,6 +83,7 @@ pub(crate) fn process_message(
     }
     let grace_until = crate::now() + w.config.file_grace_period_secs;
     let max_aggregate_bytes = w.config.max_aggregate_bytes;
+    let provided = &w.config.provided_runtimes;
     let store = w.store.as_mut();
     let checked = match &content.typed {
         TypedContent::Post(post) => apply_post(store, env, content, post)?,
@@ -90,8 +91,8 @@ pub(crate) fn process_message(
             apply_aggregate(store, env, content, aggregate, max_aggregate_bytes)?
         }
         TypedContent::Store(file) => apply_store(w, env, content, file)?,
-        TypedContent::Program(vm) => apply_vm(store, env, content, vm, "program")?,
-        TypedContent::Instance(vm) => apply_vm(store, env, content, vm, "instance")?,
+        TypedContent::Program(vm) => apply_vm(store, env, content, vm, "program", provided)?,
+        TypedContent::Instance(vm) => apply_vm(store, env, content, vm, "instance", provided)?,
         TypedContent::Forget(forget) => apply_forget(store, env, content, forget, grace_until)?,
     };
     if let Err(failure) = checked {
@@ -350,6 +351,7 @@ fn apply_vm(
     content: &Content,
     vm: &ExecutableContent,
     vm_type: &str,
+    provided_runtimes: &[String],
 ) -> Check {
     if !is_authorized(store, &action(env, &content.address))? {
         return permission_denied();
@@ -375,6 +377,10 @@ fn apply_vm(
         }
     }
     for volume in &vm.volumes {
+        // A runtime this node provides itself needs no STORE message.
+        if volume.role == "runtime" && provided_runtimes.contains(&volume.reference) {
+            continue;
+        }
         let found = if volume.use_latest {
             store.file_tag_exists(&volume.reference)?
                 || store.file_pin(&volume.reference)?.is_some()

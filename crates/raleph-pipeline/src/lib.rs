@@ -127,6 +127,10 @@ pub struct PipelineConfig {
     /// Sync the intake journal before acknowledging (the store's durability setting).
     #[serde(skip)]
     pub durable: bool,
+    /// Runtime refs the node provides itself (its compute runtimes): a PROGRAM naming one is
+    /// not asked for a STORE message of it. Set from `[compute]`.
+    #[serde(skip)]
+    pub provided_runtimes: Vec<String>,
 }
 
 impl Default for PipelineConfig {
@@ -149,6 +153,7 @@ impl Default for PipelineConfig {
             max_rejected_kept: 100_000,
             file_grace_period_secs: 24.0 * 3600.0,
             durable: true,
+            provided_runtimes: Vec::new(),
         }
     }
 }

@@ -54,6 +54,70 @@ pub fn store_message(
     signed_message(signer, MessageType::Store, content, channel, time)
 }
 
+/// What a PROGRAM runs and how: the fields `raleph program deploy` sets.
+#[derive(Debug, Clone)]
+pub struct ProgramSpec {
+    /// The STORE message of the code.
+    pub code_ref: String,
+    /// `plain` (a component) or `zip` (a bundle).
+    pub encoding: String,
+    pub entrypoint: String,
+    /// Follow new versions of the code (a STORE whose `ref` is `code_ref`).
+    pub use_latest: bool,
+    pub runtime_ref: String,
+    pub runtime_comment: String,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+    pub seconds: u32,
+    pub internet: bool,
+    pub variables: Map<String, Value>,
+    /// `on.message` subscriptions.
+    pub on_message: Vec<Value>,
+    /// Extra volumes, as the message carries them.
+    pub volumes: Vec<Value>,
+    pub allow_amend: bool,
+    /// The original this is a new version of.
+    pub replaces: Option<String>,
+}
+
+impl ProgramSpec {
+    /// The PROGRAM content, in the shape the Python SDK builds.
+    pub fn content(&self) -> Map<String, Value> {
+        let mut on = json!({"http": true, "persistent": false});
+        if !self.on_message.is_empty() {
+            on["message"] = Value::Array(self.on_message.clone());
+        }
+        let mut content = json!({
+            "type": "vm-function",
+            "allow_amend": self.allow_amend,
+            "code": {
+                "encoding": self.encoding,
+                "entrypoint": self.entrypoint,
+                "ref": self.code_ref,
+                "use_latest": self.use_latest,
+            },
+            "on": on,
+            "environment": {
+                "reproducible": false,
+                "internet": self.internet,
+                "aleph_api": true,
+                "shared_cache": false,
+            },
+            "resources": {"vcpus": self.vcpus, "memory": self.memory_mib, "seconds": self.seconds},
+            "runtime": {"ref": self.runtime_ref, "use_latest": true, "comment": self.runtime_comment},
+            "volumes": self.volumes,
+            "variables": self.variables,
+        });
+        if let Some(original) = &self.replaces {
+            content["replaces"] = json!(original);
+        }
+        match content {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
 /// Builds a signed inline message. `content` gets `address` and `time` added, then is
 /// serialized compactly (the item content) and hashed.
 pub fn signed_message(

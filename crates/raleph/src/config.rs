@@ -41,6 +41,8 @@ pub struct NodeConfig {
     pub p2p: raleph_p2p::P2pConfig,
     /// Catching up with peers and fetching files from them.
     pub sync: crate::network::SyncConfig,
+    /// Programs: their limits and runtimes.
+    pub compute: raleph_compute::ComputeConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
@@ -68,6 +70,7 @@ impl Default for NodeConfig {
             storage: Default::default(),
             p2p: Default::default(),
             sync: Default::default(),
+            compute: Default::default(),
         }
     }
 }

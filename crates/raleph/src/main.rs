@@ -1,6 +1,7 @@
 //! `raleph`: runs a node (`raleph node`) and is also its command-line client.
 
 mod client;
+mod compute;
 mod config;
 mod network;
 mod node;

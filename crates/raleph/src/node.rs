@@ -171,6 +171,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let pipeline_config = raleph_pipeline::PipelineConfig {
         file_grace_period_secs: config.storage.grace_period_secs,
         durable: matches!(config.durability, Durability::Full),
+        provided_runtimes: raleph_compute::Compute::provided_runtimes(&config.compute),
         ..config.pipeline.clone()
     };
     let fetches = Arc::new(OnceLock::new());
@@ -224,8 +225,22 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     .await?;
     let _ = fetches.set(started.fetches);
     let p2p_addrs = raleph_api::p2p::Network::addresses(started.network.as_ref());
-    let mut state = AppState::new(reader, pipeline, files, api_config, config.storage.clone());
+    let mut state = AppState::new(
+        reader.clone(),
+        pipeline.clone(),
+        files.clone(),
+        api_config,
+        config.storage.clone(),
+    );
     state.network = Some(started.network);
+    let compute = raleph_compute::Compute::start(
+        config.compute.clone(),
+        &config.data_dir,
+        Arc::new(crate::compute::NodeSource { reader, files }),
+        Some(crate::compute::guest_api(raleph_api::router(state.clone()))),
+    )
+    .context("start compute")?;
+    crate::compute::forward_events(&pipeline, compute.clone());
     tracing::info!(data_dir = %config.data_dir.display(), %database, "node started");
     // Tests and scripts read these lines back to learn the ports and the peer id.
     println!("api listening on http://{bound}");
@@ -247,7 +262,13 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             }
         }
     };
-    raleph_api::serve(listener, raleph_api::router(state), limits, stop).await;
+    let app = raleph_api::router(state)
+        .merge(raleph_compute::http::router(compute.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            compute,
+            raleph_compute::http::route_by_host,
+        ));
+    raleph_api::serve(listener, app, limits, stop).await;
     if let Ok(reason) = death.try_recv() {
         anyhow::bail!("{reason}");
     }

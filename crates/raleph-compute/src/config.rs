@@ -1,0 +1,77 @@
+//! `[compute]`: every limit of the program executors, with its default.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// Run programs at all; when false `/vm/...` answers 503 and nothing is compiled.
+    pub enabled: bool,
+    /// Most programs loaded (compiled code in memory, ready to instantiate) at once. Past it
+    /// the least recently used idle program is unloaded; if every one is busy, 503.
+    pub max_programs: usize,
+    /// Most memory promised to loaded programs, in MiB: the sum over them of
+    /// `resources.memory × resources.vcpus` (each may run `vcpus` requests at once).
+    pub max_total_memory_mib: u64,
+    /// The largest `resources.memory` (MiB) a program may ask for on this node.
+    pub max_program_memory_mib: u32,
+    /// The largest `resources.vcpus` honoured: a program runs at most this many requests at once.
+    pub max_program_vcpus: u32,
+    /// The largest `resources.seconds` honoured per request.
+    pub max_program_seconds: u32,
+    /// Instances (requests in flight) the engine's pool holds, over all programs.
+    pub max_instances: u32,
+    /// A loaded program that answered nothing for this long is unloaded.
+    pub idle_timeout_secs: f64,
+    /// How long a request waits for one of its program's `vcpus` slots before 503.
+    pub queue_wait_ms: u64,
+    /// Largest code (component or bundle) fetched and compiled.
+    pub max_code_bytes: u64,
+    /// Largest unpacked size of a zip bundle or data archive.
+    pub max_unpacked_bytes: u64,
+    /// Largest request body passed to a program; past it the program reads an error.
+    pub max_request_body_bytes: u64,
+    /// Most bytes of stdout/stderr kept per program for its owner (the oldest are dropped).
+    pub max_log_bytes: usize,
+    /// The authority under which a program reads the node's API without internet access,
+    /// e.g. `http://aleph.api/api/v0/messages.json`.
+    pub guest_api_authority: String,
+    /// Programs with `environment.internet` may reach loopback, private and link-local
+    /// addresses (tests); off, only public addresses.
+    pub allow_private_destinations: bool,
+    /// Largest persistent volume (`size_mib`) granted on this node.
+    pub max_persistent_volume_mib: u64,
+    /// Times a failed `on.message` delivery is retried.
+    pub trigger_retries: u32,
+    /// Most trigger deliveries waiting at once; past it new ones are dropped and counted.
+    pub max_pending_triggers: usize,
+    /// Runtime refs run as Python microVMs; by default the published SDK's default runtime,
+    /// so that `aleph program upload` works unchanged.
+    pub python_runtimes: Vec<String>,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        ComputeConfig {
+            enabled: true,
+            max_programs: 256,
+            max_total_memory_mib: 8 * 1024,
+            max_program_memory_mib: 1024,
+            max_program_vcpus: 8,
+            max_program_seconds: 300,
+            max_instances: 1000,
+            idle_timeout_secs: 600.0,
+            queue_wait_ms: 1000,
+            max_code_bytes: 64 << 20,
+            max_unpacked_bytes: 256 << 20,
+            max_request_body_bytes: 10 << 20,
+            max_log_bytes: 64 << 10,
+            guest_api_authority: "aleph.api".to_owned(),
+            allow_private_destinations: false,
+            max_persistent_volume_mib: 1024,
+            trigger_retries: 3,
+            max_pending_triggers: 10_000,
+            python_runtimes: vec![crate::runtimes::SDK_DEFAULT_RUNTIME.to_owned()],
+        }
+    }
+}

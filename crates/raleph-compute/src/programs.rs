@@ -1,0 +1,895 @@
+//! The node's programs: which are loaded, within the node's limits, and kept in step with
+//! the messages that change them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::index::{Listener, ProgramIndex};
+use crate::logs::{LogEntry, ProgramLog};
+use crate::runtimes::{self, RuntimeInfo, RuntimeKind};
+use crate::spec::{Encoding, FileRef, ProgramSpec, Volume};
+use crate::wasm::{Grants, GuestApi, Outbound, Preopen, WasmEngine, WasmProgram};
+use crate::{ComputeConfig, ExecError, ProgramSource, ResolvedFile, bundle};
+
+/// A message the pipeline processed, as compute needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessedMessage<'a> {
+    pub item_hash: &'a str,
+    /// `POST`, `STORE`, `PROGRAM`, ...
+    pub message_type: &'a str,
+    pub sender: &'a str,
+    pub time: f64,
+    /// The content JSON as stored.
+    pub content: &'a str,
+    /// The message as the API shows it: what `on.message` subscriptions are matched against
+    /// and what a triggered program receives.
+    pub json: &'a Value,
+}
+
+/// The path a program is called on for each message it subscribed to.
+pub const TRIGGER_PATH: &str = "/.well-known/aleph/message";
+
+/// A program ready to answer.
+struct Loaded {
+    program: WasmProgram,
+    spec: Arc<ProgramSpec>,
+    code: ResolvedFile,
+    /// What it counts against `max_total_memory_mib`: memory × vcpus.
+    memory_cost: u64,
+    /// Milliseconds since the node started, at the last request.
+    last_used: AtomicU64,
+}
+
+/// What `prepare` found: everything but the in-memory program.
+struct Prepared {
+    spec: Arc<ProgramSpec>,
+    code: ResolvedFile,
+    component_key: String,
+    grants: Grants,
+}
+
+struct Inner {
+    config: ComputeConfig,
+    source: Arc<dyn ProgramSource>,
+    engine: Option<WasmEngine>,
+    root: PathBuf,
+    started: Instant,
+    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    /// Loading compiles: one at a time, so two requests never compile the same code twice
+    /// and compilation never takes both cores from the node.
+    loading: tokio::sync::Mutex<()>,
+    index: RwLock<ProgramIndex>,
+    logs: Mutex<HashMap<String, Arc<ProgramLog>>>,
+    guest_api: Option<GuestApi>,
+    python_runtimes: Vec<String>,
+    precompile: mpsc::UnboundedSender<String>,
+    triggers: mpsc::Sender<Delivery>,
+    stats: Stats,
+}
+
+#[derive(Default)]
+struct Stats {
+    executions: AtomicU64,
+    failures: AtomicU64,
+    triggers_delivered: AtomicU64,
+    triggers_failed: AtomicU64,
+    triggers_dropped: AtomicU64,
+}
+
+struct Delivery {
+    program: String,
+    body: Bytes,
+    attempt: u32,
+}
+
+/// The programs of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Compute {
+    inner: Arc<Inner>,
+}
+
+impl Compute {
+    /// Starts compute under `<data_dir>/compute`: reads the node's programs, compiles what is
+    /// not compiled yet (in the background), and watches for idle programs.
+    pub fn start(
+        config: ComputeConfig,
+        data_dir: &Path,
+        source: Arc<dyn ProgramSource>,
+        guest_api: Option<GuestApi>,
+    ) -> anyhow::Result<Compute> {
+        let python_runtimes = config.python_runtimes.clone();
+        let root = data_dir.join("compute");
+        let engine = if config.enabled {
+            Some(WasmEngine::new(&config, &root.join("compiled"))?)
+        } else {
+            None
+        };
+        // Scratch space of executions from a previous run is nobody's.
+        let _ = std::fs::remove_dir_all(root.join("scratch"));
+        let (precompile, precompile_queue) = mpsc::unbounded_channel();
+        let (triggers, trigger_queue) = mpsc::channel(config.max_pending_triggers.max(1));
+        let compute = Compute {
+            inner: Arc::new(Inner {
+                config,
+                source,
+                engine,
+                root,
+                started: Instant::now(),
+                loaded: Mutex::new(HashMap::new()),
+                loading: tokio::sync::Mutex::new(()),
+                index: RwLock::new(ProgramIndex::default()),
+                logs: Mutex::new(HashMap::new()),
+                guest_api,
+                python_runtimes,
+                precompile,
+                triggers,
+                stats: Stats::default(),
+            }),
+        };
+        if compute.inner.engine.is_some() {
+            tokio::spawn(compute.clone().read_programs());
+            tokio::spawn(compute.clone().compile_queued(precompile_queue));
+            tokio::spawn(compute.clone().unload_idle());
+            tokio::spawn(compute.clone().deliver_triggers(trigger_queue));
+        }
+        Ok(compute)
+    }
+
+    pub fn config(&self) -> &ComputeConfig {
+        &self.inner.config
+    }
+
+    /// Answers one HTTP request to `/vm/{item_hash}`; `request`'s URI is what the program
+    /// sees (the prefix already removed).
+    pub async fn handle<B>(
+        &self,
+        item_hash: &str,
+        request: http::Request<B>,
+    ) -> Result<(http::Response<HyperOutgoingBody>, Arc<str>), ExecError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let loaded = self.load(item_hash, true).await?;
+        self.execute(&loaded, request).await
+    }
+
+    async fn execute<B>(
+        &self,
+        loaded: &Arc<Loaded>,
+        request: http::Request<B>,
+    ) -> Result<(http::Response<HyperOutgoingBody>, Arc<str>), ExecError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let inner = &self.inner;
+        loaded
+            .last_used
+            .store(inner.elapsed_ms(), Ordering::Relaxed);
+        inner.stats.executions.fetch_add(1, Ordering::Relaxed);
+        let limit = inner.config.max_request_body_bytes;
+        let request = request.map(|body| crate::wasm::limited_body(body, limit));
+        let wait = Duration::from_millis(inner.config.queue_wait_ms);
+        let answer = loaded.program.handle(request, wait).await;
+        if answer.is_err() {
+            inner.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        answer.map(|response| (response, Arc::from(loaded.code.store_hash.as_str())))
+    }
+
+    /// The loaded program answering for `item_hash` (its newest update), loading it if needed.
+    async fn load(&self, item_hash: &str, http: bool) -> Result<Arc<Loaded>, ExecError> {
+        let inner = &self.inner;
+        let Some(engine) = inner.engine.as_ref() else {
+            return Err(ExecError::Disabled);
+        };
+        let current = inner.read_index().current(item_hash);
+        if let Some(loaded) = inner.lock_loaded().get(&current) {
+            return check_http(loaded.clone(), http);
+        }
+        let _one_at_a_time = inner.loading.lock().await;
+        if let Some(loaded) = inner.lock_loaded().get(&current) {
+            return check_http(loaded.clone(), http);
+        }
+        let worker = self.clone();
+        let hash = current.clone();
+        let prepared = tokio::task::spawn_blocking(move || worker.inner.prepare(&hash))
+            .await
+            .map_err(|e| ExecError::Internal(e.to_string()))??;
+        let spec = prepared.spec.clone();
+        let memory_cost = u64::from(spec.memory_mib)
+            * u64::from(spec.vcpus.min(inner.config.max_program_vcpus).max(1));
+        inner.admit(memory_cost)?;
+        let component = engine
+            .load(&prepared.component_key)
+            .map_err(|e| ExecError::Internal(format!("{e:#}")))?;
+        let program = WasmProgram::new(
+            engine,
+            &component,
+            prepared.grants,
+            inner.log_of(&inner.read_index().original(&current)),
+            spec.memory_mib,
+            spec.seconds.min(inner.config.max_program_seconds),
+            spec.vcpus.min(inner.config.max_program_vcpus),
+        )?;
+        let loaded = Arc::new(Loaded {
+            program,
+            spec,
+            code: prepared.code,
+            memory_cost,
+            last_used: AtomicU64::new(inner.elapsed_ms()),
+        });
+        inner.lock_loaded().insert(current, loaded.clone());
+        check_http(loaded, http)
+    }
+
+    /// A message the pipeline processed: a new program or version, a new version of a file
+    /// programs run from, or a message some program listens to.
+    pub fn on_processed(&self, message: &ProcessedMessage<'_>) {
+        let inner = &self.inner;
+        if inner.engine.is_none() {
+            return;
+        }
+        match message.message_type {
+            "PROGRAM" => {
+                if let Ok(spec) = ProgramSpec::parse(
+                    message.item_hash,
+                    message.content,
+                    message.sender,
+                    message.time,
+                ) {
+                    inner.write_index().add(&spec, message.time);
+                    if let Some(original) = &spec.replaces {
+                        // The original's chain answers with this version from now on.
+                        inner.unload_where(|hash, loaded| {
+                            hash == original || loaded.spec.replaces.as_deref() == Some(original)
+                        });
+                    }
+                    let _ = inner.precompile.send(spec.item_hash.clone());
+                }
+            }
+            "STORE" => {
+                let reference = serde_json::from_str::<Value>(message.content)
+                    .ok()
+                    .and_then(|c| c.get("ref").and_then(Value::as_str).map(str::to_owned));
+                if let Some(reference) = reference {
+                    // A new version of a file: every program running it with use_latest
+                    // reloads on its next request, compiled ahead if possible.
+                    let stale = inner.unload_where(|_, loaded| {
+                        loaded
+                            .spec
+                            .files()
+                            .any(|f| f.use_latest && f.reference == reference)
+                    });
+                    for hash in stale {
+                        let _ = inner.precompile.send(hash);
+                    }
+                }
+            }
+            "FORGET" => {
+                let hashes: Vec<String> = serde_json::from_str::<Value>(message.content)
+                    .ok()
+                    .and_then(|c| c.get("hashes").cloned())
+                    .and_then(|h| serde_json::from_value(h).ok())
+                    .unwrap_or_default();
+                for hash in hashes {
+                    self.on_forgotten(&hash);
+                }
+            }
+            _ => {}
+        }
+        let listeners = inner.read_index().listeners_of(message.json);
+        if listeners.is_empty() {
+            return;
+        }
+        let body = Bytes::from(serde_json::to_vec(message.json).unwrap_or_default());
+        for program in listeners {
+            let delivery = Delivery {
+                program,
+                body: body.clone(),
+                attempt: 0,
+            };
+            if inner.triggers.try_send(delivery).is_err() {
+                inner.stats.triggers_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A message was forgotten: if it was a program (or an original with updates), it stops
+    /// answering and its memory, volumes and logs are freed.
+    pub fn on_forgotten(&self, item_hash: &str) {
+        let inner = &self.inner;
+        let gone = inner.write_index().remove(item_hash);
+        inner.unload_where(|hash, loaded| {
+            gone.iter().any(|g| g == hash)
+                || loaded
+                    .spec
+                    .replaces
+                    .as_deref()
+                    .is_some_and(|o| gone.iter().any(|g| g == o))
+        });
+        for hash in &gone {
+            let _ = std::fs::remove_dir_all(inner.root.join("volumes").join(hash));
+            inner.lock_logs().remove(hash);
+        }
+    }
+
+    /// Runtime refs this node provides without a STORE message.
+    pub fn provided_runtimes(config: &ComputeConfig) -> Vec<String> {
+        let mut refs = vec![runtimes::WASM_RUNTIME.clone()];
+        refs.extend(config.python_runtimes.iter().cloned());
+        refs
+    }
+
+    /// The runtimes this node runs.
+    pub fn runtimes(&self) -> Vec<RuntimeInfo> {
+        let mut list = vec![RuntimeInfo {
+            reference: runtimes::WASM_RUNTIME.clone(),
+            kind: RuntimeKind::Wasm,
+            description: "WebAssembly component exporting wasi:http/incoming-handler \
+                          (wasi:http/proxy, WASI 0.2), run by wasmtime"
+                .to_owned(),
+            available: self.inner.engine.is_some(),
+        }];
+        for reference in &self.inner.python_runtimes {
+            list.push(RuntimeInfo {
+                reference: reference.clone(),
+                kind: RuntimeKind::Microvm,
+                description: "Debian 12 with Python 3 and an ASGI server (FastAPI), in a QEMU \
+                              microVM; the published SDK's default runtime"
+                    .to_owned(),
+                available: false,
+            });
+        }
+        list
+    }
+
+    /// Programs with `on.message` subscriptions.
+    pub fn listeners(&self, newest_first: bool) -> Vec<Listener> {
+        self.inner.read_index().listeners(newest_first)
+    }
+
+    /// What a program printed (its original's log, shared by its versions).
+    pub fn logs(&self, item_hash: &str) -> Vec<LogEntry> {
+        let original = self.inner.read_index().original(item_hash);
+        match self.inner.lock_logs().get(&original) {
+            Some(log) => log.entries(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Programs loaded now: (item hash, spec).
+    pub fn loaded(&self) -> Vec<(String, Arc<ProgramSpec>)> {
+        let loaded = self.inner.lock_loaded();
+        let mut list: Vec<_> = loaded
+            .iter()
+            .map(|(hash, l)| (hash.clone(), l.spec.clone()))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
+    /// Stops a program now (the owner asked): it is unloaded; the next request loads it again.
+    pub fn stop(&self, item_hash: &str) -> bool {
+        let current = self.inner.read_index().current(item_hash);
+        !self
+            .inner
+            .unload_where(|hash, _| hash == current || hash == item_hash)
+            .is_empty()
+    }
+
+    /// Counters: executions, failures, trigger deliveries.
+    pub fn counters(&self) -> Value {
+        let s = &self.inner.stats;
+        serde_json::json!({
+            "executions": s.executions.load(Ordering::Relaxed),
+            "failures": s.failures.load(Ordering::Relaxed),
+            "loaded": self.inner.lock_loaded().len(),
+            "triggers_delivered": s.triggers_delivered.load(Ordering::Relaxed),
+            "triggers_failed": s.triggers_failed.load(Ordering::Relaxed),
+            "triggers_dropped": s.triggers_dropped.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Reads every PROGRAM once at start, then compiles those not compiled yet.
+    async fn read_programs(self) {
+        let source = self.inner.source.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let (page, next) = source.programs(after, 500)?;
+                all.extend(page);
+                match next {
+                    Some(next) => after = Some(next),
+                    None => return Ok::<_, std::io::Error>(all),
+                }
+            }
+        })
+        .await;
+        let programs = match read {
+            Ok(Ok(programs)) => programs,
+            Ok(Err(e)) => {
+                tracing::warn!("compute: reading programs failed: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut specs = Vec::new();
+        {
+            let mut index = self.inner.write_index();
+            for program in &programs {
+                if let Ok(spec) = ProgramSpec::parse(
+                    &program.item_hash,
+                    &program.content,
+                    &program.sender,
+                    program.time,
+                ) {
+                    index.add(&spec, program.time);
+                    specs.push(spec.item_hash);
+                }
+            }
+        }
+        tracing::info!(programs = specs.len(), "compute: programs read");
+        for hash in specs {
+            let _ = self.inner.precompile.send(hash);
+        }
+    }
+
+    /// Compiles queued programs ahead of their first request, one at a time.
+    async fn compile_queued(self, mut queue: mpsc::UnboundedReceiver<String>) {
+        while let Some(hash) = queue.recv().await {
+            let worker = self.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let inner = &worker.inner;
+                match inner.prepare(&hash) {
+                    Ok(_) | Err(ExecError::UnknownRuntime(_)) | Err(ExecError::NotHttp) => {}
+                    Err(e) => tracing::debug!(program = %hash, "not compiled ahead: {e}"),
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Unloads programs idle for `idle_timeout_secs` (persistent ones stay).
+    async fn unload_idle(self) {
+        let idle = Duration::from_secs_f64(self.inner.config.idle_timeout_secs.max(0.01));
+        let mut ticks = tokio::time::interval((idle / 4).max(Duration::from_millis(10)));
+        loop {
+            ticks.tick().await;
+            let now = self.inner.elapsed_ms();
+            let idle_ms = idle.as_millis() as u64;
+            self.inner.unload_where(|_, loaded| {
+                !loaded.spec.persistent
+                    && !loaded.program.busy()
+                    && now.saturating_sub(loaded.last_used.load(Ordering::Relaxed)) >= idle_ms
+            });
+        }
+    }
+
+    /// Calls each listening program with the messages it subscribed to, retrying a bounded
+    /// number of times with a growing delay.
+    async fn deliver_triggers(self, mut queue: mpsc::Receiver<Delivery>) {
+        while let Some(delivery) = queue.recv().await {
+            let compute = self.clone();
+            let answered = compute.deliver(&delivery).await;
+            let inner = &self.inner;
+            match answered {
+                Ok(()) => {
+                    inner
+                        .stats
+                        .triggers_delivered
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if delivery.attempt < inner.config.trigger_retries => {
+                    let log = inner.log_of(&inner.read_index().original(&delivery.program));
+                    log.note(&format!(
+                        "[node] message trigger failed (attempt {}): {e}\n",
+                        delivery.attempt + 1
+                    ));
+                    let retry = Delivery {
+                        attempt: delivery.attempt + 1,
+                        ..delivery
+                    };
+                    let sender = inner.triggers.clone();
+                    let delay = Duration::from_millis(250 << retry.attempt.min(10));
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = sender.try_send(retry);
+                    });
+                }
+                Err(e) => {
+                    inner.stats.triggers_failed.fetch_add(1, Ordering::Relaxed);
+                    let log = inner.log_of(&inner.read_index().original(&delivery.program));
+                    log.note(&format!("[node] message trigger given up: {e}\n"));
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), String> {
+        let loaded = self
+            .load(&delivery.program, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = http::Request::post(format!("http://localhost{TRIGGER_PATH}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header("aleph-trigger", "message")
+            .body(http_body_util::Full::new(delivery.body.clone()))
+            .map_err(|e| e.to_string())?;
+        let (response, _) = self
+            .execute(&loaded, request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        // The answer's body is read (and dropped) so the program runs to its end.
+        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("answered {status}"))
+        }
+    }
+}
+
+fn check_http(loaded: Arc<Loaded>, http: bool) -> Result<Arc<Loaded>, ExecError> {
+    if http && !loaded.spec.http {
+        return Err(ExecError::NotHttp);
+    }
+    Ok(loaded)
+}
+
+impl Inner {
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Loaded>>> {
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_logs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ProgramLog>>> {
+        self.logs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, ProgramIndex> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, ProgramIndex> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The log of a program (by its original's hash). Logs of at most twice `max_programs`
+    /// programs are kept; past that, those of programs not loaded are dropped first.
+    fn log_of(&self, original: &str) -> Arc<ProgramLog> {
+        let mut logs = self.lock_logs();
+        if let Some(log) = logs.get(original) {
+            return log.clone();
+        }
+        let cap = self.config.max_programs.saturating_mul(2).max(1);
+        if logs.len() >= cap {
+            let loaded = self.lock_loaded();
+            let victim = logs
+                .keys()
+                .find(|hash| !loaded.contains_key(*hash))
+                .or_else(|| logs.keys().next())
+                .cloned();
+            if let Some(victim) = victim {
+                logs.remove(&victim);
+            }
+        }
+        let log = ProgramLog::new(self.config.max_log_bytes);
+        logs.insert(original.to_owned(), log.clone());
+        log
+    }
+
+    /// Unloads the programs `which` selects; in-flight requests finish on their own copy.
+    fn unload_where(&self, mut which: impl FnMut(&str, &Loaded) -> bool) -> Vec<String> {
+        let mut loaded = self.lock_loaded();
+        let gone: Vec<String> = loaded
+            .iter()
+            .filter(|(hash, l)| which(hash, l))
+            .map(|(hash, _)| hash.clone())
+            .collect();
+        for hash in &gone {
+            loaded.remove(hash);
+        }
+        gone
+    }
+
+    /// Makes room for a program costing `memory_cost` MiB: unloads the least recently used
+    /// idle programs as needed, or refuses.
+    fn admit(&self, memory_cost: u64) -> Result<(), ExecError> {
+        let config = &self.config;
+        if memory_cost > config.max_total_memory_mib {
+            return Err(ExecError::Capacity(format!(
+                "the program needs {memory_cost} MiB (memory × vcpus), this node gives at most \
+                 {} MiB to all programs",
+                config.max_total_memory_mib
+            )));
+        }
+        let mut loaded = self.lock_loaded();
+        loop {
+            let used: u64 = loaded.values().map(|l| l.memory_cost).sum();
+            if loaded.len() < config.max_programs.max(1)
+                && used + memory_cost <= config.max_total_memory_mib
+            {
+                return Ok(());
+            }
+            let victim = loaded
+                .iter()
+                .filter(|(_, l)| !l.program.busy())
+                .min_by_key(|(_, l)| l.last_used.load(Ordering::Relaxed))
+                .map(|(hash, _)| hash.clone());
+            match victim {
+                Some(hash) => {
+                    loaded.remove(&hash);
+                }
+                None => {
+                    return Err(ExecError::Capacity(format!(
+                        "{} programs loaded using {used} MiB, all busy",
+                        loaded.len()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Everything up to the in-memory program: reads the PROGRAM, resolves and fetches its
+    /// files, unpacks bundles and compiles the component into the cache. Blocking.
+    fn prepare(&self, item_hash: &str) -> Result<Prepared, ExecError> {
+        let io = |e: std::io::Error| ExecError::Internal(e.to_string());
+        let stored = self
+            .source
+            .program(item_hash)
+            .map_err(io)?
+            .ok_or(ExecError::NotFound)?;
+        let spec = ProgramSpec::parse(
+            &stored.item_hash,
+            &stored.content,
+            &stored.sender,
+            stored.time,
+        )
+        .map_err(|e| ExecError::Internal(format!("stored program does not parse: {e}")))?;
+        // Forgetting an original forgets its updates (the reference deletes their VM rows).
+        if let Some(original) = &spec.replaces
+            && self.source.program(original).map_err(io)?.is_none()
+        {
+            return Err(ExecError::NotFound);
+        }
+        self.runtime_kind(&spec.runtime)?;
+        let config = &self.config;
+        if spec.memory_mib > config.max_program_memory_mib {
+            return Err(ExecError::Capacity(format!(
+                "the program asks for {} MiB of memory, this node runs programs of at most {} MiB",
+                spec.memory_mib, config.max_program_memory_mib
+            )));
+        }
+        let (code, code_bytes) = self.fetch(&spec.code.file, "code")?;
+        let engine = self.engine.as_ref().ok_or(ExecError::Disabled)?;
+        let mut preopens = Vec::new();
+        let component = match spec.code.encoding {
+            Encoding::Plain => code_bytes,
+            Encoding::Zip => {
+                let dir = self.unpacked(&code.sha256, &code_bytes)?;
+                let entry = bundle_entry(&spec.code.entrypoint);
+                let path = dir.join(&entry);
+                if !path.starts_with(&dir) || entry.contains("..") {
+                    return Err(ExecError::BadCode(format!(
+                        "entrypoint {entry:?} is outside the bundle"
+                    )));
+                }
+                let component = std::fs::read(&path).map_err(|_| {
+                    ExecError::BadCode(format!("the bundle has no {entry:?} (code.entrypoint)"))
+                })?;
+                preopens.push(Preopen {
+                    host: dir,
+                    guest: "/app".to_owned(),
+                    writable: false,
+                });
+                component
+            }
+            Encoding::Squashfs => {
+                return Err(ExecError::BadCode(
+                    "squashfs code is not supported for WebAssembly programs: use plain or zip"
+                        .into(),
+                ));
+            }
+        };
+        let component_key = raleph_message::sha256_hex(&component);
+        if !engine.is_compiled(&component_key) {
+            engine
+                .compile(&component_key, &component)
+                .map_err(|e| ExecError::BadCode(format!("{e:#}")))?;
+        }
+        if let Some((file, encoding, mount)) = &spec.data {
+            preopens.push(self.read_only_mount(file, *encoding, mount, "data")?);
+        }
+        let original = self.read_index().original(&spec.item_hash);
+        let mut ephemeral = Vec::new();
+        for volume in &spec.volumes {
+            match volume {
+                Volume::Immutable { file, mount } => {
+                    preopens.push(self.read_only_mount(file, Encoding::Zip, mount, "volume")?);
+                }
+                Volume::Ephemeral { mount, .. } => {
+                    let parent = self.root.join("scratch").join(&spec.item_hash);
+                    ephemeral.push((parent, mount.clone()));
+                }
+                Volume::Persistent {
+                    name,
+                    mount,
+                    size_mib,
+                } => {
+                    if *size_mib > config.max_persistent_volume_mib {
+                        return Err(ExecError::Capacity(format!(
+                            "persistent volume {name:?} asks for {size_mib} MiB, this node \
+                             grants at most {} MiB",
+                            config.max_persistent_volume_mib
+                        )));
+                    }
+                    let safe: String = name
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '-' {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    let dir = self.root.join("volumes").join(&original).join(safe);
+                    std::fs::create_dir_all(&dir).map_err(io)?;
+                    preopens.push(Preopen {
+                        host: dir,
+                        guest: mount.clone(),
+                        writable: true,
+                    });
+                }
+            }
+        }
+        let mut env = vec![
+            ("ALEPH_ITEM_HASH".to_owned(), original.clone()),
+            ("ALEPH_PROGRAM_VERSION".to_owned(), spec.item_hash.clone()),
+            ("ALEPH_CODE_REF".to_owned(), code.store_hash.clone()),
+            (
+                "ALEPH_API_HOST".to_owned(),
+                format!("http://{}", config.guest_api_authority),
+            ),
+        ];
+        env.extend(spec.variables.iter().cloned());
+        let grants = Grants {
+            env,
+            preopens,
+            ephemeral,
+            outbound: Outbound {
+                guest_api_authority: config.guest_api_authority.to_ascii_lowercase(),
+                guest_api: self.guest_api.clone(),
+                internet: spec.internet,
+                allow_private: config.allow_private_destinations,
+                timeout: Duration::from_secs(u64::from(
+                    spec.seconds.min(config.max_program_seconds).max(1),
+                )),
+            },
+        };
+        Ok(Prepared {
+            spec: Arc::new(spec),
+            code,
+            component_key,
+            grants,
+        })
+    }
+
+    /// Which executor runs this runtime; only WebAssembly runs here so far.
+    fn runtime_kind(&self, runtime: &FileRef) -> Result<RuntimeKind, ExecError> {
+        let kind = match runtimes::kind_of(&runtime.reference, &self.python_runtimes) {
+            Some(kind) => Some(kind),
+            // A STORE of the descriptor names the WebAssembly runtime too.
+            None => self
+                .source
+                .resolve(&runtime.reference, runtime.use_latest)
+                .ok()
+                .flatten()
+                .filter(|file| file.sha256 == *runtimes::WASM_RUNTIME)
+                .map(|_| RuntimeKind::Wasm),
+        };
+        match kind {
+            Some(RuntimeKind::Wasm) => Ok(RuntimeKind::Wasm),
+            Some(RuntimeKind::Microvm) => Err(ExecError::UnknownRuntime(format!(
+                "{} (microVM runtimes are not enabled on this node)",
+                runtime.reference
+            ))),
+            None => Err(ExecError::UnknownRuntime(runtime.reference.clone())),
+        }
+    }
+
+    /// A file a program names, resolved and read within `max_code_bytes`.
+    fn fetch(&self, file: &FileRef, role: &str) -> Result<(ResolvedFile, Vec<u8>), ExecError> {
+        let io = |e: std::io::Error| ExecError::Internal(e.to_string());
+        let resolved = self
+            .source
+            .resolve(&file.reference, file.use_latest)
+            .map_err(io)?
+            .ok_or_else(|| ExecError::FilesMissing(format!("{role} {}", file.reference)))?;
+        let max = self.config.max_code_bytes;
+        if resolved.size > max {
+            return Err(ExecError::BadCode(format!(
+                "{role} is {} bytes, more than this node's {max}",
+                resolved.size
+            )));
+        }
+        let bytes = match self.source.read(&resolved.sha256, max) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Err(ExecError::FilesMissing(format!(
+                    "{role} {}",
+                    resolved.sha256
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(ExecError::BadCode(format!("{role}: {e}")));
+            }
+            Err(e) => return Err(io(e)),
+        };
+        Ok((resolved, bytes))
+    }
+
+    /// A zip archive unpacked once per content hash, shared by every program using it.
+    fn unpacked(&self, sha256: &str, zip: &[u8]) -> Result<PathBuf, ExecError> {
+        let dir = self.root.join("unpacked").join(sha256);
+        if !dir.is_dir() {
+            std::fs::create_dir_all(self.root.join("unpacked"))
+                .map_err(|e| ExecError::Internal(e.to_string()))?;
+            bundle::unpack_zip(zip, &dir, self.config.max_unpacked_bytes)
+                .map_err(ExecError::BadCode)?;
+        }
+        Ok(dir)
+    }
+
+    fn read_only_mount(
+        &self,
+        file: &FileRef,
+        encoding: Encoding,
+        mount: &str,
+        role: &str,
+    ) -> Result<Preopen, ExecError> {
+        let (resolved, bytes) = self.fetch(file, role)?;
+        let dir = match encoding {
+            Encoding::Zip | Encoding::Plain if bytes.starts_with(b"PK") => {
+                self.unpacked(&resolved.sha256, &bytes)?
+            }
+            _ => {
+                return Err(ExecError::BadCode(format!(
+                    "{role} {}: only zip archives are mounted for WebAssembly programs",
+                    file.reference
+                )));
+            }
+        };
+        Ok(Preopen {
+            host: dir,
+            guest: mount.to_owned(),
+            writable: false,
+        })
+    }
+}
+
+/// The component's path inside a bundle: `code.entrypoint`, or `app.wasm` when the
+/// entrypoint names the world rather than a file.
+fn bundle_entry(entrypoint: &str) -> String {
+    let entry = entrypoint.trim_start_matches('/');
+    if entry.is_empty() || entry.contains(':') {
+        "app.wasm".to_owned()
+    } else {
+        entry.to_owned()
+    }
+}
