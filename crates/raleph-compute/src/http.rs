@@ -20,7 +20,8 @@ pub fn router(compute: Compute) -> Router {
         .route("/vm/", any(missing_hash))
         .route("/api/v0/runtimes", get(runtimes))
         .route("/api/v0/programs/on/message", get(on_message))
-        .with_state(compute)
+        .with_state(compute.clone())
+        .merge(crate::control::router(compute))
 }
 
 /// A middleware for the whole node: a request whose Host names a program (its first label

@@ -13,6 +13,7 @@
 
 mod bundle;
 mod config;
+pub mod control;
 pub mod http;
 mod index;
 pub mod logs;
@@ -20,6 +21,7 @@ mod programs;
 pub mod runtimes;
 mod source;
 pub mod spec;
+pub mod vm;
 pub mod wasm;
 
 pub use config::ComputeConfig;
