@@ -387,6 +387,36 @@ impl Compute {
             .is_empty()
     }
 
+    /// Loads a program now (an allocation notice, a reboot): its next request finds it ready.
+    pub async fn ensure_running(&self, item_hash: &str) -> Result<(), ExecError> {
+        self.load(item_hash, false).await.map(|_| ())
+    }
+
+    /// Stops a program and starts it again.
+    pub async fn restart(&self, item_hash: &str) -> Result<(), ExecError> {
+        self.stop(item_hash);
+        self.ensure_running(item_hash).await
+    }
+
+    /// The owner (`content.address`) of a processed PROGRAM, and its spec.
+    pub async fn program(&self, item_hash: &str) -> Result<Arc<ProgramSpec>, ExecError> {
+        let source = self.inner.source.clone();
+        let hash = item_hash.to_owned();
+        let stored = tokio::task::spawn_blocking(move || source.program(&hash))
+            .await
+            .map_err(|e| ExecError::Internal(e.to_string()))?
+            .map_err(|e| ExecError::Internal(e.to_string()))?
+            .ok_or(ExecError::NotFound)?;
+        ProgramSpec::parse(
+            &stored.item_hash,
+            &stored.content,
+            &stored.sender,
+            stored.time,
+        )
+        .map(Arc::new)
+        .map_err(ExecError::Internal)
+    }
+
     /// Counters: executions, failures, trigger deliveries.
     pub fn counters(&self) -> Value {
         let s = &self.inner.stats;
