@@ -1,0 +1,366 @@
+//! The control connection to one VM: the host's end of QEMU's `ctl.sock`. A reader task
+//! decodes the guest's frames and routes them (replies by id, logs to the program's log, hello
+//! and config replies as events); a writer task sends whole frames in order, so a request
+//! that times out never leaves half a frame behind. Memory is bounded: one frame being
+//! decoded ([`MAX_FRAME_FROM_GUEST`]), [`MAX_QUEUED_BYTES`] waiting to be written and
+//! [`MAX_IN_FLIGHT`] requests waiting for replies.
+
+use std::collections::HashMap;
+use std::net::Shutdown;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout_at};
+
+use super::VmError;
+use super::frame::{self, Decoded, Decoder, MAX_FRAME_FROM_GUEST, MAX_FRAME_TO_GUEST};
+use super::proto::{self, GuestMessage, Malformed, Reply};
+use crate::logs::ProgramLog;
+
+/// Requests awaiting a reply at once; more wait (within their own deadline).
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Bytes of frames queued for the guest at once.
+pub const MAX_QUEUED_BYTES: usize = MAX_FRAME_TO_GUEST + (16 << 20);
+/// Hello and config-reply events kept until read.
+const EVENT_QUEUE: usize = 16;
+
+/// An unsolicited guest frame the VM's setup waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Hello(String),
+    Config(Result<(), String>),
+}
+
+type Waiter = oneshot::Sender<Result<Reply, VmError>>;
+
+struct Shared {
+    pending: Mutex<Pending>,
+    log: Option<Arc<ProgramLog>>,
+    closed: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct Pending {
+    waiters: HashMap<u64, Waiter>,
+    /// Why the channel is unusable, once it is.
+    closed: Option<String>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn complete(&self, id: u64, result: Result<Reply, VmError>) {
+        let waiter = self.lock().waiters.remove(&id);
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(result);
+            }
+            // A reply to a request that timed out, or to a command nobody waits for.
+            None => tracing::trace!(id, "reply with no waiter"),
+        }
+    }
+
+    fn close(&self, reason: String) {
+        let waiters = {
+            let mut pending = self.lock();
+            if pending.closed.is_none() {
+                pending.closed = Some(reason.clone());
+            }
+            std::mem::take(&mut pending.waiters)
+        };
+        for (_, waiter) in waiters {
+            let _ = waiter.send(Err(VmError::Crashed(reason.clone())));
+        }
+        self.closed.send_replace(true);
+    }
+
+    fn dispatch(&self, unit: Decoded, events: &mpsc::Sender<Event>) {
+        match unit {
+            Decoded::Frame(payload) => match proto::parse(&payload) {
+                Ok(GuestMessage::Log { stream, data }) => {
+                    if let Some(log) = &self.log {
+                        log.push(stream, &data);
+                    }
+                }
+                Ok(GuestMessage::Hello { state }) => {
+                    let _ = events.try_send(Event::Hello(state));
+                }
+                Ok(GuestMessage::ConfigReply(result)) => {
+                    let _ = events.try_send(Event::Config(result));
+                }
+                Ok(GuestMessage::Reply { id, reply }) => self.complete(id, Ok(reply)),
+                Ok(GuestMessage::Other) => tracing::debug!("guest frame of no known shape"),
+                Err(Malformed { id, reason }) => {
+                    tracing::warn!(?id, %reason, "malformed frame from a VM");
+                    if let Some(id) = id {
+                        self.complete(
+                            id,
+                            Err(VmError::ProgramError(format!(
+                                "the VM sent a malformed reply: {reason}"
+                            ))),
+                        );
+                    }
+                }
+            },
+            Decoded::Oversize { size, head } => {
+                tracing::warn!(size, "oversized frame from a VM skipped");
+                if let Some(id) = proto::peek_id(&head) {
+                    self.complete(
+                        id,
+                        Err(VmError::ProgramError(format!(
+                            "the reply ({size} bytes) exceeds the limit of {} MiB",
+                            MAX_FRAME_FROM_GUEST >> 20
+                        ))),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// One frame: written whole, header then payload, by the writer task.
+struct Outgoing {
+    header: [u8; 4],
+    payload: Vec<u8>,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+pub struct Channel {
+    shared: Arc<Shared>,
+    out: mpsc::Sender<Outgoing>,
+    budget: Arc<Semaphore>,
+    slots: Arc<Semaphore>,
+    next_id: AtomicU64,
+    events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
+    /// The same socket, kept to `shutdown()` it: a bare close while the reader task is
+    /// blocked on it would not end the connection (PROTOCOL.md §5, rule 4).
+    socket: std::os::unix::net::UnixStream,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Channel {
+    pub async fn connect(
+        path: &Path,
+        log: Option<Arc<ProgramLog>>,
+        deadline: Instant,
+    ) -> Result<Channel, VmError> {
+        let stream = timeout_at(deadline, UnixStream::connect(path))
+            .await
+            .map_err(|_| VmError::Boot("connecting to the control socket timed out".into()))?
+            .map_err(|e| VmError::Boot(format!("cannot connect to the control socket: {e}")))?;
+        let io = |e: std::io::Error| VmError::Boot(format!("control socket: {e}"));
+        let std_stream = stream.into_std().map_err(io)?;
+        let socket = std_stream.try_clone().map_err(io)?;
+        let (read, write) = UnixStream::from_std(std_stream).map_err(io)?.into_split();
+        let (closed, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            log,
+            closed,
+        });
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (out, out_rx) = mpsc::channel(MAX_IN_FLIGHT * 2);
+        let reader = tokio::spawn(read_loop(read, shared.clone(), events_tx));
+        let writer = tokio::spawn(write_loop(write, out_rx, shared.clone()));
+        Ok(Channel {
+            shared,
+            out,
+            budget: Arc::new(Semaphore::new(MAX_QUEUED_BYTES)),
+            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            next_id: AtomicU64::new(1),
+            events: tokio::sync::Mutex::new(events),
+            socket,
+            tasks: [reader, writer],
+        })
+    }
+
+    /// Why the channel is unusable, if it is.
+    pub fn closed_reason(&self) -> Option<String> {
+        self.shared.lock().closed.clone()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed_reason().is_some()
+    }
+
+    /// Changes to `true` when the channel becomes unusable.
+    pub fn watch_closed(&self) -> watch::Receiver<bool> {
+        self.shared.closed.subscribe()
+    }
+
+    /// Marks the channel unusable: pending requests fail with `Crashed(reason)`.
+    pub fn fail(&self, reason: String) {
+        self.shared.close(reason);
+    }
+
+    /// Ends the connection (QEMU sees the host leave).
+    pub fn shutdown(&self) {
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+
+    /// Queues one msgpack payload as a frame.
+    pub async fn send(&self, payload: Vec<u8>, deadline: Instant) -> Result<(), VmError> {
+        let header = frame::header(payload.len(), MAX_FRAME_TO_GUEST).ok_or_else(|| {
+            VmError::Config(format!(
+                "a message of {} bytes exceeds the VM's limit of {} MiB",
+                payload.len(),
+                MAX_FRAME_TO_GUEST >> 20
+            ))
+        })?;
+        if let Some(reason) = self.closed_reason() {
+            return Err(VmError::Crashed(reason));
+        }
+        let permits = u32::try_from(payload.len() + 4).unwrap_or(u32::MAX);
+        let budget = timeout_at(deadline, self.budget.clone().acquire_many_owned(permits))
+            .await
+            .map_err(|_| VmError::Timeout)?
+            .map_err(|_| VmError::Crashed("control channel closed".into()))?;
+        timeout_at(
+            deadline,
+            self.out.send(Outgoing {
+                header,
+                payload,
+                _budget: Some(budget),
+            }),
+        )
+        .await
+        .map_err(|_| VmError::Timeout)?
+        .map_err(|_| VmError::Crashed(self.closed_reason().unwrap_or_default()))
+    }
+
+    /// Sends a request built for a fresh id and waits for its reply. On timeout (or if the
+    /// caller drops the future) the guest is asked to cancel it.
+    pub async fn request(
+        &self,
+        build: impl FnOnce(u64) -> Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Reply, VmError> {
+        let deadline = Instant::now() + timeout;
+        let _slot = timeout_at(deadline, self.slots.acquire())
+            .await
+            .map_err(|_| VmError::Timeout)?
+            .map_err(|_| VmError::Crashed("control channel closed".into()))?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let payload = build(id);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.shared.lock();
+            if let Some(reason) = &pending.closed {
+                return Err(VmError::Crashed(reason.clone()));
+            }
+            pending.waiters.insert(id, tx);
+        }
+        let _inflight = Inflight { channel: self, id };
+        self.send(payload, deadline).await?;
+        match timeout_at(deadline, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(VmError::Crashed(
+                self.closed_reason().unwrap_or_else(|| "reply lost".into()),
+            )),
+            Err(_) => Err(VmError::Timeout),
+        }
+    }
+
+    /// The next hello or config reply.
+    pub async fn next_event(&self, deadline: Instant) -> Result<Event, VmError> {
+        let mut events = timeout_at(deadline, self.events.lock())
+            .await
+            .map_err(|_| VmError::Timeout)?;
+        match timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) => Ok(event),
+            Ok(None) => Err(VmError::Crashed(
+                self.closed_reason()
+                    .unwrap_or_else(|| "control channel closed".into()),
+            )),
+            Err(_) => Err(VmError::Timeout),
+        }
+    }
+
+    /// Best effort, without waiting: used from `Drop`.
+    fn try_send(&self, payload: Vec<u8>) {
+        if let Some(header) = frame::header(payload.len(), MAX_FRAME_TO_GUEST) {
+            let _ = self.out.try_send(Outgoing {
+                header,
+                payload,
+                _budget: None,
+            });
+        }
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.shutdown();
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.shared.close("the VM was stopped".into());
+    }
+}
+
+/// A request awaiting its reply: forgotten (and cancelled in the guest) when its caller stops
+/// waiting before the reply came.
+struct Inflight<'a> {
+    channel: &'a Channel,
+    id: u64,
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        let unanswered = self
+            .channel
+            .shared
+            .lock()
+            .waiters
+            .remove(&self.id)
+            .is_some();
+        if unanswered && !self.channel.is_closed() {
+            let cancel_id = self.channel.next_id.fetch_add(1, Ordering::Relaxed);
+            self.channel.try_send(proto::cancel(cancel_id, self.id));
+        }
+    }
+}
+
+async fn read_loop(mut read: OwnedReadHalf, shared: Arc<Shared>, events: mpsc::Sender<Event>) {
+    let mut decoder = Decoder::new(MAX_FRAME_FROM_GUEST);
+    let mut buf = vec![0u8; 64 << 10];
+    let reason = loop {
+        match read.read(&mut buf).await {
+            Ok(0) => break "the control channel closed".to_string(),
+            Ok(n) => {
+                decoder.push(&buf[..n]);
+                while let Some(unit) = decoder.next_frame() {
+                    shared.dispatch(unit, &events);
+                }
+            }
+            Err(e) => break format!("control channel: {e}"),
+        }
+    };
+    shared.close(reason);
+}
+
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Outgoing>,
+    shared: Arc<Shared>,
+) {
+    while let Some(item) = queue.recv().await {
+        let written = match write.write_all(&item.header).await {
+            Ok(()) => write.write_all(&item.payload).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            shared.close(format!("control channel: {e}"));
+            return;
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! One program's running VM: configured once, then answering scopes over the control channel
+//! (concurrently, by request id) until stopped. A monitor task notices a QEMU that exits (or a
+//! channel that breaks) and fails every pending request at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::boot::Booted;
+use super::channel::{Channel, Event};
+use super::process::Qemu;
+use super::proto::{self, GUEST_API_ADDR, GUEST_DNS, GUEST_IP, GUEST_ROUTE, Reply};
+use super::{
+    HttpAnswer, HttpScope, LIFESPAN_TIMEOUT, SHUTDOWN_TIMEOUT, VmError, VmProgram, WorkDir,
+};
+use crate::logs::ProgramLog;
+
+/// `halt` → its reply (the guest runs the lifespan shutdown first, bounded by
+/// `SHUTDOWN_TIMEOUT`).
+const HALT_TIMEOUT: Duration = Duration::from_secs(6);
+/// Halted → QEMU gone; then it is killed.
+const EXIT_AFTER_HALT: Duration = Duration::from_secs(4);
+
+/// How the VM came up.
+#[derive(Debug, Clone)]
+pub struct StartupInfo {
+    /// Restored from the template snapshot (else cold booted).
+    pub restored: bool,
+    /// QEMU launch → hello.
+    pub to_hello: Duration,
+    /// Config sent → `{"success": true}`.
+    pub config: Duration,
+    /// `start` called → ready (includes making the template when it was missing).
+    pub total: Duration,
+}
+
+struct Parts {
+    channel: Channel,
+    qemu: Qemu,
+}
+
+/// A program's VM. Dropping it kills the QEMU process.
+pub struct VmHandle {
+    item_hash: String,
+    parts: Arc<Parts>,
+    startup: StartupInfo,
+    stopping: Arc<AtomicBool>,
+    monitor: JoinHandle<()>,
+    dir: Mutex<Option<WorkDir>>,
+}
+
+impl VmHandle {
+    pub(super) async fn configure(
+        dir: WorkDir,
+        booted: Booted,
+        program: VmProgram,
+        restored: bool,
+        start: Instant,
+        timeout: Duration,
+    ) -> Result<VmHandle, VmError> {
+        let Booted {
+            qemu,
+            channel,
+            to_hello,
+            ..
+        } = booted;
+        let parts = Arc::new(Parts { channel, qemu });
+        let stopping = Arc::new(AtomicBool::new(false));
+        let monitor = tokio::spawn(monitor(
+            parts.clone(),
+            stopping.clone(),
+            program.log.clone(),
+        ));
+        let mut handle = VmHandle {
+            item_hash: program.item_hash.clone(),
+            parts,
+            startup: StartupInfo {
+                restored,
+                to_hello,
+                config: Duration::ZERO,
+                total: Duration::ZERO,
+            },
+            stopping,
+            monitor,
+            dir: Mutex::new(Some(dir)),
+        };
+        let entropy = random_bytes();
+        let dns: &[&str] = if program.internet { &[GUEST_DNS] } else { &[] };
+        let api_host = format!("http://{GUEST_API_ADDR}");
+        let payload = proto::config(&proto::Config {
+            vm_hash: &program.item_hash,
+            encoding: &program.encoding,
+            entrypoint: &program.entrypoint,
+            interface: program.interface.as_deref(),
+            code: &program.code,
+            input_data: None,
+            variables: (!program.variables.is_empty())
+                .then_some(proto::Variables(&program.variables)),
+            volumes: [],
+            ip: GUEST_IP,
+            route: GUEST_ROUTE,
+            dns_servers: dns,
+            api_host: &api_host,
+            time: crate::now(),
+            entropy: &entropy,
+            lifespan_timeout: LIFESPAN_TIMEOUT,
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
+        });
+        drop(program);
+        let sent = Instant::now();
+        let deadline = sent + timeout;
+        let result = async {
+            handle.parts.channel.send(payload, deadline).await?;
+            loop {
+                match handle.parts.channel.next_event(deadline).await {
+                    Ok(Event::Config(Ok(()))) => return Ok(()),
+                    Ok(Event::Config(Err(text))) => return Err(VmError::Config(text)),
+                    Ok(Event::Hello(_)) => continue,
+                    Err(VmError::Timeout) => {
+                        return Err(VmError::Boot(format!(
+                            "no answer to the config within {} s{}",
+                            timeout.as_secs(),
+                            handle.parts.qemu.diagnostics()
+                        )));
+                    }
+                    Err(e) => return Err(handle.explain(e)),
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            handle.stop().await;
+            return Err(e);
+        }
+        handle.startup.config = sent.elapsed();
+        handle.startup.total = start.elapsed();
+        tracing::debug!(item_hash = %handle.item_hash, startup = ?handle.startup, "VM program ready");
+        Ok(handle)
+    }
+
+    pub async fn http(&self, scope: HttpScope, timeout: Duration) -> Result<HttpAnswer, VmError> {
+        let reply = self
+            .parts
+            .channel
+            .request(
+                |id| {
+                    proto::http_request(
+                        id,
+                        &scope.method,
+                        &scope.path,
+                        &scope.query_string,
+                        &scope.headers,
+                        &scope.body,
+                    )
+                },
+                timeout,
+            )
+            .await
+            .map_err(|e| self.explain(e))?;
+        match reply {
+            Reply::Http {
+                status,
+                headers,
+                body,
+            } => Ok(HttpAnswer {
+                status,
+                headers,
+                body: Bytes::from(body),
+            }),
+            Reply::Error(text) => Err(VmError::ProgramError(text)),
+            Reply::Done => Err(VmError::ProgramError(
+                "the program sent no HTTP response".into(),
+            )),
+        }
+    }
+
+    /// Delivers a message to the program as the reference's `aleph.message` scope.
+    pub async fn message(&self, message_json: Bytes, timeout: Duration) -> Result<(), VmError> {
+        let reply = self
+            .parts
+            .channel
+            .request(|id| proto::message_request(id, &message_json), timeout)
+            .await
+            .map_err(|e| self.explain(e))?;
+        match reply {
+            Reply::Error(text) => Err(VmError::ProgramError(text)),
+            Reply::Http { .. } | Reply::Done => Ok(()),
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        self.parts.qemu.alive() && !self.parts.channel.is_closed()
+    }
+
+    /// Asks the guest to halt, kills QEMU by PID if it is still there after a short deadline,
+    /// and removes the VM's folder.
+    pub async fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if self.alive() {
+            let halted = self.parts.channel.request(proto::halt, HALT_TIMEOUT).await;
+            if halted.is_err()
+                || !self
+                    .parts
+                    .qemu
+                    .wait_exit(Instant::now() + EXIT_AFTER_HALT)
+                    .await
+            {
+                tracing::debug!(item_hash = %self.item_hash, "VM did not power off after halt: killed");
+            }
+        }
+        self.parts.qemu.kill_and_wait().await;
+        self.parts.channel.shutdown();
+        self.parts.channel.fail("the VM was stopped".into());
+        self.dir
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// The QEMU process id (QEMU itself: `nice` execs it).
+    pub fn pid(&self) -> Option<u32> {
+        self.parts.qemu.pid()
+    }
+
+    pub fn startup(&self) -> &StartupInfo {
+        &self.startup
+    }
+
+    pub fn item_hash(&self) -> &str {
+        &self.item_hash
+    }
+
+    /// Adds how QEMU ended to a `Crashed` error.
+    fn explain(&self, error: VmError) -> VmError {
+        match error {
+            VmError::Crashed(reason) => match self.parts.qemu.exit_status() {
+                Some(status) if !reason.contains("QEMU") => {
+                    VmError::Crashed(format!("{reason} (QEMU exited: {status})"))
+                }
+                _ => VmError::Crashed(reason),
+            },
+            other => other,
+        }
+    }
+}
+
+impl Drop for VmHandle {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.monitor.abort();
+        self.parts.qemu.kill();
+        self.parts.channel.shutdown();
+    }
+}
+
+/// Waits for QEMU to exit or the channel to break; then makes sure both are over and fails
+/// every pending request. An exit nobody asked for is noted in the program's log.
+async fn monitor(parts: Arc<Parts>, stopping: Arc<AtomicBool>, log: Arc<ProgramLog>) {
+    let mut exited = parts.qemu.watch_exit();
+    let mut closed = parts.channel.watch_closed();
+    let channel_broke = tokio::select! {
+        _ = async { exited.wait_for(Option::is_some).await.is_ok() } => false,
+        _ = async { closed.wait_for(|closed| *closed).await.is_ok() } => true,
+    };
+    if channel_broke {
+        // No request can be answered any more: the VM is of no use.
+        parts.qemu.kill_and_wait().await;
+    }
+    let status = parts
+        .qemu
+        .exit_status()
+        .unwrap_or_else(|| "not reaped".into());
+    let reason = format!("QEMU exited ({status})");
+    if !stopping.load(Ordering::SeqCst) {
+        tracing::warn!(pid = ?parts.qemu.pid(), %reason, "a program's VM stopped unexpectedly");
+        log.note(&format!(
+            "[raleph] the program's VM stopped unexpectedly: {reason}{}\n",
+            parts.qemu.console_tail()
+        ));
+    }
+    parts.channel.fail(reason);
+}
+
+/// 32 bytes for the guest's RNGs: a restored snapshot shares its RNG state with every other
+/// restore of the same file.
+fn random_bytes() -> [u8; 32] {
+    use std::io::Read;
+    let mut out = [0u8; 32];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut out))
+        .is_err()
+    {
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in out.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .elapsed()
+                    .unwrap_or_default()
+                    .as_nanos(),
+            );
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    out
+}
