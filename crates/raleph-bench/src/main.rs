@@ -6,6 +6,8 @@
 //!   processed everything;
 //! - `query`: latency of each kind of query on one client, then throughput on K connections;
 //! - `run-all`: start a node on a loopback port and do all of the above;
+//! - `compute`: WebAssembly programs deployed on a fresh node: first answers, warm latency,
+//!   throughput, memory per loaded program;
 //! - `propagation`: three nodes on loopback, messages posted to A at a fixed rate, latency
 //!   until C (and B) processed them.
 //!
@@ -15,6 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod compute;
 mod corpus;
 mod http;
 mod ingest;
@@ -52,6 +55,9 @@ enum Cmd {
     /// Start three nodes (A–B–C) on loopback, post to A at fixed rates, measure how long
     /// messages take to be processed on C and B; stop.
     Propagation(propagation::PropagationArgs),
+    /// Start a node, deploy a WebAssembly program N times, measure first answers, warm
+    /// latency and throughput; stop.
+    Compute(compute::ComputeArgs),
 }
 
 #[derive(clap::Args)]
@@ -120,6 +126,7 @@ fn main() -> anyhow::Result<()> {
             }
             Cmd::RunAll(args) => runall::run(args).await,
             Cmd::Propagation(args) => propagation::run(args).await,
+            Cmd::Compute(args) => compute::run(args).await,
         }
     })
 }

@@ -16,7 +16,7 @@ use crate::index::{Listener, ProgramIndex};
 use crate::logs::{LogEntry, ProgramLog};
 use crate::runtimes::{self, RuntimeInfo, RuntimeKind};
 use crate::spec::{Encoding, FileRef, ProgramSpec, Volume};
-use crate::wasm::{Grants, GuestApi, Outbound, Preopen, WasmEngine, WasmProgram};
+use crate::wasm::{Grants, GuestApi, Outbound, Preopen, Quota, WasmEngine, WasmProgram};
 use crate::{ComputeConfig, ExecError, ProgramSource, ResolvedFile, bundle};
 
 /// A message the pipeline processed, as compute needs it.
@@ -254,7 +254,17 @@ impl Compute {
                             hash == original || loaded.spec.replaces.as_deref() == Some(original)
                         });
                     }
-                    let _ = inner.precompile.send(spec.item_hash.clone());
+                    if spec.persistent {
+                        let compute = self.clone();
+                        let hash = spec.item_hash.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = compute.ensure_running(&hash).await {
+                                tracing::info!(program = %hash, "persistent program not started: {e}");
+                            }
+                        });
+                    } else {
+                        let _ = inner.precompile.send(spec.item_hash.clone());
+                    }
                 }
             }
             "STORE" => {
@@ -455,6 +465,7 @@ impl Compute {
             Err(_) => return,
         };
         let mut specs = Vec::new();
+        let mut persistent = Vec::new();
         {
             let mut index = self.inner.write_index();
             for program in &programs {
@@ -465,6 +476,9 @@ impl Compute {
                     program.time,
                 ) {
                     index.add(&spec, program.time);
+                    if spec.persistent {
+                        persistent.push(spec.item_hash.clone());
+                    }
                     specs.push(spec.item_hash);
                 }
             }
@@ -472,6 +486,12 @@ impl Compute {
         tracing::info!(programs = specs.len(), "compute: programs read");
         for hash in specs {
             let _ = self.inner.precompile.send(hash);
+        }
+        // Persistent programs are kept loaded from the start (and never unloaded for idleness).
+        for hash in persistent {
+            if let Err(e) = self.ensure_running(&hash).await {
+                tracing::info!(program = %hash, "persistent program not started: {e}");
+            }
         }
     }
 
@@ -726,6 +746,7 @@ impl Inner {
                     host: dir,
                     guest: "/app".to_owned(),
                     writable: false,
+                    quota: None,
                 });
                 component
             }
@@ -780,10 +801,13 @@ impl Inner {
                         .collect();
                     let dir = self.root.join("volumes").join(&original).join(safe);
                     std::fs::create_dir_all(&dir).map_err(io)?;
+                    let quota = Quota::new(size_mib.saturating_mul(1 << 20));
+                    quota.check(&dir);
                     preopens.push(Preopen {
                         host: dir,
                         guest: mount.clone(),
                         writable: true,
+                        quota: Some(quota),
                     });
                 }
             }
@@ -909,6 +933,7 @@ impl Inner {
             host: dir,
             guest: mount.to_owned(),
             writable: false,
+            quota: None,
         })
     }
 }

@@ -65,7 +65,10 @@ mod tests {
             WASM_RUNTIME.as_str(),
             raleph_message::sha256_hex(WASM_DESCRIPTOR.as_bytes())
         );
-        assert_eq!(WASM_RUNTIME.len(), 64);
+        assert_eq!(
+            WASM_RUNTIME.as_str(),
+            "417776c2f04d5ec9bf02a79a9cb7092fb33c2521d4aaf1bba6bcd806b016286b"
+        );
         assert_eq!(kind_of(&WASM_RUNTIME, &[]), Some(RuntimeKind::Wasm));
         let python = vec![SDK_DEFAULT_RUNTIME.to_owned()];
         assert_eq!(

@@ -8,7 +8,7 @@ use raleph_message::MessageType;
 use raleph_sdk::Client;
 use serde_json::{Map, Value};
 
-const DEFAULT_API: &str = "http://127.0.0.1:4024";
+pub const DEFAULT_API: &str = "http://127.0.0.1:4024";
 
 #[derive(clap::Subcommand)]
 pub enum KeyCommand {
@@ -194,7 +194,7 @@ pub fn key(cmd: KeyCommand) -> anyhow::Result<()> {
     }
 }
 
-fn load_key(path: &PathBuf) -> anyhow::Result<EthSigner> {
+pub fn load_key(path: &PathBuf) -> anyhow::Result<EthSigner> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("read key file {}", path.display()))?;
     let bytes = hex::decode(text.trim().trim_start_matches("0x")).context("key file is not hex")?;
@@ -204,7 +204,7 @@ fn load_key(path: &PathBuf) -> anyhow::Result<EthSigner> {
     EthSigner::from_secret_bytes(&secret).map_err(|_| anyhow::anyhow!("invalid secret key"))
 }
 
-fn now() -> f64 {
+pub fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

@@ -5,6 +5,7 @@ mod compute;
 mod config;
 mod network;
 mod node;
+mod program;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,9 @@ enum Command {
     /// Upload and download files.
     #[command(subcommand)]
     File(client::FileCommand),
+    /// Deploy and call programs.
+    #[command(subcommand)]
+    Program(program::ProgramCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +60,7 @@ fn main() -> anyhow::Result<()> {
             Command::Post(args) => client::post(args).await,
             Command::Message(cmd) => client::message(cmd).await,
             Command::File(cmd) => client::file(cmd).await,
+            Command::Program(cmd) => program::run(cmd).await,
         }
     })
 }

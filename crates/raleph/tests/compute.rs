@@ -354,6 +354,27 @@ async fn a_wasm_program_answers_is_updated_and_forgotten() {
     );
     let (status, _) = owner.get(&format!("{vm}/read?path=/etc/passwd")).await;
     assert_eq!(status, 404);
+    // Past its size_mib (8) the volume turns read-only; what it holds stays readable.
+    let big = owner
+        .http
+        .post(format!("{}{vm}/write?path=/state/big", node.url))
+        .body(vec![b'x'; 9 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 200);
+    let after = owner
+        .http
+        .post(format!("{}{vm}/write?path=/state/more", node.url))
+        .body("more")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 403, "a full volume is read-only");
+    assert_eq!(
+        owner.get(&format!("{vm}/read?path=/state/note")).await,
+        (200, "kept".into())
+    );
 
     // A new version of the code (a STORE amending the code's STORE) answers at once.
     owner.store(&v2, Some(&code)).await;
@@ -368,10 +389,9 @@ async fn a_wasm_program_answers_is_updated_and_forgotten() {
     update.variables.insert("GREETING".into(), "bye".into());
     update.replaces = Some(program.clone());
     let update_hash = owner.program(&update).await;
-    assert_eq!(
-        owner.get(&format!("{vm}/env?name=GREETING")).await,
-        (200, "bye".into())
-    );
+    owner
+        .eventually(&format!("{vm}/env?name=GREETING"), (200, "bye"))
+        .await;
 
     // Unknown and invalid hashes.
     let unknown = "a".repeat(64);
@@ -461,4 +481,104 @@ async fn triggers_internet_and_listings() {
     let (_, seen) = owner.get(&format!("{vm}/read?path=/state/messages")).await;
     assert!(!seen.contains("ignored"), "{seen}");
     assert_eq!(seen.lines().count(), 1, "{seen}");
+}
+
+/// Runs the `raleph` client and returns its stdout, failing on a non-zero exit.
+fn raleph(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_raleph"))
+        .args(args)
+        .output()
+        .expect("run raleph");
+    assert!(
+        output.status.success(),
+        "raleph {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_deploys_components_and_bundles() {
+    let wasm = guest_wasm(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start_node(dir.path());
+    let key = dir.path().join("key.hex");
+    let key = key.to_str().expect("path");
+    raleph(&["key", "new", "--out", key]);
+    let component = dir.path().join("app.wasm");
+    std::fs::write(&component, &wasm).expect("write");
+    let deployed = raleph(&[
+        "program",
+        "deploy",
+        component.to_str().expect("path"),
+        "--env",
+        "COLOR=blue",
+        "--key",
+        key,
+        "--api",
+        &node.url,
+    ]);
+    let hash = deployed.split_whitespace().next().expect("hash").to_owned();
+    assert!(deployed.contains("processed"), "{deployed}");
+    let called = raleph(&[
+        "program",
+        "call",
+        &hash,
+        "/env?name=COLOR",
+        "--api",
+        &node.url,
+    ]);
+    assert_eq!(called, "blue");
+    let echoed = raleph(&[
+        "program",
+        "call",
+        &hash,
+        "/echo",
+        "-X",
+        "PUT",
+        "-d",
+        "payload",
+        "-H",
+        "X-Test: 7",
+        "--api",
+        &node.url,
+    ]);
+    assert!(
+        echoed.contains("method=PUT") && echoed.contains("body=payload"),
+        "{echoed}"
+    );
+    assert!(echoed.contains("x-test: 7"), "{echoed}");
+
+    // A bundle: a directory with app.wasm; its other files are read-only under /app.
+    let bundle = dir.path().join("site");
+    std::fs::create_dir_all(bundle.join("static")).expect("mkdir");
+    std::fs::write(bundle.join("app.wasm"), &wasm).expect("write");
+    std::fs::write(bundle.join("static/page.html"), "<p>asset</p>").expect("write");
+    let deployed = raleph(&[
+        "program",
+        "deploy",
+        bundle.to_str().expect("path"),
+        "--key",
+        key,
+        "--api",
+        &node.url,
+    ]);
+    let bundled = deployed.split_whitespace().next().expect("hash").to_owned();
+    let asset = raleph(&[
+        "program",
+        "call",
+        &bundled,
+        "/read?path=/app/static/page.html",
+        "--api",
+        &node.url,
+    ]);
+    assert_eq!(asset, "<p>asset</p>");
+    let http = reqwest::Client::new();
+    let written = http
+        .post(format!("{}/vm/{bundled}/write?path=/app/new", node.url))
+        .body("x")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(written.status(), 403, "the bundle is read-only");
 }

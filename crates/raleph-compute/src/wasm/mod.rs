@@ -32,6 +32,58 @@ pub struct Preopen {
     pub host: PathBuf,
     pub guest: String,
     pub writable: bool,
+    /// For a persistent volume: its size limit.
+    pub quota: Option<Arc<Quota>>,
+}
+
+/// A writable directory's size limit. Checked before each execution: a directory at or past
+/// it is mounted read-only, so a program can overfill it by at most what one execution
+/// writes.
+#[derive(Debug)]
+pub struct Quota {
+    pub max_bytes: u64,
+    pub full: std::sync::atomic::AtomicBool,
+}
+
+impl Quota {
+    pub fn new(max_bytes: u64) -> Arc<Quota> {
+        Arc::new(Quota {
+            max_bytes,
+            full: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn is_full(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Measures `dir` and records whether it is full.
+    pub fn check(&self, dir: &std::path::Path) -> bool {
+        let full = directory_size(dir) >= self.max_bytes;
+        self.full.store(full, std::sync::atomic::Ordering::Relaxed);
+        full
+    }
+}
+
+/// Bytes of the files under `dir` (symlinks not followed).
+fn directory_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0u64;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
+                Ok(kind) if kind.is_file() => {
+                    total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                }
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// What every execution of one program gets.
@@ -118,11 +170,20 @@ impl WasmProgram {
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        let mounts = self
-            .grants
-            .preopens
-            .iter()
-            .map(|p| (&p.host, &p.guest, p.writable));
+        let mounts = self.grants.preopens.iter().map(|p| {
+            let full = p.quota.as_ref().is_some_and(|q| {
+                let was_full = q.is_full();
+                let full = q.check(&p.host);
+                if full && !was_full {
+                    self.log.note(&format!(
+                        "[node] volume {} is past its size_mib: read-only\n",
+                        p.guest
+                    ));
+                }
+                full
+            });
+            (&p.host, &p.guest, p.writable && !full)
+        });
         let scratch = ephemeral
             .iter()
             .zip(&self.grants.ephemeral)

@@ -1,0 +1,296 @@
+//! `raleph program`: deploy a program (a WebAssembly component, a bundle, or a Python
+//! directory), call it, read its logs.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use raleph_message::MessageType;
+use raleph_sdk::Client;
+use serde_json::{Map, Value};
+
+use crate::client::{DEFAULT_API, load_key, now};
+
+#[derive(clap::Subcommand)]
+pub enum ProgramCommand {
+    /// Upload code and publish a PROGRAM that runs it; prints the program's hash and URL.
+    ///
+    /// PATH is a WebAssembly component (`.wasm`, run by the node's wasm runtime), a directory
+    /// with an `app.wasm` (a bundle: the other files are readable under /app), or a Python
+    /// directory with an ASGI app (`--entrypoint main:app`, run in a microVM).
+    Deploy(DeployArgs),
+    /// Call a program over HTTP and print its answer.
+    Call {
+        item_hash: String,
+        /// The path the program sees.
+        #[arg(default_value = "/")]
+        path: String,
+        #[arg(long, short = 'X', default_value = "GET")]
+        method: String,
+        /// The request body.
+        #[arg(long, short)]
+        data: Option<String>,
+        /// `Name: value`, repeatable.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
+        api: String,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct DeployArgs {
+    path: PathBuf,
+    /// For Python programs: `module:app`. For bundles: the component's path.
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// The runtime ref (default: the wasm runtime for components, the SDK's default Python
+    /// runtime for Python directories).
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Memory in MiB.
+    #[arg(long, default_value_t = 128)]
+    memory: u32,
+    #[arg(long, default_value_t = 1)]
+    vcpus: u32,
+    /// Longest a request may run, in seconds.
+    #[arg(long, default_value_t = 30)]
+    seconds: u32,
+    /// Allow outbound HTTP to the internet.
+    #[arg(long)]
+    internet: bool,
+    /// `NAME=value`, repeatable: the program's environment.
+    #[arg(long = "env")]
+    variables: Vec<String>,
+    /// An `on.message` subscription (a JSON object), repeatable.
+    #[arg(long = "on-message")]
+    on_message: Vec<String>,
+    /// A persistent volume, `name:/mount:size_mib`, repeatable.
+    #[arg(long = "volume")]
+    volumes: Vec<String>,
+    /// Publish as a new version of this program (it must allow amends).
+    #[arg(long)]
+    update: Option<String>,
+    /// Refuse later versions (`--update`) of this program.
+    #[arg(long)]
+    immutable: bool,
+    #[arg(long, default_value = "TEST")]
+    channel: String,
+    #[arg(long, env = "RALEPH_KEY", default_value = "raleph-key.hex")]
+    key: PathBuf,
+    #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
+    api: String,
+}
+
+/// What the code at PATH is, and how it is shipped.
+struct Packaged {
+    bytes: Vec<u8>,
+    encoding: &'static str,
+    entrypoint: String,
+    runtime: String,
+    runtime_comment: &'static str,
+}
+
+fn package(path: &Path, entrypoint: Option<String>) -> anyhow::Result<Packaged> {
+    let wasm_runtime = raleph_compute::runtimes::WASM_RUNTIME.clone();
+    if path.is_file() {
+        let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+        anyhow::ensure!(
+            bytes.starts_with(b"\0asm"),
+            "{} is not a WebAssembly file; give a component or a directory",
+            path.display()
+        );
+        return Ok(Packaged {
+            bytes,
+            encoding: "plain",
+            entrypoint: entrypoint.unwrap_or_else(|| "wasi:http/proxy".into()),
+            runtime: wasm_runtime,
+            runtime_comment: "wasi:http/proxy",
+        });
+    }
+    anyhow::ensure!(path.is_dir(), "{} does not exist", path.display());
+    let bytes = zip_directory(path)?;
+    if path.join("app.wasm").is_file() {
+        return Ok(Packaged {
+            bytes,
+            encoding: "zip",
+            entrypoint: entrypoint.unwrap_or_else(|| "app.wasm".into()),
+            runtime: wasm_runtime,
+            runtime_comment: "wasi:http/proxy",
+        });
+    }
+    Ok(Packaged {
+        bytes,
+        encoding: "zip",
+        entrypoint: entrypoint.unwrap_or_else(|| "main:app".into()),
+        runtime: raleph_compute::runtimes::SDK_DEFAULT_RUNTIME.into(),
+        runtime_comment: "Aleph Debian 12 Python",
+    })
+}
+
+/// A zip of the directory's files, with paths relative to it (as the published CLI makes).
+fn zip_directory(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut writer = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&folder)
+            .with_context(|| format!("read {}", folder.display()))?
+            .collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.path());
+        for entry in entries {
+            let path = entry.path();
+            let name = path
+                .strip_prefix(dir)
+                .context("a file outside the directory")?
+                .to_string_lossy()
+                .replace('\\', "/");
+            if entry.file_type()?.is_dir() {
+                writer.add_directory(format!("{name}/"), options)?;
+                pending.push(path);
+            } else {
+                writer.start_file(name, options)?;
+                writer.write_all(&std::fs::read(&path)?)?;
+            }
+        }
+    }
+    writer.finish()?;
+    Ok(out.into_inner())
+}
+
+fn pairs(items: &[String], separator: char, what: &str) -> anyhow::Result<Map<String, Value>> {
+    let mut map = Map::new();
+    for item in items {
+        let (name, value) = item
+            .split_once(separator)
+            .with_context(|| format!("{what} {item:?}: expected NAME{separator}value"))?;
+        map.insert(name.trim().to_owned(), value.trim().into());
+    }
+    Ok(map)
+}
+
+fn volume(spec: &str) -> anyhow::Result<Value> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [name, mount, size] = parts[..] else {
+        anyhow::bail!("volume {spec:?}: expected name:/mount:size_mib");
+    };
+    let size: u64 = size
+        .parse()
+        .with_context(|| format!("volume {spec:?}: size"))?;
+    Ok(serde_json::json!({"name": name, "mount": mount, "persistence": "host", "size_mib": size}))
+}
+
+pub async fn run(cmd: ProgramCommand) -> anyhow::Result<()> {
+    match cmd {
+        ProgramCommand::Deploy(args) => deploy(args).await,
+        ProgramCommand::Call {
+            item_hash,
+            path,
+            method,
+            data,
+            headers,
+            api,
+        } => {
+            let path = if path.starts_with('/') {
+                path
+            } else {
+                format!("/{path}")
+            };
+            let url = format!("{}/vm/{item_hash}{path}", api.trim_end_matches('/'));
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
+                .context("invalid method")?;
+            let mut request = reqwest::Client::new().request(method, &url);
+            for header in &headers {
+                let (name, value) = header
+                    .split_once(':')
+                    .with_context(|| format!("header {header:?}: expected Name: value"))?;
+                request = request.header(name.trim(), value.trim());
+            }
+            if let Some(data) = data {
+                request = request.body(data);
+            }
+            let response = request
+                .send()
+                .await
+                .with_context(|| format!("call {url}"))?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            std::io::stdout().write_all(&body)?;
+            if status.is_client_error() || status.is_server_error() {
+                anyhow::bail!("the program answered {status}");
+            }
+            eprintln!("{status}");
+            Ok(())
+        }
+    }
+}
+
+async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
+    let signer = load_key(&args.key)?;
+    let packaged = package(&args.path, args.entrypoint.clone())?;
+    let client = Client::new(&args.api);
+    // The code, pinned by a STORE message.
+    let code_file = std::env::temp_dir().join(format!(
+        "raleph-code-{}-{}",
+        std::process::id(),
+        raleph_message::sha256_hex(&packaged.bytes)
+    ));
+    std::fs::write(&code_file, &packaged.bytes).context("write the packaged code")?;
+    let store = raleph_sdk::store_message(
+        &signer,
+        &raleph_message::sha256_hex(&packaged.bytes),
+        Some(&args.channel),
+        now(),
+    );
+    let uploaded = client.upload_file(&code_file, Some(&store), |_| {}).await;
+    let _ = std::fs::remove_file(&code_file);
+    let (status, body) = uploaded?;
+    anyhow::ensure!(
+        status < 400,
+        "uploading the code: the node answered {status}: {body}"
+    );
+    let code_ref = store["item_hash"].as_str().unwrap_or_default().to_owned();
+    let on_message = args
+        .on_message
+        .iter()
+        .map(|s| serde_json::from_str(s).with_context(|| format!("--on-message {s:?}")))
+        .collect::<anyhow::Result<Vec<Value>>>()?;
+    let spec = raleph_sdk::ProgramSpec {
+        code_ref: code_ref.clone(),
+        encoding: packaged.encoding.into(),
+        entrypoint: packaged.entrypoint,
+        use_latest: false,
+        runtime_ref: args.runtime.unwrap_or(packaged.runtime),
+        runtime_comment: packaged.runtime_comment.into(),
+        memory_mib: args.memory,
+        vcpus: args.vcpus,
+        seconds: args.seconds,
+        internet: args.internet,
+        variables: pairs(&args.variables, '=', "--env")?,
+        on_message,
+        volumes: args
+            .volumes
+            .iter()
+            .map(|v| volume(v))
+            .collect::<anyhow::Result<_>>()?,
+        allow_amend: !args.immutable,
+        replaces: args.update,
+    };
+    let message = raleph_sdk::signed_message(
+        &signer,
+        MessageType::Program,
+        spec.content(),
+        Some(&args.channel),
+        now(),
+    );
+    let (status, body) = client.submit(&message, true).await?;
+    let item_hash = message["item_hash"].as_str().unwrap_or_default();
+    let state = body["message_status"].as_str().unwrap_or("unknown");
+    anyhow::ensure!(status < 400, "the node answered {status}: {body}");
+    println!("{item_hash} {state}");
+    eprintln!("code: {code_ref}");
+    eprintln!("url:  {}/vm/{item_hash}", args.api.trim_end_matches('/'));
+    Ok(())
+}
