@@ -48,6 +48,13 @@ pub struct ComputeConfig {
     /// Runtime refs run as Python microVMs; by default the published SDK's default runtime,
     /// so that `aleph program upload` works unchanged.
     pub python_runtimes: Vec<String>,
+    /// The Python runtime's kernel, initrd and root filesystem, as built by
+    /// `scripts/build-python-runtime.sh`; empty: microVM programs are not run (503).
+    pub python_runtime_dir: std::path::PathBuf,
+    /// Most microVMs running at once (each holds its `resources.memory`, at least 128 MiB).
+    pub max_vms: usize,
+    /// Longest a microVM may take from launch to ready for its program.
+    pub vm_boot_timeout_secs: f64,
 }
 
 impl Default for ComputeConfig {
@@ -72,6 +79,9 @@ impl Default for ComputeConfig {
             trigger_retries: 3,
             max_pending_triggers: 10_000,
             python_runtimes: vec![crate::runtimes::SDK_DEFAULT_RUNTIME.to_owned()],
+            python_runtime_dir: std::path::PathBuf::new(),
+            max_vms: 2,
+            vm_boot_timeout_secs: 60.0,
         }
     }
 }

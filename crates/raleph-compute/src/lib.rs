@@ -46,6 +46,8 @@ pub enum ExecError {
     Capacity(String),
     #[error("the program is busy: every one of its vcpus is answering")]
     Busy,
+    #[error("the request body is larger than this node passes to programs ({0} bytes)")]
+    BodyTooLarge(u64),
     #[error("program did not respond within resources.seconds ({0} s)")]
     Timeout(u32),
     #[error("the program failed")]
@@ -60,6 +62,7 @@ impl ExecError {
     pub fn status(&self) -> u16 {
         match self {
             ExecError::NotFound | ExecError::NotHttp => 404,
+            ExecError::BodyTooLarge(_) => 413,
             ExecError::BadCode(_) => 502,
             ExecError::UnknownRuntime(_)
             | ExecError::FilesMissing(_)

@@ -16,6 +16,7 @@ use crate::index::{Listener, ProgramIndex};
 use crate::logs::{LogEntry, ProgramLog};
 use crate::runtimes::{self, RuntimeInfo, RuntimeKind};
 use crate::spec::{Encoding, FileRef, ProgramSpec, Volume};
+use crate::vm::{HttpScope, VmConfig, VmError, VmExecutor, VmHandle, VmProgram};
 use crate::wasm::{Grants, GuestApi, Outbound, Preopen, Quota, WasmEngine, WasmProgram};
 use crate::{ComputeConfig, ExecError, ProgramSource, ResolvedFile, bundle};
 
@@ -37,9 +38,37 @@ pub struct ProcessedMessage<'a> {
 /// The path a program is called on for each message it subscribed to.
 pub const TRIGGER_PATH: &str = "/.well-known/aleph/message";
 
+/// What answers for a loaded program.
+enum Runner {
+    /// A compiled component, instantiated per request.
+    Wasm(WasmProgram),
+    /// A running microVM, answering `vcpus` requests at once.
+    Vm {
+        handle: VmHandle,
+        slots: Arc<tokio::sync::Semaphore>,
+        slot_count: usize,
+        seconds: u32,
+    },
+}
+
+impl Runner {
+    fn busy(&self) -> bool {
+        match self {
+            Runner::Wasm(program) => program.busy(),
+            Runner::Vm {
+                slots, slot_count, ..
+            } => slots.available_permits() < *slot_count,
+        }
+    }
+
+    fn is_vm(&self) -> bool {
+        matches!(self, Runner::Vm { .. })
+    }
+}
+
 /// A program ready to answer.
 struct Loaded {
-    program: WasmProgram,
+    runner: Runner,
     spec: Arc<ProgramSpec>,
     code: ResolvedFile,
     /// What it counts against `max_total_memory_mib`: memory × vcpus.
@@ -48,18 +77,31 @@ struct Loaded {
     last_used: AtomicU64,
 }
 
-/// What `prepare` found: everything but the in-memory program.
+/// What `prepare` found: everything but the running program.
 struct Prepared {
     spec: Arc<ProgramSpec>,
     code: ResolvedFile,
-    component_key: String,
-    grants: Grants,
+    run: PreparedRun,
+}
+
+enum PreparedRun {
+    /// Compiled into the cache under this key.
+    Wasm {
+        component_key: String,
+        grants: Grants,
+    },
+    /// The code, for a microVM.
+    Vm { code: Vec<u8> },
 }
 
 struct Inner {
     config: ComputeConfig,
     source: Arc<dyn ProgramSource>,
     engine: Option<WasmEngine>,
+    /// Python programs, when a runtime is configured and QEMU is here.
+    vms: Option<VmExecutor>,
+    /// The node's API on loopback, which microVM guests reach through their NAT.
+    api_addr: Option<std::net::SocketAddr>,
     root: PathBuf,
     started: Instant,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
@@ -104,9 +146,29 @@ impl Compute {
         data_dir: &Path,
         source: Arc<dyn ProgramSource>,
         guest_api: Option<GuestApi>,
+        api_addr: Option<std::net::SocketAddr>,
     ) -> anyhow::Result<Compute> {
         let python_runtimes = config.python_runtimes.clone();
-        let root = data_dir.join("compute");
+        let vms = if config.enabled && !config.python_runtime_dir.as_os_str().is_empty() {
+            // Absolute: QEMU runs in another directory, and sockets are named by path.
+            let work = std::path::absolute(root_of(data_dir).join("vm"))?;
+            let runtime = std::path::absolute(&config.python_runtime_dir)?;
+            let mut vm_config = VmConfig::new(runtime, work);
+            vm_config.boot_timeout = Duration::from_secs_f64(config.vm_boot_timeout_secs.max(1.0));
+            match VmExecutor::new(vm_config) {
+                Ok(executor) => {
+                    tracing::info!(accel = ?executor.accel(), "compute: Python programs run in microVMs");
+                    Some(executor)
+                }
+                Err(e) => {
+                    tracing::warn!("compute: Python programs will not run: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let root = root_of(data_dir);
         let engine = if config.enabled {
             Some(WasmEngine::new(&config, &root.join("compiled"))?)
         } else {
@@ -121,6 +183,8 @@ impl Compute {
                 config,
                 source,
                 engine,
+                vms,
+                api_addr,
                 root,
                 started: Instant::now(),
                 loaded: Mutex::new(HashMap::new()),
@@ -134,6 +198,15 @@ impl Compute {
                 stats: Stats::default(),
             }),
         };
+        if let Some(vms) = compute.inner.vms.clone() {
+            // The snapshot new Python programs start from (about 10 s under emulation), made
+            // now rather than by the first program's first request.
+            tokio::spawn(async move {
+                if let Err(e) = vms.prepare(128, 1).await {
+                    tracing::warn!("compute: the microVM template was not made: {e}");
+                }
+            });
+        }
         if compute.inner.engine.is_some() {
             tokio::spawn(compute.clone().read_programs());
             tokio::spawn(compute.clone().compile_queued(precompile_queue));
@@ -177,9 +250,31 @@ impl Compute {
             .store(inner.elapsed_ms(), Ordering::Relaxed);
         inner.stats.executions.fetch_add(1, Ordering::Relaxed);
         let limit = inner.config.max_request_body_bytes;
-        let request = request.map(|body| crate::wasm::limited_body(body, limit));
         let wait = Duration::from_millis(inner.config.queue_wait_ms);
-        let answer = loaded.program.handle(request, wait).await;
+        let answer = match &loaded.runner {
+            Runner::Wasm(program) => {
+                let request = request.map(|body| crate::wasm::limited_body(body, limit));
+                program.handle(request, wait).await
+            }
+            Runner::Vm {
+                handle,
+                slots,
+                seconds,
+                ..
+            } => {
+                let answer = vm_http(handle, slots, *seconds, request, limit, wait).await;
+                if !handle.alive() {
+                    // A VM that died is started again by the next request.
+                    let spec = loaded.spec.item_hash.clone();
+                    inner.unload_where(|hash, _| *hash == spec);
+                }
+                if let Err(VmError::ProgramError(traceback)) = &answer {
+                    let original = inner.read_index().original(&loaded.spec.item_hash);
+                    inner.log_of(&original).note(&format!("{traceback}\n"));
+                }
+                answer.map_err(|e| vm_failure(e, *seconds))
+            }
+        };
         if answer.is_err() {
             inner.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -206,23 +301,75 @@ impl Compute {
             .await
             .map_err(|e| ExecError::Internal(e.to_string()))??;
         let spec = prepared.spec.clone();
-        let memory_cost = u64::from(spec.memory_mib)
-            * u64::from(spec.vcpus.min(inner.config.max_program_vcpus).max(1));
-        inner.admit(memory_cost)?;
-        let component = engine
-            .load(&prepared.component_key)
-            .map_err(|e| ExecError::Internal(format!("{e:#}")))?;
-        let program = WasmProgram::new(
-            engine,
-            &component,
-            prepared.grants,
-            inner.log_of(&inner.read_index().original(&current)),
-            spec.memory_mib,
-            spec.seconds.min(inner.config.max_program_seconds),
-            spec.vcpus.min(inner.config.max_program_vcpus),
-        )?;
+        let vcpus = spec.vcpus.min(inner.config.max_program_vcpus).max(1);
+        let seconds = spec.seconds.min(inner.config.max_program_seconds);
+        let log = inner.log_of(&inner.read_index().original(&current));
+        let runner = match prepared.run {
+            PreparedRun::Wasm {
+                component_key,
+                grants,
+            } => {
+                inner.admit(u64::from(spec.memory_mib) * u64::from(vcpus), false)?;
+                let component = engine
+                    .load(&component_key)
+                    .map_err(|e| ExecError::Internal(format!("{e:#}")))?;
+                Runner::Wasm(WasmProgram::new(
+                    engine,
+                    &component,
+                    grants,
+                    log,
+                    spec.memory_mib,
+                    seconds,
+                    vcpus,
+                )?)
+            }
+            PreparedRun::Vm { code } => {
+                let vms = inner.vms.as_ref().ok_or(ExecError::Disabled)?;
+                inner.admit(u64::from(spec.memory_mib.max(128)), true)?;
+                let handle = vms
+                    .start(VmProgram {
+                        item_hash: current.clone(),
+                        code,
+                        encoding: match spec.code.encoding {
+                            Encoding::Plain => "plain",
+                            Encoding::Zip => "zip",
+                            Encoding::Squashfs => "squashfs",
+                        }
+                        .to_owned(),
+                        entrypoint: spec.code.entrypoint.clone(),
+                        interface: spec.code.interface.clone(),
+                        variables: spec.variables.clone(),
+                        memory_mib: spec.memory_mib.max(128),
+                        vcpus: 1,
+                        internet: spec.internet,
+                        api_addr: inner.api_addr,
+                        log: log.clone(),
+                    })
+                    .await
+                    .map_err(|e| {
+                        log.note(&format!("[node] the program's VM did not start: {e}\n"));
+                        match e {
+                            VmError::Config(_) => {
+                                ExecError::BadCode("the program did not start".into())
+                            }
+                            VmError::Unavailable(e) => ExecError::UnknownRuntime(e),
+                            other => ExecError::Internal(other.to_string()),
+                        }
+                    })?;
+                Runner::Vm {
+                    handle,
+                    slots: Arc::new(tokio::sync::Semaphore::new(vcpus as usize)),
+                    slot_count: vcpus as usize,
+                    seconds,
+                }
+            }
+        };
+        let memory_cost = match &runner {
+            Runner::Vm { .. } => u64::from(spec.memory_mib.max(128)),
+            Runner::Wasm(_) => u64::from(spec.memory_mib) * u64::from(vcpus),
+        };
         let loaded = Arc::new(Loaded {
-            program,
+            runner,
             spec,
             code: prepared.code,
             memory_cost,
@@ -357,7 +504,7 @@ impl Compute {
                 description: "Debian 12 with Python 3 and an ASGI server (FastAPI), in a QEMU \
                               microVM; the published SDK's default runtime"
                     .to_owned(),
-                available: false,
+                available: self.inner.vms.is_some(),
             });
         }
         list
@@ -520,7 +667,7 @@ impl Compute {
             let idle_ms = idle.as_millis() as u64;
             self.inner.unload_where(|_, loaded| {
                 !loaded.spec.persistent
-                    && !loaded.program.busy()
+                    && !loaded.runner.busy()
                     && now.saturating_sub(loaded.last_used.load(Ordering::Relaxed)) >= idle_ms
             });
         }
@@ -571,6 +718,19 @@ impl Compute {
             .load(&delivery.program, false)
             .await
             .map_err(|e| e.to_string())?;
+        if let Runner::Vm {
+            handle, seconds, ..
+        } = &loaded.runner
+        {
+            // The reference's `aleph.message` scope.
+            return handle
+                .message(
+                    delivery.body.clone(),
+                    Duration::from_secs(u64::from(*seconds)),
+                )
+                .await
+                .map_err(|e| e.to_string());
+        }
         let request = http::Request::post(format!("http://localhost{TRIGGER_PATH}"))
             .header(http::header::CONTENT_TYPE, "application/json")
             .header("aleph-trigger", "message")
@@ -659,7 +819,7 @@ impl Inner {
 
     /// Makes room for a program costing `memory_cost` MiB: unloads the least recently used
     /// idle programs as needed, or refuses.
-    fn admit(&self, memory_cost: u64) -> Result<(), ExecError> {
+    fn admit(&self, memory_cost: u64, vm: bool) -> Result<(), ExecError> {
         let config = &self.config;
         if memory_cost > config.max_total_memory_mib {
             return Err(ExecError::Capacity(format!(
@@ -671,14 +831,17 @@ impl Inner {
         let mut loaded = self.lock_loaded();
         loop {
             let used: u64 = loaded.values().map(|l| l.memory_cost).sum();
+            let vms = loaded.values().filter(|l| l.runner.is_vm()).count();
+            let full_of_vms = vm && vms >= config.max_vms;
             if loaded.len() < config.max_programs.max(1)
                 && used + memory_cost <= config.max_total_memory_mib
+                && !full_of_vms
             {
                 return Ok(());
             }
             let victim = loaded
                 .iter()
-                .filter(|(_, l)| !l.program.busy())
+                .filter(|(_, l)| !l.runner.busy() && (!vm || l.runner.is_vm() || !full_of_vms))
                 .min_by_key(|(_, l)| l.last_used.load(Ordering::Relaxed))
                 .map(|(hash, _)| hash.clone());
             match victim {
@@ -717,7 +880,7 @@ impl Inner {
         {
             return Err(ExecError::NotFound);
         }
-        self.runtime_kind(&spec.runtime)?;
+        let kind = self.runtime_kind(&spec.runtime)?;
         let config = &self.config;
         if spec.memory_mib > config.max_program_memory_mib {
             return Err(ExecError::Capacity(format!(
@@ -726,6 +889,13 @@ impl Inner {
             )));
         }
         let (code, code_bytes) = self.fetch(&spec.code.file, "code")?;
+        if kind == RuntimeKind::Microvm {
+            return Ok(Prepared {
+                spec: Arc::new(spec),
+                code,
+                run: PreparedRun::Vm { code: code_bytes },
+            });
+        }
         let engine = self.engine.as_ref().ok_or(ExecError::Disabled)?;
         let mut preopens = Vec::new();
         let component = match spec.code.encoding {
@@ -839,8 +1009,10 @@ impl Inner {
         Ok(Prepared {
             spec: Arc::new(spec),
             code,
-            component_key,
-            grants,
+            run: PreparedRun::Wasm {
+                component_key,
+                grants,
+            },
         })
     }
 
@@ -859,6 +1031,7 @@ impl Inner {
         };
         match kind {
             Some(RuntimeKind::Wasm) => Ok(RuntimeKind::Wasm),
+            Some(RuntimeKind::Microvm) if self.vms.is_some() => Ok(RuntimeKind::Microvm),
             Some(RuntimeKind::Microvm) => Err(ExecError::UnknownRuntime(format!(
                 "{} (microVM runtimes are not enabled on this node)",
                 runtime.reference
@@ -946,5 +1119,82 @@ fn bundle_entry(entrypoint: &str) -> String {
         "app.wasm".to_owned()
     } else {
         entry.to_owned()
+    }
+}
+
+fn root_of(data_dir: &Path) -> PathBuf {
+    data_dir.join("compute")
+}
+
+/// One HTTP request to a microVM: the body read whole (as the reference does, bounded), the
+/// scope sent, the answer turned back into a response.
+async fn vm_http<B>(
+    handle: &VmHandle,
+    slots: &Arc<tokio::sync::Semaphore>,
+    seconds: u32,
+    request: http::Request<B>,
+    limit: u64,
+    wait: Duration,
+) -> Result<http::Response<HyperOutgoingBody>, VmError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    let _permit = tokio::time::timeout(wait, slots.clone().acquire_owned())
+        .await
+        .map_err(|_| VmError::Unavailable("busy".into()))?
+        .map_err(|_| VmError::Unavailable("busy".into()))?;
+    let (parts, body) = request.into_parts();
+    let body = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect()
+        .await
+        .map_err(|_| VmError::Config(format!("body-too-large:{limit}")))?
+        .to_bytes();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()))
+        .collect();
+    let scope = HttpScope {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query_string: parts.uri.query().unwrap_or_default().to_owned(),
+        headers,
+        body,
+    };
+    let answer = handle
+        .http(scope, Duration::from_secs(u64::from(seconds.max(1))))
+        .await?;
+    let mut response = http::Response::builder().status(answer.status);
+    for (name, value) in &answer.headers {
+        // As the reference: the body is whole, so framing and encoding headers are the node's.
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "content-length" | "transfer-encoding" | "content-encoding" | "vary" | "connection"
+        ) {
+            continue;
+        }
+        response = response.header(name.as_slice(), value.as_slice());
+    }
+    let body = http_body_util::Full::new(answer.body)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    response
+        .body(body)
+        .map_err(|e| VmError::ProgramError(format!("the program's answer is not valid HTTP: {e}")))
+}
+
+fn vm_failure(error: VmError, seconds: u32) -> ExecError {
+    match error {
+        VmError::Timeout => ExecError::Timeout(seconds),
+        VmError::Unavailable(reason) if reason == "busy" => ExecError::Busy,
+        VmError::Config(reason) if reason.starts_with("body-too-large:") => {
+            ExecError::BodyTooLarge(reason["body-too-large:".len()..].parse().unwrap_or(0))
+        }
+        VmError::ProgramError(_) => ExecError::Crashed("the program raised an exception".into()),
+        VmError::Crashed(e) => ExecError::Crashed(format!("the program's VM stopped: {e}")),
+        other => ExecError::Internal(other.to_string()),
     }
 }

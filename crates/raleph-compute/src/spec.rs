@@ -25,6 +25,8 @@ pub struct Code {
     pub encoding: Encoding,
     /// `main:app` (ASGI), a path in a bundle, or `wasi:http/proxy` for a plain component.
     pub entrypoint: String,
+    /// `asgi` or `binary`; absent: ASGI when the entrypoint has a `:`.
+    pub interface: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +85,7 @@ impl ProgramSpec {
             file: file_ref(code, false)?,
             encoding: encoding(code.get("encoding"))?,
             entrypoint: string(code.get("entrypoint")).unwrap_or_default(),
+            interface: string(code.get("interface")),
         };
         let runtime = file_ref(value.get("runtime").ok_or("no runtime")?, true)?;
         let data = match value.get("data") {

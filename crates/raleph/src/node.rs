@@ -238,6 +238,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         &config.data_dir,
         Arc::new(crate::compute::NodeSource { reader, files }),
         Some(crate::compute::guest_api(raleph_api::router(state.clone()))),
+        Some(bound),
     )
     .context("start compute")?;
     crate::compute::forward_events(&pipeline, compute.clone());
