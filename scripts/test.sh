@@ -58,6 +58,10 @@ cargo build -p raleph --locked
 step "python clients"
 VENV="$(scripts/python-env.sh)"
 
+step "Python program runtime (microVM kernel, initrd, root filesystem from Debian packages)"
+RALEPH_PYTHON_RUNTIME_DIR="$(scripts/build-python-runtime.sh | tail -n 1)"
+export RALEPH_PYTHON_RUNTIME_DIR
+
 step "compatibility suite (aleph-sdk-python, aleph-client)"
 RALEPH_BIN="$CARGO_TARGET_DIR/debug/raleph" "$VENV/bin/pytest" tests/compat -q -p no:cacheprovider
 

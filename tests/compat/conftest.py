@@ -77,6 +77,12 @@ def _start_node(tmp_root: Path) -> Node:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = tmp_root / "node.log"
     cmd = [str(bin_file.resolve()), "node", "--data-dir", str(data_dir), "--api-addr", "127.0.0.1:0", "--p2p-addr", "127.0.0.1:0"]
+    # Python programs run in microVMs when a runtime is given (scripts/build-python-runtime.sh).
+    runtime_dir = os.environ.get("RALEPH_PYTHON_RUNTIME_DIR")
+    if runtime_dir:
+        config = tmp_root / "node.toml"
+        config.write_text(f'[compute]\npython_runtime_dir = "{runtime_dir}"\n')
+        cmd += ["--config", str(config)]
 
     env = dict(os.environ)
     env.setdefault("RUST_BACKTRACE", "1")

@@ -153,7 +153,14 @@ impl Compute {
             // Absolute: QEMU runs in another directory, and sockets are named by path.
             let work = std::path::absolute(root_of(data_dir).join("vm"))?;
             let runtime = std::path::absolute(&config.python_runtime_dir)?;
-            let mut vm_config = VmConfig::new(runtime, work);
+            let mut vm_config = VmConfig::new(runtime, &work);
+            // Per-VM sockets need short paths (107 bytes): a deep data directory gets them
+            // under the temporary directory instead, in a folder named after it.
+            if work.as_os_str().len() > 48 {
+                let key = raleph_message::sha256_hex(work.as_os_str().as_encoded_bytes());
+                vm_config.vms_dir =
+                    Some(std::env::temp_dir().join(format!("raleph-vms-{}", &key[..12])));
+            }
             vm_config.boot_timeout = Duration::from_secs_f64(config.vm_boot_timeout_secs.max(1.0));
             match VmExecutor::new(vm_config) {
                 Ok(executor) => {

@@ -50,6 +50,10 @@ pub struct VmConfig {
     pub boot_timeout: Duration,
     /// QEMU binary: a path, or a name looked up on `PATH`.
     pub qemu: PathBuf,
+    /// Where per-VM folders (control and QMP sockets, console log) go; default
+    /// `<work_dir>/vms`. Socket paths are limited to 107 bytes, so a node whose data directory
+    /// is deep puts them in a shorter place.
+    pub vms_dir: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -59,6 +63,7 @@ impl VmConfig {
             work_dir: work_dir.into(),
             boot_timeout: Duration::from_secs(60),
             qemu: PathBuf::from("qemu-system-x86_64"),
+            vms_dir: None,
         }
     }
 }
@@ -222,7 +227,10 @@ impl VmExecutor {
         if relay.is_none() {
             tracing::warn!("neither busybox nor socat found: VM programs get no guest API");
         }
-        let vms_dir = config.work_dir.join("vms");
+        let vms_dir = config
+            .vms_dir
+            .clone()
+            .unwrap_or_else(|| config.work_dir.join("vms"));
         let templates_dir = config.work_dir.join("templates");
         for dir in [&vms_dir, &templates_dir] {
             std::fs::create_dir_all(dir).map_err(|e| {
