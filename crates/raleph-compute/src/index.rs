@@ -22,6 +22,8 @@ pub struct ProgramIndex {
     /// Update → the original it replaces.
     original_of: HashMap<String, String>,
     listeners: HashMap<String, Listener>,
+    /// Programs with `on.persistent`: kept running.
+    persistent: std::collections::BTreeSet<String>,
 }
 
 impl ProgramIndex {
@@ -34,6 +36,9 @@ impl ProgramIndex {
             if !updates.iter().any(|(hash, _)| *hash == spec.item_hash) {
                 updates.push((spec.item_hash.clone(), time));
             }
+        }
+        if spec.persistent {
+            self.persistent.insert(spec.item_hash.clone());
         }
         if !spec.on_message.is_empty() {
             self.listeners.insert(
@@ -71,6 +76,7 @@ impl ProgramIndex {
         }
         for hash in &gone {
             self.listeners.remove(hash);
+            self.persistent.remove(hash);
             if let Some(original) = self.original_of.remove(hash)
                 && let Some(updates) = self.updates.get_mut(&original)
             {
@@ -79,6 +85,11 @@ impl ProgramIndex {
             }
         }
         gone
+    }
+
+    /// Persistent programs (originals and updates as published).
+    pub fn persistent(&self) -> Vec<String> {
+        self.persistent.iter().cloned().collect()
     }
 
     /// Programs whose subscriptions match this message (its JSON as the API shows it).

@@ -64,6 +64,13 @@ impl Runner {
     fn is_vm(&self) -> bool {
         matches!(self, Runner::Vm { .. })
     }
+
+    fn alive(&self) -> bool {
+        match self {
+            Runner::Wasm(_) => true,
+            Runner::Vm { handle, .. } => handle.alive(),
+        }
+    }
 }
 
 /// A program ready to answer.
@@ -218,6 +225,7 @@ impl Compute {
             tokio::spawn(compute.clone().read_programs());
             tokio::spawn(compute.clone().compile_queued(precompile_queue));
             tokio::spawn(compute.clone().unload_idle());
+            tokio::spawn(compute.clone().keep_persistent());
             tokio::spawn(compute.clone().deliver_triggers(trigger_queue));
         }
         Ok(compute)
@@ -677,6 +685,56 @@ impl Compute {
                     && !loaded.runner.busy()
                     && now.saturating_sub(loaded.last_used.load(Ordering::Relaxed)) >= idle_ms
             });
+        }
+    }
+
+    /// Keeps `on.persistent` programs running: one that is not (it crashed, its VM died, it
+    /// could not start) is started again, waiting twice as long after each failure (5 s to
+    /// 5 min).
+    async fn keep_persistent(self) {
+        const CHECK: Duration = Duration::from_secs(5);
+        const MAX_BACKOFF: Duration = Duration::from_secs(300);
+        let mut backoff: HashMap<String, (Instant, Duration)> = HashMap::new();
+        loop {
+            tokio::time::sleep(CHECK).await;
+            let programs = self.inner.read_index().persistent();
+            backoff.retain(|hash, _| programs.contains(hash));
+            for hash in programs {
+                let current = self.inner.read_index().current(&hash);
+                let running = self
+                    .inner
+                    .lock_loaded()
+                    .get(&current)
+                    .is_some_and(|l| l.runner.alive());
+                if running {
+                    backoff.remove(&hash);
+                    continue;
+                }
+                if backoff
+                    .get(&hash)
+                    .is_some_and(|(next, _)| Instant::now() < *next)
+                {
+                    continue;
+                }
+                self.inner.unload_where(|h, _| *h == current);
+                match self.ensure_running(&hash).await {
+                    Ok(()) => {
+                        backoff.remove(&hash);
+                    }
+                    Err(ExecError::NotFound) => {}
+                    Err(e) => {
+                        let wait = backoff
+                            .get(&hash)
+                            .map_or(CHECK, |(_, last)| (*last * 2).min(MAX_BACKOFF));
+                        let log = self.inner.log_of(&self.inner.read_index().original(&hash));
+                        log.note(&format!(
+                            "[node] persistent program not running: {e}; next try in {} s\n",
+                            wait.as_secs()
+                        ));
+                        backoff.insert(hash, (Instant::now() + wait, wait));
+                    }
+                }
+            }
         }
     }
 

@@ -86,6 +86,21 @@ fn parse_signature(signature: &str) -> Result<RecoverableSignature, VerifyError>
         .map_err(|_| VerifyError::Malformed("EVM signature r or s is out of range".into()))
 }
 
+/// The address (`0x` + lowercase hex) whose key made `signature` (65 bytes: r, s, v as
+/// `eth_account` accepts it) over the EIP-191 `personal_sign` hash of `message`; `None` if
+/// the signature is malformed or recovers no key. For payloads other than Aleph messages,
+/// such as the compute API's signed keys.
+pub fn recover_personal_sign(message: &[u8], signature: &[u8]) -> Option<String> {
+    let sig = parse_signature(&hex::encode(signature)).ok()?;
+    let mut h = Keccak256::new();
+    h.update(b"\x19Ethereum Signed Message:\n");
+    h.update(message.len().to_string().as_bytes());
+    h.update(message);
+    let digest: [u8; 32] = h.finalize().into();
+    let key = sig.recover_ecdsa(Message::from_digest(digest)).ok()?;
+    Some(format!("0x{}", hex::encode(address_bytes(&key))))
+}
+
 pub(crate) fn verify(f: &SignedFields, signature: &str) -> Result<(), VerifyError> {
     let sig = parse_signature(signature)?;
     let digest = personal_message_hash(&verification_buffer(f));

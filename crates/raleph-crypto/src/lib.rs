@@ -23,10 +23,10 @@ mod substrate;
 mod tezos;
 mod util;
 
-pub use evm::{EthSigner, InvalidSecretKey};
+pub use evm::{EthSigner, InvalidSecretKey, recover_personal_sign};
 pub use raleph_message::Chain;
 use raleph_message::SignatureScheme;
-pub use solana::SolSigner;
+pub use solana::{SolSigner, verify_bytes as sol_verify_bytes};
 
 /// The fields a signature covers, plus envelope time (Tezos micheline mode uses it).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -58,6 +58,19 @@ fn finish(p: &PreparedSol) -> Result<(), VerifyError> {
     }
 }
 
+/// Whether `signature` (64 bytes) is the ed25519 signature of `message` by the key whose
+/// base58 text is `address` (a Solana address). For payloads other than Aleph messages.
+pub fn verify_bytes(address: &str, message: &[u8], signature: &[u8]) -> bool {
+    let Some(key) = b58_decode_lenient(address) else {
+        return false;
+    };
+    let (Ok(key), Ok(signature)) = (<[u8; 32]>::try_from(key), <[u8; 64]>::try_from(signature))
+    else {
+        return false;
+    };
+    ed25519::verify(&key, message, &signature)
+}
+
 pub(crate) fn verify(f: &SignedFields, signature: &str) -> Result<(), VerifyError> {
     finish(&prepare(f, signature)?)
 }
