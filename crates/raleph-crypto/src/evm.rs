@@ -168,6 +168,20 @@ impl EthSigner {
     /// The `signature` field for these fields: `0x` + r ‖ s ‖ v (v = 27 or 28) in hex.
     pub fn sign_message(&self, f: &SignedFields) -> String {
         let digest = personal_message_hash(&verification_buffer(f));
+        format!("0x{}", hex::encode(self.sign_digest(digest)))
+    }
+
+    /// EIP-191 `personal_sign` of any bytes (what a wallet signs for the compute API's
+    /// ephemeral keys): r ‖ s ‖ v, v = 27 or 28.
+    pub fn sign_personal(&self, message: &[u8]) -> [u8; 65] {
+        let mut h = Keccak256::new();
+        h.update(b"\x19Ethereum Signed Message:\n");
+        h.update(message.len().to_string().as_bytes());
+        h.update(message);
+        self.sign_digest(h.finalize().into())
+    }
+
+    fn sign_digest(&self, digest: [u8; 32]) -> [u8; 65] {
         let sig = RecoverableSignature::sign_ecdsa_recoverable(
             Message::from_digest(digest),
             &self.secret,
@@ -176,13 +190,23 @@ impl EthSigner {
         let mut bytes = [0u8; 65];
         bytes[..64].copy_from_slice(&compact);
         bytes[64] = 27 + recid.to_u8();
-        format!("0x{}", hex::encode(bytes))
+        bytes
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personal_signatures_recover_their_signer() {
+        let signer = EthSigner::from_secret_bytes(&[7; 32]).unwrap();
+        let signature = signer.sign_personal(b"{\"pubkey\": 1}");
+        let recovered = recover_personal_sign(b"{\"pubkey\": 1}", &signature).unwrap();
+        assert!(recovered.eq_ignore_ascii_case(&signer.address()));
+        let other = recover_personal_sign(b"{\"pubkey\": 2}", &signature);
+        assert!(other.is_none_or(|o| !o.eq_ignore_ascii_case(&signer.address())));
+    }
     use raleph_message::Chain;
 
     #[test]

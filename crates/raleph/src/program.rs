@@ -36,6 +36,26 @@ pub enum ProgramCommand {
         #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
         api: String,
     },
+    /// Print what a program wrote to stdout and stderr (its owner only: signed with your key
+    /// as the published CLI signs `aleph program logs`).
+    Logs {
+        item_hash: String,
+        #[arg(long, env = "RALEPH_KEY", default_value = "raleph-key.hex")]
+        key: PathBuf,
+        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
+        api: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a program now (its owner only); the next request starts it again.
+    Stop {
+        item_hash: String,
+        #[arg(long, env = "RALEPH_KEY", default_value = "raleph-key.hex")]
+        key: PathBuf,
+        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
+        api: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -182,8 +202,92 @@ fn volume(spec: &str) -> anyhow::Result<Value> {
     Ok(serde_json::json!({"name": name, "mount": mount, "persistence": "host", "size_mib": size}))
 }
 
+/// A request to the node's compute API signed by the owner: an ephemeral P-256 key, authorized
+/// by the wallet for a day, signs this one operation (the reference's `X-SignedPubKey` and
+/// `X-SignedOperation` headers).
+async fn owner_request(
+    method: reqwest::Method,
+    api: &str,
+    path: &str,
+    key: &PathBuf,
+) -> anyhow::Result<reqwest::Response> {
+    use raleph_compute::control::client::{EphemeralKey, signed_pubkey_header, wallet_message};
+    let signer = load_key(key)?;
+    let url = format!("{}{path}", api.trim_end_matches('/'));
+    let parsed = reqwest::Url::parse(&url).context("invalid --api URL")?;
+    let domain = parsed
+        .host_str()
+        .context("the --api URL has no host")?
+        .to_owned();
+    let mut secret = [0u8; 32];
+    let ephemeral = loop {
+        getrandom_fill(&mut secret);
+        if let Some(key) = EphemeralKey::from_secret_bytes(&secret) {
+            break key;
+        }
+    };
+    let address = signer.address();
+    let expires = raleph_compute::control::time::format_iso_z(now() + 24.0 * 3600.0);
+    let payload = ephemeral.pubkey_payload(&address, "ETH", &domain, &expires);
+    let signature = signer.sign_personal(&wallet_message("ETH", &payload));
+    let pubkey = signed_pubkey_header(&payload, &signature, &address, &domain);
+    let operation = ephemeral.signed_operation(method.as_str(), parsed.path(), &domain, now());
+    reqwest::Client::new()
+        .request(method, url)
+        .header("X-SignedPubKey", pubkey)
+        .header("X-SignedOperation", operation)
+        .send()
+        .await
+        .context("request the node")
+}
+
+/// Random bytes for an ephemeral key: a fresh random wallet's secret (the OS generator).
+fn getrandom_fill(out: &mut [u8; 32]) {
+    *out = raleph_crypto::EthSigner::new_random().secret_bytes();
+}
+
 pub async fn run(cmd: ProgramCommand) -> anyhow::Result<()> {
     match cmd {
+        ProgramCommand::Logs {
+            item_hash,
+            key,
+            api,
+            json,
+        } => {
+            let path = format!("/control/machine/{item_hash}/logs");
+            let response = owner_request(reqwest::Method::GET, &api, &path, &key).await?;
+            let status = response.status();
+            let body = response.text().await?;
+            anyhow::ensure!(status.is_success(), "the node answered {status}: {body}");
+            if json {
+                println!("{body}");
+                return Ok(());
+            }
+            let entries: Vec<Value> = serde_json::from_str(&body).context("logs are not JSON")?;
+            for entry in entries {
+                let stream = entry["SYSLOG_IDENTIFIER"]
+                    .as_str()
+                    .and_then(|s| s.rsplit('-').next())
+                    .unwrap_or("?");
+                let time = entry["__REALTIME_TIMESTAMP"].as_str().unwrap_or_default();
+                let message = entry["MESSAGE"].as_str().unwrap_or_default();
+                println!("{time} {stream}: {message}");
+            }
+            Ok(())
+        }
+        ProgramCommand::Stop {
+            item_hash,
+            key,
+            api,
+        } => {
+            let path = format!("/control/machine/{item_hash}/stop");
+            let response = owner_request(reqwest::Method::POST, &api, &path, &key).await?;
+            let status = response.status();
+            let body = response.text().await?;
+            anyhow::ensure!(status.is_success(), "the node answered {status}: {body}");
+            println!("{body}");
+            Ok(())
+        }
         ProgramCommand::Deploy(args) => deploy(args).await,
         ProgramCommand::Call {
             item_hash,

@@ -581,4 +581,41 @@ async fn the_cli_deploys_components_and_bundles() {
         .await
         .expect("call");
     assert_eq!(written.status(), 403, "the bundle is read-only");
+
+    // The owner reads what the program printed; another key may not.
+    raleph(&[
+        "program",
+        "call",
+        &hash,
+        "/print?text=visible",
+        "--api",
+        &node.url,
+    ]);
+    let logs = raleph(&["program", "logs", &hash, "--key", key, "--api", &node.url]);
+    assert!(logs.contains("stdout: to stdout: visible"), "{logs}");
+    assert!(logs.contains("stderr: to stderr"), "{logs}");
+    let stranger = dir.path().join("stranger.hex");
+    let stranger = stranger.to_str().expect("path");
+    raleph(&["key", "new", "--out", stranger]);
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_raleph"))
+        .args([
+            "program", "logs", &hash, "--key", stranger, "--api", &node.url,
+        ])
+        .output()
+        .expect("run raleph");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"));
+    let stopped = raleph(&["program", "stop", &hash, "--key", key, "--api", &node.url]);
+    assert!(stopped.contains("Stopped"), "{stopped}");
+    assert_eq!(
+        raleph(&[
+            "program",
+            "call",
+            &hash,
+            "/env?name=COLOR",
+            "--api",
+            &node.url
+        ]),
+        "blue"
+    );
 }

@@ -24,7 +24,7 @@ pub mod auth;
 pub mod client;
 mod routes;
 mod stream;
-mod time;
+pub mod time;
 mod wallet;
 
 /// Largest request body read (a notice is `{"instance": hash}`).
