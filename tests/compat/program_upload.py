@@ -36,7 +36,7 @@ async def main(api: str, key_hex: str, app_dir: str) -> None:
             runtime=settings.DEFAULT_RUNTIME_ID,
             metadata={"name": "compat"},
             vcpus=1,
-            memory=256,
+            memory=2048,
             timeout_seconds=30,
             internet=False,
             allow_amend=False,

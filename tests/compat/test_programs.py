@@ -102,3 +102,45 @@ async def test_a_published_python_program_answers(node_url, http, tmp_path, squa
     label = base64.b32encode(bytes.fromhex(program)).decode().strip("=").lower()
     status, _, text = await call("GET", "/", headers={"Host": f"{label}.localhost"})
     assert status == 200 and json.loads(text)["color"] == "green", text
+
+
+# The network's pricing aggregate, as the CLI reads it (`aleph.sdk.client.services.pricing`):
+# the CLI looks up tiers before publishing. A standalone node has no such aggregate, so the
+# test publishes one from its own key and points the CLI's settings at it.
+PRICING = {
+    "program": {
+        "price": {"storage": {"holding": "0.05"}, "compute_unit": {"holding": "200", "payg": "0.011"}},
+        "compute_unit": {"vcpus": 1, "memory_mib": 2048, "disk_mib": 2048},
+        "tiers": [{"id": "tier-1", "compute_units": 1}, {"id": "tier-2", "compute_units": 2}],
+    },
+    "program_persistent": {
+        "price": {"storage": {"holding": "0.05"}, "compute_unit": {"holding": "1000", "payg": "0.055"}},
+        "compute_unit": {"vcpus": 1, "memory_mib": 2048, "disk_mib": 20480},
+        "tiers": [{"id": "tier-1", "compute_units": 1}],
+    },
+}
+
+
+@pytest.mark.timeout(300)
+async def test_aleph_program_upload_runs(node_url, auth_client, eth_account, cli, http, tmp_path):
+    """`aleph program upload ./myapp main:app`, the command users run, unchanged."""
+    if not os.environ.get("RALEPH_PYTHON_RUNTIME_DIR"):
+        pytest.fail("RALEPH_PYTHON_RUNTIME_DIR is not set (scripts/test.sh sets it)")
+    _, status = await auth_client.create_aggregate(key="pricing", content=PRICING, channel="TEST", sync=True)
+    app_dir = tmp_path / "myapp"
+    app_dir.mkdir()
+    (app_dir / "main.py").write_text(APP)
+    cli.env["ALEPH_ALEPH_AGGREGATE_ADDRESS"] = eth_account.get_address()
+    proc = await asyncio.to_thread(
+        cli.run, "program", "upload", str(app_dir), "main:app", "--name", "compat",
+        "--skip-volume", "--env-vars", "COLOR=green", "--vcpus", "1", "--memory", "2048",
+        "--runtime", "63f07193e6ee9d207b7d1fcf8286f9aee34e6f12f101d2ec77c1229f92964696",
+        timeout=180,
+    )
+    hashes = [w for w in proc.stdout.replace("/", " ").split() if len(w) == 64 and all(c in "0123456789abcdef" for c in w)]
+    assert hashes, proc.stdout
+    program = hashes[0]
+    async with http.get(f"/vm/{program}/", timeout=aiohttp.ClientTimeout(total=120)) as r:
+        text = await r.text()
+        assert r.status == 200, text
+        assert json.loads(text) == {"hello": "from a microVM", "color": "green"}

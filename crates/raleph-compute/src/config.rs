@@ -53,6 +53,9 @@ pub struct ComputeConfig {
     pub python_runtime_dir: std::path::PathBuf,
     /// Most microVMs running at once (each holds its `resources.memory`, at least 128 MiB).
     pub max_vms: usize,
+    /// The largest `resources.memory` (MiB) of a microVM program (the published CLI's smallest
+    /// tier asks for 2 048). Guest memory is taken from the host as the guest touches it.
+    pub max_vm_memory_mib: u32,
     /// Longest a microVM may take from launch to ready for its program.
     pub vm_boot_timeout_secs: f64,
 }
@@ -81,6 +84,7 @@ impl Default for ComputeConfig {
             python_runtimes: vec![crate::runtimes::SDK_DEFAULT_RUNTIME.to_owned()],
             python_runtime_dir: std::path::PathBuf::new(),
             max_vms: 2,
+            max_vm_memory_mib: 2048,
             vm_boot_timeout_secs: 60.0,
         }
     }

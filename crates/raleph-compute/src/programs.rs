@@ -213,10 +213,13 @@ impl Compute {
             }),
         };
         if let Some(vms) = compute.inner.vms.clone() {
+            let template_memory = compute.inner.config.max_vm_memory_mib;
             // The snapshot new Python programs start from (about 10 s under emulation), made
-            // now rather than by the first program's first request.
+            // now rather than by the first program's first request, for the memory the
+            // published CLI's smallest tier asks (other sizes get theirs on first use).
+            let memory = template_memory.clamp(128, 2048);
             tokio::spawn(async move {
-                if let Err(e) = vms.prepare(128, 1).await {
+                if let Err(e) = vms.prepare(memory, 1).await {
                     tracing::warn!("compute: the microVM template was not made: {e}");
                 }
             });
@@ -947,10 +950,15 @@ impl Inner {
         }
         let kind = self.runtime_kind(&spec.runtime)?;
         let config = &self.config;
-        if spec.memory_mib > config.max_program_memory_mib {
+        let max_memory = match kind {
+            RuntimeKind::Wasm => config.max_program_memory_mib,
+            RuntimeKind::Microvm => config.max_vm_memory_mib,
+        };
+        if spec.memory_mib > max_memory {
             return Err(ExecError::Capacity(format!(
-                "the program asks for {} MiB of memory, this node runs programs of at most {} MiB",
-                spec.memory_mib, config.max_program_memory_mib
+                "the program asks for {} MiB of memory, this node runs programs of at most \
+                 {max_memory} MiB",
+                spec.memory_mib
             )));
         }
         let (code, code_bytes) = self.fetch(&spec.code.file, "code")?;
