@@ -619,3 +619,55 @@ async fn the_cli_deploys_components_and_bundles() {
         "blue"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_node_limits_a_clear_503() {
+    let wasm = guest_wasm(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("raleph.toml");
+    // One program loaded at a time; a busy one cannot be unloaded for another.
+    std::fs::write(
+        &config,
+        "[compute]\nmax_programs = 1\nqueue_wait_ms = 200\n",
+    )
+    .expect("config");
+    let node = RunningNode::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().expect("path")],
+    );
+    let owner = Deployer {
+        url: node.url.clone(),
+        signer: EthSigner::new_random(),
+        http: reqwest::Client::new(),
+    };
+    let code = owner.store(&wasm, None).await;
+    let mut spec = program_spec(&code);
+    spec.vcpus = 1;
+    spec.seconds = 3;
+    let first = owner.program(&spec).await;
+    spec.variables.insert("GREETING".into(), "second".into());
+    let second = owner.program(&spec).await;
+    assert_eq!(owner.get(&format!("/vm/{second}/version")).await.0, 200);
+
+    // The first program runs a loop (until its 3 s deadline): it is loaded and busy.
+    let busy = {
+        let http = owner.http.clone();
+        let url = format!("{}/vm/{first}/loop", node.url);
+        tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Its one vcpu is taken: another request to it waits, then 503.
+    let (status, body) = owner.get(&format!("/vm/{first}/version")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("busy"), "{body}");
+    // The second program cannot be loaded while the only slot is busy.
+    let (status, body) = owner.get(&format!("/vm/{second}/version")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("insufficient capacity"), "{body}");
+    assert_eq!(busy.await.expect("join").expect("loop"), 504);
+    // Once the first is idle again, the second takes its place.
+    assert_eq!(
+        owner.get(&format!("/vm/{second}/version")).await,
+        (200, "1".into())
+    );
+}
