@@ -234,6 +234,19 @@ async fn wait_gone(pid: u32, within: Duration) -> bool {
     true
 }
 
+/// The program snapshots (`<work>/programs/*.state`).
+fn program_snapshots(work: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(work.join("programs"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "state"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
@@ -271,11 +284,40 @@ async fn python_program_in_a_microvm() {
     let start_a = t0.elapsed();
     let startup_a = a.startup().clone();
     assert!(startup_a.restored, "A was restored from the template");
+    assert!(!startup_a.from_program_snapshot);
     assert!(a.alive());
+    assert!(program_snapshots(work.path()).is_empty());
     let first = a.http(get("/", ""), T).await.expect("first answer");
     let first_a = t0.elapsed();
     assert_eq!(first.status, 200);
     assert_eq!(json(&first)["hello"], "world");
+
+    // After its first answer, A's own VM is saved in the background; requests meanwhile wait
+    // for the pause (if they meet it) and are answered.
+    let t = Instant::now();
+    let during: Vec<_> = (0..3).map(|_| a.http(get("/", ""), T)).collect();
+    for answer in futures::future::join_all(during).await {
+        assert_eq!(answer.unwrap().status, 200);
+    }
+    let during_snapshot = t.elapsed();
+    let snapshot = loop {
+        if let [path] = program_snapshots(work.path()).as_slice() {
+            break path.clone();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no program snapshot after the first answer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let snapshot_took = t.elapsed();
+    let snapshot_size = std::fs::metadata(&snapshot).unwrap().len();
+    assert!(snapshot_size > 1 << 20);
+    // A keeps answering after the pause.
+    assert_eq!(
+        json(&a.http(get("/env", ""), T).await.unwrap())["var"],
+        "visible"
+    );
 
     // About 20 requests of several kinds.
     let mut latencies = Vec::new();
@@ -389,7 +431,7 @@ async fn python_program_in_a_microvm() {
     ));
     drop(a);
 
-    // Program B from the same template.
+    // Program B, the same program again: restored from A's snapshot, no config.
     let log_b = ProgramLog::new(1 << 20);
     let t0 = Instant::now();
     let b = executor
@@ -399,8 +441,19 @@ async fn python_program_in_a_microvm() {
     let start_b = t0.elapsed();
     let startup_b = b.startup().clone();
     assert!(startup_b.restored);
-    assert_eq!(b.http(get("/", ""), T).await.unwrap().status, 200);
+    assert!(startup_b.from_program_snapshot, "B came from A's snapshot");
+    let env = json(&b.http(get("/env", ""), T).await.unwrap());
     let first_b = t0.elapsed();
+    assert_eq!(env["var"], "visible");
+    assert_eq!(env["vm_hash"], ITEM_HASH);
+    assert_eq!(b.http(get("/", ""), T).await.unwrap().status, 200);
+    // Its state is A's at the snapshot (the message came later), and it runs as A did.
+    assert_eq!(
+        json(&b.http(get("/messages", ""), T).await.unwrap()),
+        serde_json::json!([])
+    );
+    let r = json(&b.http(get("/api", ""), T).await.unwrap());
+    assert_eq!(r["status"], 200, "{r}");
 
     // QEMU dies under it: requests fail at once with Crashed, alive() turns false.
     let pid_b = b.pid().unwrap();
@@ -453,7 +506,10 @@ async fn python_program_in_a_microvm() {
     }
     let failed_config = t.elapsed();
 
-    // A template that cannot be restored: the program cold boots instead.
+    // A program snapshot and a template that cannot be restored: the snapshot is deleted and
+    // the program cold boots instead.
+    assert_eq!(program_snapshots(work.path()), vec![snapshot.clone()]);
+    std::fs::write(&snapshot, b"not a migration stream").unwrap();
     std::fs::write(&template.path, b"not a migration stream").unwrap();
     let t0 = Instant::now();
     let d = executor
@@ -461,7 +517,9 @@ async fn python_program_in_a_microvm() {
         .await
         .expect("program D cold boots");
     let start_d = t0.elapsed();
+    assert!(!snapshot.exists(), "the broken program snapshot was kept");
     assert!(!d.startup().restored);
+    assert!(!d.startup().from_program_snapshot);
     assert_eq!(
         json(&d.http(get("/env", ""), T).await.unwrap())["var"],
         "visible"
@@ -493,9 +551,18 @@ async fn python_program_in_a_microvm() {
         ms(*latencies.last().unwrap()),
         latencies.len()
     );
+    eprintln!(
+        "A's program snapshot: saved {} after its first answer ({} MB)",
+        ms(snapshot_took),
+        snapshot_size / 1_000_000
+    );
+    eprintln!(
+        "3 concurrent requests right after the first answer (meeting the pause or not): {}",
+        ms(during_snapshot)
+    );
     eprintln!("A stop (halt): {}", ms(stop_a));
     eprintln!(
-        "B start from the same template: {} (launch->hello {}, config->ready {}); first answer {}",
+        "B start from A's program snapshot: {} (launch->hello {}, resume {}); first answer {}",
         ms(start_b),
         ms(startup_b.to_hello),
         ms(startup_b.config),

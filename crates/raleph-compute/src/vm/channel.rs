@@ -176,7 +176,7 @@ impl Channel {
             out,
             budget: Arc::new(Semaphore::new(MAX_QUEUED_BYTES)),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(first_id()),
             events: tokio::sync::Mutex::new(events),
             socket,
             tasks: [reader, writer],
@@ -363,4 +363,20 @@ async fn write_loop(
             return;
         }
     }
+}
+
+/// Request ids start at a random multiple of 2^32: a VM restored from a program snapshot may
+/// still answer requests that were in flight when it was saved (PROTOCOL.md §5 rule 5), and
+/// their ids must not match this connection's.
+fn first_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    // Below 2^62: room for ids to count up, and plain msgpack integers everywhere.
+    ((h.finish() >> 34) << 32) | 1
 }

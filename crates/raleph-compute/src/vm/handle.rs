@@ -12,8 +12,10 @@ use tokio::time::Instant;
 
 use super::boot::Booted;
 use super::channel::{Channel, Event};
+use super::cmdline::qmp_socket;
 use super::process::Qemu;
 use super::proto::{self, GUEST_API_ADDR, GUEST_DNS, GUEST_IP, GUEST_ROUTE, Reply};
+use super::snapshot::ProgramSnapshots;
 use super::{
     HttpAnswer, HttpScope, LIFESPAN_TIMEOUT, SHUTDOWN_TIMEOUT, VmError, VmProgram, WorkDir,
 };
@@ -22,17 +24,22 @@ use crate::logs::ProgramLog;
 /// `halt` → its reply (the guest runs the lifespan shutdown first, bounded by
 /// `SHUTDOWN_TIMEOUT`).
 const HALT_TIMEOUT: Duration = Duration::from_secs(6);
+/// `resume` sent to a VM that was paused for its snapshot → its reply.
+const RESUME_AFTER_SAVE: Duration = Duration::from_secs(5);
 /// Halted → QEMU gone; then it is killed.
 const EXIT_AFTER_HALT: Duration = Duration::from_secs(4);
 
 /// How the VM came up.
 #[derive(Debug, Clone)]
 pub struct StartupInfo {
-    /// Restored from the template snapshot (else cold booted).
+    /// Restored from a snapshot (the template's or the program's own; else cold booted).
     pub restored: bool,
+    /// Restored from the program's own snapshot (configured, past its first answer): no
+    /// config was sent.
+    pub from_program_snapshot: bool,
     /// QEMU launch → hello.
     pub to_hello: Duration,
-    /// Config sent → `{"success": true}`.
+    /// Config sent → `{"success": true}`; for a program snapshot, `resume` sent → its reply.
     pub config: Duration,
     /// `start` called → ready (includes making the template when it was missing).
     pub total: Duration,
@@ -51,17 +58,24 @@ pub struct VmHandle {
     stopping: Arc<AtomicBool>,
     monitor: JoinHandle<()>,
     dir: Mutex<Option<WorkDir>>,
+    /// Where to save the program's snapshot after its first answer (taken by that answer).
+    snapshot: Mutex<Option<SnapshotPlan>>,
+}
+
+/// What a handle needs to save its program's snapshot.
+pub(super) struct SnapshotPlan {
+    pub store: Arc<ProgramSnapshots>,
+    pub key: String,
 }
 
 impl VmHandle {
-    pub(super) async fn configure(
+    fn new(
         dir: WorkDir,
         booted: Booted,
-        program: VmProgram,
+        program: &VmProgram,
         restored: bool,
-        start: Instant,
-        timeout: Duration,
-    ) -> Result<VmHandle, VmError> {
+        snapshot: Option<SnapshotPlan>,
+    ) -> VmHandle {
         let Booted {
             qemu,
             channel,
@@ -75,11 +89,12 @@ impl VmHandle {
             stopping.clone(),
             program.log.clone(),
         ));
-        let mut handle = VmHandle {
+        VmHandle {
             item_hash: program.item_hash.clone(),
             parts,
             startup: StartupInfo {
                 restored,
+                from_program_snapshot: false,
                 to_hello,
                 config: Duration::ZERO,
                 total: Duration::ZERO,
@@ -87,7 +102,55 @@ impl VmHandle {
             stopping,
             monitor,
             dir: Mutex::new(Some(dir)),
+            snapshot: Mutex::new(snapshot),
+        }
+    }
+
+    /// A VM restored from the program's own snapshot (hello said `ready`): `resume` (clock,
+    /// RNG reseed) instead of the config.
+    pub(super) async fn resume(
+        dir: WorkDir,
+        booted: Booted,
+        program: &VmProgram,
+        start: Instant,
+        timeout: Duration,
+    ) -> Result<VmHandle, VmError> {
+        let mut handle = VmHandle::new(dir, booted, program, true, None);
+        handle.startup.from_program_snapshot = true;
+        let sent = Instant::now();
+        let entropy = random_bytes();
+        let result = handle
+            .parts
+            .channel
+            .request(|id| proto::resume(id, crate::now(), &entropy), timeout)
+            .await
+            .map_err(|e| handle.explain(e));
+        let result = match result {
+            Ok(Reply::Done) => Ok(()),
+            Ok(Reply::Error(text)) => Err(VmError::Boot(format!("resume: {text}"))),
+            Ok(Reply::Http { .. }) => Err(VmError::Boot("resume: unexpected reply".into())),
+            Err(e) => Err(e),
         };
+        if let Err(e) = result {
+            handle.stop().await;
+            return Err(e);
+        }
+        handle.startup.config = sent.elapsed();
+        handle.startup.total = start.elapsed();
+        tracing::debug!(item_hash = %handle.item_hash, startup = ?handle.startup, "VM program resumed from its snapshot");
+        Ok(handle)
+    }
+
+    pub(super) async fn configure(
+        dir: WorkDir,
+        booted: Booted,
+        program: VmProgram,
+        restored: bool,
+        snapshot: Option<SnapshotPlan>,
+        start: Instant,
+        timeout: Duration,
+    ) -> Result<VmHandle, VmError> {
+        let mut handle = VmHandle::new(dir, booted, &program, restored, snapshot);
         let entropy = random_bytes();
         let dns: &[&str] = if program.internet { &[GUEST_DNS] } else { &[] };
         let api_host = format!("http://{GUEST_API_ADDR}");
@@ -166,16 +229,59 @@ impl VmHandle {
                 status,
                 headers,
                 body,
-            } => Ok(HttpAnswer {
-                status,
-                headers,
-                body: Bytes::from(body),
-            }),
+            } => {
+                self.snapshot_after_first_answer();
+                Ok(HttpAnswer {
+                    status,
+                    headers,
+                    body: Bytes::from(body),
+                })
+            }
             Reply::Error(text) => Err(VmError::ProgramError(text)),
             Reply::Done => Err(VmError::ProgramError(
                 "the program sent no HTTP response".into(),
             )),
         }
+    }
+
+    /// After the first answer: saves the program's snapshot in the background (the VM pauses
+    /// for about a second; requests meanwhile wait for it).
+    fn snapshot_after_first_answer(&self) {
+        let Some(plan) = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        if self.stopping.load(Ordering::SeqCst) || !self.alive() {
+            return;
+        }
+        let dir = self.dir.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(dir) = dir.as_ref() else {
+            return;
+        };
+        let socket = qmp_socket(dir.path());
+        let parts = Arc::downgrade(&self.parts);
+        let stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            if !plan.store.save(plan.key, socket).await || stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            // The pause froze the guest's clock: set it again (and reseed, as the restores do).
+            let Some(parts) = parts.upgrade() else {
+                return;
+            };
+            let entropy = random_bytes();
+            let _ = parts
+                .channel
+                .request(
+                    |id| proto::resume(id, crate::now(), &entropy),
+                    RESUME_AFTER_SAVE,
+                )
+                .await;
+        });
     }
 
     /// Delivers a message to the program as the reference's `aleph.message` scope.

@@ -3,12 +3,14 @@
 //!
 //! [`VmExecutor`] owns the runtime artifacts and the template snapshots; [`VmExecutor::start`]
 //! restores a template (cold boots when that fails), pushes the program's config and returns a
-//! [`VmHandle`] that answers HTTP and `aleph.message` scopes over the control channel.
+//! [`VmHandle`] that answers HTTP and `aleph.message` scopes over the control channel. After its
+//! first answer a program's own VM is saved in the background (`snapshot`); the next `start` of
+//! the same program restores that, already configured.
 //!
 //! Map: `accel` picks KVM or TCG; `cmdline` writes QEMU's argv; `frame` and `proto` are the
 //! framed msgpack transport, `channel` runs it over the control socket; `qmp` talks to QEMU;
 //! `process` owns the QEMU process; `boot` brings a VM to its hello; `template` keeps the
-//! snapshots; `handle` is one program's VM.
+//! template snapshots, `snapshot` the programs' own; `handle` is one program's VM.
 
 mod accel;
 mod boot;
@@ -19,6 +21,7 @@ mod handle;
 mod process;
 mod proto;
 mod qmp;
+mod snapshot;
 mod template;
 
 use std::path::{Path, PathBuf};
@@ -33,9 +36,11 @@ pub use channel::{MAX_IN_FLIGHT, MAX_QUEUED_BYTES};
 pub use frame::{MAX_FRAME_FROM_GUEST, MAX_FRAME_TO_GUEST};
 pub use handle::{StartupInfo, VmHandle};
 pub use proto::MAX_HEADERS;
+pub use snapshot::MAX_PROGRAM_SNAPSHOTS;
 pub use template::TemplateInfo;
 
 use cmdline::QemuCommand;
+use snapshot::ProgramSnapshots;
 use template::{Shape, Templates};
 
 /// Where the runtime is and how VMs are run.
@@ -44,7 +49,8 @@ pub struct VmConfig {
     /// `vmlinuz`, `initrd.gz`, `rootfs.squashfs`, `manifest.json` (from
     /// `scripts/build-python-runtime.sh`).
     pub runtime_dir: PathBuf,
-    /// Per-VM folders (sockets, console log) and template snapshots.
+    /// Per-VM folders (sockets, console log), template snapshots (`templates/`) and program
+    /// snapshots (`programs/`).
     pub work_dir: PathBuf,
     /// Cold boot: QEMU launch → hello.
     pub boot_timeout: Duration,
@@ -129,6 +135,8 @@ pub const MIN_MEMORY_MIB: u32 = 128;
 /// Restore of a template → hello. Under TCG on a loaded host this is 0.3–0.4 s; beyond this the
 /// restore is given up for a cold boot.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(20);
+/// `resume` (after a program snapshot restore) → its reply.
+const RESUME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Config → `{"success": …}` (the guest bounds the lifespan startup to 30 s).
 const CONFIG_TIMEOUT: Duration = Duration::from_secs(60);
 /// Sent to the guest: bound on the lifespan startup and shutdown.
@@ -153,6 +161,10 @@ struct Inner {
     append: String,
     port_name: String,
     templates: Templates,
+    /// Distinguishes the templates (and so the program snapshots) of different artifacts and
+    /// accelerators.
+    template_key: String,
+    programs: Arc<ProgramSnapshots>,
     vms_dir: PathBuf,
     next_vm: AtomicU64,
 }
@@ -232,7 +244,8 @@ impl VmExecutor {
             .clone()
             .unwrap_or_else(|| config.work_dir.join("vms"));
         let templates_dir = config.work_dir.join("templates");
-        for dir in [&vms_dir, &templates_dir] {
+        let programs_dir = config.work_dir.join("programs");
+        for dir in [&vms_dir, &templates_dir, &programs_dir] {
             std::fs::create_dir_all(dir).map_err(|e| {
                 VmError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
@@ -250,7 +263,9 @@ impl VmExecutor {
         let prefix = format!("python-{key}-{}", accel.name());
         Ok(VmExecutor {
             inner: Arc::new(Inner {
-                templates: Templates::new(templates_dir, prefix),
+                templates: Templates::new(templates_dir, prefix.clone()),
+                template_key: prefix,
+                programs: Arc::new(ProgramSnapshots::new(programs_dir, MAX_PROGRAM_SNAPSHOTS)),
                 nice: find_program(Path::new("nice")),
                 qemu,
                 relay,
@@ -281,8 +296,9 @@ impl VmExecutor {
         self.template(Shape { memory_mib, vcpus }).await
     }
 
-    /// Starts a program's VM: restore of the template (a cold boot if that fails), config,
-    /// `{"success": true}`.
+    /// Starts a program's VM: restore of the program's own snapshot (made after an earlier
+    /// VM of the same program answered) and `resume`; else restore of the template (a cold boot
+    /// if that fails), config, `{"success": true}`.
     pub async fn start(&self, program: VmProgram) -> Result<VmHandle, VmError> {
         if program.memory_mib < MIN_MEMORY_MIB {
             return Err(VmError::Config(format!(
@@ -302,6 +318,16 @@ impl VmExecutor {
             )));
         }
         let start = Instant::now();
+        let key = snapshot::program_key(&program, &self.inner.template_key);
+        if let Some(path) = self.inner.programs.lookup(&key) {
+            match self.restore_program(&path, &program, start).await {
+                Ok(handle) => return Ok(handle),
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %path.display(), "program snapshot restore failed: discarded");
+                    self.inner.programs.discard(&key);
+                }
+            }
+        }
         let shape = Shape {
             memory_mib: program.memory_mib,
             vcpus: program.vcpus,
@@ -350,7 +376,40 @@ impl VmExecutor {
                 (dir, booted)
             }
         };
-        handle::VmHandle::configure(dir, booted, program, was_restored, start, CONFIG_TIMEOUT).await
+        let plan = handle::SnapshotPlan {
+            store: self.inner.programs.clone(),
+            key,
+        };
+        handle::VmHandle::configure(
+            dir,
+            booted,
+            program,
+            was_restored,
+            Some(plan),
+            start,
+            CONFIG_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Restore of a program snapshot → hello in state `ready` (for this program) → `resume`.
+    async fn restore_program(
+        &self,
+        path: &Path,
+        program: &VmProgram,
+        start: Instant,
+    ) -> Result<VmHandle, VmError> {
+        let dir = self.inner.new_vm_dir()?;
+        let mut command = self.inner.command(&dir, program);
+        command.incoming = Some(path.to_path_buf());
+        let booted = boot::restore(&command, Some(program.log.clone()), RESTORE_TIMEOUT).await?;
+        if booted.state != "ready" {
+            return Err(VmError::Boot(format!(
+                "restored program VM said hello in state {:?}",
+                booted.state
+            )));
+        }
+        handle::VmHandle::resume(dir, booted, program, start, RESUME_TIMEOUT).await
     }
 
     async fn template(&self, shape: Shape) -> Result<TemplateInfo, VmError> {

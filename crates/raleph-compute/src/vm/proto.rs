@@ -82,6 +82,25 @@ pub fn cancel(id: u64, target: u64) -> Vec<u8> {
     })
 }
 
+#[derive(Serialize)]
+struct Resume<'a> {
+    id: u64,
+    command: &'static str,
+    time: f64,
+    #[serde(with = "serde_bytes")]
+    entropy: &'a [u8],
+}
+
+/// After a restore of a configured program: sets the guest clock and reseeds its RNGs.
+pub fn resume(id: u64, time: f64, entropy: &[u8]) -> Vec<u8> {
+    named(&Resume {
+        id,
+        command: "resume",
+        time,
+        entropy,
+    })
+}
+
 /// The configuration map (§7).
 #[derive(Serialize)]
 pub struct Config<'a> {
