@@ -49,6 +49,10 @@ DATABASE_URL="$(scripts/postgres.sh | sed -n 's/^DATABASE_URL=//p')"
 # The PostgreSQL tests fail, rather than skip, if the server cannot be reached.
 export DATABASE_URL RALEPH_REQUIRE_POSTGRES=1
 
+step "Python program runtime (microVM kernel, initrd, root filesystem from Debian packages; installs QEMU and squashfs-tools)"
+RALEPH_PYTHON_RUNTIME_DIR="$(scripts/build-python-runtime.sh | tail -n 1)"
+export RALEPH_PYTHON_RUNTIME_DIR
+
 step "rust tests"
 cargo test --workspace --locked
 
@@ -57,10 +61,6 @@ cargo build -p raleph --locked
 
 step "python clients"
 VENV="$(scripts/python-env.sh)"
-
-step "Python program runtime (microVM kernel, initrd, root filesystem from Debian packages)"
-RALEPH_PYTHON_RUNTIME_DIR="$(scripts/build-python-runtime.sh | tail -n 1)"
-export RALEPH_PYTHON_RUNTIME_DIR
 
 step "compatibility suite (aleph-sdk-python, aleph-client)"
 RALEPH_BIN="$CARGO_TARGET_DIR/debug/raleph" "$VENV/bin/pytest" tests/compat -q -p no:cacheprovider

@@ -1,18 +1,42 @@
-//! Zip archives (code bundles, data, volumes) unpacked into a directory, within limits: no
-//! path leaves the directory, and the unpacked size and the number of entries are bounded
-//! whatever the archive claims.
+//! Zip and squashfs archives (code bundles, data, volumes) unpacked into a directory, within
+//! limits: no path leaves the directory, and the unpacked size and the number of entries are
+//! bounded whatever the archive claims. Symlinks, devices, pipes and sockets are not unpacked.
 
 use std::io::{Read, Write};
+
 use std::path::Path;
 
 /// Most entries an archive may have.
 pub const MAX_ENTRIES: usize = 10_000;
 
+/// Whether these bytes are a squashfs image (its magic, little-endian `hsqs`).
+pub fn is_squashfs(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"hsqs")
+}
+
+/// Unpacks a zip or squashfs image (by its magic) into `dest` (created; must not exist). On
+/// error nothing is left at `dest`.
+pub fn unpack(archive: &[u8], dest: &Path, max_bytes: u64) -> Result<(), String> {
+    if is_squashfs(archive) {
+        unpack_with(dest, |dir| unpack_squashfs_into(archive, dir, max_bytes))
+    } else {
+        unpack_zip(archive, dest, max_bytes)
+    }
+}
+
 /// Unpacks `zip` into `dest` (created; must not exist). On error nothing is left at `dest`.
 pub fn unpack_zip(zip: &[u8], dest: &Path, max_bytes: u64) -> Result<(), String> {
+    unpack_with(dest, |dir| unpack_into(zip, dir, max_bytes))
+}
+
+/// Runs `unpack` into a temporary directory next to `dest`, renamed to `dest` on success.
+fn unpack_with(
+    dest: &Path,
+    unpack: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
     let partial = dest.with_extension("unpacking");
     let _ = std::fs::remove_dir_all(&partial);
-    let result = unpack_into(zip, &partial, max_bytes);
+    let result = unpack(&partial);
     match result.and_then(|()| std::fs::rename(&partial, dest).map_err(|e| e.to_string())) {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -65,6 +89,66 @@ fn unpack_into(zip: &[u8], dir: &Path, max_bytes: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// A squashfs image's regular files and directories, within the same bounds as zip.
+fn unpack_squashfs_into(image: &[u8], dir: &Path, max_bytes: u64) -> Result<(), String> {
+    // The reader parses untrusted tables: a panic inside it is an invalid image, not a crash
+    // (only files under `dir`, which the caller deletes on error, are touched meanwhile).
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_squashfs_into(image, dir, max_bytes)
+    }))
+    .unwrap_or_else(|_| Err("not a squashfs image this node can read".to_owned()))
+}
+
+fn read_squashfs_into(image: &[u8], dir: &Path, max_bytes: u64) -> Result<(), String> {
+    let parsed = backhand::FilesystemReader::from_reader(std::io::Cursor::new(image.to_vec()))
+        .map_err(|e| format!("not a squashfs image: {e}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let mut left = max_bytes;
+    for (i, node) in parsed.files().enumerate() {
+        if i > MAX_ENTRIES {
+            return Err(format!("more than {MAX_ENTRIES} entries"));
+        }
+        let mut relative = std::path::PathBuf::new();
+        for part in node.fullpath.components() {
+            match part {
+                std::path::Component::Normal(name) => relative.push(name),
+                std::path::Component::RootDir | std::path::Component::CurDir => {}
+                _ => return Err(format!("entry {i} leaves the image: {:?}", node.fullpath)),
+            }
+        }
+        let path = dir.join(&relative);
+        match &node.inner {
+            backhand::InnerNode::Dir(_) => {
+                std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+            }
+            backhand::InnerNode::File(file) => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+                }
+                let mut out = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+                let mut limited = parsed.file(file).reader().take(left + 1);
+                let mut buffer = [0u8; 64 * 1024];
+                loop {
+                    let n = limited
+                        .read(&mut buffer)
+                        .map_err(|e| format!("entry {i}: {e}"))?;
+                    if n == 0 {
+                        break;
+                    }
+                    if n as u64 > left {
+                        return Err(format!("unpacks to more than {max_bytes} bytes"));
+                    }
+                    left -= n as u64;
+                    out.write_all(&buffer[..n]).map_err(|e| e.to_string())?;
+                }
+            }
+            // Links could point outside; devices, pipes and sockets mean nothing here.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,7 +195,60 @@ mod tests {
         assert!(unpack_zip(b"not a zip", &tmp.path().join("c"), 1 << 20).is_err());
     }
 
+    /// A squashfs image made by `mksquashfs` (squashfs-tools), when it is installed (the test
+    /// command installs it for the microVM runtime).
+    fn squashfs_of(dir: &Path) -> Option<Vec<u8>> {
+        let image = dir.with_extension("sqsh");
+        let status = std::process::Command::new("mksquashfs")
+            .arg(dir)
+            .arg(&image)
+            .args(["-noappend", "-quiet"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| std::fs::read(&image).ok())?
+    }
+
+    #[test]
+    fn unpacks_squashfs_images_within_bounds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let source = tmp.path().join("src");
+        std::fs::create_dir_all(source.join("static")).unwrap();
+        std::fs::write(source.join("app.wasm"), b"\0asm").unwrap();
+        std::fs::write(source.join("static/big"), vec![7u8; 300_000]).unwrap();
+        let Some(image) = squashfs_of(&source) else {
+            // The test command installs squashfs-tools (with the microVM runtime) first.
+            assert!(
+                std::env::var_os("RALEPH_PYTHON_RUNTIME_DIR").is_none(),
+                "mksquashfs is missing"
+            );
+            return;
+        };
+        assert!(is_squashfs(&image));
+        let dest = tmp.path().join("out");
+        unpack(&image, &dest, 1 << 20).unwrap();
+        assert_eq!(std::fs::read(dest.join("app.wasm")).unwrap(), b"\0asm");
+        assert_eq!(
+            std::fs::read(dest.join("static/big")).unwrap().len(),
+            300_000
+        );
+        let err = unpack(&image, &tmp.path().join("small"), 100_000).unwrap_err();
+        assert!(err.contains("more than"), "{err}");
+        assert!(!tmp.path().join("small").exists());
+        let mut broken = image.clone();
+        broken.truncate(200);
+        assert!(unpack(&broken, &tmp.path().join("broken"), 1 << 20).is_err());
+    }
+
     proptest::proptest! {
+        #[test]
+        fn arbitrary_squashfs_bytes_never_panic(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut bytes = b"hsqs".to_vec();
+            bytes.extend(tail);
+            let _ = unpack(&bytes, &tmp.path().join("x"), 1 << 16);
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
             let tmp = tempfile::tempdir().unwrap();

@@ -973,7 +973,7 @@ impl Inner {
         let mut preopens = Vec::new();
         let component = match spec.code.encoding {
             Encoding::Plain => code_bytes,
-            Encoding::Zip => {
+            Encoding::Zip | Encoding::Squashfs => {
                 let dir = self.unpacked(&code.sha256, &code_bytes)?;
                 let entry = bundle_entry(&spec.code.entrypoint);
                 let path = dir.join(&entry);
@@ -992,12 +992,6 @@ impl Inner {
                     quota: None,
                 });
                 component
-            }
-            Encoding::Squashfs => {
-                return Err(ExecError::BadCode(
-                    "squashfs code is not supported for WebAssembly programs: use plain or zip"
-                        .into(),
-                ));
             }
         };
         let component_key = raleph_message::sha256_hex(&component);
@@ -1150,7 +1144,7 @@ impl Inner {
         if !dir.is_dir() {
             std::fs::create_dir_all(self.root.join("unpacked"))
                 .map_err(|e| ExecError::Internal(e.to_string()))?;
-            bundle::unpack_zip(zip, &dir, self.config.max_unpacked_bytes)
+            bundle::unpack(zip, &dir, self.config.max_unpacked_bytes)
                 .map_err(ExecError::BadCode)?;
         }
         Ok(dir)
@@ -1164,17 +1158,14 @@ impl Inner {
         role: &str,
     ) -> Result<Preopen, ExecError> {
         let (resolved, bytes) = self.fetch(file, role)?;
-        let dir = match encoding {
-            Encoding::Zip | Encoding::Plain if bytes.starts_with(b"PK") => {
-                self.unpacked(&resolved.sha256, &bytes)?
-            }
-            _ => {
-                return Err(ExecError::BadCode(format!(
-                    "{role} {}: only zip archives are mounted for WebAssembly programs",
-                    file.reference
-                )));
-            }
-        };
+        let _ = encoding;
+        if !(bytes.starts_with(b"PK") || bundle::is_squashfs(&bytes)) {
+            return Err(ExecError::BadCode(format!(
+                "{role} {}: only zip and squashfs archives are mounted for WebAssembly programs",
+                file.reference
+            )));
+        }
+        let dir = self.unpacked(&resolved.sha256, &bytes)?;
         Ok(Preopen {
             host: dir,
             guest: mount.to_owned(),

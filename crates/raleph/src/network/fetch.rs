@@ -557,6 +557,9 @@ pub(super) async fn from_http_peer(
     // Closing the queue ends the writing task; unfinished, its file is discarded.
     drop(batches);
     if let Err(Some(e)) = streamed {
+        // The writing task discards its file as it sees the queue closed: wait for it, so
+        // nothing is left behind once the error is returned.
+        let _ = writing.await;
         return Err(e);
     }
     match writing.await {
