@@ -605,6 +605,17 @@ impl Compute {
         })
     }
 
+    /// Starts over from the store, after compute missed some of the pipeline's events (the
+    /// node was too busy for their queue): every program is unloaded (requests in flight
+    /// finish) and the index is read again, so no missed update or FORGET goes unseen.
+    pub fn resync(&self) {
+        if self.inner.engine.is_none() {
+            return;
+        }
+        self.inner.unload_where(|_, _| true);
+        tokio::spawn(self.clone().read_programs());
+    }
+
     /// Reads every PROGRAM once at start, then compiles those not compiled yet.
     async fn read_programs(self) {
         let source = self.inner.source.clone();
@@ -633,6 +644,7 @@ impl Compute {
         let mut persistent = Vec::new();
         {
             let mut index = self.inner.write_index();
+            *index = ProgramIndex::default();
             for program in &programs {
                 if let Ok(spec) = ProgramSpec::parse(
                     &program.item_hash,

@@ -147,8 +147,9 @@ pub fn forward_events(pipeline: &PipelineHandle, compute: Compute) {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(
                         missed,
-                        "compute missed processed messages (too many at once)"
+                        "compute missed processed messages (too many at once): reading programs again"
                     );
+                    compute.resync();
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
