@@ -45,6 +45,8 @@ pub struct ComputeConfig {
     pub trigger_retries: u32,
     /// Most trigger deliveries waiting at once; past it new ones are dropped and counted.
     pub max_pending_triggers: usize,
+    /// Most bytes of messages waiting for trigger deliveries (in memory and in the journal).
+    pub max_pending_trigger_bytes: usize,
     /// Runtime refs run as Python microVMs; by default the published SDK's default runtime,
     /// so that `aleph program upload` works unchanged.
     pub python_runtimes: Vec<String>,
@@ -81,6 +83,7 @@ impl Default for ComputeConfig {
             max_persistent_volume_mib: 1024,
             trigger_retries: 3,
             max_pending_triggers: 10_000,
+            max_pending_trigger_bytes: 64 << 20,
             python_runtimes: vec![crate::runtimes::SDK_DEFAULT_RUNTIME.to_owned()],
             python_runtime_dir: std::path::PathBuf::new(),
             max_vms: 2,

@@ -9,7 +9,7 @@
 //!
 //! Map: `spec` reads a PROGRAM; `runtimes` names what runs it; `programs` keeps the loaded
 //! programs within the node's limits; `index` follows updates and triggers; `wasm` executes;
-//! `bundle` unpacks zip code; `logs` keeps what programs print; `http` is the front door.
+//! `bundle` unpacks zip code; `logs` keeps what programs print; `triggers` journals `on.message` deliveries; `http` is the front door.
 
 mod bundle;
 mod config;
@@ -21,6 +21,7 @@ mod programs;
 pub mod runtimes;
 mod source;
 pub mod spec;
+mod triggers;
 pub mod vm;
 pub mod wasm;
 

@@ -16,6 +16,7 @@ use crate::index::{Listener, ProgramIndex};
 use crate::logs::{LogEntry, ProgramLog};
 use crate::runtimes::{self, RuntimeInfo, RuntimeKind};
 use crate::spec::{Encoding, FileRef, ProgramSpec, Volume};
+use crate::triggers::TriggerJournal;
 use crate::vm::{HttpScope, VmConfig, VmError, VmExecutor, VmHandle, VmProgram};
 use crate::wasm::{Grants, GuestApi, Outbound, Preopen, Quota, WasmEngine, WasmProgram};
 use crate::{ComputeConfig, ExecError, ProgramSource, ResolvedFile, bundle};
@@ -121,6 +122,8 @@ struct Inner {
     python_runtimes: Vec<String>,
     precompile: mpsc::UnboundedSender<String>,
     triggers: mpsc::Sender<Delivery>,
+    /// Deliveries written down until made or given up (`None`: the file could not be opened).
+    journal: Option<TriggerJournal>,
     stats: Stats,
 }
 
@@ -131,9 +134,13 @@ struct Stats {
     triggers_delivered: AtomicU64,
     triggers_failed: AtomicU64,
     triggers_dropped: AtomicU64,
+    /// Bytes of the messages of deliveries not over yet.
+    trigger_bytes: AtomicU64,
 }
 
 struct Delivery {
+    /// In the trigger journal.
+    id: u64,
     program: String,
     body: Bytes,
     attempt: u32,
@@ -190,6 +197,25 @@ impl Compute {
         };
         // Scratch space of executions from a previous run is nobody's.
         let _ = std::fs::remove_dir_all(root.join("scratch"));
+        std::fs::create_dir_all(&root)?;
+        let (journal, due) = match TriggerJournal::open(
+            &root.join("triggers.jsonl"),
+            config.max_pending_triggers.max(1),
+        ) {
+            Ok((journal, due, dropped)) => {
+                if dropped > 0 {
+                    tracing::warn!(
+                        dropped,
+                        "compute: trigger deliveries past the queue's bound dropped"
+                    );
+                }
+                (Some(journal), due)
+            }
+            Err(e) => {
+                tracing::warn!("compute: trigger deliveries will not survive a restart: {e}");
+                (None, Vec::new())
+            }
+        };
         let (precompile, precompile_queue) = mpsc::unbounded_channel();
         let (triggers, trigger_queue) = mpsc::channel(config.max_pending_triggers.max(1));
         let compute = Compute {
@@ -209,6 +235,7 @@ impl Compute {
                 python_runtimes,
                 precompile,
                 triggers,
+                journal,
                 stats: Stats::default(),
             }),
         };
@@ -230,6 +257,21 @@ impl Compute {
             tokio::spawn(compute.clone().unload_idle());
             tokio::spawn(compute.clone().keep_persistent());
             tokio::spawn(compute.clone().deliver_triggers(trigger_queue));
+            // What was due when the node stopped.
+            for due in due {
+                compute
+                    .inner
+                    .stats
+                    .trigger_bytes
+                    .fetch_add(due.body.len() as u64, Ordering::Relaxed);
+                let delivery = Delivery {
+                    id: due.id,
+                    program: due.program,
+                    body: due.body,
+                    attempt: 0,
+                };
+                let _ = compute.inner.triggers.try_send(delivery);
+            }
         }
         Ok(compute)
     }
@@ -468,13 +510,23 @@ impl Compute {
         }
         let body = Bytes::from(serde_json::to_vec(message.json).unwrap_or_default());
         for program in listeners {
+            let id = match &inner.journal {
+                Some(journal) => journal.queued(&program, &body).unwrap_or(u64::MAX),
+                None => u64::MAX,
+            };
+            let size = body.len() as u64;
+            let held = inner.stats.trigger_bytes.fetch_add(size, Ordering::Relaxed);
             let delivery = Delivery {
+                id,
                 program,
                 body: body.clone(),
                 attempt: 0,
             };
-            if inner.triggers.try_send(delivery).is_err() {
+            let too_much = held + size > inner.config.max_pending_trigger_bytes as u64;
+            if too_much || inner.triggers.try_send(delivery).is_err() {
+                inner.stats.trigger_bytes.fetch_sub(size, Ordering::Relaxed);
                 inner.stats.triggers_dropped.fetch_add(1, Ordering::Relaxed);
+                inner.trigger_ended(id, false);
             }
         }
     }
@@ -766,6 +818,11 @@ impl Compute {
                         .stats
                         .triggers_delivered
                         .fetch_add(1, Ordering::Relaxed);
+                    inner.trigger_ended(delivery.id, true);
+                    inner
+                        .stats
+                        .trigger_bytes
+                        .fetch_sub(delivery.body.len() as u64, Ordering::Relaxed);
                 }
                 Err(e) if delivery.attempt < inner.config.trigger_retries => {
                     let log = inner.log_of(&inner.read_index().original(&delivery.program));
@@ -777,15 +834,30 @@ impl Compute {
                         attempt: delivery.attempt + 1,
                         ..delivery
                     };
-                    let sender = inner.triggers.clone();
+                    let compute = self.clone();
                     let delay = Duration::from_millis(250 << retry.attempt.min(10));
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        let _ = sender.try_send(retry);
+                        let inner = &compute.inner;
+                        if let Err(refused) = inner.triggers.try_send(retry) {
+                            // The queue is full: this delivery is given up like one dropped.
+                            let retry = refused.into_inner();
+                            inner.stats.triggers_dropped.fetch_add(1, Ordering::Relaxed);
+                            inner.trigger_ended(retry.id, false);
+                            inner
+                                .stats
+                                .trigger_bytes
+                                .fetch_sub(retry.body.len() as u64, Ordering::Relaxed);
+                        }
                     });
                 }
                 Err(e) => {
                     inner.stats.triggers_failed.fetch_add(1, Ordering::Relaxed);
+                    inner.trigger_ended(delivery.id, false);
+                    inner
+                        .stats
+                        .trigger_bytes
+                        .fetch_sub(delivery.body.len() as u64, Ordering::Relaxed);
                     let log = inner.log_of(&inner.read_index().original(&delivery.program));
                     log.note(&format!("[node] message trigger given up: {e}\n"));
                 }
@@ -839,6 +911,14 @@ fn check_http(loaded: Arc<Loaded>, http: bool) -> Result<Arc<Loaded>, ExecError>
 }
 
 impl Inner {
+    fn trigger_ended(&self, id: u64, delivered: bool) {
+        if let Some(journal) = &self.journal
+            && id != u64::MAX
+        {
+            journal.ended(id, delivered);
+        }
+    }
+
     fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
