@@ -47,6 +47,11 @@ pub struct ComputeConfig {
     pub max_pending_triggers: usize,
     /// Most bytes of messages waiting for trigger deliveries (in memory and in the journal).
     pub max_pending_trigger_bytes: usize,
+    /// The domain the owners' signed operations must name (the reference's `DOMAIN_NAME`), e.g.
+    /// `node.example.org`; empty: the request's own host name (`Host`, or
+    /// `X-Forwarded-Host` behind a proxy), which does not stop an operation signed for another
+    /// node from being replayed here within its two minutes.
+    pub domain: String,
     /// Runtime refs run as Python microVMs; by default the published SDK's default runtime,
     /// so that `aleph program upload` works unchanged.
     pub python_runtimes: Vec<String>,
@@ -84,6 +89,7 @@ impl Default for ComputeConfig {
             trigger_retries: 3,
             max_pending_triggers: 10_000,
             max_pending_trigger_bytes: 64 << 20,
+            domain: String::new(),
             python_runtimes: vec![crate::runtimes::SDK_DEFAULT_RUNTIME.to_owned()],
             python_runtime_dir: std::path::PathBuf::new(),
             max_vms: 2,

@@ -674,3 +674,30 @@ async fn executions_are_listed_only_while_programs_run() {
     .await;
     assert!(answered, "an unsigned request is refused at once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_domain_refuses_operations_signed_for_another() {
+    let unknown = format!("/control/machine/{}/logs", "c".repeat(64));
+    // Without `compute.domain` the request's host is the domain: authenticated, then 404.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start_node(dir.path());
+    let (status, body) = node.operate("GET", &unknown, ETH_OWNER, OWNER_KEY).await;
+    assert_eq!(status, 404, "{body}");
+    // With it, an operation signed for this host (127.0.0.1) but not for that name is refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("raleph.toml");
+    std::fs::write(&config, "[compute]\ndomain = \"node.example.org\"\n").expect("config");
+    let running = RunningNode::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().expect("path")],
+    );
+    let url = running.url.clone();
+    let pinned = Node {
+        authority: url.trim_start_matches("http://").to_owned(),
+        url,
+        _node: running,
+        http: reqwest::Client::new(),
+    };
+    let (status, body) = pinned.operate("GET", &unknown, ETH_OWNER, OWNER_KEY).await;
+    assert_eq!(status, 401, "{body}");
+}

@@ -27,6 +27,20 @@ mod stream;
 pub mod time;
 mod wallet;
 
+/// The domains a signed operation may name: the configured one, or the request's host.
+fn allowed_domains(
+    compute: &Compute,
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+) -> Vec<String> {
+    let configured = compute.config().domain.trim();
+    if configured.is_empty() {
+        auth::request_domains(headers, uri.host())
+    } else {
+        vec![configured.to_ascii_lowercase()]
+    }
+}
+
 /// Largest request body read (a notice is `{"instance": hash}`).
 const MAX_BODY_BYTES: usize = 16 * 1024;
 

@@ -172,7 +172,7 @@ async fn signed_request(
     headers: &HeaderMap,
     unknown: fn(&str) -> String,
 ) -> Result<Owned, Response> {
-    let domains = auth::request_domains(headers, uri.host());
+    let domains = super::allowed_domains(compute, headers, uri);
     let address = auth::authenticate(headers, method.as_str(), uri.path(), &domains, crate::now())
         .map_err(|e| error(e.status, e.message))?;
     let hash = match reference {

@@ -63,7 +63,7 @@ pub(super) async fn stream_logs(
         Ok(upgrade) => upgrade,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
-    let domains = auth::request_domains(&headers, uri.host());
+    let domains = super::allowed_domains(&compute, &headers, &uri);
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
