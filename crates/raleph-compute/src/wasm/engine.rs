@@ -23,6 +23,9 @@ pub struct WasmEngine {
     /// is never loaded.
     engine_key: String,
     stop_ticker: Arc<AtomicBool>,
+    /// One compilation at a time: the background queue and a request that came first may
+    /// both want the same code, and each compilation takes the cores for a while anyway.
+    compiling: std::sync::Mutex<()>,
 }
 
 impl WasmEngine {
@@ -65,6 +68,7 @@ impl WasmEngine {
             cache_dir: cache_dir.to_owned(),
             engine_key,
             stop_ticker,
+            compiling: std::sync::Mutex::new(()),
         })
     }
 
@@ -86,6 +90,14 @@ impl WasmEngine {
     /// Compiles a component (blocking, CPU-bound: seconds for a large one) into the cache.
     pub fn compile(&self, code_sha256: &str, wasm: &[u8]) -> anyhow::Result<()> {
         let path = self.cached_path(code_sha256);
+        if path.is_file() {
+            return Ok(());
+        }
+        let _one_at_a_time = self
+            .compiling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Compiled meanwhile by whoever held the lock.
         if path.is_file() {
             return Ok(());
         }
