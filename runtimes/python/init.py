@@ -438,6 +438,7 @@ class Guest:
         self.lifespan = None
         self.lifespan_state = {}
         self.tasks = {}
+        self.bodies = {}  # request id -> asyncio.Queue of (chunk, more) for streamed request bodies
         self.params = kernel_params()
         self.started = time.monotonic()
 
@@ -473,7 +474,14 @@ class Guest:
             if rid is None:
                 say("ignoring a scope without id")
                 return
-            self.spawn(rid, self.serve(rid, message["scope"]))
+            if message.get("streamed"):
+                # The body follows in chunk frames; the answer goes back as a head and chunk frames.
+                self.bodies[rid] = asyncio.Queue()
+            self.spawn(rid, self.serve(rid, message["scope"], bool(message.get("streamed"))))
+        elif "chunk" in message:
+            body = self.bodies.get(rid)
+            if body is not None:
+                body.put_nowait((as_bytes(message.get("chunk")), bool(message.get("more"))))
         elif "command" in message:
             self.spawn(rid, self.command(rid, message))
         elif "entrypoint" in message or "code" in message:
@@ -651,28 +659,47 @@ class Guest:
             auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=2))
 
     # -- requests
-    async def serve(self, rid, scope) -> None:
+    async def serve(self, rid, scope, streamed=False) -> None:
         output = []
         token = current_output.set(output)
+        stream = {"rid": rid, "body": self.bodies.get(rid), "head_sent": False, "ended": False} if streamed else None
         try:
             if self.state != "ready":
                 raise RuntimeError(f"program not ready (state {self.state})")
             if not isinstance(scope, dict):
                 raise TypeError("scope must be a map")
             if self.interface == "asgi":
-                headers, body = await self.serve_asgi(scope)
+                headers, body = await self.serve_asgi(scope, stream)
             else:
+                if stream is not None:
+                    scope = dict(scope)
+                    scope["body"] = await self.whole_body(stream["body"])
+                    stream = None  # answered whole: the host takes both shapes
                 headers, body = await self.serve_executable(scope)
-            self.reply({"id": rid, "headers": headers, "body": body, "output": "".join(output)})
+            if stream is None or not stream["head_sent"]:
+                self.reply({"id": rid, "headers": headers, "body": body, "output": "".join(output)})
+            elif not stream["ended"]:
+                self.reply({"id": rid, "chunk": b"", "more": False})
         except asyncio.CancelledError:
             self.reply({"id": rid, "error": "cancelled", "traceback": "", "output": "".join(output)})
         except Exception as error:
             self.reply({"id": rid, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
                         "output": "".join(output)})
         finally:
+            self.bodies.pop(rid, None)
             current_output.reset(token)
 
-    async def serve_asgi(self, scope_in: dict):
+    @staticmethod
+    async def whole_body(queue) -> bytes:
+        parts = []
+        while queue is not None:
+            chunk, more = await queue.get()
+            parts.append(chunk)
+            if not more:
+                break
+        return b"".join(parts)
+
+    async def serve_asgi(self, scope_in: dict, stream=None):
         scope = dict(scope_in)
         kind = as_text(scope.get("type", "http"))
         scope["type"] = kind
@@ -697,6 +724,10 @@ class Guest:
         delivered = [False]
 
         async def receive():
+            if stream is not None and kind == "http" and not delivered[0]:
+                chunk, more = (await stream["body"].get()) if stream["body"] is not None else (b"", False)
+                delivered[0] = not more
+                return {"type": "http.request", "body": chunk, "more_body": more}
             if not delivered[0]:
                 delivered[0] = True
                 event_type = "http.request" if kind in ("http", "websocket") else kind
@@ -717,6 +748,18 @@ class Guest:
             if mtype == "http.response.start":
                 start["status"] = int(message.get("status", 200))
                 start["headers"] = [[as_bytes(k).lower(), as_bytes(v)] for k, v in message.get("headers") or []]
+                if stream is not None and not stream["head_sent"]:
+                    stream["head_sent"] = True
+                    self.reply({"id": stream["rid"], "headers": {"status": start["status"], "headers": start["headers"]},
+                                "streamed": True})
+            elif mtype == "http.response.body" and stream is not None and stream["head_sent"]:
+                if stream["ended"]:
+                    return
+                more = bool(message.get("more_body", False))
+                self.reply({"id": stream["rid"], "chunk": as_bytes(message.get("body", b"")), "more": more})
+                if not more:
+                    stream["ended"] = True
+                    done.set()
             elif mtype == "http.response.body":
                 chunks.append(as_bytes(message.get("body", b"")))
                 if not message.get("more_body", False):

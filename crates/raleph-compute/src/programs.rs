@@ -1296,35 +1296,35 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    use futures::StreamExt;
     use http_body_util::BodyExt;
-    let _permit = tokio::time::timeout(wait, slots.clone().acquire_owned())
+    let permit = tokio::time::timeout(wait, slots.clone().acquire_owned())
         .await
         .map_err(|_| VmError::Unavailable("busy".into()))?
         .map_err(|_| VmError::Unavailable("busy".into()))?;
     let (parts, body) = request.into_parts();
+    // The body is forwarded as it arrives; past `limit` the exchange ends with the 413 error.
     let body = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect()
-        .await
-        .map_err(|_| VmError::Config(format!("body-too-large:{limit}")))?
-        .to_bytes();
+        .into_data_stream()
+        .map(move |chunk| chunk.map_err(|_| VmError::Config(format!("body-too-large:{limit}"))));
     let headers = parts
         .headers
         .iter()
         .map(|(name, value)| (name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()))
         .collect();
-    let scope = HttpScope {
+    let head = HttpScope {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query_string: parts.uri.query().unwrap_or_default().to_owned(),
         headers,
-        body,
+        body: Bytes::new(),
     };
     let answer = handle
-        .http(scope, Duration::from_secs(u64::from(seconds.max(1))))
+        .http_stream(head, body, Duration::from_secs(u64::from(seconds.max(1))))
         .await?;
     let mut response = http::Response::builder().status(answer.status);
     for (name, value) in &answer.headers {
-        // As the reference: the body is whole, so framing and encoding headers are the node's.
+        // As the reference: framing and encoding headers are the node's.
         let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
         if matches!(
             lower.as_str(),
@@ -1334,9 +1334,17 @@ where
         }
         response = response.header(name.as_slice(), value.as_slice());
     }
-    let body = http_body_util::Full::new(answer.body)
-        .map_err(|never| match never {})
-        .boxed_unsync();
+    // The slot is held until the body is done (or dropped).
+    let frames = answer.body.map(move |chunk| {
+        let _held = &permit;
+        chunk.map(http_body::Frame::data).map_err(|e| {
+            wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::InternalError(Some(
+                e.to_string(),
+            ))
+            .into()
+        })
+    });
+    let body = http_body_util::StreamBody::new(frames).boxed_unsync();
     response
         .body(body)
         .map_err(|e| VmError::ProgramError(format!("the program's answer is not valid HTTP: {e}")))

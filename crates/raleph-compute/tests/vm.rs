@@ -22,6 +22,7 @@ const MAIN_PY: &str = r#"
 import asyncio, os
 import aiohttp
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 
 http_app = FastAPI()
 MESSAGES = []
@@ -67,6 +68,25 @@ async def boom():
 async def slow():
     await asyncio.sleep(3)
     return {"slept": 3}
+
+
+@http_app.get("/stream")
+async def stream():
+    async def chunks():
+        for i in range(5):
+            yield f"chunk {i}\n".encode()
+            await asyncio.sleep(0.5)
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+@http_app.post("/upload")
+async def upload(request: Request):
+    size = 0
+    parts = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        parts += 1 if chunk else 0
+    return {"len": size, "parts": parts}
 
 
 @http_app.get("/messages")
@@ -412,6 +432,62 @@ async fn python_program_in_a_microvm() {
     assert!(r["text"].as_str().unwrap().contains("raleph-vm-test"));
     assert!(hits.load(Ordering::SeqCst) >= 1);
 
+    // Streamed exchanges: the response's chunks arrive as the program yields them.
+    let t = Instant::now();
+    let streamed = a
+        .http_stream(get("/stream", ""), futures::stream::empty(), T)
+        .await
+        .expect("streamed answer");
+    assert_eq!(streamed.status, 200);
+    let mut body = streamed.body;
+    let mut received = Vec::new();
+    let mut first_chunk = None;
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        let chunk = chunk.expect("chunk");
+        if !chunk.is_empty() && first_chunk.is_none() {
+            first_chunk = Some(t.elapsed());
+        }
+        received.extend_from_slice(&chunk);
+    }
+    let stream_took = t.elapsed();
+    let first_chunk = first_chunk.expect("a chunk");
+    assert_eq!(
+        String::from_utf8(received).unwrap(),
+        (0..5).map(|i| format!("chunk {i}\n")).collect::<String>()
+    );
+    // The program sleeps 0.5 s after each chunk: the first came well before the last was made.
+    assert!(
+        first_chunk + Duration::from_millis(1500) < stream_took,
+        "first chunk after {first_chunk:?}, end after {stream_took:?}"
+    );
+    // A 20 MB upload, forwarded in pieces as it is produced.
+    let upload_size = 20_000_000usize;
+    let pieces = futures::stream::iter(
+        (0..20).map(move |i| Ok::<_, VmError>(Bytes::from(vec![b'a' + i as u8; upload_size / 20]))),
+    );
+    let scope = HttpScope {
+        method: "POST".into(),
+        path: "/upload".into(),
+        query_string: String::new(),
+        headers: vec![(
+            b"content-type".to_vec(),
+            b"application/octet-stream".to_vec(),
+        )],
+        body: Bytes::new(),
+    };
+    let t = Instant::now();
+    let uploaded = a.http_stream(scope, pieces, T).await.expect("upload");
+    assert_eq!(uploaded.status, 200);
+    let mut body = uploaded.body;
+    let mut answer = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        answer.extend_from_slice(&chunk.expect("chunk"));
+    }
+    let upload_took = t.elapsed();
+    let r: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(r["len"], upload_size, "{r}");
+    assert!(r["parts"].as_u64().unwrap() > 1, "{r}");
+
     // What the program printed is in its log.
     let printed: String = log_a.entries().iter().map(|e| e.message.clone()).collect();
     assert!(printed.contains("echo POST"), "{printed}");
@@ -559,6 +635,12 @@ async fn python_program_in_a_microvm() {
     eprintln!(
         "3 concurrent requests right after the first answer (meeting the pause or not): {}",
         ms(during_snapshot)
+    );
+    eprintln!(
+        "streamed response: first of 5 chunks after {}, last after {}; 20 MB streamed upload: {}",
+        ms(first_chunk),
+        ms(stream_took),
+        ms(upload_took)
     );
     eprintln!("A stop (halt): {}", ms(stop_a));
     eprintln!(

@@ -40,6 +40,19 @@ pub enum Event {
 
 type Waiter = oneshot::Sender<Result<Reply, VmError>>;
 
+/// Chunks of a streamed response body buffered per request before the reader waits for the
+/// consumer (back-pressure on the whole channel); with the guest's 64 KiB ASGI chunks, at most
+/// a few MiB per request.
+pub const STREAM_BUFFER_CHUNKS: usize = 16;
+
+/// One item of a streamed response body: a chunk and whether more follow, or the error that
+/// ended it.
+/// How long the reader waits for a streamed body's consumer to make room before it drops that
+/// stream (the consumer then sees the body end early) so the other requests go on.
+pub const STREAM_STALL: Duration = Duration::from_secs(10);
+
+pub type StreamItem = Result<(bytes::Bytes, bool), VmError>;
+
 struct Shared {
     pending: Mutex<Pending>,
     log: Option<Arc<ProgramLog>>,
@@ -49,6 +62,8 @@ struct Shared {
 #[derive(Default)]
 struct Pending {
     waiters: HashMap<u64, Waiter>,
+    /// Streamed exchanges: where their response chunks (and a late error) go.
+    streams: HashMap<u64, mpsc::Sender<StreamItem>>,
     /// Why the channel is unusable, once it is.
     closed: Option<String>,
 }
@@ -59,13 +74,32 @@ impl Shared {
     }
 
     fn complete(&self, id: u64, result: Result<Reply, VmError>) {
-        let waiter = self.lock().waiters.remove(&id);
-        match waiter {
-            Some(waiter) => {
+        let (waiter, stream) = {
+            let mut pending = self.lock();
+            let waiter = pending.waiters.remove(&id);
+            // An error, or a whole answer, ends a streamed exchange; a head starts its body.
+            let ends = !matches!(result, Ok(Reply::Head { .. }));
+            let stream = if ends {
+                pending.streams.remove(&id)
+            } else {
+                None
+            };
+            (waiter, stream)
+        };
+        match (waiter, stream) {
+            (Some(waiter), _) => {
                 let _ = waiter.send(result);
             }
+            (None, Some(stream)) => {
+                let item = match result {
+                    Err(e) => Err(e),
+                    Ok(Reply::Error(text)) => Err(VmError::ProgramError(text)),
+                    Ok(_) => Err(VmError::ProgramError("the program answered twice".into())),
+                };
+                let _ = stream.try_send(item);
+            }
             // A reply to a request that timed out, or to a command nobody waits for.
-            None => tracing::trace!(id, "reply with no waiter"),
+            (None, None) => tracing::trace!(id, "reply with no waiter"),
         }
     }
 
@@ -75,15 +109,26 @@ impl Shared {
             if pending.closed.is_none() {
                 pending.closed = Some(reason.clone());
             }
-            std::mem::take(&mut pending.waiters)
+            let streams = std::mem::take(&mut pending.streams);
+            (std::mem::take(&mut pending.waiters), streams)
         };
+        let (waiters, streams) = waiters;
         for (_, waiter) in waiters {
             let _ = waiter.send(Err(VmError::Crashed(reason.clone())));
+        }
+        for (_, stream) in streams {
+            let _ = stream.try_send(Err(VmError::Crashed(reason.clone())));
         }
         self.closed.send_replace(true);
     }
 
-    fn dispatch(&self, unit: Decoded, events: &mpsc::Sender<Event>) {
+    /// Routes one unit; a chunk of a streamed body is returned for the reader to hand over
+    /// (waiting while that request's buffer is full).
+    fn dispatch(
+        &self,
+        unit: Decoded,
+        events: &mpsc::Sender<Event>,
+    ) -> Option<(u64, mpsc::Sender<StreamItem>, StreamItem)> {
         match unit {
             Decoded::Frame(payload) => match proto::parse(&payload) {
                 Ok(GuestMessage::Log { stream, data }) => {
@@ -98,6 +143,15 @@ impl Shared {
                     let _ = events.try_send(Event::Config(result));
                 }
                 Ok(GuestMessage::Reply { id, reply }) => self.complete(id, Ok(reply)),
+                Ok(GuestMessage::Chunk { id, data, more }) => {
+                    let mut pending = self.lock();
+                    let stream = if more {
+                        pending.streams.get(&id).cloned()
+                    } else {
+                        pending.streams.remove(&id)
+                    };
+                    return stream.map(|s| (id, s, Ok((bytes::Bytes::from(data), more))));
+                }
                 Ok(GuestMessage::Other) => tracing::debug!("guest frame of no known shape"),
                 Err(Malformed { id, reason }) => {
                     tracing::warn!(?id, %reason, "malformed frame from a VM");
@@ -124,6 +178,7 @@ impl Shared {
                 }
             }
         }
+        None
     }
 }
 
@@ -270,6 +325,70 @@ impl Channel {
         }
     }
 
+    /// Starts a streamed exchange: sends the request built for a fresh id and returns that id,
+    /// the receiver of its first reply (a head, a whole answer or an error) and the receiver of
+    /// its body chunks ([`STREAM_BUFFER_CHUNKS`] buffered). The caller must [`Channel::forget`]
+    /// the id when it stops listening.
+    pub async fn request_streamed(
+        &self,
+        build: impl FnOnce(u64) -> Vec<u8>,
+        slot: OwnedSemaphorePermit,
+        deadline: Instant,
+    ) -> Result<StreamedRequest, VmError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let payload = build(id);
+        let (tx, first) = oneshot::channel();
+        let (chunks_tx, chunks) = mpsc::channel(STREAM_BUFFER_CHUNKS);
+        {
+            let mut pending = self.shared.lock();
+            if let Some(reason) = &pending.closed {
+                return Err(VmError::Crashed(reason.clone()));
+            }
+            pending.waiters.insert(id, tx);
+            pending.streams.insert(id, chunks_tx);
+        }
+        if let Err(e) = self.send(payload, deadline).await {
+            self.forget(id, false);
+            return Err(e);
+        }
+        Ok(StreamedRequest {
+            id,
+            first,
+            chunks,
+            _slot: slot,
+        })
+    }
+
+    /// A slot for a request in flight.
+    pub async fn slot(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, VmError> {
+        timeout_at(deadline, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| VmError::Timeout)?
+            .map_err(|_| VmError::Crashed("control channel closed".into()))
+    }
+
+    /// Ends a streamed exchange early with an error (e.g. the request body failed): whoever
+    /// listens gets it, and the guest is asked to cancel.
+    pub fn fail_request(&self, id: u64, error: VmError) {
+        self.shared.complete(id, Err(error));
+        self.forget(id, false);
+    }
+
+    /// Stops listening to a request: unless it `finished` (its last chunk came), the guest is
+    /// asked to cancel it.
+    pub fn forget(&self, id: u64, finished: bool) {
+        let live = {
+            let mut pending = self.shared.lock();
+            let waiter = pending.waiters.remove(&id).is_some();
+            let stream = pending.streams.remove(&id).is_some();
+            waiter || stream
+        };
+        if (live || !finished) && !self.is_closed() {
+            let cancel_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            self.try_send(proto::cancel(cancel_id, id));
+        }
+    }
+
     /// The next hello or config reply.
     pub async fn next_event(&self, deadline: Instant) -> Result<Event, VmError> {
         let mut events = timeout_at(deadline, self.events.lock())
@@ -307,6 +426,14 @@ impl Drop for Channel {
     }
 }
 
+/// A streamed exchange in flight (see [`Channel::request_streamed`]).
+pub struct StreamedRequest {
+    pub id: u64,
+    pub first: oneshot::Receiver<Result<Reply, VmError>>,
+    pub chunks: mpsc::Receiver<StreamItem>,
+    _slot: OwnedSemaphorePermit,
+}
+
 /// A request awaiting its reply: forgotten (and cancelled in the guest) when its caller stops
 /// waiting before the reply came.
 struct Inflight<'a> {
@@ -339,7 +466,16 @@ async fn read_loop(mut read: OwnedReadHalf, shared: Arc<Shared>, events: mpsc::S
             Ok(n) => {
                 decoder.push(&buf[..n]);
                 while let Some(unit) = decoder.next_frame() {
-                    shared.dispatch(unit, &events);
+                    if let Some((id, stream, item)) = shared.dispatch(unit, &events) {
+                        // Back-pressure: a full buffer holds the reader (and so the guest's
+                        // writes) until the consumer reads or goes away, for a while.
+                        if let Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) =
+                            stream.send_timeout(item, STREAM_STALL).await
+                        {
+                            tracing::debug!(id, "a streamed body's consumer stalled: dropped");
+                            shared.lock().streams.remove(&id);
+                        }
+                    }
                 }
             }
             Err(e) => break format!("control channel: {e}"),

@@ -2,16 +2,20 @@
 //! (concurrently, by request id) until stopped. A monitor task notices a QEMU that exits (or a
 //! channel that breaks) and fails every pending request at once.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 
 use super::boot::Booted;
-use super::channel::{Channel, Event};
+use super::channel::{Channel, Event, StreamItem, StreamedRequest};
 use super::cmdline::qmp_socket;
 use super::process::Qemu;
 use super::proto::{self, GUEST_API_ADDR, GUEST_DNS, GUEST_IP, GUEST_ROUTE, Reply};
@@ -28,6 +32,120 @@ const HALT_TIMEOUT: Duration = Duration::from_secs(6);
 const RESUME_AFTER_SAVE: Duration = Duration::from_secs(5);
 /// Halted → QEMU gone; then it is killed.
 const EXIT_AFTER_HALT: Duration = Duration::from_secs(4);
+
+/// A streamed request body travels to the guest in frames of at most this many bytes.
+pub const BODY_CHUNK_BYTES: usize = 1 << 20;
+/// The longest a streamed exchange may last (request body, response body), when the program's
+/// own deadline (for the response head) is shorter.
+pub const MAX_EXCHANGE: Duration = Duration::from_secs(600);
+
+/// The head of a streamed answer and its body.
+pub struct HttpStream {
+    pub status: u16,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: BodyStream,
+}
+
+/// A streamed response body, chunk by chunk as the program sends them. Dropping it before its
+/// end cancels the request in the guest.
+pub struct BodyStream {
+    first: Option<Bytes>,
+    chunks: Option<mpsc::Receiver<StreamItem>>,
+    deadline: Pin<Box<Sleep>>,
+    guard: ExchangeGuard,
+}
+
+/// Forgets the exchange (cancelling it in the guest unless it finished) and stops forwarding
+/// the request body.
+struct ExchangeGuard {
+    parts: Weak<Parts>,
+    id: u64,
+    finished: bool,
+    forward: AbortHandle,
+}
+
+impl Drop for ExchangeGuard {
+    fn drop(&mut self) {
+        self.forward.abort();
+        if let Some(parts) = self.parts.upgrade() {
+            parts.channel.forget(self.id, self.finished);
+        }
+    }
+}
+
+impl Stream for BodyStream {
+    type Item = Result<Bytes, VmError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        let Some(chunks) = this.chunks.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match chunks.poll_recv(cx) {
+            Poll::Ready(Some(Ok((data, more)))) => {
+                if !more {
+                    this.chunks = None;
+                    this.guard.finished = true;
+                }
+                Poll::Ready(Some(Ok(data)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.chunks = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.chunks = None;
+                Poll::Ready(Some(Err(VmError::Crashed(
+                    "the response ended before its last chunk".into(),
+                ))))
+            }
+            Poll::Pending => {
+                if this.deadline.as_mut().poll(cx).is_ready() {
+                    this.chunks = None;
+                    return Poll::Ready(Some(Err(VmError::Timeout)));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Sends the request body to the guest as it arrives, then its end; an error of the body (too
+/// large, client gone) ends the exchange with that error.
+async fn forward_body<S>(parts: Weak<Parts>, id: u64, body: S, end: Instant)
+where
+    S: Stream<Item = Result<Bytes, VmError>> + Send + 'static,
+{
+    let mut body = std::pin::pin!(body);
+    loop {
+        let next = timeout_at(end, body.next()).await;
+        let Some(parts) = parts.upgrade() else {
+            return;
+        };
+        match next {
+            Err(_) => return parts.channel.fail_request(id, VmError::Timeout),
+            Ok(Some(Ok(bytes))) => {
+                for piece in bytes.chunks(BODY_CHUNK_BYTES) {
+                    let frame = proto::body_chunk(id, piece, true);
+                    if parts.channel.send(frame, end).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(Some(Err(e))) => return parts.channel.fail_request(id, e),
+            Ok(None) => {
+                let _ = parts
+                    .channel
+                    .send(proto::body_chunk(id, &[], false), end)
+                    .await;
+                return;
+            }
+        }
+    }
+}
 
 /// How the VM came up.
 #[derive(Debug, Clone)]
@@ -128,7 +246,9 @@ impl VmHandle {
         let result = match result {
             Ok(Reply::Done) => Ok(()),
             Ok(Reply::Error(text)) => Err(VmError::Boot(format!("resume: {text}"))),
-            Ok(Reply::Http { .. }) => Err(VmError::Boot("resume: unexpected reply".into())),
+            Ok(Reply::Http { .. } | Reply::Head { .. }) => {
+                Err(VmError::Boot("resume: unexpected reply".into()))
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -238,10 +358,98 @@ impl VmHandle {
                 })
             }
             Reply::Error(text) => Err(VmError::ProgramError(text)),
+            Reply::Head { .. } => Err(VmError::ProgramError(
+                "a streamed answer to a whole request".into(),
+            )),
             Reply::Done => Err(VmError::ProgramError(
                 "the program sent no HTTP response".into(),
             )),
         }
+    }
+
+    /// A streamed exchange: the request body is forwarded as `body` yields it, and the answer
+    /// returns at its head (within `timeout`), its body following in [`BodyStream`]. The whole
+    /// exchange ends by `max(timeout, MAX_EXCHANGE)`. `head.body` is ignored.
+    pub async fn http_stream<S>(
+        &self,
+        head: HttpScope,
+        body: S,
+        timeout: Duration,
+    ) -> Result<HttpStream, VmError>
+    where
+        S: Stream<Item = Result<Bytes, VmError>> + Send + 'static,
+    {
+        let start = Instant::now();
+        let head_deadline = start + timeout;
+        let end = start + timeout.max(MAX_EXCHANGE);
+        let channel = &self.parts.channel;
+        let slot = channel
+            .slot(head_deadline)
+            .await
+            .map_err(|e| self.explain(e))?;
+        let StreamedRequest {
+            id, first, chunks, ..
+        } = channel
+            .request_streamed(
+                |id| {
+                    proto::http_request_streamed(
+                        id,
+                        &head.method,
+                        &head.path,
+                        &head.query_string,
+                        &head.headers,
+                    )
+                },
+                slot,
+                head_deadline,
+            )
+            .await
+            .map_err(|e| self.explain(e))?;
+        let forward = tokio::spawn(forward_body(Arc::downgrade(&self.parts), id, body, end));
+        let mut guard = ExchangeGuard {
+            parts: Arc::downgrade(&self.parts),
+            id,
+            finished: false,
+            forward: forward.abort_handle(),
+        };
+        let reply = match timeout_at(head_deadline, first).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(VmError::Crashed(
+                channel
+                    .closed_reason()
+                    .unwrap_or_else(|| "reply lost".into()),
+            )),
+            Err(_) => Err(VmError::Timeout),
+        }
+        .map_err(|e| self.explain(e))?;
+        let (status, headers, first, chunks) = match reply {
+            Reply::Head { status, headers } => (status, headers, None, Some(chunks)),
+            Reply::Http {
+                status,
+                headers,
+                body,
+            } => {
+                guard.finished = true;
+                (status, headers, Some(Bytes::from(body)), None)
+            }
+            Reply::Error(text) => return Err(VmError::ProgramError(text)),
+            Reply::Done => {
+                return Err(VmError::ProgramError(
+                    "the program sent no HTTP response".into(),
+                ));
+            }
+        };
+        self.snapshot_after_first_answer();
+        Ok(HttpStream {
+            status,
+            headers,
+            body: BodyStream {
+                first,
+                chunks,
+                deadline: Box::pin(sleep_until(end)),
+                guard,
+            },
+        })
     }
 
     /// After the first answer: saves the program's snapshot in the background (the VM pauses
@@ -294,7 +502,7 @@ impl VmHandle {
             .map_err(|e| self.explain(e))?;
         match reply {
             Reply::Error(text) => Err(VmError::ProgramError(text)),
-            Reply::Http { .. } | Reply::Done => Ok(()),
+            Reply::Http { .. } | Reply::Head { .. } | Reply::Done => Ok(()),
         }
     }
 

@@ -32,9 +32,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use accel::Accel;
-pub use channel::{MAX_IN_FLIGHT, MAX_QUEUED_BYTES};
+pub use channel::{MAX_IN_FLIGHT, MAX_QUEUED_BYTES, STREAM_BUFFER_CHUNKS, STREAM_STALL};
 pub use frame::{MAX_FRAME_FROM_GUEST, MAX_FRAME_TO_GUEST};
-pub use handle::{StartupInfo, VmHandle};
+pub use handle::{BODY_CHUNK_BYTES, BodyStream, HttpStream, MAX_EXCHANGE, StartupInfo, VmHandle};
 pub use proto::MAX_HEADERS;
 pub use snapshot::MAX_PROGRAM_SNAPSHOTS;
 pub use template::TemplateInfo;

@@ -192,6 +192,60 @@ pub fn http_request(
     })
 }
 
+#[derive(Serialize)]
+struct HttpHeadOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    method: &'a str,
+    path: &'a str,
+    query_string: &'a str,
+    headers: HeaderList<'a>,
+}
+
+#[derive(Serialize)]
+struct StreamedRequest<'a> {
+    id: u64,
+    scope: HttpHeadOut<'a>,
+    streamed: bool,
+}
+
+/// A request whose body follows in [`body_chunk`] frames (§8, streamed exchanges).
+pub fn http_request_streamed(
+    id: u64,
+    method: &str,
+    path: &str,
+    query_string: &str,
+    headers: &[(Vec<u8>, Vec<u8>)],
+) -> Vec<u8> {
+    named(&StreamedRequest {
+        id,
+        scope: HttpHeadOut {
+            kind: "http",
+            method,
+            path,
+            query_string,
+            headers: HeaderList(headers),
+        },
+        streamed: true,
+    })
+}
+
+#[derive(Serialize)]
+struct ChunkOut<'a> {
+    id: u64,
+    chunk: Bin<'a>,
+    more: bool,
+}
+
+/// One piece of a streamed request's body; the last one has `more: false`.
+pub fn body_chunk(id: u64, chunk: &[u8], more: bool) -> Vec<u8> {
+    named(&ChunkOut {
+        id,
+        chunk: Bin(chunk),
+        more,
+    })
+}
+
 /// The message travels as a msgpack map when it is JSON (as the reference passes the parsed
 /// message), as bytes otherwise.
 enum MessageBody<'a> {
@@ -251,6 +305,12 @@ pub enum GuestMessage {
         id: u64,
         reply: Reply,
     },
+    /// A piece of a streamed response body; the last one has `more: false`.
+    Chunk {
+        id: u64,
+        data: Vec<u8>,
+        more: bool,
+    },
     /// A well-formed frame of no known shape.
     Other,
 }
@@ -262,6 +322,11 @@ pub enum Reply {
         status: u16,
         headers: Vec<(Vec<u8>, Vec<u8>)>,
         body: Vec<u8>,
+    },
+    /// The head of a streamed response: its body follows in [`GuestMessage::Chunk`] frames.
+    Head {
+        status: u16,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// The program raised (or the request could not run): the traceback, else the error.
     Error(String),
@@ -326,6 +391,9 @@ struct RawFrame {
     traceback: Option<String>,
     headers: Option<RawHead>,
     body: Option<RawBody>,
+    chunk: Option<ByteBuf>,
+    more: Option<bool>,
+    streamed: Option<bool>,
 }
 
 impl RawFrame {
@@ -340,6 +408,13 @@ impl RawFrame {
             return GuestMessage::Log { stream, data };
         }
         if let Some(id) = self.id {
+            if let Some(chunk) = self.chunk {
+                return GuestMessage::Chunk {
+                    id,
+                    data: chunk.into_vec(),
+                    more: self.more.unwrap_or(false),
+                };
+            }
             let reply = if let Some(error) = self.error {
                 match self.traceback {
                     Some(tb) if !tb.trim().is_empty() => Reply::Error(tb),
@@ -350,10 +425,15 @@ impl RawFrame {
                 headers,
             }) = self.headers
             {
-                Reply::Http {
-                    status,
-                    headers: headers.map(|h| h.0).unwrap_or_default(),
-                    body: self.body.and_then(|b| b.0).unwrap_or_default(),
+                let headers = headers.map(|h| h.0).unwrap_or_default();
+                if self.streamed == Some(true) {
+                    Reply::Head { status, headers }
+                } else {
+                    Reply::Http {
+                        status,
+                        headers,
+                        body: self.body.and_then(|b| b.0).unwrap_or_default(),
+                    }
                 }
             } else {
                 Reply::Done
@@ -705,6 +785,43 @@ mod tests {
             output: "",
         });
         assert!(parse(&f).unwrap_err().reason.contains("headers"));
+    }
+
+    #[test]
+    fn streamed_shapes() {
+        let head =
+            pack(&json!({"id": 5, "headers": {"status": 201, "headers": []}, "streamed": true}));
+        assert_eq!(
+            parse(&head).unwrap(),
+            GuestMessage::Reply {
+                id: 5,
+                reply: Reply::Head {
+                    status: 201,
+                    headers: vec![]
+                }
+            }
+        );
+        let chunk = rmp_serde::to_vec_named(&ChunkOut {
+            id: 5,
+            chunk: Bin(b"abc"),
+            more: true,
+        })
+        .unwrap();
+        assert_eq!(
+            parse(&chunk).unwrap(),
+            GuestMessage::Chunk {
+                id: 5,
+                data: b"abc".to_vec(),
+                more: true
+            }
+        );
+        assert_eq!(chunk, body_chunk(5, b"abc", true));
+        let v: serde_json::Value =
+            rmp_serde::from_slice(&http_request_streamed(6, "GET", "/", "", &[])).unwrap();
+        assert_eq!(
+            v,
+            json!({"id": 6, "scope": {"type": "http", "method": "GET", "path": "/", "query_string": "", "headers": []}, "streamed": true})
+        );
     }
 
     #[test]
