@@ -64,29 +64,39 @@ fn unpack_into(zip: &[u8], dir: &Path, max_bytes: u64) -> Result<(), String> {
             std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
             continue;
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-        }
-        let mut file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
-        // Read one byte past what is left: an entry larger than its budget is refused
-        // without inflating more than that.
-        let mut limited = (&mut entry).take(left + 1);
-        let mut buffer = [0u8; 64 * 1024];
-        loop {
-            let n = limited
-                .read(&mut buffer)
-                .map_err(|e| format!("entry {i}: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            if n as u64 > left {
-                return Err(format!("unpacks to more than {max_bytes} bytes"));
-            }
-            left -= n as u64;
-            file.write_all(&buffer[..n]).map_err(|e| e.to_string())?;
-        }
+        write_bounded(&mut entry, &path, &mut left, max_bytes, i)?;
     }
     Ok(())
+}
+
+/// Writes one entry's bytes to `path`, taking them from the archive's budget `left`. Reads one
+/// byte past what is left: an entry larger than its budget is refused without inflating more.
+fn write_bounded(
+    entry: &mut impl Read,
+    path: &Path,
+    left: &mut u64,
+    max_bytes: u64,
+    index: usize,
+) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let mut file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut limited = entry.take(*left + 1);
+    let mut buffer = [0u8; 64 * 1024];
+    loop {
+        let n = limited
+            .read(&mut buffer)
+            .map_err(|e| format!("entry {index}: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        if n as u64 > *left {
+            return Err(format!("unpacks to more than {max_bytes} bytes"));
+        }
+        *left -= n as u64;
+        file.write_all(&buffer[..n]).map_err(|e| e.to_string())?;
+    }
 }
 
 /// A squashfs image's regular files and directories, within the same bounds as zip.
@@ -122,25 +132,8 @@ fn read_squashfs_into(image: &[u8], dir: &Path, max_bytes: u64) -> Result<(), St
                 std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
             }
             backhand::InnerNode::File(file) => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-                }
-                let mut out = std::fs::File::create(&path).map_err(|e| e.to_string())?;
-                let mut limited = parsed.file(file).reader().take(left + 1);
-                let mut buffer = [0u8; 64 * 1024];
-                loop {
-                    let n = limited
-                        .read(&mut buffer)
-                        .map_err(|e| format!("entry {i}: {e}"))?;
-                    if n == 0 {
-                        break;
-                    }
-                    if n as u64 > left {
-                        return Err(format!("unpacks to more than {max_bytes} bytes"));
-                    }
-                    left -= n as u64;
-                    out.write_all(&buffer[..n]).map_err(|e| e.to_string())?;
-                }
+                let mut reader = parsed.file(file).reader();
+                write_bounded(&mut reader, &path, &mut left, max_bytes, i)?;
             }
             // Links could point outside; devices, pipes and sockets mean nothing here.
             _ => {}
