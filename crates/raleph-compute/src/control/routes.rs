@@ -242,6 +242,21 @@ pub(super) async fn logs(
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// A signed request to act on a program, from its owner only (403 otherwise).
+async fn signed_by_owner(
+    compute: &Compute,
+    reference: Result<Path<String>, PathRejection>,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Result<Owned, Response> {
+    let owned = signed_request(compute, reference, method, uri, headers, no_vm).await?;
+    if !auth::is_owner(&owned.address, &owned.spec.owner) {
+        return Err(unauthorized_sender());
+    }
+    Ok(owned)
+}
+
 /// `POST /control/machine/{ref}/stop`.
 pub(super) async fn stop(
     State(compute): State<Compute>,
@@ -250,13 +265,10 @@ pub(super) async fn stop(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let owned = match signed_request(&compute, reference, &method, &uri, &headers, no_vm).await {
+    let owned = match signed_by_owner(&compute, reference, &method, &uri, &headers).await {
         Ok(owned) => owned,
         Err(response) => return response,
     };
-    if !auth::is_owner(&owned.address, &owned.spec.owner) {
-        return unauthorized_sender();
-    }
     if compute.stop(&owned.hash) {
         tracing::info!(program = %owned.hash, "stopped by its owner");
         text(format!("Stopped VM with ref {}", owned.hash))
@@ -274,13 +286,10 @@ pub(super) async fn reboot(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let owned = match signed_request(&compute, reference, &method, &uri, &headers, no_vm).await {
+    let owned = match signed_by_owner(&compute, reference, &method, &uri, &headers).await {
         Ok(owned) => owned,
         Err(response) => return response,
     };
-    if !auth::is_owner(&owned.address, &owned.spec.owner) {
-        return unauthorized_sender();
-    }
     let was_running = is_running(&compute, &owned.hash);
     if let Err(e) = compute.restart(&owned.hash).await {
         return exec_error(&e);
