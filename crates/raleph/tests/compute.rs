@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use raleph_crypto::EthSigner;
@@ -13,39 +12,7 @@ use raleph_message::MessageType;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Map, Value, json};
 use sha2::Digest;
-use support::{RunningNode, now, wait_until};
-
-/// The test program, built once per version (`v2` answers 2 at `/version`).
-fn guest_wasm(version: u32) -> Vec<u8> {
-    static BUILD: Mutex<()> = Mutex::new(());
-    let _one_build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../raleph-compute/guest/Cargo.toml");
-    // A target directory of its own: never waits on the workspace's build lock.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("test-guest-v{version}"));
-    let mut build = std::process::Command::new(env!("CARGO"));
-    build
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", &target);
-    if version == 2 {
-        build.args(["--features", "v2"]);
-    }
-    let status = build.status().expect("run cargo for the test guest");
-    assert!(
-        status.success(),
-        "building the test guest failed (is the wasm32-wasip2 target installed?)"
-    );
-    std::fs::read(target.join("wasm32-wasip2/release/raleph_test_guest.wasm")).expect("guest")
-}
+use support::{RunningNode, guest_wasm, now, wait_until};
 
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))

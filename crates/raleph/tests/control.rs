@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use raleph_compute::control::client::{self, EphemeralKey};
@@ -21,7 +21,7 @@ use raleph_message::MessageType;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Map, Value, json};
 use sha2::Digest;
-use support::{RunningNode, now, wait_until};
+use support::{RunningNode, guest_wasm, now, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The wallet of the ETH owner (secret 0x11 × 32), another wallet (0x22 × 32), the SOL owner
@@ -42,32 +42,6 @@ const ETH_OWNER: &str = "{\"sender\": \"0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff
 const ETH_OWNER_EXPIRED: &str = "{\"sender\": \"0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A\", \"payload\": \"7b227075626b6579223a207b22637276223a2022502d323536222c20226b7479223a20224543222c202278223a20225a704933564759726976686c755f4b6f6e6348747233735a5a4856455f5673653150464f4c346874697438222c202279223a20226833525f7958365a6f30657537355a6a474f77614a4f6368313837334e7877677851726655316a5941776f227d2c2022616c67223a20224543445341222c2022646f6d61696e223a20223132372e302e302e31222c202261646472657373223a2022307831394537453337364537433231334237453765376534366363373041356444303836444166663241222c202265787069726573223a2022323032302d30312d30315430303a30303a30302e3030303030315a222c2022636861696e223a2022455448227d\", \"signature\": \"0x277aaca8eb84c137a7c866bf8cfc73f7dc056cccc350ddf185a33e3d401c0b457dcd4c055614124f7c74a0f11ac97ccd794d2348c1bdd5f48399979b8b48e7291b\", \"content\": {\"domain\": \"127.0.0.1\"}}";
 const ETH_OTHER: &str = "{\"sender\": \"0x1563915e194D8CfBA1943570603F7606A3115508\", \"payload\": \"7b227075626b6579223a207b22637276223a2022502d323536222c20226b7479223a20224543222c202278223a20224f744f474770566945354a52613757543777565950744c6c686d39637469594b4d42636a663969626b4b38222c202279223a2022304a5963666a6348576d65526f35786839574b56734374744a6c5a3759563567716b4875484936444f4930227d2c2022616c67223a20224543445341222c2022646f6d61696e223a20223132372e302e302e31222c202261646472657373223a2022307831353633393135653139344438436642413139343335373036303346373630364133313135353038222c202265787069726573223a2022323039392d30312d30315430303a30303a30305a222c2022636861696e223a2022455448227d\", \"signature\": \"0x1c8b0c044e54cf7e2c3ef957cbc78a040d5bd3b0d29564ad15c2dbed9b380f3040da18694e90a7bf38be2a8b24c5339ff4e1266c5c7267f4c16ccfc0f9869f7c1b\", \"content\": {\"domain\": \"127.0.0.1\"}}";
 const SOL_OWNER: &str = "{\"sender\": \"2btLJAAb1S3x6hZYdVyAePjqtQYi2ZBSRGy4569RZu8h\", \"payload\": \"7b227075626b6579223a207b22637276223a2022502d323536222c20226b7479223a20224543222c202278223a202246537a31457141443254347266333475644f5859476c6166334e68787868546553653530446c64556d4355222c202279223a2022696566627572696c4c594c704550644941673261364d6652372d46435875456738545176426368745a5038227d2c2022616c67223a20224543445341222c2022646f6d61696e223a20223132372e302e302e31222c202261646472657373223a20223262744c4a4141623153337836685a596456794165506a7174515969325a425352477934353639525a753868222c202265787069726573223a2022323039392d30312d30315430303a30303a30305a222c2022636861696e223a2022534f4c227d\", \"signature\": \"0x55c5c516c7015a19bcda2b4809655682d800332356849a48e371050858cdab0779c254d55a772151b184570b8052906c3fcc7c038180f9ab366c68d5a4507b04\", \"content\": {\"domain\": \"127.0.0.1\"}}";
-
-/// The test program (`crates/raleph-compute/guest`), built once.
-fn guest_wasm() -> Vec<u8> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../raleph-compute/guest/Cargo.toml");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join("test-guest-v1");
-    let status = std::process::Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("run cargo for the test guest");
-    assert!(
-        status.success(),
-        "building the test guest failed (is the wasm32-wasip2 target installed?)"
-    );
-    std::fs::read(target.join("wasm32-wasip2/release/raleph_test_guest.wasm")).expect("guest")
-}
 
 fn program_content(code_ref: &str) -> Map<String, Value> {
     raleph_sdk::ProgramSpec {
@@ -238,7 +212,7 @@ fn start_node(dir: &Path) -> Node {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_read_logs_stop_and_reboot_their_programs() {
-    let wasm = guest_wasm();
+    let wasm = guest_wasm(1);
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start_node(dir.path());
     let owner = EthSigner::from_secret_bytes(&OWNER_SECRET).expect("key");

@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct RunningNode {
@@ -97,4 +98,37 @@ pub fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs_f64()
+}
+
+/// The test program (`crates/raleph-compute/guest`), built once per version (`v2` answers 2
+/// at `/version`), in a target directory of its own.
+pub fn guest_wasm(version: u32) -> Vec<u8> {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _one_build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../raleph-compute/guest/Cargo.toml");
+    // A target directory of its own: never waits on the workspace's build lock.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("test-guest-v{version}"));
+    let mut build = std::process::Command::new(env!("CARGO"));
+    build
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target);
+    if version == 2 {
+        build.args(["--features", "v2"]);
+    }
+    let status = build.status().expect("run cargo for the test guest");
+    assert!(
+        status.success(),
+        "building the test guest failed (is the wasm32-wasip2 target installed?)"
+    );
+    std::fs::read(target.join("wasm32-wasip2/release/raleph_test_guest.wasm")).expect("guest")
 }
