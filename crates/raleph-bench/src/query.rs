@@ -267,6 +267,20 @@ fn kinds(s: &Samples, page_size: usize) -> Vec<QueryKind> {
                 .collect(),
         },
         QueryKind {
+            // A type and a one-minute window: the type's rows are most of the store, so the
+            // page is read from the time index and each row's type checked.
+            name: "messages by type + time range".into(),
+            paths: windows
+                .iter()
+                .map(|(a, _)| {
+                    m(format!(
+                        "msgType=POST&startDate={a:.3}&endDate={:.3}",
+                        a + 60.0
+                    ))
+                })
+                .collect(),
+        },
+        QueryKind {
             name: "one message by hash".into(),
             paths: pick(&s.hashes, N)
                 .iter()
