@@ -148,8 +148,9 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> A
     let (mut query, page, per_page) = list_query(&params)?;
     query.max_bytes = state.config.max_response_bytes;
     let counts = state.counts.clone();
-    // The total's query, counted here or, when its cached total is stale, later on the
-    // count cache's thread (hence its own reader handle).
+    // The total's query: read from the store's kept totals when it keeps it (exact now),
+    // otherwise counted here or, when its cached total is stale, later on the count cache's
+    // thread (hence its own reader handle).
     let count_query = AggregateQuery {
         limit: 0,
         offset: 0,
@@ -161,10 +162,13 @@ pub async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> A
     let body = state
         .read(move |r| {
             let rows = r.aggregates(&query)?;
-            // A short page knows its total; a long list's total is counted once and cached.
+            // A short page knows its total; a long list's total is kept by the store, or
+            // counted once and cached.
             let short = (rows.len() as u64) < query.limit;
             let total = if short && (!rows.is_empty() || query.offset == 0) {
                 query.offset + rows.len() as u64
+            } else if let Some(kept) = r.kept_aggregate_total(&count_query)? {
+                kept
             } else {
                 counts.get_or(&count_key, move || reader.count_aggregates(&count_query))?
             };

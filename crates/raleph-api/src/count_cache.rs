@@ -1,7 +1,11 @@
-//! Totals of list queries, cached for a while: counting every matching row on each page
-//! request would cost more than the page itself on a large store. A page shorter than its
-//! size is exact without counting, so only long lists see a cached (possibly stale) total,
-//! as with the reference node.
+//! Totals of list queries the store does not keep, cached for a while: counting every
+//! matching row on each page request would cost more than the page itself on a large store.
+//! Only those are cached: a page shorter than its size is exact without counting, and the
+//! totals the store keeps (no filter, one type, sender, channel, content type, content key or
+//! tag, a time range alone or with types, post types, post channels, aggregate keys; see
+//! `raleph_db::ReadStore::kept_message_total`) are read exact at every request. The others
+//! (combinations of filters, refs, owners, chains, posts by address…) may be up to
+//! `count_cache_secs` old (30 s by default), twice that for a list nobody asked for since.
 //!
 //! One count per key at a time: requests that find the same total being counted wait for it
 //! instead of running the same count (a burst of clients on a cold filter would otherwise

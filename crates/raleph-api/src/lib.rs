@@ -59,7 +59,9 @@ pub struct ApiConfig {
     pub sync_timeout_secs: f64,
     /// Most websocket subscribers at once.
     pub max_websockets: usize,
-    /// How long the total of a long list is reused before being counted again, seconds.
+    /// How long the total of a long list is reused before being counted again, seconds. Only
+    /// totals the store does not keep are cached (see `count_cache`): the unfiltered list and
+    /// lists filtered on one kept column are always exact.
     pub count_cache_secs: f64,
     /// Most reads of the index at once; further requests wait their turn. 0 = as many as the
     /// machine has cores (for a PostgreSQL index, its `database_read_connections`). With

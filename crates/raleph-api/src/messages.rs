@@ -411,8 +411,9 @@ async fn list_messages(
         Paging::Pages { page, per_page } => (page, per_page),
     };
     let counts = state.counts.clone();
-    // The total's query, counted here or, when its cached total is stale, later on the
-    // count cache's thread (hence its own reader handle).
+    // The total's query: read from the store's kept totals when it keeps it (exact now),
+    // otherwise counted here or, when its cached total is stale, later on the count cache's
+    // thread (hence its own reader handle).
     let count_query = MessageQuery {
         limit: 0,
         offset: 0,
@@ -445,6 +446,8 @@ async fn list_messages(
                 let short = query.limit == 0 || (rows.len() as u64) < query.limit;
                 let total = if short && (!rows.is_empty() || query.offset == 0) {
                     query.offset + rows.len() as u64
+                } else if let Some(kept) = r.kept_message_total(&count_query)? {
+                    kept
                 } else {
                     counts.get_or(&count_key, move || reader.count_messages(&count_query))?
                 };

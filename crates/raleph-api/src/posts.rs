@@ -165,8 +165,9 @@ async fn list(
     query.limit = per_page;
     query.offset = (page - 1).saturating_mul(per_page);
     let counts = state.counts.clone();
-    // The total's query, counted here or, when its cached total is stale, later on the
-    // count cache's thread (hence its own reader handle).
+    // The total's query: read from the store's kept totals when it keeps it (exact now),
+    // otherwise counted here or, when its cached total is stale, later on the count cache's
+    // thread (hence its own reader handle).
     let count_query = PostQuery {
         limit: 0,
         offset: 0,
@@ -183,6 +184,8 @@ async fn list(
             let short = query.limit == 0 || (rows.len() as u64) < query.limit;
             let total = if short && (!rows.is_empty() || query.offset == 0) {
                 query.offset + rows.len() as u64
+            } else if let Some(kept) = r.kept_post_total(&count_query)? {
+                kept
             } else {
                 counts.get_or(&count_key, move || reader.count_posts(&count_query))?
             };

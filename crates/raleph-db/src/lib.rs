@@ -13,11 +13,15 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod kept;
 mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod shared;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -221,6 +225,14 @@ pub trait ReadStore: Send + Sync + 'static {
     ) -> Result<Vec<AggregateRecord>>;
     fn aggregates(&self, query: &AggregateQuery) -> Result<Vec<AggregateRecord>>;
     fn count_aggregates(&self, query: &AggregateQuery) -> Result<u64>;
+    /// The total of a message list when the store keeps it (see `kept.rs`): exact as of this
+    /// read and a few rows to read, so it needs no cache. `None` when the total must be
+    /// counted ([`ReadStore::count_messages`]).
+    fn kept_message_total(&self, query: &MessageQuery) -> Result<Option<u64>>;
+    /// As [`ReadStore::kept_message_total`], for a post list.
+    fn kept_post_total(&self, query: &PostQuery) -> Result<Option<u64>>;
+    /// As [`ReadStore::kept_message_total`], for an aggregate list.
+    fn kept_aggregate_total(&self, query: &AggregateQuery) -> Result<Option<u64>>;
     fn channels(&self) -> Result<Vec<String>>;
     /// A file the node holds, by any of its identifiers.
     fn file(&self, id: &str) -> Result<Option<FileRecord>>;

@@ -63,6 +63,15 @@ pub(crate) fn split_counters(rows: Vec<(String, i64)>) -> (u64, Vec<(crate::Mess
     (messages, by_status)
 }
 
+/// What the writer reads of a stored message before it moves or forgets it: the kept totals
+/// it counts in by time and type, and its tags (`None` when its `tags` column is unreadable
+/// and the tag rows must be found by item hash).
+pub(crate) struct StoredTime {
+    pub time: f64,
+    pub message_type: String,
+    pub tags: Option<Vec<String>>,
+}
+
 /// A message's tags without repeats, in first-seen order.
 pub(crate) fn distinct_tags(tags: &[String]) -> Vec<&str> {
     let mut seen: Vec<&str> = Vec::with_capacity(tags.len());

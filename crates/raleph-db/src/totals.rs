@@ -1,6 +1,8 @@
-//! The kept totals a write transaction changes (`list_totals` and `time_counts`), added up
-//! in memory and written once when it commits, on either backend: one statement per message
-//! and total would cost more than the message itself.
+//! The kept totals a write transaction changes (`list_totals`, `time_counts` and
+//! `type_time_counts`), added up in memory and written once when it commits, on either
+//! backend: one statement per message and total would cost more than the message itself.
+//! Written in the transaction that changes the rows they count, they are exact whenever a
+//! reader sees them (see `kept.rs` for the lists whose totals they answer).
 
 use std::collections::BTreeMap;
 
@@ -9,11 +11,13 @@ use crate::time_counts;
 /// Changes to the kept totals since the transaction began.
 #[derive(Debug, Default)]
 pub(crate) struct Totals {
-    /// `list_totals`: messages per content type, channel and content key, tag rows per tag,
-    /// original posts per post type and per channel, aggregates per key.
+    /// `list_totals`: messages per type, sender, content type, channel and content key, tag
+    /// rows per tag, original posts per post type and per channel, aggregates per key.
     pub lists: BTreeMap<(&'static str, String), i64>,
     /// `time_counts`, by `(level, bucket)`.
     pub times: BTreeMap<(i64, i64), i64>,
+    /// `type_time_counts`: the same buckets for each message type, by `(type, level, bucket)`.
+    pub type_times: BTreeMap<(String, i64, i64), i64>,
     /// While a savepoint is open: the changes made since it (undone if it is rolled back).
     savepoint: Option<Vec<Change>>,
     /// The last savepoint's change list, emptied, for the next one to fill.
@@ -24,27 +28,49 @@ pub(crate) struct Totals {
 pub(crate) type ListChange = (&'static str, String, i64);
 /// A change to one `time_counts` row: `(level, bucket, change)`.
 pub(crate) type TimeChange = (i64, i64, i64);
+/// A change to one `type_time_counts` row: `(type, level, bucket, change)`.
+pub(crate) type TypeTimeChange = (String, i64, i64, i64);
+
+/// Everything the writer takes out at commit.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Taken {
+    pub lists: Vec<ListChange>,
+    pub times: Vec<TimeChange>,
+    pub type_times: Vec<TypeTimeChange>,
+}
 
 #[derive(Debug)]
 enum Change {
     List(&'static str, String, i64),
     Time((i64, i64), i64),
+    TypeTime((String, i64, i64), i64),
 }
 
-/// The `list_totals` lists a message row counts in, with its value in each (tags are
-/// counted from their own rows).
-pub(crate) fn message_lists<'a>(
-    content_type: &'a Option<String>,
-    channel: &'a Option<String>,
-    content_key: &'a Option<String>,
-) -> impl Iterator<Item = (&'static str, &'a str)> {
-    [
-        ("content_type", content_type),
-        ("channel", channel),
-        ("content_key", content_key),
-    ]
-    .into_iter()
-    .filter_map(|(list, value)| value.as_deref().map(|v| (list, v)))
+/// The columns of a `messages` row that kept totals count it by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CountedRow<'a> {
+    pub time: f64,
+    pub message_type: &'a str,
+    pub sender: &'a str,
+    pub content_type: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    pub content_key: Option<&'a str>,
+}
+
+impl<'a> CountedRow<'a> {
+    /// The `list_totals` lists the row counts in, with its value in each (tags are counted
+    /// from their own rows).
+    fn lists(&self) -> impl Iterator<Item = (&'static str, &'a str)> {
+        [
+            ("type", Some(self.message_type)),
+            ("sender", Some(self.sender)),
+            ("content_type", self.content_type),
+            ("channel", self.channel),
+            ("content_key", self.content_key),
+        ]
+        .into_iter()
+        .filter_map(|(list, value)| value.map(|v| (list, v)))
+    }
 }
 
 impl Totals {
@@ -55,55 +81,57 @@ impl Totals {
         }
     }
 
-    /// A message row of this time added (`change` 1) or removed (-1).
-    pub fn count_time(&mut self, time: f64, change: i64) {
+    /// A message row of this type and time added (`change` 1) or removed (-1): its buckets
+    /// among all messages and among its type's.
+    pub fn count_time(&mut self, time: f64, message_type: &str, change: i64) {
         for bucket in time_counts::buckets(time) {
             *self.times.entry(bucket).or_default() += change;
+            let (level, index) = bucket;
+            let typed = (message_type.to_owned(), level, index);
+            *self.type_times.entry(typed.clone()).or_default() += change;
             if let Some(changes) = &mut self.savepoint {
                 changes.push(Change::Time(bucket, change));
+                changes.push(Change::TypeTime(typed, change));
             }
         }
     }
 
     /// A message row added (1) or removed (-1): its time and the lists its columns put it in.
-    pub fn count_message(
-        &mut self,
-        time: f64,
-        content_type: &Option<String>,
-        channel: &Option<String>,
-        content_key: &Option<String>,
-        change: i64,
-    ) {
-        self.count_time(time, change);
-        for (list, value) in message_lists(content_type, channel, content_key) {
+    pub fn count_message(&mut self, row: CountedRow<'_>, change: i64) {
+        self.count_time(row.time, row.message_type, change);
+        for (list, value) in row.lists() {
             self.count(list, value, change);
         }
     }
 
     #[cfg(any(feature = "postgres", test))]
     pub fn is_empty(&self) -> bool {
-        self.lists.is_empty() && self.times.is_empty()
+        self.lists.is_empty() && self.times.is_empty() && self.type_times.is_empty()
     }
 
     /// The changes to write, leaving none: the non-zero ones.
-    pub fn take(&mut self) -> (Vec<ListChange>, Vec<TimeChange>) {
-        let lists = std::mem::take(&mut self.lists)
-            .into_iter()
-            .filter(|(_, n)| *n != 0)
-            .map(|((list, value), n)| (list, value, n))
-            .collect();
-        let times = std::mem::take(&mut self.times)
-            .into_iter()
-            .filter(|(_, n)| *n != 0)
-            .map(|((level, bucket), n)| (level, bucket, n))
-            .collect();
-        (lists, times)
+    pub fn take(&mut self) -> Taken {
+        fn non_zero<K, T>(map: &mut BTreeMap<K, i64>, row: impl Fn(K, i64) -> T) -> Vec<T> {
+            std::mem::take(map)
+                .into_iter()
+                .filter(|(_, n)| *n != 0)
+                .map(|(key, n)| row(key, n))
+                .collect()
+        }
+        Taken {
+            lists: non_zero(&mut self.lists, |(list, value), n| (list, value, n)),
+            times: non_zero(&mut self.times, |(level, bucket), n| (level, bucket, n)),
+            type_times: non_zero(&mut self.type_times, |(t, level, bucket), n| {
+                (t, level, bucket, n)
+            }),
+        }
     }
 
     /// Forgets every change (the transaction rolled back).
     pub fn clear(&mut self) {
         self.lists.clear();
         self.times.clear();
+        self.type_times.clear();
         self.savepoint = None;
     }
 
@@ -130,6 +158,7 @@ impl Totals {
                     *self.lists.entry((list, value)).or_default() -= n;
                 }
                 Change::Time(bucket, n) => *self.times.entry(bucket).or_default() -= n,
+                Change::TypeTime(bucket, n) => *self.type_times.entry(bucket).or_default() -= n,
             }
         }
         self.spare = changes;
@@ -143,10 +172,17 @@ mod tests {
     #[test]
     fn a_rolled_back_savepoint_undoes_only_its_own_changes() {
         let mut t = Totals::default();
-        let channel = Some("c".to_owned());
-        t.count_message(5.0, &None, &channel, &None, 1);
+        let row = |time| CountedRow {
+            time,
+            message_type: "POST",
+            sender: "0xa",
+            content_type: None,
+            channel: Some("c"),
+            content_key: None,
+        };
+        t.count_message(row(5.0), 1);
         t.take_savepoint();
-        t.count_message(70.0, &None, &channel, &None, 1);
+        t.count_message(row(70.0), 1);
         t.count("tag", "x", 1);
         t.rollback_savepoint();
         t.take_savepoint();
@@ -155,18 +191,22 @@ mod tests {
         // Past the release, nothing is recorded to undo.
         t.count("tag", "z", 1);
         t.rollback_savepoint();
-        let (lists, times) = t.take();
+        let taken = t.take();
         assert_eq!(
-            lists,
+            taken.lists,
             vec![
                 ("channel", "c".to_owned(), 1),
+                ("sender", "0xa".to_owned(), 1),
                 ("tag", "y".to_owned(), 1),
-                ("tag", "z".to_owned(), 1)
+                ("tag", "z".to_owned(), 1),
+                ("type", "POST".to_owned(), 1),
             ]
         );
+        let buckets = [(0, 5), (1, 0), (2, 0), (3, 0), (4, 0)];
+        assert_eq!(taken.times, buckets.map(|(l, b)| (l, b, 1)).to_vec());
         assert_eq!(
-            times,
-            vec![(0, 5, 1), (1, 0, 1), (2, 0, 1), (3, 0, 1), (4, 0, 1)]
+            taken.type_times,
+            buckets.map(|(l, b)| ("POST".to_owned(), l, b, 1)).to_vec()
         );
         assert!(t.is_empty());
     }

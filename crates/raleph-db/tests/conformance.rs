@@ -3308,10 +3308,12 @@ mod postgres_only {
     }
 }
 
-/// Every total a backend keeps instead of counting (per content type, channel, content key,
-/// tag, post type, post channel, aggregate key, and per span of time) equals the length of
-/// its list after inserts, rolled-back savepoints, forgets, moves to an earlier time and
-/// writes outside a transaction.
+/// Every total a backend keeps instead of counting (per message type, sender, content type,
+/// channel, content key, tag, post type, post channel, aggregate key, and per span of time,
+/// of all messages or of some types) equals the length of its list after inserts,
+/// rolled-back savepoints, forgets, moves to an earlier time and writes outside a
+/// transaction, and the store says it keeps them (`kept_*_total`), so the API serves them
+/// without a cache.
 fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
     let channels = ["C1", "c1", "C2"];
     let types = ["note", "blog"];
@@ -3388,23 +3390,58 @@ fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
     s.w.insert_message(&late)?;
     assert!(n > 90);
 
+    // The total, the list's length, and the kept total (which must be there and agree).
     let all = |q: MessageQuery| -> Result<(u64, u64)> {
         let q = MessageQuery { limit: 0, ..q };
-        Ok((s.r.count_messages(&q)?, listed(s, &q)?.len() as u64))
+        let total = s.r.count_messages(&q)?;
+        assert_eq!(s.r.kept_message_total(&q)?, Some(total), "kept: {q:?}");
+        Ok((total, listed(s, &q)?.len() as u64))
     };
     let mut bounds = vec![None, Some(-100.0), Some(0.0), Some(2.5e12)];
     bounds.extend((0..12).map(|i| Some((i * 47) as f64 + [0.0, 0.5, 0.3][i % 3])));
+    let type_sets = [vec![], strings(&["POST"]), strings(&["AGGREGATE", "STORE"])];
     for start in &bounds {
         for end in &bounds {
-            let (total, listed) = all(MessageQuery {
-                start_date: *start,
-                end_date: *end,
-                ..Default::default()
-            })?;
-            assert_eq!(total, listed, "time range {start:?}..{end:?}");
+            for message_types in &type_sets {
+                let (total, listed) = all(MessageQuery {
+                    start_date: *start,
+                    end_date: *end,
+                    message_types: message_types.clone(),
+                    ..Default::default()
+                })?;
+                assert_eq!(total, listed, "{message_types:?} in {start:?}..{end:?}");
+            }
         }
     }
     let one = |v: &str| vec![v.to_owned()];
+    let statuses = vec![MessageStatus::Processed, MessageStatus::Removing];
+    for q in ["POST", "AGGREGATE", "STORE"]
+        .iter()
+        .map(|t| MessageQuery {
+            message_types: one(t),
+            ..Default::default()
+        })
+        .chain(["0xA", "0xB"].iter().map(|a| MessageQuery {
+            addresses: one(a),
+            statuses: statuses.clone(),
+            ..Default::default()
+        }))
+        .chain([MessageQuery {
+            addresses: strings(&["0xA", "0xB"]),
+            ..Default::default()
+        }])
+    {
+        let (total, listed) = all(q.clone())?;
+        assert!(listed > 0, "{q:?}");
+        assert_eq!(total, listed, "{q:?}");
+    }
+    // A total the writer does not keep is counted, and said so.
+    let counted = MessageQuery {
+        channels: one("C1"),
+        start_date: Some(0.0),
+        ..Default::default()
+    };
+    assert_eq!(s.r.kept_message_total(&counted)?, None);
     for q in channels
         .iter()
         .map(|c| MessageQuery {
@@ -3440,7 +3477,9 @@ fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
         }))
     {
         let q = PostQuery { limit: 0, ..q };
-        assert_eq!(s.r.count_posts(&q)?, s.r.posts(&q)?.len() as u64, "{q:?}");
+        let total = s.r.count_posts(&q)?;
+        assert_eq!(total, s.r.posts(&q)?.len() as u64, "{q:?}");
+        assert_eq!(s.r.kept_post_total(&q)?, Some(total), "{q:?}");
     }
     for key in keys {
         let q = AggregateQuery {
@@ -3448,12 +3487,15 @@ fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
             limit: 0,
             ..Default::default()
         };
-        assert_eq!(
-            s.r.count_aggregates(&q)?,
-            s.r.aggregates(&q)?.len() as u64,
-            "{key}"
-        );
+        let total = s.r.count_aggregates(&q)?;
+        assert_eq!(total, s.r.aggregates(&q)?.len() as u64, "{key}");
+        assert_eq!(s.r.kept_aggregate_total(&q)?, Some(total), "{key}");
     }
+    let by_owner = PostQuery {
+        addresses: one("0xA"),
+        ..Default::default()
+    };
+    assert_eq!(s.r.kept_post_total(&by_owner)?, None);
     Ok(())
 }
 

@@ -176,3 +176,73 @@ async fn resident_index_is_locked_in_memory() {
         .expect("request");
     assert_eq!(response.status().as_u16(), 200);
 }
+
+/// The totals the store keeps are exact at every request, with no cache in between: a list
+/// read, then grown, answers its new total at once (it used to be cached for 30 s).
+#[tokio::test]
+async fn kept_totals_are_exact_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::start(dir.path());
+    let http = reqwest::Client::new();
+    let (alice, bob) = (EthSigner::new_random(), EthSigner::new_random());
+    let post = |signer: &EthSigner, i: usize| {
+        let mut content = Map::new();
+        content.insert("type".into(), "note".into());
+        content.insert("content".into(), json!({ "i": i }));
+        let message =
+            raleph_sdk::signed_message(signer, MessageType::Post, content, Some("TOTALS"), now());
+        json!({"sync": true, "message": message})
+            .to_string()
+            .into_bytes()
+    };
+    let total = |query: String| {
+        let http = http.clone();
+        let url = format!("{}/api/v0/messages.json?pagination=5&{query}", node.url);
+        async move {
+            let page: Value = http
+                .get(url)
+                .send()
+                .await
+                .expect("list")
+                .json()
+                .await
+                .expect("json");
+            page["pagination_total"].as_u64().expect("a total")
+        }
+    };
+    let alice_address = alice.address();
+    let filters = [
+        String::new(),
+        "msgType=POST".to_owned(),
+        format!("addresses={alice_address}"),
+        "channels=TOTALS".to_owned(),
+        "contentTypes=note".to_owned(),
+    ];
+    let mut sent = (0, 0);
+    for round in 0..3 {
+        for i in 0..6 {
+            let (signer, count) = if i % 3 == 0 {
+                (&bob, &mut sent.1)
+            } else {
+                (&alice, &mut sent.0)
+            };
+            let (status, body) = send(&http, &node.url, post(signer, round * 10 + i)).await;
+            assert_eq!(status, 200, "{body}");
+            *count += 1;
+        }
+        let expected = [
+            sent.0 + sent.1,
+            sent.0 + sent.1,
+            sent.0,
+            sent.0 + sent.1,
+            sent.0 + sent.1,
+        ];
+        for (filter, expected) in filters.iter().zip(expected) {
+            assert_eq!(
+                total(filter.clone()).await,
+                expected,
+                "round {round}: {filter}"
+            );
+        }
+    }
+}

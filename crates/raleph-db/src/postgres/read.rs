@@ -10,8 +10,9 @@ use ::postgres::types::{ToSql, Type};
 use serde_json::Value;
 
 use super::{Conn, ReadPool, backend};
+use crate::kept;
 use crate::shared::{counts_processed, distinct_tags, sort_posts, tags_lead};
-use crate::time_counts;
+use crate::sql::{self, Param};
 use crate::*;
 
 /// Shared handle to the read pool.
@@ -26,73 +27,17 @@ impl PgReader {
     }
 }
 
-/// A query parameter and its PostgreSQL type.
-enum Param {
-    Text(String),
-    Texts(Vec<String>),
-    Real(f64),
-    Int(i64),
-}
+/// A WHERE clause under construction, with its numbered parameters.
+type Filter = sql::Filter<sql::Postgres>;
 
 impl Param {
+    /// The parameter and its PostgreSQL type.
     fn typed(&self) -> (&(dyn ToSql + Sync), Type) {
         match self {
             Param::Text(s) => (s, Type::TEXT),
             Param::Texts(v) => (v, Type::TEXT_ARRAY),
             Param::Real(f) => (f, Type::FLOAT8),
             Param::Int(i) => (i, Type::INT8),
-        }
-    }
-}
-
-/// A WHERE clause under construction, with its numbered parameters.
-#[derive(Default)]
-struct Filter {
-    clauses: Vec<String>,
-    params: Vec<Param>,
-}
-
-impl Filter {
-    /// Adds a parameter; returns its placeholder.
-    fn bind(&mut self, param: Param) -> String {
-        self.params.push(param);
-        format!("${}", self.params.len())
-    }
-
-    fn push(&mut self, clause: impl Into<String>) {
-        self.clauses.push(clause.into());
-    }
-
-    /// `column = ANY($n)` when the list is not empty; `column = $n` for one value: a B-tree
-    /// range of `(column, time)` then comes in time order, so a page stops after its rows,
-    /// where `= ANY` (before PostgreSQL 17) has every row of the range read and sorted.
-    fn any_of(&mut self, column: &str, values: &[String]) {
-        match values {
-            [] => {}
-            [value] => {
-                let p = self.bind(Param::Text(value.clone()));
-                self.push(format!("{column} = {p}"));
-            }
-            _ => {
-                let p = self.bind(Param::Texts(values.to_vec()));
-                self.push(format!("{column} = ANY({p})"));
-            }
-        }
-    }
-
-    /// The WHERE clause so far; the clauses start over, the parameters are kept (for a query
-    /// made of several parts).
-    fn take_sql(&mut self) -> String {
-        let sql = self.sql();
-        self.clauses.clear();
-        sql
-    }
-
-    fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
         }
     }
 }
@@ -130,17 +75,6 @@ fn limit_offset(limit: u64, offset: u64) -> String {
     match limit {
         0 => String::new(),
         n => format!("LIMIT {n} OFFSET {offset}"),
-    }
-}
-
-fn date_range(filter: &mut Filter, column: &str, start: Option<f64>, end: Option<f64>) {
-    if let Some(start) = start {
-        let p = filter.bind(Param::Real(start));
-        filter.push(format!("{column} >= {p}"));
-    }
-    if let Some(end) = end {
-        let p = filter.bind(Param::Real(end));
-        filter.push(format!("{column} < {p}"));
     }
 }
 
@@ -198,7 +132,7 @@ fn tag_range(f: &mut Filter, q: &MessageQuery, tag: &str) {
     f.push(format!("t.tag = {p}"));
     column_filter(f, q);
     status_filter(f, q);
-    date_range(f, "t.time", q.start_date, q.end_date);
+    f.date_range("t.time", q.start_date, q.end_date);
     keyset(f, "t.time", "t.item_hash", q.sort_order, &q.cursor);
 }
 
@@ -248,7 +182,7 @@ fn message_list_sql(q: &MessageQuery) -> (String, Vec<Param>) {
     if !tags.is_empty() {
         tag_probe(&mut f, &tags, "m.time", "m.item_hash");
     }
-    date_range(&mut f, "m.time", q.start_date, q.end_date);
+    f.date_range("m.time", q.start_date, q.end_date);
     keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m {} {} {page}",
@@ -277,7 +211,7 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
         if !tags.is_empty() {
             tag_probe(f, &tags, "m.time", "m.item_hash");
         }
-        date_range(f, "m.time", q.start_date, q.end_date);
+        f.date_range("m.time", q.start_date, q.end_date);
         format!("SELECT count(*) FROM messages m {}", f.take_sql())
     };
     let mut f = Filter::default();
@@ -285,8 +219,11 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
         let sql = rare(&mut f, true);
         return (sql, f.params);
     }
-    let all = if let Some(kept) = kept_total(&mut f, q, &tags) {
-        kept
+    let all = if let Some(kept) = kept::message_total(q) {
+        kept::message_total_sql(&mut f, &kept, |f, start, end| {
+            f.date_range("m.time", start, end);
+            format!("SELECT count(*) FROM messages m {}", f.take_sql())
+        })
     } else if tags_lead(q) {
         let join = if has_column_filter(q) {
             TAG_JOIN
@@ -296,7 +233,7 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
         let p = f.bind(Param::Texts(tags.clone()));
         f.push(format!("t.tag = ANY({p})"));
         column_filter(&mut f, q);
-        date_range(&mut f, "t.time", q.start_date, q.end_date);
+        f.date_range("t.time", q.start_date, q.end_date);
         if tags.len() == 1 {
             format!("SELECT count(*) FROM {join} {}", f.take_sql())
         } else {
@@ -305,21 +242,12 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
                 f.take_sql()
             )
         }
-    } else if !has_column_filter(q) && tags.is_empty() {
-        match (q.start_date, q.end_date) {
-            // Kept by a trigger in the same transaction as the rows it counts (a count would
-            // read every row).
-            (None, None) => {
-                "SELECT coalesce((SELECT n FROM counters WHERE name = 'messages'), 0)".to_owned()
-            }
-            (start, end) => time_range_total(&mut f, start, end),
-        }
     } else {
         column_filter(&mut f, q);
         if !tags.is_empty() {
             tag_probe(&mut f, &tags, "m.time", "m.item_hash");
         }
-        date_range(&mut f, "m.time", q.start_date, q.end_date);
+        f.date_range("m.time", q.start_date, q.end_date);
         format!("SELECT count(*) FROM messages m {}", f.take_sql())
     };
     if q.statuses.is_empty() {
@@ -327,72 +255,6 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
     }
     let others = rare(&mut f, false);
     (format!("SELECT ({all}) - ({others})"), f.params)
-}
-
-/// As SQLite's `kept_total`: the total of a list filtered on content types, channels or
-/// content keys alone, or on one tag alone, read from `list_totals`.
-fn kept_total(f: &mut Filter, q: &MessageQuery, tags: &[String]) -> Option<String> {
-    if q.start_date.is_some() || q.end_date.is_some() {
-        return None;
-    }
-    let mut columns = Filter::default();
-    column_filter(&mut columns, q);
-    let kept = [
-        ("content_type", &q.content_types),
-        ("channel", &q.channels),
-        ("content_key", &q.content_keys),
-    ];
-    let (list, values) = if let Some((list, values)) =
-        kept.iter().find(|(_, values)| !values.is_empty())
-        && tags.is_empty()
-        && columns.clauses.len() == 1
-    {
-        (*list, values.to_vec())
-    } else if tags.len() == 1 && columns.clauses.is_empty() {
-        ("tag", tags.to_vec())
-    } else {
-        return None;
-    };
-    Some(list_total(f, list, values))
-}
-
-/// The sum of a `list_totals` list's values.
-fn list_total(f: &mut Filter, list: &str, values: Vec<String>) -> String {
-    let p = f.bind(Param::Texts(values));
-    format!(
-        "SELECT coalesce(sum(n), 0)::bigint FROM list_totals WHERE list = '{list}' AND value = ANY({p})"
-    )
-}
-
-/// As SQLite's `time_range_total_sql`: the whole seconds of a time range from
-/// `time_counts`, the fractions at its ends counted on the time index. `f` holds no clause.
-fn time_range_total(f: &mut Filter, start: Option<f64>, end: Option<f64>) -> String {
-    fn count_on_index(f: &mut Filter, start: Option<f64>, end: Option<f64>) -> String {
-        date_range(f, "m.time", start, end);
-        format!("(SELECT count(*) FROM messages m {})", f.take_sql())
-    }
-    let Some(cover) = time_counts::cover(start, end) else {
-        return format!("SELECT {}", count_on_index(f, start, end));
-    };
-    let mut parts = Vec::new();
-    for (level, lo, hi) in cover.runs {
-        let (level, lo, hi) = (
-            f.bind(Param::Int(level)),
-            f.bind(Param::Int(lo)),
-            f.bind(Param::Int(hi)),
-        );
-        parts.push(format!(
-            "(SELECT coalesce(sum(n), 0) FROM time_counts
-              WHERE level = {level} AND bucket >= {lo} AND bucket < {hi})"
-        ));
-    }
-    if let Some((start, end)) = cover.before {
-        parts.push(count_on_index(f, start, Some(end)));
-    }
-    if let Some((start, end)) = cover.after {
-        parts.push(count_on_index(f, Some(start), end));
-    }
-    format!("SELECT ({})::bigint", parts.join(" + "))
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -545,7 +407,7 @@ fn forgotten_filter(q: &MessageQuery) -> Filter {
     f.any_of("m.chain", &q.chains);
     f.any_of("m.channel", &q.channels);
     f.any_of("m.type", &q.message_types);
-    date_range(&mut f, "m.forgotten_at", q.start_date, q.end_date);
+    f.date_range("m.forgotten_at", q.start_date, q.end_date);
     f
 }
 
@@ -583,7 +445,7 @@ fn post_filter(q: &PostQuery, tags: PostTags) -> Filter {
             }
         }
     }
-    date_range(&mut f, "p.last_updated", q.start_date, q.end_date);
+    f.date_range("p.last_updated", q.start_date, q.end_date);
     f
 }
 
@@ -605,17 +467,22 @@ fn post_filter_from(q: &PostQuery, tags: PostTags) -> String {
     from
 }
 
+/// The SQL of a post list's total when the writer keeps it.
+fn kept_post_total_sql(q: &PostQuery) -> Option<(String, Vec<Param>)> {
+    let mut f = Filter::default();
+    kept::post_total_sql(&mut f, q).map(|text| (text, f.params))
+}
+
+/// The SQL of an aggregate list's total when the writer keeps it.
+fn kept_aggregate_total_sql(q: &AggregateQuery) -> Option<(String, Vec<Param>)> {
+    let mut f = Filter::default();
+    kept::aggregate_total_sql(&mut f, q).map(|text| (text, f.params))
+}
+
 /// A post total, and its parameters (as SQLite's `post_count_sql`).
 fn post_count_sql(q: &PostQuery) -> (String, Vec<Param>) {
-    // Filtered on post types alone or channels alone (beside "an original"): kept by the
-    // writer.
-    let kept = [("post_type", &q.types), ("post_channel", &q.channels)];
-    if let Some((list, values)) = kept.iter().find(|(_, values)| !values.is_empty())
-        && post_filter(q, PostTags::Probe).clauses.len() == 2
-    {
-        let mut f = Filter::default();
-        let sql = list_total(&mut f, list, values.to_vec());
-        return (sql, f.params);
+    if let Some(kept) = kept_post_total_sql(q) {
+        return kept;
     }
     let tags = if q.tags.is_empty() {
         PostTags::Probe
@@ -930,17 +797,35 @@ impl ReadStore for PgReader {
     }
 
     fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {
-        let (f, sql) = if q.addresses.is_empty() && !q.keys.is_empty() {
-            // Aggregates per key are kept by the writer.
-            let mut f = Filter::default();
-            let sql = list_total(&mut f, "aggregate_key", q.keys.clone());
-            (f, sql)
-        } else {
+        let (sql, params) = kept_aggregate_total_sql(q).unwrap_or_else(|| {
             let f = aggregate_filter(q);
-            let sql = format!("SELECT count(*) FROM aggregates {}", f.sql());
-            (f, sql)
+            (
+                format!("SELECT count(*) FROM aggregates {}", f.sql()),
+                f.params,
+            )
+        });
+        self.pool.with(|conn| count(conn, &sql, &params))
+    }
+
+    fn kept_message_total(&self, q: &MessageQuery) -> Result<Option<u64>> {
+        if kept::message_total(q).is_none() {
+            return Ok(None);
+        }
+        self.count_messages(q).map(Some)
+    }
+
+    fn kept_post_total(&self, q: &PostQuery) -> Result<Option<u64>> {
+        let Some((sql, params)) = kept_post_total_sql(q) else {
+            return Ok(None);
         };
-        self.pool.with(|conn| count(conn, &sql, &f.params))
+        self.pool.with(|conn| count(conn, &sql, &params)).map(Some)
+    }
+
+    fn kept_aggregate_total(&self, q: &AggregateQuery) -> Result<Option<u64>> {
+        let Some((sql, params)) = kept_aggregate_total_sql(q) else {
+            return Ok(None);
+        };
+        self.pool.with(|conn| count(conn, &sql, &params)).map(Some)
     }
 
     fn channels(&self) -> Result<Vec<String>> {

@@ -324,6 +324,35 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX messages_by_sender;
     CREATE INDEX messages_by_sender ON messages (sender, time, type);
     "#,
+    // 9: as SQLite's migration 17: messages per type and per sender, and per type and span
+    // of time, kept by the writer.
+    r#"
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'type', type, count(*) FROM messages GROUP BY type
+        UNION ALL SELECT 'sender', sender, count(*) FROM messages GROUP BY sender;
+    CREATE TABLE type_time_counts (
+        type TEXT COLLATE "C" NOT NULL,
+        level BIGINT NOT NULL,
+        bucket BIGINT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (type, level, bucket)
+    );
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 0, trunc(time)::bigint, count(*) FROM messages
+        WHERE time >= 0 AND time < 1099511627776 GROUP BY type, trunc(time)::bigint;
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 1, bucket >> 6, sum(n) FROM type_time_counts WHERE level = 0
+        GROUP BY type, bucket >> 6;
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 2, bucket >> 6, sum(n) FROM type_time_counts WHERE level = 1
+        GROUP BY type, bucket >> 6;
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 3, bucket >> 6, sum(n) FROM type_time_counts WHERE level = 2
+        GROUP BY type, bucket >> 6;
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 4, bucket >> 6, sum(n) FROM type_time_counts WHERE level = 3
+        GROUP BY type, bucket >> 6;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,11 +8,12 @@ use ::postgres::types::{FromSqlOwned, ToSql};
 use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
+use crate::shared::StoredTime;
 use crate::shared::{
     distinct_tags, merge_aggregate, newest, parse_json, parse_position, parse_tags_column,
     tags_column,
 };
-use crate::totals::Totals;
+use crate::totals::{CountedRow, Taken, Totals};
 use crate::*;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -129,7 +130,11 @@ impl PgWriter {
         if self.totals.is_empty() {
             return Ok(());
         }
-        let (lists, times) = self.totals.take();
+        let Taken {
+            lists,
+            times,
+            type_times,
+        } = self.totals.take();
         if !lists.is_empty() {
             let names: Vec<&str> = lists.iter().map(|(list, _, _)| *list).collect();
             let values: Vec<&str> = lists.iter().map(|(_, value, _)| value.as_str()).collect();
@@ -150,6 +155,18 @@ impl PgWriter {
                  SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[])
                  ON CONFLICT (level, bucket) DO UPDATE SET n = time_counts.n + excluded.n",
                 &[&levels, &buckets, &changes],
+            )?;
+        }
+        if !type_times.is_empty() {
+            let types: Vec<&str> = type_times.iter().map(|t| t.0.as_str()).collect();
+            let levels: Vec<i64> = type_times.iter().map(|t| t.1).collect();
+            let buckets: Vec<i64> = type_times.iter().map(|t| t.2).collect();
+            let changes: Vec<i64> = type_times.iter().map(|t| t.3).collect();
+            self.exec(
+                "INSERT INTO type_time_counts (type, level, bucket, n)
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])
+                 ON CONFLICT (type, level, bucket) DO UPDATE SET n = type_time_counts.n + excluded.n",
+                &[&types, &levels, &buckets, &changes],
             )?;
         }
         Ok(())
@@ -185,21 +202,26 @@ impl PgWriter {
 
     /// A stored message's time and tags (`None` for the tags when its `tags` column is not
     /// readable: its tag rows must then be found by scanning).
-    fn time_and_tags(&mut self, item_hash: &str) -> Result<Option<(f64, Option<Vec<String>>)>> {
+    fn time_and_tags(&mut self, item_hash: &str) -> Result<Option<StoredTime>> {
         let Some(row) = self.row(
-            "SELECT time, tags FROM messages WHERE item_hash = $1",
+            "SELECT time, type, tags FROM messages WHERE item_hash = $1",
             &[&item_hash],
         )?
         else {
             return Ok(None);
         };
         let time: f64 = row.try_get(0).map_err(backend)?;
-        let column: Option<String> = row.try_get(1).map_err(backend)?;
+        let message_type: String = row.try_get(1).map_err(backend)?;
+        let column: Option<String> = row.try_get(2).map_err(backend)?;
         let tags = parse_tags_column(column.as_deref());
         if tags.is_none() {
             tracing::warn!(%item_hash, "unreadable tags column, scanning message_tags");
         }
-        Ok(Some((time, tags)))
+        Ok(Some(StoredTime {
+            time,
+            message_type,
+            tags,
+        }))
     }
 
     fn grace_pin(&mut self, sha256: &str, until: f64) -> Result<()> {
@@ -545,8 +567,17 @@ impl WriteStore for PgWriter {
                 "the sync sequence counter is missing".into(),
             ));
         }
-        self.totals
-            .count_message(m.time, &m.content_type, &m.channel, &m.content_key, 1);
+        self.totals.count_message(
+            CountedRow {
+                time: m.time,
+                message_type: &m.message_type,
+                sender: &m.sender,
+                content_type: m.content_type.as_deref(),
+                channel: m.channel.as_deref(),
+                content_key: m.content_key.as_deref(),
+            },
+            1,
+        );
         for tag in &tags {
             self.totals.count("tag", tag, 1);
         }
@@ -581,7 +612,12 @@ impl WriteStore for PgWriter {
     }
 
     fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
-        let Some((stored, tags)) = self.time_and_tags(item_hash)? else {
+        let Some(StoredTime {
+            time: stored,
+            message_type,
+            tags,
+        }) = self.time_and_tags(item_hash)?
+        else {
             return Ok(());
         };
         if time.is_nan() || time >= stored {
@@ -591,8 +627,8 @@ impl WriteStore for PgWriter {
             "UPDATE messages SET time = $2 WHERE item_hash = $1",
             &[&item_hash, &time],
         )?;
-        self.totals.count_time(stored, -1);
-        self.totals.count_time(time, 1);
+        self.totals.count_time(stored, &message_type, -1);
+        self.totals.count_time(time, &message_type, 1);
         self.settle_if_autocommit()?;
         // The tag rows are keyed by time: they move with the message.
         match tags {
@@ -1024,8 +1060,8 @@ impl WriteStore for PgWriter {
         released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
         // Its tag rows, by key (before the row that lists them goes).
         let stored = self.time_and_tags(item_hash)?;
-        let stored_time = stored.as_ref().map(|(time, _)| *time);
-        let removed_tags = match stored {
+        let stored_time = stored.as_ref().map(|s| s.time);
+        let removed_tags = match stored.map(|s| (s.time, s.tags)) {
             Some((time, Some(tags))) => {
                 let mut removed = Vec::new();
                 for tag in tags {
@@ -1052,8 +1088,17 @@ impl WriteStore for PgWriter {
         if removed > 0
             && let (Some(time), Some(f)) = (stored_time, &facts)
         {
-            self.totals
-                .count_message(time, &f.content_type, &f.channel, &f.content_key, -1);
+            self.totals.count_message(
+                CountedRow {
+                    time,
+                    message_type: &f.message_type,
+                    sender: &f.sender,
+                    content_type: f.content_type.as_deref(),
+                    channel: f.channel.as_deref(),
+                    content_key: f.content_key.as_deref(),
+                },
+                -1,
+            );
         }
         self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {

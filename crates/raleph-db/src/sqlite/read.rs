@@ -7,9 +7,32 @@ use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde_json::Value;
 
 use super::{ReadPool, backend};
+use crate::kept::{self, KeptMessages};
 use crate::shared::{counts_processed, distinct_tags, sort_posts, tags_lead};
-use crate::time_counts;
+use crate::sql::{self, Param};
 use crate::*;
+
+/// A neutral statement builder's parameters as SQLite values (the SQLite dialect binds a
+/// list as one parameter per value, so a `Texts` never reaches here; it would bind as the
+/// JSON array of its values).
+fn sqlite_values(params: Vec<Param>) -> Vec<SqlValue> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            Param::Text(s) => SqlValue::Text(s),
+            Param::Texts(v) => SqlValue::Text(Value::from(v).to_string()),
+            Param::Real(f) => SqlValue::Real(f),
+            Param::Int(i) => SqlValue::Integer(i),
+        })
+        .collect()
+}
+
+/// The SQL of a kept total and its parameters, in SQLite's dialect.
+fn kept_message_total_sql(kept: &KeptMessages<'_>) -> (String, Vec<SqlValue>) {
+    let mut f = sql::Filter::<sql::Sqlite>::default();
+    let text = kept::message_total_sql(&mut f, kept, count_any_type_sql);
+    (text, sqlite_values(f.params))
+}
 
 /// Shared handle to the read pool.
 #[derive(Clone)]
@@ -363,8 +386,8 @@ fn deep_page_after_edge(from: &str, f: &Filter, q: &MessageQuery) -> (String, Ve
 /// own index whatever their status, then the few whose status is not `processed` (read from
 /// `messages_by_rare_status`) are subtracted, or counted alone when `processed` is not asked
 /// for: checking each row's status would read every row of a long list. Without any filter
-/// the rows are the writer's `messages` counter, with only dates they are counted on the
-/// narrowest index that holds the time (`time_range_count_sql`).
+/// the rows are the writer's `messages` counter; for the other totals the writer keeps, see
+/// `kept.rs`.
 fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
     let tags: Vec<String> = distinct_tags(&q.tags)
         .into_iter()
@@ -397,8 +420,8 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
     if !q.statuses.is_empty() && !counts_processed(q) {
         return rare(true);
     }
-    let (all, mut params) = if let Some(kept) = kept_total(q, &tags) {
-        kept
+    let (all, mut params) = if let Some(kept) = kept::message_total(q) {
+        kept_message_total_sql(&kept)
     } else if tags_lead(q) {
         let columns = column_filter(q);
         let join = if columns.clauses.is_empty() {
@@ -419,15 +442,6 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
             )
         };
         (sql, f.params)
-    } else if column_filter(q).clauses.is_empty() && tags.is_empty() {
-        match (q.start_date, q.end_date) {
-            // Kept by the writer in the same transaction as the rows it counts.
-            (None, None) => (
-                "SELECT coalesce((SELECT n FROM counters WHERE name = 'messages'), 0)".to_owned(),
-                Vec::new(),
-            ),
-            (start, end) => time_range_total_sql(start, end),
-        }
     } else {
         let mut f = column_filter(q);
         if !tags.is_empty() {
@@ -447,75 +461,19 @@ fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
     (format!("SELECT ({all}) - ({others})"), params)
 }
 
-/// The rows of a list filtered on content types, channels or content keys alone, or on one
-/// tag alone, whatever their status: kept by the writer in `list_totals` (migrations 10 and
-/// 12), so a list a tenth of the store long is not counted entry by entry.
-fn kept_total(q: &MessageQuery, tags: &[String]) -> Option<(String, Vec<SqlValue>)> {
-    if q.start_date.is_some() || q.end_date.is_some() {
-        return None;
-    }
-    let columns = column_filter(q).clauses.len();
-    let kept = [
-        ("content_type", &q.content_types),
-        ("channel", &q.channels),
-        ("content_key", &q.content_keys),
-    ];
-    let mut f = Filter::default();
-    if let Some((list, values)) = kept.iter().find(|(_, values)| !values.is_empty())
-        && tags.is_empty()
-        && columns == 1
-    {
-        f.push(format!("list = '{list}'"), []);
-        f.any_of("value", values);
-    } else if tags.len() == 1 && columns == 0 {
-        f.push("list = 'tag'", []);
-        f.any_of("value", tags);
-    } else {
-        return None;
-    }
-    Some((
-        format!("SELECT coalesce(sum(n), 0) FROM list_totals {}", f.sql()),
-        f.params,
-    ))
-}
-
-/// The number of messages in a time range, whatever their status: its whole seconds summed
-/// from the few `time_counts` buckets that cover them, the fractions of a second at its ends
-/// (and any part outside the bucketed span) counted on the index.
-fn time_range_total_sql(start: Option<f64>, end: Option<f64>) -> (String, Vec<SqlValue>) {
-    let Some(cover) = time_counts::cover(start, end) else {
-        return time_range_count_sql(start, end);
-    };
-    let mut parts = Vec::new();
-    let mut params = Vec::new();
-    for (level, lo, hi) in cover.runs {
-        parts.push(
-            "(SELECT coalesce(sum(n), 0) FROM time_counts
-              WHERE level = ? AND bucket >= ? AND bucket < ?)"
-                .to_owned(),
-        );
-        params.extend([level, lo, hi].map(SqlValue::Integer));
-    }
-    let ends = (cover.before.map(|(s, e)| (s, Some(e))).into_iter())
-        .chain(cover.after.map(|(s, e)| (Some(s), e)));
-    for (s, e) in ends {
-        let (sql, p) = time_range_count_sql(s, e);
-        parts.push(format!("({sql})"));
-        params.extend(p);
-    }
-    (format!("SELECT {}", parts.join(" + ")), params)
-}
-
 /// The number of messages in a time range, whatever their status, counted on
 /// `messages_by_type` one type at a time (the types present are read off that index too, so
 /// any type counts). Its `(type, time)` entries are about a quarter the size of the time
 /// index's, which carry the item hash: a range of 10 000 messages is 81 pages instead of
 /// 238, and a range nobody read for a while comes from disk.
-fn time_range_count_sql(start: Option<f64>, end: Option<f64>) -> (String, Vec<SqlValue>) {
-    let mut f = Filter::default();
-    f.push("m.type = present.type", []);
-    date_range(&mut f, "m.time", start, end);
-    let sql = format!(
+fn count_any_type_sql(
+    f: &mut sql::Filter<sql::Sqlite>,
+    start: Option<f64>,
+    end: Option<f64>,
+) -> String {
+    f.push("m.type = present.type");
+    f.date_range("m.time", start, end);
+    format!(
         "WITH RECURSIVE present(type) AS (
              SELECT min(type) FROM messages
              UNION ALL
@@ -524,9 +482,8 @@ fn time_range_count_sql(start: Option<f64>, end: Option<f64>) -> (String, Vec<Sq
          SELECT coalesce(sum(
              (SELECT count(*) FROM messages m INDEXED BY messages_by_type {})), 0)
          FROM present WHERE present.type IS NOT NULL",
-        f.sql()
-    );
-    (sql, f.params)
+        f.take_sql()
+    )
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -718,23 +675,24 @@ fn post_filter_from(q: &PostQuery, tags: PostTags) -> String {
     from
 }
 
+/// The SQL of a post list's total when the writer keeps it.
+fn kept_post_total_sql(q: &PostQuery) -> Option<(String, Vec<SqlValue>)> {
+    let mut f = sql::Filter::<sql::Sqlite>::default();
+    kept::post_total_sql(&mut f, q).map(|text| (text, sqlite_values(f.params)))
+}
+
+/// The SQL of an aggregate list's total when the writer keeps it.
+fn kept_aggregate_total_sql(q: &AggregateQuery) -> Option<(String, Vec<SqlValue>)> {
+    let mut f = sql::Filter::<sql::Sqlite>::default();
+    kept::aggregate_total_sql(&mut f, q).map(|text| (text, sqlite_values(f.params)))
+}
+
 /// A post total, and its parameters: the originals that pass the filter, on the posts index
 /// alone unless a filter reads a message (chains) or the tags (which then lead: counting
 /// starts from the versions holding them).
 fn post_count_sql(q: &PostQuery) -> (String, Vec<SqlValue>) {
-    // Filtered on post types alone or channels alone (beside "an original"): kept by the
-    // writer.
-    let kept = [("post_type", &q.types), ("post_channel", &q.channels)];
-    if let Some((list, values)) = kept.iter().find(|(_, values)| !values.is_empty())
-        && post_filter(q, PostTags::Probe).clauses.len() == 2
-    {
-        let mut f = Filter::default();
-        f.push(format!("list = '{list}'"), []);
-        f.any_of("value", values);
-        return (
-            format!("SELECT coalesce(sum(n), 0) FROM list_totals {}", f.sql()),
-            f.params,
-        );
+    if let Some(kept) = kept_post_total_sql(q) {
+        return kept;
     }
     let tags = if q.tags.is_empty() {
         PostTags::Probe
@@ -1092,19 +1050,35 @@ impl ReadStore for SqliteReader {
     }
 
     fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {
-        let (f, sql) = if q.addresses.is_empty() && !q.keys.is_empty() {
-            // Aggregates per key are kept by the writer (migration 13).
-            let mut f = Filter::default();
-            f.push("list = 'aggregate_key'", []);
-            f.any_of("value", &q.keys);
-            let sql = format!("SELECT coalesce(sum(n), 0) FROM list_totals {}", f.sql());
-            (f, sql)
-        } else {
+        let (sql, params) = kept_aggregate_total_sql(q).unwrap_or_else(|| {
             let f = aggregate_filter(q);
-            let sql = format!("SELECT count(*) FROM aggregates {}", f.sql());
-            (f, sql)
+            (
+                format!("SELECT count(*) FROM aggregates {}", f.sql()),
+                f.params,
+            )
+        });
+        self.pool.with(|conn| count(conn, &sql, &params))
+    }
+
+    fn kept_message_total(&self, q: &MessageQuery) -> Result<Option<u64>> {
+        if kept::message_total(q).is_none() {
+            return Ok(None);
+        }
+        self.count_messages(q).map(Some)
+    }
+
+    fn kept_post_total(&self, q: &PostQuery) -> Result<Option<u64>> {
+        let Some((sql, params)) = kept_post_total_sql(q) else {
+            return Ok(None);
         };
-        self.pool.with(|conn| count(conn, &sql, &f.params))
+        self.pool.with(|conn| count(conn, &sql, &params)).map(Some)
+    }
+
+    fn kept_aggregate_total(&self, q: &AggregateQuery) -> Result<Option<u64>> {
+        let Some((sql, params)) = kept_aggregate_total_sql(q) else {
+            return Ok(None);
+        };
+        self.pool.with(|conn| count(conn, &sql, &params)).map(Some)
     }
 
     fn channels(&self) -> Result<Vec<String>> {

@@ -382,6 +382,40 @@ pub(super) const MIGRATIONS: &[&str] = &[
     INSERT INTO time_counts (level, bucket, n)
         SELECT 4, bucket >> 6, sum(n) FROM time_counts WHERE level = 3 GROUP BY bucket >> 6;
     "#,
+    // 17: messages per type and per sender in `list_totals`, and per type and span of time in
+    // `type_time_counts` (the buckets of `time_counts`, once per type), so that the totals of
+    // a list filtered on a type or an address alone, or on a type and a time range, are kept
+    // exactly like the others instead of counted (and cached) per request.
+    r#"
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'type', type, count(*) FROM messages GROUP BY type;
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'sender', sender, count(*) FROM messages GROUP BY sender;
+    CREATE TABLE type_time_counts (
+        type TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (type, level, bucket)
+    ) WITHOUT ROWID;
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 0, second, count(*) FROM (
+            SELECT type, CAST(time AS INTEGER) AS second FROM messages
+            WHERE time >= 0 AND time < 1099511627776)
+        GROUP BY type, second;
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 1, bucket >> 6, sum(n) FROM type_time_counts WHERE level = 0
+        GROUP BY type, bucket >> 6;
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 2, bucket >> 6, sum(n) FROM type_time_counts WHERE level = 1
+        GROUP BY type, bucket >> 6;
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 3, bucket >> 6, sum(n) FROM type_time_counts WHERE level = 2
+        GROUP BY type, bucket >> 6;
+    INSERT INTO type_time_counts (type, level, bucket, n)
+        SELECT type, 4, bucket >> 6, sum(n) FROM type_time_counts WHERE level = 3
+        GROUP BY type, bucket >> 6;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -688,6 +688,13 @@ fn time_range_totals_follow_writes() -> Result<()> {
     };
     let kept = buckets("time_counts")?;
     assert!(kept.len() > 500);
+    // Each type's buckets add up to the buckets of all messages.
+    conn.execute_batch(
+        "CREATE TEMP VIEW summed_type_time_counts AS
+             SELECT level, bucket, sum(n) AS n FROM type_time_counts GROUP BY level, bucket",
+    )
+    .map_err(backend)?;
+    assert_eq!(buckets("summed_type_time_counts")?, kept);
     conn.execute_batch("ALTER TABLE time_counts RENAME TO kept_time_counts")
         .map_err(backend)?;
     conn.execute_batch(schema::MIGRATIONS[15])

@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::backend;
-use crate::totals::Totals;
+use crate::shared::StoredTime;
+use crate::totals::{CountedRow, Totals};
 use crate::*;
 
 pub struct SqliteWriter {
@@ -169,19 +170,26 @@ impl SqliteWriter {
                 [messages],
             )?;
         }
-        let (lists, times) = self.tally.totals.take();
-        for (list, value, change) in lists {
+        let taken = self.tally.totals.take();
+        for (list, value, change) in taken.lists {
             self.exec(
                 "INSERT INTO list_totals (list, value, n) VALUES (?1, ?2, ?3)
                  ON CONFLICT (list, value) DO UPDATE SET n = n + excluded.n",
                 params![list, value, change],
             )?;
         }
-        for (level, bucket, change) in times {
+        for (level, bucket, change) in taken.times {
             self.exec(
                 "INSERT INTO time_counts (level, bucket, n) VALUES (?1, ?2, ?3)
                  ON CONFLICT (level, bucket) DO UPDATE SET n = n + excluded.n",
                 params![level, bucket, change],
+            )?;
+        }
+        for (message_type, level, bucket, change) in taken.type_times {
+            self.exec(
+                "INSERT INTO type_time_counts (type, level, bucket, n) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (type, level, bucket) DO UPDATE SET n = n + excluded.n",
+                params![message_type, level, bucket, change],
             )?;
         }
         Ok(())
@@ -199,18 +207,28 @@ impl SqliteWriter {
 impl SqliteWriter {
     /// A stored message's time and tags (`None` for the tags when its `tags` column is not
     /// readable: its tag rows must then be found by scanning).
-    fn time_and_tags(&self, item_hash: &str) -> Result<Option<(f64, Option<Vec<String>>)>> {
+    fn time_and_tags(&self, item_hash: &str) -> Result<Option<StoredTime>> {
         let row = self.one(
-            "SELECT time, tags FROM messages WHERE item_hash = ?1",
+            "SELECT time, type, tags FROM messages WHERE item_hash = ?1",
             [item_hash],
-            |r| Ok((r.get::<_, f64>(0)?, r.get::<_, Option<String>>(1)?)),
+            |r| {
+                Ok((
+                    r.get::<_, f64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            },
         )?;
-        Ok(row.map(|(time, column)| {
+        Ok(row.map(|(time, message_type, column)| {
             let tags = parse_tags_column(column.as_deref());
             if tags.is_none() {
                 tracing::warn!(%item_hash, "unreadable tags column, scanning message_tags");
             }
-            (time, tags)
+            StoredTime {
+                time,
+                message_type,
+                tags,
+            }
         }))
     }
 
@@ -512,9 +530,17 @@ impl WriteStore for SqliteWriter {
             ],
         )?;
         self.tally.messages += 1;
-        self.tally
-            .totals
-            .count_message(m.time, &m.content_type, &m.channel, &m.content_key, 1);
+        self.tally.totals.count_message(
+            CountedRow {
+                time: m.time,
+                message_type: &m.message_type,
+                sender: &m.sender,
+                content_type: m.content_type.as_deref(),
+                channel: m.channel.as_deref(),
+                content_key: m.content_key.as_deref(),
+            },
+            1,
+        );
         for tag in &tags {
             self.tally.totals.count("tag", tag, 1);
         }
@@ -558,7 +584,12 @@ impl WriteStore for SqliteWriter {
     }
 
     fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
-        let Some((stored, tags)) = self.time_and_tags(item_hash)? else {
+        let Some(StoredTime {
+            time: stored,
+            message_type,
+            tags,
+        }) = self.time_and_tags(item_hash)?
+        else {
             return Ok(());
         };
         if time.is_nan() || time >= stored {
@@ -568,8 +599,8 @@ impl WriteStore for SqliteWriter {
             "UPDATE messages SET time = ?2 WHERE item_hash = ?1",
             params![item_hash, time],
         )?;
-        self.tally.totals.count_time(stored, -1);
-        self.tally.totals.count_time(time, 1);
+        self.tally.totals.count_time(stored, &message_type, -1);
+        self.tally.totals.count_time(time, &message_type, 1);
         self.settle_if_autocommit()?;
         // The tag rows are keyed by time: they move with the message.
         match tags {
@@ -996,8 +1027,8 @@ impl WriteStore for SqliteWriter {
         released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
         // Its tag rows, by key (before the row that lists them goes).
         let stored = self.time_and_tags(item_hash)?;
-        let stored_time = stored.as_ref().map(|(time, _)| *time);
-        let removed_tags = match stored {
+        let stored_time = stored.as_ref().map(|s| s.time);
+        let removed_tags = match stored.map(|s| (s.time, s.tags)) {
             Some((time, Some(tags))) => {
                 let mut removed = Vec::new();
                 for tag in tags {
@@ -1025,9 +1056,17 @@ impl WriteStore for SqliteWriter {
         if removed > 0
             && let (Some(time), Some(f)) = (stored_time, &facts)
         {
-            self.tally
-                .totals
-                .count_message(time, &f.content_type, &f.channel, &f.content_key, -1);
+            self.tally.totals.count_message(
+                CountedRow {
+                    time,
+                    message_type: &f.message_type,
+                    sender: &f.sender,
+                    content_type: f.content_type.as_deref(),
+                    channel: f.channel.as_deref(),
+                    content_key: f.content_key.as_deref(),
+                },
+                -1,
+            );
         }
         self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {

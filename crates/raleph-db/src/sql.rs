@@ -1,0 +1,132 @@
+//! The backend-neutral pieces of a read statement: parameters, and a WHERE clause built with
+//! them, over a small [`Dialect`] (how a placeholder is written and how a column is matched
+//! against a list of values). The query layer writes its SQL once with these; each backend
+//! turns the parameters into its driver's values.
+
+use std::marker::PhantomData;
+
+/// A statement parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Text(String),
+    /// A list, bound as one array parameter: only by dialects with arrays.
+    Texts(Vec<String>),
+    Real(f64),
+    Int(i64),
+}
+
+/// What differs between the SQL of the backends' read statements.
+pub(crate) trait Dialect {
+    /// The placeholder of the `n`-th parameter (from 1).
+    fn placeholder(n: usize) -> String;
+    /// Whether a list of values binds as one array parameter (`= ANY($n)`), so a statement's
+    /// text does not depend on how many values a filter has; otherwise `IN (?1, ?2, …)`.
+    const ARRAYS: bool;
+}
+
+/// SQLite: numbered `?N` placeholders (they mix with plain `?` ones, which take the next
+/// number), no arrays.
+#[cfg(feature = "sqlite")]
+pub(crate) struct Sqlite;
+
+#[cfg(feature = "sqlite")]
+impl Dialect for Sqlite {
+    fn placeholder(n: usize) -> String {
+        format!("?{n}")
+    }
+    const ARRAYS: bool = false;
+}
+
+/// PostgreSQL: `$N` placeholders, arrays.
+#[cfg(feature = "postgres")]
+pub(crate) struct Postgres;
+
+#[cfg(feature = "postgres")]
+impl Dialect for Postgres {
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
+    }
+    const ARRAYS: bool = true;
+}
+
+/// A WHERE clause under construction, with its numbered parameters.
+pub(crate) struct Filter<D> {
+    pub clauses: Vec<String>,
+    pub params: Vec<Param>,
+    dialect: PhantomData<D>,
+}
+
+impl<D> Default for Filter<D> {
+    fn default() -> Self {
+        Filter {
+            clauses: Vec::new(),
+            params: Vec::new(),
+            dialect: PhantomData,
+        }
+    }
+}
+
+impl<D: Dialect> Filter<D> {
+    /// Adds a parameter; returns its placeholder.
+    pub fn bind(&mut self, param: Param) -> String {
+        self.params.push(param);
+        D::placeholder(self.params.len())
+    }
+
+    pub fn push(&mut self, clause: impl Into<String>) {
+        self.clauses.push(clause.into());
+    }
+
+    /// `column` is one of `values` (nothing when the list is empty). One value is `column =
+    /// $n`: a B-tree range of `(column, time)` then comes in time order, so a page stops after
+    /// its rows, where `= ANY` (before PostgreSQL 17) has every row of the range read and
+    /// sorted.
+    pub fn any_of(&mut self, column: &str, values: &[String]) {
+        match values {
+            [] => {}
+            [value] => {
+                let p = self.bind(Param::Text(value.clone()));
+                self.push(format!("{column} = {p}"));
+            }
+            _ if D::ARRAYS => {
+                let p = self.bind(Param::Texts(values.to_vec()));
+                self.push(format!("{column} = ANY({p})"));
+            }
+            _ => {
+                let marks: Vec<String> = values
+                    .iter()
+                    .map(|v| self.bind(Param::Text(v.clone())))
+                    .collect();
+                self.push(format!("{column} IN ({})", marks.join(", ")));
+            }
+        }
+    }
+
+    /// `column` in `[start, end)`, either side open when `None`.
+    pub fn date_range(&mut self, column: &str, start: Option<f64>, end: Option<f64>) {
+        if let Some(start) = start {
+            let p = self.bind(Param::Real(start));
+            self.push(format!("{column} >= {p}"));
+        }
+        if let Some(end) = end {
+            let p = self.bind(Param::Real(end));
+            self.push(format!("{column} < {p}"));
+        }
+    }
+
+    /// The WHERE clause so far; the clauses start over, the parameters are kept (for a query
+    /// made of several parts).
+    pub fn take_sql(&mut self) -> String {
+        let sql = self.sql();
+        self.clauses.clear();
+        sql
+    }
+
+    pub fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
