@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use raleph_db::MessageRecord;
-use raleph_message::time_value;
+use raleph_message::{Envelope, ItemHash};
 use raleph_p2p::{PeerId, RalephRequest, RalephResponse, SyncResponse};
-use serde_json::{Map, Value};
 
 use super::MAX_BATCH;
 use super::skeleton::skeleton_json;
@@ -64,7 +63,13 @@ fn sync_answer(
     let mut entries: Vec<(u64, Entry)> = page
         .messages
         .into_iter()
-        .map(|(seq, m)| (seq, Entry::Message(envelope_json(&m))))
+        .map(|(seq, m)| match envelope_json(&m) {
+            Some(json) => (seq, Entry::Message(json)),
+            None => {
+                tracing::warn!(item_hash = %m.item_hash, "sync: a stored message is no valid envelope; not served");
+                (seq, Entry::Unreadable)
+            }
+        })
         .chain(
             page.forgotten
                 .into_iter()
@@ -78,6 +83,7 @@ fn sync_answer(
     for (seq, entry) in entries {
         let len = match &entry {
             Entry::Message(json) | Entry::Forgotten(json) => json.len(),
+            Entry::Unreadable => 0,
         };
         // Always at least one entry, so a page can never stall on one large message.
         if taken > 0 && bytes + len > max_bytes {
@@ -88,6 +94,7 @@ fn sync_answer(
         match entry {
             Entry::Message(json) => messages.push(json),
             Entry::Forgotten(json) => forgotten.push(json),
+            Entry::Unreadable => {}
         }
         next = seq;
     }
@@ -105,6 +112,9 @@ fn sync_answer(
 enum Entry {
     Message(String),
     Forgotten(String),
+    /// A stored message that is no valid envelope: passed over (no peer could read it), but
+    /// counted, so the page still moves past it.
+    Unreadable,
 }
 
 /// A page of item hashes only: small whatever the messages' size, so never cut short.
@@ -133,19 +143,27 @@ fn hashes_answer(page: raleph_db::SyncPage, limit: usize) -> SyncResponse {
     }
 }
 
-/// A stored message as the envelope its sender signed: compact JSON with sorted keys.
-fn envelope_json(m: &MessageRecord) -> String {
-    let mut fields = Map::new();
-    fields.insert("chain".into(), m.chain.clone().into());
-    fields.insert("channel".into(), m.channel.clone().into());
-    fields.insert("item_content".into(), m.item_content.clone().into());
-    fields.insert("item_hash".into(), m.item_hash.clone().into());
-    fields.insert("item_type".into(), m.item_type.clone().into());
-    fields.insert("sender".into(), m.sender.clone().into());
-    fields.insert("signature".into(), m.signature.clone().into());
-    fields.insert("time".into(), time_value(m.time));
-    fields.insert("type".into(), m.message_type.clone().into());
-    Value::Object(fields).to_string()
+/// A stored message as the envelope its sender signed: compact JSON with sorted keys, written
+/// by the message crate (`Envelope::to_gossip_json`). `None` for a record that is no valid
+/// envelope.
+fn envelope_json(m: &MessageRecord) -> Option<String> {
+    envelope_of(m).map(|envelope| envelope.to_gossip_json())
+}
+
+/// The envelope a stored message was accepted as. The store's strings were written from a
+/// checked envelope, so each parses back to the same value.
+fn envelope_of(m: &MessageRecord) -> Option<Envelope> {
+    Some(Envelope {
+        sender: m.sender.clone(),
+        chain: m.chain.parse().ok()?,
+        signature: m.signature.clone(),
+        message_type: m.message_type.parse().ok()?,
+        item_type: m.item_type.parse().ok()?,
+        item_content: m.item_content.clone(),
+        item_hash: ItemHash::parse(&m.item_hash).ok()?,
+        time: m.time,
+        channel: m.channel.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -172,25 +190,129 @@ mod tests {
         }
     }
 
+    /// A well-formed item hash for test records.
+    fn hash(i: u64) -> String {
+        format!("{i:064x}")
+    }
+
     #[test]
     fn envelope_json_is_sorted_and_complete() {
         assert_eq!(
-            envelope_json(&record("h")),
-            r#"{"chain":"ETH","channel":"TEST","item_content":"{\"a\":1}","item_hash":"h","item_type":"inline","sender":"0xA","signature":"0xsig","time":1.5,"type":"POST"}"#
+            envelope_json(&record(&hash(0xab))).expect("an envelope"),
+            r#"{"chain":"ETH","channel":"TEST","item_content":"{\"a\":1}","item_hash":"00000000000000000000000000000000000000000000000000000000000000ab","item_type":"inline","sender":"0xA","signature":"0xsig","time":1.5,"type":"POST"}"#
         );
+    }
+
+    /// The message JSON sync wrote by hand before it used the message crate's writer, kept
+    /// to show that the bytes served did not change.
+    fn hand_written_json(m: &MessageRecord) -> String {
+        let mut fields = serde_json::Map::new();
+        fields.insert("chain".into(), m.chain.clone().into());
+        fields.insert("channel".into(), m.channel.clone().into());
+        fields.insert("item_content".into(), m.item_content.clone().into());
+        fields.insert("item_hash".into(), m.item_hash.clone().into());
+        fields.insert("item_type".into(), m.item_type.clone().into());
+        fields.insert("sender".into(), m.sender.clone().into());
+        fields.insert("signature".into(), m.signature.clone().into());
+        fields.insert("time".into(), raleph_message::time_value(m.time));
+        fields.insert("type".into(), m.message_type.clone().into());
+        serde_json::Value::Object(fields).to_string()
+    }
+
+    /// The record the store keeps of an accepted envelope (the pipeline writes each field's
+    /// string form).
+    fn stored(envelope: &Envelope) -> MessageRecord {
+        MessageRecord {
+            item_hash: envelope.item_hash.to_string(),
+            message_type: envelope.message_type.to_string(),
+            chain: envelope.chain.to_string(),
+            sender: envelope.sender.clone(),
+            signature: envelope.signature.clone(),
+            item_type: envelope.item_type.to_string(),
+            item_content: envelope.item_content.clone(),
+            content: envelope.item_content.clone().unwrap_or_default(),
+            channel: envelope.channel.clone(),
+            time: envelope.time,
+            size: 0,
+            reception_time: 2.0,
+            status: raleph_db::MessageStatus::Processed,
+        }
+    }
+
+    #[test]
+    fn served_json_of_a_signed_message_is_the_hand_written_bytes() {
+        let signer = raleph_crypto::EthSigner::new_random();
+        let mut content = serde_json::Map::new();
+        content.insert("type".into(), "note".into());
+        content.insert(
+            "content".into(),
+            serde_json::json!({"body": "héllo \"quoted\" </>"}),
+        );
+        let mut records = Vec::new();
+        for (message_type, channel, time) in [
+            (
+                raleph_message::MessageType::Post,
+                Some("TEST"),
+                1_717_000_000.123,
+            ),
+            (raleph_message::MessageType::Post, None, 1_717_000_000.0),
+            (raleph_message::MessageType::Aggregate, Some("ALEPH"), 1.5),
+        ] {
+            let json =
+                raleph_sdk::signed_message(&signer, message_type, content.clone(), channel, time);
+            let envelope = Envelope::from_json(&json).expect("a signed envelope");
+            records.push(stored(&envelope));
+        }
+        // A message whose content is a stored file, and one without a signature.
+        let mut file = records[0].clone();
+        (file.item_type, file.item_content) = ("storage".into(), None);
+        let mut unsigned = records[1].clone();
+        unsigned.signature = None;
+        records.extend([file, unsigned]);
+        for record in &records {
+            assert_eq!(
+                envelope_json(record).expect("an envelope"),
+                hand_written_json(record)
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_that_is_no_envelope_is_passed_over_but_counted() {
+        let mut broken = record(&hash(2));
+        broken.chain = "NOT-A-CHAIN".into();
+        assert!(envelope_json(&broken).is_none());
+        let page = raleph_db::SyncPage {
+            epoch: "e".into(),
+            messages: vec![
+                (10, record(&hash(1))),
+                (20, broken.clone()),
+                (30, record(&hash(3))),
+            ],
+            forgotten: Vec::new(),
+            cut_short: false,
+        };
+        let answer = sync_answer(page, 0, 5, usize::MAX);
+        assert_eq!((answer.messages.len(), answer.next), (2, 30));
+        let alone = raleph_db::SyncPage {
+            epoch: "e".into(),
+            messages: vec![(20, broken)],
+            forgotten: Vec::new(),
+            cut_short: false,
+        };
+        let answer = sync_answer(alone, 0, 5, usize::MAX);
+        assert_eq!((answer.messages.len(), answer.next), (0, 20));
     }
 
     #[test]
     fn answers_are_bounded_in_bytes_but_never_empty() {
         let page = |n: u64| raleph_db::SyncPage {
             epoch: "e".into(),
-            messages: (1..=n)
-                .map(|i| (i * 10, record(&format!("h{i}"))))
-                .collect(),
+            messages: (1..=n).map(|i| (i * 10, record(&hash(i)))).collect(),
             forgotten: Vec::new(),
             cut_short: false,
         };
-        let one = envelope_json(&record("h1")).len();
+        let one = envelope_json(&record(&hash(1))).expect("an envelope").len();
         let answer = sync_answer(page(5), 0, 5, one * 2);
         assert_eq!(
             (answer.messages.len(), answer.next, answer.more),
