@@ -103,7 +103,9 @@ impl ContentSource for LocalContent {
         if info.is_none() {
             self.missing(id);
         }
-        Ok(info.as_ref().map(raleph_api::files::file_record))
+        Ok(info
+            .as_ref()
+            .map(raleph_api::files::store_adapter::file_record))
     }
 
     fn delete_file(&self, sha256: &str) -> std::io::Result<()> {

@@ -584,7 +584,10 @@ async fn keep_if_matching(shared: &Shared, file: PendingFile, id: &str) -> anyho
     // A grace pin keeps it until the message that needs it claims it.
     shared
         .pipeline
-        .store_file(Box::new(raleph_api::files::Upload(file)), true)
+        .store_file(
+            Box::new(raleph_api::files::store_adapter::Upload(file)),
+            true,
+        )
         .await?;
     tracing::debug!(%id, "fetch: file stored");
     Ok(true)

@@ -1,7 +1,9 @@
 use proptest::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::python_regex::python_regex_error;
 use super::*;
+use crate::content::ContentError;
 
 const CODE: &str = "QmbhQsbQGPsA7rzeA5WGZfU7PKGGiobqFdJ9vodYmWTRs3";
 const RUNTIME: &str = "63f07193e6ee9d207b7d1fcf8286f9aee34e6f12f101d2ec77c1229f92964696";

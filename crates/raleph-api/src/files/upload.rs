@@ -1,85 +1,30 @@
-//! Files: uploads (streamed to disk while hashed), downloads (streamed, with ranges), JSON
-//! documents, pin counts, per-address listings, and the IPFS-style gateway.
-
-use std::io::SeekFrom;
+//! Uploads: multipart and raw bodies streamed to disk while hashed, checked against the signed
+//! STORE message that may come with them, and JSON documents stored in the reference's form.
 
 use axum::Json;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use futures::StreamExt;
-use raleph_db::FileRecord;
 use raleph_message::content::TypedContent;
 use raleph_message::{Content, Envelope, MessageType};
-use raleph_pipeline::{PendingUpload, SubmitError};
-use raleph_storage::{FileInfo, FileWriter, PendingFile, StorageError};
+use raleph_pipeline::SubmitError;
+use raleph_storage::{FileWriter, PendingFile, StorageError};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
+use super::store_adapter::Upload;
+use super::{Engine, storage_error};
 use crate::error::{ApiError, ApiResult};
 use crate::multipart;
 use crate::params::Params;
-use crate::shapes::iso_time;
 use crate::{AppState, messages};
 
 /// Largest `metadata` part of a multipart upload.
 const MAX_METADATA_BYTES: usize = 1024 * 1024;
 /// Chunks in flight between the network and the disk writer, per upload.
 const UPLOAD_QUEUE: usize = 16;
-
-/// The record the index keeps for a file the store holds.
-pub fn file_record(info: &FileInfo) -> FileRecord {
-    FileRecord {
-        sha256: info.sha256.clone(),
-        size: info.size,
-        cid_v0: info.cid_v0.clone(),
-        cid_v1: info.cid_v1.clone(),
-        created: raleph_pipeline::now(),
-    }
-}
-
-/// An upload the writer thread moves into the file store.
-/// A checked file, handed to the pipeline to enter the file store.
-pub struct Upload(pub PendingFile);
-
-impl PendingUpload for Upload {
-    fn commit(self: Box<Self>) -> std::io::Result<FileRecord> {
-        let info = self.0.commit().map_err(std::io::Error::other)?;
-        Ok(file_record(&info))
-    }
-}
-
-/// Which API an upload came through: it decides the limits and the identifier answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Storage,
-    Ipfs,
-}
-
-impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Storage => "storage",
-            Engine::Ipfs => "ipfs",
-        }
-    }
-}
-
-fn storage_error(e: StorageError) -> ApiError {
-    match e {
-        StorageError::TooLarge { limit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the file is larger than the limit of {limit} bytes"),
-        ),
-        StorageError::BadHash(hash) => {
-            ApiError::bad_request(format!("{hash:?} is not a file hash"))
-        }
-        other => ApiError::internal(other),
-    }
-}
 
 fn pipeline_error(e: SubmitError) -> ApiError {
     match e {
@@ -457,289 +402,6 @@ pub async fn ipfs_add_json(State(state): State<AppState>, body: Bytes) -> ApiRes
     add_json(state, body, Engine::Ipfs).await
 }
 
-fn checked_id(id: &str) -> ApiResult<()> {
-    match raleph_storage::file_id_kind(id) {
-        Some(_) => Ok(()),
-        None => Err(ApiError::bad_request(format!("{id:?} is not a file hash"))),
-    }
-}
-
-async fn locate(state: &AppState, id: &str) -> ApiResult<(std::path::PathBuf, FileInfo)> {
-    checked_id(id)?;
-    let files = state.files.clone();
-    let lookup = id.to_owned();
-    tokio::task::spawn_blocking(move || files.path_of(&lookup))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(storage_error)?
-        .ok_or_else(|| ApiError::not_found(format!("file {id} not found")))
-}
-
-/// One `bytes=` range of a `Range` header, resolved against the file size.
-fn byte_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
-    let Some(value) = headers.get(header::RANGE) else {
-        return Ok(None);
-    };
-    let unsatisfiable = || {
-        ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "invalid or unsatisfiable range",
-        )
-    };
-    let spec = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("bytes="))
-        .ok_or_else(unsatisfiable)?;
-    if spec.contains(',') {
-        // Several ranges: answer the whole file, as servers may.
-        return Ok(None);
-    }
-    let (start, end) = spec.split_once('-').ok_or_else(unsatisfiable)?;
-    let (start, end) = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().map_err(|_| unsatisfiable())?;
-            if n == 0 || size == 0 {
-                return Err(unsatisfiable());
-            }
-            (size.saturating_sub(n), size - 1)
-        }
-        (start, "") => (
-            start.parse().map_err(|_| unsatisfiable())?,
-            size.saturating_sub(1),
-        ),
-        (start, end) => {
-            let end: u64 = end.parse().map_err(|_| unsatisfiable())?;
-            (
-                start.parse().map_err(|_| unsatisfiable())?,
-                end.min(size.saturating_sub(1)),
-            )
-        }
-    };
-    if start > end || start >= size {
-        return Err(unsatisfiable());
-    }
-    Ok(Some((start, end)))
-}
-
-/// `GET`/`HEAD /api/v0/storage/raw/{hash}` and `/ipfs/{cid}`: the bytes, streamed.
-pub async fn raw(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let (path, info) = locate(&state, &id).await?;
-    let range = match byte_range(&headers, info.size) {
-        Ok(range) => range,
-        Err(e) => {
-            let mut response = e.into_response();
-            let unsatisfied = format!("bytes */{}", info.size);
-            if let Ok(value) = HeaderValue::from_str(&unsatisfied) {
-                response.headers_mut().insert(header::CONTENT_RANGE, value);
-            }
-            return Ok(response);
-        }
-    };
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(ApiError::internal)?;
-    let (status, start, length) = match range {
-        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        None => (StatusCode::OK, 0, info.size),
-    };
-    if start > 0 {
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(ApiError::internal)?;
-    }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 256 * 1024);
-    let mut response = Response::new(Body::from_stream(stream));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if status == StatusCode::PARTIAL_CONTENT {
-        let range = format!("bytes {start}-{}/{}", start + length - 1, info.size);
-        headers.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&range).map_err(ApiError::internal)?,
-        );
-    }
-    Ok(response)
-}
-
-/// `GET /api/v0/storage/{hash}`: the file base64-encoded, as peers fetch it.
-pub async fn base64_file(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let (path, info) = locate(&state, &id).await?;
-    if info.size > state.storage.max_base64_file_bytes {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the file is too large to be sent base64-encoded",
-        ));
-    }
-    let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
-    let engine = if id == info.sha256 {
-        Engine::Storage
-    } else {
-        Engine::Ipfs
-    };
-    Ok(Json(json!({
-        "status": "success",
-        "hash": id,
-        "engine": engine.name(),
-        "content": base64::engine::general_purpose::STANDARD.encode(bytes),
-    })))
-}
-
-/// `GET /api/v0/storage/count/{hash}`: how many messages pin the file.
-pub async fn pin_count(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<u64>> {
-    checked_id(&id)?;
-    let count = state
-        .read(move |r| match r.file(&id)? {
-            Some(file) => r.file_pin_count(&file),
-            None => Ok(0),
-        })
-        .await?;
-    Ok(Json(count))
-}
-
-/// `GET /api/v0/storage/limits.json`.
-pub async fn limits(State(state): State<AppState>) -> Json<Value> {
-    let s = &state.storage;
-    Json(json!({
-        "storage": {
-            "max_file_size": s.max_upload_bytes,
-            "max_unauthenticated_upload_file_size": s.max_unauthenticated_upload_bytes,
-        },
-        "ipfs": {
-            "max_upload_file_size": s.max_ipfs_upload_bytes,
-            "max_upload_car_size": s.max_ipfs_upload_bytes,
-            "max_unauthenticated_upload_file_size": s.max_unauthenticated_upload_bytes,
-        },
-    }))
-}
-
-fn download_url(id: &str) -> String {
-    format!("/api/v0/storage/raw/{id}")
-}
-
-/// `GET /api/v0/storage/metadata/{hash}`.
-pub async fn metadata(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    checked_id(&id)?;
-    let lookup = id.clone();
-    let file = state
-        .read(move |r| r.file(&lookup))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("file {id} not found")))?;
-    Ok(Json(
-        json!({"file_hash": id, "type": "file", "size": file.size, "download_url": download_url(&id)}),
-    ))
-}
-
-fn pinned_json(pinned: raleph_db::PinnedFile) -> Value {
-    // A free-text ref is tagged `<owner>/<ref>`; clients know it by the ref alone.
-    let owner_prefix = format!("{}/", pinned.owner);
-    let reference = pinned
-        .tag
-        .strip_prefix(&owner_prefix)
-        .unwrap_or(&pinned.tag);
-    json!({
-        "ref": reference,
-        "owner": pinned.owner,
-        "file_hash": pinned.file_hash,
-        "download_url": download_url(&pinned.file_hash),
-        "size": pinned.size,
-    })
-}
-
-/// `GET /api/v0/storage/by-message-hash/{hash}`: the file a STORE message pins.
-pub async fn by_message(
-    State(state): State<AppState>,
-    Path(hash): Path<String>,
-) -> ApiResult<Json<Value>> {
-    checked_id(&hash)?;
-    let lookup = hash.clone();
-    let pinned = state
-        .read(move |r| r.file_of_message(&lookup))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no file for message {hash}")))?;
-    Ok(Json(pinned_json(pinned)))
-}
-
-/// `GET /api/v0/storage/by-ref/{ref}`: the latest file of a tag.
-pub async fn by_ref(
-    State(state): State<AppState>,
-    Path(tag): Path<String>,
-) -> ApiResult<Json<Value>> {
-    by_tag(state, tag).await
-}
-
-/// `GET /api/v0/storage/by-ref/{address}/{ref}`: the latest file of a free-named tag.
-pub async fn by_owner_ref(
-    State(state): State<AppState>,
-    Path((address, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    by_tag(state, format!("{address}/{name}")).await
-}
-
-async fn by_tag(state: AppState, tag: String) -> ApiResult<Json<Value>> {
-    let lookup = tag.clone();
-    let pinned = state
-        .read(move |r| r.file_of_tag(&lookup))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no file for ref {tag}")))?;
-    Ok(Json(pinned_json(pinned)))
-}
-
-/// `GET /api/v0/addresses/{address}/files`.
-pub async fn address_files(
-    State(state): State<AppState>,
-    Path(address): Path<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let params = Params::parse(query.as_deref(), &state.config)?;
-    let (page, per_page) = params.page(None, 100)?;
-    let order = params.sort_order()?;
-    let owner = address.clone();
-    let offset = (page - 1).saturating_mul(per_page);
-    let (files, total, total_size) = state
-        .read(move |r| r.address_files(&owner, per_page, offset, order))
-        .await?;
-    let files: Vec<Value> = files
-        .into_iter()
-        .map(|f| {
-            json!({
-                "file_hash": f.file_hash,
-                "size": f.size,
-                "type": "file",
-                "created": iso_time(f.created),
-                "item_hash": f.item_hash,
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "address": address,
-        "total_size": total_size,
-        "files": files,
-        "pagination_page": page,
-        "pagination_total": total,
-        "pagination_per_page": per_page,
-    })))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -752,29 +414,5 @@ mod tests {
             canonical_json(&v),
             r#"{"a":{"c":[{"y":2,"z":1}],"d":"é"},"b":1}"#
         );
-    }
-
-    fn range(value: &str, size: u64) -> Result<Option<(u64, u64)>, u16> {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::RANGE, HeaderValue::from_str(value).expect("header"));
-        byte_range(&headers, size).map_err(|_| 416)
-    }
-
-    #[test]
-    fn ranges() {
-        assert_eq!(range("bytes=0-9", 100), Ok(Some((0, 9))));
-        assert_eq!(range("bytes=90-", 100), Ok(Some((90, 99))));
-        assert_eq!(range("bytes=-10", 100), Ok(Some((90, 99))));
-        assert_eq!(range("bytes=50-1000", 100), Ok(Some((50, 99))));
-        assert_eq!(range("bytes=0-1,5-6", 100), Ok(None));
-        for bad in [
-            "bytes=100-",
-            "bytes=9-1",
-            "items=0-1",
-            "bytes=x-1",
-            "bytes=-0",
-        ] {
-            assert_eq!(range(bad, 100), Err(416), "{bad}");
-        }
     }
 }
