@@ -227,8 +227,12 @@ async fn pages_split_the_list_and_count_it() {
     assert_eq!(second["pagination_page"], 2);
     assert_eq!(second["pagination_total"], 4);
     // The page in the path, as `/messages/page/{page}.json`.
-    let by_path = f.node.get_ok("/api/v0/messages/page/2?pagination=3").await;
-    assert_eq!(by_path, second);
+    for path in [
+        "/api/v0/messages/page/2.json?pagination=3",
+        "/api/v0/messages/page/2?pagination=3",
+    ] {
+        assert_eq!(f.node.get_ok(path).await, second, "{path}");
+    }
     // Past the end: no messages, the same total.
     let past = f
         .node
@@ -443,4 +447,91 @@ async fn a_submission_answers_as_the_reference() {
     let (status, body) = last.expect("asked at least once");
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "processed");
+}
+
+/// The keys of what remains of a forgotten message (§6.2).
+const SKELETON: [&str; 14] = [
+    "chain",
+    "channel",
+    "forgotten_at",
+    "forgotten_by",
+    "item_hash",
+    "item_type",
+    "owner",
+    "payment_type",
+    "sender",
+    "signature",
+    "size",
+    "status",
+    "time",
+    "type",
+];
+
+#[tokio::test]
+async fn a_forgotten_message_is_a_skeleton() {
+    let f = fixture().await;
+    let target = hash_of(&f.sent[0]);
+    let forget = signed(
+        &f.alice,
+        MessageType::Forget,
+        json!({"hashes": [target], "reason": "test"}),
+        "TEST",
+        T0 + 5.0,
+    );
+    f.node.processed(&forget).await;
+    let forget_hash = hash_of(&forget);
+
+    let body = f.node.get_ok(&format!("/api/v0/messages/{target}")).await;
+    assert_eq!(
+        keys(&body),
+        sorted(&[
+            "forgotten_by",
+            "item_hash",
+            "message",
+            "reception_time",
+            "status"
+        ])
+    );
+    assert_eq!(body["status"], "forgotten");
+    assert_eq!(body["item_hash"], target.as_str());
+    assert_eq!(body["forgotten_by"], json!([forget_hash]));
+    let skeleton = &body["message"];
+    assert_eq!(keys(skeleton), sorted(&SKELETON));
+    assert_eq!(skeleton["status"], "forgotten");
+    assert_eq!(skeleton["forgotten_by"], json!([forget_hash]));
+    assert_eq!(skeleton["sender"], f.alice.address().as_str());
+    assert_eq!(skeleton["owner"], f.alice.address().as_str());
+    assert_eq!(skeleton["type"], "POST");
+    assert_eq!(skeleton["time"].as_f64(), Some(T0 + 1.0));
+    assert_iso_time(&skeleton["forgotten_at"]);
+    let status = f
+        .node
+        .get_ok(&format!("/api/v0/messages/{target}/status"))
+        .await;
+    assert_eq!(status["status"], "forgotten");
+
+    // No longer listed as processed; listed alone with `msgStatuses=forgotten`.
+    let mut live = vec![forget_hash.clone()];
+    live.extend(f.hashes(&[3, 2, 1]));
+    assert_eq!(f.listed("").await, live);
+    let forgotten = f
+        .node
+        .get_ok("/api/v0/messages.json?msgStatuses=forgotten")
+        .await;
+    let listed = array(&forgotten, "messages");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(keys(&listed[0]), sorted(&SKELETON));
+    assert_eq!(listed[0]["item_hash"], target.as_str());
+    assert_eq!(forgotten["pagination_total"], 1);
+    // Its content is gone: 422, as for any message that is not processed (§6.1).
+    let content = f
+        .node
+        .get(&format!("/api/v0/messages/{target}/content"))
+        .await;
+    assert_eq!(
+        content.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        content.body
+    );
 }

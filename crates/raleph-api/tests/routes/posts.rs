@@ -248,7 +248,7 @@ async fn post_filters_and_pages() {
         assert_eq!(first["pagination_total"], 2);
         let second = f
             .node
-            .get_ok(&format!("/api/{version}/posts/page/2?pagination=1"))
+            .get_ok(&format!("/api/{version}/posts/page/2.json?pagination=1"))
             .await;
         assert_eq!(original_hashes(posts(&second)), [original.as_str()]);
         assert_eq!(second["pagination_page"], 2);
