@@ -115,19 +115,93 @@ fn limits_inline_content() {
     assert_eq!(Envelope::from_json(&v), Err(EnvelopeError::NulEscape));
 }
 
+/// Inline content as clients write it, each a JSON text with its own bytes: an object holding
+/// arbitrary text (non-ASCII included, escaped or not), numbers written several ways, and
+/// whitespace where JSON allows it, so that a re-serialization would change the bytes.
+fn json_text() -> impl Strategy<Value = String> {
+    let space = prop::sample::select(vec!["", " ", "\n", "\t ", "\r\n  "]);
+    let number = prop::sample::select(vec!["0", "-1", "1.50", "1e3", "2E-2", "1700000000.0"]);
+    (
+        "\\PC{0,80}",
+        any::<bool>(),
+        number,
+        space.clone(),
+        space,
+        prop::collection::vec("[a-z_]{1,8}", 0..4),
+    )
+        .prop_map(|(text, escape_all, number, a, b, keys)| {
+            let quoted = if escape_all {
+                // Every non-ASCII character as a \u escape (UTF-16 pairs past the BMP).
+                let mut out = String::from("\"");
+                for unit in text.encode_utf16() {
+                    match char::from_u32(u32::from(unit)) {
+                        Some(c) if c.is_ascii() && c != '"' && c != '\\' => out.push(c),
+                        _ => out.push_str(&format!("\\u{unit:04x}")),
+                    }
+                }
+                out.push('"');
+                out
+            } else {
+                serde_json::to_string(&text).expect("a string serializes")
+            };
+            let mut members = vec![
+                format!("\"text\"{a}:{b}{quoted}"),
+                format!("\"n\":{a}{number}"),
+            ];
+            members.extend(keys.iter().map(|k| format!("\"{k}\":{b}[{a}]")));
+            format!("{a}{{{b}{}{a}}}{b}", members.join(&format!("{a},{b}")))
+        })
+}
+
+/// Any JSON value, envelope-shaped objects among them.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        "\\PC{0,40}".prop_map(Value::from),
+    ];
+    let keys = prop_oneof![
+        prop::sample::select(vec![
+            "sender",
+            "chain",
+            "signature",
+            "type",
+            "item_type",
+            "item_content",
+            "item_hash",
+            "time",
+            "channel",
+        ])
+        .prop_map(str::to_owned),
+        "\\PC{0,8}",
+    ];
+    leaf.prop_recursive(3, 48, 10, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((keys.clone(), inner), 0..10)
+                .prop_map(|members| Value::Object(members.into_iter().collect())),
+        ]
+    })
+}
+
 proptest! {
     #[test]
-    fn round_trip_keeps_content_bytes(content in "\\PC{0,200}") {
+    fn round_trip_keeps_content_bytes(content in prop_oneof![json_text(), "\\PC{0,200}"]) {
         let mut v = sample();
         v["item_content"] = json!(content);
         v["item_hash"] = json!(sha256_hex(content.as_bytes()));
-        if let Ok(env) = Envelope::from_json(&v) {
-            let text = serde_json::to_string(&env.to_json()).expect("serializes");
-            let back: Value = serde_json::from_str(&text).expect("parses");
-            let again = Envelope::from_json(&back).expect("still valid");
-            prop_assert_eq!(again.item_content.as_deref(), Some(content.as_str()));
-            prop_assert_eq!(again, env);
-        }
+        // Every generated content is acceptable (within the length limit, no `\u0000`
+        // escape): a refusal fails the test, where it used to skip the checks below.
+        let env = Envelope::from_json(&v);
+        prop_assert!(env.is_ok(), "{:?} refused: {:?}", content, env);
+        let env = env.expect("checked above");
+        let text = serde_json::to_string(&env.to_json()).expect("serializes");
+        let back: Value = serde_json::from_str(&text).expect("parses");
+        let again = Envelope::from_json(&back).expect("still valid");
+        prop_assert_eq!(again.item_content.as_deref(), Some(content.as_str()));
+        prop_assert_eq!(again, env);
     }
 
     #[test]
@@ -151,10 +225,9 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_json_never_panics(text in "\\PC{0,400}") {
-        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-            let _ = Envelope::from_json(&v);
-        }
+    fn arbitrary_json_never_panics(v in json_value()) {
+        // Every input is JSON (random text seldom was, and was skipped).
+        let _ = Envelope::from_json(&v);
     }
 
     #[test]
