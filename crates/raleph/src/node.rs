@@ -247,7 +247,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         config.compute.clone(),
         &config.data_dir,
         Arc::new(crate::compute::NodeSource { reader, files }),
-        Some(crate::compute::guest_api(raleph_api::router(state.clone()))),
+        Some(crate::compute::guest_api(
+            raleph_api::router(state.clone()),
+            config.compute.max_guest_api_answer_bytes,
+        )),
         Some(bound),
     )
     .context("start compute")?;
