@@ -3,6 +3,7 @@
 //! `deny_unknown_fields` and the value checks apply to all of them alike. Each value set
 //! remembers its [`Source`], named in any error about it.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
@@ -102,7 +103,9 @@ impl Layers {
     }
 
     /// The layer of the environment: `RALEPH_<SECTION>__<FIELD>` variables and
-    /// `RALEPH_<FIELD>` ones naming a top-level field; the rest is not configuration.
+    /// `RALEPH_<FIELD>` ones naming a top-level field; the rest is not configuration. A
+    /// variable set to nothing (`RALEPH_DATA_DIR=`, as unit files and scripts often leave
+    /// them) sets nothing.
     pub fn environment(
         &mut self,
         variables: impl IntoIterator<Item = (OsString, OsString)>,
@@ -117,6 +120,9 @@ impl Layers {
             let value = value
                 .into_string()
                 .map_err(|_| anyhow!("environment variable {name}: the value is not UTF-8"))?;
+            if value.is_empty() {
+                continue;
+            }
             settings.insert(name.to_owned(), (key, value));
         }
         for (name, (key, value)) in settings {
@@ -162,7 +168,8 @@ impl Layers {
     }
 
     /// Sets `key` (an alias is set as the setting it names) to `value`, replacing a value of
-    /// an earlier layer; the same layer may not give it two different values.
+    /// a lower layer and leaving one of a higher layer in place, whatever order the layers
+    /// are given in; the same layer may not give it two different values.
     fn set(&mut self, given: &str, value: Value, source: Source) -> anyhow::Result<()> {
         let (key, value) = canonical(given, value)
             .map_err(|reason| anyhow!("setting `{given}` (from {source}): {reason}"))?;
@@ -173,14 +180,15 @@ impl Layers {
             source,
             given_as: given.to_owned(),
         };
-        if let Some(earlier) = self.origins.get(&key)
-            && earlier.source.layer() == origin.source.layer()
-            && lookup(&self.tree, &key) != Some(&value)
-        {
-            bail!(
-                "setting `{key}` is given twice with different values, by {earlier} and by \
-                 {origin}: give it once"
-            );
+        if let Some(earlier) = self.origins.get(&key) {
+            match earlier.source.layer().cmp(&origin.source.layer()) {
+                Ordering::Greater => return Ok(()),
+                Ordering::Equal if lookup(&self.tree, &key) != Some(&value) => bail!(
+                    "setting `{key}` is given twice with different values, by {earlier} and by \
+                     {origin}: give it once"
+                ),
+                _ => {}
+            }
         }
         insert(&mut self.tree, &key, value)
             .map_err(|reason| anyhow!("setting `{key}` (from {}): {reason}", origin.source))?;

@@ -11,8 +11,9 @@
 //! - the environment: `RALEPH_<FIELD>` for a top-level field (`RALEPH_DATA_DIR`,
 //!   `RALEPH_DURABILITY`), `RALEPH_<SECTION>__<FIELD>` for a section's, with a double
 //!   underscore between levels (`RALEPH_API__MAX_BODY_BYTES`,
-//!   `RALEPH_API__MULTIPART__MAX_PARTS`). Other `RALEPH_*` variables (`RALEPH_LOG`,
-//!   `RALEPH_CONFIG`, those of the scripts and tests) are not settings and are left alone;
+//!   `RALEPH_API__MULTIPART__MAX_PARTS`); one set to nothing sets nothing. Other `RALEPH_*`
+//!   variables (`RALEPH_LOG`, `RALEPH_CONFIG`, those of the scripts and tests) are not
+//!   settings and are left alone;
 //! - flags: the named ones (`--data-dir`, `--api-addr`, `--p2p-addr`, `--peer`, `--node-key`,
 //!   `--database`, `--database-resident`) and `--set section.field=value` (repeatable).
 //!

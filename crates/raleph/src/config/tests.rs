@@ -99,6 +99,29 @@ fn each_layer_overrides_the_one_before_for_a_nested_field() {
 }
 
 #[test]
+fn precedence_is_the_rule_not_the_order_layers_are_read_in() {
+    let from_file = file("data_dir = \"/from/file\"\n[api]\nmax_body_bytes = 111\n");
+    let mut layers = Layers::new().expect("layers");
+    layers.set_flag("api.max_body_bytes=333").expect("flag");
+    layers
+        .environment([
+            (
+                OsString::from("RALEPH_API__MAX_BODY_BYTES"),
+                OsString::from("222"),
+            ),
+            (
+                OsString::from("RALEPH_DATA_DIR"),
+                OsString::from("/from/env"),
+            ),
+        ])
+        .expect("env");
+    layers.file(&from_file.path).expect("file");
+    let config = layers.resolve().expect("config");
+    assert_eq!(config.api.max_body_bytes, 333);
+    assert_eq!(config.data_dir, PathBuf::from("/from/env"));
+}
+
+#[test]
 fn the_named_flags_are_the_flag_layer() {
     let from_file = file("api_addr = \"127.0.0.1:1\"\npeers = [\"/ip4/10.0.0.1/tcp/1\"]\n");
     let mut layers = layers(
@@ -253,6 +276,19 @@ fn variables_that_are_not_settings_are_left_alone() {
     )
     .expect("no setting among them");
     assert_eq!(config.data_dir, NodeConfig::default().data_dir);
+}
+
+#[test]
+fn an_empty_variable_sets_nothing() {
+    let from_file = file("data_dir = \"/from/file\"\n[api]\nmax_page_size = 7\n");
+    let config = load(
+        Some(&from_file.path),
+        &[("RALEPH_DATA_DIR", ""), ("RALEPH_API__MAX_PAGE_SIZE", "")],
+        &[],
+    )
+    .expect("config");
+    assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+    assert_eq!(config.api.max_page_size, 7);
 }
 
 #[test]
