@@ -21,7 +21,7 @@ pub enum Source {
     File(PathBuf),
     /// The name of the environment variable.
     Environment(String),
-    /// The flag as given (`--data-dir`, `--set api.max_body_bytes=...`).
+    /// The flag (`--data-dir`, `--set api.max_body_bytes`).
     Flag(String),
 }
 
@@ -151,12 +151,14 @@ impl Layers {
         self.set(key, value, Source::Flag(flag.to_owned()))
     }
 
-    /// A `--set section.field=value` flag.
+    /// A `--set section.field=value` flag. Errors name it by its key only, never echoing a
+    /// value that may be a secret (a database URL's password).
     pub fn set_flag(&mut self, assignment: &str) -> anyhow::Result<()> {
         let Some((key, raw)) = assignment.split_once('=') else {
             bail!("--set {assignment}: expected section.field=value");
         };
-        self.set_text(key.trim(), raw, Source::Flag(format!("--set {assignment}")))
+        let key = key.trim();
+        self.set_text(key, raw, Source::Flag(format!("--set {key}")))
     }
 
     /// Sets `key` to the value written as `raw`, read as the type of the field's default.
