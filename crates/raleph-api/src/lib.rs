@@ -110,6 +110,12 @@ pub struct ApiConfig {
     pub max_websocket_backlog_bytes: usize,
     /// The same, for all websocket clients together.
     pub max_websocket_backlog_total_bytes: usize,
+    /// Most messages in one page of a list paged by cursor (`cursor=`): a larger
+    /// `pagination` is served this many, with the cursor of the next page.
+    pub max_cursor_page_size: u64,
+    /// How often a websocket client is sent a ping, seconds (taken as at least 1 and at most
+    /// 86 400): keeps the connection alive through proxies that close quiet ones.
+    pub websocket_ping_secs: f64,
     /// Limits of a multipart upload body (`[api.multipart]`): its preamble, each part's
     /// headers, the number of parts.
     pub multipart: multipart::Limits,
@@ -137,6 +143,8 @@ impl Default for ApiConfig {
             max_websocket_message_bytes: 64 * 1024,
             max_websocket_backlog_bytes: 4 * 1024 * 1024,
             max_websocket_backlog_total_bytes: 256 * 1024 * 1024,
+            max_cursor_page_size: 200,
+            websocket_ping_secs: 30.0,
             multipart: multipart::Limits::default(),
         }
     }

@@ -18,9 +18,6 @@ use crate::params::Params;
 use crate::shapes::{self, ContentFormat, iso_time};
 use crate::{AppState, cursor};
 
-/// Most messages in one cursor page.
-const MAX_CURSOR_PAGE: u64 = 200;
-
 fn publication(status: StatusCode, message_status: Option<&str>) -> Response {
     let body = json!({
         "publication_status": {"status": "success", "failed": []},
@@ -362,7 +359,7 @@ fn list_request(params: &Params, path_page: Option<&str>) -> ApiResult<ListReque
                     "pagination must be at least 1 with a cursor",
                 ));
             }
-            query.limit = per_page.min(MAX_CURSOR_PAGE);
+            query.limit = params.cursor_page_size(per_page);
             query.cursor = cursor;
             Paging::Cursor
         }
@@ -748,7 +745,10 @@ mod tests {
     fn cursors() {
         let first = request("cursor=&pagination=500").expect("valid");
         assert_eq!(first.paging, Paging::Cursor);
-        assert_eq!(first.query.limit, MAX_CURSOR_PAGE);
+        assert_eq!(
+            first.query.limit,
+            crate::ApiConfig::default().max_cursor_page_size
+        );
         assert_eq!(status(request("cursor=&page=0")), 422);
         assert_eq!(status(request("cursor=&page=x")), 422);
         assert_eq!(status(request("cursor=&pagination=0")), 422);

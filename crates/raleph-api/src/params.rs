@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 pub struct Params {
     pairs: Vec<(String, String)>,
     max_page_size: u64,
+    max_cursor_page_size: u64,
 }
 
 /// The deepest row a page may start at: SQL offsets are signed 64-bit integers.
@@ -42,6 +43,7 @@ impl Params {
         Ok(Params {
             pairs,
             max_page_size: limits.max_page_size.max(1),
+            max_cursor_page_size: limits.max_cursor_page_size.max(1),
         })
     }
 
@@ -239,6 +241,11 @@ impl Params {
             ))),
             n => Ok(n),
         }
+    }
+
+    /// The rows of a cursor page asked for `per_page`: at most `api.max_cursor_page_size`.
+    pub fn cursor_page_size(&self, per_page: u64) -> u64 {
+        per_page.min(self.max_cursor_page_size)
     }
 
     /// A list whose entries must each be `what` (`valid`): every comma-separated entry of
@@ -456,5 +463,17 @@ pub(crate) mod tests {
         ] {
             assert_eq!(status(params(&q).hash_list(&["hashes"])), 422, "{q}");
         }
+    }
+
+    #[test]
+    fn a_cursor_page_is_at_most_the_configured_size() {
+        assert_eq!(params("").cursor_page_size(500), 200);
+        assert_eq!(params("").cursor_page_size(20), 20);
+        let raised = ApiConfig {
+            max_cursor_page_size: 400,
+            ..ApiConfig::default()
+        };
+        let raised = Params::parse(None, &raised).expect("params");
+        assert_eq!(raised.cursor_page_size(500), 400);
     }
 }

@@ -22,7 +22,6 @@ use crate::shapes::{self, ContentFormat};
 
 /// Most history messages a client may ask for.
 const MAX_HISTORY: u64 = 199;
-const PING_EVERY: Duration = Duration::from_secs(30);
 /// Close code "try again later", sent when the node is at its websocket capacity.
 const TRY_AGAIN_LATER: u16 = 1013;
 
@@ -207,7 +206,11 @@ async fn feed(
             send(message, true)?;
         }
     }
-    let mut ping = tokio::time::interval(PING_EVERY);
+    // Within a second and a day: a zero period would spin, a huge one overflow the clock.
+    let ping_every = Duration::try_from_secs_f64(state.config.websocket_ping_secs)
+        .unwrap_or(Duration::ZERO)
+        .clamp(Duration::from_secs(1), Duration::from_secs(24 * 3600));
+    let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
     loop {
         tokio::select! {

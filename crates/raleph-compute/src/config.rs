@@ -36,6 +36,9 @@ pub struct ComputeConfig {
     /// The authority under which a program reads the node's API without internet access,
     /// e.g. `http://aleph.api/api/v0/messages.json`.
     pub guest_api_authority: String,
+    /// Largest answer a program reads from the node's API at that authority, bytes; past
+    /// it the program reads `{"error":"answer too large"}` (with the answer's status).
+    pub max_guest_api_answer_bytes: usize,
     /// Programs with `environment.internet` may reach loopback, private and link-local
     /// addresses (tests); off, only public addresses.
     pub allow_private_destinations: bool,
@@ -84,6 +87,7 @@ impl Default for ComputeConfig {
             max_request_body_bytes: 10 << 20,
             max_log_bytes: 64 << 10,
             guest_api_authority: "aleph.api".to_owned(),
+            max_guest_api_answer_bytes: 64 << 20,
             allow_private_destinations: false,
             max_persistent_volume_mib: 1024,
             trigger_retries: 3,

@@ -31,8 +31,9 @@ mod totals;
 
 pub use model::*;
 
-/// How durable a commit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How durable a commit is. In the node's configuration, `durability = "full"` or `"normal"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// An acknowledged commit survives power loss (SQLite: fsync on every commit;
     /// PostgreSQL: `synchronous_commit = on`). The default.

@@ -102,10 +102,9 @@ impl ProgramSource for NodeSource {
 }
 
 /// The node's read API as programs reach it at the reserved authority: served in-process by
-/// the same router as the public API (and with its limits).
-pub fn guest_api(api: axum::Router) -> raleph_compute::wasm::GuestApi {
-    /// Largest answer a program reads from the node's API.
-    const MAX_ANSWER: usize = 64 << 20;
+/// the same router as the public API (and with its limits), answers of at most `max_answer`
+/// bytes (`compute.max_guest_api_answer_bytes`).
+pub fn guest_api(api: axum::Router, max_answer: usize) -> raleph_compute::wasm::GuestApi {
     Arc::new(move |request: http::Request<Bytes>| {
         let api = api.clone();
         Box::pin(async move {
@@ -114,7 +113,7 @@ pub fn guest_api(api: axum::Router) -> raleph_compute::wasm::GuestApi {
                 Err(never) => match never {},
             };
             let (parts, body) = response.into_parts();
-            let body = match http_body_util::Limited::new(body, MAX_ANSWER)
+            let body = match http_body_util::Limited::new(body, max_answer)
                 .collect()
                 .await
             {
@@ -155,4 +154,36 @@ pub fn forward_events(pipeline: &PipelineHandle, compute: Compute) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a program reads at `/answer` of a router answering `bytes` bytes there, with
+    /// answers bounded to `max_answer` bytes.
+    async fn read_answer(bytes: usize, max_answer: usize) -> (u16, Bytes) {
+        let router = axum::Router::new().route(
+            "/answer",
+            axum::routing::get(move || async move { "x".repeat(bytes) }),
+        );
+        let api = guest_api(router, max_answer);
+        let request = http::Request::get("/answer")
+            .body(Bytes::new())
+            .expect("request");
+        let response = api(request).await;
+        (response.status().as_u16(), response.into_body())
+    }
+
+    #[tokio::test]
+    async fn a_guest_api_answer_is_bounded_by_its_setting() {
+        let (status, body) = read_answer(100, 100).await;
+        assert_eq!((status, body.len()), (200, 100));
+        let (status, body) = read_answer(101, 100).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            Bytes::from_static(b"{\"error\":\"answer too large\"}")
+        );
+    }
 }

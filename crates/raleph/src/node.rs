@@ -7,69 +7,97 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use raleph_api::{ApiConfig, AppState};
+use raleph_api::AppState;
 use raleph_db::{FileRecord, ReadStore, WriteStore};
 use raleph_message::ItemType;
 use raleph_pipeline::{ContentSource, NoPayments, PaymentPolicy, PipelineHandle, SubmitError};
 use raleph_storage::FileStore;
 
-use crate::config::{Durability, NodeConfig};
+use crate::config::{Layers, NodeConfig};
 use crate::network::{self, FetchRequests};
 
+/// The flags of `raleph node`. The named ones set top-level settings and are also read from
+/// the environment, under the names of every setting (`RALEPH_DATA_DIR`...; see `config`).
 #[derive(clap::Args)]
 pub struct NodeArgs {
     /// TOML configuration file.
     #[arg(long, env = "RALEPH_CONFIG")]
     config: Option<PathBuf>,
-    /// Data directory (index database and files).
-    #[arg(long, env = "RALEPH_DATA_DIR")]
+    /// Data directory (index database and files) [env: RALEPH_DATA_DIR].
+    #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// HTTP API address, e.g. 127.0.0.1:4024; port 0 picks a free port.
-    #[arg(long, env = "RALEPH_API_ADDR")]
+    /// HTTP API address, e.g. 127.0.0.1:4024; port 0 picks a free port [env: RALEPH_API_ADDR].
+    #[arg(long)]
     api_addr: Option<SocketAddr>,
-    /// Peer-to-peer TCP address, e.g. 127.0.0.1:4025; port 0 picks a free port.
-    #[arg(long, env = "RALEPH_P2P_ADDR")]
+    /// Peer-to-peer TCP address, e.g. 127.0.0.1:4025; port 0 picks a free port
+    /// [env: RALEPH_P2P_ADDR].
+    #[arg(long)]
     p2p_addr: Option<SocketAddr>,
-    /// A peer to dial, as a multiaddr ending in /p2p/<peer id>; repeatable.
+    /// A peer to dial, as a multiaddr ending in /p2p/<peer id>; repeatable. Given, these are
+    /// the peers (the file's `peers` are replaced, as any setting a flag gives).
     #[arg(long = "peer")]
     peers: Vec<String>,
-    /// The node's p2p identity key file (default <data-dir>/node-key, created if missing).
-    #[arg(long, env = "RALEPH_NODE_KEY")]
+    /// The node's p2p identity key file (default <data-dir>/node-key, created if missing)
+    /// [env: RALEPH_NODE_KEY].
+    #[arg(long)]
     node_key: Option<PathBuf>,
     /// The index database: a SQLite file path (default <data-dir>/index.sqlite), or a
-    /// PostgreSQL URL such as postgres://user:password@host/database.
-    #[arg(long, env = "RALEPH_DATABASE")]
+    /// PostgreSQL URL such as postgres://user:password@host/database [env: RALEPH_DATABASE].
+    #[arg(long)]
     database: Option<String>,
-    /// Keep the SQLite index file's pages in memory (see `database_resident`).
-    #[arg(long, env = "RALEPH_DATABASE_RESIDENT")]
+    /// Keep the SQLite index file's pages in memory (see `database_resident`)
+    /// [env: RALEPH_DATABASE_RESIDENT].
+    #[arg(long)]
     database_resident: bool,
-    /// Print the effective configuration and exit.
+    /// Any setting, as section.field=value (a TOML value; `data_dir=...` for a top-level
+    /// one), over the file and the environment; repeatable. E.g. --set api.max_body_bytes=2097152.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print the effective configuration (defaults < file < environment < flags) and exit.
     #[arg(long)]
     print_config: bool,
 }
 
 impl NodeArgs {
+    /// The configuration its layers give: defaults, the file, the environment, the flags.
     fn into_config(self) -> anyhow::Result<(NodeConfig, bool)> {
-        let mut config = NodeConfig::load(self.config.as_deref())?;
+        let mut layers = Layers::new()?;
+        if let Some(file) = &self.config {
+            layers.file(file)?;
+        }
+        layers.environment(std::env::vars_os())?;
+        let path = |flag: &str, path: PathBuf| {
+            path.into_os_string()
+                .into_string()
+                .map(toml::Value::String)
+                .map_err(|_| anyhow::anyhow!("{flag}: the path is not UTF-8"))
+        };
         if let Some(dir) = self.data_dir {
-            config.data_dir = dir;
+            layers.flag("--data-dir", "data_dir", path("--data-dir", dir)?)?;
         }
         if let Some(addr) = self.api_addr {
-            config.api_addr = addr;
+            layers.flag("--api-addr", "api_addr", addr.to_string().into())?;
         }
         if let Some(addr) = self.p2p_addr {
-            config.p2p_addr = addr;
+            layers.flag("--p2p-addr", "p2p_addr", addr.to_string().into())?;
         }
-        config.peers.extend(self.peers);
+        if !self.peers.is_empty() {
+            let peers = self.peers.into_iter().map(toml::Value::String).collect();
+            layers.flag("--peer", "peers", toml::Value::Array(peers))?;
+        }
         if let Some(key) = self.node_key {
-            config.node_key = Some(key);
+            layers.flag("--node-key", "node_key", path("--node-key", key)?)?;
         }
         if let Some(database) = self.database {
-            config.database = database;
+            layers.flag("--database", "database", database.into())?;
         }
-        config.database_resident |= self.database_resident;
-        config.check()?;
-        Ok((config, self.print_config))
+        if self.database_resident {
+            layers.flag("--database-resident", "database_resident", true.into())?;
+        }
+        for assignment in &self.set {
+            layers.set_flag(assignment)?;
+        }
+        Ok((layers.resolve()?, self.print_config))
     }
 }
 
@@ -146,14 +174,9 @@ fn spawn_garbage_collector(pipeline: PipelineHandle, interval: Duration) {
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let (config, print_config) = args.into_config()?;
     if print_config {
-        let mut shown = config.clone();
-        // Never print a database password.
-        if shown.database_is_postgres() {
-            shown.database = raleph_db::postgres::redact(&shown.database);
-        }
         println!(
             "{}",
-            toml::to_string_pretty(&shown).context("serialize config")?
+            config.to_printable_toml().context("serialize config")?
         );
         return Ok(());
     }
@@ -170,12 +193,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     let payments: Arc<dyn PaymentPolicy> = Arc::new(NoPayments);
     tracing::info!("{}", payments.describe());
-    let pipeline_config = raleph_pipeline::PipelineConfig {
-        file_grace_period_secs: config.storage.grace_period_secs,
-        durable: matches!(config.durability, Durability::Full),
-        provided_runtimes: raleph_compute::Compute::provided_runtimes(&config.compute),
-        ..config.pipeline.clone()
-    };
+    let pipeline_config = config.pipeline_config();
     let fetches = Arc::new(OnceLock::new());
     let content = Arc::new(LocalContent {
         files: files.clone(),
@@ -192,27 +210,19 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     .context("start pipeline")?;
     // Watched for a dead thread (see the end of this function).
     let watched = pipeline.clone();
-    spawn_garbage_collector(
-        pipeline.clone(),
-        Duration::from_secs_f64(config.storage.gc_interval_secs.max(0.1)),
-    );
-    let mut api_config: ApiConfig = config.api.clone();
-    if api_config.max_concurrent_reads == 0 && config.database_is_postgres() {
-        // A remote server is waited for, not computed on: as many reads as connections.
-        api_config.max_concurrent_reads = config.database_read_connections.max(1);
-    }
+    spawn_garbage_collector(pipeline.clone(), config.gc_interval());
+    let api_config = config.api_config();
     let listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
         .with_context(|| format!("bind API address {}", config.api_addr))?;
     let bound = listener.local_addr().context("read bound API address")?;
+    // `config.p2p` already holds the listen address, the peers and the key (the settings
+    // `[p2p]`'s `listen`, `peers` and `key` are other names of): no peer to add here.
     let p2p = network::p2p_config(
         config.p2p.clone(),
         config.p2p_addr,
-        &config.peers,
-        config
-            .node_key
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("node-key")),
+        &[],
+        config.node_key_path(),
         format!("http://{bound}"),
     )?;
     let started = network::start(
@@ -239,7 +249,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         config.compute.clone(),
         &config.data_dir,
         Arc::new(crate::compute::NodeSource { reader, files }),
-        Some(crate::compute::guest_api(raleph_api::router(state.clone()))),
+        Some(crate::compute::guest_api(
+            raleph_api::router(state.clone()),
+            config.compute.max_guest_api_answer_bytes,
+        )),
         Some(bound),
     )
     .context("start compute")?;
@@ -300,10 +313,7 @@ fn keep_resident(config: &NodeConfig) -> anyhow::Result<Option<raleph_db::sqlite
 async fn open_database(
     config: &NodeConfig,
 ) -> anyhow::Result<(Box<dyn WriteStore>, Arc<dyn ReadStore>, String)> {
-    let durability = match config.durability {
-        Durability::Full => raleph_db::Durability::Full,
-        Durability::Normal => raleph_db::Durability::Normal,
-    };
+    let durability = config.durability;
     if config.database_is_postgres() {
         let url = config.database.clone();
         let shown = raleph_db::postgres::redact(&url);
