@@ -2,7 +2,8 @@
 //! matching row on each page request would cost more than the page itself on a large store.
 //! Only those are cached: a page shorter than its size is exact without counting, and the
 //! totals the store keeps (no filter, one type, sender, channel, content type, content key or
-//! tag, a time range alone or with types, post types, post channels, aggregate keys; see
+//! tag, a time range alone or with types; all posts, or by post types or channels alone; all
+//! aggregates, or by keys alone; see
 //! `raleph_db::ReadStore::kept_message_total`) are read exact at every request. The others
 //! (combinations of filters, refs, owners, chains, posts by address…) may be up to
 //! `count_cache_secs` old (30 s by default), twice that for a list nobody asked for since.

@@ -12,7 +12,8 @@
 //!   (any number of values); one tag alone;
 //! - a time range alone, or with a message type filter alone.
 //!
-//! For a post list: post types alone, or channels alone. For an aggregate list: keys alone.
+//! For a post list: no filter, post types alone, or channels alone. For an aggregate list: no
+//! filter, or keys alone.
 
 use crate::shared::{counts_processed, distinct_tags};
 use crate::sql::{Dialect, Filter, Param};
@@ -140,7 +141,7 @@ pub(crate) fn message_total_sql<D: Dialect>(
     }
 }
 
-/// The sum of some values' rows of a `list_totals` list.
+/// The sum of some values' rows of a `list_totals` list (all its rows when `values` is empty).
 fn list_total_sql<D: Dialect>(f: &mut Filter<D>, list: &str, values: &[String]) -> String {
     let name = f.bind(Param::Text(list.to_owned()));
     f.push(format!("list = {name}"));
@@ -148,7 +149,8 @@ fn list_total_sql<D: Dialect>(f: &mut Filter<D>, list: &str, values: &[String]) 
     format!("SELECT {SUM_N} FROM list_totals {}", f.take_sql())
 }
 
-/// The SQL of a post list's total when it is kept (post types alone, or channels alone).
+/// The SQL of a post list's total when it is kept (no filter, post types alone, or channels
+/// alone).
 pub(crate) fn post_total_sql<D: Dialect>(f: &mut Filter<D>, q: &PostQuery) -> Option<String> {
     let others_empty = q.addresses.is_empty()
         && q.hashes.is_empty()
@@ -158,19 +160,22 @@ pub(crate) fn post_total_sql<D: Dialect>(f: &mut Filter<D>, q: &PostQuery) -> Op
         && q.start_date.is_none()
         && q.end_date.is_none();
     let (list, values) = match (q.types.is_empty(), q.channels.is_empty()) {
-        (false, true) => ("post_type", &q.types),
+        // Every original post has one type: all of them are the sum of every type's.
+        (true, true) | (false, true) => ("post_type", &q.types),
         (true, false) => ("post_channel", &q.channels),
-        _ => return None,
+        (false, false) => return None,
     };
     others_empty.then(|| list_total_sql(f, list, values))
 }
 
-/// The SQL of an aggregate list's total when it is kept (keys alone).
+/// The SQL of an aggregate list's total when it is kept (keys alone, or no filter: every
+/// aggregate has one key).
 pub(crate) fn aggregate_total_sql<D: Dialect>(
     f: &mut Filter<D>,
     q: &AggregateQuery,
 ) -> Option<String> {
-    (q.addresses.is_empty() && !q.keys.is_empty())
+    q.addresses
+        .is_empty()
         .then(|| list_total_sql(f, "aggregate_key", &q.keys))
 }
 

@@ -215,10 +215,9 @@ async fn the_aggregate_list_pages_every_address_and_key() {
     assert_eq!(second["pagination_page"], 2);
 }
 
-/// A full page's total must be exact at the moment of the answer (issue 15); today it is
-/// cached for `api.count_cache_secs` (30 s), so the second answer still says 3.
+/// A full page's total is exact at the moment of the answer (issue 15): a key's total is
+/// kept by the store, not cached.
 #[tokio::test]
-#[ignore = "exact totals: issue 15"]
 async fn a_full_page_of_aggregates_has_an_exact_total() {
     let f = fixture().await;
     let body = f.node.get_ok("/api/v0/aggregates.json?pagination=1").await;

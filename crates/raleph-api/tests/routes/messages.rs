@@ -306,10 +306,9 @@ async fn a_short_page_total_follows_new_messages() {
 
 /// The total of a long list (a full page) must be exact at the moment of the answer, as the
 /// reference's counters are for the unfiltered list and one type, status, sender or owner
-/// (issue 15). Today it is served from a cache for `api.count_cache_secs` (30 s), so the
-/// second answer of each pair still says the old total.
+/// (issue 15): these totals are kept by the store and read at every request, never from the
+/// count cache.
 #[tokio::test]
-#[ignore = "exact totals: issue 15"]
 async fn a_full_page_total_is_exact_at_the_moment_of_the_answer() {
     let f = fixture().await;
     let alice = f.alice.address();

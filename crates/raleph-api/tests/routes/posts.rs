@@ -274,10 +274,9 @@ async fn post_filters_and_pages() {
     }
 }
 
-/// A full page's total must be exact at the moment of the answer (issue 15); today it is
-/// cached for `api.count_cache_secs` (30 s), so the second answer still says 2.
+/// A full page's total is exact at the moment of the answer (issue 15): a post type's total
+/// is kept by the store, not cached.
 #[tokio::test]
-#[ignore = "exact totals: issue 15"]
 async fn a_full_page_of_posts_has_an_exact_total() {
     let f = fixture().await;
     for version in ["v0", "v1"] {
