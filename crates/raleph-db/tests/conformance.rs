@@ -3491,6 +3491,18 @@ fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
         assert_eq!(total, s.r.aggregates(&q)?.len() as u64, "{key}");
         assert_eq!(s.r.kept_aggregate_total(&q)?, Some(total), "{key}");
     }
+    // All posts and all aggregates: the sums of every type's and every key's kept rows.
+    let all_posts = PostQuery::default();
+    let listed_posts = s.r.posts(&all_posts)?.len() as u64;
+    assert!(listed_posts > 0);
+    assert_eq!(s.r.kept_post_total(&all_posts)?, Some(listed_posts));
+    let all_aggregates = AggregateQuery::default();
+    let listed_aggregates = s.r.aggregates(&all_aggregates)?.len() as u64;
+    assert!(listed_aggregates > 0);
+    assert_eq!(
+        s.r.kept_aggregate_total(&all_aggregates)?,
+        Some(listed_aggregates)
+    );
     let by_owner = PostQuery {
         addresses: one("0xA"),
         ..Default::default()

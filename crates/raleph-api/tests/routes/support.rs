@@ -28,7 +28,9 @@ impl ContentSource for LocalFiles {
 
     fn file(&self, id: &str) -> std::io::Result<Option<FileRecord>> {
         let info = self.0.info(id).map_err(std::io::Error::other)?;
-        Ok(info.as_ref().map(raleph_api::files::store_adapter::file_record))
+        Ok(info
+            .as_ref()
+            .map(raleph_api::files::store_adapter::file_record))
     }
 
     fn delete_file(&self, sha256: &str) -> std::io::Result<()> {
