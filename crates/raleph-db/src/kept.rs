@@ -149,9 +149,9 @@ fn list_total_sql<D: Dialect>(f: &mut Filter<D>, list: &str, values: &[String]) 
     format!("SELECT {SUM_N} FROM list_totals {}", f.take_sql())
 }
 
-/// The SQL of a post list's total when it is kept (no filter, post types alone, or channels
-/// alone).
-pub(crate) fn post_total_sql<D: Dialect>(f: &mut Filter<D>, q: &PostQuery) -> Option<String> {
+/// The `list_totals` list and values whose sum is a post list's total, when it is kept (no
+/// filter: every original post has one type, so all of them are the sum of every type's).
+fn post_list(q: &PostQuery) -> Option<(&'static str, &[String])> {
     let others_empty = q.addresses.is_empty()
         && q.hashes.is_empty()
         && q.refs.is_empty()
@@ -159,24 +159,42 @@ pub(crate) fn post_total_sql<D: Dialect>(f: &mut Filter<D>, q: &PostQuery) -> Op
         && q.chains.is_empty()
         && q.start_date.is_none()
         && q.end_date.is_none();
-    let (list, values) = match (q.types.is_empty(), q.channels.is_empty()) {
-        // Every original post has one type: all of them are the sum of every type's.
-        (true, true) | (false, true) => ("post_type", &q.types),
-        (true, false) => ("post_channel", &q.channels),
+    let list = match (q.types.is_empty(), q.channels.is_empty()) {
+        (_, true) => ("post_type", q.types.as_slice()),
+        (true, false) => ("post_channel", q.channels.as_slice()),
         (false, false) => return None,
     };
-    others_empty.then(|| list_total_sql(f, list, values))
+    others_empty.then_some(list)
 }
 
-/// The SQL of an aggregate list's total when it is kept (keys alone, or no filter: every
-/// aggregate has one key).
+/// The same for an aggregate list: keys alone, or no filter (every aggregate has one key).
+fn aggregate_list(q: &AggregateQuery) -> Option<(&'static str, &[String])> {
+    q.addresses
+        .is_empty()
+        .then_some(("aggregate_key", q.keys.as_slice()))
+}
+
+/// Whether a post list's total is kept.
+pub(crate) fn post_is_kept(q: &PostQuery) -> bool {
+    post_list(q).is_some()
+}
+
+/// Whether an aggregate list's total is kept.
+pub(crate) fn aggregate_is_kept(q: &AggregateQuery) -> bool {
+    aggregate_list(q).is_some()
+}
+
+/// The SQL of a post list's total when it is kept.
+pub(crate) fn post_total_sql<D: Dialect>(f: &mut Filter<D>, q: &PostQuery) -> Option<String> {
+    post_list(q).map(|(list, values)| list_total_sql(f, list, values))
+}
+
+/// The SQL of an aggregate list's total when it is kept.
 pub(crate) fn aggregate_total_sql<D: Dialect>(
     f: &mut Filter<D>,
     q: &AggregateQuery,
 ) -> Option<String> {
-    q.addresses
-        .is_empty()
-        .then(|| list_total_sql(f, "aggregate_key", &q.keys))
+    aggregate_list(q).map(|(list, values)| list_total_sql(f, list, values))
 }
 
 #[cfg(test)]

@@ -58,6 +58,30 @@ pub(crate) struct CountedRow<'a> {
 }
 
 impl<'a> CountedRow<'a> {
+    /// A message being inserted.
+    pub fn of_new(m: &'a crate::NewMessage) -> Self {
+        CountedRow {
+            time: m.time,
+            message_type: &m.message_type,
+            sender: &m.sender,
+            content_type: m.content_type.as_deref(),
+            channel: m.channel.as_deref(),
+            content_key: m.content_key.as_deref(),
+        }
+    }
+
+    /// A stored message, from its facts and its stored time.
+    pub fn of_stored(facts: &'a crate::MessageFacts, time: f64) -> Self {
+        CountedRow {
+            time,
+            message_type: &facts.message_type,
+            sender: &facts.sender,
+            content_type: facts.content_type.as_deref(),
+            channel: facts.channel.as_deref(),
+            content_key: facts.content_key.as_deref(),
+        }
+    }
+
     /// The `list_totals` lists the row counts in, with its value in each (tags are counted
     /// from their own rows).
     fn lists(&self) -> impl Iterator<Item = (&'static str, &'a str)> {

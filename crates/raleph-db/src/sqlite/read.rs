@@ -1060,27 +1060,6 @@ impl ReadStore for SqliteReader {
         self.pool.with(|conn| count(conn, &sql, &params))
     }
 
-    fn kept_message_total(&self, q: &MessageQuery) -> Result<Option<u64>> {
-        if kept::message_total(q).is_none() {
-            return Ok(None);
-        }
-        self.count_messages(q).map(Some)
-    }
-
-    fn kept_post_total(&self, q: &PostQuery) -> Result<Option<u64>> {
-        let Some((sql, params)) = kept_post_total_sql(q) else {
-            return Ok(None);
-        };
-        self.pool.with(|conn| count(conn, &sql, &params)).map(Some)
-    }
-
-    fn kept_aggregate_total(&self, q: &AggregateQuery) -> Result<Option<u64>> {
-        let Some((sql, params)) = kept_aggregate_total_sql(q) else {
-            return Ok(None);
-        };
-        self.pool.with(|conn| count(conn, &sql, &params)).map(Some)
-    }
-
     fn channels(&self) -> Result<Vec<String>> {
         self.pool.with(|conn| {
             collect(

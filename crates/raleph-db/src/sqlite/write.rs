@@ -530,17 +530,7 @@ impl WriteStore for SqliteWriter {
             ],
         )?;
         self.tally.messages += 1;
-        self.tally.totals.count_message(
-            CountedRow {
-                time: m.time,
-                message_type: &m.message_type,
-                sender: &m.sender,
-                content_type: m.content_type.as_deref(),
-                channel: m.channel.as_deref(),
-                content_key: m.content_key.as_deref(),
-            },
-            1,
-        );
+        self.tally.totals.count_message(CountedRow::of_new(m), 1);
         for tag in &tags {
             self.tally.totals.count("tag", tag, 1);
         }
@@ -1056,17 +1046,9 @@ impl WriteStore for SqliteWriter {
         if removed > 0
             && let (Some(time), Some(f)) = (stored_time, &facts)
         {
-            self.tally.totals.count_message(
-                CountedRow {
-                    time,
-                    message_type: &f.message_type,
-                    sender: &f.sender,
-                    content_type: f.content_type.as_deref(),
-                    channel: f.channel.as_deref(),
-                    content_key: f.content_key.as_deref(),
-                },
-                -1,
-            );
+            self.tally
+                .totals
+                .count_message(CountedRow::of_stored(f, time), -1);
         }
         self.settle_if_autocommit()?;
         match facts.as_ref().map(|f| f.message_type.as_str()) {
