@@ -19,6 +19,8 @@ mod kept;
 mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod query;
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 mod shared;
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]

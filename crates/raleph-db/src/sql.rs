@@ -22,6 +22,18 @@ pub(crate) trait Dialect {
     /// Whether a list of values binds as one array parameter (`= ANY($n)`), so a statement's
     /// text does not depend on how many values a filter has; otherwise `IN (?1, ?2, …)`.
     const ARRAYS: bool;
+    /// `table` (with its alias, if any) read through the named index, where the dialect lets
+    /// a statement choose (SQLite's planner, with approximate statistics, sometimes does not
+    /// find the index a list is ordered by); otherwise `table` itself.
+    fn indexed_by(table: &str, index: &str) -> String;
+    /// Tag rows `t` joined to their messages `m`, in that order.
+    const TAG_JOIN: &'static str;
+    /// The column that identifies a row, for pages past the first skipped on an index alone
+    /// (`None`: such pages read through the rows they skip).
+    const ROW_ID: Option<&'static str>;
+    /// Whether an owner filter is written for the sender index plus the small index of
+    /// delegated owners (SQLite has no separate owner index).
+    const OWNER_BY_SENDER_INDEX: bool;
 }
 
 /// SQLite: numbered `?N` placeholders (they mix with plain `?` ones, which take the next
@@ -35,6 +47,14 @@ impl Dialect for Sqlite {
         format!("?{n}")
     }
     const ARRAYS: bool = false;
+    fn indexed_by(table: &str, index: &str) -> String {
+        format!("{table} INDEXED BY {index}")
+    }
+    // CROSS JOIN: SQLite then keeps the tag rows as the outer loop.
+    const TAG_JOIN: &'static str =
+        "message_tags t CROSS JOIN messages m ON m.item_hash = t.item_hash";
+    const ROW_ID: Option<&'static str> = Some("rowid");
+    const OWNER_BY_SENDER_INDEX: bool = true;
 }
 
 /// PostgreSQL: `$N` placeholders, arrays.
@@ -47,6 +67,12 @@ impl Dialect for Postgres {
         format!("${n}")
     }
     const ARRAYS: bool = true;
+    fn indexed_by(table: &str, _index: &str) -> String {
+        table.to_owned()
+    }
+    const TAG_JOIN: &'static str = "message_tags t JOIN messages m ON m.item_hash = t.item_hash";
+    const ROW_ID: Option<&'static str> = None;
+    const OWNER_BY_SENDER_INDEX: bool = false;
 }
 
 /// A WHERE clause under construction, with its numbered parameters.
@@ -102,6 +128,37 @@ impl<D: Dialect> Filter<D> {
         }
     }
 
+    /// `column` is none of `values` (nothing when the list is empty).
+    pub fn none_of(&mut self, column: &str, values: &[String]) {
+        match values {
+            [] => {}
+            [value] => {
+                let p = self.bind(Param::Text(value.clone()));
+                self.push(format!("{column} <> {p}"));
+            }
+            _ if D::ARRAYS => {
+                let p = self.bind(Param::Texts(values.to_vec()));
+                self.push(format!("NOT ({column} = ANY({p}))"));
+            }
+            _ => {
+                let marks: Vec<String> = values
+                    .iter()
+                    .map(|v| self.bind(Param::Text(v.clone())))
+                    .collect();
+                self.push(format!("{column} NOT IN ({})", marks.join(", ")));
+            }
+        }
+    }
+
+    /// The clauses `build` adds, taken out again and joined with `AND` (their parameters stay
+    /// bound), to write inside a larger clause.
+    pub fn detached(&mut self, build: impl FnOnce(&mut Self)) -> String {
+        let from = self.clauses.len();
+        build(self);
+        let parts: Vec<String> = self.clauses.drain(from..).collect();
+        parts.join(" AND ")
+    }
+
     /// `column` in `[start, end)`, either side open when `None`.
     pub fn date_range(&mut self, column: &str, start: Option<f64>, end: Option<f64>) {
         if let Some(start) = start {
@@ -120,6 +177,13 @@ impl<D: Dialect> Filter<D> {
         let sql = self.sql();
         self.clauses.clear();
         sql
+    }
+
+    /// The WHERE clause with one more condition, which takes no parameters.
+    pub fn sql_and(&self, condition: &str) -> String {
+        let mut clauses = self.clauses.clone();
+        clauses.push(condition.to_owned());
+        format!("WHERE {}", clauses.join(" AND "))
     }
 
     pub fn sql(&self) -> String {

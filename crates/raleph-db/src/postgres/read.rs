@@ -11,8 +11,10 @@ use serde_json::Value;
 
 use super::{Conn, ReadPool, backend};
 use crate::kept;
-use crate::shared::{counts_processed, distinct_tags, sort_posts, tags_lead};
-use crate::sql::{self, Param};
+use crate::query::messages::{self, MESSAGE_COLUMNS};
+use crate::query::{keyset, limit_offset, order_by};
+use crate::shared::{distinct_tags, sort_posts};
+use crate::sql::{self, Param, Postgres};
 use crate::*;
 
 /// Shared handle to the read pool.
@@ -42,80 +44,6 @@ impl Param {
     }
 }
 
-fn keyset(
-    filter: &mut Filter,
-    time_col: &str,
-    hash_col: &str,
-    order: SortOrder,
-    cursor: &Option<Cursor>,
-) {
-    if let Some(c) = cursor {
-        let (cmp, bound) = match order {
-            SortOrder::Descending => ("<", "<="),
-            SortOrder::Ascending => (">", ">="),
-        };
-        let t = filter.bind(Param::Real(c.time));
-        let h = filter.bind(Param::Text(c.item_hash.clone()));
-        // The plain bound on time lets the index seek to the cursor; the OR alone would not.
-        filter.push(format!(
-            "{time_col} {bound} {t} AND ({time_col} {cmp} {t} OR ({time_col} = {t} AND {hash_col} > {h}))"
-        ));
-    }
-}
-
-fn order_by(time_col: &str, hash_col: &str, order: SortOrder) -> String {
-    let dir = match order {
-        SortOrder::Descending => "DESC",
-        SortOrder::Ascending => "ASC",
-    };
-    format!("ORDER BY {time_col} {dir}, {hash_col} ASC")
-}
-
-fn limit_offset(limit: u64, offset: u64) -> String {
-    match limit {
-        0 => String::new(),
-        n => format!("LIMIT {n} OFFSET {offset}"),
-    }
-}
-
-/// The filters of a message query on the columns of `messages m`: all but its tags, statuses
-/// and dates, whose clauses depend on which index the list is read from.
-fn column_filter(f: &mut Filter, q: &MessageQuery) {
-    f.any_of("m.item_hash", &q.hashes);
-    f.any_of("m.sender", &q.addresses);
-    f.any_of("m.owner", &q.owners);
-    f.any_of("m.content_ref", &q.refs);
-    f.any_of("m.content_item_hash", &q.content_hashes);
-    f.any_of("m.content_key", &q.content_keys);
-    f.any_of("m.content_type", &q.content_types);
-    f.any_of("m.chain", &q.chains);
-    f.any_of("m.channel", &q.channels);
-    f.any_of("m.payment_type", &q.payment_types);
-    f.any_of("m.type", &q.message_types);
-}
-
-/// Whether a message query filters on a column of `messages` (besides statuses and dates).
-fn has_column_filter(q: &MessageQuery) -> bool {
-    let mut f = Filter::default();
-    column_filter(&mut f, q);
-    !f.clauses.is_empty()
-}
-
-fn status_names(q: &MessageQuery) -> Vec<String> {
-    q.statuses.iter().map(|s| s.as_str().to_owned()).collect()
-}
-
-/// `m.status = ANY(…)`; without `processed`, also the condition of `messages_by_rare_status`.
-fn status_filter(f: &mut Filter, q: &MessageQuery) {
-    if q.statuses.is_empty() {
-        return;
-    }
-    if !counts_processed(q) {
-        f.push("m.status <> 'processed'");
-    }
-    f.any_of("m.status", &status_names(q));
-}
-
 /// The message (`time`, `item_hash`) has one of `tags`: a primary-key lookup per tag.
 fn tag_probe(f: &mut Filter, tags: &[String], time_col: &str, hash_col: &str) {
     let p = f.bind(Param::Texts(tags.to_vec()));
@@ -124,142 +52,6 @@ fn tag_probe(f: &mut Filter, tags: &[String], time_col: &str, hash_col: &str) {
              AND t.item_hash = {hash_col})"
     ));
 }
-
-/// One tag's messages that pass the other filters, read from the tag's `(tag, time,
-/// item_hash)` range (`message_tags t` joined to `messages m`).
-fn tag_range(f: &mut Filter, q: &MessageQuery, tag: &str) {
-    let p = f.bind(Param::Text(tag.to_owned()));
-    f.push(format!("t.tag = {p}"));
-    column_filter(f, q);
-    status_filter(f, q);
-    f.date_range("t.time", q.start_date, q.end_date);
-    keyset(f, "t.time", "t.item_hash", q.sort_order, &q.cursor);
-}
-
-const TAG_JOIN: &str = "message_tags t JOIN messages m ON m.item_hash = t.item_hash";
-
-/// The page of a message list (as SQLite's `message_list_sql`), and its parameters.
-fn message_list_sql(q: &MessageQuery) -> (String, Vec<Param>) {
-    let tags: Vec<String> = distinct_tags(&q.tags)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let page = limit_offset(q.limit, q.offset);
-    let mut f = Filter::default();
-    if tags_lead(q) {
-        let order = order_by("t.time", "t.item_hash", q.sort_order);
-        if let [tag] = tags.as_slice() {
-            tag_range(&mut f, q, tag);
-            let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {TAG_JOIN} {} {order} {page}",
-                f.sql()
-            );
-            return (sql, f.params);
-        }
-        // Several tags: the first `offset + limit` rows of each tag hold the page; a message
-        // with several of the tags is listed once.
-        let first = match q.limit {
-            0 => String::new(),
-            n => format!("LIMIT {}", n.saturating_add(q.offset)),
-        };
-        let mut parts = Vec::new();
-        for (i, tag) in tags.iter().enumerate() {
-            tag_range(&mut f, q, tag);
-            parts.push(format!(
-                "SELECT item_hash FROM (SELECT t.item_hash FROM {TAG_JOIN} {} {order} {first}) AS t{i}",
-                f.take_sql()
-            ));
-        }
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash IN ({}) {} {page}",
-            parts.join(" UNION ALL "),
-            order_by("m.time", "m.item_hash", q.sort_order),
-        );
-        return (sql, f.params);
-    }
-    column_filter(&mut f, q);
-    status_filter(&mut f, q);
-    if !tags.is_empty() {
-        tag_probe(&mut f, &tags, "m.time", "m.item_hash");
-    }
-    f.date_range("m.time", q.start_date, q.end_date);
-    keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
-    let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages m {} {} {page}",
-        f.sql(),
-        order_by("m.time", "m.item_hash", q.sort_order),
-    );
-    (sql, f.params)
-}
-
-/// The total of a message list (as SQLite's `message_count_sql`): the filter's rows whatever
-/// their status, minus (or only) the few whose status is not `processed`.
-fn message_count_sql(q: &MessageQuery) -> (String, Vec<Param>) {
-    let tags: Vec<String> = distinct_tags(&q.tags)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let rare = |f: &mut Filter, wanted: bool| {
-        column_filter(f, q);
-        f.push("m.status <> 'processed'");
-        let p = f.bind(Param::Texts(status_names(q)));
-        f.push(if wanted {
-            format!("m.status = ANY({p})")
-        } else {
-            format!("NOT (m.status = ANY({p}))")
-        });
-        if !tags.is_empty() {
-            tag_probe(f, &tags, "m.time", "m.item_hash");
-        }
-        f.date_range("m.time", q.start_date, q.end_date);
-        format!("SELECT count(*) FROM messages m {}", f.take_sql())
-    };
-    let mut f = Filter::default();
-    if !q.statuses.is_empty() && !counts_processed(q) {
-        let sql = rare(&mut f, true);
-        return (sql, f.params);
-    }
-    let all = if let Some(kept) = kept::message_total(q) {
-        kept::message_total_sql(&mut f, &kept, |f, start, end| {
-            f.date_range("m.time", start, end);
-            format!("SELECT count(*) FROM messages m {}", f.take_sql())
-        })
-    } else if tags_lead(q) {
-        let join = if has_column_filter(q) {
-            TAG_JOIN
-        } else {
-            "message_tags t"
-        };
-        let p = f.bind(Param::Texts(tags.clone()));
-        f.push(format!("t.tag = ANY({p})"));
-        column_filter(&mut f, q);
-        f.date_range("t.time", q.start_date, q.end_date);
-        if tags.len() == 1 {
-            format!("SELECT count(*) FROM {join} {}", f.take_sql())
-        } else {
-            format!(
-                "SELECT count(*) FROM (SELECT DISTINCT t.item_hash FROM {join} {}) AS tagged",
-                f.take_sql()
-            )
-        }
-    } else {
-        column_filter(&mut f, q);
-        if !tags.is_empty() {
-            tag_probe(&mut f, &tags, "m.time", "m.item_hash");
-        }
-        f.date_range("m.time", q.start_date, q.end_date);
-        format!("SELECT count(*) FROM messages m {}", f.take_sql())
-    };
-    if q.statuses.is_empty() {
-        return (all, f.params);
-    }
-    let others = rare(&mut f, false);
-    (format!("SELECT ({all}) - ({others})"), f.params)
-}
-
-const MESSAGE_COLUMNS: &str =
-    "m.item_hash, m.type, m.chain, m.sender, m.signature, m.item_type, m.item_content,
-    m.content, m.channel, m.time, m.size, m.reception_time, m.status";
 
 fn get<'a, T: ::postgres::types::FromSql<'a>>(r: &'a Row, at: usize) -> Result<T> {
     r.try_get(at).map_err(backend)
@@ -685,13 +477,16 @@ impl ReadStore for PgReader {
     }
 
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>> {
-        let (sql, params) = message_list_sql(q);
+        let (sql, params) = messages::list_sql::<Postgres>(q, false);
         self.pool
             .with(|conn| collect_messages(conn, &sql, &params, q.max_bytes))
     }
 
     fn count_messages(&self, q: &MessageQuery) -> Result<u64> {
-        let (sql, params) = message_count_sql(q);
+        let (sql, params) = messages::count_sql::<Postgres>(q, |f, start, end| {
+            f.date_range("m.time", start, end);
+            format!("SELECT count(*) FROM messages m {}", f.take_sql())
+        });
         self.pool.with(|conn| count(conn, &sql, &params))
     }
 

@@ -7,9 +7,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde_json::Value;
 
 use super::{ReadPool, backend};
-use crate::kept::{self, KeptMessages};
-use crate::shared::{counts_processed, distinct_tags, sort_posts, tags_lead};
-use crate::sql::{self, Param};
+use crate::kept;
+use crate::query::messages::{self, MESSAGE_COLUMNS};
+use crate::shared::{distinct_tags, sort_posts};
+use crate::sql::{self, Param, Sqlite};
 use crate::*;
 
 /// A neutral statement builder's parameters as SQLite values (the SQLite dialect binds a
@@ -25,13 +26,6 @@ fn sqlite_values(params: Vec<Param>) -> Vec<SqlValue> {
             Param::Int(i) => SqlValue::Integer(i),
         })
         .collect()
-}
-
-/// The SQL of a kept total and its parameters, in SQLite's dialect.
-fn kept_message_total_sql(kept: &KeptMessages<'_>) -> (String, Vec<SqlValue>) {
-    let mut f = sql::Filter::<sql::Sqlite>::default();
-    let text = kept::message_total_sql(&mut f, kept, count_any_type_sql);
-    (text, sqlite_values(f.params))
 }
 
 /// Shared handle to the read pool.
@@ -71,25 +65,12 @@ impl Filter {
         );
     }
 
-    /// Adds another filter's clauses after this one's.
-    fn append(&mut self, other: Filter) {
-        self.clauses.extend(other.clauses);
-        self.params.extend(other.params);
-    }
-
     fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", self.clauses.join(" AND "))
         }
-    }
-
-    /// The WHERE clause with one more condition, which takes no parameters.
-    fn sql_and(&self, condition: &str) -> String {
-        let mut clauses = self.clauses.clone();
-        clauses.push(condition.to_owned());
-        format!("WHERE {}", clauses.join(" AND "))
     }
 }
 
@@ -152,56 +133,6 @@ fn date_range(filter: &mut Filter, column: &str, start: Option<f64>, end: Option
     }
 }
 
-/// The filters of a message query on the columns of `messages m`: all but its tags, statuses
-/// and dates, whose clauses depend on which index the list is read from.
-fn column_filter(q: &MessageQuery) -> Filter {
-    let mut f = Filter::default();
-    f.any_of("m.item_hash", &q.hashes);
-    f.any_of("m.sender", &q.addresses);
-    owner_filter(&mut f, &q.owners);
-    f.any_of("m.content_ref", &q.refs);
-    f.any_of("m.content_item_hash", &q.content_hashes);
-    f.any_of("m.content_key", &q.content_keys);
-    f.any_of("m.content_type", &q.content_types);
-    f.any_of("m.chain", &q.chains);
-    f.any_of("m.channel", &q.channels);
-    f.any_of("m.payment_type", &q.payment_types);
-    f.any_of("m.type", &q.message_types);
-    f
-}
-
-/// `m.owner IN (…)`, read from two indexes: a message whose owner is its sender (nearly
-/// all) is found on `messages_by_sender`, only the others are in `messages_by_delegated_owner`.
-fn owner_filter(f: &mut Filter, owners: &[String]) {
-    if owners.is_empty() {
-        return;
-    }
-    let marks = marks(owners.len());
-    f.push(
-        format!(
-            "(m.owner IN ({marks}) AND m.owner <> m.sender
-              OR m.sender IN ({marks}) AND m.owner = m.sender)"
-        ),
-        texts(owners).chain(texts(owners)).collect::<Vec<_>>(),
-    );
-}
-
-fn status_names(q: &MessageQuery) -> Vec<String> {
-    q.statuses.iter().map(|s| s.as_str().to_owned()).collect()
-}
-
-/// `m.status IN (…)`; without `processed`, also the condition of `messages_by_rare_status`,
-/// so the few such rows are read from that index.
-fn status_filter(f: &mut Filter, q: &MessageQuery) {
-    if q.statuses.is_empty() {
-        return;
-    }
-    if !counts_processed(q) {
-        f.push("m.status <> 'processed'", []);
-    }
-    f.any_of("m.status", &status_names(q));
-}
-
 /// The message (`time`, `item_hash`) has one of `tags`: a primary-key lookup per tag.
 fn tag_probe(f: &mut Filter, tags: &[String], time_col: &str, hash_col: &str) {
     f.push(
@@ -212,253 +143,6 @@ fn tag_probe(f: &mut Filter, tags: &[String], time_col: &str, hash_col: &str) {
         ),
         texts(tags),
     );
-}
-
-/// One tag's messages that pass the other filters, read from the tag's `(tag, time,
-/// item_hash)` range (`message_tags t` joined to `messages m`).
-fn tag_range(q: &MessageQuery, tag: &str) -> Filter {
-    let mut f = Filter::default();
-    f.push("t.tag = ?", [SqlValue::Text(tag.to_owned())]);
-    f.append(column_filter(q));
-    status_filter(&mut f, q);
-    date_range(&mut f, "t.time", q.start_date, q.end_date);
-    keyset(&mut f, "t.time", "t.item_hash", q.sort_order, &q.cursor);
-    f
-}
-
-const TAG_JOIN: &str = "message_tags t CROSS JOIN messages m ON m.item_hash = t.item_hash";
-
-/// Whether a page past the first skips its rows on the filter's index (the rows' statuses
-/// checked against `messages_by_rare_status` rather than read).
-fn deep_page(q: &MessageQuery) -> bool {
-    q.limit > 0 && q.offset > 0 && counts_processed(q)
-}
-
-/// Whether some message has a status the list leaves out, so a page past the first must
-/// exclude it by row id. Normally none has (`messages_by_rare_status` is empty): the
-/// exclusion, a lookup per row skipped, then goes.
-fn excludes_rare_rows(conn: &Connection, q: &MessageQuery) -> Result<bool> {
-    if q.statuses.is_empty() {
-        return Ok(false);
-    }
-    let names = status_names(q);
-    let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_by_rare_status
-             WHERE status <> 'processed' AND status NOT IN ({}))",
-        marks(names.len())
-    );
-    Ok(count(conn, &sql, &texts(&names).collect::<Vec<_>>())? > 0)
-}
-
-/// The page of a message list, and its parameters. `exclude_rare` (for pages past the
-/// first): some message has a status the list leaves out.
-fn message_list_sql(q: &MessageQuery, exclude_rare: bool) -> (String, Vec<SqlValue>) {
-    let tags: Vec<String> = distinct_tags(&q.tags)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let page = limit_offset(q.limit, q.offset);
-    if tags_lead(q) {
-        let order = order_by("t.time", "t.item_hash", q.sort_order);
-        if let [tag] = tags.as_slice() {
-            let f = tag_range(q, tag);
-            let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {TAG_JOIN} {} {order} {page}",
-                f.sql()
-            );
-            return (sql, f.params);
-        }
-        // Several tags: the first `offset + limit` rows of each tag hold the page; a message
-        // with several of the tags is listed once.
-        let first = match q.limit {
-            0 => String::new(),
-            n => format!("LIMIT {}", n.saturating_add(q.offset)),
-        };
-        let mut parts = Vec::new();
-        let mut params = Vec::new();
-        for tag in &tags {
-            let f = tag_range(q, tag);
-            parts.push(format!(
-                "SELECT item_hash FROM (SELECT t.item_hash FROM {TAG_JOIN} {} {order} {first})",
-                f.sql()
-            ));
-            params.extend(f.params);
-        }
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash IN ({}) {} {page}",
-            parts.join(" UNION ALL "),
-            order_by("m.time", "m.item_hash", q.sort_order),
-        );
-        return (sql, params);
-    }
-    // A page past the first, of a list that includes `processed`: the rows it skips are found
-    // on the filter's index alone, then only the page's rows are read. The status is checked
-    // against the few rows of `messages_by_rare_status` rather than on each skipped row.
-    let deep = deep_page(q);
-    let mut f = column_filter(q);
-    if deep {
-        if exclude_rare {
-            let names = status_names(q);
-            f.push(
-                format!(
-                    "m.rowid NOT IN (SELECT rowid FROM messages INDEXED BY messages_by_rare_status
-                         WHERE status <> 'processed' AND status NOT IN ({}))",
-                    marks(names.len())
-                ),
-                texts(&names).collect::<Vec<_>>(),
-            );
-        }
-    } else {
-        status_filter(&mut f, q);
-    }
-    if !tags.is_empty() {
-        tag_probe(&mut f, &tags, "m.time", "m.item_hash");
-    }
-    date_range(&mut f, "m.time", q.start_date, q.end_date);
-    keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
-    let order = order_by("m.time", "m.item_hash", q.sort_order);
-    // Without a column filter the list is a range of the time index. Said explicitly: with
-    // approximate statistics the planner may otherwise skip-scan a `(type|chain, time)` index
-    // over a time range, then sort every row of the range.
-    let from = if column_filter(q).clauses.is_empty() && tags.is_empty() && counts_processed(q) {
-        "messages m INDEXED BY messages_by_time"
-    } else {
-        "messages m"
-    };
-    if !deep {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM {from} {} {order} {page}",
-            f.sql()
-        );
-        return (sql, f.params);
-    }
-    let in_index_order = from.contains("messages_by_time") && q.sort_order == SortOrder::Ascending;
-    let (page_rows, params) = if in_index_order {
-        // The time index is `(time, item_hash)`: read forwards, it is the list's order, so
-        // the rows skipped are index entries that nothing sorts.
-        let sql = format!("SELECT m.rowid FROM {from} {} {order} {page}", f.sql());
-        (sql, f.params)
-    } else {
-        deep_page_after_edge(from, &f, q)
-    };
-    let sql =
-        format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.rowid IN ({page_rows}) {order}");
-    (sql, params)
-}
-
-/// The row ids of a page past the first (`q.offset` rows skipped) of a list whose order
-/// the index does not give: a column filter's `(column, time)` index holds no `item_hash`
-/// for the tie-break, and the time index read backwards (newest first) has its ties in
-/// descending hash order. Sorting every skipped row on `(time, item_hash)` to reach the page
-/// made page 100 cost ~1 ms unfiltered and ~4 ms by channel (each skipped row read for its
-/// hash). Only the rows around the page need that order, so the page is found on `time`,
-/// which the index gives: `edge` is the time of the page's first row (the time at that
-/// position is the same whatever order ties take); the page is the rows at or past `edge`,
-/// in list order, after the ones at exactly `edge` that belong to earlier pages, as many as
-/// the offset minus the rows strictly before `edge`. Past the end of the list `edge` is
-/// NULL and no row compares with it. Reads the filter's index twice over the offset, no rows.
-fn deep_page_after_edge(from: &str, f: &Filter, q: &MessageQuery) -> (String, Vec<SqlValue>) {
-    let (direction, at_or_past, before) = match q.sort_order {
-        SortOrder::Descending => ("DESC", "<=", ">"),
-        SortOrder::Ascending => ("ASC", ">=", "<"),
-    };
-    let (limit, offset) = (q.limit, q.offset);
-    let sql = format!(
-        "WITH edge(time) AS MATERIALIZED (
-             SELECT m.time FROM {from} {} ORDER BY m.time {direction} LIMIT 1 OFFSET {offset})
-         SELECT m.rowid FROM {from} {} {}
-         LIMIT {limit} OFFSET {offset} - (SELECT count(*) FROM {from} {})",
-        f.sql(),
-        f.sql_and(&format!("m.time {at_or_past} (SELECT time FROM edge)")),
-        order_by("m.time", "m.item_hash", q.sort_order),
-        f.sql_and(&format!("m.time {before} (SELECT time FROM edge)")),
-    );
-    // The filter's parameters for each of its three uses, in the order they appear.
-    let params = [&f.params, &f.params, &f.params]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
-    (sql, params)
-}
-
-/// The total of a message list, and its parameters. The filter's rows are counted on its
-/// own index whatever their status, then the few whose status is not `processed` (read from
-/// `messages_by_rare_status`) are subtracted, or counted alone when `processed` is not asked
-/// for: checking each row's status would read every row of a long list. Without any filter
-/// the rows are the writer's `messages` counter; for the other totals the writer keeps, see
-/// `kept.rs`.
-fn message_count_sql(q: &MessageQuery) -> (String, Vec<SqlValue>) {
-    let tags: Vec<String> = distinct_tags(&q.tags)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let rare = |wanted: bool| {
-        let mut f = column_filter(q);
-        f.push("m.status <> 'processed'", []);
-        let names = status_names(q);
-        f.push(
-            format!(
-                "m.status {}IN ({})",
-                if wanted { "" } else { "NOT " },
-                marks(names.len())
-            ),
-            texts(&names).collect::<Vec<_>>(),
-        );
-        if !tags.is_empty() {
-            tag_probe(&mut f, &tags, "m.time", "m.item_hash");
-        }
-        date_range(&mut f, "m.time", q.start_date, q.end_date);
-        (
-            format!(
-                "SELECT count(*) FROM messages m INDEXED BY messages_by_rare_status {}",
-                f.sql()
-            ),
-            f.params,
-        )
-    };
-    if !q.statuses.is_empty() && !counts_processed(q) {
-        return rare(true);
-    }
-    let (all, mut params) = if let Some(kept) = kept::message_total(q) {
-        kept_message_total_sql(&kept)
-    } else if tags_lead(q) {
-        let columns = column_filter(q);
-        let join = if columns.clauses.is_empty() {
-            "message_tags t"
-        } else {
-            TAG_JOIN
-        };
-        let mut f = Filter::default();
-        f.push(format!("t.tag IN ({})", marks(tags.len())), texts(&tags));
-        f.append(columns);
-        date_range(&mut f, "t.time", q.start_date, q.end_date);
-        let sql = if tags.len() == 1 {
-            format!("SELECT count(*) FROM {join} {}", f.sql())
-        } else {
-            format!(
-                "SELECT count(*) FROM (SELECT DISTINCT t.item_hash FROM {join} {})",
-                f.sql()
-            )
-        };
-        (sql, f.params)
-    } else {
-        let mut f = column_filter(q);
-        if !tags.is_empty() {
-            tag_probe(&mut f, &tags, "m.time", "m.item_hash");
-        }
-        date_range(&mut f, "m.time", q.start_date, q.end_date);
-        (
-            format!("SELECT count(*) FROM messages m {}", f.sql()),
-            f.params,
-        )
-    };
-    if q.statuses.is_empty() {
-        return (all, params);
-    }
-    let (others, other_params) = rare(false);
-    params.extend(other_params);
-    (format!("SELECT ({all}) - ({others})"), params)
 }
 
 /// The number of messages in a time range, whatever their status, counted on
@@ -485,10 +169,6 @@ fn count_any_type_sql(
         f.take_sql()
     )
 }
-
-const MESSAGE_COLUMNS: &str =
-    "m.item_hash, m.type, m.chain, m.sender, m.signature, m.item_type, m.item_content,
-    m.content, m.channel, m.time, m.size, m.reception_time, m.status";
 
 fn message_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<MessageRecord> {
     let status: String = r.get(at + 12)?;
@@ -929,22 +609,27 @@ impl ReadStore for SqliteReader {
 
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>> {
         self.pool.with(|conn| {
-            if !deep_page(q) {
-                let (sql, params) = message_list_sql(q, false);
-                return collect_messages(conn, &sql, &params, q.max_bytes);
+            if !messages::deep_page::<Sqlite>(q) {
+                let (sql, params) = messages::list_sql::<Sqlite>(q, false);
+                return collect_messages(conn, &sql, &sqlite_values(params), q.max_bytes);
             }
             // One read transaction, so the page sees the statuses it was planned for.
             let read = conn.unchecked_transaction().map_err(backend)?;
-            let (sql, params) = message_list_sql(q, excludes_rare_rows(conn, q)?);
-            let rows = collect_messages(conn, &sql, &params, q.max_bytes)?;
+            let exclude_rare = match messages::rare_rows_sql::<Sqlite>(q) {
+                Some((sql, params)) => count(conn, &sql, &sqlite_values(params))? > 0,
+                None => false,
+            };
+            let (sql, params) = messages::list_sql::<Sqlite>(q, exclude_rare);
+            let rows = collect_messages(conn, &sql, &sqlite_values(params), q.max_bytes)?;
             read.commit().map_err(backend)?;
             Ok(rows)
         })
     }
 
     fn count_messages(&self, q: &MessageQuery) -> Result<u64> {
-        let (sql, params) = message_count_sql(q);
-        self.pool.with(|conn| count(conn, &sql, &params))
+        let (sql, params) = messages::count_sql::<Sqlite>(q, count_any_type_sql);
+        self.pool
+            .with(|conn| count(conn, &sql, &sqlite_values(params)))
     }
 
     fn forgotten_messages(&self, q: &MessageQuery) -> Result<Vec<ForgottenRecord>> {
