@@ -28,6 +28,9 @@ pub(crate) trait Dialect {
     fn indexed_by(table: &str, index: &str) -> String;
     /// Tag rows `t` joined to their messages `m`, in that order.
     const TAG_JOIN: &'static str;
+    /// An inner join that keeps its left side as the outer loop (SQLite's `CROSS JOIN`);
+    /// a plain `JOIN` where the planner orders joins itself.
+    const CROSS_JOIN: &'static str;
     /// The column that identifies a row, for pages past the first skipped on an index alone
     /// (`None`: such pages read through the rows they skip).
     const ROW_ID: Option<&'static str>;
@@ -53,6 +56,7 @@ impl Dialect for Sqlite {
     // CROSS JOIN: SQLite then keeps the tag rows as the outer loop.
     const TAG_JOIN: &'static str =
         "message_tags t CROSS JOIN messages m ON m.item_hash = t.item_hash";
+    const CROSS_JOIN: &'static str = "CROSS JOIN";
     const ROW_ID: Option<&'static str> = Some("rowid");
     const OWNER_BY_SENDER_INDEX: bool = true;
 }
@@ -71,6 +75,7 @@ impl Dialect for Postgres {
         table.to_owned()
     }
     const TAG_JOIN: &'static str = "message_tags t JOIN messages m ON m.item_hash = t.item_hash";
+    const CROSS_JOIN: &'static str = "JOIN";
     const ROW_ID: Option<&'static str> = None;
     const OWNER_BY_SENDER_INDEX: bool = false;
 }

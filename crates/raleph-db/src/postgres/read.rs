@@ -12,8 +12,9 @@ use serde_json::Value;
 use super::{Conn, ReadPool, backend};
 use crate::kept;
 use crate::query::messages::{self, MESSAGE_COLUMNS};
-use crate::query::{keyset, limit_offset, order_by};
-use crate::shared::{distinct_tags, sort_posts};
+use crate::query::posts::{self, PostTags};
+use crate::query::{limit_offset, order_by};
+use crate::shared::sort_posts;
 use crate::sql::{self, Param, Postgres};
 use crate::*;
 
@@ -42,15 +43,6 @@ impl Param {
             Param::Int(i) => (i, Type::INT8),
         }
     }
-}
-
-/// The message (`time`, `item_hash`) has one of `tags`: a primary-key lookup per tag.
-fn tag_probe(f: &mut Filter, tags: &[String], time_col: &str, hash_col: &str) {
-    let p = f.bind(Param::Texts(tags.to_vec()));
-    f.push(format!(
-        "EXISTS (SELECT 1 FROM message_tags t WHERE t.tag = ANY({p}) AND t.time = {time_col}
-             AND t.item_hash = {hash_col})"
-    ));
 }
 
 fn get<'a, T: ::postgres::types::FromSql<'a>>(r: &'a Row, at: usize) -> Result<T> {
@@ -203,99 +195,11 @@ fn forgotten_filter(q: &MessageQuery) -> Filter {
     f
 }
 
-/// How a post list meets its tags filter (as SQLite's `PostTags`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PostTags {
-    Probe,
-    Lead,
-}
-
-/// Tag rows up to which a post page starts from the tags (as SQLite's).
-const POST_TAG_LEAD_MAX: u64 = 2048;
-
-fn post_filter(q: &PostQuery, tags: PostTags) -> Filter {
-    let mut f = Filter::default();
-    f.push("p.amends IS NULL");
-    f.any_of("p.owner", &q.addresses);
-    f.any_of("p.item_hash", &q.hashes);
-    f.any_of("p.ref", &q.refs);
-    f.any_of("p.type", &q.types);
-    f.any_of("p.channel", &q.channels);
-    f.any_of("om.chain", &q.chains);
-    if !q.tags.is_empty() {
-        let list: Vec<String> = distinct_tags(&q.tags)
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        match tags {
-            PostTags::Probe => tag_probe(&mut f, &list, "lm.time", "lm.item_hash"),
-            PostTags::Lead => {
-                let p = f.bind(Param::Texts(list));
-                f.push(format!(
-                    "lp.item_hash IN (SELECT item_hash FROM message_tags WHERE tag = ANY({p}))"
-                ));
-            }
-        }
-    }
-    f.date_range("p.last_updated", q.start_date, q.end_date);
-    f
-}
-
-/// The tables a post filter reads, from `posts p` (as SQLite's `post_filter_from`).
-fn post_filter_from(q: &PostQuery, tags: PostTags) -> String {
-    let mut from = match tags {
-        PostTags::Lead => "FROM posts lp
-            JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
-                AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)"
-            .to_owned(),
-        PostTags::Probe => "FROM posts p".to_owned(),
-    };
-    if !q.chains.is_empty() {
-        from.push_str(" JOIN messages om ON om.item_hash = p.item_hash");
-    }
-    if tags == PostTags::Probe && !q.tags.is_empty() {
-        from.push_str(" JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)");
-    }
-    from
-}
-
-/// The SQL of a post list's total when the writer keeps it.
-fn kept_post_total_sql(q: &PostQuery) -> Option<(String, Vec<Param>)> {
-    let mut f = Filter::default();
-    kept::post_total_sql(&mut f, q).map(|text| (text, f.params))
-}
-
 /// The SQL of an aggregate list's total when the writer keeps it.
 fn kept_aggregate_total_sql(q: &AggregateQuery) -> Option<(String, Vec<Param>)> {
     let mut f = Filter::default();
     kept::aggregate_total_sql(&mut f, q).map(|text| (text, f.params))
 }
-
-/// A post total, and its parameters (as SQLite's `post_count_sql`).
-fn post_count_sql(q: &PostQuery) -> (String, Vec<Param>) {
-    if let Some(kept) = kept_post_total_sql(q) {
-        return kept;
-    }
-    let tags = if q.tags.is_empty() {
-        PostTags::Probe
-    } else {
-        PostTags::Lead
-    };
-    let f = post_filter(q, tags);
-    (
-        format!("SELECT count(*) {} {}", post_filter_from(q, tags), f.sql()),
-        f.params,
-    )
-}
-
-/// The columns of a listed post (as SQLite's `POST_COLUMNS`).
-const POST_COLUMNS: &str = "p.item_hash, p.type, p.owner, p.ref, p.channel, p.creation_time,
-    p.last_updated, p.latest_amend IS NOT NULL,
-    CASE WHEN p.latest_amend IS NULL THEN p.content
-        ELSE (SELECT a.content FROM posts a WHERE a.item_hash = p.latest_amend) END,
-    CASE WHEN p.latest_amend IS NULL THEN lm.signature
-        ELSE (SELECT o.signature FROM messages o WHERE o.item_hash = p.item_hash) END,
-    lm.item_hash, lm.chain, lm.signature, lm.item_type, lm.item_content, lm.time, lm.size";
 
 fn post_from_row(r: &Row) -> Result<PostRecord> {
     Ok(PostRecord {
@@ -319,39 +223,6 @@ fn post_from_row(r: &Row) -> Result<PostRecord> {
             size: non_negative(get(r, 16)?),
         },
     })
-}
-
-/// A page of posts, the tags met as `tags` says: the page's originals first, then their
-/// latest versions (as SQLite's `post_page`).
-fn post_page(conn: &mut Conn, q: &PostQuery, tags: PostTags) -> Result<Vec<PostRecord>> {
-    let mut f = post_filter(q, tags);
-    keyset(
-        &mut f,
-        "p.last_updated",
-        "p.item_hash",
-        q.sort_order,
-        &q.cursor,
-    );
-    let sql = format!(
-        "SELECT {POST_COLUMNS}
-         FROM (SELECT p.item_hash AS id {} {} {} {}) page
-         JOIN posts p ON p.item_hash = page.id
-         JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)",
-        post_filter_from(q, tags),
-        f.sql(),
-        order_by("p.last_updated", "p.item_hash", q.sort_order),
-        limit_offset(q.limit, q.offset)
-    );
-    let mut rows = collect_bounded(
-        conn,
-        &sql,
-        &f.params,
-        q.max_bytes,
-        post_from_row,
-        crate::shared::post_bytes,
-    )?;
-    sort_posts(&mut rows, q.sort_order);
-    Ok(rows)
 }
 
 fn aggregate_from_row(r: &Row) -> Result<AggregateRecord> {
@@ -510,31 +381,26 @@ impl ReadStore for PgReader {
 
     fn posts(&self, q: &PostQuery) -> Result<Vec<PostRecord>> {
         self.pool.with(|conn| {
-            let tags = if q.tags.is_empty() {
-                PostTags::Probe
-            } else {
-                let list: Vec<String> =
-                    distinct_tags(&q.tags).into_iter().map(str::to_owned).collect();
-                let rows = count(
-                    conn,
-                    &format!(
-                        "SELECT count(*) FROM (SELECT 1 FROM message_tags WHERE tag = ANY($1) LIMIT {}) AS t",
-                        POST_TAG_LEAD_MAX + 1
-                    ),
-                    &[Param::Texts(list)],
-                )?;
-                if rows <= POST_TAG_LEAD_MAX {
-                    PostTags::Lead
-                } else {
-                    PostTags::Probe
-                }
+            let tags = match posts::tag_rows_sql::<Postgres>(q) {
+                Some((sql, params)) => posts::post_tags(count(conn, &sql, &params)?),
+                None => PostTags::Probe,
             };
-            post_page(conn, q, tags)
+            let (sql, params) = posts::page_sql::<Postgres>(q, tags);
+            let mut rows = collect_bounded(
+                conn,
+                &sql,
+                &params,
+                q.max_bytes,
+                post_from_row,
+                crate::shared::post_bytes,
+            )?;
+            sort_posts(&mut rows, q.sort_order);
+            Ok(rows)
         })
     }
 
     fn count_posts(&self, q: &PostQuery) -> Result<u64> {
-        let (sql, params) = post_count_sql(q);
+        let (sql, params) = posts::count_sql::<Postgres>(q);
         self.pool.with(|conn| count(conn, &sql, &params))
     }
 

@@ -3,9 +3,12 @@
 //! their rows.
 //!
 //! - [`messages`]: message lists and their totals (index choice, tag lead or probe, keyset
-//!   cursors, pages past the first, kept totals).
+//!   cursors, pages past the first, kept totals);
+//! - [`posts`]: post lists (originals folded with their latest version, tags led or probed)
+//!   and their totals.
 
 pub(crate) mod messages;
+pub(crate) mod posts;
 
 use crate::sql::{Dialect, Filter, Param};
 use crate::{Cursor, SortOrder};

@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::{ReadPool, backend};
 use crate::kept;
 use crate::query::messages::{self, MESSAGE_COLUMNS};
-use crate::shared::{distinct_tags, sort_posts};
+use crate::query::posts::{self, PostTags};
+use crate::shared::sort_posts;
 use crate::sql::{self, Param, Sqlite};
 use crate::*;
 
@@ -74,41 +75,6 @@ impl Filter {
     }
 }
 
-fn marks(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-fn texts(values: &[String]) -> impl Iterator<Item = SqlValue> + '_ {
-    values.iter().map(|v| SqlValue::Text(v.clone()))
-}
-
-fn keyset(
-    filter: &mut Filter,
-    time_col: &str,
-    hash_col: &str,
-    order: SortOrder,
-    cursor: &Option<Cursor>,
-) {
-    if let Some(c) = cursor {
-        let (cmp, bound) = match order {
-            SortOrder::Descending => ("<", "<="),
-            SortOrder::Ascending => (">", ">="),
-        };
-        // The plain bound on time lets the index seek to the cursor; the OR alone would not.
-        filter.push(
-            format!(
-                "{time_col} {bound} ? AND ({time_col} {cmp} ? OR ({time_col} = ? AND {hash_col} > ?))"
-            ),
-            [
-                SqlValue::Real(c.time),
-                SqlValue::Real(c.time),
-                SqlValue::Real(c.time),
-                SqlValue::Text(c.item_hash.clone()),
-            ],
-        );
-    }
-}
-
 fn order_by(time_col: &str, hash_col: &str, order: SortOrder) -> String {
     let dir = match order {
         SortOrder::Descending => "DESC",
@@ -131,18 +97,6 @@ fn date_range(filter: &mut Filter, column: &str, start: Option<f64>, end: Option
     if let Some(end) = end {
         filter.push(format!("{column} < ?"), [SqlValue::Real(end)]);
     }
-}
-
-/// The message (`time`, `item_hash`) has one of `tags`: a primary-key lookup per tag.
-fn tag_probe(f: &mut Filter, tags: &[String], time_col: &str, hash_col: &str) {
-    f.push(
-        format!(
-            "EXISTS (SELECT 1 FROM message_tags t WHERE t.tag IN ({}) AND t.time = {time_col}
-                 AND t.item_hash = {hash_col})",
-            marks(tags.len())
-        ),
-        texts(tags),
-    );
 }
 
 /// The number of messages in a time range, whatever their status, counted on
@@ -287,124 +241,11 @@ fn forgotten_filter(q: &MessageQuery) -> Filter {
     f
 }
 
-/// How a post list meets its tags filter (the tags of each post's latest version).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PostTags {
-    /// Originals in list order, each latest version probed for the tags: quick when the tags
-    /// are common (a page is found early), a scan of every post when they are rare.
-    Probe,
-    /// The versions holding the tags, each joined to its original (`POST_BY_LATEST_FROM`),
-    /// then sorted: bounded by the tags' size.
-    Lead,
-}
-
-/// Tag rows up to which a post page starts from the tags; past this, a page of originals in
-/// list order is expected to meet enough tagged ones sooner.
-const POST_TAG_LEAD_MAX: u64 = 2048;
-
-fn post_filter(q: &PostQuery, tags: PostTags) -> Filter {
-    let mut f = Filter::default();
-    f.push("p.amends IS NULL", []);
-    f.any_of("p.owner", &q.addresses);
-    f.any_of("p.item_hash", &q.hashes);
-    f.any_of("p.ref", &q.refs);
-    f.any_of("p.type", &q.types);
-    f.any_of("p.channel", &q.channels);
-    f.any_of("om.chain", &q.chains);
-    if !q.tags.is_empty() {
-        let list: Vec<String> = distinct_tags(&q.tags)
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        match tags {
-            PostTags::Probe => tag_probe(&mut f, &list, "lm.time", "lm.item_hash"),
-            PostTags::Lead => f.push(
-                format!(
-                    "lp.item_hash IN (SELECT item_hash FROM message_tags WHERE tag IN ({}))",
-                    marks(list.len())
-                ),
-                texts(&list),
-            ),
-        }
-    }
-    date_range(&mut f, "p.last_updated", q.start_date, q.end_date);
-    f
-}
-
-/// The tables a post filter reads, from `posts p`: the original's message `om` for chains,
-/// the latest version's message `lm` to probe its tags, or, when the tags lead, the versions
-/// holding them (`lp`) joined to their originals. Every original has its message and a
-/// latest version, so these joins never drop a row: they are made only when a filter reads
-/// them.
-fn post_filter_from(q: &PostQuery, tags: PostTags) -> String {
-    let mut from = match tags {
-        // A version is its own original or an amend of it, and is the latest one when the
-        // original says so.
-        PostTags::Lead => "FROM posts lp
-            CROSS JOIN posts p ON p.item_hash = coalesce(lp.amends, lp.item_hash)
-                AND lp.item_hash = coalesce(p.latest_amend, p.item_hash)"
-            .to_owned(),
-        PostTags::Probe => "FROM posts p".to_owned(),
-    };
-    if !q.chains.is_empty() {
-        from.push_str(" JOIN messages om ON om.item_hash = p.item_hash");
-    }
-    if tags == PostTags::Probe && !q.tags.is_empty() {
-        from.push_str(" JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)");
-    }
-    from
-}
-
-/// The SQL of a post list's total when the writer keeps it.
-fn kept_post_total_sql(q: &PostQuery) -> Option<(String, Vec<SqlValue>)> {
-    let mut f = sql::Filter::<sql::Sqlite>::default();
-    kept::post_total_sql(&mut f, q).map(|text| (text, sqlite_values(f.params)))
-}
-
 /// The SQL of an aggregate list's total when the writer keeps it.
 fn kept_aggregate_total_sql(q: &AggregateQuery) -> Option<(String, Vec<SqlValue>)> {
     let mut f = sql::Filter::<sql::Sqlite>::default();
     kept::aggregate_total_sql(&mut f, q).map(|text| (text, sqlite_values(f.params)))
 }
-
-/// A post total, and its parameters: the originals that pass the filter, on the posts index
-/// alone unless a filter reads a message (chains) or the tags (which then lead: counting
-/// starts from the versions holding them).
-fn post_count_sql(q: &PostQuery) -> (String, Vec<SqlValue>) {
-    if let Some(kept) = kept_post_total_sql(q) {
-        return kept;
-    }
-    let tags = if q.tags.is_empty() {
-        PostTags::Probe
-    } else {
-        PostTags::Lead
-    };
-    let f = post_filter(q, tags);
-    (
-        format!("SELECT count(*) {} {}", post_filter_from(q, tags), f.sql()),
-        f.params,
-    )
-}
-
-/// The columns of a listed post, from its original `p` and its latest version's message
-/// `lm`. An original that was never amended (most) is its own latest version: its content
-/// is on `p` and its signature on `lm`; only an amended one reads its latest amend's post row
-/// and its original's message.
-const POST_COLUMNS: &str = "p.item_hash, p.type, p.owner, p.ref, p.channel, p.creation_time,
-    p.last_updated, p.latest_amend IS NOT NULL,
-    CASE WHEN p.latest_amend IS NULL THEN p.content
-        ELSE (SELECT a.content FROM posts a WHERE a.item_hash = p.latest_amend) END,
-    CASE WHEN p.latest_amend IS NULL THEN lm.signature
-        ELSE (SELECT o.signature FROM messages o WHERE o.item_hash = p.item_hash) END,
-    lm.item_hash, lm.chain, lm.signature, lm.item_type, lm.item_content, lm.time, lm.size";
-
-/// `POST_COLUMNS` for a caller that shows only the latest version's item hash
-/// (`PostQuery::latest_hash_only`): the post rows alone, no message read.
-const POST_SUMMARY_COLUMNS: &str = "p.item_hash, p.type, p.owner, p.ref, p.channel,
-    p.creation_time, p.last_updated, p.latest_amend IS NOT NULL,
-    CASE WHEN p.latest_amend IS NULL THEN p.content
-        ELSE (SELECT a.content FROM posts a WHERE a.item_hash = p.latest_amend) END,
-    NULL, coalesce(p.latest_amend, p.item_hash), '', NULL, '', NULL, 0.0, 0";
 
 fn post_from_row(r: &Row<'_>) -> rusqlite::Result<PostRecord> {
     Ok(PostRecord {
@@ -428,51 +269,6 @@ fn post_from_row(r: &Row<'_>) -> rusqlite::Result<PostRecord> {
             size: r.get::<_, i64>(16)?.max(0) as u64,
         },
     })
-}
-
-/// A page of posts, the tags met as `tags` says. The page is chosen first, carrying only
-/// each original's row id through the sort (the `(…, last_updated)` indexes leave the
-/// `item_hash` tie-break to a sorter, which would otherwise hold whole joined rows, content
-/// and item content included, each spilling to overflow pages); then only the page's rows
-/// are joined to their latest versions. The join does not keep the page's order, so the
-/// rows are put back in it here.
-fn post_page(conn: &Connection, q: &PostQuery, tags: PostTags) -> Result<Vec<PostRecord>> {
-    let mut f = post_filter(q, tags);
-    keyset(
-        &mut f,
-        "p.last_updated",
-        "p.item_hash",
-        q.sort_order,
-        &q.cursor,
-    );
-    let (columns, latest_message) = if q.latest_hash_only {
-        (POST_SUMMARY_COLUMNS, "")
-    } else {
-        (
-            POST_COLUMNS,
-            "CROSS JOIN messages lm ON lm.item_hash = coalesce(p.latest_amend, p.item_hash)",
-        )
-    };
-    let sql = format!(
-        "SELECT {columns}
-         FROM (SELECT p.rowid AS id {} {} {} {}) page
-         CROSS JOIN posts p ON p.rowid = page.id
-         {latest_message}",
-        post_filter_from(q, tags),
-        f.sql(),
-        order_by("p.last_updated", "p.item_hash", q.sort_order),
-        limit_offset(q.limit, q.offset)
-    );
-    let mut rows = collect_bounded(
-        conn,
-        &sql,
-        &f.params,
-        q.max_bytes,
-        post_from_row,
-        crate::shared::post_bytes,
-    )?;
-    sort_posts(&mut rows, q.sort_order);
-    Ok(rows)
 }
 
 fn aggregate_from_row(r: &Row<'_>) -> rusqlite::Result<AggregateRecord> {
@@ -652,33 +448,28 @@ impl ReadStore for SqliteReader {
 
     fn posts(&self, q: &PostQuery) -> Result<Vec<PostRecord>> {
         self.pool.with(|conn| {
-            let tags = if q.tags.is_empty() {
-                PostTags::Probe
-            } else {
-                let list: Vec<String> =
-                    distinct_tags(&q.tags).into_iter().map(str::to_owned).collect();
-                let rows = count(
-                    conn,
-                    &format!(
-                        "SELECT count(*) FROM (SELECT 1 FROM message_tags WHERE tag IN ({}) LIMIT {})",
-                        marks(list.len()),
-                        POST_TAG_LEAD_MAX + 1
-                    ),
-                    &texts(&list).collect::<Vec<_>>(),
-                )?;
-                if rows <= POST_TAG_LEAD_MAX {
-                    PostTags::Lead
-                } else {
-                    PostTags::Probe
-                }
+            let tags = match posts::tag_rows_sql::<Sqlite>(q) {
+                Some((sql, params)) => posts::post_tags(count(conn, &sql, &sqlite_values(params))?),
+                None => PostTags::Probe,
             };
-            post_page(conn, q, tags)
+            let (sql, params) = posts::page_sql::<Sqlite>(q, tags);
+            let mut rows = collect_bounded(
+                conn,
+                &sql,
+                &sqlite_values(params),
+                q.max_bytes,
+                post_from_row,
+                crate::shared::post_bytes,
+            )?;
+            sort_posts(&mut rows, q.sort_order);
+            Ok(rows)
         })
     }
 
     fn count_posts(&self, q: &PostQuery) -> Result<u64> {
-        let (sql, params) = post_count_sql(q);
-        self.pool.with(|conn| count(conn, &sql, &params))
+        let (sql, params) = posts::count_sql::<Sqlite>(q);
+        self.pool
+            .with(|conn| count(conn, &sql, &sqlite_values(params)))
     }
 
     fn aggregates_of_bounded(
