@@ -10,12 +10,13 @@ use ::postgres::types::{ToSql, Type};
 use serde_json::Value;
 
 use super::{Conn, ReadPool, backend};
-use crate::kept;
+use crate::query::forgotten::{self, FORGOTTEN_COLUMNS};
 use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
+use crate::query::{addresses, aggregates};
 use crate::query::{limit_offset, order_by};
 use crate::shared::sort_posts;
-use crate::sql::{self, Param, Postgres};
+use crate::sql::{Param, Postgres};
 use crate::*;
 
 /// Shared handle to the read pool.
@@ -29,9 +30,6 @@ impl PgReader {
         PgReader { pool }
     }
 }
-
-/// A WHERE clause under construction, with its numbered parameters.
-type Filter = sql::Filter<sql::Postgres>;
 
 impl Param {
     /// The parameter and its PostgreSQL type.
@@ -179,28 +177,6 @@ fn forgotten_from_row(r: &Row) -> Result<ForgottenRecord> {
     })
 }
 
-const FORGOTTEN_COLUMNS: &str =
-    "m.item_hash, m.type, m.chain, m.sender, m.signature, m.item_type, m.time, m.channel,
-    m.owner, m.payment_type, m.size, m.forgotten_by, m.forgotten_at, m.reception_time";
-
-fn forgotten_filter(q: &MessageQuery) -> Filter {
-    let mut f = Filter::default();
-    f.any_of("m.item_hash", &q.hashes);
-    f.any_of("m.sender", &q.addresses);
-    f.any_of("m.owner", &q.owners);
-    f.any_of("m.chain", &q.chains);
-    f.any_of("m.channel", &q.channels);
-    f.any_of("m.type", &q.message_types);
-    f.date_range("m.forgotten_at", q.start_date, q.end_date);
-    f
-}
-
-/// The SQL of an aggregate list's total when the writer keeps it.
-fn kept_aggregate_total_sql(q: &AggregateQuery) -> Option<(String, Vec<Param>)> {
-    let mut f = Filter::default();
-    kept::aggregate_total_sql(&mut f, q).map(|text| (text, f.params))
-}
-
 fn post_from_row(r: &Row) -> Result<PostRecord> {
     Ok(PostRecord {
         original_item_hash: get(r, 0)?,
@@ -235,16 +211,6 @@ fn aggregate_from_row(r: &Row) -> Result<AggregateRecord> {
         original_item_hash: get(r, 5)?,
         last_update_item_hash: get(r, 6)?,
     })
-}
-
-const AGGREGATE_COLUMNS: &str =
-    "owner, key, content, creation_time, last_update_time, original_item_hash, last_revision_hash";
-
-fn aggregate_filter(q: &AggregateQuery) -> Filter {
-    let mut f = Filter::default();
-    f.any_of("key", &q.keys);
-    f.any_of("owner", &q.addresses);
-    f
 }
 
 impl PgReader {
@@ -362,21 +328,14 @@ impl ReadStore for PgReader {
     }
 
     fn forgotten_messages(&self, q: &MessageQuery) -> Result<Vec<ForgottenRecord>> {
-        let f = forgotten_filter(q);
-        let sql = format!(
-            "SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m {} {} {}",
-            f.sql(),
-            order_by("m.forgotten_at", "m.item_hash", q.sort_order),
-            limit_offset(q.limit, q.offset)
-        );
+        let (sql, params) = forgotten::list_sql::<Postgres>(q);
         self.pool
-            .with(|conn| collect(conn, &sql, &f.params, forgotten_from_row))
+            .with(|conn| collect(conn, &sql, &params, forgotten_from_row))
     }
 
     fn count_forgotten_messages(&self, q: &MessageQuery) -> Result<u64> {
-        let f = forgotten_filter(q);
-        let sql = format!("SELECT count(*) FROM forgotten_messages m {}", f.sql());
-        self.pool.with(|conn| count(conn, &sql, &f.params))
+        let (sql, params) = forgotten::count_sql::<Postgres>(q);
+        self.pool.with(|conn| count(conn, &sql, &params))
     }
 
     fn posts(&self, q: &PostQuery) -> Result<Vec<PostRecord>> {
@@ -410,21 +369,12 @@ impl ReadStore for PgReader {
         keys: &[String],
         max_bytes: usize,
     ) -> Result<Vec<AggregateRecord>> {
-        let q = AggregateQuery {
-            keys: keys.to_vec(),
-            addresses: vec![owner.to_owned()],
-            ..Default::default()
-        };
-        let f = aggregate_filter(&q);
-        let sql = format!(
-            "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} ORDER BY key",
-            f.sql()
-        );
+        let (sql, params) = aggregates::of_owner_sql::<Postgres>(owner, keys);
         self.pool.with(|conn| {
             collect_bounded(
                 conn,
                 &sql,
-                &f.params,
+                &params,
                 max_bytes,
                 aggregate_from_row,
                 crate::shared::aggregate_bytes,
@@ -433,23 +383,12 @@ impl ReadStore for PgReader {
     }
 
     fn aggregates(&self, q: &AggregateQuery) -> Result<Vec<AggregateRecord>> {
-        let f = aggregate_filter(q);
-        let column = if q.sort_by_creation {
-            "creation_time"
-        } else {
-            "last_update_time"
-        };
-        let sql = format!(
-            "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} {}, key ASC {}",
-            f.sql(),
-            order_by(column, "owner", q.sort_order),
-            limit_offset(q.limit, q.offset)
-        );
+        let (sql, params) = aggregates::list_sql::<Postgres>(q);
         self.pool.with(|conn| {
             collect_bounded(
                 conn,
                 &sql,
-                &f.params,
+                &params,
                 q.max_bytes,
                 aggregate_from_row,
                 crate::shared::aggregate_bytes,
@@ -458,13 +397,7 @@ impl ReadStore for PgReader {
     }
 
     fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {
-        let (sql, params) = kept_aggregate_total_sql(q).unwrap_or_else(|| {
-            let f = aggregate_filter(q);
-            (
-                format!("SELECT count(*) FROM aggregates {}", f.sql()),
-                f.params,
-            )
-        });
+        let (sql, params) = aggregates::count_sql::<Postgres>(q);
         self.pool.with(|conn| count(conn, &sql, &params))
     }
 
@@ -579,14 +512,9 @@ impl ReadStore for PgReader {
     }
 
     fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>> {
-        let mut f = Filter::default();
-        f.any_of("sender", addresses);
-        let sql = format!(
-            "SELECT sender, type, count(*) FROM messages {} GROUP BY sender, type ORDER BY sender, type",
-            f.sql()
-        );
+        let (sql, params) = addresses::stats_sql::<Postgres>(addresses);
         let rows = self.pool.with(|conn| {
-            collect(conn, &sql, &f.params, |r| {
+            collect(conn, &sql, &params, |r| {
                 Ok((
                     get::<String>(r, 0)?,
                     get::<String>(r, 1)?,
@@ -594,28 +522,7 @@ impl ReadStore for PgReader {
                 ))
             })
         })?;
-        let mut stats: Vec<AddressStats> = Vec::new();
-        for (address, message_type, n) in rows {
-            if stats.last().is_none_or(|s| s.address != address) {
-                stats.push(AddressStats {
-                    address,
-                    ..Default::default()
-                });
-            }
-            let Some(entry) = stats.last_mut() else {
-                continue;
-            };
-            match message_type.as_str() {
-                "POST" => entry.post = n,
-                "AGGREGATE" => entry.aggregate = n,
-                "STORE" => entry.store = n,
-                "FORGET" => entry.forget = n,
-                "PROGRAM" => entry.program = n,
-                "INSTANCE" => entry.instance = n,
-                _ => {}
-            }
-        }
-        Ok(stats)
+        Ok(addresses::fold_stats(rows))
     }
 
     fn sync_log(&self, after: u64, limit: usize, max_bytes: usize) -> Result<SyncPage> {

@@ -5,8 +5,13 @@
 //! - [`messages`]: message lists and their totals (index choice, tag lead or probe, keyset
 //!   cursors, pages past the first, kept totals);
 //! - [`posts`]: post lists (originals folded with their latest version, tags led or probed)
-//!   and their totals.
+//!   and their totals;
+//! - [`forgotten`]: skeletons of forgotten messages; [`aggregates`]: aggregate reads;
+//!   [`addresses`]: per-address counts.
 
+pub(crate) mod addresses;
+pub(crate) mod aggregates;
+pub(crate) mod forgotten;
 pub(crate) mod messages;
 pub(crate) mod posts;
 

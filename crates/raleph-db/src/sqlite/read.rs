@@ -7,9 +7,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde_json::Value;
 
 use super::{ReadPool, backend};
-use crate::kept;
+use crate::query::forgotten::{self, FORGOTTEN_COLUMNS};
 use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
+use crate::query::{addresses, aggregates};
+use crate::query::{limit_offset, order_by};
 use crate::shared::sort_posts;
 use crate::sql::{self, Param, Sqlite};
 use crate::*;
@@ -38,64 +40,6 @@ pub struct SqliteReader {
 impl SqliteReader {
     pub(crate) fn new(pool: Arc<ReadPool>) -> Self {
         SqliteReader { pool }
-    }
-}
-
-/// A WHERE clause under construction, with its positional parameters.
-#[derive(Default)]
-struct Filter {
-    clauses: Vec<String>,
-    params: Vec<SqlValue>,
-}
-
-impl Filter {
-    fn push(&mut self, clause: impl Into<String>, params: impl IntoIterator<Item = SqlValue>) {
-        self.clauses.push(clause.into());
-        self.params.extend(params);
-    }
-
-    /// `column IN (?, ?, …)` when the list is not empty.
-    fn any_of(&mut self, column: &str, values: &[String]) {
-        if values.is_empty() {
-            return;
-        }
-        let marks = vec!["?"; values.len()].join(", ");
-        self.push(
-            format!("{column} IN ({marks})"),
-            values.iter().map(|v| SqlValue::Text(v.clone())),
-        );
-    }
-
-    fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
-        }
-    }
-}
-
-fn order_by(time_col: &str, hash_col: &str, order: SortOrder) -> String {
-    let dir = match order {
-        SortOrder::Descending => "DESC",
-        SortOrder::Ascending => "ASC",
-    };
-    format!("ORDER BY {time_col} {dir}, {hash_col} ASC")
-}
-
-fn limit_offset(limit: u64, offset: u64) -> String {
-    match limit {
-        0 => String::new(),
-        n => format!("LIMIT {n} OFFSET {offset}"),
-    }
-}
-
-fn date_range(filter: &mut Filter, column: &str, start: Option<f64>, end: Option<f64>) {
-    if let Some(start) = start {
-        filter.push(format!("{column} >= ?"), [SqlValue::Real(start)]);
-    }
-    if let Some(end) = end {
-        filter.push(format!("{column} < ?"), [SqlValue::Real(end)]);
     }
 }
 
@@ -225,28 +169,6 @@ fn forgotten_from_row(r: &Row<'_>) -> rusqlite::Result<ForgottenRecord> {
     })
 }
 
-const FORGOTTEN_COLUMNS: &str =
-    "m.item_hash, m.type, m.chain, m.sender, m.signature, m.item_type, m.time, m.channel,
-    m.owner, m.payment_type, m.size, m.forgotten_by, m.forgotten_at, m.reception_time";
-
-fn forgotten_filter(q: &MessageQuery) -> Filter {
-    let mut f = Filter::default();
-    f.any_of("m.item_hash", &q.hashes);
-    f.any_of("m.sender", &q.addresses);
-    f.any_of("m.owner", &q.owners);
-    f.any_of("m.chain", &q.chains);
-    f.any_of("m.channel", &q.channels);
-    f.any_of("m.type", &q.message_types);
-    date_range(&mut f, "m.forgotten_at", q.start_date, q.end_date);
-    f
-}
-
-/// The SQL of an aggregate list's total when the writer keeps it.
-fn kept_aggregate_total_sql(q: &AggregateQuery) -> Option<(String, Vec<SqlValue>)> {
-    let mut f = sql::Filter::<sql::Sqlite>::default();
-    kept::aggregate_total_sql(&mut f, q).map(|text| (text, sqlite_values(f.params)))
-}
-
 fn post_from_row(r: &Row<'_>) -> rusqlite::Result<PostRecord> {
     Ok(PostRecord {
         original_item_hash: r.get(0)?,
@@ -281,16 +203,6 @@ fn aggregate_from_row(r: &Row<'_>) -> rusqlite::Result<AggregateRecord> {
         original_item_hash: r.get(5)?,
         last_update_item_hash: r.get(6)?,
     })
-}
-
-const AGGREGATE_COLUMNS: &str =
-    "owner, key, content, creation_time, last_update_time, original_item_hash, last_revision_hash";
-
-fn aggregate_filter(q: &AggregateQuery) -> Filter {
-    let mut f = Filter::default();
-    f.any_of("key", &q.keys);
-    f.any_of("owner", &q.addresses);
-    f
 }
 
 impl SqliteReader {
@@ -429,21 +341,15 @@ impl ReadStore for SqliteReader {
     }
 
     fn forgotten_messages(&self, q: &MessageQuery) -> Result<Vec<ForgottenRecord>> {
-        let f = forgotten_filter(q);
-        let sql = format!(
-            "SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m {} {} {}",
-            f.sql(),
-            order_by("m.forgotten_at", "m.item_hash", q.sort_order),
-            limit_offset(q.limit, q.offset)
-        );
+        let (sql, params) = forgotten::list_sql::<Sqlite>(q);
         self.pool
-            .with(|conn| collect(conn, &sql, &f.params, forgotten_from_row))
+            .with(|conn| collect(conn, &sql, &sqlite_values(params), forgotten_from_row))
     }
 
     fn count_forgotten_messages(&self, q: &MessageQuery) -> Result<u64> {
-        let f = forgotten_filter(q);
-        let sql = format!("SELECT count(*) FROM forgotten_messages m {}", f.sql());
-        self.pool.with(|conn| count(conn, &sql, &f.params))
+        let (sql, params) = forgotten::count_sql::<Sqlite>(q);
+        self.pool
+            .with(|conn| count(conn, &sql, &sqlite_values(params)))
     }
 
     fn posts(&self, q: &PostQuery) -> Result<Vec<PostRecord>> {
@@ -478,21 +384,12 @@ impl ReadStore for SqliteReader {
         keys: &[String],
         max_bytes: usize,
     ) -> Result<Vec<AggregateRecord>> {
-        let q = AggregateQuery {
-            keys: keys.to_vec(),
-            addresses: vec![owner.to_owned()],
-            ..Default::default()
-        };
-        let f = aggregate_filter(&q);
-        let sql = format!(
-            "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} ORDER BY key",
-            f.sql()
-        );
+        let (sql, params) = aggregates::of_owner_sql::<Sqlite>(owner, keys);
         self.pool.with(|conn| {
             collect_bounded(
                 conn,
                 &sql,
-                &f.params,
+                &sqlite_values(params),
                 max_bytes,
                 aggregate_from_row,
                 crate::shared::aggregate_bytes,
@@ -501,23 +398,12 @@ impl ReadStore for SqliteReader {
     }
 
     fn aggregates(&self, q: &AggregateQuery) -> Result<Vec<AggregateRecord>> {
-        let f = aggregate_filter(q);
-        let column = if q.sort_by_creation {
-            "creation_time"
-        } else {
-            "last_update_time"
-        };
-        let sql = format!(
-            "SELECT {AGGREGATE_COLUMNS} FROM aggregates {} {} {}",
-            f.sql(),
-            order_by(column, "owner", q.sort_order) + ", key ASC",
-            limit_offset(q.limit, q.offset)
-        );
+        let (sql, params) = aggregates::list_sql::<Sqlite>(q);
         self.pool.with(|conn| {
             collect_bounded(
                 conn,
                 &sql,
-                &f.params,
+                &sqlite_values(params),
                 q.max_bytes,
                 aggregate_from_row,
                 crate::shared::aggregate_bytes,
@@ -526,14 +412,9 @@ impl ReadStore for SqliteReader {
     }
 
     fn count_aggregates(&self, q: &AggregateQuery) -> Result<u64> {
-        let (sql, params) = kept_aggregate_total_sql(q).unwrap_or_else(|| {
-            let f = aggregate_filter(q);
-            (
-                format!("SELECT count(*) FROM aggregates {}", f.sql()),
-                f.params,
-            )
-        });
-        self.pool.with(|conn| count(conn, &sql, &params))
+        let (sql, params) = aggregates::count_sql::<Sqlite>(q);
+        self.pool
+            .with(|conn| count(conn, &sql, &sqlite_values(params)))
     }
 
     fn channels(&self) -> Result<Vec<String>> {
@@ -644,14 +525,9 @@ impl ReadStore for SqliteReader {
     }
 
     fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>> {
-        let mut f = Filter::default();
-        f.any_of("sender", addresses);
-        let sql = format!(
-            "SELECT sender, type, count(*) FROM messages {} GROUP BY sender, type ORDER BY sender",
-            f.sql()
-        );
+        let (sql, params) = addresses::stats_sql::<Sqlite>(addresses);
         let rows = self.pool.with(|conn| {
-            collect(conn, &sql, &f.params, |r| {
+            collect(conn, &sql, &sqlite_values(params), |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -659,28 +535,7 @@ impl ReadStore for SqliteReader {
                 ))
             })
         })?;
-        let mut stats: Vec<AddressStats> = Vec::new();
-        for (address, message_type, n) in rows {
-            if stats.last().is_none_or(|s| s.address != address) {
-                stats.push(AddressStats {
-                    address,
-                    ..Default::default()
-                });
-            }
-            let Some(entry) = stats.last_mut() else {
-                continue;
-            };
-            match message_type.as_str() {
-                "POST" => entry.post = n,
-                "AGGREGATE" => entry.aggregate = n,
-                "STORE" => entry.store = n,
-                "FORGET" => entry.forget = n,
-                "PROGRAM" => entry.program = n,
-                "INSTANCE" => entry.instance = n,
-                _ => {}
-            }
-        }
-        Ok(stats)
+        Ok(addresses::fold_stats(rows))
     }
 
     fn sync_log(&self, after: u64, limit: usize, max_bytes: usize) -> Result<SyncPage> {
