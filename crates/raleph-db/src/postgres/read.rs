@@ -13,6 +13,7 @@ use super::{Conn, ReadPool, backend};
 use crate::query::forgotten::{self, FORGOTTEN_COLUMNS};
 use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
+use crate::query::rows::{self, Columns};
 use crate::query::{addresses, aggregates};
 use crate::query::{limit_offset, order_by};
 use crate::shared::sort_posts;
@@ -28,6 +29,25 @@ pub struct PgReader {
 impl PgReader {
     pub(crate) fn new(pool: Arc<ReadPool>) -> Self {
         PgReader { pool }
+    }
+}
+
+impl Columns for Row {
+    type Error = StoreError;
+    fn text(&self, i: usize) -> Result<String> {
+        get(self, i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        get(self, i)
+    }
+    fn real(&self, i: usize) -> Result<f64> {
+        get(self, i)
+    }
+    fn integer(&self, i: usize) -> Result<i64> {
+        get(self, i)
+    }
+    fn boolean(&self, i: usize) -> Result<bool> {
+        get(self, i)
     }
 }
 
@@ -49,25 +69,6 @@ fn get<'a, T: ::postgres::types::FromSql<'a>>(r: &'a Row, at: usize) -> Result<T
 
 fn non_negative(n: i64) -> u64 {
     n.max(0) as u64
-}
-
-fn message_from_row(r: &Row, at: usize) -> Result<MessageRecord> {
-    let status: String = get(r, at + 12)?;
-    Ok(MessageRecord {
-        item_hash: get(r, at)?,
-        message_type: get(r, at + 1)?,
-        chain: get(r, at + 2)?,
-        sender: get(r, at + 3)?,
-        signature: get(r, at + 4)?,
-        item_type: get(r, at + 5)?,
-        item_content: get(r, at + 6)?,
-        content: get(r, at + 7)?,
-        channel: get(r, at + 8)?,
-        time: get(r, at + 9)?,
-        size: non_negative(get(r, at + 10)?),
-        reception_time: get(r, at + 11)?,
-        status: status.parse().unwrap_or(MessageStatus::Processed),
-    })
 }
 
 fn query(conn: &mut Conn, sql: &str, params: &[Param]) -> Result<Vec<Row>> {
@@ -96,7 +97,7 @@ fn collect_messages(
         sql,
         params,
         max_bytes,
-        |r| message_from_row(r, 0),
+        |r| rows::message(r, 0),
         crate::shared::message_bytes,
     )
 }
@@ -157,62 +158,6 @@ fn snapshot<T>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T>) -> Resul
     result
 }
 
-fn forgotten_from_row(r: &Row) -> Result<ForgottenRecord> {
-    let by: String = get(r, 11)?;
-    Ok(ForgottenRecord {
-        item_hash: get(r, 0)?,
-        message_type: get(r, 1)?,
-        chain: get(r, 2)?,
-        sender: get(r, 3)?,
-        signature: get(r, 4)?,
-        item_type: get(r, 5)?,
-        time: get(r, 6)?,
-        channel: get(r, 7)?,
-        owner: get(r, 8)?,
-        payment_type: get(r, 9)?,
-        size: non_negative(get(r, 10)?),
-        forgotten_by: serde_json::from_str(&by).unwrap_or_default(),
-        forgotten_at: get(r, 12)?,
-        reception_time: get(r, 13)?,
-    })
-}
-
-fn post_from_row(r: &Row) -> Result<PostRecord> {
-    Ok(PostRecord {
-        original_item_hash: get(r, 0)?,
-        original_type: get(r, 1)?,
-        owner: get(r, 2)?,
-        reference: get(r, 3)?,
-        channel: get(r, 4)?,
-        created: get(r, 5)?,
-        last_updated: get(r, 6)?,
-        amended: get(r, 7)?,
-        latest_content: get(r, 8)?,
-        original_signature: get(r, 9)?,
-        latest: PostVersion {
-            item_hash: get(r, 10)?,
-            chain: get(r, 11)?,
-            signature: get(r, 12)?,
-            item_type: get(r, 13)?,
-            item_content: get(r, 14)?,
-            time: get(r, 15)?,
-            size: non_negative(get(r, 16)?),
-        },
-    })
-}
-
-fn aggregate_from_row(r: &Row) -> Result<AggregateRecord> {
-    Ok(AggregateRecord {
-        owner: get(r, 0)?,
-        key: get(r, 1)?,
-        content: get(r, 2)?,
-        created: get(r, 3)?,
-        last_updated: get(r, 4)?,
-        original_item_hash: get(r, 5)?,
-        last_update_item_hash: get(r, 6)?,
-    })
-}
-
 impl PgReader {
     fn pinned_file(&self, condition: &str, key: &str) -> Result<Option<PinnedFile>> {
         let sql = format!(
@@ -239,7 +184,7 @@ impl ReadStore for PgReader {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash = $1");
         self.pool.with(|conn| {
             query_opt(conn, &sql, &[Param::Text(item_hash.to_owned())])?
-                .map(|r| message_from_row(&r, 0))
+                .map(|r| rows::message(&r, 0))
                 .transpose()
         })
     }
@@ -308,7 +253,7 @@ impl ReadStore for PgReader {
             format!("SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m WHERE m.item_hash = $1");
         self.pool.with(|conn| {
             query_opt(conn, &sql, &[Param::Text(item_hash.to_owned())])?
-                .map(|r| forgotten_from_row(&r))
+                .map(|r| rows::forgotten(&r))
                 .transpose()
         })
     }
@@ -330,7 +275,7 @@ impl ReadStore for PgReader {
     fn forgotten_messages(&self, q: &MessageQuery) -> Result<Vec<ForgottenRecord>> {
         let (sql, params) = forgotten::list_sql::<Postgres>(q);
         self.pool
-            .with(|conn| collect(conn, &sql, &params, forgotten_from_row))
+            .with(|conn| collect(conn, &sql, &params, rows::forgotten))
     }
 
     fn count_forgotten_messages(&self, q: &MessageQuery) -> Result<u64> {
@@ -350,7 +295,7 @@ impl ReadStore for PgReader {
                 &sql,
                 &params,
                 q.max_bytes,
-                post_from_row,
+                rows::post,
                 crate::shared::post_bytes,
             )?;
             sort_posts(&mut rows, q.sort_order);
@@ -376,7 +321,7 @@ impl ReadStore for PgReader {
                 &sql,
                 &params,
                 max_bytes,
-                aggregate_from_row,
+                rows::aggregate,
                 crate::shared::aggregate_bytes,
             )
         })
@@ -390,7 +335,7 @@ impl ReadStore for PgReader {
                 &sql,
                 &params,
                 q.max_bytes,
-                aggregate_from_row,
+                rows::aggregate,
                 crate::shared::aggregate_bytes,
             )
         })
@@ -555,7 +500,7 @@ impl ReadStore for PgReader {
                          WHERE m.seq > $1 AND m.seq <= $3 ORDER BY m.seq LIMIT $2"
                     ),
                     &bounds,
-                    |r| Ok((non_negative(get(r, 0)?), message_from_row(r, 1)?)),
+                    |r| Ok((non_negative(get(r, 0)?), rows::message(r, 1)?)),
                 )?;
                 let forgotten = collect(
                     conn,
@@ -564,7 +509,7 @@ impl ReadStore for PgReader {
                          WHERE m.seq > $1 AND m.seq <= $3 ORDER BY m.seq LIMIT $2"
                     ),
                     &bounds,
-                    |r| Ok((non_negative(get(r, 14)?), forgotten_from_row(r)?)),
+                    |r| Ok((non_negative(get(r, 14)?), rows::forgotten(r)?)),
                 )?;
                 Ok(crate::shared::sync_page(
                     epoch,

@@ -7,13 +7,15 @@
 //! - [`posts`]: post lists (originals folded with their latest version, tags led or probed)
 //!   and their totals;
 //! - [`forgotten`]: skeletons of forgotten messages; [`aggregates`]: aggregate reads;
-//!   [`addresses`]: per-address counts.
+//!   [`addresses`]: per-address counts;
+//! - [`rows`]: rows to records, over each driver's row type.
 
 pub(crate) mod addresses;
 pub(crate) mod aggregates;
 pub(crate) mod forgotten;
 pub(crate) mod messages;
 pub(crate) mod posts;
+pub(crate) mod rows;
 
 use crate::sql::{Dialect, Filter, Param};
 use crate::{Cursor, SortOrder};

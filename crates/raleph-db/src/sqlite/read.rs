@@ -10,11 +10,31 @@ use super::{ReadPool, backend};
 use crate::query::forgotten::{self, FORGOTTEN_COLUMNS};
 use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
+use crate::query::rows::{self, Columns};
 use crate::query::{addresses, aggregates};
 use crate::query::{limit_offset, order_by};
 use crate::shared::sort_posts;
 use crate::sql::{self, Param, Sqlite};
 use crate::*;
+
+impl Columns for Row<'_> {
+    type Error = rusqlite::Error;
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+    fn real(&self, i: usize) -> rusqlite::Result<f64> {
+        self.get(i)
+    }
+    fn integer(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn boolean(&self, i: usize) -> rusqlite::Result<bool> {
+        self.get(i)
+    }
+}
 
 /// A neutral statement builder's parameters as SQLite values (the SQLite dialect binds a
 /// list as one parameter per value, so a `Texts` never reaches here; it would bind as the
@@ -68,25 +88,6 @@ fn count_any_type_sql(
     )
 }
 
-fn message_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<MessageRecord> {
-    let status: String = r.get(at + 12)?;
-    Ok(MessageRecord {
-        item_hash: r.get(at)?,
-        message_type: r.get(at + 1)?,
-        chain: r.get(at + 2)?,
-        sender: r.get(at + 3)?,
-        signature: r.get(at + 4)?,
-        item_type: r.get(at + 5)?,
-        item_content: r.get(at + 6)?,
-        content: r.get(at + 7)?,
-        channel: r.get(at + 8)?,
-        time: r.get(at + 9)?,
-        size: r.get::<_, i64>(at + 10)?.max(0) as u64,
-        reception_time: r.get(at + 11)?,
-        status: status.parse().unwrap_or(MessageStatus::Processed),
-    })
-}
-
 fn collect<T>(
     conn: &Connection,
     sql: &str,
@@ -112,7 +113,7 @@ fn collect_messages(
         sql,
         params,
         max_bytes,
-        |r| message_from_row(r, 0),
+        |r| rows::message(r, 0),
         crate::shared::message_bytes,
     )
 }
@@ -149,62 +150,6 @@ fn count(conn: &Connection, sql: &str, params: &[SqlValue]) -> Result<u64> {
         .map_err(backend)
 }
 
-fn forgotten_from_row(r: &Row<'_>) -> rusqlite::Result<ForgottenRecord> {
-    let by: String = r.get(11)?;
-    Ok(ForgottenRecord {
-        item_hash: r.get(0)?,
-        message_type: r.get(1)?,
-        chain: r.get(2)?,
-        sender: r.get(3)?,
-        signature: r.get(4)?,
-        item_type: r.get(5)?,
-        time: r.get(6)?,
-        channel: r.get(7)?,
-        owner: r.get(8)?,
-        payment_type: r.get(9)?,
-        size: r.get::<_, i64>(10)?.max(0) as u64,
-        forgotten_by: serde_json::from_str(&by).unwrap_or_default(),
-        forgotten_at: r.get(12)?,
-        reception_time: r.get(13)?,
-    })
-}
-
-fn post_from_row(r: &Row<'_>) -> rusqlite::Result<PostRecord> {
-    Ok(PostRecord {
-        original_item_hash: r.get(0)?,
-        original_type: r.get(1)?,
-        owner: r.get(2)?,
-        reference: r.get(3)?,
-        channel: r.get(4)?,
-        created: r.get(5)?,
-        last_updated: r.get(6)?,
-        amended: r.get(7)?,
-        latest_content: r.get(8)?,
-        original_signature: r.get(9)?,
-        latest: PostVersion {
-            item_hash: r.get(10)?,
-            chain: r.get(11)?,
-            signature: r.get(12)?,
-            item_type: r.get(13)?,
-            item_content: r.get(14)?,
-            time: r.get(15)?,
-            size: r.get::<_, i64>(16)?.max(0) as u64,
-        },
-    })
-}
-
-fn aggregate_from_row(r: &Row<'_>) -> rusqlite::Result<AggregateRecord> {
-    Ok(AggregateRecord {
-        owner: r.get(0)?,
-        key: r.get(1)?,
-        content: r.get(2)?,
-        created: r.get(3)?,
-        last_updated: r.get(4)?,
-        original_item_hash: r.get(5)?,
-        last_update_item_hash: r.get(6)?,
-    })
-}
-
 impl SqliteReader {
     fn pinned_file(&self, condition: &str, key: &str) -> Result<Option<PinnedFile>> {
         let sql = format!(
@@ -236,10 +181,7 @@ impl ReadStore for SqliteReader {
             conn.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash = ?1"
             ))
-            .and_then(|mut s| {
-                s.query_row([item_hash], |r| message_from_row(r, 0))
-                    .optional()
-            })
+            .and_then(|mut s| s.query_row([item_hash], |r| rows::message(r, 0)).optional())
             .map_err(backend)
         })
     }
@@ -310,7 +252,7 @@ impl ReadStore for SqliteReader {
             conn.prepare_cached(&format!(
                 "SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m WHERE m.item_hash = ?1"
             ))
-            .and_then(|mut s| s.query_row([item_hash], forgotten_from_row).optional())
+            .and_then(|mut s| s.query_row([item_hash], |r| rows::forgotten(r)).optional())
             .map_err(backend)
         })
     }
@@ -343,7 +285,7 @@ impl ReadStore for SqliteReader {
     fn forgotten_messages(&self, q: &MessageQuery) -> Result<Vec<ForgottenRecord>> {
         let (sql, params) = forgotten::list_sql::<Sqlite>(q);
         self.pool
-            .with(|conn| collect(conn, &sql, &sqlite_values(params), forgotten_from_row))
+            .with(|conn| collect(conn, &sql, &sqlite_values(params), |r| rows::forgotten(r)))
     }
 
     fn count_forgotten_messages(&self, q: &MessageQuery) -> Result<u64> {
@@ -364,7 +306,7 @@ impl ReadStore for SqliteReader {
                 &sql,
                 &sqlite_values(params),
                 q.max_bytes,
-                post_from_row,
+                |r| rows::post(r),
                 crate::shared::post_bytes,
             )?;
             sort_posts(&mut rows, q.sort_order);
@@ -391,7 +333,7 @@ impl ReadStore for SqliteReader {
                 &sql,
                 &sqlite_values(params),
                 max_bytes,
-                aggregate_from_row,
+                |r| rows::aggregate(r),
                 crate::shared::aggregate_bytes,
             )
         })
@@ -405,7 +347,7 @@ impl ReadStore for SqliteReader {
                 &sql,
                 &sqlite_values(params),
                 q.max_bytes,
-                aggregate_from_row,
+                |r| rows::aggregate(r),
                 crate::shared::aggregate_bytes,
             )
         })
@@ -578,14 +520,14 @@ impl ReadStore for SqliteReader {
                      WHERE m.seq > ?1 AND m.seq <= ?3 ORDER BY m.seq LIMIT ?2"
                 );
                 let messages = collect(conn, &sql, &bounds, |r| {
-                    Ok((r.get::<_, i64>(0)?.max(0) as u64, message_from_row(r, 1)?))
+                    Ok((r.get::<_, i64>(0)?.max(0) as u64, rows::message(r, 1)?))
                 })?;
                 let sql = format!(
                     "SELECT {FORGOTTEN_COLUMNS}, m.seq FROM forgotten_messages m
                      WHERE m.seq > ?1 AND m.seq <= ?3 ORDER BY m.seq LIMIT ?2"
                 );
                 let forgotten = collect(conn, &sql, &bounds, |r| {
-                    Ok((r.get::<_, i64>(14)?.max(0) as u64, forgotten_from_row(r)?))
+                    Ok((r.get::<_, i64>(14)?.max(0) as u64, rows::forgotten(r)?))
                 })?;
                 Ok(crate::shared::sync_page(
                     epoch,
