@@ -2344,6 +2344,7 @@ fn tags_against_a_model(s: &mut Store) -> Result<()> {
     }
     s.w.commit()?;
     let model = kept;
+    let mut cursor_checks = 0;
     for round in 0..400 {
         let pick = |below: &mut dyn FnMut(u64) -> u64, values: &[&str]| -> Vec<String> {
             values
@@ -2462,8 +2463,11 @@ fn tags_against_a_model(s: &mut Store) -> Result<()> {
                 "{what} after {} size {size}",
                 expected[from]
             );
+            cursor_checks += 1;
         }
     }
+    // Most random queries list something, so most rounds check a cursor too.
+    assert!(cursor_checks > 200, "{cursor_checks} cursor checks");
     Ok(())
 }
 
@@ -2510,6 +2514,7 @@ fn totals_with_rare_statuses(s: &mut Store) -> Result<()> {
             ..Default::default()
         },
     ];
+    let mut removing_listed = 0;
     for filter in &filters {
         for statuses in &status_sets {
             let q = MessageQuery {
@@ -2544,9 +2549,12 @@ fn totals_with_rare_statuses(s: &mut Store) -> Result<()> {
             }
             if statuses == &[MessageStatus::Removing] {
                 assert!(listed.iter().all(|h| h == "h4" || h == "h2"), "{q:?}");
+                removing_listed += listed.len();
             }
         }
     }
+    // The check above saw the removing messages, not only empty lists.
+    assert!(removing_listed >= 2, "{removing_listed}");
     // Post totals read the posts index alone unless a filter needs the joins.
     add_post(s, "p1", "0xA", "note", None, None, Some("C1"), 10.0, &["t"])?;
     add_post(s, "p2", "0xB", "note", None, None, Some("C1"), 11.0, &[])?;
@@ -2664,6 +2672,7 @@ fn posts_by_tags_common_and_rare(s: &mut Store) -> Result<()> {
         model.push(post);
     }
     s.w.commit()?;
+    let mut cursor_checks = 0;
     for tags in [
         &["big"][..],
         &["rare"][..],
@@ -2725,10 +2734,13 @@ fn posts_by_tags_common_and_rare(s: &mut Store) -> Result<()> {
                     })?;
                     let want: Vec<String> = expected.iter().skip(31).take(20).cloned().collect();
                     assert_eq!(page, want, "{q:?} after {at}");
+                    cursor_checks += 1;
                 }
             }
         }
     }
+    // Enough lists are longer than 30 for the cursor check to run.
+    assert!(cursor_checks > 0, "no cursor check ran");
     Ok(())
 }
 
