@@ -21,11 +21,6 @@ use crate::multipart;
 use crate::params::Params;
 use crate::{AppState, messages};
 
-/// Largest `metadata` part of a multipart upload.
-const MAX_METADATA_BYTES: usize = 1024 * 1024;
-/// Chunks in flight between the network and the disk writer, per upload.
-const UPLOAD_QUEUE: usize = 16;
-
 fn pipeline_error(e: SubmitError) -> ApiError {
     match e {
         SubmitError::Busy | SubmitError::Unavailable(_) => {
@@ -43,8 +38,9 @@ struct Sink {
 }
 
 impl Sink {
-    fn start(mut writer: FileWriter) -> Sink {
-        let (chunks, mut incoming) = mpsc::channel::<Bytes>(UPLOAD_QUEUE);
+    /// `queue`: chunks in flight (`api.upload_queue_chunks`).
+    fn start(mut writer: FileWriter, queue: usize) -> Sink {
+        let (chunks, mut incoming) = mpsc::channel::<Bytes>(queue.max(1));
         let done = tokio::task::spawn_blocking(move || {
             while let Some(chunk) = incoming.blocking_recv() {
                 writer.write(&chunk)?;
@@ -157,7 +153,10 @@ async fn receive(
     if !is_multipart {
         // A raw body is an unauthenticated upload.
         let limit = limits.max_unauthenticated_upload_bytes;
-        let sink = Sink::start(new_writer(state, limit, with_cid_v1)?);
+        let sink = Sink::start(
+            new_writer(state, limit, with_cid_v1)?,
+            state.config.upload_queue_chunks,
+        );
         let mut body = request.into_body().into_data_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk
@@ -188,10 +187,13 @@ async fn receive(
             Some("metadata") => {
                 let mut text = Vec::new();
                 while let Some(chunk) = parts.chunk().await? {
-                    if text.len() + chunk.len() > MAX_METADATA_BYTES {
+                    if text.len() + chunk.len() > state.config.max_upload_metadata_bytes {
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
-                            "metadata is too large",
+                            format!(
+                                "metadata is larger than {} bytes (api.max_upload_metadata_bytes)",
+                                state.config.max_upload_metadata_bytes
+                            ),
                         ));
                     }
                     text.extend_from_slice(&chunk);
@@ -208,7 +210,10 @@ async fn receive(
                     Some(_) => authenticated_limit,
                     None => authenticated_limit.max(limits.max_unauthenticated_upload_bytes),
                 };
-                let sink = Sink::start(new_writer(state, limit, with_cid_v1)?);
+                let sink = Sink::start(
+                    new_writer(state, limit, with_cid_v1)?,
+                    state.config.upload_queue_chunks,
+                );
                 while let Some(chunk) = parts.chunk().await? {
                     if !sink.feed(chunk).await {
                         break;
