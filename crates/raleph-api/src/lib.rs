@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod aggregates;
+mod body;
 mod count_cache;
 mod cursor;
 mod error;

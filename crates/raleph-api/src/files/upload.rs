@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::store_adapter::Upload;
 use super::{Engine, storage_error};
+use crate::body::LimitedBody;
 use crate::error::{ApiError, ApiResult};
 use crate::multipart;
 use crate::params::Params;
@@ -398,12 +399,15 @@ async fn add_json(state: AppState, body: Bytes, engine: Engine) -> ApiResult<Jso
 
 pub async fn storage_add_json(
     State(state): State<AppState>,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Json<Value>> {
     add_json(state, body, Engine::Storage).await
 }
 
-pub async fn ipfs_add_json(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn ipfs_add_json(
+    State(state): State<AppState>,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Json<Value>> {
     add_json(state, body, Engine::Ipfs).await
 }
 
