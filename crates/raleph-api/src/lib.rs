@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod aggregates;
+mod body;
 mod count_cache;
 mod cursor;
 mod error;
@@ -116,6 +117,12 @@ pub struct ApiConfig {
     /// How often a websocket client is sent a ping, seconds (taken as at least 1 and at most
     /// 86 400): keeps the connection alive through proxies that close quiet ones.
     pub websocket_ping_secs: f64,
+    /// Largest `metadata` part of a multipart upload (the signed STORE message), bytes; it
+    /// is held in memory while the upload is read. Past it, a 413.
+    pub max_upload_metadata_bytes: usize,
+    /// Chunks of an upload's body in flight between the connection and the disk writer, per
+    /// upload: more smooths a slow disk, at the cost of memory per upload. At least 1.
+    pub upload_queue_chunks: usize,
     /// Limits of a multipart upload body (`[api.multipart]`): its preamble, each part's
     /// headers, the number of parts.
     pub multipart: multipart::Limits,
@@ -145,6 +152,8 @@ impl Default for ApiConfig {
             max_websocket_backlog_total_bytes: 256 * 1024 * 1024,
             max_cursor_page_size: 200,
             websocket_ping_secs: 30.0,
+            max_upload_metadata_bytes: 1024 * 1024,
+            upload_queue_chunks: 16,
             multipart: multipart::Limits::default(),
         }
     }

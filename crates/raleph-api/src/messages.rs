@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::body::LimitedBody;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::shapes::{self, ContentFormat, iso_time};
@@ -27,7 +28,10 @@ fn publication(status: StatusCode, message_status: Option<&str>) -> Response {
 }
 
 /// `POST /api/v0/messages`: `{"sync": bool, "message": {...}}`.
-pub async fn submit(State(state): State<AppState>, body: axum::body::Bytes) -> ApiResult<Response> {
+pub async fn submit(
+    State(state): State<AppState>,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Response> {
     let request: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::unprocessable(format!("request body is not valid JSON: {e}")))?;
     let sync = sync_flag(&request)?;

@@ -11,6 +11,7 @@ use raleph_db::AddressStats;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::body::LimitedBody;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 
@@ -193,7 +194,7 @@ pub async fn balance(Path(address): Path<String>) -> Json<Value> {
 }
 
 /// Payments are not enforced: every message costs nothing.
-pub async fn price_estimate(body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+pub async fn price_estimate(LimitedBody(body): LimitedBody) -> ApiResult<Json<Value>> {
     let request: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::unprocessable(format!("request body is not valid JSON: {e}")))?;
     let message = request

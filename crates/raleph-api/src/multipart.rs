@@ -47,7 +47,8 @@ pub const MAX_PARTS: usize = 16;
 pub const MAX_BOUNDARY_BYTES: usize = 70;
 
 /// The limits of one multipart body. Part bodies are not limited here: the caller bounds
-/// them (an upload's metadata to 1 MiB, its file by the storage limits).
+/// them (an upload's metadata by `api.max_upload_metadata_bytes`, its file by the storage
+/// limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use raleph_message::Envelope;
 use serde_json::{Value, json};
 
+use crate::body::LimitedBody;
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, messages};
 
@@ -93,7 +94,7 @@ pub async fn peers(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 /// rejected, gossiped byte for byte.
 pub async fn pubsub_pub(
     State(state): State<AppState>,
-    body: axum::body::Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
     let request: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::unprocessable(format!("request body is not valid JSON: {e}")))?;

@@ -39,6 +39,10 @@ pub struct ComputeConfig {
     /// Largest answer a program reads from the node's API at that authority, bytes; past
     /// it the program reads `{"error":"answer too large"}` (with the answer's status).
     pub max_guest_api_answer_bytes: usize,
+    /// Largest request body a program may send to the node's API at that authority, bytes
+    /// (its requests are reads, so rarely have one); past it the request fails in the
+    /// program. Held in memory while the request is served.
+    pub max_guest_api_request_bytes: usize,
     /// Programs with `environment.internet` may reach loopback, private and link-local
     /// addresses (tests); off, only public addresses.
     pub allow_private_destinations: bool,
@@ -88,6 +92,7 @@ impl Default for ComputeConfig {
             max_log_bytes: 64 << 10,
             guest_api_authority: "aleph.api".to_owned(),
             max_guest_api_answer_bytes: 64 << 20,
+            max_guest_api_request_bytes: 1 << 20,
             allow_private_destinations: false,
             max_persistent_volume_mib: 1024,
             trigger_retries: 3,

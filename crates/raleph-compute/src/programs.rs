@@ -1158,6 +1158,7 @@ impl Inner {
             outbound: Outbound {
                 guest_api_authority: config.guest_api_authority.to_ascii_lowercase(),
                 guest_api: self.guest_api.clone(),
+                max_guest_api_body: config.max_guest_api_request_bytes,
                 internet: spec.internet,
                 allow_private: config.allow_private_destinations,
                 timeout: Duration::from_secs(u64::from(

@@ -494,6 +494,14 @@ async fn owners_read_logs_stop_and_reboot_their_programs() {
     assert_eq!(response.status(), 503);
     let response = notify("not json".into()).await.expect("notify");
     assert_eq!(response.status(), 400);
+    // A body past the routes' 16 KiB limit: a 413 in the same JSON shape as every error.
+    let response = notify(" ".repeat(16 * 1024 + 1)).await.expect("notify");
+    assert_eq!(response.status(), 413);
+    let body = response.json::<Value>().await.expect("a JSON error");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("16384")),
+        "{body}"
+    );
 
     // A program owned by a Solana wallet, read with a SOL-signed key.
     let sol = SolSigner::from_seed(&SOL_SEED);

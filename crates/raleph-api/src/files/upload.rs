@@ -16,15 +16,11 @@ use tokio::sync::mpsc;
 
 use super::store_adapter::Upload;
 use super::{Engine, storage_error};
+use crate::body::LimitedBody;
 use crate::error::{ApiError, ApiResult};
 use crate::multipart;
 use crate::params::Params;
 use crate::{AppState, messages};
-
-/// Largest `metadata` part of a multipart upload.
-const MAX_METADATA_BYTES: usize = 1024 * 1024;
-/// Chunks in flight between the network and the disk writer, per upload.
-const UPLOAD_QUEUE: usize = 16;
 
 fn pipeline_error(e: SubmitError) -> ApiError {
     match e {
@@ -43,8 +39,9 @@ struct Sink {
 }
 
 impl Sink {
-    fn start(mut writer: FileWriter) -> Sink {
-        let (chunks, mut incoming) = mpsc::channel::<Bytes>(UPLOAD_QUEUE);
+    /// `queue`: chunks in flight (`api.upload_queue_chunks`).
+    fn start(mut writer: FileWriter, queue: usize) -> Sink {
+        let (chunks, mut incoming) = mpsc::channel::<Bytes>(queue.max(1));
         let done = tokio::task::spawn_blocking(move || {
             while let Some(chunk) = incoming.blocking_recv() {
                 writer.write(&chunk)?;
@@ -157,7 +154,10 @@ async fn receive(
     if !is_multipart {
         // A raw body is an unauthenticated upload.
         let limit = limits.max_unauthenticated_upload_bytes;
-        let sink = Sink::start(new_writer(state, limit, with_cid_v1)?);
+        let sink = Sink::start(
+            new_writer(state, limit, with_cid_v1)?,
+            state.config.upload_queue_chunks,
+        );
         let mut body = request.into_body().into_data_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk
@@ -188,10 +188,13 @@ async fn receive(
             Some("metadata") => {
                 let mut text = Vec::new();
                 while let Some(chunk) = parts.chunk().await? {
-                    if text.len() + chunk.len() > MAX_METADATA_BYTES {
+                    if text.len() + chunk.len() > state.config.max_upload_metadata_bytes {
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
-                            "metadata is too large",
+                            format!(
+                                "metadata is larger than {} bytes (api.max_upload_metadata_bytes)",
+                                state.config.max_upload_metadata_bytes
+                            ),
                         ));
                     }
                     text.extend_from_slice(&chunk);
@@ -208,7 +211,10 @@ async fn receive(
                     Some(_) => authenticated_limit,
                     None => authenticated_limit.max(limits.max_unauthenticated_upload_bytes),
                 };
-                let sink = Sink::start(new_writer(state, limit, with_cid_v1)?);
+                let sink = Sink::start(
+                    new_writer(state, limit, with_cid_v1)?,
+                    state.config.upload_queue_chunks,
+                );
                 while let Some(chunk) = parts.chunk().await? {
                     if !sink.feed(chunk).await {
                         break;
@@ -393,12 +399,15 @@ async fn add_json(state: AppState, body: Bytes, engine: Engine) -> ApiResult<Jso
 
 pub async fn storage_add_json(
     State(state): State<AppState>,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Json<Value>> {
     add_json(state, body, Engine::Storage).await
 }
 
-pub async fn ipfs_add_json(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn ipfs_add_json(
+    State(state): State<AppState>,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Json<Value>> {
     add_json(state, body, Engine::Ipfs).await
 }
 

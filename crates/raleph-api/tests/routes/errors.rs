@@ -222,6 +222,28 @@ async fn bad_query_parameters_are_refused() {
     }
 }
 
+/// A 413 in the API's error shape: `application/json`, `{"error": ...}` naming `setting`.
+fn assert_too_large(answer: &Answer, setting: &str, what: &str) {
+    assert_error(answer, StatusCode::PAYLOAD_TOO_LARGE, what);
+    assert_eq!(
+        answer.content_type.as_deref(),
+        Some("application/json"),
+        "{what}"
+    );
+    let text = answer.body["error"].as_str().unwrap_or_default();
+    assert!(text.contains(setting), "{what}: {text}");
+}
+
+/// Every route that reads a whole body under `api.max_body_bytes`.
+const LIMITED_ROUTES: [&str; 6] = [
+    "/api/v0/messages",
+    "/api/v0/storage/add_json",
+    "/api/v0/ipfs/add_json",
+    "/api/v0/price/estimate",
+    "/api/v0/p2p/pubsub/pub",
+    "/api/v0/ipfs/pubsub/pub",
+];
+
 #[tokio::test]
 async fn a_body_over_the_limit_is_413() {
     // The default limit, 1 MiB (§6: request bodies are capped at 1 MiB).
@@ -235,35 +257,67 @@ async fn a_body_over_the_limit_is_413() {
             vec![b' '; limit + 1],
         )
         .await;
-    // The status only: the body is axum's plain-text rejection, not the JSON error every
-    // other refusal has (ARCHITECTURE.md invariant 3); a gap noted for issue 15.
-    assert_eq!(
-        answer.status,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "{}",
-        answer.body
+    assert_too_large(&answer, "api.max_body_bytes", "1 MiB + 1");
+    let text = answer.body["error"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&limit.to_string()),
+        "the limit is named: {text}"
     );
 
-    // A smaller configured limit: one byte past it is refused, the limit itself is read.
+    // A smaller configured limit: one byte past it is refused on every route that has it,
+    // the limit itself is read.
     let node = Node::start_with(ApiConfig {
         max_body_bytes: 4096,
         ..ApiConfig::default()
     });
-    let over = node
-        .post("/api/v0/messages", "application/json", vec![b' '; 4097])
-        .await;
-    assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", over.body);
+    for route in LIMITED_ROUTES {
+        let over = node.post(route, "application/json", vec![b' '; 4097]).await;
+        assert_too_large(&over, "api.max_body_bytes", route);
+        let at = node.post(route, "application/json", vec![b' '; 4096]).await;
+        assert_ne!(
+            at.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{route}: {}",
+            at.body
+        );
+    }
     let at = node
         .post("/api/v0/messages", "application/json", vec![b' '; 4096])
         .await;
     // Read, and refused as it is not a message.
     assert_error(&at, StatusCode::UNPROCESSABLE_ENTITY, "a body at the limit");
-    let json_over = node
+}
+
+#[tokio::test]
+async fn an_upload_over_its_limits_is_a_json_413() {
+    const BOUNDARY: &str = "raleph-test-boundary";
+    let node = Node::start_with(ApiConfig {
+        max_upload_metadata_bytes: 1024,
+        ..ApiConfig::default()
+    });
+    // The metadata part past `api.max_upload_metadata_bytes`.
+    let metadata = format!("{{\"padding\": \"{}\"}}", "x".repeat(1024));
+    let body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{metadata}\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n\
+         bytes\r\n--{BOUNDARY}--\r\n"
+    );
+    let answer = node
         .post(
-            "/api/v0/storage/add_json",
-            "application/json",
-            vec![b' '; 4097],
+            "/api/v0/storage/add_file",
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+            body,
         )
         .await;
-    assert_eq!(json_over.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_too_large(&answer, "api.max_upload_metadata_bytes", "metadata");
+    // A raw upload past the storage limit for uploads without a message.
+    let limit = raleph_storage::StorageConfig::default().max_unauthenticated_upload_bytes;
+    let answer = node
+        .post(
+            "/api/v0/storage/add_file",
+            "application/octet-stream",
+            vec![7u8; limit as usize + 1],
+        )
+        .await;
+    assert_too_large(&answer, &limit.to_string(), "a raw upload");
 }

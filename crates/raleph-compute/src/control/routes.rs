@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,21 @@ use super::time;
 use crate::logs::{LogEntry, Stream};
 use crate::spec::ProgramSpec;
 use crate::{Compute, ExecError};
+
+/// A body axum could not read, as every other failure here (axum's own answer is plain
+/// text): past the routes' limit a 413 naming it, otherwise axum's status and reason.
+fn body_refused(rejection: &BytesRejection) -> Response {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {} bytes",
+                super::MAX_BODY_BYTES
+            ),
+        );
+    }
+    error(rejection.status(), rejection.body_text())
+}
 
 /// Every failure: `{"error": message}`.
 pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -114,7 +129,14 @@ pub(super) async fn executions_v2(State(compute): State<Compute>) -> Response {
 /// INSTANCE messages only (and answers 400 for a PROGRAM); this node runs PROGRAMs only, so a
 /// PROGRAM is loaded, and anything else gets the reference's answer for an instance it
 /// cannot host.
-pub(super) async fn notify(State(compute): State<Compute>, body: Bytes) -> Response {
+pub(super) async fn notify(
+    State(compute): State<Compute>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_refused(&rejection),
+    };
     let Ok(value) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "Body is not valid JSON");
     };

@@ -22,9 +22,6 @@ use wasmtime_wasi_http::{
 pub type GuestApi =
     Arc<dyn Fn(http::Request<Bytes>) -> BoxFuture<'static, http::Response<Bytes>> + Send + Sync>;
 
-/// Largest request body a program may send to the node's API.
-const MAX_GUEST_API_BODY: usize = 1 << 20;
-
 pub struct HostState {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
@@ -93,6 +90,8 @@ impl ResourceLimiter for MemoryLimit {
 pub struct Outbound {
     pub guest_api_authority: String,
     pub guest_api: Option<GuestApi>,
+    /// Largest request body sent to the guest API (`max_guest_api_request_bytes`).
+    pub max_guest_api_body: usize,
     pub internet: bool,
     pub allow_private: bool,
     /// Connect and first-byte timeouts: the program's own deadline.
@@ -122,11 +121,12 @@ impl WasiHttpHooks for Outbound {
             .to_ascii_lowercase();
         if host == self.guest_api_authority {
             let api = self.guest_api.clone();
+            let max_body = self.max_guest_api_body;
             return Box::new(async move {
                 let Some(api) = api else {
                     return Err(HttpError::HttpRequestDenied);
                 };
-                let response = call_guest_api(&api, request).await?;
+                let response = call_guest_api(&api, request, max_body).await?;
                 let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
                     Box::new(async { Ok(()) });
                 Ok((response, done))
@@ -153,10 +153,12 @@ impl WasiHttpHooks for Outbound {
     }
 }
 
-/// Reads only: GET, HEAD and OPTIONS reach the node's API; anything else is denied.
+/// Reads only: GET, HEAD and OPTIONS reach the node's API, with a body of at most
+/// `max_body` bytes; anything else is denied.
 async fn call_guest_api(
     api: &GuestApi,
     request: http::Request<WasiBody>,
+    max_body: usize,
 ) -> Result<http::Response<WasiBody>, HttpError> {
     let (parts, body) = request.into_parts();
     if !matches!(
@@ -165,10 +167,10 @@ async fn call_guest_api(
     ) {
         return Err(HttpError::HttpRequestDenied);
     }
-    let body = http_body_util::Limited::new(body, MAX_GUEST_API_BODY)
+    let body = http_body_util::Limited::new(body, max_body)
         .collect()
         .await
-        .map_err(|_| HttpError::HttpRequestBodySize(Some(MAX_GUEST_API_BODY as u64)))?
+        .map_err(|_| HttpError::HttpRequestBodySize(Some(max_body as u64)))?
         .to_bytes();
     let response = api(http::Request::from_parts(parts, body)).await;
     Ok(response.map(|body| {
@@ -241,7 +243,71 @@ pub fn is_public(ip: &IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_public;
+    use super::*;
+
+    /// A request of `body_len` bytes to the guest API, through `Outbound` with `config`'s
+    /// body limit: the body length the API saw, or the error the program reads.
+    async fn send_to_guest_api(
+        config: &crate::ComputeConfig,
+        body_len: usize,
+    ) -> Result<String, HttpError> {
+        let api: GuestApi = Arc::new(|request: http::Request<Bytes>| {
+            let seen = request.body().len().to_string();
+            Box::pin(async move { http::Response::new(Bytes::from(seen)) })
+        });
+        let mut outbound = Outbound {
+            guest_api_authority: "aleph.api".to_owned(),
+            guest_api: Some(api),
+            max_guest_api_body: config.max_guest_api_request_bytes,
+            internet: false,
+            allow_private: false,
+            timeout: Duration::from_secs(1),
+        };
+        let body = http_body_util::Full::new(Bytes::from(vec![b'x'; body_len]))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = http::Request::get("http://aleph.api/api/v0/version")
+            .body(body)
+            .map_err(|_| HttpError::HttpRequestDenied)?;
+        let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
+            Box::new(async { Ok(()) });
+        let (response, _) = Box::into_pin(outbound.send_request(request, None, done)).await?;
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| HttpError::HttpProtocolError)?
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[test]
+    fn the_guest_api_request_limit_defaults_to_its_former_value() {
+        let config = crate::ComputeConfig::default();
+        assert_eq!(config.max_guest_api_request_bytes, 1 << 20);
+    }
+
+    #[tokio::test]
+    async fn the_configured_guest_api_request_limit_is_the_one_applied() {
+        let config = crate::ComputeConfig {
+            max_guest_api_request_bytes: 8,
+            ..crate::ComputeConfig::default()
+        };
+        assert_eq!(
+            send_to_guest_api(&config, 8).await.ok().as_deref(),
+            Some("8")
+        );
+        match send_to_guest_api(&config, 9).await {
+            Err(HttpError::HttpRequestBodySize(Some(8))) => {}
+            other => panic!("a body past the limit: {other:?}"),
+        }
+        // The default lets that body through.
+        let default = crate::ComputeConfig::default();
+        assert_eq!(
+            send_to_guest_api(&default, 9).await.ok().as_deref(),
+            Some("9")
+        );
+    }
 
     #[test]
     fn private_and_local_addresses_are_not_public() {

@@ -490,3 +490,110 @@ fn derived_settings_come_from_their_one_place() {
     .expect("config");
     assert_eq!(explicit.api_config().max_concurrent_reads, 3);
 }
+
+#[test]
+fn the_former_hard_coded_limits_default_to_their_former_values() {
+    let config = load(None, &[], &[]).expect("defaults");
+    let sync = &config.sync;
+    assert_eq!(sync.max_served_batch, 2_000);
+    assert_eq!(sync.max_served_chunk_bytes, 4 * 1024 * 1024);
+    assert_eq!(sync.max_outbound_gossip, 4096);
+    assert_eq!(sync.http_peer_max_failures, 3);
+    assert_eq!(sync.http_peer_rest_secs, 600.0);
+    assert_eq!(sync.http_peer_dropped_secs, 3600.0);
+    assert_eq!(sync.bad_peer_penalty_secs, 3600.0);
+    assert_eq!(sync.fetch_retry_after_secs, 2.0);
+    assert_eq!(config.api.max_upload_metadata_bytes, 1024 * 1024);
+    assert_eq!(config.api.upload_queue_chunks, 16);
+    assert_eq!(config.compute.max_guest_api_request_bytes, 1024 * 1024);
+}
+
+#[test]
+fn the_new_limits_reach_their_sections_from_every_layer() {
+    let from_file = file("[sync]\nmax_served_batch = 10\n[api]\nupload_queue_chunks = 2\n");
+    let env = [("RALEPH_COMPUTE__MAX_GUEST_API_REQUEST_BYTES", "512")];
+    let sets = [
+        "sync.max_outbound_gossip=8",
+        "api.max_upload_metadata_bytes=4096",
+    ];
+    let config = load(Some(&from_file.path), &env, &sets).expect("config");
+    assert_eq!(config.sync.max_served_batch, 10);
+    assert_eq!(config.sync.max_outbound_gossip, 8);
+    // What the API is started with (`api_config`), not only the section as read.
+    let api = config.api_config();
+    assert_eq!(api.upload_queue_chunks, 2);
+    assert_eq!(api.max_upload_metadata_bytes, 4096);
+    assert_eq!(config.compute.max_guest_api_request_bytes, 512);
+}
+
+#[test]
+fn a_limit_that_would_break_the_node_is_refused_naming_it() {
+    for (set, key, why) in [
+        (
+            "sync.max_served_batch=0",
+            "sync.max_served_batch",
+            "from 1 to 100000, not 0",
+        ),
+        (
+            "sync.max_outbound_gossip=0",
+            "sync.max_outbound_gossip",
+            "not 0",
+        ),
+        (
+            "sync.http_peer_max_failures=0",
+            "sync.http_peer_max_failures",
+            "not 0",
+        ),
+        (
+            "api.upload_queue_chunks=0",
+            "api.upload_queue_chunks",
+            "not 0",
+        ),
+        (
+            "api.max_upload_metadata_bytes=0",
+            "api.max_upload_metadata_bytes",
+            "not 0",
+        ),
+        (
+            "sync.max_served_batch=100000000",
+            "sync.max_served_batch",
+            "not 100000000",
+        ),
+        (
+            "sync.http_peer_rest_secs=1e20",
+            "sync.http_peer_rest_secs",
+            "at most",
+        ),
+        (
+            "sync.max_served_chunk_bytes=1024",
+            "sync.max_served_chunk_bytes",
+            "from 65536",
+        ),
+    ] {
+        let error = refused(None, &[], &[set]);
+        assert!(error.contains(key), "{set}: {error}");
+        assert!(error.contains(why), "{set}: {error}");
+        assert!(error.contains("--set"), "{set} names its source: {error}");
+    }
+    // A file chunk must fit in one peer-to-peer answer: bounded by `p2p.max_response_bytes`.
+    let error = refused(
+        None,
+        &[],
+        &[
+            "p2p.max_response_bytes=1048576",
+            "sync.max_served_chunk_bytes=1048576",
+        ],
+    );
+    assert!(error.contains("sync.max_served_chunk_bytes"), "{error}");
+    assert!(
+        load(
+            None,
+            &[],
+            &[
+                "p2p.max_response_bytes=1048576",
+                "sync.max_served_chunk_bytes=983040"
+            ],
+        )
+        .is_ok()
+    );
+}

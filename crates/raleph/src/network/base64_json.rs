@@ -18,8 +18,11 @@ use std::fmt;
 
 /// Most bytes of the answer outside the `content` string: the reference's other fields are a
 /// status, a hash and an engine name.
+// Not a setting: fixed by the reference's answer format (three short fields), not by anything
+// an operator runs; it only bounds what a hostile peer can make this parser skip.
 pub const MAX_OTHER_BYTES: u64 = 64 * 1024;
 /// Most arrays and objects open at once, the answer's own object included.
+// Not a setting: the reference's answer is one flat object; this only bounds hostile nesting.
 pub const MAX_DEPTH: u32 = 64;
 
 /// Not a base64 character.

@@ -6,14 +6,14 @@
 //! (`GET /api/v0/storage/{hash}`, base64 JSON, the reference nodes' node-to-node call). Bytes are
 //! streamed into the file store's writer, which computes the sha256 and CIDs on the way; the
 //! file is kept only if the identifier asked for is among them. A peer that serves wrong bytes
-//! is skipped for an hour.
+//! is skipped for `sync.bad_peer_penalty_secs`.
 //!
 //! An HTTP answer is decoded as it arrives ([`super::base64_json`]) and written by one blocking
 //! task through a short queue, so memory stays flat whatever the file's size; past the size
 //! limit the fetch stops at once. Redirects are not followed. [`HttpPeers`] is the bounded list
-//! of HTTP peers: one that fails [`HTTP_PEER_MAX_FAILURES`] times in a row (no answer, a
+//! of HTTP peers: one that fails `sync.http_peer_max_failures` times in a row (no answer, a
 //! timeout, a redirect, a server error, a malformed answer; not a 404) is dropped, or, if it
-//! was configured, rested for [`HTTP_PEER_REST`].
+//! was configured, rested for `sync.http_peer_rest_secs` ([`HttpPeerRules`]).
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -24,23 +24,13 @@ use raleph_p2p::{RalephRequest, RalephResponse};
 use raleph_storage::{FileWriter, PendingFile};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::Shared;
 use super::base64_json::{ContentExtractor, MAX_OTHER_BYTES};
+use super::{Shared, SyncConfig};
 
-/// How long a peer that served wrong bytes is not asked again.
-const PENALTY: Duration = Duration::from_secs(3600);
-/// How long after a failed fetch the same file is not looked for again.
-const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Largest piece handed to the file writer at once (see `from_raleph_peer`).
 const WRITE_SLICE: usize = 64 * 1024;
-/// Largest chunk answered to one `FetchFile`.
-const MAX_CHUNK: u32 = 4 * 1024 * 1024;
-/// Failures in a row after which an HTTP peer is dropped, or rested if configured.
-pub(super) const HTTP_PEER_MAX_FAILURES: u32 = 3;
-/// How long a configured HTTP peer that keeps failing is not asked.
-pub(super) const HTTP_PEER_REST: Duration = Duration::from_secs(600);
-/// How long the announcements of a dropped HTTP peer are ignored.
-const HTTP_PEER_DROPPED_FOR: Duration = Duration::from_secs(3600);
+/// Smallest chunk asked for in one `FetchFile`: fewer bytes per round trip only cost time.
+pub(crate) const MIN_CHUNK: u32 = 64 * 1024;
 /// Decoded bytes handed to the writing task at once.
 const WRITE_BATCH: usize = 64 * 1024;
 /// Answer bytes decoded at once: a batch overshoots [`WRITE_BATCH`] by at most 3/4 of it.
@@ -52,6 +42,8 @@ const WRITE_QUEUE: usize = 4;
 #[derive(Clone)]
 pub struct FetchRequests {
     queue: mpsc::Sender<String>,
+    /// `sync.fetch_retry_after_secs`.
+    retry_after: Duration,
     /// Files being fetched, or that failed recently (with when).
     seen: Arc<Mutex<HashMap<String, Option<Instant>>>>,
 }
@@ -62,11 +54,11 @@ impl FetchRequests {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         match seen.get(id) {
             Some(None) => return,
-            Some(Some(failed)) if failed.elapsed() < RETRY_AFTER => return,
+            Some(Some(failed)) if failed.elapsed() < self.retry_after => return,
             _ => {}
         }
         if seen.len() > 10_000 {
-            seen.retain(|_, failed| failed.is_none_or(|t| t.elapsed() < RETRY_AFTER));
+            seen.retain(|_, failed| failed.is_none_or(|t| t.elapsed() < self.retry_after));
         }
         if self.queue.try_send(id.to_owned()).is_ok() {
             seen.insert(id.to_owned(), None);
@@ -87,6 +79,7 @@ pub(super) fn spawn(shared: Arc<Shared>) -> FetchRequests {
     let (queue, mut requests) = mpsc::channel::<String>(1024);
     let fetches = FetchRequests {
         queue,
+        retry_after: shared.config.fetch_retry_after(),
         seen: Arc::default(),
     };
     let handle = fetches.clone();
@@ -132,8 +125,32 @@ fn http_client(timeout_secs: f64) -> reqwest::Result<reqwest::Client> {
 pub(super) struct HttpPeers {
     /// This node's own API, never listed.
     own: Option<String>,
-    max: usize,
+    rules: HttpPeerRules,
     state: Mutex<PeersState>,
+}
+
+/// How many HTTP peers are kept and how failing ones are treated: from `[sync]`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HttpPeerRules {
+    /// Most peers announced (`max_http_peers`); the configured ones are all kept.
+    pub max: usize,
+    /// Failures in a row after which a peer is dropped, or rested if configured.
+    pub max_failures: u32,
+    /// How long a configured peer that keeps failing is not asked.
+    pub rest: Duration,
+    /// How long the announcements of a dropped peer are ignored.
+    pub dropped_for: Duration,
+}
+
+impl HttpPeerRules {
+    pub(super) fn of(config: &SyncConfig) -> Self {
+        HttpPeerRules {
+            max: config.max_http_peers,
+            max_failures: config.http_peer_max_failures,
+            rest: config.http_peer_rest(),
+            dropped_for: config.http_peer_dropped_for(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -156,8 +173,7 @@ fn normalized(url: &str) -> String {
 }
 
 impl HttpPeers {
-    /// `max` bounds the peers announced; the configured ones are all kept.
-    pub(super) fn new(configured: &[String], own: Option<String>, max: usize) -> Self {
+    pub(super) fn new(configured: &[String], own: Option<String>, rules: HttpPeerRules) -> Self {
         let own = own.map(|u| normalized(&u));
         let peers = configured
             .iter()
@@ -174,7 +190,7 @@ impl HttpPeers {
             .collect();
         HttpPeers {
             own,
-            max,
+            rules,
             state: Mutex::new(PeersState {
                 peers,
                 dropped: HashMap::new(),
@@ -193,11 +209,11 @@ impl HttpPeers {
             return;
         }
         let mut state = self.state();
-        if state.peers.contains_key(&url) || state.peers.len() >= self.max {
+        if state.peers.contains_key(&url) || state.peers.len() >= self.rules.max {
             return;
         }
         if let Some(dropped) = state.dropped.get(&url) {
-            if dropped.elapsed() < HTTP_PEER_DROPPED_FOR {
+            if dropped.elapsed() < self.rules.dropped_for {
                 return;
             }
             state.dropped.remove(&url);
@@ -238,22 +254,21 @@ impl HttpPeers {
             }
             Verdict::Failed => {
                 peer.failures += 1;
-                if peer.failures < HTTP_PEER_MAX_FAILURES {
+                if peer.failures < self.rules.max_failures {
                     return;
                 }
                 if peer.configured {
                     tracing::info!(%url, "fetch: a configured HTTP peer keeps failing; resting it");
-                    peer.resting_until = Some(Instant::now() + HTTP_PEER_REST);
+                    peer.resting_until = Instant::now().checked_add(self.rules.rest);
                     return;
                 }
                 tracing::info!(%url, "fetch: dropping an HTTP peer that keeps failing");
                 state.peers.remove(url);
-                if state.dropped.len() >= self.max {
-                    state
-                        .dropped
-                        .retain(|_, t| t.elapsed() < HTTP_PEER_DROPPED_FOR);
+                let dropped_for = self.rules.dropped_for;
+                if state.dropped.len() >= self.rules.max {
+                    state.dropped.retain(|_, t| t.elapsed() < dropped_for);
                 }
-                if state.dropped.len() >= self.max {
+                if state.dropped.len() >= self.rules.max {
                     let oldest = state.dropped.iter().min_by_key(|(_, t)| **t);
                     if let Some(oldest) = oldest.map(|(u, _)| u.clone()) {
                         state.dropped.remove(&oldest);
@@ -279,12 +294,13 @@ async fn fetch(
         return false;
     };
     let with_cid_v1 = matches!(kind, raleph_message::ItemHashKind::Cid) && id.starts_with('b');
+    let penalty = shared.config.bad_peer_penalty();
     let is_penalized = |source: &str| {
         penalized
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(source)
-            .is_some_and(|t| t.elapsed() < PENALTY)
+            .is_some_and(|t| t.elapsed() < penalty)
     };
     let penalize = |source: &str| {
         tracing::warn!(%source, %id, "fetch: a peer served bytes that do not match the hash");
@@ -349,7 +365,12 @@ async fn from_raleph_peer(
     with_cid_v1: bool,
 ) -> anyhow::Result<Option<PendingFile>> {
     let limit = max_file_bytes(shared);
-    let chunk = shared.config.fetch_chunk_bytes.clamp(64 * 1024, MAX_CHUNK);
+    // Never more than this node would serve (`sync.max_served_chunk_bytes`).
+    let chunk = shared
+        .config
+        .fetch_chunk_bytes
+        .min(shared.config.max_served_chunk_bytes)
+        .max(MIN_CHUNK);
     let mut writer = Some(shared.files.writer(limit, with_cid_v1)?);
     let mut offset = 0u64;
     loop {
@@ -597,7 +618,7 @@ async fn keep_if_matching(shared: &Shared, file: PendingFile, id: &str) -> anyho
 pub(super) async fn answer(shared: &Shared, id: &str, offset: u64, len: u32) -> RalephResponse {
     let files = shared.files.clone();
     let id = id.to_owned();
-    let len = len.min(MAX_CHUNK) as usize;
+    let len = len.min(shared.config.max_served_chunk_bytes) as usize;
     let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<(u64, Vec<u8>)>> {
         let Some((path, info)) = files.path_of(&id).map_err(std::io::Error::other)? else {
             return Ok(None);
@@ -636,6 +657,17 @@ mod tests {
 
     use super::*;
     use crate::network::base64_json::reference;
+
+    /// The rules of the default `[sync]`, with `max` announced peers.
+    fn default_rules(max: usize) -> HttpPeerRules {
+        HttpPeerRules {
+            max,
+            ..HttpPeerRules::of(&SyncConfig::default())
+        }
+    }
+
+    /// Failures in a row before a peer is dropped or rested, by default.
+    const MAX_FAILURES: u32 = 3;
 
     const MIB: usize = 1024 * 1024;
 
@@ -977,7 +1009,11 @@ mod tests {
         })
         .await;
 
-        let peers = HttpPeers::new(&[format!("{hanging}/")], Some(format!("{not_found}/")), 100);
+        let peers = HttpPeers::new(
+            &[format!("{hanging}/")],
+            Some(format!("{not_found}/")),
+            default_rules(100),
+        );
         for url in [
             &server_error,
             &bad_body,
@@ -1001,7 +1037,7 @@ mod tests {
 
         let (_dir, files) = store();
         let http = http_client(0.5).expect("client");
-        for round in 1..=HTTP_PEER_MAX_FAILURES {
+        for round in 1..=MAX_FAILURES {
             for url in peers.list() {
                 let writer = files.writer(1000, false).expect("w");
                 let fetched = ask_http_peer(&peers, &http, &url, "h", 1000, writer).await;
@@ -1017,7 +1053,7 @@ mod tests {
                     shown(&fetched)
                 );
             }
-            if round < HTTP_PEER_MAX_FAILURES {
+            if round < MAX_FAILURES {
                 assert_eq!(peers.list().len(), 5, "round {round}");
             }
         }
@@ -1033,7 +1069,7 @@ mod tests {
 
     #[test]
     fn http_peers_are_bounded_and_an_answer_clears_failures() {
-        let peers = HttpPeers::new(&["http://configured".to_owned()], None, 3);
+        let peers = HttpPeers::new(&["http://configured".to_owned()], None, default_rules(3));
         for i in 0..10 {
             peers.add(&format!("http://announced-{i}"));
         }
@@ -1042,7 +1078,7 @@ mod tests {
         assert_eq!(peers.list().len(), 3);
         let url = "http://announced-0";
         for _ in 0..5 {
-            for _ in 1..HTTP_PEER_MAX_FAILURES {
+            for _ in 1..MAX_FAILURES {
                 peers.record(url, Verdict::Failed);
             }
             peers.record(url, Verdict::Neither);
@@ -1052,7 +1088,7 @@ mod tests {
         // The healthiest first.
         peers.record(url, Verdict::Failed);
         assert_eq!(peers.list().last().map(String::as_str), Some(url));
-        for _ in 1..HTTP_PEER_MAX_FAILURES {
+        for _ in 1..MAX_FAILURES {
             peers.record(url, Verdict::Failed);
         }
         assert!(!peers.list().iter().any(|u| u == url));
@@ -1060,7 +1096,7 @@ mod tests {
         peers.add("http://announced-9");
         assert!(peers.list().iter().any(|u| u == "http://announced-9"));
         // A configured peer rests, then is asked again.
-        for _ in 0..HTTP_PEER_MAX_FAILURES {
+        for _ in 0..MAX_FAILURES {
             peers.record("http://configured", Verdict::Failed);
         }
         assert!(!peers.list().iter().any(|u| u == "http://configured"));
@@ -1073,5 +1109,45 @@ mod tests {
         assert!(peers.list().iter().any(|u| u == "http://configured"));
         // Records for peers no longer listed are ignored.
         peers.record("http://unknown", Verdict::Failed);
+    }
+
+    #[test]
+    fn the_fetch_limits_default_to_their_former_values() {
+        let rules = HttpPeerRules::of(&SyncConfig::default());
+        assert_eq!(rules.max_failures, MAX_FAILURES);
+        assert_eq!(rules.rest, Duration::from_secs(600));
+        assert_eq!(rules.dropped_for, Duration::from_secs(3600));
+        let config = SyncConfig::default();
+        assert_eq!(config.bad_peer_penalty(), Duration::from_secs(3600));
+        assert_eq!(config.fetch_retry_after(), Duration::from_secs(2));
+        assert_eq!(config.max_served_chunk_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_configured_rules_decide_when_a_peer_is_dropped_and_for_how_long() {
+        let mut layers = crate::config::Layers::new().expect("layers");
+        for set in [
+            "sync.http_peer_max_failures=1",
+            "sync.http_peer_dropped_secs=0",
+            "sync.http_peer_rest_secs=0",
+        ] {
+            layers.set_flag(set).expect("a setting");
+        }
+        let config = layers.resolve().expect("a configuration");
+        let peers = HttpPeers::new(
+            &["http://configured".to_owned()],
+            None,
+            HttpPeerRules::of(&config.sync),
+        );
+        peers.add("http://announced");
+        // One failure is enough to drop an announced peer...
+        peers.record("http://announced", Verdict::Failed);
+        assert_eq!(peers.list(), ["http://configured"]);
+        // ...whose announcements are not ignored at all when dropped for 0 seconds.
+        peers.add("http://announced");
+        assert_eq!(peers.list().len(), 2);
+        // A configured peer rests 0 seconds: listed again at once.
+        peers.record("http://configured", Verdict::Failed);
+        assert!(peers.list().iter().any(|u| u == "http://configured"));
     }
 }

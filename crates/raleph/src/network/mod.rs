@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use fetch::FetchRequests;
+pub(crate) use fetch::MIN_CHUNK;
 
 /// How the node catches up with its peers and fetches what it misses.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,12 +50,66 @@ pub struct SyncConfig {
     /// Seconds an HTTP peer gets to answer a file request.
     pub http_fetch_timeout_secs: f64,
     /// HTTP API base URLs of other nodes to fetch files from, besides those announced. Kept
-    /// even when they fail (then rested ten minutes after three failures in a row).
+    /// even when they fail (then rested for `http_peer_rest_secs` after
+    /// `http_peer_max_failures` failures in a row).
     pub http_peers: Vec<String>,
     /// Most HTTP peers known at once; announcements past it are ignored. An announced peer
-    /// that fails three times in a row (no answer, timeout, redirect, 5xx, bad answer; not a
-    /// 404) is dropped, and its announcements ignored for an hour.
+    /// that fails `http_peer_max_failures` times in a row (no answer, timeout, redirect,
+    /// 5xx, bad answer; not a 404) is dropped, and its announcements ignored for
+    /// `http_peer_dropped_secs`.
     pub max_http_peers: usize,
+    /// Failures in a row after which an HTTP peer is dropped (announced) or rested
+    /// (configured, for `http_peer_rest_secs`). At least 1.
+    pub http_peer_max_failures: u32,
+    /// Seconds a configured HTTP peer that keeps failing is not asked (at most a year).
+    pub http_peer_rest_secs: f64,
+    /// Seconds the announcements of a dropped HTTP peer are ignored (at most a year).
+    pub http_peer_dropped_secs: f64,
+    /// Seconds a peer (raleph or HTTP) that served bytes not matching the hash asked for is
+    /// not asked again (at most a year).
+    pub bad_peer_penalty_secs: f64,
+    /// Seconds after a failed fetch during which the same file is not looked for again (its
+    /// message waits in the pending queue meanwhile; at most a year).
+    pub fetch_retry_after_secs: f64,
+    /// Most messages a peer may ask for in one sync request; a larger ask is served this
+    /// many. This node's own requests (`batch`) are capped to it too. From 1 to 100 000.
+    pub max_served_batch: u32,
+    /// Largest file chunk answered to one `FetchFile`, bytes; this node's own requests
+    /// (`fetch_chunk_bytes`) are capped to it too. At least 64 KiB, and 64 KiB less than
+    /// `p2p.max_response_bytes` at most, so a chunk and its header fit in one answer.
+    pub max_served_chunk_bytes: u32,
+    /// Messages accepted by the API waiting to be gossiped; past it a message is not
+    /// published (peers get it by sync). From 1 to 1 000 000.
+    pub max_outbound_gossip: usize,
+}
+
+/// The longest a `[sync]` duration may be: a year. Longer ones overflow the clock's
+/// arithmetic on some platforms, and no node needs them.
+pub(crate) const MAX_SYNC_DURATION_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+impl SyncConfig {
+    /// `secs` as a duration, within 0 and [`MAX_SYNC_DURATION_SECS`] whatever it is (the
+    /// configuration refuses values outside; a config built in code is not checked).
+    fn duration(secs: f64) -> std::time::Duration {
+        let secs = if secs.is_nan() { 0.0 } else { secs };
+        std::time::Duration::from_secs_f64(secs.clamp(0.0, MAX_SYNC_DURATION_SECS))
+    }
+
+    pub(crate) fn http_peer_rest(&self) -> std::time::Duration {
+        Self::duration(self.http_peer_rest_secs)
+    }
+
+    pub(crate) fn http_peer_dropped_for(&self) -> std::time::Duration {
+        Self::duration(self.http_peer_dropped_secs)
+    }
+
+    pub(crate) fn bad_peer_penalty(&self) -> std::time::Duration {
+        Self::duration(self.bad_peer_penalty_secs)
+    }
+
+    pub(crate) fn fetch_retry_after(&self) -> std::time::Duration {
+        Self::duration(self.fetch_retry_after_secs)
+    }
 }
 
 impl Default for SyncConfig {
@@ -69,6 +124,14 @@ impl Default for SyncConfig {
             http_fetch_timeout_secs: 30.0,
             http_peers: Vec::new(),
             max_http_peers: 1_000,
+            http_peer_max_failures: 3,
+            http_peer_rest_secs: 600.0,
+            http_peer_dropped_secs: 3600.0,
+            bad_peer_penalty_secs: 3600.0,
+            fetch_retry_after_secs: 2.0,
+            max_served_batch: 2_000,
+            max_served_chunk_bytes: 4 * 1024 * 1024,
+            max_outbound_gossip: 4096,
         }
     }
 }
@@ -143,7 +206,7 @@ pub async fn start(
     let http_peers = fetch::HttpPeers::new(
         &config.http_peers,
         p2p.http_base_url.clone(),
-        config.max_http_peers,
+        fetch::HttpPeerRules::of(&config),
     );
     let (handle, events) = Network::start(p2p).await.context("start the p2p network")?;
     let shared = Arc::new(Shared {
@@ -157,7 +220,7 @@ pub async fn start(
         data_dir,
         http_peers,
     });
-    let (outbound, outbound_rx) = mpsc::channel(4096);
+    let (outbound, outbound_rx) = mpsc::channel(shared.config.max_outbound_gossip.max(1));
     tokio::spawn(gossip::publish_loop(shared.clone(), outbound_rx));
     let syncer = sync::Syncer::spawn(shared.clone());
     let fetches = fetch::spawn(shared.clone());

@@ -22,6 +22,3 @@ mod skeleton;
 
 pub(super) use pull::Syncer;
 pub(super) use serve::answer;
-
-/// Largest page a peer may ask for.
-const MAX_BATCH: u32 = 2_000;

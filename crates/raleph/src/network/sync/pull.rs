@@ -11,7 +11,6 @@ use raleph_p2p::{PeerId, RalephRequest, RalephResponse, SyncResponse};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::MAX_BATCH;
 use super::cursors::{Cursor, Cursors};
 use super::skeleton::{apply_forgotten, parse_skeleton};
 use crate::network::Shared;
@@ -70,7 +69,12 @@ async fn pull(shared: &Shared, cursors: &Cursors, peer: PeerId) -> anyhow::Resul
     // Skeletons whose FORGET was not seen yet: it usually follows within a few entries.
     let mut carried: Vec<ForgottenRecord> = Vec::new();
     loop {
-        let limit = shared.config.batch.clamp(1, MAX_BATCH);
+        // Never more than this node would serve (`sync.max_served_batch`).
+        let limit = shared
+            .config
+            .batch
+            .min(shared.config.max_served_batch)
+            .max(1);
         // First only the hashes: when every one is held here, the page costs a few bytes
         // per message and no parsing; otherwise the messages themselves are asked for.
         let hashes = sync_request(shared, peer, cursor.after, limit, true).await?;

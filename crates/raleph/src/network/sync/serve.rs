@@ -7,7 +7,6 @@ use raleph_db::MessageRecord;
 use raleph_message::{Envelope, ItemHash};
 use raleph_p2p::{PeerId, RalephRequest, RalephResponse, SyncResponse};
 
-use super::MAX_BATCH;
 use super::skeleton::skeleton_json;
 use crate::network::Shared;
 
@@ -23,7 +22,8 @@ pub(crate) async fn answer(
             limit,
             hashes_only,
         } => {
-            let limit = limit.clamp(1, MAX_BATCH) as usize;
+            // `max(1)` last: a config built in code may say 0 (the checked one cannot).
+            let limit = limit.min(shared.config.max_served_batch).max(1) as usize;
             let max_bytes = shared.config.max_answer_bytes;
             let reader = shared.reader.clone();
             // Hashes only are small whatever the messages' size; full messages are read no further
