@@ -16,11 +16,16 @@
 
 mod authorize;
 mod check;
-mod forgotten;
+mod content;
+mod context;
+mod decide;
+mod forget;
 mod handlers;
 mod intake;
 mod journal;
 mod prepare;
+mod rule;
+mod submission;
 mod vital;
 mod writer;
 
@@ -29,8 +34,11 @@ use std::sync::Arc;
 use raleph_db::{Failure, FileRecord, MessageRecord};
 use raleph_message::{Content, Envelope, ItemType};
 
-pub use authorize::{Action, delegation_allows, may_forget};
-pub use intake::{PendingUpload, PipelineHandle, SubmitError, SubmitOutcome, verify_signature};
+pub use authorize::{Action, delegation_allows};
+pub use check::verify_signature;
+pub use forget::{Proof, may_forget, prove_skeleton};
+pub use intake::PipelineHandle;
+pub use submission::{PendingUpload, SubmitError, SubmitOutcome};
 pub use writer::spawn;
 
 /// For the fuzz targets under `fuzz/` only; not part of the crate's API.
