@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use raleph_db::{ErrorCode, Failure};
 use raleph_message::{Content, Envelope};
 
+use crate::Clock;
 use crate::prepare::Preparer;
 use crate::submission::{Command, Next, Submission, SubmitError, SubmitOutcome, Unchecked};
 use crate::vital::{Deaths, Vital};
@@ -28,6 +29,7 @@ pub(crate) fn spawn(
     acceptor: SyncSender<Submission>,
     writer: SyncSender<Command>,
     preparer: Arc<Preparer>,
+    clock: Arc<dyn Clock>,
     deaths: &Deaths,
 ) -> std::io::Result<()> {
     let queue = Arc::new(Mutex::new(queue));
@@ -37,11 +39,12 @@ pub(crate) fn spawn(
         let writer = writer.clone();
         let deaths = deaths.clone();
         let preparer = preparer.clone();
+        let clock = clock.clone();
         std::thread::Builder::new()
             .name(format!("raleph-check-{index}"))
             .spawn(move || {
                 let _vital = Vital::new("signature checker", &deaths);
-                run(&queue, &acceptor, &writer, &preparer)
+                run(&queue, &acceptor, &writer, &preparer, clock.as_ref())
             })?;
     }
     Ok(())
@@ -52,6 +55,7 @@ fn run(
     acceptor: &SyncSender<Submission>,
     writer: &SyncSender<Command>,
     preparer: &Preparer,
+    clock: &dyn Clock,
 ) {
     while let Some(taken) = take(queue) {
         for Unchecked {
@@ -68,7 +72,7 @@ fn run(
             match next {
                 Next::Journal => to_acceptor(acceptor, submission),
                 Next::Writer(reply) => {
-                    let _ = reply.send(to_writer(writer, submission));
+                    let _ = reply.send(to_writer(writer, submission, clock.now()));
                 }
             }
         }
@@ -110,12 +114,13 @@ fn to_acceptor(acceptor: &SyncSender<Submission>, submission: Submission) {
 fn to_writer(
     writer: &SyncSender<Command>,
     mut submission: Submission,
+    received: f64,
 ) -> Result<SubmitOutcome, SubmitError> {
     let outcome = match &submission.verdict {
         Ok(()) => SubmitOutcome::Queued,
         Err(failure) => SubmitOutcome::Rejected(failure.clone()),
     };
-    submission.received = crate::now();
+    submission.received = received;
     writer
         .try_send(Command::Journaled(vec![submission]))
         .map_err(|e| match e {

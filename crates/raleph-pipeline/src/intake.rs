@@ -9,11 +9,11 @@ use raleph_db::FileRecord;
 use raleph_message::Envelope;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::Event;
 use crate::journal::Journal;
 use crate::submission::{
     Command, Next, PendingUpload, Submission, SubmitError, SubmitOutcome, Unchecked,
 };
+use crate::{Clock, Event};
 
 /// A cloneable handle to the running pipeline.
 #[derive(Clone)]
@@ -220,6 +220,7 @@ pub(crate) fn run_acceptor(
     journaled: Arc<AtomicU64>,
     applied: Arc<AtomicU64>,
     limits: AcceptorLimits,
+    clock: &dyn Clock,
 ) {
     while let Ok(first) = inbox.recv() {
         let backlog = || {
@@ -236,7 +237,7 @@ pub(crate) fn run_acceptor(
                 Err(_) => break,
             }
         }
-        let received = crate::now();
+        let received = clock.now();
         for submission in &mut group {
             submission.received = received;
         }

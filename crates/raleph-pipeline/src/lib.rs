@@ -16,6 +16,7 @@
 
 mod authorize;
 mod check;
+mod clock;
 mod content;
 mod context;
 mod decide;
@@ -36,6 +37,7 @@ use raleph_message::{Content, Envelope, ItemType};
 
 pub use authorize::{Action, delegation_allows};
 pub use check::verify_signature;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use forget::{Proof, may_forget, prove_skeleton};
 pub use intake::PipelineHandle;
 pub use submission::{PendingUpload, SubmitError, SubmitOutcome};
@@ -212,7 +214,7 @@ impl Event {
     }
 }
 
-/// Seconds since the epoch.
+/// Seconds since the epoch, by the machine's clock (what [`SystemClock`] reads).
 pub fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

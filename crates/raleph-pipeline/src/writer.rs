@@ -22,7 +22,7 @@ use crate::intake::{AcceptorLimits, run_acceptor};
 use crate::journal::{Journal, Record, static_origin};
 use crate::submission::{Command, PendingUpload, Submission, SubmitError, SubmitOutcome};
 use crate::vital::Vital;
-use crate::{ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle, now};
+use crate::{Clock, ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle};
 
 /// Longest the writer sleeps when nothing is due, so it notices a stopped node.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
@@ -50,13 +50,15 @@ const MAX_PARK_PAUSE: Duration = Duration::from_secs(2);
 
 /// Starts the pipeline: the acceptor thread, which journals submissions in `journal_dir`, and
 /// the writer thread, which first applies what the journal holds beyond the store's position
-/// (submissions a stop interrupted). Both stop when every handle is dropped.
+/// (submissions a stop interrupted). Both stop when every handle is dropped. Every time the
+/// pipeline decides by (reception, retries, grace pins, expiry) is read from `clock`.
 pub fn spawn(
     mut store: Box<dyn WriteStore>,
     content: Arc<dyn ContentSource>,
     payments: Arc<dyn PaymentPolicy>,
     config: PipelineConfig,
     journal_dir: &Path,
+    clock: Arc<dyn Clock>,
 ) -> std::io::Result<(PipelineHandle, std::thread::JoinHandle<()>)> {
     let position = store
         .journal_position()
@@ -86,6 +88,7 @@ pub fn spawn(
         intake,
         commands.clone(),
         Arc::new(preparer),
+        clock.clone(),
         &deaths,
     )?;
     let store_down = Arc::new(AtomicBool::new(false));
@@ -105,6 +108,7 @@ pub fn spawn(
     };
     let acceptor_applied = applied.clone();
     let acceptor_deaths = deaths.clone();
+    let acceptor_clock = clock.clone();
     std::thread::Builder::new()
         .name("raleph-acceptor".into())
         .spawn(move || {
@@ -116,6 +120,7 @@ pub fn spawn(
                 journaled,
                 acceptor_applied,
                 limits,
+                acceptor_clock.as_ref(),
             )
         })?;
     let mut writer = Writer {
@@ -124,6 +129,7 @@ pub fn spawn(
             content,
             payments,
             config,
+            clock,
         },
         events,
         rejections_since_expiry: 0,
@@ -147,16 +153,22 @@ struct Rules {
     content: Arc<dyn ContentSource>,
     payments: Arc<dyn PaymentPolicy>,
     config: PipelineConfig,
+    clock: Arc<dyn Clock>,
 }
 
 impl Rules {
-    /// The rules' view at `now`.
-    fn context(&self, now: f64) -> Context<'_> {
+    /// Seconds since the epoch, by the pipeline's clock.
+    fn now(&self) -> f64 {
+        self.clock.now()
+    }
+
+    /// The rules' view, now.
+    fn context(&self) -> Context<'_> {
         Context {
             content: self.content.as_ref(),
             payments: self.payments.as_ref(),
             config: &self.config,
-            now,
+            now: self.now(),
         }
     }
 }
@@ -295,9 +307,9 @@ impl Writer {
 
     fn time_until_due(&mut self) -> Duration {
         match self.store.next_due() {
-            Ok(Some(due)) => {
-                Duration::from_secs_f64((due - now()).clamp(0.0, IDLE_WAIT.as_secs_f64()))
-            }
+            Ok(Some(due)) => Duration::from_secs_f64(
+                (due - self.rules.now()).clamp(0.0, IDLE_WAIT.as_secs_f64()),
+            ),
             Ok(None) => IDLE_WAIT,
             Err(e) => {
                 tracing::error!("failed to read the pending queue: {e}");
@@ -320,7 +332,7 @@ impl Writer {
                 let _ = reply.send(self.collect_garbage());
             }
             Command::RecordForgotten { skeleton, reply } => {
-                let ctx = self.rules.context(crate::now());
+                let ctx = self.rules.context();
                 let (now, grace_until) = (ctx.now, ctx.grace_until());
                 let recorded = self.store.begin().and_then(|()| {
                     let recorded = self.store.record_forgotten(&skeleton)?
@@ -344,7 +356,7 @@ impl Writer {
         let file = upload
             .commit()
             .map_err(|e| SubmitError::Store(format!("storing the file failed: {e}")))?;
-        let grace_until = grace.then(|| self.rules.context(now()).grace_until());
+        let grace_until = grace.then(|| self.rules.context().grace_until());
         let recorded = self.store.begin().and_then(|()| {
             self.store.record_file(&file, grace_until)?;
             self.store.commit()
@@ -366,7 +378,7 @@ impl Writer {
             .store
             .begin()
             .and_then(|()| {
-                let unpinned = self.store.collect_unpinned_files(now())?;
+                let unpinned = self.store.collect_unpinned_files(self.rules.now())?;
                 self.store.commit()?;
                 Ok(unpinned)
             })
@@ -381,14 +393,19 @@ impl Writer {
                 Err(e) => tracing::warn!(%sha256, "failed to delete an unpinned file: {e}"),
             }
         }
-        let grace = Duration::from_secs_f64(self.rules.config.file_grace_period_secs.max(0.0));
+        let grace = self.rules.config.file_grace_period_secs.max(0.0);
+        let now = self.rules.now();
         let files = self
             .rules
             .content
             .list_files()
             .map_err(|e| SubmitError::Store(e.to_string()))?;
         for (sha256, stored_at) in files {
-            let old_enough = stored_at.elapsed().is_ok_and(|age| age >= grace);
+            // A time before the epoch counts as long ago; one after `now` as just written.
+            let stored_secs = stored_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let old_enough = now - stored_secs >= grace;
             if old_enough && !self.store.file_known(&sha256).map_err(store_error)? {
                 match self.rules.content.delete_file(&sha256) {
                     Ok(()) => deleted += 1,
@@ -602,7 +619,7 @@ impl Writer {
         };
         // No savepoint: a failing message writes nothing (see `handlers`), and a store error
         // fails the batch, which is then applied one message at a time.
-        let ctx = self.rules.context(crate::now());
+        let ctx = self.rules.context();
         match decide(self.store.as_mut(), &ctx, &candidate)? {
             Decision::BadSignature { failure, prior } => {
                 // A bad copy never overrides a message the node already holds or is processing.
@@ -681,7 +698,7 @@ impl Writer {
     fn process_due(&mut self) {
         let rows = match self
             .store
-            .due_pending(now(), self.rules.config.process_batch)
+            .due_pending(self.rules.now(), self.rules.config.process_batch)
         {
             Ok(rows) if rows.is_empty() => return,
             Ok(rows) => rows,
@@ -765,7 +782,7 @@ impl Writer {
             prepared: None,
             queued: true,
         };
-        let ctx = self.rules.context(crate::now());
+        let ctx = self.rules.context();
         match decide(self.store.as_mut(), &ctx, &candidate)? {
             Decision::Copy(_) => self.duplicate(row, &envelope),
             Decision::Gone(_) => {
@@ -842,7 +859,7 @@ impl Writer {
     fn expire_rejections(&mut self) -> raleph_db::Result<usize> {
         const BATCH: usize = 10_000;
         self.rejections_since_expiry = 0;
-        let before = now() - self.rules.config.rejected_retention_secs.max(0.0);
+        let before = self.rules.now() - self.rules.config.rejected_retention_secs.max(0.0);
         let keep = self.rules.config.max_rejected_kept;
         let mut expired = 0;
         loop {
@@ -901,7 +918,7 @@ impl Writer {
         }
         let delay = self.backoff(row.retries);
         self.store
-            .reschedule_pending(row.id, retries, now() + delay, &failure)?;
+            .reschedule_pending(row.id, retries, self.rules.now() + delay, &failure)?;
         Ok(Event::Retrying {
             item_hash: row.item_hash.clone(),
             failure,

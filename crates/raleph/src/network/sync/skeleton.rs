@@ -29,7 +29,8 @@ pub(super) fn skeleton_json(f: &ForgottenRecord) -> String {
     .to_string()
 }
 
-pub(super) fn parse_skeleton(json: &str) -> Option<ForgottenRecord> {
+/// A skeleton from its JSON, received at `received` (seconds since the epoch).
+pub(super) fn parse_skeleton(json: &str, received: f64) -> Option<ForgottenRecord> {
     let v: Value = serde_json::from_str(json).ok()?;
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     Some(ForgottenRecord {
@@ -51,14 +52,8 @@ pub(super) fn parse_skeleton(json: &str) -> Option<ForgottenRecord> {
             .filter_map(|h| h.as_str().map(str::to_owned))
             .collect(),
         forgotten_at: v.get("forgotten_at").and_then(Value::as_f64).unwrap_or(0.0),
-        reception_time: unix_now(),
+        reception_time: received,
     })
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Most skeletons kept waiting for their FORGET across pages.
@@ -126,11 +121,12 @@ mod tests {
             forgotten_at: 2.0,
             reception_time: 2.0,
         };
-        let back = parse_skeleton(&skeleton_json(&skeleton)).expect("parse");
+        let back = parse_skeleton(&skeleton_json(&skeleton), 3.0).expect("parse");
         assert_eq!(back.item_hash, skeleton.item_hash);
         assert_eq!(back.sender, skeleton.sender);
         assert_eq!(back.owner, skeleton.owner);
         assert_eq!(back.forgotten_by, skeleton.forgotten_by);
-        assert!(parse_skeleton("{}").is_none());
+        assert_eq!(back.reception_time, 3.0, "received when parsed");
+        assert!(parse_skeleton("{}", 3.0).is_none());
     }
 }
