@@ -796,16 +796,17 @@ impl Writer {
                 Ok(Event::Processed(Arc::new(message)))
             }
             Decision::Retry(failure) => self.retry_or_reject(row, failure),
-            // A queued copy's signature is checked in `decide` (`Reject`), and it never
-            // joins its own queue; both are taken as rejections should they come.
+            // A queued copy's unchecked signature is checked in `decide` (a `Reject`).
             Decision::BadSignature { failure, .. } | Decision::Reject(failure) => {
                 self.reject(row, failure)
             }
-            Decision::JoinQueue => self.reject(
+            // `decide` never asks a queued copy to join its own queue; should it, the copy
+            // stays queued for a later try rather than lose its message.
+            Decision::JoinQueue => self.retry_or_reject(
                 row,
                 Failure::new(
                     ErrorCode::InternalError,
-                    "a queued copy cannot join its queue",
+                    "a queued copy was asked to join its queue",
                 ),
             ),
         }
