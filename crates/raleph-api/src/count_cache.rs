@@ -25,7 +25,9 @@
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use raleph_pipeline::Clock;
 
 /// Most totals kept; past this the cache starts over (a bound, not an LRU).
 const MAX_ENTRIES: usize = 10_000;
@@ -50,14 +52,16 @@ pub(crate) struct CountCache {
 struct Shared {
     ttl: Duration,
     entries: Mutex<HashMap<Key, Entry>>,
+    /// Ages totals (its monotonic time).
+    clock: Arc<dyn Clock>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
 #[derive(Default)]
 struct Entry {
-    /// The last total and when it was counted.
-    total: Option<(u64, Instant)>,
+    /// The last total and when it was counted (the clock's monotonic time).
+    total: Option<(u64, Duration)>,
     /// The count under way, if any.
     counting: Option<Arc<Flight>>,
 }
@@ -114,7 +118,7 @@ impl Drop for Leader {
                 entry.counting = None;
             }
             if let Ok(total) = self.outcome {
-                entry.total = Some((total, Instant::now()));
+                entry.total = Some((total, self.shared.clock.monotonic()));
             }
         }
         self.flight.finish(self.outcome);
@@ -134,7 +138,8 @@ enum Plan {
 }
 
 impl CountCache {
-    pub(crate) fn new(ttl: Duration) -> Self {
+    /// A cache whose totals are fresh for `ttl` of `clock`'s time.
+    pub(crate) fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         let (recounts, jobs) = channel();
         let spawned = std::thread::Builder::new()
             .name("raleph-recount".into())
@@ -146,6 +151,7 @@ impl CountCache {
             shared: Arc::new(Shared {
                 ttl,
                 entries: Mutex::new(HashMap::new()),
+                clock,
             }),
             recounts: spawned.is_ok().then_some(recounts),
         }
@@ -227,12 +233,14 @@ impl CountCache {
 impl Shared {
     /// `recount`: stale totals can be counted again on the recount thread.
     fn plan(&self, key: &Key, recount: bool) -> Plan {
+        let now = self.clock.monotonic();
+        let age = |at: Duration| now.saturating_sub(at);
         let mut entries = self.lock();
         let (total, counting) = entries
             .get(key)
             .map_or((None, None), |e| (e.total, e.counting.clone()));
         match (total, counting) {
-            (Some((total, at)), _) if at.elapsed() < self.ttl => Plan::Answer(total),
+            (Some((total, at)), _) if age(at) < self.ttl => Plan::Answer(total),
             // Being counted again: the previous total will do meanwhile.
             (Some((total, _)), Some(_)) => Plan::Answer(total),
             (None, Some(flight)) => Plan::Wait(flight),
@@ -240,7 +248,7 @@ impl Shared {
                 let flight = Arc::new(Flight::default());
                 entries.entry(*key).or_default().counting = Some(flight.clone());
                 match total {
-                    Some((total, at)) if recount && at.elapsed() < self.ttl * 2 => {
+                    Some((total, at)) if recount && age(at) < self.ttl * 2 => {
                         Plan::AnswerAndRecount(total, flight)
                     }
                     _ => Plan::Count(flight),
@@ -279,13 +287,26 @@ mod tests {
     use std::sync::Barrier;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use raleph_pipeline::{ManualClock, SystemClock};
+
     use super::*;
+
+    /// A cache on a clock the test moves on.
+    fn manual(ttl: Duration) -> (CountCache, ManualClock) {
+        let clock = ManualClock::starting_now();
+        (CountCache::new(ttl, Arc::new(clock.clone())), clock)
+    }
+
+    /// A cache on the machine's clock, for tests of concurrency rather than of lifetimes.
+    fn system(ttl: Duration) -> CountCache {
+        CountCache::new(ttl, Arc::new(SystemClock))
+    }
 
     /// A read that counts a total leaves its read thread to other reads meanwhile.
     #[test]
     fn a_count_does_not_hold_a_read_thread() {
         let pool = crate::read_pool::ReadPool::new(1);
-        let cache = Arc::new(CountCache::new(Duration::from_secs(30)));
+        let cache = Arc::new(system(Duration::from_secs(30)));
         let (entered_tx, entered) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let (total_tx, total) = std::sync::mpsc::channel();
@@ -313,15 +334,16 @@ mod tests {
 
     #[test]
     fn caches_until_the_ttl() {
-        let cache = CountCache::new(Duration::from_millis(50));
+        let (cache, clock) = manual(Duration::from_secs(30));
         assert_eq!(cache.get_or::<&str>("a", || Ok(1)), Ok(1));
+        clock.advance(Duration::from_secs(29));
         assert_eq!(cache.get_or::<&str>("a", || Ok(2)), Ok(1));
         assert_eq!(cache.get_or::<&str>("b", || Ok(3)), Ok(3));
         assert_eq!(cache.get_or("c", || Err("failed")), Err("failed"));
         // A failed count is not cached.
         assert_eq!(cache.get_or::<&str>("c", || Ok(5)), Ok(5));
         // Past twice the TTL, a total is counted again while the request waits.
-        std::thread::sleep(Duration::from_millis(110));
+        clock.advance(Duration::from_secs(32));
         assert_eq!(cache.get_or::<&str>("a", || Ok(4)), Ok(4));
         assert_eq!(cache.get_or::<&str>("a", || Ok(6)), Ok(4));
     }
@@ -329,7 +351,7 @@ mod tests {
     /// Callers arriving while a key is counted wait for that count instead of counting.
     #[test]
     fn one_count_per_key_at_a_time() {
-        let cache = Arc::new(CountCache::new(Duration::from_secs(60)));
+        let cache = Arc::new(system(Duration::from_secs(60)));
         let counts = Arc::new(AtomicUsize::new(0));
         let start = Arc::new(Barrier::new(8));
         let threads: Vec<_> = (0..8)
@@ -355,9 +377,9 @@ mod tests {
     /// requests meanwhile get the previous total.
     #[test]
     fn stale_totals_are_recounted_in_the_background() {
-        let cache = CountCache::new(Duration::from_millis(200));
+        let (cache, clock) = manual(Duration::from_secs(30));
         assert_eq!(cache.get_or::<&str>("k", || Ok(1)), Ok(1));
-        std::thread::sleep(Duration::from_millis(210));
+        clock.advance(Duration::from_secs(31));
         let (entered_tx, entered_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let recounts = Arc::new(AtomicUsize::new(0));
@@ -386,9 +408,9 @@ mod tests {
     /// A recount that fails keeps the previous total, and a later request tries again.
     #[test]
     fn a_failed_recount_keeps_the_previous_total() {
-        let cache = CountCache::new(Duration::from_millis(200));
+        let (cache, clock) = manual(Duration::from_secs(30));
         assert_eq!(cache.get_or::<String>("k", || Ok(1)), Ok(1));
-        std::thread::sleep(Duration::from_millis(210));
+        clock.advance(Duration::from_secs(31));
         assert_eq!(cache.get_or("k", || Err("failed".to_owned())), Ok(1));
         cache.finish_recounts();
         assert_eq!(cache.get_or::<String>("k", || Ok(3)), Ok(1));
@@ -399,7 +421,7 @@ mod tests {
     /// When the count fails, a waiter counts for itself; a panicking count wakes waiters.
     #[test]
     fn failed_or_panicking_counts_release_waiters() {
-        let cache = Arc::new(CountCache::new(Duration::from_secs(60)));
+        let cache = Arc::new(system(Duration::from_secs(60)));
         let (entered_tx, entered_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let leader = {

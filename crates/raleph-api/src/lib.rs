@@ -199,7 +199,10 @@ impl AppState {
             network: None,
             websockets: Arc::default(),
             websocket_backlog: Arc::default(),
-            counts: Arc::new(count_cache::CountCache::new(count_ttl)),
+            counts: Arc::new(count_cache::CountCache::new(
+                count_ttl,
+                Arc::new(raleph_pipeline::SystemClock),
+            )),
             reads: Arc::new(read_pool::ReadPool::new(reads)),
         }
     }

@@ -1,6 +1,7 @@
 //! Who may act for an owner: the owner itself, or a delegate its `security` aggregate names.
 
 use raleph_db::WriteStore;
+use raleph_message::Envelope;
 use serde_json::Value;
 
 /// An action to authorize: a message `sender` acting on behalf of `owner`.
@@ -14,6 +15,21 @@ pub struct Action<'a> {
     pub aggregate_key: Option<&'a str>,
 }
 
+impl<'a> Action<'a> {
+    /// `env`'s sender acting for `owner`, with no post type or aggregate key.
+    pub fn of(env: &'a Envelope, owner: &'a str) -> Action<'a> {
+        Action {
+            sender: &env.sender,
+            owner,
+            chain: env.chain.as_str(),
+            message_type: env.message_type.as_str(),
+            channel: env.channel.as_deref(),
+            post_type: None,
+            aggregate_key: None,
+        }
+    }
+}
+
 pub(crate) fn is_authorized(
     store: &mut dyn WriteStore,
     action: &Action<'_>,
@@ -24,14 +40,6 @@ pub(crate) fn is_authorized(
     }
     let security = store.aggregate_value(action.owner, "security")?;
     Ok(security.is_some_and(|security| delegation_allows(&security, action)))
-}
-
-/// Whether a FORGET sent by `forget_sender` may forget a live message sent by `target_sender`:
-/// only its own sender may, whoever the owner or its delegates are (the reference's rule,
-/// an exact comparison as there). A delegate forgets what it sent, never the owner's
-/// messages; an owner cannot forget what a delegate sent for it.
-pub fn may_forget(forget_sender: &str, target_sender: &str) -> bool {
-    forget_sender == target_sender
 }
 
 /// Whether the owner's `security` aggregate lets `action.sender` act for it. An action whose

@@ -10,29 +10,17 @@
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use raleph_db::{ErrorCode, Failure};
+use raleph_message::{Content, Envelope};
 
-use crate::intake::{Command, Submission, SubmitError, SubmitOutcome, check_submission};
+use crate::Clock;
 use crate::prepare::Preparer;
+use crate::submission::{Command, Next, Submission, SubmitError, SubmitOutcome, Unchecked};
 use crate::vital::{Deaths, Vital};
 
 /// Most submissions a checker takes from the queue at once: small, so that the other
 /// checkers get a share of a burst.
 const TAKE: usize = 16;
-
-/// A submission whose signature is not checked yet.
-pub(crate) struct Unchecked {
-    pub submission: Submission,
-    pub next: Next,
-}
-
-/// Where a submission goes once checked.
-pub(crate) enum Next {
-    /// To the acceptor, which journals it and answers through the submission's `reply`.
-    Journal,
-    /// Straight to the writer (a relayed message); the caller learns the verdict here.
-    Writer(oneshot::Sender<Result<SubmitOutcome, SubmitError>>),
-}
 
 /// Starts `threads` checkers on `queue`. They stop once every sender of the queue is gone.
 pub(crate) fn spawn(
@@ -41,6 +29,7 @@ pub(crate) fn spawn(
     acceptor: SyncSender<Submission>,
     writer: SyncSender<Command>,
     preparer: Arc<Preparer>,
+    clock: Arc<dyn Clock>,
     deaths: &Deaths,
 ) -> std::io::Result<()> {
     let queue = Arc::new(Mutex::new(queue));
@@ -50,11 +39,12 @@ pub(crate) fn spawn(
         let writer = writer.clone();
         let deaths = deaths.clone();
         let preparer = preparer.clone();
+        let clock = clock.clone();
         std::thread::Builder::new()
             .name(format!("raleph-check-{index}"))
             .spawn(move || {
                 let _vital = Vital::new("signature checker", &deaths);
-                run(&queue, &acceptor, &writer, &preparer)
+                run(&queue, &acceptor, &writer, &preparer, clock.as_ref())
             })?;
     }
     Ok(())
@@ -65,6 +55,7 @@ fn run(
     acceptor: &SyncSender<Submission>,
     writer: &SyncSender<Command>,
     preparer: &Preparer,
+    clock: &dyn Clock,
 ) {
     while let Some(taken) = take(queue) {
         for Unchecked {
@@ -81,7 +72,7 @@ fn run(
             match next {
                 Next::Journal => to_acceptor(acceptor, submission),
                 Next::Writer(reply) => {
-                    let _ = reply.send(to_writer(writer, submission));
+                    let _ = reply.send(to_writer(writer, submission, clock.now()));
                 }
             }
         }
@@ -123,12 +114,13 @@ fn to_acceptor(acceptor: &SyncSender<Submission>, submission: Submission) {
 fn to_writer(
     writer: &SyncSender<Command>,
     mut submission: Submission,
+    received: f64,
 ) -> Result<SubmitOutcome, SubmitError> {
     let outcome = match &submission.verdict {
         Ok(()) => SubmitOutcome::Queued,
         Err(failure) => SubmitOutcome::Rejected(failure.clone()),
     };
-    submission.received = crate::now();
+    submission.received = received;
     writer
         .try_send(Command::Journaled(vec![submission]))
         .map_err(|e| match e {
@@ -136,4 +128,37 @@ fn to_writer(
             TrySendError::Disconnected(_) => SubmitError::Stopped,
         })?;
     Ok(outcome)
+}
+
+/// What is checked of a message before it is accepted: its signature, and the content of an
+/// inline message, which the reference validates at submission (a 422 there and here); the
+/// inline content's parse is returned, for the writer. A non-inline message's content is
+/// checked when it is processed, once it is at hand.
+pub fn check_submission(envelope: &Envelope) -> Result<Option<Content>, Failure> {
+    verify_signature(envelope)?;
+    let Some(inline) = &envelope.item_content else {
+        return Ok(None);
+    };
+    Content::of_message(envelope, inline.as_bytes())
+        .map(Some)
+        .map_err(|e| Failure::new(ErrorCode::InvalidFormat, e.to_string()))
+}
+
+/// Checks the signature of an envelope against its chain's scheme.
+pub fn verify_signature(envelope: &Envelope) -> Result<(), Failure> {
+    let Some(signature) = envelope.signature.as_deref() else {
+        return Err(Failure::new(
+            ErrorCode::InvalidSignature,
+            "the message has no signature",
+        ));
+    };
+    let fields = raleph_crypto::SignedFields {
+        chain: envelope.chain,
+        sender: &envelope.sender,
+        message_type: envelope.message_type.as_str(),
+        item_hash: envelope.item_hash.as_str(),
+        time: envelope.time,
+    };
+    raleph_crypto::verify(&fields, signature)
+        .map_err(|e| Failure::new(ErrorCode::InvalidSignature, e.to_string()))
 }

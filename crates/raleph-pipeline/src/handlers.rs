@@ -1,5 +1,5 @@
-//! Applying a verified message by type: the rules of POST, AGGREGATE, STORE, PROGRAM,
-//! INSTANCE and FORGET.
+//! Applying a verified message by type: the rules of POST, AGGREGATE, STORE, PROGRAM and
+//! INSTANCE here, those of FORGET in `forget`.
 //!
 //! Every handler checks first and writes last: a message that fails (`Applied::Failed`)
 //! has written nothing, so the writer applies a batch without a savepoint per message. A store
@@ -9,33 +9,29 @@ use raleph_db::{
     ErrorCode, Failure, MessageRecord, MessageStatus, NewAggregateElement, NewFilePin, NewMessage,
     NewPost, NewVm, WriteStore,
 };
-use raleph_message::content::{
-    AggregateContent, ExecutableContent, ForgetContent, PostContent, StoreContent,
-};
+use raleph_message::content::{AggregateContent, ExecutableContent, PostContent, StoreContent};
 use raleph_message::{Content, Envelope, ItemHash, TypedContent};
 use serde_json::{Value, json};
 
-use crate::authorize::{Action, is_authorized, may_forget};
+use crate::authorize::{Action, is_authorized};
+use crate::content::stored_content;
+use crate::context::Context;
+use crate::forget::{Forget, apply_forget};
 use crate::prepare::Prepared;
-use crate::writer::{Writer, record_of};
+use crate::rule::{Check, fail, permission_denied};
 
 pub(crate) enum Applied {
     Processed(MessageRecord),
     Failed(Failure),
 }
 
-/// `Ok(Err(failure))`: the message fails; `Err(_)`: the store failed.
-type Check = raleph_db::Result<Result<(), Failure>>;
-
 /// Aggregates of this owner are ignored, as the reference ignores them.
 const IGNORED_AGGREGATE_OWNER: &str = "0x51A58800b26AA1451aaA803d1746687cB88E0501";
 
-fn fail(code: ErrorCode, error: impl Into<Value>) -> Check {
-    Ok(Err(Failure::new(code, error)))
-}
-
+/// Applies `env` by its type, with its content as a checker `prepared` it or as read now.
 pub(crate) fn process_message(
-    w: &mut Writer,
+    store: &mut dyn WriteStore,
+    ctx: &Context<'_>,
     env: &Envelope,
     reception_time: f64,
     prepared: Option<&Prepared>,
@@ -61,7 +57,7 @@ pub(crate) fn process_message(
                 Err(e) => return Ok(failed(ErrorCode::InvalidFormat, e.to_string())),
             }
         }
-        (None, None) => match stored_content(w, env) {
+        (None, None) => match stored_content(ctx, env) {
             Ok((bytes, file)) => {
                 content_file = Some(file);
                 loaded = Content::of_message(env, &bytes);
@@ -78,28 +74,29 @@ pub(crate) fn process_message(
         (None, Some(file)) => file.size,
         (None, None) => 0,
     };
-    if let Err(failure) = w.payments.check(env, content) {
+    if let Err(failure) = ctx.payments.check(env, content) {
         return Ok(Applied::Failed(failure));
     }
-    let grace_until = crate::now() + w.config.file_grace_period_secs;
-    let max_aggregate_bytes = w.config.max_aggregate_bytes;
-    let provided = &w.config.provided_runtimes;
-    let store = w.store.as_mut();
+    let max_aggregate_bytes = ctx.config.max_aggregate_bytes;
+    let provided = &ctx.config.provided_runtimes;
     let checked = match &content.typed {
         TypedContent::Post(post) => apply_post(store, env, content, post)?,
         TypedContent::Aggregate(aggregate) => {
             apply_aggregate(store, env, content, aggregate, max_aggregate_bytes)?
         }
-        TypedContent::Store(file) => apply_store(w, env, content, file)?,
+        TypedContent::Store(file) => apply_store(store, ctx, env, content, file)?,
         TypedContent::Program(vm) => apply_vm(store, env, content, vm, "program", provided)?,
         TypedContent::Instance(vm) => apply_vm(store, env, content, vm, "instance", provided)?,
-        TypedContent::Forget(forget) => apply_forget(store, env, content, forget, grace_until)?,
+        TypedContent::Forget(forget) => {
+            let forget = Forget::new(&content.address, forget);
+            apply_forget(store, ctx, env, &forget)?
+        }
     };
     if let Err(failure) = checked {
         return Ok(Applied::Failed(failure));
     }
     if let Some(file) = &content_file {
-        w.store.record_file(file, None)?;
+        store.record_file(file, None)?;
     }
     let message = NewMessage {
         item_hash: env.item_hash.to_string(),
@@ -123,69 +120,12 @@ pub(crate) fn process_message(
         tags: content.tags(),
         reception_time,
     };
-    w.store.insert_message(&message)?;
+    store.insert_message(&message)?;
     Ok(Applied::Processed(record_of(&message)))
-}
-
-/// The stored content of a non-inline message, and its file, if the node holds it and it is
-/// no larger than `pipeline.max_content_bytes`: the size is checked before anything is read.
-pub(crate) fn stored_content(
-    w: &Writer,
-    env: &Envelope,
-) -> Result<(Vec<u8>, raleph_db::FileRecord), Failure> {
-    let hash = env.item_hash.as_str();
-    let unavailable = |e: std::io::Error| {
-        Failure::new(
-            ErrorCode::ContentUnavailable,
-            format!("reading the content failed: {e}"),
-        )
-    };
-    let Some(file) = w.content.file(hash).map_err(unavailable)? else {
-        return Err(Failure::new(
-            ErrorCode::ContentUnavailable,
-            "the content is not available yet",
-        ));
-    };
-    let limit = w.config.max_content_bytes;
-    if file.size > limit {
-        return Err(Failure::new(
-            ErrorCode::InvalidFormat,
-            format!(
-                "the content is {} bytes, over the limit of {limit} (pipeline.max_content_bytes)",
-                file.size
-            ),
-        ));
-    }
-    match w.content.load(env.item_type, hash).map_err(unavailable)? {
-        Some(bytes) => Ok((bytes, file)),
-        None => Err(Failure::new(
-            ErrorCode::ContentUnavailable,
-            "the content is not available yet",
-        )),
-    }
 }
 
 fn failed(code: ErrorCode, error: impl Into<Value>) -> Applied {
     Applied::Failed(Failure::new(code, error))
-}
-
-fn action<'a>(env: &'a Envelope, owner: &'a str) -> Action<'a> {
-    Action {
-        sender: &env.sender,
-        owner,
-        chain: env.chain.as_str(),
-        message_type: env.message_type.as_str(),
-        channel: env.channel.as_deref(),
-        post_type: None,
-        aggregate_key: None,
-    }
-}
-
-fn permission_denied() -> Check {
-    fail(
-        ErrorCode::PermissionDenied,
-        "the sender may not act for this address",
-    )
 }
 
 fn apply_post(
@@ -220,7 +160,7 @@ fn apply_post(
         // The sender must be allowed to create the original.
         let allowed = Action {
             post_type: Some(&original.post_type),
-            ..action(env, &original.owner)
+            ..Action::of(env, &original.owner)
         };
         if !is_authorized(store, &allowed)? {
             return permission_denied();
@@ -229,7 +169,7 @@ fn apply_post(
     } else {
         let allowed = Action {
             post_type: Some(&post.post_type),
-            ..action(env, &content.address)
+            ..Action::of(env, &content.address)
         };
         if !is_authorized(store, &allowed)? {
             return permission_denied();
@@ -261,7 +201,7 @@ fn apply_aggregate(
 ) -> Check {
     let allowed = Action {
         aggregate_key: Some(&aggregate.key),
-        ..action(env, &content.address)
+        ..Action::of(env, &content.address)
     };
     if !is_authorized(store, &allowed)? {
         return permission_denied();
@@ -291,12 +231,17 @@ fn apply_aggregate(
     Ok(Ok(()))
 }
 
-fn apply_store(w: &mut Writer, env: &Envelope, content: &Content, file: &StoreContent) -> Check {
-    let store = w.store.as_mut();
-    if !is_authorized(store, &action(env, &content.address))? {
+fn apply_store(
+    store: &mut dyn WriteStore,
+    ctx: &Context<'_>,
+    env: &Envelope,
+    content: &Content,
+    file: &StoreContent,
+) -> Check {
+    if !is_authorized(store, &Action::of(env, &content.address))? {
         return permission_denied();
     }
-    let held = match w.content.file(file.item_hash.as_str()) {
+    let held = match ctx.content.file(file.item_hash.as_str()) {
         Ok(held) => held,
         Err(e) => {
             return fail(
@@ -311,7 +256,6 @@ fn apply_store(w: &mut Writer, env: &Envelope, content: &Content, file: &StoreCo
             json!({"file": file.item_hash.as_str()}),
         );
     };
-    let store = w.store.as_mut();
     // The file tag this STORE updates: its own hash, another STORE it refines, or a free name.
     let tag = match file.reference.as_deref() {
         None => env.item_hash.to_string(),
@@ -353,7 +297,7 @@ fn apply_vm(
     vm_type: &str,
     provided_runtimes: &[String],
 ) -> Check {
-    if !is_authorized(store, &action(env, &content.address))? {
+    if !is_authorized(store, &Action::of(env, &content.address))? {
         return permission_denied();
     }
     if let Some(original) = vm.replaces.as_deref() {
@@ -421,98 +365,21 @@ fn apply_vm(
     Ok(Ok(()))
 }
 
-/// What FORGET does to one target.
-enum Target {
-    Forget(String),
-    AlreadyForgotten(String),
-}
-
-fn apply_forget(
-    store: &mut dyn WriteStore,
-    env: &Envelope,
-    content: &Content,
-    forget: &ForgetContent,
-    grace_until: f64,
-) -> Check {
-    let mut hashes: Vec<String> = forget.hashes.iter().map(ItemHash::to_string).collect();
-    let mut found_forgotten_elements = false;
-    for key in &forget.aggregates {
-        let elements = store.aggregate_element_hashes(&content.address, key)?;
-        if elements.is_empty() {
-            // A node that synced after the elements were forgotten elsewhere holds only
-            // their skeletons, recorded as forgotten by this very FORGET.
-            found_forgotten_elements = found_forgotten_elements
-                || store.forgot_aggregates_of(&content.address, env.item_hash.as_str())?;
-            if !found_forgotten_elements {
-                return fail(ErrorCode::ForgetTargetNotFound, json!({"aggregate": key}));
-            }
-        }
-        hashes.extend(elements);
+/// The record the API serves for a message processed just now.
+fn record_of(m: &NewMessage) -> MessageRecord {
+    MessageRecord {
+        item_hash: m.item_hash.clone(),
+        message_type: m.message_type.clone(),
+        chain: m.chain.clone(),
+        sender: m.sender.clone(),
+        signature: m.signature.clone(),
+        item_type: m.item_type.clone(),
+        item_content: m.item_content.clone(),
+        content: m.content.clone(),
+        channel: m.channel.clone(),
+        time: m.time,
+        size: m.size,
+        reception_time: m.reception_time,
+        status: MessageStatus::Processed,
     }
-    if hashes.is_empty() && !found_forgotten_elements {
-        return fail(
-            ErrorCode::ForgetNoTarget,
-            "a FORGET must name hashes or aggregates",
-        );
-    }
-    // Check every target before changing anything, in the reference's order: the targets
-    // exist (a retry otherwise), then the FORGET itself may be sent for `content.address`,
-    // then each live target was sent by the FORGET's own sender.
-    let mut targets = Vec::new();
-    let mut live = Vec::new();
-    for hash in hashes {
-        match store.status(&hash)? {
-            None | Some(MessageStatus::Pending) => {
-                return fail(ErrorCode::ForgetTargetNotFound, json!({"message": hash}));
-            }
-            Some(MessageStatus::Forgotten) => targets.push(Target::AlreadyForgotten(hash)),
-            Some(MessageStatus::Rejected | MessageStatus::Removed) => {}
-            Some(MessageStatus::Processed | MessageStatus::Removing) => {
-                let Some(facts) = store.message_facts(&hash)? else {
-                    return fail(ErrorCode::ForgetTargetNotFound, json!({"message": hash}));
-                };
-                if facts.message_type == "STORE" && store.store_used_by_vm(&hash)? {
-                    return fail(
-                        ErrorCode::ForgetNotAllowed,
-                        json!({"message": hash, "reason": "used by a program"}),
-                    );
-                }
-                live.push((hash, facts));
-            }
-        }
-    }
-    if !is_authorized(store, &action(env, &content.address))? {
-        return permission_denied();
-    }
-    for (hash, facts) in live {
-        if facts.message_type == "FORGET" {
-            return fail(ErrorCode::ForgetForget, json!({"message": hash}));
-        }
-        if !may_forget(&env.sender, &facts.sender) {
-            return fail(
-                ErrorCode::PermissionDenied,
-                json!({"message": hash, "reason": "it belongs to another user"}),
-            );
-        }
-        targets.push(Target::Forget(hash));
-    }
-    let by = env.item_hash.as_str();
-    let now = crate::now();
-    for target in targets {
-        match target {
-            Target::AlreadyForgotten(hash) => store.append_forgotten_by(&hash, by)?,
-            Target::Forget(hash) => {
-                // Forgetting an original post forgets its amends with it.
-                for amend in store.amends_of(&hash)? {
-                    if store.status(&amend)?.is_some_and(MessageStatus::is_live) {
-                        store.forget(&amend, by, now, grace_until)?;
-                    }
-                }
-                if store.status(&hash)?.is_some_and(MessageStatus::is_live) {
-                    store.forget(&hash, by, now, grace_until)?;
-                }
-            }
-        }
-    }
-    Ok(Ok(()))
 }

@@ -1,86 +1,19 @@
-//! The handle through which the API (and later peers and chains) submit messages.
+//! Intake: the handle through which the API, peers and sync submit messages, and the
+//! acceptor thread that journals them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
-use raleph_db::{ErrorCode, Failure, FileRecord, MessageStatus};
-use raleph_message::{Content, Envelope};
+use raleph_db::FileRecord;
+use raleph_message::Envelope;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::Event;
-use crate::check::{Next, Unchecked};
 use crate::journal::Journal;
-
-pub(crate) struct Submission {
-    pub envelope: Envelope,
-    pub origin: &'static str,
-    /// The signature check, done by a checker before the submission reached the journal.
-    pub verdict: Result<(), Failure>,
-    /// Whoever still waits for an answer. `accept` callers are answered by the acceptor
-    /// thread once the submission is durable; `submit` callers by the writer once processed.
-    pub reply: Option<oneshot::Sender<Result<SubmitOutcome, SubmitError>>>,
-    pub answer_when_durable: bool,
-    /// When the node received it; journaled with it, so a replay keeps it.
-    pub received: f64,
-    /// Its intake-journal record number, once journaled (bad signatures are not journaled).
-    pub journal_number: Option<u64>,
-    /// A non-inline message's content, parsed by its checker (see `prepare`).
-    pub prepared: Option<crate::prepare::Prepared>,
-}
-
-/// What the writer thread is asked to do.
-pub(crate) enum Command {
-    /// Submissions to apply: from the acceptor in journal order (durable if they passed the
-    /// signature check), or one relayed message `offer`ed without the journal.
-    Journaled(Vec<Submission>),
-    StoreFile {
-        upload: Box<dyn PendingUpload>,
-        /// Keep the file for the grace period even with no pin (an unclaimed upload).
-        grace: bool,
-        reply: oneshot::Sender<Result<FileRecord, SubmitError>>,
-    },
-    CollectGarbage {
-        reply: oneshot::Sender<Result<usize, SubmitError>>,
-    },
-    RecordForgotten {
-        skeleton: Box<raleph_db::ForgottenRecord>,
-        reply: oneshot::Sender<Result<bool, SubmitError>>,
-    },
-}
-
-/// An uploaded file, complete and checked, waiting to enter the file store. The writer
-/// thread commits it, so a file never appears or disappears between the garbage collector's
-/// decision and its deletion.
-pub trait PendingUpload: Send + 'static {
-    fn commit(self: Box<Self>) -> std::io::Result<FileRecord>;
-}
-
-/// What became of a submission once it was durably recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SubmitOutcome {
-    /// Durably accepted, not processed yet: in the intake journal or the pending queue.
-    Queued,
-    /// The node already holds this item hash with a final status.
-    Known(MessageStatus),
-    /// Refused (bad signature); the rejection is recorded.
-    Rejected(Failure),
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SubmitError {
-    #[error("the node is busy: its intake queue is full, retry later")]
-    Busy,
-    #[error("the pipeline has stopped")]
-    Stopped,
-    /// The database or the disk cannot be written right now; messages already accepted are
-    /// kept and applied once it is back.
-    #[error("the node cannot store messages right now ({0}), retry later")]
-    Unavailable(String),
-    #[error("the store failed: {0}")]
-    Store(String),
-}
+use crate::submission::{
+    Command, Next, PendingUpload, Submission, SubmitError, SubmitOutcome, Unchecked,
+};
+use crate::{Clock, Event};
 
 /// A cloneable handle to the running pipeline.
 #[derive(Clone)]
@@ -265,39 +198,6 @@ fn unchecked(
     }
 }
 
-/// What is checked of a message before it is accepted: its signature, and the content of an
-/// inline message, which the reference validates at submission (a 422 there and here); the
-/// inline content's parse is returned, for the writer. A non-inline message's content is
-/// checked when it is processed, once it is at hand.
-pub fn check_submission(envelope: &Envelope) -> Result<Option<Content>, Failure> {
-    verify_signature(envelope)?;
-    let Some(inline) = &envelope.item_content else {
-        return Ok(None);
-    };
-    Content::of_message(envelope, inline.as_bytes())
-        .map(Some)
-        .map_err(|e| Failure::new(ErrorCode::InvalidFormat, e.to_string()))
-}
-
-/// Checks the signature of an envelope against its chain's scheme.
-pub fn verify_signature(envelope: &Envelope) -> Result<(), Failure> {
-    let Some(signature) = envelope.signature.as_deref() else {
-        return Err(Failure::new(
-            ErrorCode::InvalidSignature,
-            "the message has no signature",
-        ));
-    };
-    let fields = raleph_crypto::SignedFields {
-        chain: envelope.chain,
-        sender: &envelope.sender,
-        message_type: envelope.message_type.as_str(),
-        item_hash: envelope.item_hash.as_str(),
-        time: envelope.time,
-    };
-    raleph_crypto::verify(&fields, signature)
-        .map_err(|e| Failure::new(ErrorCode::InvalidSignature, e.to_string()))
-}
-
 pub(crate) struct AcceptorLimits {
     /// Most submissions journaled with one append.
     pub group: usize,
@@ -320,6 +220,7 @@ pub(crate) fn run_acceptor(
     journaled: Arc<AtomicU64>,
     applied: Arc<AtomicU64>,
     limits: AcceptorLimits,
+    clock: &dyn Clock,
 ) {
     while let Ok(first) = inbox.recv() {
         let backlog = || {
@@ -336,7 +237,7 @@ pub(crate) fn run_acceptor(
                 Err(_) => break,
             }
         }
-        let received = crate::now();
+        let received = clock.now();
         for submission in &mut group {
             submission.received = received;
         }

@@ -16,11 +16,17 @@
 
 mod authorize;
 mod check;
-mod forgotten;
+mod clock;
+mod content;
+mod context;
+mod decide;
+mod forget;
 mod handlers;
 mod intake;
 mod journal;
 mod prepare;
+mod rule;
+mod submission;
 mod vital;
 mod writer;
 
@@ -29,8 +35,12 @@ use std::sync::Arc;
 use raleph_db::{Failure, FileRecord, MessageRecord};
 use raleph_message::{Content, Envelope, ItemType};
 
-pub use authorize::{Action, delegation_allows, may_forget};
-pub use intake::{PendingUpload, PipelineHandle, SubmitError, SubmitOutcome, verify_signature};
+pub use authorize::{Action, delegation_allows};
+pub use check::verify_signature;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use forget::{Proof, may_forget, prove_skeleton};
+pub use intake::PipelineHandle;
+pub use submission::{PendingUpload, SubmitError, SubmitOutcome};
 pub use writer::spawn;
 
 /// For the fuzz targets under `fuzz/` only; not part of the crate's API.
@@ -204,7 +214,7 @@ impl Event {
     }
 }
 
-/// Seconds since the epoch.
+/// Seconds since the epoch, by the machine's clock (what [`SystemClock`] reads).
 pub fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

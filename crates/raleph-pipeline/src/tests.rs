@@ -70,6 +70,8 @@ async fn upload(node: &Node, bytes: &[u8], grace: bool) -> raleph_db::FileRecord
 
 struct Node {
     handle: PipelineHandle,
+    /// The pipeline's clock: moved on by the tests of time rules, still otherwise.
+    clock: ManualClock,
     reader: SqliteReader,
     files: FileStore,
     _dir: tempfile::TempDir,
@@ -84,16 +86,19 @@ fn node_in(dir: tempfile::TempDir, config: PipelineConfig) -> Node {
     let (writer, reader) =
         open(&dir.path().join("index.sqlite"), Durability::Normal).expect("open");
     let files = FileStore::open(dir.path().join("files")).expect("files");
+    let clock = ManualClock::starting_now();
     let (handle, _thread) = spawn(
         Box::new(writer),
         Arc::new(Files(files.clone())),
         Arc::new(NoPayments),
         config,
         &dir.path().join("intake"),
+        Arc::new(clock.clone()),
     )
     .expect("spawn");
     Node {
         handle,
+        clock,
         reader,
         files,
         _dir: dir,
@@ -321,6 +326,8 @@ async fn amend_waits_for_its_original() {
     assert_eq!(status(&node, &amend_hash), Some(MessageStatus::Pending));
     assert!(processed(&run(&node, original).await));
     let mut events = node.handle.subscribe();
+    // Its first retry is due within a second of the pipeline's clock.
+    node.clock.advance(Duration::from_secs(1));
     tokio::time::timeout(Duration::from_secs(10), async {
         while status(&node, &amend_hash) != Some(MessageStatus::Processed) {
             let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
@@ -752,19 +759,27 @@ async fn storage_content_and_store_files() {
         Some(ErrorCode::FileUnavailable)
     );
     node.files.put_bytes(&file, false).expect("put file");
+    // Its first retry is due within a second of the pipeline's clock, which is still.
+    assert_eq!(status(&node, &store_hash), Some(MessageStatus::Pending));
+    node.clock.advance(Duration::from_secs(1));
+    // The writer looks at the pending queue at least twice a second.
     tokio::time::timeout(Duration::from_secs(10), async {
         while status(&node, &store_hash) != Some(MessageStatus::Processed) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await
-    .expect("the STORE is processed once its file is available");
+    .expect("the STORE is processed once its file is available and its retry is due");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pins_grace_periods_and_garbage_collection() {
+    // Files on disk carry real times, the pipeline's clock starts at the real time: moving it
+    // on by far more than the grace period makes the orphan below old enough too, however
+    // long the test takes to get there.
+    let grace = Duration::from_secs(100);
     let node = node_with(PipelineConfig {
-        file_grace_period_secs: 0.3,
+        file_grace_period_secs: grace.as_secs_f64(),
         ..Default::default()
     });
     let alice = EthSigner::new_random();
@@ -784,7 +799,10 @@ async fn pins_grace_periods_and_garbage_collection() {
     // A file written but never recorded (as after a crash between the two).
     let orphan = node.files.put_bytes(b"orphan", false).expect("put").sha256;
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Nothing goes during the grace period...
+    assert_eq!(node.handle.collect_garbage().await.expect("gc"), 0);
+    node.clock.advance(grace * 10);
+    // ... and after it, all but the pinned file.
     assert_eq!(node.handle.collect_garbage().await.expect("gc"), 2);
     assert!(
         node.files.contains(&pinned.sha256),
@@ -802,7 +820,9 @@ async fn pins_grace_periods_and_garbage_collection() {
         node.files.contains(&pinned.sha256),
         "kept during the grace period"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    node.clock.advance(grace - Duration::from_secs(1));
+    assert_eq!(node.handle.collect_garbage().await.expect("gc"), 0);
+    node.clock.advance(Duration::from_secs(2));
     assert_eq!(node.handle.collect_garbage().await.expect("gc"), 1);
     assert!(!node.files.contains(&pinned.sha256));
 }
@@ -1051,6 +1071,37 @@ async fn inline_content_is_checked_at_submission() {
     assert_eq!(value["time"].as_f64(), Some(t));
 }
 
+/// A rejection is remembered for `rejected_retention_secs` of the pipeline's clock, then
+/// forgotten by the garbage collector.
+#[tokio::test(flavor = "multi_thread")]
+async fn rejections_expire_after_their_retention_time() {
+    let retention = Duration::from_secs(3600);
+    let node = node_with(PipelineConfig {
+        rejected_retention_secs: retention.as_secs_f64(),
+        ..PipelineConfig::default()
+    });
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let mut forged = post(&alice, &me, "note", json!({"n": 1}), None, t);
+    forged.signature = Some(format!("0x{}", "ab".repeat(65)));
+    let forged_hash = forged.item_hash.to_string();
+    let outcome = node.handle.accept(forged, "test").await.expect("accept");
+    assert!(matches!(outcome, SubmitOutcome::Rejected(_)));
+    // Flush the writer: a valid message behind it.
+    assert!(processed(
+        &run(&node, post(&alice, &me, "note", json!({"n": 2}), None, t)).await
+    ));
+    let remembered = |node: &Node| node.reader.rejection(&forged_hash).expect("read").is_some();
+    assert!(remembered(&node));
+    node.clock.advance(retention - Duration::from_secs(1));
+    node.handle.collect_garbage().await.expect("gc");
+    assert!(remembered(&node), "kept for its retention time");
+    node.clock.advance(Duration::from_secs(2));
+    node.handle.collect_garbage().await.expect("gc");
+    assert!(!remembered(&node), "forgotten after it");
+}
+
 /// A rejected message is remembered with a bounded head of each field, and only so many are
 /// remembered: a client with no key cannot store unbounded bytes by sending invalid messages.
 #[tokio::test(flavor = "multi_thread")]
@@ -1074,6 +1125,8 @@ async fn rejections_are_bounded() {
         hashes.push(envelope.item_hash.to_string());
         let outcome = node.handle.accept(envelope, "test").await.expect("accept");
         assert!(matches!(outcome, SubmitOutcome::Rejected(_)));
+        // Each received at its own time, so that "the oldest" is one of them.
+        node.clock.advance(Duration::from_millis(1));
     }
     // Flush the writer: a valid message behind them.
     assert!(processed(
@@ -1101,6 +1154,7 @@ async fn rejections_are_bounded() {
     content[&field] = json!(1);
     let quoting = signed(&alice, MessageType::Post, content, "TEST", t);
     let quoting_hash = quoting.item_hash.to_string();
+    node.clock.advance(Duration::from_millis(1));
     let outcome = node.handle.accept(quoting, "test").await.expect("accept");
     assert!(matches!(outcome, SubmitOutcome::Rejected(_)));
     assert!(processed(
@@ -1188,6 +1242,7 @@ async fn a_dead_writer_is_reported() {
         Arc::new(NoPayments),
         PipelineConfig::default(),
         &dir.path().join("intake"),
+        Arc::new(crate::SystemClock),
     )
     .expect("spawn");
     // Alive: nothing is reported.

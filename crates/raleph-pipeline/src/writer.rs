@@ -8,22 +8,21 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
 use raleph_db::{
-    EnqueueOutcome, ErrorCode, Failure, MessageRecord, MessageStatus, NewPending, PendingRow,
-    WriteStore,
+    EnqueueOutcome, ErrorCode, Failure, MessageStatus, NewPending, PendingRow, WriteStore,
 };
 use raleph_message::Envelope;
 use rand::Rng;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::forgotten::{forget_held_element, forgotten_rightly};
-use crate::handlers::{Applied, process_message};
-use crate::intake::{
-    AcceptorLimits, Command, PendingUpload, Submission, SubmitError, SubmitOutcome, run_acceptor,
-};
+use crate::context::Context;
+use crate::decide::{Candidate, Decision, Signature, decide};
+use crate::forget::forget_held_element;
+use crate::intake::{AcceptorLimits, run_acceptor};
 use crate::journal::{Journal, Record, static_origin};
+use crate::submission::{Command, PendingUpload, Submission, SubmitError, SubmitOutcome};
 use crate::vital::Vital;
-use crate::{ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle, now};
+use crate::{Clock, ContentSource, Event, PaymentPolicy, PipelineConfig, PipelineHandle};
 
 /// Longest the writer sleeps when nothing is due, so it notices a stopped node.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
@@ -51,13 +50,15 @@ const MAX_PARK_PAUSE: Duration = Duration::from_secs(2);
 
 /// Starts the pipeline: the acceptor thread, which journals submissions in `journal_dir`, and
 /// the writer thread, which first applies what the journal holds beyond the store's position
-/// (submissions a stop interrupted). Both stop when every handle is dropped.
+/// (submissions a stop interrupted). Both stop when every handle is dropped. Every time the
+/// pipeline decides by (reception, retries, grace pins, expiry) is read from `clock`.
 pub fn spawn(
     mut store: Box<dyn WriteStore>,
     content: Arc<dyn ContentSource>,
     payments: Arc<dyn PaymentPolicy>,
     config: PipelineConfig,
     journal_dir: &Path,
+    clock: Arc<dyn Clock>,
 ) -> std::io::Result<(PipelineHandle, std::thread::JoinHandle<()>)> {
     let position = store
         .journal_position()
@@ -87,6 +88,7 @@ pub fn spawn(
         intake,
         commands.clone(),
         Arc::new(preparer),
+        clock.clone(),
         &deaths,
     )?;
     let store_down = Arc::new(AtomicBool::new(false));
@@ -106,6 +108,7 @@ pub fn spawn(
     };
     let acceptor_applied = applied.clone();
     let acceptor_deaths = deaths.clone();
+    let acceptor_clock = clock.clone();
     std::thread::Builder::new()
         .name("raleph-acceptor".into())
         .spawn(move || {
@@ -117,13 +120,17 @@ pub fn spawn(
                 journaled,
                 acceptor_applied,
                 limits,
+                acceptor_clock.as_ref(),
             )
         })?;
     let mut writer = Writer {
         store,
-        content,
-        payments,
-        config,
+        rules: Rules {
+            content,
+            payments,
+            config,
+            clock,
+        },
         events,
         rejections_since_expiry: 0,
         applied,
@@ -141,11 +148,34 @@ pub fn spawn(
     Ok((handle, thread))
 }
 
+/// What the writer lends the message rules, beside the store (see [`Context`]).
+struct Rules {
+    content: Arc<dyn ContentSource>,
+    payments: Arc<dyn PaymentPolicy>,
+    config: PipelineConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl Rules {
+    /// Seconds since the epoch, by the pipeline's clock.
+    fn now(&self) -> f64 {
+        self.clock.now()
+    }
+
+    /// The rules' view, now.
+    fn context(&self) -> Context<'_> {
+        Context {
+            content: self.content.as_ref(),
+            payments: self.payments.as_ref(),
+            config: &self.config,
+            now: self.now(),
+        }
+    }
+}
+
 pub(crate) struct Writer {
-    pub(crate) store: Box<dyn WriteStore>,
-    pub(crate) content: Arc<dyn ContentSource>,
-    pub(crate) payments: Arc<dyn PaymentPolicy>,
-    pub(crate) config: PipelineConfig,
+    store: Box<dyn WriteStore>,
+    rules: Rules,
     events: broadcast::Sender<Event>,
     /// Rejections recorded since rejections were last expired.
     rejections_since_expiry: u64,
@@ -209,14 +239,14 @@ impl Writer {
                 // A small batch waits up to `gather_ms` for more, so that messages trickling
                 // in (relayed gossip) share a commit and its sync instead of paying one each.
                 let gather_until =
-                    std::time::Instant::now() + gather_duration(self.config.gather_ms);
+                    std::time::Instant::now() + gather_duration(self.rules.config.gather_ms);
                 while let Some(command) = next.take() {
                     match command {
                         Command::Journaled(group) => submissions.extend(group),
                         other => others.push(other),
                     }
                     let count = submissions.len() + others.len();
-                    if count >= self.config.index_batch {
+                    if count >= self.rules.config.index_batch {
                         break;
                     }
                     next = self.next_command(Duration::ZERO).ok();
@@ -266,7 +296,7 @@ impl Writer {
                     "intake journal: an unreadable envelope is skipped: {e}"
                 ),
             }
-            if batch.len() >= self.config.index_batch.max(1) {
+            if batch.len() >= self.rules.config.index_batch.max(1) {
                 self.commit_intake(std::mem::take(&mut batch));
             }
         }
@@ -277,9 +307,9 @@ impl Writer {
 
     fn time_until_due(&mut self) -> Duration {
         match self.store.next_due() {
-            Ok(Some(due)) => {
-                Duration::from_secs_f64((due - now()).clamp(0.0, IDLE_WAIT.as_secs_f64()))
-            }
+            Ok(Some(due)) => Duration::from_secs_f64(
+                (due - self.rules.now()).clamp(0.0, IDLE_WAIT.as_secs_f64()),
+            ),
             Ok(None) => IDLE_WAIT,
             Err(e) => {
                 tracing::error!("failed to read the pending queue: {e}");
@@ -302,7 +332,8 @@ impl Writer {
                 let _ = reply.send(self.collect_garbage());
             }
             Command::RecordForgotten { skeleton, reply } => {
-                let (now, grace_until) = (now(), self.grace_until());
+                let ctx = self.rules.context();
+                let (now, grace_until) = (ctx.now, ctx.grace_until());
                 let recorded = self.store.begin().and_then(|()| {
                     let recorded = self.store.record_forgotten(&skeleton)?
                         || forget_held_element(self.store.as_mut(), &skeleton, now, grace_until)?;
@@ -317,10 +348,6 @@ impl Writer {
         }
     }
 
-    fn grace_until(&self) -> f64 {
-        now() + self.config.file_grace_period_secs
-    }
-
     fn store_file(
         &mut self,
         upload: Box<dyn PendingUpload>,
@@ -329,7 +356,7 @@ impl Writer {
         let file = upload
             .commit()
             .map_err(|e| SubmitError::Store(format!("storing the file failed: {e}")))?;
-        let grace_until = grace.then(|| self.grace_until());
+        let grace_until = grace.then(|| self.rules.context().grace_until());
         let recorded = self.store.begin().and_then(|()| {
             self.store.record_file(&file, grace_until)?;
             self.store.commit()
@@ -351,7 +378,7 @@ impl Writer {
             .store
             .begin()
             .and_then(|()| {
-                let unpinned = self.store.collect_unpinned_files(now())?;
+                let unpinned = self.store.collect_unpinned_files(self.rules.now())?;
                 self.store.commit()?;
                 Ok(unpinned)
             })
@@ -361,20 +388,26 @@ impl Writer {
             })?;
         let mut deleted = 0;
         for sha256 in &unpinned {
-            match self.content.delete_file(sha256) {
+            match self.rules.content.delete_file(sha256) {
                 Ok(()) => deleted += 1,
                 Err(e) => tracing::warn!(%sha256, "failed to delete an unpinned file: {e}"),
             }
         }
-        let grace = Duration::from_secs_f64(self.config.file_grace_period_secs.max(0.0));
+        let grace = self.rules.config.file_grace_period_secs.max(0.0);
+        let now = self.rules.now();
         let files = self
+            .rules
             .content
             .list_files()
             .map_err(|e| SubmitError::Store(e.to_string()))?;
         for (sha256, stored_at) in files {
-            let old_enough = stored_at.elapsed().is_ok_and(|age| age >= grace);
+            // A time before the epoch counts as long ago; one after `now` as just written.
+            let stored_secs = stored_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let old_enough = now - stored_secs >= grace;
             if old_enough && !self.store.file_known(&sha256).map_err(store_error)? {
-                match self.content.delete_file(&sha256) {
+                match self.rules.content.delete_file(&sha256) {
                     Ok(()) => deleted += 1,
                     Err(e) => tracing::warn!(%sha256, "failed to delete an unrecorded file: {e}"),
                 }
@@ -564,6 +597,8 @@ impl Writer {
         }
     }
 
+    /// Decides a new submission and carries out the decision: processed, queued (to wait
+    /// for a retry, or behind another copy), known already, or rejected.
     fn record_submission(
         &mut self,
         s: &Submission,
@@ -572,41 +607,40 @@ impl Writer {
         let envelope = &s.envelope;
         let item_hash = envelope.item_hash.as_str();
         let now = s.received;
-        let status = self.store.status(item_hash)?;
-        if let Err(failure) = &s.verdict {
-            // A bad copy never overrides a message the node already holds or is processing.
-            if status.is_none_or(|st| st == MessageStatus::Rejected) {
-                self.record_rejection(item_hash, &envelope.to_json(), failure)?;
-                self.store
-                    .set_status(item_hash, MessageStatus::Rejected, now)?;
-            }
-            return Ok(SubmitOutcome::Rejected(failure.clone()));
-        }
-        match status {
-            Some(status) if status.is_live() => {
-                self.store.keep_earliest_time(item_hash, envelope.time)?;
-                return Ok(SubmitOutcome::Known(status));
-            }
-            Some(MessageStatus::Forgotten) if !forgotten_rightly(self, envelope)? => {
-                self.store.unforget(item_hash)?;
-            }
-            Some(status @ (MessageStatus::Forgotten | MessageStatus::Removed)) => {
-                return Ok(SubmitOutcome::Known(status));
-            }
-            // Another copy is queued: this one joins the queue.
-            Some(MessageStatus::Pending) => return self.enqueue(s, now, now),
-            _ => {}
-        }
+        let candidate = Candidate {
+            envelope,
+            signature: match &s.verdict {
+                Ok(()) => Signature::Verified,
+                Err(failure) => Signature::Invalid(failure),
+            },
+            received: now,
+            prepared: s.prepared.as_ref(),
+            queued: false,
+        };
         // No savepoint: a failing message writes nothing (see `handlers`), and a store error
         // fails the batch, which is then applied one message at a time.
-        match process_message(self, envelope, now, s.prepared.as_ref())? {
-            Applied::Processed(message) => {
-                self.store
-                    .set_status(item_hash, MessageStatus::Processed, now)?;
+        let ctx = self.rules.context();
+        match decide(self.store.as_mut(), &ctx, &candidate)? {
+            Decision::BadSignature { failure, prior } => {
+                // A bad copy never overrides a message the node already holds or is processing.
+                if prior.is_none_or(|st| st == MessageStatus::Rejected) {
+                    self.record_rejection(item_hash, &envelope.to_json(), &failure)?;
+                    self.store
+                        .set_status(item_hash, MessageStatus::Rejected, now)?;
+                }
+                Ok(SubmitOutcome::Rejected(failure))
+            }
+            Decision::Copy(status) => {
+                self.store.keep_earliest_time(item_hash, envelope.time)?;
+                Ok(SubmitOutcome::Known(status))
+            }
+            Decision::Gone(status) => Ok(SubmitOutcome::Known(status)),
+            Decision::JoinQueue => self.enqueue(s, now, now),
+            Decision::Processed(message) => {
                 events.push(Event::Processed(Arc::new(message)));
                 Ok(SubmitOutcome::Known(MessageStatus::Processed))
             }
-            Applied::Failed(failure) if failure.code.is_retryable() => {
+            Decision::Retry(failure) => {
                 let outcome = self.enqueue(s, now, now + self.backoff(0))?;
                 events.push(Event::Retrying {
                     item_hash: item_hash.to_owned(),
@@ -614,7 +648,7 @@ impl Writer {
                 });
                 Ok(outcome)
             }
-            Applied::Failed(failure) => {
+            Decision::Reject(failure) => {
                 self.record_rejection(item_hash, &envelope.to_json(), &failure)?;
                 self.store
                     .set_status(item_hash, MessageStatus::Rejected, now)?;
@@ -655,14 +689,17 @@ impl Writer {
     fn backoff(&self, retries: u32) -> f64 {
         let ceiling = 2f64
             .powi(retries as i32)
-            .min(self.config.max_backoff_secs)
+            .min(self.rules.config.max_backoff_secs)
             .max(0.001);
         rand::thread_rng().gen_range(ceiling / 2.0..=ceiling)
     }
 
     /// Processes one batch of due pending messages in one transaction.
     fn process_due(&mut self) {
-        let rows = match self.store.due_pending(now(), self.config.process_batch) {
+        let rows = match self
+            .store
+            .due_pending(self.rules.now(), self.rules.config.process_batch)
+        {
             Ok(rows) if rows.is_empty() => return,
             Ok(rows) => rows,
             Err(e) => {
@@ -725,7 +762,8 @@ impl Writer {
         result
     }
 
-    /// Decides one pending message. Store errors propagate; message failures become events.
+    /// Decides one pending message and carries out the decision. Store errors propagate;
+    /// message failures become events.
     fn process_row(&mut self, row: &PendingRow) -> raleph_db::Result<Event> {
         let envelope = match Envelope::from_json(&row.message) {
             Ok(envelope) => envelope,
@@ -733,36 +771,44 @@ impl Writer {
                 return self.reject(row, Failure::new(ErrorCode::InvalidFormat, e.to_string()));
             }
         };
-        let item_hash = envelope.item_hash.as_str();
-        match self.store.status(item_hash)? {
-            Some(status) if status.is_live() => return self.duplicate(row, &envelope),
-            Some(MessageStatus::Forgotten) if !forgotten_rightly(self, &envelope)? => {
-                self.store.unforget(item_hash)?;
-            }
-            Some(MessageStatus::Forgotten | MessageStatus::Removed) => {
+        let candidate = Candidate {
+            envelope: &envelope,
+            signature: if row.signature_verified {
+                Signature::Verified
+            } else {
+                Signature::Unchecked
+            },
+            received: row.reception_time,
+            prepared: None,
+            queued: true,
+        };
+        let ctx = self.rules.context();
+        match decide(self.store.as_mut(), &ctx, &candidate)? {
+            Decision::Copy(_) => self.duplicate(row, &envelope),
+            Decision::Gone(_) => {
                 self.store.delete_pending(row.id)?;
-                return Ok(Event::Forgotten {
-                    item_hash: item_hash.to_owned(),
-                });
+                Ok(Event::Forgotten {
+                    item_hash: envelope.item_hash.to_string(),
+                })
             }
-            _ => {}
-        }
-        if !row.signature_verified
-            && let Err(failure) = crate::intake::verify_signature(&envelope)
-        {
-            return self.reject(row, failure);
-        }
-        match process_message(self, &envelope, row.reception_time, None)? {
-            Applied::Processed(message) => {
-                self.store
-                    .set_status(item_hash, MessageStatus::Processed, row.reception_time)?;
+            Decision::Processed(message) => {
                 self.store.delete_pending(row.id)?;
                 Ok(Event::Processed(Arc::new(message)))
             }
-            Applied::Failed(failure) if failure.code.is_retryable() => {
-                self.retry_or_reject(row, failure)
+            Decision::Retry(failure) => self.retry_or_reject(row, failure),
+            // A queued copy's unchecked signature is checked in `decide` (a `Reject`).
+            Decision::BadSignature { failure, .. } | Decision::Reject(failure) => {
+                self.reject(row, failure)
             }
-            Applied::Failed(failure) => self.reject(row, failure),
+            // `decide` never asks a queued copy to join its own queue; should it, the copy
+            // stays queued for a later try rather than lose its message.
+            Decision::JoinQueue => self.retry_or_reject(
+                row,
+                Failure::new(
+                    ErrorCode::InternalError,
+                    "a queued copy was asked to join its queue",
+                ),
+            ),
         }
     }
 
@@ -795,7 +841,7 @@ impl Writer {
         message: &Value,
         failure: &Failure,
     ) -> raleph_db::Result<()> {
-        let head = self.config.rejected_head_bytes;
+        let head = self.rules.config.rejected_head_bytes;
         let kept = kept_of_rejected(message, head);
         // Error details may quote what was refused (a 190 KB "item hash", a field's name).
         let failure = Failure {
@@ -814,8 +860,8 @@ impl Writer {
     fn expire_rejections(&mut self) -> raleph_db::Result<usize> {
         const BATCH: usize = 10_000;
         self.rejections_since_expiry = 0;
-        let before = now() - self.config.rejected_retention_secs.max(0.0);
-        let keep = self.config.max_rejected_kept;
+        let before = self.rules.now() - self.rules.config.rejected_retention_secs.max(0.0);
+        let keep = self.rules.config.max_rejected_kept;
         let mut expired = 0;
         loop {
             self.store.begin()?;
@@ -836,7 +882,7 @@ impl Writer {
 
     /// Expires rejections when enough new ones came since the last time.
     fn expire_rejections_if_due(&mut self) {
-        let every = (self.config.max_rejected_kept / 10).max(1);
+        let every = (self.rules.config.max_rejected_kept / 10).max(1);
         if self.rejections_since_expiry < every {
             return;
         }
@@ -868,35 +914,16 @@ impl Writer {
 
     fn retry_or_reject(&mut self, row: &PendingRow, failure: Failure) -> raleph_db::Result<Event> {
         let retries = row.retries + 1;
-        if retries > self.config.max_retries {
+        if retries > self.rules.config.max_retries {
             return self.reject(row, failure);
         }
         let delay = self.backoff(row.retries);
         self.store
-            .reschedule_pending(row.id, retries, now() + delay, &failure)?;
+            .reschedule_pending(row.id, retries, self.rules.now() + delay, &failure)?;
         Ok(Event::Retrying {
             item_hash: row.item_hash.clone(),
             failure,
         })
-    }
-}
-
-/// The record the API serves for a message processed just now.
-pub(crate) fn record_of(m: &raleph_db::NewMessage) -> MessageRecord {
-    MessageRecord {
-        item_hash: m.item_hash.clone(),
-        message_type: m.message_type.clone(),
-        chain: m.chain.clone(),
-        sender: m.sender.clone(),
-        signature: m.signature.clone(),
-        item_type: m.item_type.clone(),
-        item_content: m.item_content.clone(),
-        content: m.content.clone(),
-        channel: m.channel.clone(),
-        time: m.time,
-        size: m.size,
-        reception_time: m.reception_time,
-        status: MessageStatus::Processed,
     }
 }
 

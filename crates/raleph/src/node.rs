@@ -200,10 +200,14 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         fetches: fetches.clone(),
     });
     let journal_dir = config.data_dir.join("intake");
+    // The one clock the pipeline and sync decide by.
+    let clock: Arc<dyn raleph_pipeline::Clock> = Arc::new(raleph_pipeline::SystemClock);
+    let pipeline_clock = clock.clone();
     // Starting reads the store (the journal position): off the async threads, as the
     // PostgreSQL client blocks on a runtime of its own.
     let (pipeline, writer_thread) = tokio::task::spawn_blocking(move || {
-        raleph_pipeline::spawn(writer, content, payments, pipeline_config, &journal_dir)
+        let (config, dir) = (pipeline_config, &journal_dir);
+        raleph_pipeline::spawn(writer, content, payments, config, dir, pipeline_clock)
     })
     .await
     .context("start pipeline")?
@@ -233,6 +237,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         files.clone(),
         config.storage.clone(),
         config.data_dir.clone(),
+        clock,
     )
     .await?;
     let _ = fetches.set(started.fetches);

@@ -84,6 +84,7 @@ impl Node {
             Arc::new(NoPayments),
             PipelineConfig::default(),
             &dir.path().join("intake"),
+            Arc::new(raleph_pipeline::SystemClock),
         )
         .expect("start the pipeline");
         let state = AppState::new(

@@ -146,6 +146,8 @@ pub(crate) struct Shared {
     config: SyncConfig,
     message_topic: String,
     data_dir: PathBuf,
+    /// The time sync records things at (the pipeline's clock).
+    clock: Arc<dyn raleph_pipeline::Clock>,
     /// HTTP API base URLs of other nodes (announced on ALIVE, told in Hello, configured),
     /// without this node's own.
     http_peers: fetch::HttpPeers,
@@ -201,6 +203,7 @@ pub async fn start(
     files: FileStore,
     storage: StorageConfig,
     data_dir: PathBuf,
+    clock: Arc<dyn raleph_pipeline::Clock>,
 ) -> anyhow::Result<Started> {
     let message_topic = p2p.message_topic.clone();
     let http_peers = fetch::HttpPeers::new(
@@ -218,6 +221,7 @@ pub async fn start(
         config,
         message_topic,
         data_dir,
+        clock,
         http_peers,
     });
     let (outbound, outbound_rx) = mpsc::channel(shared.config.max_outbound_gossip.max(1));

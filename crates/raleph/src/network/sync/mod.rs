@@ -13,7 +13,7 @@
 //!
 //! One module per job: `serve` answers peers from the sync log, `pull` reads peers' logs into
 //! the pipeline, `cursors` keeps where each peer's log was read up to, and `skeleton` carries
-//! forgotten messages (their JSON, and the proof that lets a node record one).
+//! forgotten messages (their JSON, and recording those the pipeline's proof accepts).
 
 mod cursors;
 mod pull;

@@ -110,7 +110,8 @@ async fn pull(shared: &Shared, cursors: &Cursors, peer: PeerId) -> anyhow::Resul
         }
         let received = page.messages.len() + page.forgotten.len();
         let envelopes = parse_all(page.messages);
-        carried.extend(page.forgotten.iter().filter_map(|j| parse_skeleton(j)));
+        let now = shared.clock.now();
+        carried.extend(page.forgotten.iter().filter_map(|j| parse_skeleton(j, now)));
         carried = apply_forgotten(shared, carried, &envelopes).await?;
         submit_all(shared, envelopes).await?;
         if page.next <= cursor.after && received > 0 {

@@ -13,35 +13,11 @@
 //!   ([`forgotten_rightly`]).
 
 use raleph_db::{ForgottenRecord, MessageStatus, WriteStore};
-use raleph_message::{Content, Envelope, MessageType};
-use serde_json::Value;
+use raleph_message::{Envelope, MessageType};
 
-use crate::writer::Writer;
-
-/// An aggregate element: its owner and key.
-struct Element<'a> {
-    owner: &'a str,
-    key: &'a str,
-}
-
-/// Whether a FORGET's content targets a message: by its hash, or, for an aggregate element,
-/// by the element's key among the owner's `aggregates`.
-fn targets(forget: &Value, item_hash: &str, element: Option<&Element<'_>>) -> bool {
-    let lists = |field: &str, value: &str| {
-        forget[field]
-            .as_array()
-            .is_some_and(|list| list.iter().any(|v| v == value))
-    };
-    if lists("hashes", item_hash) {
-        return true;
-    }
-    element.is_some_and(|e| {
-        forget["address"]
-            .as_str()
-            .is_some_and(|a| a.eq_ignore_ascii_case(e.owner))
-            && lists("aggregates", e.key)
-    })
-}
+use super::{Element, Forget, may_forget, parse_stored};
+use crate::content::content_of;
+use crate::context::Context;
 
 /// For a skeleton of an aggregate element this node holds: forgets the element when one of
 /// the skeleton's FORGETs, processed here, targets its key and was sent by the element's sender. Returns whether
@@ -72,17 +48,18 @@ pub(crate) fn forget_held_element(
         let Some(forget) = store.message_facts(forget_hash)? else {
             continue;
         };
-        let Some(content) = store.message_content(forget_hash)? else {
+        if forget.message_type != MessageType::Forget.as_str() {
+            continue;
+        }
+        let Some(content) = store.message_content(forget_hash)?.and_then(parse_stored) else {
             continue;
         };
-        if forget.message_type != MessageType::Forget.as_str()
-            || !targets(&content, hash, Some(&element))
-        {
+        if !Forget::of(&content).is_some_and(|f| f.targets(hash, Some(&element))) {
             continue;
         }
         // The FORGET handler's rule: a FORGET processed here passed the check on its own
         // `content.address`, and forgets only what its own sender sent.
-        if crate::authorize::may_forget(&forget.sender, &held.sender) {
+        if may_forget(&forget.sender, &held.sender) {
             store.forget(hash, forget_hash, now, grace_until)?;
             return Ok(true);
         }
@@ -94,12 +71,16 @@ pub(crate) fn forget_held_element(
 /// that is, the message is an aggregate element, and every FORGET it was recorded as
 /// forgotten by (at least one) is processed here and targets neither its hash nor its key. A
 /// FORGET not processed here, or content not at hand, disproves nothing.
-pub(crate) fn forgotten_rightly(w: &mut Writer, envelope: &Envelope) -> raleph_db::Result<bool> {
+pub(crate) fn forgotten_rightly(
+    store: &mut dyn WriteStore,
+    ctx: &Context<'_>,
+    envelope: &Envelope,
+) -> raleph_db::Result<bool> {
     if envelope.message_type != MessageType::Aggregate {
         // Skeletons of other messages are only recorded on a FORGET naming their hash.
         return Ok(true);
     }
-    let Some(content) = content_of(w, envelope) else {
+    let Some(content) = content_of(ctx, envelope) else {
         return Ok(true);
     };
     let Some(key) = content.content_key() else {
@@ -110,48 +91,23 @@ pub(crate) fn forgotten_rightly(w: &mut Writer, envelope: &Envelope) -> raleph_d
         key,
     };
     let hash = envelope.item_hash.as_str();
-    let forgotten_by = w.store.forgotten_by(hash)?;
+    let forgotten_by = store.forgotten_by(hash)?;
     if forgotten_by.is_empty() {
         return Ok(true);
     }
     for forget_hash in forgotten_by {
-        match w.store.message_content(&forget_hash)? {
-            Some(forget) if !targets(&forget, hash, Some(&element)) => {}
-            _ => return Ok(true),
+        // Content that is not a FORGET's targets nothing.
+        let Some(stored) = store.message_content(&forget_hash)? else {
+            return Ok(true);
+        };
+        let forget = parse_stored(stored);
+        if forget
+            .as_ref()
+            .and_then(Forget::of)
+            .is_some_and(|f| f.targets(hash, Some(&element)))
+        {
+            return Ok(true);
         }
     }
     Ok(false)
-}
-
-/// The parsed content of a message, when it is inline or already stored here (and within
-/// `pipeline.max_content_bytes`).
-fn content_of(w: &Writer, envelope: &Envelope) -> Option<Content> {
-    let loaded;
-    let raw = match &envelope.item_content {
-        Some(inline) => inline.as_bytes(),
-        None => {
-            loaded = crate::handlers::stored_content(w, envelope).ok()?.0;
-            &loaded
-        }
-    };
-    Content::of_message(envelope, raw).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn a_forget_targets_by_hash_or_by_the_owners_key() {
-        let forget = json!({"address": "0xAbC", "hashes": ["h1"], "aggregates": ["k1"]});
-        let element = |owner, key| Element { owner, key };
-        assert!(targets(&forget, "h1", None));
-        assert!(targets(&forget, "h2", Some(&element("0xabc", "k1"))));
-        assert!(!targets(&forget, "h2", Some(&element("0xabc", "k2"))));
-        assert!(!targets(&forget, "h2", Some(&element("0xdef", "k1"))));
-        assert!(!targets(&forget, "h2", None));
-        assert!(!targets(&json!({}), "h1", Some(&element("0xabc", "k1"))));
-    }
 }
