@@ -173,6 +173,9 @@ pub struct AppState {
     /// Bytes queued for all websocket clients and not yet written (see `ws`).
     pub(crate) websocket_backlog: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) counts: Arc<count_cache::CountCache>,
+    /// The clock time rules are decided by (grace pins, the count cache's lifetimes): the
+    /// node's one clock (see [`AppState::with_clock`]).
+    pub(crate) clock: Arc<dyn raleph_pipeline::Clock>,
     /// The threads that run reads, `max_concurrent_reads` at once (see [`ApiConfig`]).
     pub(crate) reads: Arc<read_pool::ReadPool>,
 }
@@ -203,8 +206,18 @@ impl AppState {
                 count_ttl,
                 Arc::new(raleph_pipeline::SystemClock),
             )),
+            clock: Arc::new(raleph_pipeline::SystemClock),
             reads: Arc::new(read_pool::ReadPool::new(reads)),
         }
+    }
+
+    /// The same state deciding by `clock` (the one the pipeline was given), its count cache
+    /// started anew on it.
+    pub fn with_clock(mut self, clock: Arc<dyn raleph_pipeline::Clock>) -> Self {
+        let count_ttl = std::time::Duration::from_secs_f64(self.config.count_cache_secs.max(0.0));
+        self.counts = Arc::new(count_cache::CountCache::new(count_ttl, clock.clone()));
+        self.clock = clock;
+        self
     }
 
     /// Runs a read on one of the read threads, once one is free.

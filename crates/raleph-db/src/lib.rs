@@ -255,8 +255,9 @@ pub trait ReadStore: Send + Sync + 'static {
     fn channels(&self) -> Result<Vec<String>>;
     /// A file the node holds, by any of its identifiers.
     fn file(&self, id: &str) -> Result<Option<FileRecord>>;
-    /// How many messages pin a file (STORE pins and non-inline message contents).
-    fn file_pin_count(&self, file: &FileRecord) -> Result<u64>;
+    /// How many messages pin a file (STORE pins and non-inline message contents), plus one
+    /// for a grace pin still running at `now` (seconds since the epoch).
+    fn file_pin_count(&self, file: &FileRecord, now: f64) -> Result<u64>;
     /// The files an address's STORE messages pin, and their total size.
     fn address_files(
         &self,

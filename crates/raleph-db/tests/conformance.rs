@@ -1671,6 +1671,8 @@ fn store_message(
 
 /// Far in the future, so that a grace pin holds whatever the clock says.
 const FUTURE: f64 = 1e12;
+/// The time pin counts are asked at: before `FUTURE`.
+const NOW: f64 = 1e9;
 
 fn files_pins_and_tags(s: &mut Store) -> Result<()> {
     s.w.begin()?;
@@ -1687,13 +1689,14 @@ fn files_pins_and_tags(s: &mut Store) -> Result<()> {
     assert_eq!(s.r.file("nope")?, None);
     assert!(s.w.file_known("s1")?);
     assert!(!s.w.file_known("Qms1")?);
-    // The grace pin counts as a pin while it lasts.
-    assert_eq!(s.r.file_pin_count(&s1)?, 1);
-    assert_eq!(s.r.file_pin_count(&file("s2", 7, None))?, 0);
+    // The grace pin counts as a pin while it lasts, and no longer.
+    assert_eq!(s.r.file_pin_count(&s1, NOW)?, 1);
+    assert_eq!(s.r.file_pin_count(&s1, FUTURE)?, 0);
+    assert_eq!(s.r.file_pin_count(&file("s2", 7, None), NOW)?, 0);
 
     // A STORE pins by CID: its grace pin has done its job.
     store_message(s, "st1", "0xA", "Qms1", None, 10.0)?;
-    assert_eq!(s.r.file_pin_count(&s1)?, 1);
+    assert_eq!(s.r.file_pin_count(&s1, NOW)?, 1);
     assert_eq!(
         s.w.file_pin("st1")?,
         Some(FilePinFacts {
@@ -1790,8 +1793,8 @@ fn garbage_collection(s: &mut Store) -> Result<()> {
     add(s, &content)?;
     store_message(s, "st", "0xA", "bafyp1", None, 2.0)?;
     // Pins of every kind keep a file; the grace pin of a claimed file is gone.
-    assert_eq!(s.r.file_pin_count(&file("p1", 5, Some("bafyp1")))?, 1);
-    assert_eq!(s.r.file_pin_count(&file("c1", 4, None))?, 1);
+    assert_eq!(s.r.file_pin_count(&file("p1", 5, Some("bafyp1")), NOW)?, 1);
+    assert_eq!(s.r.file_pin_count(&file("c1", 4, None), NOW)?, 1);
 
     s.w.begin()?;
     assert_eq!(s.w.collect_unpinned_files(100.0)?, strings(&["g0"]));
@@ -1833,12 +1836,12 @@ fn garbage_collection(s: &mut Store) -> Result<()> {
     s.w.record_file(&file("two", 2, None), Some(FUTURE))?;
     s.w.forget("sa", "f", 600.0, FUTURE)?;
     s.w.commit()?;
-    assert_eq!(s.r.file_pin_count(&file("two", 2, None))?, 1);
+    assert_eq!(s.r.file_pin_count(&file("two", 2, None), NOW)?, 1);
     s.w.begin()?;
     s.w.forget("sb", "f", 600.0, FUTURE)?;
     s.w.commit()?;
     // The last pin released: a grace pin now counts.
-    assert_eq!(s.r.file_pin_count(&file("two", 2, None))?, 1);
+    assert_eq!(s.r.file_pin_count(&file("two", 2, None), NOW)?, 1);
     s.w.begin()?;
     assert!(s.w.collect_unpinned_files(FUTURE - 1.0)?.is_empty());
     assert_eq!(s.w.collect_unpinned_files(FUTURE)?, strings(&["two"]));

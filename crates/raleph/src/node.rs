@@ -237,7 +237,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         files.clone(),
         config.storage.clone(),
         config.data_dir.clone(),
-        clock,
+        clock.clone(),
     )
     .await?;
     let _ = fetches.set(started.fetches);
@@ -248,7 +248,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         files.clone(),
         api_config,
         config.storage.clone(),
-    );
+    )
+    .with_clock(clock);
     state.network = Some(started.network);
     let compute = raleph_compute::Compute::start(
         config.compute.clone(),

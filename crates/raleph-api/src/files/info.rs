@@ -17,9 +17,10 @@ pub async fn pin_count(
     Path(id): Path<String>,
 ) -> ApiResult<Json<u64>> {
     checked_id(&id)?;
+    let now = state.clock.now();
     let count = state
         .read(move |r| match r.file(&id)? {
-            Some(file) => r.file_pin_count(&file),
+            Some(file) => r.file_pin_count(&file, now),
             None => Ok(0),
         })
         .await?;

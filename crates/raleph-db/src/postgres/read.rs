@@ -378,16 +378,12 @@ impl ReadStore for PgReader {
         })
     }
 
-    fn file_pin_count(&self, file: &FileRecord) -> Result<u64> {
+    fn file_pin_count(&self, file: &FileRecord, now: f64) -> Result<u64> {
         let ids = vec![
             file.sha256.clone(),
             file.cid_v0.clone(),
             file.cid_v1.clone().unwrap_or_default(),
         ];
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
         // Every kind of pin: STORE messages, message contents, and an unexpired grace pin.
         self.pool.with(|conn| {
             count(

@@ -392,16 +392,12 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn file_pin_count(&self, file: &FileRecord) -> Result<u64> {
+    fn file_pin_count(&self, file: &FileRecord, now: f64) -> Result<u64> {
         let ids = [
             SqlValue::Text(file.sha256.clone()),
             SqlValue::Text(file.cid_v0.clone()),
             SqlValue::Text(file.cid_v1.clone().unwrap_or_default()),
         ];
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
         let mut params: Vec<SqlValue> = ids.iter().chain(ids.iter()).cloned().collect();
         params.extend([SqlValue::Text(file.sha256.clone()), SqlValue::Real(now)]);
         // Every kind of pin: STORE messages, message contents, and an unexpired grace pin.
