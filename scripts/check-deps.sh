@@ -46,6 +46,8 @@ pure=(tokio axum hyper rusqlite libsqlite3-sys reqwest libp2p sqlx)
 forbid raleph-message "${pure[@]}" raleph-crypto raleph-db raleph-pipeline raleph-api
 forbid raleph-crypto "${pure[@]}" raleph-db raleph-pipeline raleph-api
 forbid raleph-db axum raleph-pipeline raleph-api
+# The unsafe SQLite tuning knows SQLite and nothing of raleph.
+forbid raleph-sqlite-tuning tokio axum raleph-message raleph-db raleph-pipeline raleph-api
 # raleph-db is synchronous: no tokio, with one exception. Its `postgres` feature uses the
 # synchronous `postgres` client, which drives a private current-thread tokio runtime inside
 # the driver (through tokio-postgres); raleph-db's API stays blocking and no tokio type

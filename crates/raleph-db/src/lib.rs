@@ -11,6 +11,7 @@
 //! PostgreSQL (`postgres` feature) serves an index larger than one machine, or read by several
 //! API processes: `postgres::open`. Both behave the same; `tests/conformance.rs` checks it.
 
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 // The query layer's backend-neutral parts; without a backend nothing calls most of them.

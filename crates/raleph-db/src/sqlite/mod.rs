@@ -2,11 +2,8 @@
 //! read connections for the API. WAL mode lets reads run while a write commits.
 
 mod checkpoint;
-mod page_cache;
 mod read;
-mod resident;
 mod schema;
-mod wal_batch;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -16,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
+pub use raleph_sqlite_tuning::Resident;
+use raleph_sqlite_tuning::{page_cache, wal_batch};
 pub use read::SqliteReader;
-pub use resident::Resident;
 pub use schema::SCHEMA_VERSION;
 pub use write::SqliteWriter;
 

@@ -11,11 +11,9 @@
 //! Durability is unchanged: with `synchronous=FULL` a commit syncs the log before it is
 //! acknowledged or made visible to readers, and the sync writes the buffer first. Only the
 //! writer connection opens the database through this VFS; it is not used with
-//! `synchronous=NORMAL`, where a commit does not sync (see `super::open`).
+//! `synchronous=NORMAL`, where a commit does not sync (see `raleph_db::sqlite::open`).
 //!
 //! This is the crate's only unsafe code: it is SQLite's C interface for VFSes.
-
-#![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_int, c_void};
 use std::ptr;
@@ -24,7 +22,7 @@ use std::sync::OnceLock;
 use rusqlite::ffi;
 
 /// The name connections pass to open through this VFS.
-pub(super) const NAME: &CStr = c"raleph-wal-batch";
+pub const NAME: &CStr = c"raleph-wal-batch";
 
 /// Past this many buffered bytes the buffer is written out, so a transaction larger than
 /// the page cache (which spills frames before its commit) keeps memory bounded.
@@ -36,7 +34,7 @@ const MAX_WRITE: usize = 124 << 10;
 
 /// Registers the VFS once per process (not as the default). Fails only if SQLite has no
 /// default VFS to wrap.
-pub(super) fn register() -> Result<(), String> {
+pub fn register() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {

@@ -10,7 +10,6 @@
 //! transaction). This wrapper keeps its own upper bound of the page numbers the cache holds,
 //! leaving out that transient one, and passes a truncation on only when a page at or past the
 //! limit may exist. Everything else goes straight to the default cache.
-#![allow(unsafe_code)]
 
 use std::os::raw::{c_int, c_uint, c_void};
 use std::sync::OnceLock;
@@ -48,7 +47,7 @@ fn default() -> &'static ffi::sqlite3_pcache_methods2 {
 
 /// Installs the wrapper, if SQLite is not initialized yet (its configuration is global and
 /// fixed at initialization). Returns whether it is in use.
-pub(super) fn install() -> bool {
+pub fn install() -> bool {
     static INSTALLED: OnceLock<bool> = OnceLock::new();
     *INSTALLED.get_or_init(|| {
         let mut methods = std::mem::MaybeUninit::<ffi::sqlite3_pcache_methods2>::zeroed();

@@ -15,7 +15,6 @@
 //! it the thread says so once and stops, and the node runs as without the option.
 //!
 //! This is one of the workspace's unsafe modules: `mmap`, `mlock` and `munmap` are FFI.
-#![allow(unsafe_code)]
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
