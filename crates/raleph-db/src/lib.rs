@@ -32,6 +32,8 @@ pub mod sqlite;
 mod time_counts;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod totals;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod write;
 
 pub use model::*;
 

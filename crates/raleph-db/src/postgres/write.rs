@@ -9,14 +9,59 @@ use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
 use crate::shared::StoredTime;
-use crate::shared::{
-    distinct_tags, merge_aggregate, newest, parse_json, parse_position, parse_tags_column,
-    tags_column,
-};
+use crate::shared::{distinct_tags, parse_json, parse_position, parse_tags_column, tags_column};
 use crate::totals::{CountedRow, Taken, Totals};
+use crate::write::{self, Session as WriteSession};
 use crate::*;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Borrowed values as the driver's parameters.
+fn driver_params<'a>(params: &'a [write::Value<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|value| -> &(dyn ToSql + Sync) {
+            match value {
+                write::Value::Text(s) => s,
+                write::Value::OptText(o) => o,
+                write::Value::Real(f) => f,
+                write::Value::Int(i) => i,
+            }
+        })
+        .collect()
+}
+
+impl WriteSession for PgWriter {
+    fn execute(&mut self, sql: &str, params: &[write::Value<'_>]) -> Result<u64> {
+        let params = driver_params(params);
+        self.exec(sql, &params)
+    }
+
+    fn each_row(
+        &mut self,
+        sql: &str,
+        params: &[write::Value<'_>],
+        each: &mut dyn FnMut(write::Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let params = driver_params(params);
+        for row in self.rows(sql, &params)? {
+            each(&row)?;
+        }
+        Ok(())
+    }
+
+    fn totals(&mut self) -> &mut Totals {
+        &mut self.totals
+    }
+
+    fn settle_if_autocommit(&mut self) -> Result<()> {
+        PgWriter::settle_if_autocommit(self)
+    }
+
+    fn byte_length(&self, expr: &str) -> String {
+        format!("CAST(octet_length({expr}) AS BIGINT)")
+    }
+}
 
 /// Advisory lock class of the single writer ("rlpw"), held by the write connection's session.
 const WRITER_LOCK: i32 = 0x726c_7077;
@@ -641,185 +686,39 @@ impl WriteStore for PgWriter {
     }
 
     fn insert_post(&mut self, p: &NewPost) -> Result<()> {
-        self.exec(
-            "INSERT INTO posts (item_hash, owner, type, ref, amends, channel, content, creation_time,
-                 last_updated)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $5::TEXT IS NULL THEN $8::DOUBLE PRECISION END)",
-            &[
-                &p.item_hash,
-                &p.owner,
-                &p.post_type,
-                &p.reference,
-                &p.amends,
-                &p.channel,
-                &p.content,
-                &p.creation_time,
-            ],
-        )?;
-        if p.amends.is_none() {
-            self.totals.count("post_type", &p.post_type, 1);
-            if let Some(channel) = &p.channel {
-                self.totals.count("post_channel", channel, 1);
-            }
-            self.settle_if_autocommit()?;
-        }
-        Ok(())
+        write::posts::insert(self, p)
     }
 
     fn post_facts(&mut self, item_hash: &str) -> Result<Option<PostFacts>> {
-        let Some(r) = self.row(
-            "SELECT owner, type, amends FROM posts WHERE item_hash = $1",
-            &[&item_hash],
-        )?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(PostFacts {
-            owner: r.try_get(0).map_err(backend)?,
-            post_type: r.try_get(1).map_err(backend)?,
-            amends: r.try_get(2).map_err(backend)?,
-        }))
+        write::posts::facts(self, item_hash)
     }
 
     fn refresh_latest_amend(&mut self, original: &str) -> Result<()> {
-        self.exec(
-            "UPDATE posts SET latest_amend = (
-                 SELECT a.item_hash FROM posts a WHERE a.amends = $1
-                 ORDER BY a.creation_time DESC, a.item_hash DESC LIMIT 1)
-             WHERE item_hash = $1",
-            &[&original],
-        )?;
-        self.exec(
-            "UPDATE posts SET last_updated = coalesce(
-                 (SELECT a.creation_time FROM posts a WHERE a.item_hash = posts.latest_amend),
-                 creation_time)
-             WHERE item_hash = $1",
-            &[&original],
-        )
-        .map(drop)
+        write::posts::refresh_latest_amend(self, original)
     }
 
     fn amends_of(&mut self, original: &str) -> Result<Vec<String>> {
-        self.strings(
-            "SELECT item_hash FROM posts WHERE amends = $1 ORDER BY creation_time, item_hash",
-            &[&original],
-        )
+        write::posts::amends_of(self, original)
     }
 
     fn add_aggregate_element(&mut self, e: &NewAggregateElement) -> Result<()> {
-        self.exec(
-            "INSERT INTO aggregate_elements (item_hash, owner, key, content, creation_time)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[&e.item_hash, &e.owner, &e.key, &e.content, &e.creation_time],
-        )?;
-        let current = self.row(
-            "SELECT content, last_update_time, last_revision_hash FROM aggregates
-             WHERE owner = $1 AND key = $2",
-            &[&e.owner, &e.key],
-        )?;
-        let current = current
-            .map(|r| -> Result<(String, f64, String)> {
-                Ok((
-                    r.try_get(0).map_err(backend)?,
-                    r.try_get(1).map_err(backend)?,
-                    r.try_get(2).map_err(backend)?,
-                ))
-            })
-            .transpose()?;
-        match current {
-            Some((value, time, hash)) if newest(e, time, &hash) => {
-                let merged = merge_aggregate([value.as_str(), e.content.as_str()])?;
-                self.exec(
-                    "UPDATE aggregates SET content = $3, last_update_time = $4, last_revision_hash = $5
-                     WHERE owner = $1 AND key = $2",
-                    &[&e.owner, &e.key, &merged, &e.creation_time, &e.item_hash],
-                )
-                .map(drop)
-            }
-            // An aggregate row exists while it has elements: this is the first one.
-            None => {
-                self.exec(
-                    "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
-                         original_item_hash, last_revision_hash)
-                     VALUES ($1, $2, $3, $4, $4, $5, $5)",
-                    &[&e.owner, &e.key, &e.content, &e.creation_time, &e.item_hash],
-                )?;
-                self.totals.count("aggregate_key", &e.key, 1);
-                self.settle_if_autocommit()
-            }
-            Some(_) => self.rebuild_aggregate(&e.owner, &e.key),
-        }
+        write::aggregates::add_element(self, e)
     }
 
     fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()> {
-        let rows = self.rows(
-            "SELECT item_hash, content, creation_time FROM aggregate_elements
-             WHERE owner = $1 AND key = $2 ORDER BY creation_time, item_hash",
-            &[&owner, &key],
-        )?;
-        let elements = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<_, String>(0).map_err(backend)?,
-                    r.try_get::<_, String>(1).map_err(backend)?,
-                    r.try_get::<_, f64>(2).map_err(backend)?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
-            let removed = self.exec(
-                "DELETE FROM aggregates WHERE owner = $1 AND key = $2",
-                &[&owner, &key],
-            )?;
-            self.totals.count("aggregate_key", key, -(removed as i64));
-            return self.settle_if_autocommit();
-        };
-        let merged = merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
-        let held = self.exists(
-            "SELECT 1 FROM aggregates WHERE owner = $1 AND key = $2",
-            &[&owner, &key],
-        )?;
-        if !held {
-            self.totals.count("aggregate_key", key, 1);
-            self.settle_if_autocommit()?;
-        }
-        self.exec(
-            "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
-                 original_item_hash, last_revision_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (owner, key) DO UPDATE SET content = excluded.content,
-                 creation_time = excluded.creation_time, last_update_time = excluded.last_update_time,
-                 original_item_hash = excluded.original_item_hash,
-                 last_revision_hash = excluded.last_revision_hash",
-            &[&owner, &key, &merged, &first.2, &last.2, &first.0, &last.0],
-        )
-        .map(drop)
+        write::aggregates::rebuild(self, owner, key)
     }
 
     fn aggregate_value(&mut self, owner: &str, key: &str) -> Result<Option<Value>> {
-        self.value::<String>(
-            "SELECT content FROM aggregates WHERE owner = $1 AND key = $2",
-            &[&owner, &key],
-        )?
-        .map(|s| parse_json(&s))
-        .transpose()
+        write::aggregates::value(self, owner, key)
     }
 
     fn aggregate_size(&mut self, owner: &str, key: &str) -> Result<u64> {
-        let size = self.value::<i32>(
-            "SELECT octet_length(content) FROM aggregates WHERE owner = $1 AND key = $2",
-            &[&owner, &key],
-        )?;
-        Ok(size.unwrap_or(0).max(0) as u64)
+        write::aggregates::size(self, owner, key)
     }
 
     fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>> {
-        self.strings(
-            "SELECT item_hash FROM aggregate_elements WHERE owner = $1 AND key = $2
-             ORDER BY creation_time, item_hash",
-            &[&owner, &key],
-        )
+        write::aggregates::element_hashes(self, owner, key)
     }
 
     fn insert_file_pin(&mut self, pin: &NewFilePin) -> Result<()> {

@@ -7,8 +7,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::backend;
+use crate::query::rows::Columns;
 use crate::shared::StoredTime;
 use crate::totals::{CountedRow, Totals};
+use crate::write::{self, Session};
 use crate::*;
 
 pub struct SqliteWriter {
@@ -59,6 +61,95 @@ impl Tally {
     fn rollback_savepoint(&mut self) {
         self.messages = self.saved_messages;
         self.totals.rollback_savepoint();
+    }
+}
+
+impl rusqlite::ToSql for write::Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value as Owned, ValueRef};
+        Ok(match *self {
+            write::Value::Text(s) | write::Value::OptText(Some(s)) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+            }
+            write::Value::OptText(None) => ToSqlOutput::Owned(Owned::Null),
+            write::Value::Real(f) => ToSqlOutput::Owned(Owned::Real(f)),
+            write::Value::Int(i) => ToSqlOutput::Owned(Owned::Integer(i)),
+        })
+    }
+}
+
+/// A row read with the store's errors.
+struct Checked<'a, 'b>(&'a rusqlite::Row<'b>);
+
+impl Columns for Checked<'_, '_> {
+    type Error = StoreError;
+    fn text(&self, i: usize) -> Result<String> {
+        Columns::text(self.0, i).map_err(backend)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Columns::opt_text(self.0, i).map_err(backend)
+    }
+    fn real(&self, i: usize) -> Result<f64> {
+        Columns::real(self.0, i).map_err(backend)
+    }
+    fn integer(&self, i: usize) -> Result<i64> {
+        Columns::integer(self.0, i).map_err(backend)
+    }
+    fn boolean(&self, i: usize) -> Result<bool> {
+        Columns::boolean(self.0, i).map_err(backend)
+    }
+}
+
+/// Whether a statement's `$N` placeholders are numbered in the order they first appear, as
+/// SQLite binds named parameters by position in that order.
+fn numbered_in_order(statement: &rusqlite::Statement<'_>) -> bool {
+    (1..=statement.parameter_count())
+        .all(|i| statement.parameter_name(i) == Some(format!("${i}").as_str()))
+}
+
+impl Session for SqliteWriter {
+    fn execute(&mut self, sql: &str, params: &[write::Value<'_>]) -> Result<u64> {
+        let mut statement = self.conn.prepare_cached(sql).map_err(backend)?;
+        debug_assert!(
+            numbered_in_order(&statement),
+            "placeholders out of order: {sql}"
+        );
+        statement
+            .execute(rusqlite::params_from_iter(params))
+            .map(|n| n as u64)
+            .map_err(backend)
+    }
+
+    fn each_row(
+        &mut self,
+        sql: &str,
+        params: &[write::Value<'_>],
+        each: &mut dyn FnMut(write::Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut statement = self.conn.prepare_cached(sql).map_err(backend)?;
+        debug_assert!(
+            numbered_in_order(&statement),
+            "placeholders out of order: {sql}"
+        );
+        let mut rows = statement
+            .query(rusqlite::params_from_iter(params))
+            .map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            each(&Checked(row))?;
+        }
+        Ok(())
+    }
+
+    fn totals(&mut self) -> &mut Totals {
+        &mut self.tally.totals
+    }
+
+    fn settle_if_autocommit(&mut self) -> Result<()> {
+        SqliteWriter::settle_if_autocommit(self)
+    }
+
+    fn byte_length(&self, expr: &str) -> String {
+        format!("length(CAST({expr} AS BLOB))")
     }
 }
 
@@ -283,10 +374,7 @@ fn to_json(v: &Value) -> String {
     v.to_string()
 }
 
-use crate::shared::{
-    distinct_tags, merge_aggregate, newest, parse_json, parse_position, parse_tags_column,
-    tags_column,
-};
+use crate::shared::{distinct_tags, parse_json, parse_position, parse_tags_column, tags_column};
 
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
@@ -613,185 +701,39 @@ impl WriteStore for SqliteWriter {
     }
 
     fn insert_post(&mut self, p: &NewPost) -> Result<()> {
-        self.exec(
-            "INSERT INTO posts (item_hash, owner, type, ref, amends, channel, content, creation_time,
-                 last_updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?5 IS NULL THEN ?8 END)",
-            params![p.item_hash, p.owner, p.post_type, p.reference, p.amends, p.channel, p.content, p.creation_time],
-        )?;
-        if p.amends.is_none() {
-            self.tally.totals.count("post_type", &p.post_type, 1);
-            if let Some(channel) = &p.channel {
-                self.tally.totals.count("post_channel", channel, 1);
-            }
-            self.settle_if_autocommit()?;
-        }
-        Ok(())
+        write::posts::insert(self, p)
     }
 
     fn post_facts(&mut self, item_hash: &str) -> Result<Option<PostFacts>> {
-        self.one(
-            "SELECT owner, type, amends FROM posts WHERE item_hash = ?1",
-            [item_hash],
-            |r| {
-                Ok(PostFacts {
-                    owner: r.get(0)?,
-                    post_type: r.get(1)?,
-                    amends: r.get(2)?,
-                })
-            },
-        )
+        write::posts::facts(self, item_hash)
     }
 
     fn refresh_latest_amend(&mut self, original: &str) -> Result<()> {
-        self.exec(
-            "UPDATE posts SET latest_amend = (
-                 SELECT item_hash FROM posts a WHERE a.amends = ?1
-                 ORDER BY a.creation_time DESC, a.item_hash DESC LIMIT 1)
-             WHERE item_hash = ?1",
-            [original],
-        )?;
-        self.exec(
-            "UPDATE posts SET last_updated = coalesce(
-                 (SELECT a.creation_time FROM posts a WHERE a.item_hash = posts.latest_amend),
-                 creation_time)
-             WHERE item_hash = ?1",
-            [original],
-        )
-        .map(drop)
+        write::posts::refresh_latest_amend(self, original)
     }
 
     fn amends_of(&mut self, original: &str) -> Result<Vec<String>> {
-        self.strings("SELECT item_hash FROM posts WHERE amends = ?1", [original])
+        write::posts::amends_of(self, original)
     }
 
     fn add_aggregate_element(&mut self, e: &NewAggregateElement) -> Result<()> {
-        self.exec(
-            "INSERT INTO aggregate_elements (item_hash, owner, key, content, creation_time)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![e.item_hash, e.owner, e.key, e.content, e.creation_time],
-        )?;
-        let current = self.one(
-            "SELECT content, last_update_time, last_revision_hash FROM aggregates
-             WHERE owner = ?1 AND key = ?2",
-            params![e.owner, e.key],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, f64>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            },
-        )?;
-        match current {
-            Some((value, time, hash)) if newest(e, time, &hash) => self
-                .exec(
-                    "UPDATE aggregates SET content = ?3, last_update_time = ?4, last_revision_hash = ?5
-                     WHERE owner = ?1 AND key = ?2",
-                    params![
-                        e.owner,
-                        e.key,
-                        merge_aggregate([value.as_str(), e.content.as_str()])?,
-                        e.creation_time,
-                        e.item_hash
-                    ],
-                )
-                .map(drop),
-            // An aggregate row exists while it has elements: this is the first one.
-            None => {
-                self.exec(
-                    "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
-                         original_item_hash, last_revision_hash)
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?5)",
-                    params![e.owner, e.key, e.content, e.creation_time, e.item_hash],
-                )?;
-                self.tally.totals.count("aggregate_key", &e.key, 1);
-                self.settle_if_autocommit()
-            }
-            Some(_) => self.rebuild_aggregate(&e.owner, &e.key),
-        }
+        write::aggregates::add_element(self, e)
     }
 
     fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()> {
-        let elements = {
-            let mut stmt = self
-                .conn
-                .prepare_cached(
-                    "SELECT item_hash, content, creation_time FROM aggregate_elements
-                     WHERE owner = ?1 AND key = ?2 ORDER BY creation_time, item_hash",
-                )
-                .map_err(backend)?;
-            stmt.query_map(params![owner, key], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, f64>(2)?,
-                ))
-            })
-            .map_err(backend)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(backend)?
-        };
-        let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
-            let removed = self.exec(
-                "DELETE FROM aggregates WHERE owner = ?1 AND key = ?2",
-                params![owner, key],
-            )?;
-            self.tally
-                .totals
-                .count("aggregate_key", key, -(removed as i64));
-            return self.settle_if_autocommit();
-        };
-        // A shallow, top-level merge in content-time order (shared with every backend).
-        let merged = merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
-        let held = self
-            .one(
-                "SELECT 1 FROM aggregates WHERE owner = ?1 AND key = ?2",
-                params![owner, key],
-                |_| Ok(()),
-            )?
-            .is_some();
-        if !held {
-            self.tally.totals.count("aggregate_key", key, 1);
-            self.settle_if_autocommit()?;
-        }
-        self.exec(
-            "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
-                 original_item_hash, last_revision_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (owner, key) DO UPDATE SET content = excluded.content,
-                 creation_time = excluded.creation_time, last_update_time = excluded.last_update_time,
-                 original_item_hash = excluded.original_item_hash,
-                 last_revision_hash = excluded.last_revision_hash",
-            params![owner, key, merged, first.2, last.2, first.0, last.0],
-        )
-        .map(drop)
+        write::aggregates::rebuild(self, owner, key)
     }
 
     fn aggregate_value(&mut self, owner: &str, key: &str) -> Result<Option<Value>> {
-        self.one(
-            "SELECT content FROM aggregates WHERE owner = ?1 AND key = ?2",
-            params![owner, key],
-            |r| r.get::<_, String>(0),
-        )?
-        .map(|s| parse_json(&s))
-        .transpose()
+        write::aggregates::value(self, owner, key)
     }
 
     fn aggregate_size(&mut self, owner: &str, key: &str) -> Result<u64> {
-        let size = self.one(
-            "SELECT length(CAST(content AS BLOB)) FROM aggregates WHERE owner = ?1 AND key = ?2",
-            params![owner, key],
-            |r| r.get::<_, i64>(0),
-        )?;
-        Ok(size.unwrap_or(0).max(0) as u64)
+        write::aggregates::size(self, owner, key)
     }
 
     fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>> {
-        self.strings(
-            "SELECT item_hash FROM aggregate_elements WHERE owner = ?1 AND key = ?2 ORDER BY creation_time",
-            params![owner, key],
-        )
+        write::aggregates::element_hashes(self, owner, key)
     }
 
     fn insert_file_pin(&mut self, pin: &NewFilePin) -> Result<()> {

@@ -1,0 +1,153 @@
+//! AGGREGATE: elements, the merged value of each `(owner, key)`, and the kept total of
+//! aggregates per key.
+
+use super::{Session, Value, first, rows, strings};
+use crate::shared::{merge_aggregate, newest, parse_json};
+use crate::{NewAggregateElement, Result};
+
+/// Inserts an element and brings its aggregate up to date (see `WriteStore`).
+pub(crate) fn add_element(s: &mut dyn Session, e: &NewAggregateElement) -> Result<()> {
+    s.execute(
+        "INSERT INTO aggregate_elements (item_hash, owner, key, content, creation_time)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            (&e.item_hash).into(),
+            (&e.owner).into(),
+            (&e.key).into(),
+            (&e.content).into(),
+            e.creation_time.into(),
+        ],
+    )?;
+    let current = first(
+        s,
+        "SELECT content, last_update_time, last_revision_hash FROM aggregates
+         WHERE owner = $1 AND key = $2",
+        &[(&e.owner).into(), (&e.key).into()],
+        |r| Ok((r.text(0)?, r.real(1)?, r.text(2)?)),
+    )?;
+    match current {
+        Some((value, time, hash)) if newest(e, time, &hash) => {
+            let merged = merge_aggregate([value.as_str(), e.content.as_str()])?;
+            s.execute(
+                "UPDATE aggregates SET content = $1, last_update_time = $2, last_revision_hash = $3
+                 WHERE owner = $4 AND key = $5",
+                &[
+                    (&merged).into(),
+                    e.creation_time.into(),
+                    (&e.item_hash).into(),
+                    (&e.owner).into(),
+                    (&e.key).into(),
+                ],
+            )
+            .map(drop)
+        }
+        // An aggregate row exists while it has elements: this is the first one.
+        None => {
+            s.execute(
+                "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
+                     original_item_hash, last_revision_hash)
+                 VALUES ($1, $2, $3, $4, $4, $5, $5)",
+                &[
+                    (&e.owner).into(),
+                    (&e.key).into(),
+                    (&e.content).into(),
+                    e.creation_time.into(),
+                    (&e.item_hash).into(),
+                ],
+            )?;
+            s.totals().count("aggregate_key", &e.key, 1);
+            s.settle_if_autocommit()
+        }
+        Some(_) => rebuild(s, &e.owner, &e.key),
+    }
+}
+
+/// Recomputes the merged value of `(owner, key)` from its elements; deletes it if none remain.
+pub(crate) fn rebuild(s: &mut dyn Session, owner: &str, key: &str) -> Result<()> {
+    let owner_key = [Value::Text(owner), Value::Text(key)];
+    let elements = rows(
+        s,
+        "SELECT item_hash, content, creation_time FROM aggregate_elements
+         WHERE owner = $1 AND key = $2 ORDER BY creation_time, item_hash",
+        &owner_key,
+        |r| Ok((r.text(0)?, r.text(1)?, r.real(2)?)),
+    )?;
+    let (Some(first_element), Some(last)) = (elements.first(), elements.last()) else {
+        let removed = s.execute(
+            "DELETE FROM aggregates WHERE owner = $1 AND key = $2",
+            &owner_key,
+        )?;
+        s.totals().count("aggregate_key", key, -(removed as i64));
+        return s.settle_if_autocommit();
+    };
+    // A shallow, top-level merge in content-time order (shared with every backend).
+    let merged = merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
+    let held = first(
+        s,
+        "SELECT 1 FROM aggregates WHERE owner = $1 AND key = $2",
+        &owner_key,
+        |_| Ok(()),
+    )?
+    .is_some();
+    if !held {
+        s.totals().count("aggregate_key", key, 1);
+        s.settle_if_autocommit()?;
+    }
+    s.execute(
+        "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
+             original_item_hash, last_revision_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (owner, key) DO UPDATE SET content = excluded.content,
+             creation_time = excluded.creation_time, last_update_time = excluded.last_update_time,
+             original_item_hash = excluded.original_item_hash,
+             last_revision_hash = excluded.last_revision_hash",
+        &[
+            Value::Text(owner),
+            Value::Text(key),
+            (&merged).into(),
+            first_element.2.into(),
+            last.2.into(),
+            (&first_element.0).into(),
+            (&last.0).into(),
+        ],
+    )
+    .map(drop)
+}
+
+/// The merged value of `(owner, key)`, parsed.
+pub(crate) fn value(
+    s: &mut dyn Session,
+    owner: &str,
+    key: &str,
+) -> Result<Option<serde_json::Value>> {
+    first(
+        s,
+        "SELECT content FROM aggregates WHERE owner = $1 AND key = $2",
+        &[Value::Text(owner), Value::Text(key)],
+        |r| r.text(0),
+    )?
+    .map(|content| parse_json(&content))
+    .transpose()
+}
+
+/// The size in bytes of the merged value (0 without one), without reading it.
+pub(crate) fn size(s: &mut dyn Session, owner: &str, key: &str) -> Result<u64> {
+    let sql = format!(
+        "SELECT {} FROM aggregates WHERE owner = $1 AND key = $2",
+        s.byte_length("content")
+    );
+    let size = first(s, &sql, &[Value::Text(owner), Value::Text(key)], |r| {
+        r.count(0)
+    })?;
+    Ok(size.unwrap_or(0))
+}
+
+/// The item hashes of an aggregate's elements, in merge order.
+pub(crate) fn element_hashes(s: &mut dyn Session, owner: &str, key: &str) -> Result<Vec<String>> {
+    strings(
+        s,
+        "SELECT item_hash FROM aggregate_elements WHERE owner = $1 AND key = $2
+         ORDER BY creation_time, item_hash",
+        &[Value::Text(owner), Value::Text(key)],
+    )
+}
