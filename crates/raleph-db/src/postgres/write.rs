@@ -26,6 +26,7 @@ fn driver_params<'a>(params: &'a [write::Value<'a>]) -> Vec<&'a (dyn ToSql + Syn
                 write::Value::OptText(o) => o,
                 write::Value::Real(f) => f,
                 write::Value::Int(i) => i,
+                write::Value::Bool(b) => b,
             }
         })
         .collect()
@@ -60,6 +61,10 @@ impl WriteSession for PgWriter {
 
     fn byte_length(&self, expr: &str) -> String {
         format!("CAST(octet_length({expr}) AS BIGINT)")
+    }
+
+    fn greatest(&self, a: &str, b: &str) -> String {
+        format!("greatest({a}, {b})")
     }
 }
 
@@ -270,33 +275,17 @@ impl PgWriter {
     }
 
     fn grace_pin(&mut self, sha256: &str, until: f64) -> Result<()> {
-        self.exec(
-            "INSERT INTO grace_pins (file_hash, until) VALUES ($1, $2)
-             ON CONFLICT (file_hash) DO UPDATE SET until = greatest(grace_pins.until, excluded.until)",
-            &[&sha256, &until],
-        )
-        .map(drop)
+        write::files::grace_pin(self, sha256, until)
     }
 
     /// A message now pins `file` (any of its identifiers): its grace pin has done its job.
     fn claim_file(&mut self, file: &str) -> Result<()> {
-        self.exec(
-            "DELETE FROM grace_pins WHERE file_hash IN
-                 (SELECT hash FROM files WHERE hash = $1 OR cid_v0 = $1 OR cid_v1 = $1)",
-            &[&file],
-        )
-        .map(drop)
+        write::files::claim(self, file)
     }
 
     /// Whether a message holds the file: a STORE pin or a message whose content it is.
     fn is_pinned(&mut self, sha256: &str) -> Result<bool> {
-        self.exists(
-            "SELECT 1 FROM files f WHERE f.hash = $1 AND (
-                 EXISTS (SELECT 1 FROM file_pins p WHERE p.file_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, '')))
-                 OR EXISTS (SELECT 1 FROM messages m WHERE m.item_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, ''))
-                            AND m.item_type != 'inline'))",
-            &[&sha256],
-        )
+        write::files::is_pinned(self, sha256)
     }
 
     /// A pin on `file` (any of its identifiers) went away: if none remains, the file lives
@@ -722,142 +711,39 @@ impl WriteStore for PgWriter {
     }
 
     fn insert_file_pin(&mut self, pin: &NewFilePin) -> Result<()> {
-        let is_update = pin.tag != pin.message_hash;
-        self.exec(
-            "INSERT INTO file_pins (message_hash, file_hash, owner, tag, created, is_update)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &pin.message_hash,
-                &pin.file_hash,
-                &pin.owner,
-                &pin.tag,
-                &pin.created,
-                &is_update,
-            ],
-        )?;
-        self.claim_file(&pin.file_hash)?;
-        self.refresh_file_tag(&pin.tag)
+        write::files::insert_pin(self, pin)
     }
 
     fn file_pin(&mut self, message_hash: &str) -> Result<Option<FilePinFacts>> {
-        let Some(r) = self.row(
-            "SELECT file_hash, owner, tag, is_update FROM file_pins WHERE message_hash = $1",
-            &[&message_hash],
-        )?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(FilePinFacts {
-            file_hash: r.try_get(0).map_err(backend)?,
-            owner: r.try_get(1).map_err(backend)?,
-            tag: r.try_get(2).map_err(backend)?,
-            is_update: r.try_get(3).map_err(backend)?,
-        }))
+        write::files::pin(self, message_hash)
     }
 
     fn file_tag_exists(&mut self, tag: &str) -> Result<bool> {
-        self.exists("SELECT 1 FROM file_tags WHERE tag = $1", &[&tag])
+        write::files::tag_exists(self, tag)
     }
 
     fn refresh_file_tag(&mut self, tag: &str) -> Result<()> {
-        self.exec("DELETE FROM file_tags WHERE tag = $1", &[&tag])?;
-        self.exec(
-            "INSERT INTO file_tags (tag, owner, file_hash, message_hash, last_updated)
-             SELECT tag, owner, file_hash, message_hash, created FROM file_pins WHERE tag = $1
-             ORDER BY created DESC, message_hash DESC LIMIT 1",
-            &[&tag],
-        )
-        .map(drop)
+        write::files::refresh_tag(self, tag)
     }
 
     fn insert_vm(&mut self, vm: &NewVm) -> Result<()> {
-        self.exec(
-            "INSERT INTO vms (item_hash, owner, type, allow_amend, replaces, created)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &vm.item_hash,
-                &vm.owner,
-                &vm.vm_type,
-                &vm.allow_amend,
-                &vm.replaces,
-                &vm.created,
-            ],
-        )?;
-        for reference in &vm.volume_refs {
-            self.exec(
-                "INSERT INTO vm_volumes (vm_hash, ref) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&vm.item_hash, reference],
-            )?;
-        }
-        Ok(())
+        write::files::insert_vm(self, vm)
     }
 
     fn vm_facts(&mut self, item_hash: &str) -> Result<Option<VmFacts>> {
-        let Some(r) = self.row(
-            "SELECT owner, allow_amend, replaces FROM vms WHERE item_hash = $1",
-            &[&item_hash],
-        )?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(VmFacts {
-            owner: r.try_get(0).map_err(backend)?,
-            allow_amend: r.try_get(1).map_err(backend)?,
-            replaces: r.try_get(2).map_err(backend)?,
-        }))
+        write::files::vm_facts(self, item_hash)
     }
 
     fn store_used_by_vm(&mut self, store_hash: &str) -> Result<bool> {
-        let tag = self.file_pin(store_hash)?.map(|p| p.tag);
-        let tag = tag.as_deref().unwrap_or(store_hash);
-        self.exists(
-            "SELECT 1 FROM vm_volumes WHERE ref = $1 OR ref = $2 LIMIT 1",
-            &[&store_hash, &tag],
-        )
+        write::files::store_used_by_vm(self, store_hash)
     }
 
     fn record_file(&mut self, file: &FileRecord, grace_until: Option<f64>) -> Result<()> {
-        self.exec(
-            "INSERT INTO files (hash, size, cid_v0, cid_v1, created) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (hash) DO UPDATE SET cid_v1 = coalesce(excluded.cid_v1, files.cid_v1)",
-            &[
-                &file.sha256,
-                &size(file.size),
-                &file.cid_v0,
-                &file.cid_v1,
-                &file.created,
-            ],
-        )?;
-        // A grace pin only keeps an unclaimed file alive: a file a message holds needs none.
-        if let Some(until) = grace_until
-            && !self.is_pinned(&file.sha256)?
-        {
-            self.grace_pin(&file.sha256, until)?;
-        }
-        Ok(())
+        write::files::record(self, file, grace_until)
     }
 
     fn volume_file_size(&mut self, reference: &str, use_latest: bool) -> Result<Option<u64>> {
-        let file_hash = if use_latest {
-            let tagged: Option<String> = self.value(
-                "SELECT file_hash FROM file_tags WHERE tag = $1",
-                &[&reference],
-            )?;
-            match tagged {
-                Some(hash) => Some(hash),
-                None => self.file_pin(reference)?.map(|p| p.file_hash),
-            }
-        } else {
-            self.file_pin(reference)?.map(|p| p.file_hash)
-        };
-        let Some(file_hash) = file_hash else {
-            return Ok(None);
-        };
-        self.value::<i64>(
-            "SELECT size FROM files WHERE hash = $1 OR cid_v0 = $1 OR cid_v1 = $1 LIMIT 1",
-            &[&file_hash],
-        )
-        .map(|size| size.map(|s| s.max(0) as u64))
+        write::files::volume_size(self, reference, use_latest)
     }
 
     fn collect_unpinned_files(&mut self, now: f64) -> Result<Vec<String>> {
@@ -921,7 +807,7 @@ impl WriteStore for PgWriter {
     }
 
     fn file_known(&mut self, sha256: &str) -> Result<bool> {
-        self.exists("SELECT 1 FROM files WHERE hash = $1", &[&sha256])
+        write::files::known(self, sha256)
     }
 
     fn forget(

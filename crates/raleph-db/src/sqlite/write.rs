@@ -74,6 +74,7 @@ impl rusqlite::ToSql for write::Value<'_> {
             write::Value::OptText(None) => ToSqlOutput::Owned(Owned::Null),
             write::Value::Real(f) => ToSqlOutput::Owned(Owned::Real(f)),
             write::Value::Int(i) => ToSqlOutput::Owned(Owned::Integer(i)),
+            write::Value::Bool(b) => ToSqlOutput::Owned(Owned::Integer(i64::from(b))),
         })
     }
 }
@@ -150,6 +151,10 @@ impl Session for SqliteWriter {
 
     fn byte_length(&self, expr: &str) -> String {
         format!("length(CAST({expr} AS BLOB))")
+    }
+
+    fn greatest(&self, a: &str, b: &str) -> String {
+        format!("max({a}, {b})")
     }
 }
 
@@ -323,41 +328,23 @@ impl SqliteWriter {
         }))
     }
 
-    fn grace_pin(&self, sha256: &str, until: f64) -> Result<()> {
-        self.exec(
-            "INSERT INTO grace_pins (file_hash, until) VALUES (?1, ?2)
-             ON CONFLICT (file_hash) DO UPDATE SET until = max(until, excluded.until)",
-            params![sha256, until],
-        )
-        .map(drop)
+    fn grace_pin(&mut self, sha256: &str, until: f64) -> Result<()> {
+        write::files::grace_pin(self, sha256, until)
     }
 
     /// Whether a message holds the file: a STORE pin or a message whose content it is.
-    fn is_pinned(&self, sha256: &str) -> Result<bool> {
-        let pinned = self.one(
-            "SELECT 1 FROM files f WHERE f.hash = ?1 AND (
-                 EXISTS (SELECT 1 FROM file_pins p WHERE p.file_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, '')))
-                 OR EXISTS (SELECT 1 FROM messages m WHERE m.item_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, ''))
-                            AND m.item_type != 'inline'))",
-            [sha256],
-            |_| Ok(()),
-        )?;
-        Ok(pinned.is_some())
+    fn is_pinned(&mut self, sha256: &str) -> Result<bool> {
+        write::files::is_pinned(self, sha256)
     }
 
     /// A message now pins `file` (any of its identifiers): its grace pin has done its job.
-    fn claim_file(&self, file: &str) -> Result<()> {
-        self.exec(
-            "DELETE FROM grace_pins WHERE file_hash IN
-                 (SELECT hash FROM files WHERE hash = ?1 OR cid_v0 = ?1 OR cid_v1 = ?1)",
-            [file],
-        )
-        .map(drop)
+    fn claim_file(&mut self, file: &str) -> Result<()> {
+        write::files::claim(self, file)
     }
 
     /// A pin on `file` (any of its identifiers) went away: if none remains, the file lives
     /// on until `grace_until`, then the garbage collector may delete it.
-    fn release_file(&self, file: &str, grace_until: f64) -> Result<()> {
+    fn release_file(&mut self, file: &str, grace_until: f64) -> Result<()> {
         let sha256: Option<String> = self.one(
             "SELECT hash FROM files WHERE hash = ?1 OR cid_v0 = ?1 OR cid_v1 = ?1 LIMIT 1",
             [file],
@@ -737,139 +724,39 @@ impl WriteStore for SqliteWriter {
     }
 
     fn insert_file_pin(&mut self, pin: &NewFilePin) -> Result<()> {
-        let is_update = pin.tag != pin.message_hash;
-        self.exec(
-            "INSERT INTO file_pins (message_hash, file_hash, owner, tag, created, is_update)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                pin.message_hash,
-                pin.file_hash,
-                pin.owner,
-                pin.tag,
-                pin.created,
-                is_update
-            ],
-        )?;
-        self.claim_file(&pin.file_hash)?;
-        self.refresh_file_tag(&pin.tag)
+        write::files::insert_pin(self, pin)
     }
 
     fn file_pin(&mut self, message_hash: &str) -> Result<Option<FilePinFacts>> {
-        self.one(
-            "SELECT file_hash, owner, tag, is_update FROM file_pins WHERE message_hash = ?1",
-            [message_hash],
-            |r| {
-                Ok(FilePinFacts {
-                    file_hash: r.get(0)?,
-                    owner: r.get(1)?,
-                    tag: r.get(2)?,
-                    is_update: r.get(3)?,
-                })
-            },
-        )
+        write::files::pin(self, message_hash)
     }
 
     fn file_tag_exists(&mut self, tag: &str) -> Result<bool> {
-        Ok(self
-            .one("SELECT 1 FROM file_tags WHERE tag = ?1", [tag], |_| Ok(()))?
-            .is_some())
+        write::files::tag_exists(self, tag)
     }
 
     fn refresh_file_tag(&mut self, tag: &str) -> Result<()> {
-        self.exec("DELETE FROM file_tags WHERE tag = ?1", [tag])?;
-        self.exec(
-            "INSERT INTO file_tags (tag, owner, file_hash, message_hash, last_updated)
-             SELECT tag, owner, file_hash, message_hash, created FROM file_pins WHERE tag = ?1
-             ORDER BY created DESC, message_hash DESC LIMIT 1",
-            [tag],
-        )
-        .map(drop)
+        write::files::refresh_tag(self, tag)
     }
 
     fn insert_vm(&mut self, vm: &NewVm) -> Result<()> {
-        self.exec(
-            "INSERT INTO vms (item_hash, owner, type, allow_amend, replaces, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![vm.item_hash, vm.owner, vm.vm_type, vm.allow_amend, vm.replaces, vm.created],
-        )?;
-        for reference in &vm.volume_refs {
-            self.exec(
-                "INSERT OR IGNORE INTO vm_volumes (vm_hash, ref) VALUES (?1, ?2)",
-                params![vm.item_hash, reference],
-            )?;
-        }
-        Ok(())
+        write::files::insert_vm(self, vm)
     }
 
     fn vm_facts(&mut self, item_hash: &str) -> Result<Option<VmFacts>> {
-        self.one(
-            "SELECT owner, allow_amend, replaces FROM vms WHERE item_hash = ?1",
-            [item_hash],
-            |r| {
-                Ok(VmFacts {
-                    owner: r.get(0)?,
-                    allow_amend: r.get(1)?,
-                    replaces: r.get(2)?,
-                })
-            },
-        )
+        write::files::vm_facts(self, item_hash)
     }
 
     fn store_used_by_vm(&mut self, store_hash: &str) -> Result<bool> {
-        let tag = self.file_pin(store_hash)?.map(|p| p.tag);
-        let used = self
-            .one(
-                "SELECT 1 FROM vm_volumes WHERE ref = ?1 OR ref = ?2 LIMIT 1",
-                params![store_hash, tag.as_deref().unwrap_or(store_hash)],
-                |_| Ok(()),
-            )?
-            .is_some();
-        Ok(used)
+        write::files::store_used_by_vm(self, store_hash)
     }
 
     fn record_file(&mut self, file: &FileRecord, grace_until: Option<f64>) -> Result<()> {
-        self.exec(
-            "INSERT INTO files (hash, size, cid_v0, cid_v1, created) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (hash) DO UPDATE SET cid_v1 = coalesce(excluded.cid_v1, files.cid_v1)",
-            params![
-                file.sha256,
-                file.size as i64,
-                file.cid_v0,
-                file.cid_v1,
-                file.created
-            ],
-        )?;
-        // A grace pin only keeps an unclaimed file alive: a file a message holds needs none.
-        if let Some(until) = grace_until
-            && !self.is_pinned(&file.sha256)?
-        {
-            self.grace_pin(&file.sha256, until)?;
-        }
-        Ok(())
+        write::files::record(self, file, grace_until)
     }
 
     fn volume_file_size(&mut self, reference: &str, use_latest: bool) -> Result<Option<u64>> {
-        let file_hash = if use_latest {
-            let tagged = self.one(
-                "SELECT file_hash FROM file_tags WHERE tag = ?1",
-                [reference],
-                |r| r.get(0),
-            )?;
-            match tagged {
-                Some(hash) => Some(hash),
-                None => self.file_pin(reference)?.map(|p| p.file_hash),
-            }
-        } else {
-            self.file_pin(reference)?.map(|p| p.file_hash)
-        };
-        let Some(file_hash) = file_hash else {
-            return Ok(None);
-        };
-        self.one(
-            "SELECT size FROM files WHERE hash = ?1 OR cid_v0 = ?1 OR cid_v1 = ?1 LIMIT 1",
-            [file_hash],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|size| size.map(|s| s.max(0) as u64))
+        write::files::volume_size(self, reference, use_latest)
     }
 
     fn collect_unpinned_files(&mut self, now: f64) -> Result<Vec<String>> {
@@ -929,9 +816,7 @@ impl WriteStore for SqliteWriter {
     }
 
     fn file_known(&mut self, sha256: &str) -> Result<bool> {
-        Ok(self
-            .one("SELECT 1 FROM files WHERE hash = ?1", [sha256], |_| Ok(()))?
-            .is_some())
+        write::files::known(self, sha256)
     }
 
     fn forget(

@@ -8,6 +8,7 @@
 //! order in debug builds).
 
 pub(crate) mod aggregates;
+pub(crate) mod files;
 pub(crate) mod posts;
 
 use crate::query::rows::Columns;
@@ -21,6 +22,7 @@ pub(crate) enum Value<'a> {
     OptText(Option<&'a str>),
     Real(f64),
     Int(i64),
+    Bool(bool),
 }
 
 impl<'a> From<&'a str> for Value<'a> {
@@ -73,6 +75,8 @@ pub(crate) trait Session {
     fn settle_if_autocommit(&mut self) -> Result<()>;
     /// SQL for the size in bytes of a text expression, as a 64-bit integer.
     fn byte_length(&self, expr: &str) -> String;
+    /// SQL for the greater of two values.
+    fn greatest(&self, a: &str, b: &str) -> String;
 }
 
 /// The rows of a query, each mapped.
