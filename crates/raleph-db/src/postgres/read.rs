@@ -43,6 +43,9 @@ impl Columns for Row {
     fn real(&self, i: usize) -> Result<f64> {
         get(self, i)
     }
+    fn opt_real(&self, i: usize) -> Result<Option<f64>> {
+        get(self, i)
+    }
     fn integer(&self, i: usize) -> Result<i64> {
         get(self, i)
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
 use crate::shared::StoredTime;
-use crate::shared::{distinct_tags, parse_json, parse_position, parse_tags_column, tags_column};
+use crate::shared::{distinct_tags, parse_position, parse_tags_column, tags_column};
 use crate::totals::{CountedRow, Taken, Totals};
 use crate::write::{self, Session as WriteSession};
 use crate::*;
@@ -26,6 +26,7 @@ fn driver_params<'a>(params: &'a [write::Value<'a>]) -> Vec<&'a (dyn ToSql + Syn
                 write::Value::OptText(o) => o,
                 write::Value::Real(f) => f,
                 write::Value::Int(i) => i,
+                write::Value::Int32(i) => i,
                 write::Value::Bool(b) => b,
             }
         })
@@ -416,71 +417,20 @@ impl WriteStore for PgWriter {
     }
 
     fn enqueue_pending(&mut self, p: &NewPending) -> Result<EnqueueOutcome> {
-        if let Some(status) = WriteStore::status(self, &p.item_hash)?
-            && status != MessageStatus::Pending
-            && status != MessageStatus::Rejected
-        {
-            return Ok(EnqueueOutcome::Known(status));
-        }
-        self.exec(
-            "INSERT INTO pending_messages (item_hash, sender, signature, message, reception_time, origin,
-                 signature_verified, next_attempt)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (sender, item_hash, signature) DO NOTHING",
-            &[
-                &p.item_hash,
-                &p.sender,
-                &p.signature.as_deref().unwrap_or(""),
-                &to_json(&p.message),
-                &p.reception_time,
-                &p.origin,
-                &p.signature_verified,
-                &p.first_attempt,
-            ],
-        )?;
-        // A rejected message may be submitted again and retried.
-        self.exec(
-            "INSERT INTO message_status (item_hash, status, reception_time) VALUES ($1, 'pending', $2)
-             ON CONFLICT (item_hash) DO UPDATE SET status = 'pending'
-             WHERE message_status.status = 'rejected'",
-            &[&p.item_hash, &p.reception_time],
-        )?;
-        Ok(EnqueueOutcome::Queued)
+        let status = WriteStore::status(self, &p.item_hash)?;
+        write::pending::enqueue(self, p, status)
     }
 
     fn due_pending(&mut self, now: f64, limit: usize) -> Result<Vec<PendingRow>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.rows(
-            "SELECT id, item_hash, message, reception_time, retries, signature_verified, origin
-             FROM pending_messages WHERE next_attempt <= $1 ORDER BY next_attempt, id LIMIT $2",
-            &[&now, &limit],
-        )?;
-        rows.iter()
-            .map(|r| {
-                let retries: i64 = r.try_get(4).map_err(backend)?;
-                let message: String = r.try_get(2).map_err(backend)?;
-                Ok(PendingRow {
-                    id: r.try_get(0).map_err(backend)?,
-                    item_hash: r.try_get(1).map_err(backend)?,
-                    message: parse_json(&message)?,
-                    reception_time: r.try_get(3).map_err(backend)?,
-                    retries: u32::try_from(retries)
-                        .map_err(|_| StoreError::Corrupt(format!("retries {retries}")))?,
-                    signature_verified: r.try_get(5).map_err(backend)?,
-                    origin: r.try_get(6).map_err(backend)?,
-                })
-            })
-            .collect()
+        write::pending::due(self, now, limit)
     }
 
     fn next_due(&mut self) -> Result<Option<f64>> {
-        self.value::<Option<f64>>("SELECT min(next_attempt) FROM pending_messages", &[])
-            .map(Option::flatten)
+        write::pending::next_due(self)
     }
 
     fn delete_pending(&mut self, id: i64) -> Result<()> {
-        self.exec("DELETE FROM pending_messages WHERE id = $1", &[&id])
-            .map(drop)
+        write::pending::delete(self, id)
     }
 
     fn reschedule_pending(
@@ -490,26 +440,11 @@ impl WriteStore for PgWriter {
         next_attempt: f64,
         error: &Failure,
     ) -> Result<()> {
-        self.exec(
-            "UPDATE pending_messages SET retries = $2, next_attempt = $3, last_error_code = $4, last_error = $5
-             WHERE id = $1",
-            &[
-                &id,
-                &i64::from(retries),
-                &next_attempt,
-                &error.code.code(),
-                &to_json(&error.details),
-            ],
-        )
-        .map(drop)
+        write::pending::reschedule(self, id, retries, next_attempt, error)
     }
 
     fn other_pending(&mut self, item_hash: &str, except_id: i64) -> Result<u64> {
-        self.value::<i64>(
-            "SELECT count(*) FROM pending_messages WHERE item_hash = $1 AND id != $2",
-            &[&item_hash, &except_id],
-        )
-        .map(|n| n.unwrap_or_default().max(0) as u64)
+        write::pending::others(self, item_hash, except_id)
     }
 
     fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>> {

@@ -12,6 +12,7 @@ pub(crate) trait Columns {
     fn text(&self, i: usize) -> Result<String, Self::Error>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
     fn real(&self, i: usize) -> Result<f64, Self::Error>;
+    fn opt_real(&self, i: usize) -> Result<Option<f64>, Self::Error>;
     fn integer(&self, i: usize) -> Result<i64, Self::Error>;
     fn boolean(&self, i: usize) -> Result<bool, Self::Error>;
 

@@ -28,6 +28,9 @@ impl Columns for Row<'_> {
     fn real(&self, i: usize) -> rusqlite::Result<f64> {
         self.get(i)
     }
+    fn opt_real(&self, i: usize) -> rusqlite::Result<Option<f64>> {
+        self.get(i)
+    }
     fn integer(&self, i: usize) -> rusqlite::Result<i64> {
         self.get(i)
     }

@@ -74,6 +74,7 @@ impl rusqlite::ToSql for write::Value<'_> {
             write::Value::OptText(None) => ToSqlOutput::Owned(Owned::Null),
             write::Value::Real(f) => ToSqlOutput::Owned(Owned::Real(f)),
             write::Value::Int(i) => ToSqlOutput::Owned(Owned::Integer(i)),
+            write::Value::Int32(i) => ToSqlOutput::Owned(Owned::Integer(i64::from(i))),
             write::Value::Bool(b) => ToSqlOutput::Owned(Owned::Integer(i64::from(b))),
         })
     }
@@ -92,6 +93,9 @@ impl Columns for Checked<'_, '_> {
     }
     fn real(&self, i: usize) -> Result<f64> {
         Columns::real(self.0, i).map_err(backend)
+    }
+    fn opt_real(&self, i: usize) -> Result<Option<f64>> {
+        Columns::opt_real(self.0, i).map_err(backend)
     }
     fn integer(&self, i: usize) -> Result<i64> {
         Columns::integer(self.0, i).map_err(backend)
@@ -361,7 +365,7 @@ fn to_json(v: &Value) -> String {
     v.to_string()
 }
 
-use crate::shared::{distinct_tags, parse_json, parse_position, parse_tags_column, tags_column};
+use crate::shared::{distinct_tags, parse_position, parse_tags_column, tags_column};
 
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
@@ -406,87 +410,20 @@ impl WriteStore for SqliteWriter {
     }
 
     fn enqueue_pending(&mut self, p: &NewPending) -> Result<EnqueueOutcome> {
-        if let Some(status) = self.status(&p.item_hash)?
-            && status != MessageStatus::Pending
-            && status != MessageStatus::Rejected
-        {
-            return Ok(EnqueueOutcome::Known(status));
-        }
-        self.exec(
-            "INSERT INTO pending_messages (item_hash, sender, signature, message, reception_time, origin,
-                 signature_verified, next_attempt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (sender, item_hash, signature) DO NOTHING",
-            params![
-                p.item_hash,
-                p.sender,
-                p.signature.as_deref().unwrap_or(""),
-                to_json(&p.message),
-                p.reception_time,
-                p.origin,
-                p.signature_verified,
-                p.first_attempt,
-            ],
-        )?;
-        // A rejected message may be submitted again and retried.
-        self.exec(
-            "INSERT INTO message_status (item_hash, status, reception_time) VALUES (?1, 'pending', ?2)
-             ON CONFLICT (item_hash) DO UPDATE SET status = 'pending' WHERE status = 'rejected'",
-            params![p.item_hash, p.reception_time],
-        )?;
-        Ok(EnqueueOutcome::Queued)
+        let status = WriteStore::status(self, &p.item_hash)?;
+        write::pending::enqueue(self, p, status)
     }
 
     fn due_pending(&mut self, now: f64, limit: usize) -> Result<Vec<PendingRow>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, item_hash, message, reception_time, retries, signature_verified, origin
-                 FROM pending_messages WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![now, limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, f64>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, bool>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            })
-            .map_err(backend)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(backend)?;
-        rows.into_iter()
-            .map(
-                |(id, item_hash, message, reception_time, retries, signature_verified, origin)| {
-                    Ok(PendingRow {
-                        id,
-                        item_hash,
-                        message: parse_json(&message)?,
-                        reception_time,
-                        retries,
-                        signature_verified,
-                        origin,
-                    })
-                },
-            )
-            .collect()
+        write::pending::due(self, now, limit)
     }
 
     fn next_due(&mut self) -> Result<Option<f64>> {
-        self.one("SELECT min(next_attempt) FROM pending_messages", [], |r| {
-            r.get::<_, Option<f64>>(0)
-        })
-        .map(Option::flatten)
+        write::pending::next_due(self)
     }
 
     fn delete_pending(&mut self, id: i64) -> Result<()> {
-        self.exec("DELETE FROM pending_messages WHERE id = ?1", [id])
-            .map(drop)
+        write::pending::delete(self, id)
     }
 
     fn reschedule_pending(
@@ -496,21 +433,11 @@ impl WriteStore for SqliteWriter {
         next_attempt: f64,
         error: &Failure,
     ) -> Result<()> {
-        self.exec(
-            "UPDATE pending_messages SET retries = ?2, next_attempt = ?3, last_error_code = ?4, last_error = ?5
-             WHERE id = ?1",
-            params![id, retries, next_attempt, error.code.code(), to_json(&error.details)],
-        )
-        .map(drop)
+        write::pending::reschedule(self, id, retries, next_attempt, error)
     }
 
     fn other_pending(&mut self, item_hash: &str, except_id: i64) -> Result<u64> {
-        self.one(
-            "SELECT count(*) FROM pending_messages WHERE item_hash = ?1 AND id != ?2",
-            params![item_hash, except_id],
-            |r| r.get::<_, u64>(0),
-        )
-        .map(Option::unwrap_or_default)
+        write::pending::others(self, item_hash, except_id)
     }
 
     fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>> {

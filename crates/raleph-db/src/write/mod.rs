@@ -9,6 +9,7 @@
 
 pub(crate) mod aggregates;
 pub(crate) mod files;
+pub(crate) mod pending;
 pub(crate) mod posts;
 
 use crate::query::rows::Columns;
@@ -22,6 +23,8 @@ pub(crate) enum Value<'a> {
     OptText(Option<&'a str>),
     Real(f64),
     Int(i64),
+    /// A 32-bit integer column's value (PostgreSQL types them apart).
+    Int32(i32),
     Bool(bool),
 }
 
