@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
 use crate::shared::StoredTime;
-use crate::shared::{distinct_tags, parse_position, parse_tags_column, tags_column};
+use crate::shared::{distinct_tags, parse_tags_column, tags_column};
 use crate::totals::{CountedRow, Taken, Totals};
 use crate::write::{self, Session as WriteSession};
 use crate::*;
@@ -66,6 +66,10 @@ impl WriteSession for PgWriter {
 
     fn greatest(&self, a: &str, b: &str) -> String {
         format!("greatest({a}, {b})")
+    }
+
+    fn contains(&self, haystack: &str, needle: &str) -> String {
+        format!("strpos({haystack}, {needle}) > 0")
     }
 }
 
@@ -231,10 +235,6 @@ impl PgWriter {
         }
     }
 
-    fn exists(&mut self, sql: &str, params: Params<'_>) -> Result<bool> {
-        Ok(self.row(sql, params)?.is_some())
-    }
-
     /// The next sync log number; never given twice, even after the row that had it is gone.
     fn next_seq(&mut self) -> Result<i64> {
         self.value(
@@ -338,10 +338,6 @@ impl Drop for PgWriter {
             super::close_off_thread(conn);
         }
     }
-}
-
-fn to_json(v: &Value) -> String {
-    v.to_string()
 }
 
 fn size(n: u64) -> i64 {
@@ -479,18 +475,7 @@ impl WriteStore for PgWriter {
         message: &Value,
         error: &Failure,
     ) -> Result<()> {
-        self.exec(
-            "INSERT INTO rejected_messages (item_hash, message, error_code, details) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (item_hash) DO UPDATE SET message = excluded.message,
-                 error_code = excluded.error_code, details = excluded.details",
-            &[
-                &item_hash,
-                &to_json(message),
-                &error.code.code(),
-                &to_json(&error.details),
-            ],
-        )
-        .map(drop)
+        write::records::record_rejection(self, item_hash, message, error)
     }
 
     fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
@@ -549,25 +534,7 @@ impl WriteStore for PgWriter {
     }
 
     fn message_facts(&mut self, item_hash: &str) -> Result<Option<MessageFacts>> {
-        let Some(r) = self.row(
-            "SELECT type, chain, sender, signature, owner, channel, content_type, content_key, content_ref
-             FROM messages WHERE item_hash = $1",
-            &[&item_hash],
-        )?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(MessageFacts {
-            message_type: r.try_get(0).map_err(backend)?,
-            chain: r.try_get(1).map_err(backend)?,
-            sender: r.try_get(2).map_err(backend)?,
-            signature: r.try_get(3).map_err(backend)?,
-            owner: r.try_get(4).map_err(backend)?,
-            channel: r.try_get(5).map_err(backend)?,
-            content_type: r.try_get(6).map_err(backend)?,
-            content_key: r.try_get(7).map_err(backend)?,
-            content_ref: r.try_get(8).map_err(backend)?,
-        }))
+        write::records::message_facts(self, item_hash)
     }
 
     fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
@@ -872,20 +839,11 @@ impl WriteStore for PgWriter {
     }
 
     fn journal_position(&mut self) -> Result<u64> {
-        let value: Option<String> = self.value(
-            "SELECT value FROM node_meta WHERE key = 'journal_position'",
-            &[],
-        )?;
-        parse_position(value)
+        write::records::journal_position(self)
     }
 
     fn set_journal_position(&mut self, position: u64) -> Result<()> {
-        self.exec(
-            "INSERT INTO node_meta (key, value) VALUES ('journal_position', $1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[&position.to_string()],
-        )
-        .map(drop)
+        write::records::set_journal_position(self, position)
     }
 
     fn record_forgotten(&mut self, k: &ForgottenRecord) -> Result<bool> {
@@ -925,23 +883,11 @@ impl WriteStore for PgWriter {
     }
 
     fn forgotten_by(&mut self, item_hash: &str) -> Result<Vec<String>> {
-        let list: Option<String> = self.value(
-            "SELECT forgotten_by FROM forgotten_messages WHERE item_hash = $1",
-            &[&item_hash],
-        )?;
-        Ok(list
-            .and_then(|list| serde_json::from_str(&list).ok())
-            .unwrap_or_default())
+        write::records::forgotten_by(self, item_hash)
     }
 
     fn forgot_aggregates_of(&mut self, owner: &str, forget_hash: &str) -> Result<bool> {
-        // A scan of the owner's forgotten messages: only a key FORGET that finds no element
-        // asks, and `forgotten_by` is a short JSON list of hashes.
-        self.exists(
-            "SELECT 1 FROM forgotten_messages
-             WHERE owner = $1 AND type = 'AGGREGATE' AND strpos(forgotten_by, $2) > 0 LIMIT 1",
-            &[&owner, &format!("\"{forget_hash}\"")],
-        )
+        write::records::forgot_aggregates_of(self, owner, forget_hash)
     }
 
     fn unforget(&mut self, item_hash: &str) -> Result<()> {
@@ -957,29 +903,10 @@ impl WriteStore for PgWriter {
     }
 
     fn message_content(&mut self, item_hash: &str) -> Result<Option<Value>> {
-        let content: Option<String> = self.value(
-            "SELECT content FROM messages WHERE item_hash = $1",
-            &[&item_hash],
-        )?;
-        Ok(content.and_then(|c| serde_json::from_str(&c).ok()))
+        write::records::message_content(self, item_hash)
     }
 
     fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()> {
-        let current: Option<String> = self.value(
-            "SELECT forgotten_by FROM forgotten_messages WHERE item_hash = $1",
-            &[&item_hash],
-        )?;
-        let Some(current) = current else {
-            return Ok(());
-        };
-        let mut list: Vec<String> = serde_json::from_str(&current).unwrap_or_default();
-        if !list.iter().any(|h| h == forgotten_by) {
-            list.push(forgotten_by.to_owned());
-        }
-        self.exec(
-            "UPDATE forgotten_messages SET forgotten_by = $2 WHERE item_hash = $1",
-            &[&item_hash, &Value::from(list).to_string()],
-        )
-        .map(drop)
+        write::records::append_forgotten_by(self, item_hash, forgotten_by)
     }
 }

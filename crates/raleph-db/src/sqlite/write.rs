@@ -160,6 +160,10 @@ impl Session for SqliteWriter {
     fn greatest(&self, a: &str, b: &str) -> String {
         format!("max({a}, {b})")
     }
+
+    fn contains(&self, haystack: &str, needle: &str) -> String {
+        format!("instr({haystack}, {needle}) > 0")
+    }
 }
 
 /// How often the writer refreshes the planner's statistics.
@@ -361,11 +365,7 @@ impl SqliteWriter {
     }
 }
 
-fn to_json(v: &Value) -> String {
-    v.to_string()
-}
-
-use crate::shared::{distinct_tags, parse_position, parse_tags_column, tags_column};
+use crate::shared::{distinct_tags, parse_tags_column, tags_column};
 
 impl WriteStore for SqliteWriter {
     fn begin(&mut self) -> Result<()> {
@@ -491,13 +491,7 @@ impl WriteStore for SqliteWriter {
         message: &Value,
         error: &Failure,
     ) -> Result<()> {
-        self.exec(
-            "INSERT INTO rejected_messages (item_hash, message, error_code, details) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (item_hash) DO UPDATE SET message = excluded.message,
-                 error_code = excluded.error_code, details = excluded.details",
-            params![item_hash, to_json(message), error.code.code(), to_json(&error.details)],
-        )
-        .map(drop)
+        write::records::record_rejection(self, item_hash, message, error)
     }
 
     fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
@@ -555,24 +549,7 @@ impl WriteStore for SqliteWriter {
     }
 
     fn message_facts(&mut self, item_hash: &str) -> Result<Option<MessageFacts>> {
-        self.one(
-            "SELECT type, chain, sender, signature, owner, channel, content_type, content_key, content_ref
-             FROM messages WHERE item_hash = ?1",
-            [item_hash],
-            |r| {
-                Ok(MessageFacts {
-                    message_type: r.get(0)?,
-                    chain: r.get(1)?,
-                    sender: r.get(2)?,
-                    signature: r.get(3)?,
-                    owner: r.get(4)?,
-                    channel: r.get(5)?,
-                    content_type: r.get(6)?,
-                    content_key: r.get(7)?,
-                    content_ref: r.get(8)?,
-                })
-            },
-        )
+        write::records::message_facts(self, item_hash)
     }
 
     fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
@@ -871,21 +848,11 @@ impl WriteStore for SqliteWriter {
     }
 
     fn journal_position(&mut self) -> Result<u64> {
-        let value: Option<String> = self.one(
-            "SELECT value FROM node_meta WHERE key = 'journal_position'",
-            [],
-            |r| r.get(0),
-        )?;
-        parse_position(value)
+        write::records::journal_position(self)
     }
 
     fn set_journal_position(&mut self, position: u64) -> Result<()> {
-        self.exec(
-            "INSERT INTO node_meta (key, value) VALUES ('journal_position', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [position.to_string()],
-        )
-        .map(drop)
+        write::records::set_journal_position(self, position)
     }
 
     fn record_forgotten(&mut self, k: &ForgottenRecord) -> Result<bool> {
@@ -925,26 +892,11 @@ impl WriteStore for SqliteWriter {
     }
 
     fn forgotten_by(&mut self, item_hash: &str) -> Result<Vec<String>> {
-        let list = self.one(
-            "SELECT forgotten_by FROM forgotten_messages WHERE item_hash = ?1",
-            [item_hash],
-            |r| r.get::<_, String>(0),
-        )?;
-        Ok(list
-            .and_then(|list| serde_json::from_str(&list).ok())
-            .unwrap_or_default())
+        write::records::forgotten_by(self, item_hash)
     }
 
     fn forgot_aggregates_of(&mut self, owner: &str, forget_hash: &str) -> Result<bool> {
-        // A scan of the owner's forgotten messages: only a key FORGET that finds no element
-        // asks, and `forgotten_by` is a short JSON list of hashes.
-        let found = self.one(
-            "SELECT 1 FROM forgotten_messages
-             WHERE owner = ?1 AND type = 'AGGREGATE' AND instr(forgotten_by, ?2) > 0 LIMIT 1",
-            params![owner, format!("\"{forget_hash}\"")],
-            |r| r.get::<_, i64>(0),
-        )?;
-        Ok(found.is_some())
+        write::records::forgot_aggregates_of(self, owner, forget_hash)
     }
 
     fn unforget(&mut self, item_hash: &str) -> Result<()> {
@@ -960,31 +912,10 @@ impl WriteStore for SqliteWriter {
     }
 
     fn message_content(&mut self, item_hash: &str) -> Result<Option<Value>> {
-        let content = self.one(
-            "SELECT content FROM messages WHERE item_hash = ?1",
-            [item_hash],
-            |r| r.get::<_, String>(0),
-        )?;
-        Ok(content.and_then(|c| serde_json::from_str(&c).ok()))
+        write::records::message_content(self, item_hash)
     }
 
     fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()> {
-        let current = self.one(
-            "SELECT forgotten_by FROM forgotten_messages WHERE item_hash = ?1",
-            [item_hash],
-            |r| r.get::<_, String>(0),
-        )?;
-        let Some(current) = current else {
-            return Ok(());
-        };
-        let mut list: Vec<String> = serde_json::from_str(&current).unwrap_or_default();
-        if !list.iter().any(|h| h == forgotten_by) {
-            list.push(forgotten_by.to_owned());
-        }
-        self.exec(
-            "UPDATE forgotten_messages SET forgotten_by = ?2 WHERE item_hash = ?1",
-            params![item_hash, Value::from(list).to_string()],
-        )
-        .map(drop)
+        write::records::append_forgotten_by(self, item_hash, forgotten_by)
     }
 }

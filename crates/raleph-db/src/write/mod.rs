@@ -11,6 +11,7 @@ pub(crate) mod aggregates;
 pub(crate) mod files;
 pub(crate) mod pending;
 pub(crate) mod posts;
+pub(crate) mod records;
 
 use crate::query::rows::Columns;
 use crate::totals::Totals;
@@ -80,6 +81,8 @@ pub(crate) trait Session {
     fn byte_length(&self, expr: &str) -> String;
     /// SQL for the greater of two values.
     fn greatest(&self, a: &str, b: &str) -> String;
+    /// SQL for "the text `haystack` contains `needle`".
+    fn contains(&self, haystack: &str, needle: &str) -> String;
 }
 
 /// The rows of a query, each mapped.
