@@ -345,6 +345,8 @@ fn size(n: u64) -> i64 {
 }
 
 impl WriteStore for PgWriter {
+    write::shared_write_operations!();
+
     fn begin(&mut self) -> Result<()> {
         if self.in_transaction {
             return Err(other("cannot start a transaction within a transaction"));
@@ -412,37 +414,6 @@ impl WriteStore for PgWriter {
         Ok(())
     }
 
-    fn enqueue_pending(&mut self, p: &NewPending) -> Result<EnqueueOutcome> {
-        let status = WriteStore::status(self, &p.item_hash)?;
-        write::pending::enqueue(self, p, status)
-    }
-
-    fn due_pending(&mut self, now: f64, limit: usize) -> Result<Vec<PendingRow>> {
-        write::pending::due(self, now, limit)
-    }
-
-    fn next_due(&mut self) -> Result<Option<f64>> {
-        write::pending::next_due(self)
-    }
-
-    fn delete_pending(&mut self, id: i64) -> Result<()> {
-        write::pending::delete(self, id)
-    }
-
-    fn reschedule_pending(
-        &mut self,
-        id: i64,
-        retries: u32,
-        next_attempt: f64,
-        error: &Failure,
-    ) -> Result<()> {
-        write::pending::reschedule(self, id, retries, next_attempt, error)
-    }
-
-    fn other_pending(&mut self, item_hash: &str, except_id: i64) -> Result<u64> {
-        write::pending::others(self, item_hash, except_id)
-    }
-
     fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>> {
         let status: Option<String> = self.value(
             "SELECT status FROM message_status WHERE item_hash = $1",
@@ -467,15 +438,6 @@ impl WriteStore for PgWriter {
             &[&item_hash, &status.as_str(), &reception_time],
         )
         .map(drop)
-    }
-
-    fn record_rejection(
-        &mut self,
-        item_hash: &str,
-        message: &Value,
-        error: &Failure,
-    ) -> Result<()> {
-        write::records::record_rejection(self, item_hash, message, error)
     }
 
     fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
@@ -533,10 +495,6 @@ impl WriteStore for PgWriter {
         Ok(())
     }
 
-    fn message_facts(&mut self, item_hash: &str) -> Result<Option<MessageFacts>> {
-        write::records::message_facts(self, item_hash)
-    }
-
     fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
         let Some(StoredTime {
             time: stored,
@@ -574,78 +532,6 @@ impl WriteStore for PgWriter {
             }
         }
         Ok(())
-    }
-
-    fn insert_post(&mut self, p: &NewPost) -> Result<()> {
-        write::posts::insert(self, p)
-    }
-
-    fn post_facts(&mut self, item_hash: &str) -> Result<Option<PostFacts>> {
-        write::posts::facts(self, item_hash)
-    }
-
-    fn refresh_latest_amend(&mut self, original: &str) -> Result<()> {
-        write::posts::refresh_latest_amend(self, original)
-    }
-
-    fn amends_of(&mut self, original: &str) -> Result<Vec<String>> {
-        write::posts::amends_of(self, original)
-    }
-
-    fn add_aggregate_element(&mut self, e: &NewAggregateElement) -> Result<()> {
-        write::aggregates::add_element(self, e)
-    }
-
-    fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> Result<()> {
-        write::aggregates::rebuild(self, owner, key)
-    }
-
-    fn aggregate_value(&mut self, owner: &str, key: &str) -> Result<Option<Value>> {
-        write::aggregates::value(self, owner, key)
-    }
-
-    fn aggregate_size(&mut self, owner: &str, key: &str) -> Result<u64> {
-        write::aggregates::size(self, owner, key)
-    }
-
-    fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>> {
-        write::aggregates::element_hashes(self, owner, key)
-    }
-
-    fn insert_file_pin(&mut self, pin: &NewFilePin) -> Result<()> {
-        write::files::insert_pin(self, pin)
-    }
-
-    fn file_pin(&mut self, message_hash: &str) -> Result<Option<FilePinFacts>> {
-        write::files::pin(self, message_hash)
-    }
-
-    fn file_tag_exists(&mut self, tag: &str) -> Result<bool> {
-        write::files::tag_exists(self, tag)
-    }
-
-    fn refresh_file_tag(&mut self, tag: &str) -> Result<()> {
-        write::files::refresh_tag(self, tag)
-    }
-
-    fn insert_vm(&mut self, vm: &NewVm) -> Result<()> {
-        write::files::insert_vm(self, vm)
-    }
-
-    fn vm_facts(&mut self, item_hash: &str) -> Result<Option<VmFacts>> {
-        write::files::vm_facts(self, item_hash)
-    }
-
-    fn store_used_by_vm(&mut self, store_hash: &str) -> Result<bool> {
-        write::files::store_used_by_vm(self, store_hash)
-    }
-
-    fn record_file(&mut self, file: &FileRecord, grace_until: Option<f64>) -> Result<()> {
-        write::files::record(self, file, grace_until)
-    }
-
-    fn volume_file_size(&mut self, reference: &str, use_latest: bool) -> Result<Option<u64>> {
-        write::files::volume_size(self, reference, use_latest)
     }
 
     fn collect_unpinned_files(&mut self, now: f64) -> Result<Vec<String>> {
@@ -706,10 +592,6 @@ impl WriteStore for PgWriter {
             )?;
         }
         Ok(expired.len())
-    }
-
-    fn file_known(&mut self, sha256: &str) -> Result<bool> {
-        write::files::known(self, sha256)
     }
 
     fn forget(
@@ -838,14 +720,6 @@ impl WriteStore for PgWriter {
         .map(drop)
     }
 
-    fn journal_position(&mut self) -> Result<u64> {
-        write::records::journal_position(self)
-    }
-
-    fn set_journal_position(&mut self, position: u64) -> Result<()> {
-        write::records::set_journal_position(self, position)
-    }
-
     fn record_forgotten(&mut self, k: &ForgottenRecord) -> Result<bool> {
         match self.status(&k.item_hash)? {
             Some(status) if status.is_live() || status == MessageStatus::Forgotten => {
@@ -882,14 +756,6 @@ impl WriteStore for PgWriter {
         Ok(true)
     }
 
-    fn forgotten_by(&mut self, item_hash: &str) -> Result<Vec<String>> {
-        write::records::forgotten_by(self, item_hash)
-    }
-
-    fn forgot_aggregates_of(&mut self, owner: &str, forget_hash: &str) -> Result<bool> {
-        write::records::forgot_aggregates_of(self, owner, forget_hash)
-    }
-
     fn unforget(&mut self, item_hash: &str) -> Result<()> {
         self.exec(
             "DELETE FROM forgotten_messages WHERE item_hash = $1",
@@ -900,13 +766,5 @@ impl WriteStore for PgWriter {
             &[&item_hash],
         )
         .map(drop)
-    }
-
-    fn message_content(&mut self, item_hash: &str) -> Result<Option<Value>> {
-        write::records::message_content(self, item_hash)
-    }
-
-    fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()> {
-        write::records::append_forgotten_by(self, item_hash, forgotten_by)
     }
 }

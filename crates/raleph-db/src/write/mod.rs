@@ -122,3 +122,188 @@ pub(crate) fn first<T>(
 pub(crate) fn strings(s: &mut dyn Session, sql: &str, params: &[Value<'_>]) -> Result<Vec<String>> {
     rows(s, sql, params, |r| r.text(0))
 }
+
+/// The `WriteStore` operations both backends take from this module, in each backend's
+/// `impl WriteStore` (a macro, since the rest of each impl is the backend's own).
+macro_rules! shared_write_operations {
+    () => {
+        fn enqueue_pending(
+            &mut self,
+            p: &$crate::NewPending,
+        ) -> $crate::Result<$crate::EnqueueOutcome> {
+            let status = $crate::WriteStore::status(self, &p.item_hash)?;
+            $crate::write::pending::enqueue(self, p, status)
+        }
+
+        fn due_pending(
+            &mut self,
+            now: f64,
+            limit: usize,
+        ) -> $crate::Result<Vec<$crate::PendingRow>> {
+            $crate::write::pending::due(self, now, limit)
+        }
+
+        fn next_due(&mut self) -> $crate::Result<Option<f64>> {
+            $crate::write::pending::next_due(self)
+        }
+
+        fn delete_pending(&mut self, id: i64) -> $crate::Result<()> {
+            $crate::write::pending::delete(self, id)
+        }
+
+        fn reschedule_pending(
+            &mut self,
+            id: i64,
+            retries: u32,
+            next_attempt: f64,
+            error: &$crate::Failure,
+        ) -> $crate::Result<()> {
+            $crate::write::pending::reschedule(self, id, retries, next_attempt, error)
+        }
+
+        fn other_pending(&mut self, item_hash: &str, except_id: i64) -> $crate::Result<u64> {
+            $crate::write::pending::others(self, item_hash, except_id)
+        }
+
+        fn record_rejection(
+            &mut self,
+            item_hash: &str,
+            message: &serde_json::Value,
+            error: &$crate::Failure,
+        ) -> $crate::Result<()> {
+            $crate::write::records::record_rejection(self, item_hash, message, error)
+        }
+
+        fn message_facts(
+            &mut self,
+            item_hash: &str,
+        ) -> $crate::Result<Option<$crate::MessageFacts>> {
+            $crate::write::records::message_facts(self, item_hash)
+        }
+
+        fn insert_post(&mut self, p: &$crate::NewPost) -> $crate::Result<()> {
+            $crate::write::posts::insert(self, p)
+        }
+
+        fn post_facts(&mut self, item_hash: &str) -> $crate::Result<Option<$crate::PostFacts>> {
+            $crate::write::posts::facts(self, item_hash)
+        }
+
+        fn refresh_latest_amend(&mut self, original: &str) -> $crate::Result<()> {
+            $crate::write::posts::refresh_latest_amend(self, original)
+        }
+
+        fn amends_of(&mut self, original: &str) -> $crate::Result<Vec<String>> {
+            $crate::write::posts::amends_of(self, original)
+        }
+
+        fn add_aggregate_element(&mut self, e: &$crate::NewAggregateElement) -> $crate::Result<()> {
+            $crate::write::aggregates::add_element(self, e)
+        }
+
+        fn rebuild_aggregate(&mut self, owner: &str, key: &str) -> $crate::Result<()> {
+            $crate::write::aggregates::rebuild(self, owner, key)
+        }
+
+        fn aggregate_value(
+            &mut self,
+            owner: &str,
+            key: &str,
+        ) -> $crate::Result<Option<serde_json::Value>> {
+            $crate::write::aggregates::value(self, owner, key)
+        }
+
+        fn aggregate_size(&mut self, owner: &str, key: &str) -> $crate::Result<u64> {
+            $crate::write::aggregates::size(self, owner, key)
+        }
+
+        fn aggregate_element_hashes(
+            &mut self,
+            owner: &str,
+            key: &str,
+        ) -> $crate::Result<Vec<String>> {
+            $crate::write::aggregates::element_hashes(self, owner, key)
+        }
+
+        fn insert_file_pin(&mut self, pin: &$crate::NewFilePin) -> $crate::Result<()> {
+            $crate::write::files::insert_pin(self, pin)
+        }
+
+        fn file_pin(&mut self, message_hash: &str) -> $crate::Result<Option<$crate::FilePinFacts>> {
+            $crate::write::files::pin(self, message_hash)
+        }
+
+        fn file_tag_exists(&mut self, tag: &str) -> $crate::Result<bool> {
+            $crate::write::files::tag_exists(self, tag)
+        }
+
+        fn refresh_file_tag(&mut self, tag: &str) -> $crate::Result<()> {
+            $crate::write::files::refresh_tag(self, tag)
+        }
+
+        fn insert_vm(&mut self, vm: &$crate::NewVm) -> $crate::Result<()> {
+            $crate::write::files::insert_vm(self, vm)
+        }
+
+        fn vm_facts(&mut self, item_hash: &str) -> $crate::Result<Option<$crate::VmFacts>> {
+            $crate::write::files::vm_facts(self, item_hash)
+        }
+
+        fn store_used_by_vm(&mut self, store_hash: &str) -> $crate::Result<bool> {
+            $crate::write::files::store_used_by_vm(self, store_hash)
+        }
+
+        fn record_file(
+            &mut self,
+            file: &$crate::FileRecord,
+            grace_until: Option<f64>,
+        ) -> $crate::Result<()> {
+            $crate::write::files::record(self, file, grace_until)
+        }
+
+        fn volume_file_size(
+            &mut self,
+            reference: &str,
+            use_latest: bool,
+        ) -> $crate::Result<Option<u64>> {
+            $crate::write::files::volume_size(self, reference, use_latest)
+        }
+
+        fn file_known(&mut self, sha256: &str) -> $crate::Result<bool> {
+            $crate::write::files::known(self, sha256)
+        }
+
+        fn forgotten_by(&mut self, item_hash: &str) -> $crate::Result<Vec<String>> {
+            $crate::write::records::forgotten_by(self, item_hash)
+        }
+
+        fn forgot_aggregates_of(&mut self, owner: &str, forget_hash: &str) -> $crate::Result<bool> {
+            $crate::write::records::forgot_aggregates_of(self, owner, forget_hash)
+        }
+
+        fn append_forgotten_by(
+            &mut self,
+            item_hash: &str,
+            forgotten_by: &str,
+        ) -> $crate::Result<()> {
+            $crate::write::records::append_forgotten_by(self, item_hash, forgotten_by)
+        }
+
+        fn message_content(
+            &mut self,
+            item_hash: &str,
+        ) -> $crate::Result<Option<serde_json::Value>> {
+            $crate::write::records::message_content(self, item_hash)
+        }
+
+        fn journal_position(&mut self) -> $crate::Result<u64> {
+            $crate::write::records::journal_position(self)
+        }
+
+        fn set_journal_position(&mut self, position: u64) -> $crate::Result<()> {
+            $crate::write::records::set_journal_position(self, position)
+        }
+    };
+}
+
+pub(crate) use shared_write_operations;
