@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
 use crate::shared::StoredTime;
-use crate::shared::{distinct_tags, parse_tags_column, tags_column};
+use crate::shared::{distinct_tags, tags_column};
 use crate::totals::{CountedRow, Taken, Totals};
 use crate::write::{self, Session as WriteSession};
 use crate::*;
@@ -251,28 +251,8 @@ impl PgWriter {
             .collect()
     }
 
-    /// A stored message's time and tags (`None` for the tags when its `tags` column is not
-    /// readable: its tag rows must then be found by scanning).
     fn time_and_tags(&mut self, item_hash: &str) -> Result<Option<StoredTime>> {
-        let Some(row) = self.row(
-            "SELECT time, type, tags FROM messages WHERE item_hash = $1",
-            &[&item_hash],
-        )?
-        else {
-            return Ok(None);
-        };
-        let time: f64 = row.try_get(0).map_err(backend)?;
-        let message_type: String = row.try_get(1).map_err(backend)?;
-        let column: Option<String> = row.try_get(2).map_err(backend)?;
-        let tags = parse_tags_column(column.as_deref());
-        if tags.is_none() {
-            tracing::warn!(%item_hash, "unreadable tags column, scanning message_tags");
-        }
-        Ok(Some(StoredTime {
-            time,
-            message_type,
-            tags,
-        }))
+        write::messages::time_and_tags(self, item_hash)
     }
 
     fn grace_pin(&mut self, sha256: &str, until: f64) -> Result<()> {
@@ -495,65 +475,6 @@ impl WriteStore for PgWriter {
         Ok(())
     }
 
-    fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()> {
-        let Some(StoredTime {
-            time: stored,
-            message_type,
-            tags,
-        }) = self.time_and_tags(item_hash)?
-        else {
-            return Ok(());
-        };
-        if time.is_nan() || time >= stored {
-            return Ok(());
-        }
-        self.exec(
-            "UPDATE messages SET time = $2 WHERE item_hash = $1",
-            &[&item_hash, &time],
-        )?;
-        self.totals.count_time(stored, &message_type, -1);
-        self.totals.count_time(time, &message_type, 1);
-        self.settle_if_autocommit()?;
-        // The tag rows are keyed by time: they move with the message.
-        match tags {
-            Some(tags) => {
-                for tag in &tags {
-                    self.exec(
-                        "UPDATE message_tags SET time = $4 WHERE tag = $1 AND time = $2 AND item_hash = $3",
-                        &[tag, &stored, &item_hash, &time],
-                    )?;
-                }
-            }
-            None => {
-                self.exec(
-                    "UPDATE message_tags SET time = $2 WHERE item_hash = $1",
-                    &[&item_hash, &time],
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    fn collect_unpinned_files(&mut self, now: f64) -> Result<Vec<String>> {
-        let unpinned = self.strings(
-            "SELECT f.hash FROM files f
-             WHERE NOT EXISTS (SELECT 1 FROM grace_pins g WHERE g.file_hash = f.hash AND g.until > $1)
-               AND NOT EXISTS (SELECT 1 FROM file_pins p
-                               WHERE p.file_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, '')))
-               AND NOT EXISTS (SELECT 1 FROM messages m
-                               WHERE m.item_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, ''))
-                                 AND m.item_type != 'inline')
-             ORDER BY f.hash",
-            &[&now],
-        )?;
-        for hash in &unpinned {
-            self.exec("DELETE FROM files WHERE hash = $1", &[hash])?;
-            self.exec("DELETE FROM grace_pins WHERE file_hash = $1", &[hash])?;
-        }
-        self.exec("DELETE FROM grace_pins WHERE until <= $1", &[&now])?;
-        Ok(unpinned)
-    }
-
     fn expire_rejections(&mut self, before: f64, keep: u64, batch: usize) -> Result<usize> {
         let batch = i64::try_from(batch).unwrap_or(i64::MAX);
         let mut expired = self.strings(
@@ -754,17 +675,5 @@ impl WriteStore for PgWriter {
         )?;
         self.set_status(&k.item_hash, MessageStatus::Forgotten, k.reception_time)?;
         Ok(true)
-    }
-
-    fn unforget(&mut self, item_hash: &str) -> Result<()> {
-        self.exec(
-            "DELETE FROM forgotten_messages WHERE item_hash = $1",
-            &[&item_hash],
-        )?;
-        self.exec(
-            "DELETE FROM message_status WHERE item_hash = $1",
-            &[&item_hash],
-        )
-        .map(drop)
     }
 }

@@ -206,6 +206,32 @@ pub(crate) fn store_used_by_vm(s: &mut dyn Session, store_hash: &str) -> Result<
     )
 }
 
+/// Deletes the records of files with no pin and no unexpired grace pin, and the expired
+/// grace pins; returns the deleted files' sha256 so their bytes can be deleted.
+pub(crate) fn collect_unpinned(s: &mut dyn Session, now: f64) -> Result<Vec<String>> {
+    let unpinned = strings(
+        s,
+        "SELECT f.hash FROM files f
+         WHERE NOT EXISTS (SELECT 1 FROM grace_pins g WHERE g.file_hash = f.hash AND g.until > $1)
+           AND NOT EXISTS (SELECT 1 FROM file_pins p
+                           WHERE p.file_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, '')))
+           AND NOT EXISTS (SELECT 1 FROM messages m
+                           WHERE m.item_hash IN (f.hash, f.cid_v0, coalesce(f.cid_v1, ''))
+                             AND m.item_type != 'inline')
+         ORDER BY f.hash",
+        &[now.into()],
+    )?;
+    for hash in &unpinned {
+        s.execute("DELETE FROM files WHERE hash = $1", &[hash.into()])?;
+        s.execute(
+            "DELETE FROM grace_pins WHERE file_hash = $1",
+            &[hash.into()],
+        )?;
+    }
+    s.execute("DELETE FROM grace_pins WHERE until <= $1", &[now.into()])?;
+    Ok(unpinned)
+}
+
 fn exists(s: &mut dyn Session, sql: &str, params: &[Value<'_>]) -> Result<bool> {
     Ok(first(s, sql, params, |_| Ok(()))?.is_some())
 }

@@ -9,6 +9,7 @@
 
 pub(crate) mod aggregates;
 pub(crate) mod files;
+pub(crate) mod messages;
 pub(crate) mod pending;
 pub(crate) mod posts;
 pub(crate) mod records;
@@ -298,6 +299,18 @@ macro_rules! shared_write_operations {
 
         fn journal_position(&mut self) -> $crate::Result<u64> {
             $crate::write::records::journal_position(self)
+        }
+
+        fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> $crate::Result<()> {
+            $crate::write::messages::keep_earliest_time(self, item_hash, time)
+        }
+
+        fn unforget(&mut self, item_hash: &str) -> $crate::Result<()> {
+            $crate::write::messages::unforget(self, item_hash)
+        }
+
+        fn collect_unpinned_files(&mut self, now: f64) -> $crate::Result<Vec<String>> {
+            $crate::write::files::collect_unpinned(self, now)
         }
 
         fn set_journal_position(&mut self, position: u64) -> $crate::Result<()> {
