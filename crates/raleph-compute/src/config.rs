@@ -43,6 +43,9 @@ pub struct ComputeConfig {
     /// (its requests are reads, so rarely have one); past it the request fails in the
     /// program. Held in memory while the request is served.
     pub max_guest_api_request_bytes: usize,
+    /// Largest request body the compute node API (`/control/...`) reads, bytes: its
+    /// requests are small notices (`{"instance": hash}`). From 1 KiB to 1 MiB.
+    pub max_control_body_bytes: usize,
     /// Programs with `environment.internet` may reach loopback, private and link-local
     /// addresses (tests); off, only public addresses.
     pub allow_private_destinations: bool,
@@ -93,6 +96,7 @@ impl Default for ComputeConfig {
             guest_api_authority: "aleph.api".to_owned(),
             max_guest_api_answer_bytes: 64 << 20,
             max_guest_api_request_bytes: 1 << 20,
+            max_control_body_bytes: 16 << 10,
             allow_private_destinations: false,
             max_persistent_volume_mib: 1024,
             trigger_retries: 3,

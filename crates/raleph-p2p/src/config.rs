@@ -77,6 +77,11 @@ pub struct P2pConfig {
     /// none is, new authors are not tracked until some are (their messages are then bounded by
     /// their relaying peers' buckets only).
     pub max_tracked_authors: usize,
+    /// Inbound `/raleph/1` requests waiting for the node's answer, across all peers; past it
+    /// requests are answered "busy" at once.
+    pub max_pending_inbound: usize,
+    /// The same for one peer, so that one peer cannot take every place.
+    pub max_pending_inbound_per_peer: usize,
     /// How long a banned peer's connections are refused, seconds.
     pub ban_secs: f64,
     /// Largest request accepted on `/raleph/1`, bytes.
@@ -141,6 +146,8 @@ impl Default for P2pConfig {
             reject_window_secs: 600.0,
             ignored_before_ban: 1_000,
             max_tracked_authors: 10_000,
+            max_pending_inbound: 256,
+            max_pending_inbound_per_peer: 16,
             ban_secs: 600.0,
             max_request_bytes: 64 * 1024,
             max_response_bytes: 8 * 1024 * 1024,

@@ -41,11 +41,6 @@ use crate::handle::{Command, DialError, NetworkEvent, PublishError, RequestError
 use crate::peers::{Admit, Authors, Limits, Peer, PeerInfo};
 use crate::protocol::RalephResponse;
 
-/// Inbound requests waiting for the node's answer, across all peers. Beyond it, requests are
-/// answered "busy" at once.
-const MAX_PENDING_INBOUND: usize = 256;
-/// The same, for one peer, so that one peer cannot take every slot.
-const MAX_PENDING_INBOUND_PER_PEER: usize = 16;
 /// Delay before the first ALIVE, so that the configured peers are connected by then.
 const FIRST_ALIVE_DELAY: Duration = Duration::from_secs(10);
 

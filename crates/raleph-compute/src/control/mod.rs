@@ -41,11 +41,9 @@ fn allowed_domains(
     }
 }
 
-/// Largest request body read (a notice is `{"instance": hash}`).
-const MAX_BODY_BYTES: usize = 16 * 1024;
-
 /// Routes under `/about` and `/control`.
 pub fn router(compute: Compute) -> Router {
+    let max_body_bytes = compute.config().max_control_body_bytes;
     Router::new()
         .route(
             "/about/executions/list",
@@ -75,7 +73,7 @@ pub fn router(compute: Compute) -> Router {
             "/control/machine/{reference}/reboot",
             post(routes::reboot).fallback(routes::method_not_allowed),
         )
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(cors))
         .with_state(compute)
 }

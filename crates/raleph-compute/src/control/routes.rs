@@ -18,13 +18,12 @@ use crate::{Compute, ExecError};
 
 /// A body axum could not read, as every other failure here (axum's own answer is plain
 /// text): past the routes' limit a 413 naming it, otherwise axum's status and reason.
-fn body_refused(rejection: &BytesRejection) -> Response {
+fn body_refused(rejection: &BytesRejection, limit: usize) -> Response {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "the request body is larger than {} bytes",
-                super::MAX_BODY_BYTES
+                "the request body is larger than {limit} bytes (compute.max_control_body_bytes)"
             ),
         );
     }
@@ -135,7 +134,9 @@ pub(super) async fn notify(
 ) -> Response {
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return body_refused(&rejection),
+        Err(rejection) => {
+            return body_refused(&rejection, compute.config().max_control_body_bytes);
+        }
     };
     let Ok(value) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "Body is not valid JSON");

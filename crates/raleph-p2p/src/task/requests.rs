@@ -98,8 +98,8 @@ impl Task {
             message: "busy".to_string(),
         };
         let pending_for_peer = self.inbound_per_peer.get(&peer).copied().unwrap_or(0);
-        if self.inbound.len() >= MAX_PENDING_INBOUND
-            || pending_for_peer >= MAX_PENDING_INBOUND_PER_PEER
+        if self.inbound.len() >= self.config.max_pending_inbound
+            || pending_for_peer >= self.config.max_pending_inbound_per_peer
         {
             self.respond(channel, peer, busy());
             return;

@@ -100,6 +100,42 @@ fn limit_problems(config: &NodeConfig) -> Vec<Problem> {
         1_000_000,
     );
     within(
+        "sync.max_carried_skeletons",
+        sync.max_carried_skeletons as u64,
+        0,
+        1_000_000,
+    );
+    within(
+        "sync.max_queued_fetches",
+        sync.max_queued_fetches as u64,
+        1,
+        1_000_000,
+    );
+    within(
+        "sync.max_remembered_fetches",
+        sync.max_remembered_fetches as u64,
+        1,
+        10_000_000,
+    );
+    within(
+        "p2p.max_pending_inbound",
+        config.p2p.max_pending_inbound as u64,
+        1,
+        1_000_000,
+    );
+    within(
+        "p2p.max_pending_inbound_per_peer",
+        config.p2p.max_pending_inbound_per_peer as u64,
+        1,
+        config.p2p.max_pending_inbound as u64,
+    );
+    within(
+        "compute.max_control_body_bytes",
+        config.compute.max_control_body_bytes as u64,
+        1024,
+        1024 * 1024,
+    );
+    within(
         "api.max_upload_metadata_bytes",
         api.max_upload_metadata_bytes as u64,
         1024,

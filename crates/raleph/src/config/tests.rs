@@ -506,6 +506,12 @@ fn the_former_hard_coded_limits_default_to_their_former_values() {
     assert_eq!(config.api.max_upload_metadata_bytes, 1024 * 1024);
     assert_eq!(config.api.upload_queue_chunks, 16);
     assert_eq!(config.compute.max_guest_api_request_bytes, 1024 * 1024);
+    assert_eq!(sync.max_carried_skeletons, 10_000);
+    assert_eq!(sync.max_queued_fetches, 1024);
+    assert_eq!(sync.max_remembered_fetches, 10_000);
+    assert_eq!(config.p2p.max_pending_inbound, 256);
+    assert_eq!(config.p2p.max_pending_inbound_per_peer, 16);
+    assert_eq!(config.compute.max_control_body_bytes, 16 * 1024);
 }
 
 #[test]
@@ -533,6 +539,21 @@ fn a_limit_that_would_break_the_node_is_refused_naming_it() {
             "sync.max_served_batch=0",
             "sync.max_served_batch",
             "from 1 to 100000, not 0",
+        ),
+        (
+            "sync.max_queued_fetches=0",
+            "sync.max_queued_fetches",
+            "from 1 to 1000000, not 0",
+        ),
+        (
+            "p2p.max_pending_inbound_per_peer=300",
+            "p2p.max_pending_inbound_per_peer",
+            "from 1 to 256, not 300",
+        ),
+        (
+            "compute.max_control_body_bytes=10",
+            "compute.max_control_body_bytes",
+            "from 1024 to 1048576, not 10",
         ),
         (
             "sync.max_outbound_gossip=0",

@@ -42,6 +42,8 @@ const WRITE_QUEUE: usize = 4;
 #[derive(Clone)]
 pub struct FetchRequests {
     queue: mpsc::Sender<String>,
+    /// `sync.max_remembered_fetches`.
+    remember: usize,
     /// `sync.fetch_retry_after_secs`.
     retry_after: Duration,
     /// Files being fetched, or that failed recently (with when).
@@ -57,7 +59,7 @@ impl FetchRequests {
             Some(Some(failed)) if failed.elapsed() < self.retry_after => return,
             _ => {}
         }
-        if seen.len() > 10_000 {
+        if seen.len() > self.remember {
             seen.retain(|_, failed| failed.is_none_or(|t| t.elapsed() < self.retry_after));
         }
         if self.queue.try_send(id.to_owned()).is_ok() {
@@ -76,9 +78,10 @@ impl FetchRequests {
 }
 
 pub(super) fn spawn(shared: Arc<Shared>) -> FetchRequests {
-    let (queue, mut requests) = mpsc::channel::<String>(1024);
+    let (queue, mut requests) = mpsc::channel::<String>(shared.config.max_queued_fetches.max(1));
     let fetches = FetchRequests {
         queue,
+        remember: shared.config.max_remembered_fetches,
         retry_after: shared.config.fetch_retry_after(),
         seen: Arc::default(),
     };

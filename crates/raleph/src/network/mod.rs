@@ -81,6 +81,17 @@ pub struct SyncConfig {
     /// Messages accepted by the API waiting to be gossiped; past it a message is not
     /// published (peers get it by sync). From 1 to 1 000 000.
     pub max_outbound_gossip: usize,
+    /// Forgotten-message records a pull keeps while it waits for the FORGET that proves
+    /// them in the next pages; past it the others are dropped (a later pull brings them
+    /// again). At most 1 000 000.
+    pub max_carried_skeletons: usize,
+    /// File fetches queued for the fetchers; past it a request is dropped (its message
+    /// waits in the pending queue and asks again). From 1 to 1 000 000.
+    pub max_queued_fetches: usize,
+    /// Files remembered as being fetched or recently failed (so a file is not asked for
+    /// twice at once, or again before `fetch_retry_after_secs`); past it the expired ones
+    /// are forgotten. From 1 to 10 000 000.
+    pub max_remembered_fetches: usize,
 }
 
 /// The longest a `[sync]` duration may be: a year. Longer ones overflow the clock's
@@ -132,6 +143,9 @@ impl Default for SyncConfig {
             max_served_batch: 2_000,
             max_served_chunk_bytes: 4 * 1024 * 1024,
             max_outbound_gossip: 4096,
+            max_carried_skeletons: 10_000,
+            max_queued_fetches: 1024,
+            max_remembered_fetches: 10_000,
         }
     }
 }

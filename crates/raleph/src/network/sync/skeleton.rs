@@ -56,9 +56,6 @@ pub(super) fn parse_skeleton(json: &str, received: f64) -> Option<ForgottenRecor
     })
 }
 
-/// Most skeletons kept waiting for their FORGET across pages.
-const MAX_CARRIED: usize = 10_000;
-
 /// Records the skeletons that are proven (see [`raleph_pipeline::prove_skeleton`]: signed by
 /// their sender, and named by a FORGET that sender may make, found in this page or already on
 /// this node). Returns the skeletons still unproven, to try again with the next pages.
@@ -92,7 +89,9 @@ pub(super) async fn apply_forgotten(
             Proof::Disproven => {
                 tracing::debug!(item_hash = %skeleton.item_hash, "sync: a forgotten-message record failed its checks");
             }
-            Proof::Unknown if unproven.len() < MAX_CARRIED => unproven.push(skeleton),
+            Proof::Unknown if unproven.len() < shared.config.max_carried_skeletons => {
+                unproven.push(skeleton)
+            }
             Proof::Unknown => {}
         }
     }
