@@ -46,6 +46,9 @@ pub struct ComputeConfig {
     /// Largest request body the compute node API (`/control/...`) reads, bytes: its
     /// requests are small notices (`{"instance": hash}`). From 1 KiB to 1 MiB.
     pub max_control_body_bytes: usize,
+    /// Most elements a WebAssembly table (function references) may grow to, per table;
+    /// past it the growth fails in the program. From 1 000 to 10 000 000.
+    pub max_table_elements: usize,
     /// Programs with `environment.internet` may reach loopback, private and link-local
     /// addresses (tests); off, only public addresses.
     pub allow_private_destinations: bool,
@@ -97,6 +100,7 @@ impl Default for ComputeConfig {
             max_guest_api_answer_bytes: 64 << 20,
             max_guest_api_request_bytes: 1 << 20,
             max_control_body_bytes: 16 << 10,
+            max_table_elements: 100_000,
             allow_private_destinations: false,
             max_persistent_volume_mib: 1024,
             trigger_retries: 3,

@@ -378,9 +378,12 @@ impl Compute {
                     &component,
                     grants,
                     log,
-                    spec.memory_mib,
-                    seconds,
-                    vcpus,
+                    crate::wasm::Limits {
+                        memory_mib: spec.memory_mib,
+                        seconds,
+                        vcpus,
+                        max_table_elements: inner.config.max_table_elements,
+                    },
                 )?)
             }
             PreparedRun::Vm { code } => {

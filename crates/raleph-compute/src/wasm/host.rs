@@ -52,6 +52,8 @@ impl WasiHttpView for HostState {
 /// `resources.memory`: the sum of the instance's linear memories may not grow past it.
 pub struct MemoryLimit {
     pub cap: usize,
+    /// Most elements a table may grow to.
+    pub max_table_elements: usize,
     pub used: usize,
     /// Set when a growth was refused, so the failure is reported as memory exhaustion.
     pub exceeded: bool,
@@ -79,7 +81,7 @@ impl ResourceLimiter for MemoryLimit {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= self.max_table_elements)
     }
 }
 
@@ -244,6 +246,25 @@ pub fn is_public(ip: &IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_grow_up_to_the_configured_elements_and_memory_up_to_its_cap() {
+        let mut limits = MemoryLimit {
+            cap: 2 << 20,
+            max_table_elements: 10,
+            used: 0,
+            exceeded: false,
+        };
+        assert!(limits.table_growing(0, 10, None).expect("answer"));
+        assert!(!limits.table_growing(10, 11, None).expect("answer"));
+        assert!(limits.memory_growing(0, 2 << 20, None).expect("answer"));
+        assert!(
+            !limits
+                .memory_growing(2 << 20, 3 << 20, None)
+                .expect("answer")
+        );
+        assert!(limits.exceeded);
+    }
 
     /// A request of `body_len` bytes to the guest API, through `Outbound` with `config`'s
     /// body limit: the body length the API saw, or the error the program reads.

@@ -96,12 +96,26 @@ pub struct Grants {
     pub outbound: Outbound,
 }
 
+/// What one execution of a program may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `resources.memory`, MiB: the sum of its linear memories.
+    pub memory_mib: u32,
+    /// `resources.seconds`: its deadline.
+    pub seconds: u32,
+    /// `resources.vcpus`: executions at once.
+    pub vcpus: u32,
+    /// Most elements a table may grow to (`compute.max_table_elements`).
+    pub max_table_elements: usize,
+}
+
 /// A program ready to answer: compiled, linked, with its limits.
 pub struct WasmProgram {
     pre: ProxyPre<HostState>,
     grants: Grants,
     log: Arc<ProgramLog>,
     memory_bytes: usize,
+    max_table_elements: usize,
     seconds: u32,
     /// `resources.vcpus`: executions at once.
     slots: Arc<Semaphore>,
@@ -122,10 +136,14 @@ impl WasmProgram {
         component: &Component,
         grants: Grants,
         log: Arc<ProgramLog>,
-        memory_mib: u32,
-        seconds: u32,
-        vcpus: u32,
+        limits: Limits,
     ) -> Result<WasmProgram, ExecError> {
+        let Limits {
+            memory_mib,
+            seconds,
+            vcpus,
+            max_table_elements,
+        } = limits;
         let mut linker = Linker::new(engine.engine());
         // The whole of WASI 0.2 is linked so that ordinary guests (which import the CLI
         // world's environment, clocks and files) link; what they may reach is decided by
@@ -142,6 +160,7 @@ impl WasmProgram {
             grants,
             log,
             memory_bytes: (memory_mib as usize) << 20,
+            max_table_elements,
             seconds,
             slots: Arc::new(Semaphore::new(vcpus.max(1) as usize)),
             slot_count: vcpus.max(1) as usize,
@@ -230,6 +249,7 @@ impl WasmProgram {
                 table: ResourceTable::new(),
                 limits: MemoryLimit {
                     cap: self.memory_bytes,
+                    max_table_elements: self.max_table_elements,
                     used: 0,
                     exceeded: false,
                 },

@@ -130,6 +130,12 @@ fn limit_problems(config: &NodeConfig) -> Vec<Problem> {
         config.p2p.max_pending_inbound as u64,
     );
     within(
+        "compute.max_table_elements",
+        config.compute.max_table_elements as u64,
+        1_000,
+        10_000_000,
+    );
+    within(
         "compute.max_control_body_bytes",
         config.compute.max_control_body_bytes as u64,
         1024,

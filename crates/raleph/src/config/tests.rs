@@ -512,6 +512,7 @@ fn the_former_hard_coded_limits_default_to_their_former_values() {
     assert_eq!(config.p2p.max_pending_inbound, 256);
     assert_eq!(config.p2p.max_pending_inbound_per_peer, 16);
     assert_eq!(config.compute.max_control_body_bytes, 16 * 1024);
+    assert_eq!(config.compute.max_table_elements, 100_000);
 }
 
 #[test]
