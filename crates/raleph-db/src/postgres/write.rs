@@ -475,46 +475,6 @@ impl WriteStore for PgWriter {
         Ok(())
     }
 
-    fn expire_rejections(&mut self, before: f64, keep: u64, batch: usize) -> Result<usize> {
-        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
-        let mut expired = self.strings(
-            "SELECT item_hash FROM message_status
-             WHERE status = 'rejected' AND reception_time < $1 LIMIT $2",
-            &[&before, &batch],
-        )?;
-        let rejected: i64 = self
-            .value(
-                "SELECT count(*) FROM message_status WHERE status = 'rejected'",
-                &[],
-            )?
-            .unwrap_or(0);
-        let excess = (rejected.max(0) as u64)
-            .saturating_sub(expired.len() as u64)
-            .saturating_sub(keep);
-        let room = (batch as u64).saturating_sub(expired.len() as u64);
-        if excess > 0 && room > 0 {
-            let take = excess.min(room) as i64;
-            let oldest = self.strings(
-                "SELECT item_hash FROM message_status
-                 WHERE status = 'rejected' AND reception_time >= $1
-                 ORDER BY reception_time, item_hash LIMIT $2",
-                &[&before, &take],
-            )?;
-            expired.extend(oldest);
-        }
-        for hash in &expired {
-            self.exec(
-                "DELETE FROM rejected_messages WHERE item_hash = $1",
-                &[hash],
-            )?;
-            self.exec(
-                "DELETE FROM message_status WHERE item_hash = $1 AND status = 'rejected'",
-                &[hash],
-            )?;
-        }
-        Ok(expired.len())
-    }
-
     fn forget(
         &mut self,
         item_hash: &str,

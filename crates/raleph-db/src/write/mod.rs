@@ -313,6 +313,15 @@ macro_rules! shared_write_operations {
             $crate::write::files::collect_unpinned(self, now)
         }
 
+        fn expire_rejections(
+            &mut self,
+            before: f64,
+            keep: u64,
+            batch: usize,
+        ) -> $crate::Result<usize> {
+            $crate::write::records::expire_rejections(self, before, keep, batch)
+        }
+
         fn set_journal_position(&mut self, position: u64) -> $crate::Result<()> {
             $crate::write::records::set_journal_position(self, position)
         }

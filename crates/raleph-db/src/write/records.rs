@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use super::{Session, Value, first};
+use super::{Session, Value, first, strings};
 use crate::shared::parse_position;
 use crate::{Failure, MessageFacts, Result};
 
@@ -115,6 +115,56 @@ pub(crate) fn record_rejection(
         ],
     )
     .map(drop)
+}
+
+/// Forgets rejected messages (their record and status) first received before `before`,
+/// then the oldest past the newest `keep`, at most `batch` in all; returns how many.
+pub(crate) fn expire_rejections(
+    s: &mut dyn Session,
+    before: f64,
+    keep: u64,
+    batch: usize,
+) -> Result<usize> {
+    let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+    let mut expired = strings(
+        s,
+        "SELECT item_hash FROM message_status
+         WHERE status = 'rejected' AND reception_time < $1 LIMIT $2",
+        &[before.into(), batch.into()],
+    )?;
+    let rejected = first(
+        s,
+        "SELECT count(*) FROM message_status WHERE status = 'rejected'",
+        &[],
+        |r| r.count(0),
+    )?
+    .unwrap_or(0);
+    let excess = rejected
+        .saturating_sub(expired.len() as u64)
+        .saturating_sub(keep);
+    let room = (batch as u64).saturating_sub(expired.len() as u64);
+    if excess > 0 && room > 0 {
+        let take = i64::try_from(excess.min(room)).unwrap_or(i64::MAX);
+        let oldest = strings(
+            s,
+            "SELECT item_hash FROM message_status
+             WHERE status = 'rejected' AND reception_time >= $1
+             ORDER BY reception_time, item_hash LIMIT $2",
+            &[before.into(), take.into()],
+        )?;
+        expired.extend(oldest);
+    }
+    for hash in &expired {
+        s.execute(
+            "DELETE FROM rejected_messages WHERE item_hash = $1",
+            &[hash.into()],
+        )?;
+        s.execute(
+            "DELETE FROM message_status WHERE item_hash = $1 AND status = 'rejected'",
+            &[hash.into()],
+        )?;
+    }
+    Ok(expired.len())
 }
 
 /// The number of the last intake-journal record whose effects the store holds (0: none).
