@@ -1782,6 +1782,8 @@ fn garbage_collection(s: &mut Store) -> Result<()> {
     // Unclaimed uploads with grace pins until 150 and 250; a file never pinned.
     s.w.record_file(&file("g1", 1, None), Some(150.0))?;
     s.w.record_file(&file("g2", 2, None), Some(250.0))?;
+    // Recorded again with an earlier grace: the later one holds.
+    s.w.record_file(&file("g2", 2, None), Some(140.0))?;
     s.w.record_file(&file("g0", 3, None), None)?;
     // A file held as a message's content, one held by a STORE (by its CIDv1).
     s.w.record_file(&file("c1", 4, None), None)?;
@@ -3594,6 +3596,17 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
     })?;
     s.w.commit()?;
     assert_eq!(s.w.aggregate_size("0xB", "k")?, 7);
+    // Bytes, not characters: "é" is two bytes of UTF-8.
+    s.w.begin()?;
+    s.w.add_aggregate_element(&NewAggregateElement {
+        item_hash: "agg2".into(),
+        owner: "0xU".into(),
+        key: "utf8".into(),
+        content: r#"{"é":1}"#.into(),
+        creation_time: 1.0,
+    })?;
+    s.w.commit()?;
+    assert_eq!(s.w.aggregate_size("0xU", "utf8")?, 8);
     // Aggregate reads are bounded like the other lists.
     assert_eq!(s.r.aggregates_of_bounded("0xB", &[], 7)?.len(), 1);
     assert!(matches!(

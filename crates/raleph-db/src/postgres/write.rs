@@ -60,14 +60,6 @@ impl WriteSession for PgWriter {
         PgWriter::settle_if_autocommit(self)
     }
 
-    fn byte_length(&self, expr: &str) -> String {
-        format!("CAST(octet_length({expr}) AS BIGINT)")
-    }
-
-    fn greatest(&self, a: &str, b: &str) -> String {
-        format!("greatest({a}, {b})")
-    }
-
     fn contains(&self, haystack: &str, needle: &str) -> String {
         format!("strpos({haystack}, {needle}) > 0")
     }

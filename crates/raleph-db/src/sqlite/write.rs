@@ -153,14 +153,6 @@ impl Session for SqliteWriter {
         SqliteWriter::settle_if_autocommit(self)
     }
 
-    fn byte_length(&self, expr: &str) -> String {
-        format!("length(CAST({expr} AS BLOB))")
-    }
-
-    fn greatest(&self, a: &str, b: &str) -> String {
-        format!("max({a}, {b})")
-    }
-
     fn contains(&self, haystack: &str, needle: &str) -> String {
         format!("instr({haystack}, {needle}) > 0")
     }

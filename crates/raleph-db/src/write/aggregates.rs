@@ -132,13 +132,14 @@ pub(crate) fn value(
 
 /// The size in bytes of the merged value (0 without one), without reading it.
 pub(crate) fn size(s: &mut dyn Session, owner: &str, key: &str) -> Result<u64> {
-    let sql = format!(
-        "SELECT {} FROM aggregates WHERE owner = $1 AND key = $2",
-        s.byte_length("content")
-    );
-    let size = first(s, &sql, &[Value::Text(owner), Value::Text(key)], |r| {
-        r.count(0)
-    })?;
+    // `octet_length` counts the stored UTF-8 bytes on both backends (SQLite has it since
+    // 3.43); PostgreSQL gives it as a 32-bit integer, hence the cast.
+    let size = first(
+        s,
+        "SELECT CAST(octet_length(content) AS BIGINT) FROM aggregates WHERE owner = $1 AND key = $2",
+        &[Value::Text(owner), Value::Text(key)],
+        |r| r.count(0),
+    )?;
     Ok(size.unwrap_or(0))
 }
 

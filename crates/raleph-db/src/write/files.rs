@@ -28,13 +28,13 @@ pub(crate) fn is_pinned(s: &mut dyn Session, sha256: &str) -> Result<bool> {
 
 /// Keeps the file alive until `until` without a pin (the later of two grace pins wins).
 pub(crate) fn grace_pin(s: &mut dyn Session, sha256: &str, until: f64) -> Result<()> {
-    let sql = format!(
+    s.execute(
         "INSERT INTO grace_pins (file_hash, until) VALUES ($1, $2)
-         ON CONFLICT (file_hash) DO UPDATE SET until = {}",
-        s.greatest("grace_pins.until", "excluded.until")
-    );
-    s.execute(&sql, &[Value::Text(sha256), Value::Real(until)])
-        .map(drop)
+         ON CONFLICT (file_hash) DO UPDATE SET until = CASE
+             WHEN excluded.until > grace_pins.until THEN excluded.until ELSE grace_pins.until END",
+        &[Value::Text(sha256), Value::Real(until)],
+    )
+    .map(drop)
 }
 
 pub(crate) fn insert_pin(s: &mut dyn Session, pin: &NewFilePin) -> Result<()> {

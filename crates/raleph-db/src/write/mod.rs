@@ -78,10 +78,6 @@ pub(crate) trait Session {
     fn totals(&mut self) -> &mut Totals;
     /// Outside a transaction each statement commits alone: so do the kept totals.
     fn settle_if_autocommit(&mut self) -> Result<()>;
-    /// SQL for the size in bytes of a text expression, as a 64-bit integer.
-    fn byte_length(&self, expr: &str) -> String;
-    /// SQL for the greater of two values.
-    fn greatest(&self, a: &str, b: &str) -> String;
     /// SQL for "the text `haystack` contains `needle`".
     fn contains(&self, haystack: &str, needle: &str) -> String;
 }
