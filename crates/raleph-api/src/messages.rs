@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use raleph_db::{MessageQuery, MessageStatus};
-use raleph_message::{Envelope, ItemHash};
+use raleph_message::{Envelope, ItemHash, MessageType};
 use raleph_pipeline::{Event, SubmitError, SubmitOutcome};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -60,7 +60,7 @@ pub(crate) async fn publish(
     envelope: Envelope,
     sync: bool,
 ) -> ApiResult<(StatusCode, &'static str)> {
-    let item_hash = envelope.item_hash.to_string();
+    let item_hash = envelope.item_hash.clone();
     let mut events = sync.then(|| state.pipeline.subscribe());
     let gossip = state
         .network
@@ -158,7 +158,7 @@ fn known(status: MessageStatus) -> (StatusCode, &'static str) {
 /// Waits for the first decisive event about `item_hash`; `None` if events were lost.
 async fn wait_for(
     events: &mut tokio::sync::broadcast::Receiver<Event>,
-    item_hash: &str,
+    item_hash: &ItemHash,
 ) -> Option<(StatusCode, &'static str)> {
     loop {
         match events.recv().await {
@@ -489,8 +489,8 @@ async fn cursor_page(
                 .flatten()
                 .map(|m| {
                     cursor::encode(&raleph_db::Cursor {
-                        time: m.time,
-                        item_hash: m.item_hash.clone(),
+                        time: m.envelope.time,
+                        item_hash: m.envelope.item_hash.to_string(),
                     })
                 });
             let text = rows.iter().map(shapes::message_text).sum();
@@ -511,10 +511,8 @@ async fn cursor_page(
     Ok(shapes::json_response(body))
 }
 
-fn checked_hash(item_hash: &str) -> ApiResult<String> {
-    ItemHash::parse(item_hash)
-        .map(ItemHash::into_string)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+fn checked_hash(item_hash: &str) -> ApiResult<ItemHash> {
+    ItemHash::parse(item_hash).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// `GET /api/v0/messages/{hash}`: the message with its status, in the shape of that status.
@@ -596,7 +594,7 @@ pub async fn one(
         MessageStatus::Forgotten => {
             let forgotten = forgotten
                 .ok_or_else(|| ApiError::internal("a forgotten message has no skeleton"))?;
-            body["forgotten_by"] = forgotten.forgotten_by.clone().into();
+            body["forgotten_by"] = json!(forgotten.forgotten_by);
             body["message"] = shapes::forgotten(&forgotten);
         }
         MessageStatus::Removed => return Err(ApiError::new(StatusCode::GONE, "message removed")),
@@ -637,11 +635,13 @@ pub async fn content(
         ApiError::unprocessable(format!("message {item_hash} is {}", status.status))
     })?;
     let content: Value = serde_json::from_str(&message.content).map_err(ApiError::internal)?;
-    Ok(Json(if message.message_type == "POST" {
-        content.get("content").cloned().unwrap_or(Value::Null)
-    } else {
-        content
-    }))
+    Ok(Json(
+        if message.envelope.message_type == MessageType::Post {
+            content.get("content").cloned().unwrap_or(Value::Null)
+        } else {
+            content
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -37,7 +37,10 @@ fn post_hint(rows: &[PostRecord]) -> usize {
         .iter()
         .map(|p| {
             p.latest_content.as_ref().map_or(0, String::len)
-                + p.latest.item_content.as_ref().map_or(0, String::len)
+                + p.latest
+                    .as_ref()
+                    .and_then(|l| l.item_content.as_ref())
+                    .map_or(0, String::len)
         })
         .sum();
     shapes::size_hint(rows.len(), text)
@@ -145,7 +148,7 @@ async fn list(
                     .map(|p| {
                         cursor::encode(&raleph_db::Cursor {
                             time: p.last_updated,
-                            item_hash: p.original_item_hash.clone(),
+                            item_hash: p.original_item_hash.to_string(),
                         })
                     });
                 let hint = post_hint(&rows);

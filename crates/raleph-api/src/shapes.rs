@@ -5,7 +5,7 @@ use std::fmt;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use raleph_db::{ForgottenRecord, MessageRecord, PostRecord};
+use raleph_db::{ForgottenRecord, MessageRecord, MessageType, PostRecord};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -158,11 +158,11 @@ pub enum ContentFormat {
     None,
 }
 
-fn headers_of(message_type: &str, content: &Value) -> Value {
+fn headers_of(message_type: MessageType, content: &Value) -> Value {
     let keep: &[&str] = match message_type {
-        "POST" => &["address", "type", "ref"],
-        "AGGREGATE" => &["address", "key"],
-        "STORE" => &["address", "item_hash", "ref"],
+        MessageType::Post => &["address", "type", "ref"],
+        MessageType::Aggregate => &["address", "key"],
+        MessageType::Store => &["address", "item_hash", "ref"],
         _ => &["address"],
     };
     let mut out = Map::new();
@@ -199,45 +199,46 @@ pub struct MessageShape<'a> {
 /// A message as listed (`with_size`) or as returned alone and pushed on the websocket.
 pub fn message(m: &MessageRecord, with_size: bool, format: ContentFormat) -> MessageShape<'_> {
     MessageShape {
-        chain: &m.chain,
-        channel: m.channel.as_deref(),
+        chain: m.envelope.chain.as_str(),
+        channel: m.envelope.channel.as_deref(),
         confirmations: [],
         confirmed: false,
         content: match format {
             ContentFormat::Full => raw(&m.content),
-            ContentFormat::Headers => {
-                Content::Built(headers_of(&m.message_type, &parse_content(&m.content)))
-            }
+            ContentFormat::Headers => Content::Built(headers_of(
+                m.envelope.message_type,
+                &parse_content(&m.content),
+            )),
             ContentFormat::None => Content::Absent,
         },
-        item_content: m.item_content.as_deref(),
-        item_hash: &m.item_hash,
-        item_type: &m.item_type,
-        sender: &m.sender,
-        signature: m.signature.as_deref(),
+        item_content: m.envelope.item_content.as_deref(),
+        item_hash: m.envelope.item_hash.as_str(),
+        item_type: m.envelope.item_type.as_str(),
+        sender: &m.envelope.sender,
+        signature: m.envelope.signature.as_deref(),
         size: with_size.then_some(m.size),
-        time: m.time,
-        message_type: &m.message_type,
+        time: m.envelope.time,
+        message_type: m.envelope.message_type.as_str(),
     }
 }
 
 /// What remains of a forgotten message.
 pub fn forgotten(f: &ForgottenRecord) -> Value {
     json!({
-        "chain": f.chain,
-        "channel": f.channel,
+        "chain": f.envelope.chain,
+        "channel": f.envelope.channel,
         "forgotten_at": iso_time(f.forgotten_at),
         "forgotten_by": f.forgotten_by,
-        "item_hash": f.item_hash,
-        "item_type": f.item_type,
+        "item_hash": f.envelope.item_hash,
+        "item_type": f.envelope.item_type,
         "owner": f.owner,
         "payment_type": f.payment_type,
-        "sender": f.sender,
-        "signature": f.signature,
+        "sender": f.envelope.sender,
+        "signature": f.envelope.signature,
         "size": f.size,
         "status": "forgotten",
-        "time": float(f.time),
-        "type": f.message_type,
+        "time": float(f.envelope.time),
+        "type": f.envelope.message_type,
     })
 }
 
@@ -294,28 +295,30 @@ fn post_content(p: &PostRecord) -> Content<'_> {
     p.latest_content.as_deref().map_or(Content::Null, raw)
 }
 
-/// A post in the v0 shape: exactly the 19 keys of the SDK's `Post` model.
+/// A post in the v0 shape: exactly the 19 keys of the SDK's `Post` model. Its list reads each
+/// latest version's message (`PostQuery::latest_hash_only` is off); a post read without it
+/// would show that message's fields empty.
 pub fn post_v0(p: &PostRecord) -> PostShape<'_> {
-    let latest = &p.latest;
+    let latest = p.latest.as_ref();
     PostShape::V0(PostV0 {
         address: &p.owner,
-        chain: &latest.chain,
+        chain: latest.map_or("", |l| l.chain.as_str()),
         channel: p.channel.as_deref(),
         confirmations: [],
         confirmed: false,
         content: post_content(p),
-        hash: &p.original_item_hash,
-        item_content: latest.item_content.as_deref(),
-        item_hash: &latest.item_hash,
-        item_type: &latest.item_type,
-        original_item_hash: &p.original_item_hash,
+        hash: p.original_item_hash.as_str(),
+        item_content: latest.and_then(|l| l.item_content.as_deref()),
+        item_hash: p.latest_item_hash.as_str(),
+        item_type: latest.map_or("", |l| l.item_type.as_str()),
+        original_item_hash: p.original_item_hash.as_str(),
         original_signature: p.original_signature.as_deref(),
         original_type: &p.original_type,
         reference: p.reference.as_deref(),
         sender: &p.owner,
-        signature: latest.signature.as_deref(),
-        size: latest.size,
-        time: latest.time,
+        signature: latest.and_then(|l| l.signature.as_deref()),
+        size: latest.map_or(0, |l| l.size),
+        time: latest.map_or(0.0, |l| l.time),
         post_type: if p.amended { "amend" } else { &p.original_type },
     })
 }
@@ -327,9 +330,9 @@ pub fn post_v1(p: &PostRecord) -> PostShape<'_> {
         channel: p.channel.as_deref(),
         content: post_content(p),
         created: IsoTime::new(p.created),
-        item_hash: &p.latest.item_hash,
+        item_hash: p.latest_item_hash.as_str(),
         last_updated: IsoTime::new(p.last_updated),
-        original_item_hash: &p.original_item_hash,
+        original_item_hash: p.original_item_hash.as_str(),
         original_type: &p.original_type,
         reference: p.reference.as_deref(),
     })
@@ -356,7 +359,7 @@ pub fn size_hint(rows: usize, text: usize) -> usize {
 
 /// The stored text of a message row (its content and, escaped, its item content).
 pub fn message_text(m: &MessageRecord) -> usize {
-    m.content.len() + m.item_content.as_ref().map_or(0, String::len)
+    m.content.len() + m.envelope.item_content.as_ref().map_or(0, String::len)
 }
 
 /// `value` as JSON bytes, ready for [`json_response`]; `capacity` from [`size_hint`].
@@ -368,7 +371,7 @@ pub fn to_json(value: &impl Serialize, capacity: usize) -> ApiResult<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use raleph_db::PostVersion;
+    use raleph_db::{ItemHash, ItemType, PostVersion};
 
     use super::*;
 
@@ -481,16 +484,18 @@ mod tests {
 
     fn record(content: String, message_type: &str) -> MessageRecord {
         MessageRecord {
-            item_hash: "h".repeat(64),
-            message_type: message_type.to_owned(),
-            chain: "ETH".to_owned(),
-            sender: "0xabc".to_owned(),
-            signature: Some("0xsig".to_owned()),
-            item_type: "inline".to_owned(),
-            item_content: Some(content.clone()),
+            envelope: raleph_message::Envelope {
+                item_hash: ItemHash::parse(&"a".repeat(64)).unwrap(),
+                message_type: message_type.parse().unwrap(),
+                chain: raleph_message::Chain::Eth,
+                sender: "0xabc".to_owned(),
+                signature: Some("0xsig".to_owned()),
+                item_type: ItemType::Inline,
+                item_content: Some(content.clone()),
+                channel: None,
+                time: 1_700_000_000.123_456,
+            },
             content,
-            channel: None,
-            time: 1_700_000_000.123_456,
             size: 42,
             reception_time: 1_700_000_001.0,
             status: raleph_db::MessageStatus::Processed,
@@ -499,9 +504,10 @@ mod tests {
 
     /// The shape as it was built before contents were passed through: parsed into a `Value`.
     fn message_before(m: &MessageRecord, with_size: bool, format: ContentFormat) -> Value {
+        let e = &m.envelope;
         let mut out = Map::new();
-        out.insert("chain".into(), m.chain.clone().into());
-        out.insert("channel".into(), m.channel.clone().into());
+        out.insert("chain".into(), e.chain.as_str().into());
+        out.insert("channel".into(), e.channel.clone().into());
         out.insert("confirmations".into(), json!([]));
         out.insert("confirmed".into(), false.into());
         match format {
@@ -511,21 +517,21 @@ mod tests {
             ContentFormat::Headers => {
                 out.insert(
                     "content".into(),
-                    headers_of(&m.message_type, &parse_content(&m.content)),
+                    headers_of(e.message_type, &parse_content(&m.content)),
                 );
             }
             ContentFormat::None => {}
         }
-        out.insert("item_content".into(), m.item_content.clone().into());
-        out.insert("item_hash".into(), m.item_hash.clone().into());
-        out.insert("item_type".into(), m.item_type.clone().into());
-        out.insert("sender".into(), m.sender.clone().into());
-        out.insert("signature".into(), m.signature.clone().into());
+        out.insert("item_content".into(), e.item_content.clone().into());
+        out.insert("item_hash".into(), e.item_hash.as_str().into());
+        out.insert("item_type".into(), e.item_type.as_str().into());
+        out.insert("sender".into(), e.sender.clone().into());
+        out.insert("signature".into(), e.signature.clone().into());
         if with_size {
             out.insert("size".into(), m.size.into());
         }
-        out.insert("time".into(), float(m.time));
-        out.insert("type".into(), m.message_type.clone().into());
+        out.insert("time".into(), float(e.time));
+        out.insert("type".into(), e.message_type.as_str().into());
         Value::Object(out)
     }
 
@@ -556,27 +562,27 @@ mod tests {
         for content in stored_contents().into_iter().map(Some).chain([None]) {
             for amended in [false, true] {
                 let p = PostRecord {
-                    original_item_hash: "o".repeat(64),
+                    original_item_hash: ItemHash::parse(&"b".repeat(64)).unwrap(),
                     original_type: "blog".to_owned(),
                     original_signature: None,
                     owner: "0xabc".to_owned(),
                     reference: Some("ref".to_owned()),
                     channel: Some("TEST".to_owned()),
                     created: 1_700_000_000.5,
-                    latest: PostVersion {
-                        item_hash: "l".repeat(64),
-                        chain: "ETH".to_owned(),
+                    latest_item_hash: ItemHash::parse(&"c".repeat(64)).unwrap(),
+                    latest: Some(PostVersion {
+                        chain: raleph_message::Chain::Eth,
                         signature: Some("0xsig".to_owned()),
-                        item_type: "inline".to_owned(),
+                        item_type: ItemType::Inline,
                         item_content: Some("{\"a\": \"é\\n\"}".to_owned()),
                         time: 1_700_000_002.25,
                         size: 42,
-                    },
+                    }),
                     latest_content: content.clone(),
                     last_updated: 1_700_000_002.0,
                     amended,
                 };
-                let latest = &p.latest;
+                let latest = p.latest.as_ref().unwrap();
                 let content_before = p
                     .latest_content
                     .as_deref()
@@ -591,7 +597,7 @@ mod tests {
                     "content": content_before,
                     "hash": p.original_item_hash,
                     "item_content": latest.item_content,
-                    "item_hash": latest.item_hash,
+                    "item_hash": p.latest_item_hash,
                     "item_type": latest.item_type,
                     "original_item_hash": p.original_item_hash,
                     "original_signature": p.original_signature,
@@ -608,7 +614,7 @@ mod tests {
                     "channel": p.channel,
                     "content": content_before,
                     "created": iso_time(p.created),
-                    "item_hash": p.latest.item_hash,
+                    "item_hash": p.latest_item_hash,
                     "last_updated": iso_time(p.last_updated),
                     "original_item_hash": p.original_item_hash,
                     "original_type": p.original_type,

@@ -9,7 +9,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use raleph_db::{MessageQuery, MessageRecord, SortOrder};
+use raleph_db::{MessageQuery, MessageRecord, MessageType, SortOrder};
 use raleph_pipeline::Event;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
@@ -242,24 +242,27 @@ fn matches(q: &MessageQuery, m: &MessageRecord) -> bool {
     }
     let content: Value = serde_json::from_str(&m.content).unwrap_or(Value::Null);
     let text = |key: &str| content.get(key).and_then(Value::as_str);
-    let tags: Vec<&str> = match m.message_type.as_str() {
-        "POST" | "AGGREGATE" => content.get("content").and_then(|c| c.get("tags")),
-        "STORE" => content.get("tags"),
+    let message_type = m.envelope.message_type;
+    let tags: Vec<&str> = match message_type {
+        MessageType::Post | MessageType::Aggregate => {
+            content.get("content").and_then(|c| c.get("tags"))
+        }
+        MessageType::Store => content.get("tags"),
         _ => content.get("metadata").and_then(|c| c.get("tags")),
     }
     .and_then(Value::as_array)
     .map(|tags| tags.iter().filter_map(Value::as_str).collect())
     .unwrap_or_default();
-    ok(&q.message_types, Some(&m.message_type))
-        && ok(&q.addresses, Some(&m.sender))
+    ok(&q.message_types, Some(message_type.as_str()))
+        && ok(&q.addresses, Some(&m.envelope.sender))
         && ok(&q.owners, text("address"))
-        && ok(&q.hashes, Some(&m.item_hash))
-        && ok(&q.chains, Some(&m.chain))
-        && ok(&q.channels, m.channel.as_deref())
+        && ok(&q.hashes, Some(m.envelope.item_hash.as_str()))
+        && ok(&q.chains, Some(m.envelope.chain.as_str()))
+        && ok(&q.channels, m.envelope.channel.as_deref())
         && ok(&q.refs, text("ref"))
         && ok(
             &q.content_types,
-            if m.message_type == "POST" {
+            if message_type == MessageType::Post {
                 text("type")
             } else {
                 None
@@ -267,7 +270,7 @@ fn matches(q: &MessageQuery, m: &MessageRecord) -> bool {
         )
         && ok(
             &q.content_keys,
-            if m.message_type == "AGGREGATE" {
+            if message_type == MessageType::Aggregate {
                 text("key")
             } else {
                 None
@@ -275,7 +278,7 @@ fn matches(q: &MessageQuery, m: &MessageRecord) -> bool {
         )
         && ok(
             &q.content_hashes,
-            if m.message_type == "STORE" {
+            if message_type == MessageType::Store {
                 text("item_hash")
             } else {
                 None

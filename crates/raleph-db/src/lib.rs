@@ -10,6 +10,12 @@
 //! SQLite (WAL, embedded) is the default backend (`sqlite` feature): `sqlite::open`.
 //! PostgreSQL (`postgres` feature) serves an index larger than one machine, or read by several
 //! API processes: `postgres::open`. Both behave the same; `tests/conformance.rs` checks it.
+//!
+//! Records are built on the message crate's types: a stored message is its [`Envelope`] plus
+//! what the node learnt of it ([`MessageRecord`]), and item hashes, chains and types are
+//! [`ItemHash`], [`Chain`] and [`MessageType`], checked as rows are read (a value that does not
+//! parse is [`StoreError::Corrupt`]). Lookups take an [`ItemHash`]: a caller holding text that
+//! is no item hash knows without asking that nothing is stored under it.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -28,6 +34,8 @@ mod shared;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(test)]
+mod test_names;
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 mod time_counts;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -100,38 +108,38 @@ pub trait WriteStore: Send {
         next_attempt: f64,
         error: &Failure,
     ) -> Result<()>;
-    fn other_pending(&mut self, item_hash: &str, except_id: i64) -> Result<u64>;
+    fn other_pending(&mut self, item_hash: &ItemHash, except_id: i64) -> Result<u64>;
 
     // Statuses.
-    fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>>;
+    fn status(&mut self, item_hash: &ItemHash) -> Result<Option<MessageStatus>>;
     /// `Processed` (and `Removing`, `Removed`) belong to a message indexed with
     /// `insert_message`, earlier or in the same transaction: a backend may keep a processed
     /// message's status as its row.
     fn set_status(
         &mut self,
-        item_hash: &str,
+        item_hash: &ItemHash,
         status: MessageStatus,
         reception_time: f64,
     ) -> Result<()>;
     fn record_rejection(
         &mut self,
-        item_hash: &str,
+        item_hash: &ItemHash,
         message: &serde_json::Value,
         error: &Failure,
     ) -> Result<()>;
 
     // Messages.
     fn insert_message(&mut self, message: &NewMessage) -> Result<()>;
-    fn message_facts(&mut self, item_hash: &str) -> Result<Option<MessageFacts>>;
+    fn message_facts(&mut self, item_hash: &ItemHash) -> Result<Option<MessageFacts>>;
     /// A second copy of a known message: keep the earliest declared time.
-    fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> Result<()>;
+    fn keep_earliest_time(&mut self, item_hash: &ItemHash, time: f64) -> Result<()>;
 
     // POST.
     fn insert_post(&mut self, post: &NewPost) -> Result<()>;
-    fn post_facts(&mut self, item_hash: &str) -> Result<Option<PostFacts>>;
+    fn post_facts(&mut self, item_hash: &ItemHash) -> Result<Option<PostFacts>>;
     /// Points the original at its amend with the greatest content time.
-    fn refresh_latest_amend(&mut self, original: &str) -> Result<()>;
-    fn amends_of(&mut self, original: &str) -> Result<Vec<String>>;
+    fn refresh_latest_amend(&mut self, original: &ItemHash) -> Result<()>;
+    fn amends_of(&mut self, original: &ItemHash) -> Result<Vec<ItemHash>>;
 
     // AGGREGATE.
     /// Inserts an element and brings its aggregate up to date: the first element is the
@@ -145,15 +153,15 @@ pub trait WriteStore: Send {
     /// The size in bytes of an aggregate's merged value (0 when it has none), without reading
     /// the value.
     fn aggregate_size(&mut self, owner: &str, key: &str) -> Result<u64>;
-    fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<String>>;
+    fn aggregate_element_hashes(&mut self, owner: &str, key: &str) -> Result<Vec<ItemHash>>;
 
     // STORE, PROGRAM, INSTANCE.
     fn insert_file_pin(&mut self, pin: &NewFilePin) -> Result<()>;
-    fn file_pin(&mut self, message_hash: &str) -> Result<Option<FilePinFacts>>;
+    fn file_pin(&mut self, message_hash: &ItemHash) -> Result<Option<FilePinFacts>>;
     fn file_tag_exists(&mut self, tag: &str) -> Result<bool>;
     fn refresh_file_tag(&mut self, tag: &str) -> Result<()>;
     fn insert_vm(&mut self, vm: &NewVm) -> Result<()>;
-    fn vm_facts(&mut self, item_hash: &str) -> Result<Option<VmFacts>>;
+    fn vm_facts(&mut self, item_hash: &ItemHash) -> Result<Option<VmFacts>>;
     /// Whether a program or instance uses this STORE message (or its file tag) as a volume.
     fn store_used_by_vm(&mut self, store_hash: &str) -> Result<bool>;
 
@@ -177,27 +185,27 @@ pub trait WriteStore: Send {
     /// Files it pinned that have no pin left get a grace pin until `grace_until`.
     fn forget(
         &mut self,
-        item_hash: &str,
-        forgotten_by: &str,
+        item_hash: &ItemHash,
+        forgotten_by: &ItemHash,
         now: f64,
         grace_until: f64,
     ) -> Result<()>;
-    fn append_forgotten_by(&mut self, item_hash: &str, forgotten_by: &str) -> Result<()>;
+    fn append_forgotten_by(&mut self, item_hash: &ItemHash, forgotten_by: &ItemHash) -> Result<()>;
     /// Records that a message this store never held was forgotten elsewhere (a skeleton a peer
     /// synced, already checked by the caller): the item hash becomes `forgotten`, so the message
     /// is refused if it ever arrives. Does nothing, and returns false, when the store holds the
     /// message or already knows it forgotten.
     fn record_forgotten(&mut self, skeleton: &ForgottenRecord) -> Result<bool>;
     /// The FORGET messages a forgotten message was forgotten by (empty when it is not).
-    fn forgotten_by(&mut self, item_hash: &str) -> Result<Vec<String>>;
+    fn forgotten_by(&mut self, item_hash: &ItemHash) -> Result<Vec<ItemHash>>;
     /// Whether some AGGREGATE message of `owner` is recorded as forgotten by `forget_hash`.
-    fn forgot_aggregates_of(&mut self, owner: &str, forget_hash: &str) -> Result<bool>;
+    fn forgot_aggregates_of(&mut self, owner: &str, forget_hash: &ItemHash) -> Result<bool>;
     /// Drops what `record_forgotten` recorded, once a copy of the message itself has shown
     /// that the FORGET the skeleton came with does not target it: the item hash is unknown
     /// again, and the message can be processed.
-    fn unforget(&mut self, item_hash: &str) -> Result<()>;
+    fn unforget(&mut self, item_hash: &ItemHash) -> Result<()>;
     /// The parsed `content` of a message the store holds.
-    fn message_content(&mut self, item_hash: &str) -> Result<Option<serde_json::Value>>;
+    fn message_content(&mut self, item_hash: &ItemHash) -> Result<Option<serde_json::Value>>;
 
     /// The number of the last intake-journal record whose effects this store holds (0 when
     /// none): set in the same transaction as those effects, read at start to replay the rest.
@@ -207,11 +215,11 @@ pub trait WriteStore: Send {
 
 /// The read side, for the API. Implementations are cheap to share across threads.
 pub trait ReadStore: Send + Sync + 'static {
-    fn message(&self, item_hash: &str) -> Result<Option<MessageRecord>>;
-    fn status(&self, item_hash: &str) -> Result<Option<StatusRecord>>;
-    fn pending_copies(&self, item_hash: &str) -> Result<Vec<PendingCopy>>;
-    fn rejection(&self, item_hash: &str) -> Result<Option<Rejection>>;
-    fn forgotten(&self, item_hash: &str) -> Result<Option<ForgottenRecord>>;
+    fn message(&self, item_hash: &ItemHash) -> Result<Option<MessageRecord>>;
+    fn status(&self, item_hash: &ItemHash) -> Result<Option<StatusRecord>>;
+    fn pending_copies(&self, item_hash: &ItemHash) -> Result<Vec<PendingCopy>>;
+    fn rejection(&self, item_hash: &ItemHash) -> Result<Option<Rejection>>;
+    fn forgotten(&self, item_hash: &ItemHash) -> Result<Option<ForgottenRecord>>;
     fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRecord>>;
     fn count_messages(&self, query: &MessageQuery) -> Result<u64>;
     fn forgotten_messages(&self, query: &MessageQuery) -> Result<Vec<ForgottenRecord>>;
@@ -270,7 +278,7 @@ pub trait ReadStore: Send + Sync + 'static {
         order: SortOrder,
     ) -> Result<(Vec<AddressFile>, u64, u64)>;
     /// The file a STORE message pins.
-    fn file_of_message(&self, message_hash: &str) -> Result<Option<PinnedFile>>;
+    fn file_of_message(&self, message_hash: &ItemHash) -> Result<Option<PinnedFile>>;
     /// The file a tag points to now.
     fn file_of_tag(&self, tag: &str) -> Result<Option<PinnedFile>>;
     fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>>;

@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
+pub use raleph_message::{Chain, Envelope, ItemHash, ItemType, MessageType};
+
 /// The status of an item hash. Every message ends in exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageStatus {
@@ -132,7 +134,7 @@ impl Failure {
 /// A message entering the pending queue.
 #[derive(Debug, Clone)]
 pub struct NewPending {
-    pub item_hash: String,
+    pub item_hash: ItemHash,
     pub sender: String,
     pub signature: Option<String>,
     /// The envelope as submitted (see `raleph_message::Envelope::to_json`).
@@ -158,7 +160,7 @@ pub enum EnqueueOutcome {
 #[derive(Debug, Clone)]
 pub struct PendingRow {
     pub id: i64,
-    pub item_hash: String,
+    pub item_hash: ItemHash,
     pub message: Value,
     pub reception_time: f64,
     pub retries: u32,
@@ -166,21 +168,12 @@ pub struct PendingRow {
     pub origin: String,
 }
 
-/// A processed message, ready to be indexed.
+/// A processed message, ready to be indexed: the record it will be served as, and what the
+/// indexes need to know of its content.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub item_hash: String,
-    pub message_type: String,
-    pub chain: String,
-    pub sender: String,
-    pub signature: Option<String>,
-    pub item_type: String,
-    pub item_content: Option<String>,
-    /// Content as served, serialized.
-    pub content: String,
-    pub channel: Option<String>,
-    pub time: f64,
-    pub size: u64,
+    /// The message as the store gives it back (its status is `processed`).
+    pub record: MessageRecord,
     pub owner: String,
     pub content_type: Option<String>,
     pub content_ref: Option<String>,
@@ -188,14 +181,14 @@ pub struct NewMessage {
     pub content_item_hash: Option<String>,
     pub payment_type: Option<String>,
     pub tags: Vec<String>,
-    pub reception_time: f64,
 }
 
-/// What authorization and FORGET need to know about a stored message.
+/// What authorization and FORGET need to know about a stored message: its envelope's
+/// addressing fields and its index facts, without its content (which may be large).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageFacts {
-    pub message_type: String,
-    pub chain: String,
+    pub message_type: MessageType,
+    pub chain: Chain,
     pub sender: String,
     pub signature: Option<String>,
     pub owner: String,
@@ -207,12 +200,12 @@ pub struct MessageFacts {
 
 #[derive(Debug, Clone)]
 pub struct NewPost {
-    pub item_hash: String,
+    pub item_hash: ItemHash,
     pub owner: String,
     pub post_type: String,
     pub reference: Option<String>,
     /// The original's item hash, for an amend.
-    pub amends: Option<String>,
+    pub amends: Option<ItemHash>,
     pub channel: Option<String>,
     pub content: Option<String>,
     pub creation_time: f64,
@@ -223,12 +216,12 @@ pub struct NewPost {
 pub struct PostFacts {
     pub owner: String,
     pub post_type: String,
-    pub amends: Option<String>,
+    pub amends: Option<ItemHash>,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewAggregateElement {
-    pub item_hash: String,
+    pub item_hash: ItemHash,
     pub owner: String,
     pub key: String,
     /// The element's object, serialized.
@@ -238,7 +231,7 @@ pub struct NewAggregateElement {
 
 #[derive(Debug, Clone)]
 pub struct NewFilePin {
-    pub message_hash: String,
+    pub message_hash: ItemHash,
     pub file_hash: String,
     pub owner: String,
     /// The file tag this STORE updates.
@@ -257,7 +250,7 @@ pub struct FilePinFacts {
 
 #[derive(Debug, Clone)]
 pub struct NewVm {
-    pub item_hash: String,
+    pub item_hash: ItemHash,
     pub owner: String,
     pub vm_type: String,
     pub allow_amend: bool,
@@ -276,19 +269,12 @@ pub struct VmFacts {
 
 // ---- read side ----
 
-/// A stored, processed message.
+/// A stored message: its envelope as signed, and its content as served.
 #[derive(Debug, Clone)]
 pub struct MessageRecord {
-    pub item_hash: String,
-    pub message_type: String,
-    pub chain: String,
-    pub sender: String,
-    pub signature: Option<String>,
-    pub item_type: String,
-    pub item_content: Option<String>,
+    pub envelope: Envelope,
+    /// Content as served, serialized.
     pub content: String,
-    pub channel: Option<String>,
-    pub time: f64,
     pub size: u64,
     pub reception_time: f64,
     pub status: MessageStatus,
@@ -296,7 +282,7 @@ pub struct MessageRecord {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusRecord {
-    pub item_hash: String,
+    pub item_hash: ItemHash,
     pub status: MessageStatus,
     pub reception_time: f64,
 }
@@ -314,20 +300,16 @@ pub struct Rejection {
     pub details: Value,
 }
 
+/// What remains of a forgotten message: its envelope without the content (`item_content` is
+/// always `None`), and the facts its listing shows.
 #[derive(Debug, Clone)]
 pub struct ForgottenRecord {
-    pub item_hash: String,
-    pub message_type: String,
-    pub chain: String,
-    pub sender: String,
-    pub signature: Option<String>,
-    pub item_type: String,
-    pub time: f64,
-    pub channel: Option<String>,
+    pub envelope: Envelope,
     pub owner: String,
     pub payment_type: Option<String>,
     pub size: u64,
-    pub forgotten_by: Vec<String>,
+    /// The FORGET messages that removed it.
+    pub forgotten_by: Vec<ItemHash>,
     pub forgotten_at: f64,
     pub reception_time: f64,
 }
@@ -389,9 +371,9 @@ pub struct PostQuery {
     pub limit: u64,
     pub offset: u64,
     pub cursor: Option<Cursor>,
-    /// The caller shows only each latest version's item hash (the v1 shape): a backend may
-    /// then leave the version's message unread, and the other `PostVersion` fields and
-    /// `original_signature` empty.
+    /// The caller shows only each latest version's item hash (the v1 shape): the version's
+    /// message is then left unread (`PostRecord::latest` is `None`, `original_signature`
+    /// empty).
     pub latest_hash_only: bool,
     /// Most bytes of posts (their latest content and raw content) a list may read; past it
     /// the read stops with [`crate::StoreError::TooLarge`]. 0: no bound.
@@ -401,15 +383,18 @@ pub struct PostQuery {
 /// A post as listed: the original, folded with its latest amend.
 #[derive(Debug, Clone)]
 pub struct PostRecord {
-    pub original_item_hash: String,
+    pub original_item_hash: ItemHash,
     pub original_type: String,
     pub original_signature: Option<String>,
     pub owner: String,
     pub reference: Option<String>,
     pub channel: Option<String>,
     pub created: f64,
-    /// The latest version (the latest amend, or the original itself).
-    pub latest: PostVersion,
+    /// The latest version: the latest amend, or the original itself.
+    pub latest_item_hash: ItemHash,
+    /// The latest version's message, as far as post lists show it; `None` when the query
+    /// asked for `latest_hash_only`.
+    pub latest: Option<PostVersion>,
     pub latest_content: Option<String>,
     pub last_updated: f64,
     pub amended: bool,
@@ -420,10 +405,9 @@ pub struct PostRecord {
 /// the columns no post shape shows) are not read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PostVersion {
-    pub item_hash: String,
-    pub chain: String,
+    pub chain: Chain,
     pub signature: Option<String>,
-    pub item_type: String,
+    pub item_type: ItemType,
     pub item_content: Option<String>,
     pub time: f64,
     pub size: u64,
@@ -449,8 +433,8 @@ pub struct AggregateRecord {
     pub content: String,
     pub created: f64,
     pub last_updated: f64,
-    pub original_item_hash: String,
-    pub last_update_item_hash: String,
+    pub original_item_hash: ItemHash,
+    pub last_update_item_hash: ItemHash,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -500,13 +484,13 @@ pub struct AddressFile {
     pub file_hash: String,
     pub size: u64,
     pub created: f64,
-    pub item_hash: String,
+    pub item_hash: ItemHash,
 }
 
 /// The file a STORE message (or a file tag) points to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PinnedFile {
-    pub message_hash: String,
+    pub message_hash: ItemHash,
     pub file_hash: String,
     pub owner: String,
     pub tag: String,

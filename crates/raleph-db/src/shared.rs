@@ -217,7 +217,23 @@ impl ByteBudget {
 
 /// The bytes of a message row that count against a list's bound: its raw and parsed content.
 pub(crate) fn message_bytes(message: &crate::MessageRecord) -> usize {
-    message.item_content.as_ref().map_or(0, String::len) + message.content.len()
+    message
+        .envelope
+        .item_content
+        .as_ref()
+        .map_or(0, String::len)
+        + message.content.len()
+}
+
+/// An item hash the store wrote in a text column, read back: one that does not parse is
+/// corruption.
+pub(crate) fn stored_hash(text: &str) -> Result<crate::ItemHash> {
+    crate::ItemHash::parse(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The `forgotten_by` column: the FORGET messages' hashes as a JSON array.
+pub(crate) fn forgotten_by_column(hashes: &[crate::ItemHash]) -> String {
+    Value::from(hashes.iter().map(|h| h.as_str()).collect::<Vec<_>>()).to_string()
 }
 
 /// The bytes of an aggregate row that count against a list's bound: its value.
@@ -228,7 +244,11 @@ pub(crate) fn aggregate_bytes(aggregate: &crate::AggregateRecord) -> usize {
 /// The same for a post row: its latest content and its latest version's raw content.
 pub(crate) fn post_bytes(post: &crate::PostRecord) -> usize {
     post.latest_content.as_ref().map_or(0, String::len)
-        + post.latest.item_content.as_ref().map_or(0, String::len)
+        + post
+            .latest
+            .as_ref()
+            .and_then(|l| l.item_content.as_ref())
+            .map_or(0, String::len)
 }
 
 #[cfg(test)]

@@ -60,12 +60,13 @@ pub(crate) struct CountedRow<'a> {
 impl<'a> CountedRow<'a> {
     /// A message being inserted.
     pub fn of_new(m: &'a crate::NewMessage) -> Self {
+        let e = &m.record.envelope;
         CountedRow {
-            time: m.time,
-            message_type: &m.message_type,
-            sender: &m.sender,
+            time: e.time,
+            message_type: e.message_type.as_str(),
+            sender: &e.sender,
             content_type: m.content_type.as_deref(),
-            channel: m.channel.as_deref(),
+            channel: e.channel.as_deref(),
             content_key: m.content_key.as_deref(),
         }
     }
@@ -74,7 +75,7 @@ impl<'a> CountedRow<'a> {
     pub fn of_stored(facts: &'a crate::MessageFacts, time: f64) -> Self {
         CountedRow {
             time,
-            message_type: &facts.message_type,
+            message_type: facts.message_type.as_str(),
             sender: &facts.sender,
             content_type: facts.content_type.as_deref(),
             channel: facts.channel.as_deref(),

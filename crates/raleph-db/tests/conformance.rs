@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::message;
+use common::{h, message, name};
 use raleph_db::*;
 use serde_json::{Value, json};
 
@@ -235,12 +235,30 @@ fn strings(values: &[&str]) -> Vec<String> {
 fn add(s: &mut Store, m: &NewMessage) -> Result<()> {
     s.w.begin()?;
     s.w.insert_message(m)?;
-    s.w.set_status(&m.item_hash, MessageStatus::Processed, m.reception_time)?;
+    s.w.set_status(
+        &m.record.envelope.item_hash,
+        MessageStatus::Processed,
+        m.record.reception_time,
+    )?;
     s.w.commit()
 }
 
+/// The item hashes of test names, as a filter lists them.
+fn hash_texts(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| h(n).to_string()).collect()
+}
+
+/// Item hashes by their test names (see `common::h`).
+fn names(hashes: &[ItemHash]) -> Vec<String> {
+    hashes.iter().map(name).collect()
+}
+
+/// The records' item hashes, by their test names (see `common::h`).
 fn hashes(records: &[MessageRecord]) -> Vec<String> {
-    records.iter().map(|m| m.item_hash.clone()).collect()
+    records
+        .iter()
+        .map(|m| name(&m.envelope.item_hash))
+        .collect()
 }
 
 fn asc() -> MessageQuery {
@@ -256,7 +274,7 @@ fn listed(s: &Store, q: &MessageQuery) -> Result<Vec<String>> {
 
 fn pending(hash: &str, signature: Option<&str>, first_attempt: f64) -> NewPending {
     NewPending {
-        item_hash: hash.into(),
+        item_hash: h(hash),
         sender: "0xSender".into(),
         signature: signature.map(str::to_owned),
         message: json!({"item_hash": hash, "z": 1, "a": [1, 2]}),
@@ -296,7 +314,7 @@ fn pending_queue(s: &mut Store) -> Result<()> {
 
     assert_eq!(s.w.next_due()?, Some(1.0));
     let due = s.w.due_pending(10.0, 100)?;
-    let order: Vec<_> = due.iter().map(|p| p.item_hash.as_str()).collect();
+    let order: Vec<_> = due.iter().map(|p| name(&p.item_hash)).collect();
     assert_eq!(order, ["a", "b", "a", "c"]);
     let first = &due[0];
     assert_eq!(
@@ -313,13 +331,13 @@ fn pending_queue(s: &mut Store) -> Result<()> {
     assert_eq!(s.w.due_pending(10.0, 2)?.len(), 2);
     assert!(s.w.due_pending(0.5, 100)?.is_empty());
 
-    assert_eq!(s.w.other_pending("a", first.id)?, 1);
-    assert_eq!(s.w.other_pending("b", due[1].id)?, 0);
-    let copies = s.r.pending_copies("a")?;
+    assert_eq!(s.w.other_pending(&h("a"), first.id)?, 1);
+    assert_eq!(s.w.other_pending(&h("b"), due[1].id)?, 0);
+    let copies = s.r.pending_copies(&h("a"))?;
     assert_eq!(copies.len(), 2);
     assert_eq!(copies[0].message["item_hash"], "a");
     assert_eq!(copies[0].reception_time, 10.0);
-    assert!(s.r.pending_copies("zz")?.is_empty());
+    assert!(s.r.pending_copies(&h("zz"))?.is_empty());
 
     // Rescheduled: later in the queue, with its retry count.
     s.w.begin()?;
@@ -329,22 +347,25 @@ fn pending_queue(s: &mut Store) -> Result<()> {
     let due = s.w.due_pending(100.0, 100)?;
     let order: Vec<_> = due
         .iter()
-        .map(|p| (p.item_hash.as_str(), p.retries))
+        .map(|p| (name(&p.item_hash), p.retries))
         .collect();
-    assert_eq!(order, [("b", 0), ("a", 0), ("c", 0), ("a", 3)]);
+    assert_eq!(
+        order,
+        [("b", 0), ("a", 0), ("c", 0), ("a", 3)].map(|(n, r)| (n.to_owned(), r))
+    );
     assert_eq!(s.w.next_due()?, Some(2.0));
 
     s.w.begin()?;
     s.w.delete_pending(first.id)?;
     s.w.commit()?;
     assert_eq!(s.w.due_pending(100.0, 100)?.len(), 3);
-    assert_eq!(s.w.other_pending("a", -1)?, 1);
+    assert_eq!(s.w.other_pending(&h("a"), -1)?, 1);
 
     // A final status stops new copies; a rejected message may be queued again.
     s.w.begin()?;
     s.w.insert_message(&message("b", "POST", "0xA", 1.0))?;
-    s.w.set_status("b", MessageStatus::Processed, 10.0)?;
-    s.w.set_status("d", MessageStatus::Rejected, 11.0)?;
+    s.w.set_status(&h("b"), MessageStatus::Processed, 10.0)?;
+    s.w.set_status(&h("d"), MessageStatus::Rejected, 11.0)?;
     assert_eq!(
         s.w.enqueue_pending(&pending("b", Some("new"), 1.0))?,
         EnqueueOutcome::Known(MessageStatus::Processed)
@@ -354,42 +375,42 @@ fn pending_queue(s: &mut Store) -> Result<()> {
         EnqueueOutcome::Queued
     );
     s.w.commit()?;
-    assert_eq!(s.w.status("d")?, Some(MessageStatus::Pending));
+    assert_eq!(s.w.status(&h("d"))?, Some(MessageStatus::Pending));
     // The status keeps its first reception time.
     assert_eq!(
-        s.r.status("d")?,
+        s.r.status(&h("d"))?,
         Some(StatusRecord {
-            item_hash: "d".into(),
+            item_hash: h("d"),
             status: MessageStatus::Pending,
             reception_time: 11.0,
         })
     );
-    assert_eq!(s.w.status("a")?, Some(MessageStatus::Pending));
+    assert_eq!(s.w.status(&h("a"))?, Some(MessageStatus::Pending));
     Ok(())
 }
 
 fn statuses_and_counts(s: &mut Store) -> Result<()> {
-    assert_eq!(s.w.status("x")?, None);
-    assert_eq!(s.r.status("x")?, None);
+    assert_eq!(s.w.status(&h("x"))?, None);
+    assert_eq!(s.r.status(&h("x"))?, None);
     assert_eq!(s.r.counts()?, Counts::default());
     add(s, &message("m1", "POST", "0xA", 1.0))?;
     add(s, &message("m2", "POST", "0xA", 2.0))?;
     s.w.begin()?;
     s.w.enqueue_pending(&pending("p1", Some("s"), 1.0))?;
-    s.w.set_status("r1", MessageStatus::Rejected, 3.0)?;
-    s.w.set_status("m2", MessageStatus::Removing, 4.0)?;
+    s.w.set_status(&h("r1"), MessageStatus::Rejected, 3.0)?;
+    s.w.set_status(&h("m2"), MessageStatus::Removing, 4.0)?;
     s.w.insert_message(&message("cycle", "POST", "0xB", 5.0))?;
     s.w.commit()?;
     for status in MessageStatus::ALL {
         s.w.begin()?;
-        s.w.set_status("cycle", status, 5.0)?;
+        s.w.set_status(&h("cycle"), status, 5.0)?;
         s.w.commit()?;
-        assert_eq!(s.w.status("cycle")?, Some(status));
-        assert_eq!(s.r.status("cycle")?.map(|r| r.status), Some(status));
+        assert_eq!(s.w.status(&h("cycle"))?, Some(status));
+        assert_eq!(s.r.status(&h("cycle"))?.map(|r| r.status), Some(status));
     }
     // The message's own status follows.
     assert_eq!(
-        s.r.message("m2")?.map(|m| m.status),
+        s.r.message(&h("m2"))?.map(|m| m.status),
         Some(MessageStatus::Removing)
     );
     let counts = s.r.counts()?;
@@ -410,51 +431,51 @@ fn statuses_and_counts(s: &mut Store) -> Result<()> {
 }
 
 fn rejections(s: &mut Store) -> Result<()> {
-    assert!(s.r.rejection("h")?.is_none());
+    assert!(s.r.rejection(&h("h"))?.is_none());
     let envelope = json!({"item_hash": "h", "b": 2, "a": 1});
     s.w.begin()?;
     s.w.record_rejection(
-        "h",
+        &h("h"),
         &envelope,
         &Failure::new(ErrorCode::InvalidSignature, "bad"),
     )?;
-    s.w.set_status("h", MessageStatus::Rejected, 1.0)?;
+    s.w.set_status(&h("h"), MessageStatus::Rejected, 1.0)?;
     s.w.commit()?;
-    let rejection = s.r.rejection("h")?.expect("rejection");
+    let rejection = s.r.rejection(&h("h"))?.expect("rejection");
     assert_eq!(rejection.error_code, 1);
     assert_eq!(rejection.message.to_string(), envelope.to_string());
     assert_eq!(rejection.details, json!({"errors": ["bad"]}));
     // Recorded again: the last one wins.
     s.w.begin()?;
     s.w.record_rejection(
-        "h",
+        &h("h"),
         &envelope,
         &Failure::new(ErrorCode::PermissionDenied, json!({"why": "no"})),
     )?;
     s.w.commit()?;
-    let rejection = s.r.rejection("h")?.expect("rejection");
+    let rejection = s.r.rejection(&h("h"))?.expect("rejection");
     assert_eq!(rejection.error_code, 2);
     assert_eq!(rejection.details, json!({"errors": [{"why": "no"}]}));
     // Processed later: the rejection goes.
     add(s, &message("h", "POST", "0xA", 1.0))?;
-    assert!(s.r.rejection("h")?.is_none());
+    assert!(s.r.rejection(&h("h"))?.is_none());
 
     // Expiry: by age first, then the oldest past the number kept, a batch at a time.
     s.w.begin()?;
     for (i, hash) in ["r1", "r2", "r3", "r4", "r5"].iter().enumerate() {
         let failure = Failure::new(ErrorCode::InvalidSignature, "bad");
-        s.w.record_rejection(hash, &json!({"item_hash": hash}), &failure)?;
-        s.w.set_status(hash, MessageStatus::Rejected, 10.0 + i as f64)?;
+        s.w.record_rejection(&h(hash), &json!({"item_hash": hash}), &failure)?;
+        s.w.set_status(&h(hash), MessageStatus::Rejected, 10.0 + i as f64)?;
     }
-    s.w.set_status("pending", MessageStatus::Pending, 0.0)?;
+    s.w.set_status(&h("pending"), MessageStatus::Pending, 0.0)?;
     s.w.commit()?;
     let status = |s: &mut Store, hash: &str| -> Result<Option<MessageStatus>> {
-        Ok(s.r.status(hash)?.map(|st| st.status))
+        Ok(s.r.status(&h(hash))?.map(|st| st.status))
     };
     s.w.begin()?;
     assert_eq!(s.w.expire_rejections(11.5, 10, 100)?, 2, "r1 and r2 by age");
     s.w.commit()?;
-    assert!(s.r.rejection("r1")?.is_none() && s.r.rejection("r2")?.is_none());
+    assert!(s.r.rejection(&h("r1"))?.is_none() && s.r.rejection(&h("r2"))?.is_none());
     assert_eq!(status(s, "r2")?, None);
     assert_eq!(status(s, "r3")?, Some(MessageStatus::Rejected));
     s.w.begin()?;
@@ -464,7 +485,7 @@ fn rejections(s: &mut Store) -> Result<()> {
     s.w.commit()?;
     assert_eq!(status(s, "r4")?, None);
     assert_eq!(status(s, "r5")?, Some(MessageStatus::Rejected));
-    assert!(s.r.rejection("r5")?.is_some());
+    assert!(s.r.rejection(&h("r5"))?.is_some());
     // Other statuses are never touched.
     assert_eq!(status(s, "pending")?, Some(MessageStatus::Pending));
     Ok(())
@@ -474,12 +495,12 @@ fn message_roundtrip_and_content_fidelity(s: &mut Store) -> Result<()> {
     // Content served byte for byte: key order, duplicate keys, escapes, non-ASCII.
     let raw = r#"{"z":1,"a":{"y":[1,2.50,"\u0000"],"b":null},"z":2,"é":"😀 \"q\""}"#;
     let mut m = message("m1", "POST", "0xA", 1_700_000_000.123_456_7);
-    m.item_content = Some(raw.to_owned());
-    m.content = raw.to_owned();
-    m.size = u32::MAX as u64 + 7;
-    m.chain = "SOL".into();
-    m.channel = None;
-    m.signature = None;
+    m.record.envelope.item_content = Some(raw.to_owned());
+    m.record.content = raw.to_owned();
+    m.record.size = u32::MAX as u64 + 7;
+    m.record.envelope.chain = Chain::Sol;
+    m.record.envelope.channel = None;
+    m.record.envelope.signature = None;
     m.content_type = Some("note".into());
     m.content_ref = Some("ref".into());
     m.content_key = Some("key".into());
@@ -488,36 +509,42 @@ fn message_roundtrip_and_content_fidelity(s: &mut Store) -> Result<()> {
     m.tags = strings(&["t1", "t2", "t1"]);
     add(s, &m)?;
     let mut storage = message("m2", "STORE", "0xB", 2.0);
-    storage.item_type = "storage".into();
-    storage.item_content = None;
+    storage.record.envelope.item_type = ItemType::Storage;
+    storage.record.envelope.item_content = None;
     add(s, &storage)?;
 
-    let got = s.r.message("m1")?.expect("stored");
+    let got = s.r.message(&h("m1"))?.expect("stored");
     assert_eq!(got.content, raw);
-    assert_eq!(got.item_content.as_deref(), Some(raw));
+    assert_eq!(got.envelope.item_content.as_deref(), Some(raw));
     assert_eq!(
-        (got.item_hash.as_str(), got.message_type.as_str()),
+        (
+            name(&got.envelope.item_hash).as_str(),
+            got.envelope.message_type.as_str()
+        ),
         ("m1", "POST")
     );
-    assert_eq!((got.chain.as_str(), got.sender.as_str()), ("SOL", "0xA"));
-    assert_eq!((got.signature, got.channel), (None, None));
-    assert_eq!(got.item_type, "inline");
-    assert_eq!(got.time, 1_700_000_000.123_456_7);
-    assert_eq!(got.reception_time, m.reception_time);
+    assert_eq!(
+        (got.envelope.chain.as_str(), got.envelope.sender.as_str()),
+        ("SOL", "0xA")
+    );
+    assert_eq!((got.envelope.signature, got.envelope.channel), (None, None));
+    assert_eq!(got.envelope.item_type, ItemType::Inline);
+    assert_eq!(got.envelope.time, 1_700_000_000.123_456_7);
+    assert_eq!(got.reception_time, m.record.reception_time);
     assert_eq!(got.size, u32::MAX as u64 + 7);
     assert_eq!(got.status, MessageStatus::Processed);
-    let got = s.r.message("m2")?.expect("stored");
+    let got = s.r.message(&h("m2"))?.expect("stored");
     assert_eq!(
-        (got.item_content, got.item_type.as_str()),
+        (got.envelope.item_content, got.envelope.item_type.as_str()),
         (None, "storage")
     );
-    assert!(s.r.message("nope")?.is_none());
+    assert!(s.r.message(&h("nope"))?.is_none());
 
     assert_eq!(
-        s.w.message_facts("m1")?,
+        s.w.message_facts(&h("m1"))?,
         Some(MessageFacts {
-            message_type: "POST".into(),
-            chain: "SOL".into(),
+            message_type: MessageType::Post,
+            chain: Chain::Sol,
             sender: "0xA".into(),
             signature: None,
             owner: "0xA".into(),
@@ -527,18 +554,18 @@ fn message_roundtrip_and_content_fidelity(s: &mut Store) -> Result<()> {
             content_ref: Some("ref".into()),
         })
     );
-    assert_eq!(s.w.message_facts("nope")?, None);
+    assert_eq!(s.w.message_facts(&h("nope"))?, None);
 
     // A second copy keeps the earliest declared time.
     s.w.begin()?;
-    s.w.keep_earliest_time("m2", 5.0)?;
+    s.w.keep_earliest_time(&h("m2"), 5.0)?;
     s.w.commit()?;
-    assert_eq!(s.r.message("m2")?.map(|m| m.time), Some(2.0));
+    assert_eq!(s.r.message(&h("m2"))?.map(|m| m.envelope.time), Some(2.0));
     s.w.begin()?;
-    s.w.keep_earliest_time("m2", 0.5)?;
-    s.w.keep_earliest_time("nope", 0.5)?;
+    s.w.keep_earliest_time(&h("m2"), 0.5)?;
+    s.w.keep_earliest_time(&h("nope"), 0.5)?;
     s.w.commit()?;
-    assert_eq!(s.r.message("m2")?.map(|m| m.time), Some(0.5));
+    assert_eq!(s.r.message(&h("m2"))?.map(|m| m.envelope.time), Some(0.5));
     // Inserting the same item hash twice is an error, not a panic.
     s.w.begin()?;
     assert!(s.w.insert_message(&m).is_err());
@@ -549,28 +576,28 @@ fn message_roundtrip_and_content_fidelity(s: &mut Store) -> Result<()> {
 /// Messages with ties on time, mixed-case hashes and channels, for filters and sorts.
 fn seed_messages(s: &mut Store) -> Result<()> {
     let mut h1 = message("h1", "POST", "0xA", 1.0);
-    h1.channel = Some("C1".into());
+    h1.record.envelope.channel = Some("C1".into());
     h1.content_type = Some("note".into());
     h1.content_ref = Some("r1".into());
     h1.tags = strings(&["x"]);
     let mut h2 = message("h2", "AGGREGATE", "0xB", 2.0);
-    h2.chain = "SOL".into();
-    h2.channel = Some("C2".into());
+    h2.record.envelope.chain = Chain::Sol;
+    h2.record.envelope.channel = Some("C2".into());
     h2.content_key = Some("k1".into());
     let mut h3 = message("h3", "STORE", "0xA", 2.0);
     h3.owner = "0xO".into();
-    h3.channel = None;
+    h3.record.envelope.channel = None;
     h3.content_item_hash = Some("f1".into());
     h3.payment_type = Some("hold".into());
-    h3.item_type = "storage".into();
+    h3.record.envelope.item_type = ItemType::Storage;
     let mut h4 = message("h4", "POST", "0xB", 3.0);
-    h4.channel = Some("C1".into());
+    h4.record.envelope.channel = Some("C1".into());
     h4.content_type = Some("blog".into());
     h4.content_ref = Some("r2".into());
     h4.tags = strings(&["x", "y"]);
     // Upper case sorts before lower case bytewise (not in most locales).
     let mut h5 = message("H5", "POST", "0xA", 2.0);
-    h5.channel = Some("b".into());
+    h5.record.envelope.channel = Some("b".into());
     h5.content_type = Some("note".into());
     for m in [&h4, &h3, &h1, &h5, &h2] {
         add(s, m)?;
@@ -590,7 +617,7 @@ fn message_filters_sorts_and_counts(s: &mut Store) -> Result<()> {
     let cases: Vec<(MessageQuery, Vec<&str>)> = vec![
         (
             MessageQuery {
-                hashes: strings(&["h4", "h1", "nope"]),
+                hashes: hash_texts(&["h4", "h1", "nope"]),
                 ..asc()
             },
             vec!["h1", "h4"],
@@ -761,7 +788,7 @@ fn message_filters_sorts_and_counts(s: &mut Store) -> Result<()> {
         assert_eq!(s.r.count_messages(query)?, total, "{query:?}");
     }
     s.w.begin()?;
-    s.w.set_status("h4", MessageStatus::Removing, 9.0)?;
+    s.w.set_status(&h("h4"), MessageStatus::Removing, 9.0)?;
     s.w.commit()?;
     let removing = MessageQuery {
         statuses: vec![MessageStatus::Removing],
@@ -794,13 +821,18 @@ fn message_cursors_and_pages(s: &mut Store) -> Result<()> {
         let all = listed(s, &base)?;
         let mut sorted = s.r.messages(&base)?;
         sorted.sort_by(|a, b| {
-            let by_time = a.time.total_cmp(&b.time);
+            let by_time = a.envelope.time.total_cmp(&b.envelope.time);
             let by_time = if order == SortOrder::Descending {
                 by_time.reverse()
             } else {
                 by_time
             };
-            by_time.then_with(|| a.item_hash.as_bytes().cmp(b.item_hash.as_bytes()))
+            by_time.then_with(|| {
+                a.envelope
+                    .item_hash
+                    .as_str()
+                    .cmp(b.envelope.item_hash.as_str())
+            })
         });
         assert_eq!(all, hashes(&sorted), "{order:?}: time, then bytewise hash");
         for page in 1..=4 {
@@ -818,8 +850,8 @@ fn message_cursors_and_pages(s: &mut Store) -> Result<()> {
                 }
                 let last = rows.last().expect("a row");
                 cursor = Some(Cursor {
-                    time: last.time,
-                    item_hash: last.item_hash.clone(),
+                    time: last.envelope.time,
+                    item_hash: last.envelope.item_hash.to_string(),
                 });
                 walked.extend(hashes(&rows));
             }
@@ -846,7 +878,7 @@ fn message_cursors_and_pages(s: &mut Store) -> Result<()> {
         addresses: strings(&["0xC"]),
         cursor: Some(Cursor {
             time: 2.0,
-            item_hash: "ab".into(),
+            item_hash: h("ab").to_string(),
         }),
         ..asc()
     };
@@ -869,35 +901,39 @@ fn add_post(
 ) -> Result<()> {
     let content = format!(r#"{{"body":"{hash}","n":{time}}}"#);
     let mut m = message(hash, "POST", owner, time);
-    m.channel = channel.map(str::to_owned);
+    m.record.envelope.channel = channel.map(str::to_owned);
     m.content_type = Some(if amends.is_some() { "amend" } else { post_type }.to_owned());
     m.content_ref = amends.or(reference).map(str::to_owned);
     m.tags = strings(tags);
-    m.chain = if owner == "0xB" { "SOL" } else { "ETH" }.into();
+    m.record.envelope.chain = if owner == "0xB" {
+        Chain::Sol
+    } else {
+        Chain::Eth
+    };
     s.w.begin()?;
     s.w.insert_message(&m)?;
     s.w.insert_post(&NewPost {
-        item_hash: hash.into(),
+        item_hash: h(hash),
         owner: owner.into(),
         post_type: post_type.into(),
         reference: reference.map(str::to_owned),
-        amends: amends.map(str::to_owned),
+        amends: amends.map(h),
         channel: channel.map(str::to_owned),
         content: Some(content),
         creation_time: time,
         tags: strings(tags),
     })?;
     if let Some(original) = amends {
-        s.w.refresh_latest_amend(original)?;
+        s.w.refresh_latest_amend(&h(original))?;
     }
-    s.w.set_status(hash, MessageStatus::Processed, time)?;
+    s.w.set_status(&h(hash), MessageStatus::Processed, time)?;
     s.w.commit()
 }
 
 fn post_hashes(posts: &[PostRecord]) -> Vec<(String, String)> {
     posts
         .iter()
-        .map(|p| (p.original_item_hash.clone(), p.latest.item_hash.clone()))
+        .map(|p| (name(&p.original_item_hash), name(&p.latest_item_hash)))
         .collect()
 }
 
@@ -971,7 +1007,7 @@ fn posts_and_amends(s: &mut Store) -> Result<()> {
         p1.latest_content.as_deref(),
         Some(r#"{"body":"a1","n":30}"#)
     );
-    assert_eq!(p1.latest.time, 30.0);
+    assert_eq!(p1.latest.as_ref().map(|l| l.time), Some(30.0));
     assert!(!all[1].amended);
     assert_eq!(all[1].reference.as_deref(), Some("r"));
 
@@ -983,7 +1019,7 @@ fn posts_and_amends(s: &mut Store) -> Result<()> {
         Ok(s.r
             .posts(q)?
             .into_iter()
-            .map(|p| p.original_item_hash)
+            .map(|p| name(&p.original_item_hash))
             .collect())
     };
     assert_eq!(listed_posts(&ascending)?, strings(&["p3", "p2", "p1"]));
@@ -997,7 +1033,7 @@ fn posts_and_amends(s: &mut Store) -> Result<()> {
         ),
         (
             PostQuery {
-                hashes: strings(&["p1", "a1"]),
+                hashes: hash_texts(&["p1", "a1"]),
                 ..ascending.clone()
             },
             vec!["p1"],
@@ -1072,7 +1108,7 @@ fn posts_and_amends(s: &mut Store) -> Result<()> {
             PostQuery {
                 cursor: Some(Cursor {
                     time: 15.0,
-                    item_hash: "p3".into(),
+                    item_hash: h("p3").to_string(),
                 }),
                 ..ascending.clone()
             },
@@ -1082,7 +1118,7 @@ fn posts_and_amends(s: &mut Store) -> Result<()> {
             PostQuery {
                 cursor: Some(Cursor {
                     time: 20.0,
-                    item_hash: "p2".into(),
+                    item_hash: h("p2").to_string(),
                 }),
                 ..Default::default()
             },
@@ -1104,39 +1140,39 @@ fn posts_and_amends(s: &mut Store) -> Result<()> {
     }
 
     assert_eq!(
-        s.w.post_facts("a1")?,
+        s.w.post_facts(&h("a1"))?,
         Some(PostFacts {
             owner: "0xA".into(),
             post_type: "note".into(),
-            amends: Some("p1".into()),
+            amends: Some(h("p1")),
         })
     );
-    assert_eq!(s.w.post_facts("nope")?, None);
-    let mut amends = s.w.amends_of("p1")?;
+    assert_eq!(s.w.post_facts(&h("nope"))?, None);
+    let mut amends = s.w.amends_of(&h("p1"))?;
     amends.sort();
-    assert_eq!(amends, strings(&["a1", "a2"]));
-    assert!(s.w.amends_of("p2")?.is_empty());
+    assert_eq!(names(&amends), strings(&["a1", "a2"]));
+    assert!(s.w.amends_of(&h("p2"))?.is_empty());
 
     // Forgetting the latest amend falls back to the previous one, then to the original.
     s.w.begin()?;
-    s.w.forget("a1", "f1", 100.0, 200.0)?;
+    s.w.forget(&h("a1"), &h("f1"), 100.0, 200.0)?;
     s.w.commit()?;
     let p1 = s.r.posts(&PostQuery {
-        hashes: strings(&["p1"]),
+        hashes: hash_texts(&["p1"]),
         ..Default::default()
     })?;
     assert_eq!(post_hashes(&p1), vec![("p1".to_owned(), "a2".to_owned())]);
     assert_eq!((p1[0].last_updated, p1[0].amended), (25.0, true));
     s.w.begin()?;
-    s.w.forget("a2", "f1", 100.0, 200.0)?;
+    s.w.forget(&h("a2"), &h("f1"), 100.0, 200.0)?;
     s.w.commit()?;
     let p1 = s.r.posts(&PostQuery {
-        hashes: strings(&["p1"]),
+        hashes: hash_texts(&["p1"]),
         ..Default::default()
     })?;
     assert_eq!(post_hashes(&p1), vec![("p1".to_owned(), "p1".to_owned())]);
     assert_eq!((p1[0].last_updated, p1[0].amended), (10.0, false));
-    assert!(s.w.amends_of("p1")?.is_empty());
+    assert!(s.w.amends_of(&h("p1"))?.is_empty());
     // Forgetting an original removes the post, from the totals by type too.
     let of_type = |post_type: &str| PostQuery {
         types: strings(&[post_type]),
@@ -1144,7 +1180,7 @@ fn posts_and_amends(s: &mut Store) -> Result<()> {
     };
     assert_eq!(s.r.count_posts(&of_type("blog"))?, 1);
     s.w.begin()?;
-    s.w.forget("p2", "f1", 100.0, 200.0)?;
+    s.w.forget(&h("p2"), &h("f1"), 100.0, 200.0)?;
     s.w.commit()?;
     assert_eq!(s.r.count_posts(&PostQuery::default())?, 2);
     assert_eq!(s.r.count_posts(&of_type("blog"))?, 0);
@@ -1165,13 +1201,13 @@ fn add_element(
     s.w.begin()?;
     s.w.insert_message(&m)?;
     s.w.add_aggregate_element(&NewAggregateElement {
-        item_hash: hash.into(),
+        item_hash: h(hash),
         owner: owner.into(),
         key: key.into(),
         content: content.to_string(),
         creation_time: time,
     })?;
-    s.w.set_status(hash, MessageStatus::Processed, time)?;
+    s.w.set_status(&h(hash), MessageStatus::Processed, time)?;
     s.w.commit()
 }
 
@@ -1211,8 +1247,8 @@ fn aggregates_merge(s: &mut Store) -> Result<()> {
     assert_eq!((aggs[0].created, aggs[0].last_updated), (1.0, 4.0));
     assert_eq!(
         (
-            aggs[0].original_item_hash.as_str(),
-            aggs[0].last_update_item_hash.as_str()
+            name(&aggs[0].original_item_hash).as_str(),
+            name(&aggs[0].last_update_item_hash).as_str()
         ),
         ("e1", "e4")
     );
@@ -1221,12 +1257,12 @@ fn aggregates_merge(s: &mut Store) -> Result<()> {
         Some(json!({"a": {"z": 0}, "b": null, "c": 1, "d": 4}))
     );
     assert_eq!(
-        s.w.aggregate_element_hashes("0xA", "profile")?,
+        names(&s.w.aggregate_element_hashes("0xA", "profile")?),
         strings(&["e1", "e2", "e3", "e4"])
     );
     // Forgetting an element rebuilds from those left; the last one deletes the aggregate.
     s.w.begin()?;
-    s.w.forget("e3", "f", 10.0, 20.0)?;
+    s.w.forget(&h("e3"), &h("f"), 10.0, 20.0)?;
     s.w.commit()?;
     assert_eq!(
         s.r.aggregates_of("0xA", &[])?[0].content,
@@ -1239,7 +1275,7 @@ fn aggregates_merge(s: &mut Store) -> Result<()> {
     assert_eq!(s.r.count_aggregates(&with_key)?, 1);
     for hash in ["e1", "e2", "e4"] {
         s.w.begin()?;
-        s.w.forget(hash, "f", 10.0, 20.0)?;
+        s.w.forget(&h(hash), &h("f"), 10.0, 20.0)?;
         s.w.commit()?;
     }
     assert!(s.r.aggregates_of("0xA", &[])?.is_empty());
@@ -1339,7 +1375,11 @@ fn journal_position_commits_with_its_transaction(s: &mut Store) -> Result<()> {
     let m = message("journaled", "POST", "0xA", 1.0);
     s.w.begin()?;
     s.w.insert_message(&m)?;
-    s.w.set_status(&m.item_hash, MessageStatus::Processed, m.reception_time)?;
+    s.w.set_status(
+        &m.record.envelope.item_hash,
+        MessageStatus::Processed,
+        m.record.reception_time,
+    )?;
     s.w.set_journal_position(42)?;
     s.w.commit()?;
     s.reopen();
@@ -1363,15 +1403,15 @@ fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
     assert_eq!(page.epoch, empty.epoch);
     let seqs: Vec<u64> = page.messages.iter().map(|(seq, _)| *seq).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-    let order: Vec<&str> = page
+    let order: Vec<String> = page
         .messages
         .iter()
-        .map(|(_, m)| m.item_hash.as_str())
+        .map(|(_, m)| name(&m.envelope.item_hash))
         .collect();
     assert_eq!(order, ["late", "early", "mid"]);
     // A byte budget ends the page early, after at least one message.
     let size = |m: &raleph_db::MessageRecord| {
-        m.item_content.as_ref().map_or(0, String::len) + m.content.len()
+        m.envelope.item_content.as_ref().map_or(0, String::len) + m.content.len()
     };
     assert_eq!(s.r.sync_log(0, 10, 1)?.messages.len(), 1);
     let two = size(&page.messages[0].1) + size(&page.messages[1].1);
@@ -1395,20 +1435,20 @@ fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
     // that saw it still sees what comes next.
     let last_seq = seqs[2];
     s.w.begin()?;
-    s.w.forget("mid", "f", 10.0, 10.0)?;
+    s.w.forget(&h("mid"), &h("f"), 10.0, 10.0)?;
     s.w.commit()?;
     s.reopen();
     add(s, &message("next", "POST", "0xA", 2.0))?;
     let after = s.r.sync_log(last_seq, 10, usize::MAX)?;
     assert_eq!(after.messages.len(), 1);
-    assert_eq!(after.messages[0].1.item_hash, "next");
+    assert_eq!(after.messages[0].1.envelope.item_hash, h("next"));
     assert!(after.messages[0].0 > last_seq);
     assert_eq!(after.epoch, empty.epoch, "the epoch survives a reopen");
     // The forgotten message takes a new place in the log, before "next".
     assert_eq!(after.forgotten.len(), 1);
     let (forgotten_seq, skeleton) = &after.forgotten[0];
-    assert_eq!(skeleton.item_hash, "mid");
-    assert_eq!(skeleton.forgotten_by, ["f"]);
+    assert_eq!(skeleton.envelope.item_hash, h("mid"));
+    assert_eq!(names(&skeleton.forgotten_by), ["f"]);
     assert!(*forgotten_seq > last_seq && *forgotten_seq < after.messages[0].0);
     // A page of one holds only the first of the two.
     let one = s.r.sync_log(last_seq, 1, usize::MAX)?;
@@ -1416,52 +1456,53 @@ fn sync_log_order_and_epoch(s: &mut Store) -> Result<()> {
 
     // A skeleton synced from a peer: recorded once, and only for a message not held here.
     let mut foreign = skeleton.clone();
-    foreign.item_hash = "elsewhere".into();
+    foreign.envelope.item_hash = h("elsewhere");
     s.w.begin()?;
     assert!(s.w.record_forgotten(&foreign)?);
     assert!(!s.w.record_forgotten(&foreign)?);
     let mut held = skeleton.clone();
-    held.item_hash = "next".into();
+    held.envelope.item_hash = h("next");
     assert!(!s.w.record_forgotten(&held)?);
     s.w.commit()?;
-    assert_eq!(s.w.status("elsewhere")?, Some(MessageStatus::Forgotten));
-    assert_eq!(s.w.status("next")?, Some(MessageStatus::Processed));
-    let recorded = s.r.forgotten("elsewhere")?.expect("skeleton");
-    assert_eq!(recorded.forgotten_by, ["f"]);
+    assert_eq!(s.w.status(&h("elsewhere"))?, Some(MessageStatus::Forgotten));
+    assert_eq!(s.w.status(&h("next"))?, Some(MessageStatus::Processed));
+    let recorded = s.r.forgotten(&h("elsewhere"))?.expect("skeleton");
+    assert_eq!(names(&recorded.forgotten_by), ["f"]);
     // And it is passed on, further down the log.
     let tail = s.r.sync_log(after.messages[0].0, 10, usize::MAX)?;
     assert_eq!(tail.forgotten.len(), 1);
-    assert_eq!(tail.forgotten[0].1.item_hash, "elsewhere");
+    assert_eq!(tail.forgotten[0].1.envelope.item_hash, h("elsewhere"));
 
     // What a key FORGET and a disproved skeleton ask of the store.
-    assert_eq!(s.w.forgotten_by("elsewhere")?, ["f"]);
-    assert!(s.w.forgotten_by("next")?.is_empty());
+    assert_eq!(names(&s.w.forgotten_by(&h("elsewhere"))?), ["f"]);
+    assert!(s.w.forgotten_by(&h("next"))?.is_empty());
     assert_eq!(
-        s.w.message_content("next")?.map(|c| c["address"].clone()),
+        s.w.message_content(&h("next"))?
+            .map(|c| c["address"].clone()),
         Some(json!("0xA"))
     );
-    assert_eq!(s.w.message_content("elsewhere")?, None);
+    assert_eq!(s.w.message_content(&h("elsewhere"))?, None);
     let mut element = skeleton.clone();
-    element.item_hash = "element".into();
-    element.message_type = "AGGREGATE".into();
+    element.envelope.item_hash = h("element");
+    element.envelope.message_type = MessageType::Aggregate;
     element.owner = "0xOwner".into();
-    element.forgotten_by = strings(&["fk"]);
+    element.forgotten_by = vec![h("fk")];
     s.w.begin()?;
     assert!(s.w.record_forgotten(&element)?);
     s.w.commit()?;
-    assert!(s.w.forgot_aggregates_of("0xOwner", "fk")?);
-    assert!(!s.w.forgot_aggregates_of("0xOwner", "f")?, "a POST was");
-    assert!(!s.w.forgot_aggregates_of("0xOther", "fk")?);
+    assert!(s.w.forgot_aggregates_of("0xOwner", &h("fk"))?);
+    assert!(!s.w.forgot_aggregates_of("0xOwner", &h("f"))?, "a POST was");
+    assert!(!s.w.forgot_aggregates_of("0xOther", &h("fk"))?);
     assert!(
-        !s.w.forgot_aggregates_of("0xOwner", "k")?,
+        !s.w.forgot_aggregates_of("0xOwner", &h("k"))?,
         "whole hashes only"
     );
     s.w.begin()?;
-    s.w.unforget("element")?;
+    s.w.unforget(&h("element"))?;
     s.w.commit()?;
-    assert_eq!(s.w.status("element")?, None);
-    assert!(s.r.forgotten("element")?.is_none());
-    assert!(!s.w.forgot_aggregates_of("0xOwner", "fk")?);
+    assert_eq!(s.w.status(&h("element"))?, None);
+    assert!(s.r.forgotten(&h("element"))?.is_none());
+    assert!(!s.w.forgot_aggregates_of("0xOwner", &h("fk"))?);
     Ok(())
 }
 
@@ -1470,12 +1511,12 @@ fn forget_messages(s: &mut Store) -> Result<()> {
     m1.owner = "0xO".into();
     m1.payment_type = Some("hold".into());
     m1.tags = strings(&["t"]);
-    m1.size = 42;
+    m1.record.size = 42;
     add(s, &m1)?;
     let mut m2 = message("m2", "STORE", "0xB", 2.0);
-    m2.chain = "SOL".into();
-    m2.channel = None;
-    m2.signature = None;
+    m2.record.envelope.chain = Chain::Sol;
+    m2.record.envelope.channel = None;
+    m2.record.envelope.signature = None;
     add(s, &m2)?;
     add(s, &message("m3", "POST", "0xA", 3.0))?;
     let in_channel = MessageQuery {
@@ -1484,16 +1525,16 @@ fn forget_messages(s: &mut Store) -> Result<()> {
     };
     assert_eq!(s.r.count_messages(&in_channel)?, 2);
     s.w.begin()?;
-    s.w.forget("m1", "f1", 100.0, 200.0)?;
-    s.w.forget("m2", "f2", 50.0, 200.0)?;
+    s.w.forget(&h("m1"), &h("f1"), 100.0, 200.0)?;
+    s.w.forget(&h("m2"), &h("f2"), 50.0, 200.0)?;
     s.w.commit()?;
     // Totals follow: m1 was in the channel, m2 in none.
     assert_eq!(s.r.count_messages(&in_channel)?, 1);
 
-    assert!(s.r.message("m1")?.is_none());
-    assert_eq!(s.w.status("m1")?, Some(MessageStatus::Forgotten));
+    assert!(s.r.message(&h("m1"))?.is_none());
+    assert_eq!(s.w.status(&h("m1"))?, Some(MessageStatus::Forgotten));
     assert_eq!(
-        s.r.status("m1")?.map(|r| (r.status, r.reception_time)),
+        s.r.status(&h("m1"))?.map(|r| (r.status, r.reception_time)),
         Some((MessageStatus::Forgotten, 1.25))
     );
     let tagged = MessageQuery {
@@ -1501,39 +1542,46 @@ fn forget_messages(s: &mut Store) -> Result<()> {
         ..Default::default()
     };
     assert_eq!(s.r.count_messages(&tagged)?, 0);
-    let f = s.r.forgotten("m1")?.expect("skeleton");
+    let f = s.r.forgotten(&h("m1"))?.expect("skeleton");
     assert_eq!(
         (
-            f.item_hash.as_str(),
-            f.message_type.as_str(),
-            f.chain.as_str()
+            name(&f.envelope.item_hash).as_str(),
+            f.envelope.message_type.as_str(),
+            f.envelope.chain.as_str()
         ),
         ("m1", "POST", "ETH")
     );
     assert_eq!(
-        (f.sender.as_str(), f.owner.as_str(), f.signature.as_deref()),
+        (
+            f.envelope.sender.as_str(),
+            f.owner.as_str(),
+            f.envelope.signature.as_deref()
+        ),
         ("0xA", "0xO", Some("sig-m1"))
     );
-    assert_eq!((f.item_type.as_str(), f.time, f.size), ("inline", 1.0, 42));
     assert_eq!(
-        (f.channel.as_deref(), f.payment_type.as_deref()),
+        (f.envelope.item_type.as_str(), f.envelope.time, f.size),
+        ("inline", 1.0, 42)
+    );
+    assert_eq!(
+        (f.envelope.channel.as_deref(), f.payment_type.as_deref()),
         (Some("TEST"), Some("hold"))
     );
     assert_eq!((f.forgotten_at, f.reception_time), (100.0, 1.25));
-    assert_eq!(f.forgotten_by, strings(&["f1"]));
-    let f2 = s.r.forgotten("m2")?.expect("skeleton");
-    assert_eq!((f2.signature, f2.channel), (None, None));
-    assert!(s.r.forgotten("m3")?.is_none());
+    assert_eq!(names(&f.forgotten_by), strings(&["f1"]));
+    let f2 = s.r.forgotten(&h("m2"))?.expect("skeleton");
+    assert_eq!((f2.envelope.signature, f2.envelope.channel), (None, None));
+    assert!(s.r.forgotten(&h("m3"))?.is_none());
 
     // Forgotten again by another FORGET: appended once.
     s.w.begin()?;
-    s.w.append_forgotten_by("m1", "f3")?;
-    s.w.append_forgotten_by("m1", "f3")?;
-    s.w.append_forgotten_by("m1", "f1")?;
-    s.w.append_forgotten_by("nope", "f3")?;
+    s.w.append_forgotten_by(&h("m1"), &h("f3"))?;
+    s.w.append_forgotten_by(&h("m1"), &h("f3"))?;
+    s.w.append_forgotten_by(&h("m1"), &h("f1"))?;
+    s.w.append_forgotten_by(&h("nope"), &h("f3"))?;
     s.w.commit()?;
     assert_eq!(
-        s.r.forgotten("m1")?.map(|f| f.forgotten_by),
+        s.r.forgotten(&h("m1"))?.map(|f| names(&f.forgotten_by)),
         Some(strings(&["f1", "f3"]))
     );
 
@@ -1542,7 +1590,7 @@ fn forget_messages(s: &mut Store) -> Result<()> {
         Ok(s.r
             .forgotten_messages(q)?
             .into_iter()
-            .map(|f| f.item_hash)
+            .map(|f| name(&f.envelope.item_hash))
             .collect())
     };
     assert_eq!(list(&MessageQuery::default())?, strings(&["m1", "m2"]));
@@ -1564,7 +1612,7 @@ fn forget_messages(s: &mut Store) -> Result<()> {
         ),
         (
             MessageQuery {
-                hashes: strings(&["m1", "m3"]),
+                hashes: hash_texts(&["m1", "m3"]),
                 ..asc()
             },
             vec!["m1"],
@@ -1659,13 +1707,14 @@ fn store_message(
     s.w.begin()?;
     s.w.insert_message(&m)?;
     s.w.insert_file_pin(&NewFilePin {
-        message_hash: hash.into(),
+        message_hash: h(hash),
         file_hash: file_hash.into(),
         owner: owner.into(),
-        tag: tag.unwrap_or(hash).into(),
+        // A STORE's tag is its own item hash, or the one of the STORE it updates.
+        tag: h(tag.unwrap_or(hash)).to_string(),
         created: time,
     })?;
-    s.w.set_status(hash, MessageStatus::Processed, time)?;
+    s.w.set_status(&h(hash), MessageStatus::Processed, time)?;
     s.w.commit()
 }
 
@@ -1698,68 +1747,64 @@ fn files_pins_and_tags(s: &mut Store) -> Result<()> {
     store_message(s, "st1", "0xA", "Qms1", None, 10.0)?;
     assert_eq!(s.r.file_pin_count(&s1, NOW)?, 1);
     assert_eq!(
-        s.w.file_pin("st1")?,
+        s.w.file_pin(&h("st1"))?,
         Some(FilePinFacts {
             file_hash: "Qms1".into(),
             owner: "0xA".into(),
-            tag: "st1".into(),
+            tag: h("st1").to_string(),
             is_update: false,
         })
     );
-    assert_eq!(s.w.file_pin("nope")?, None);
-    assert!(s.w.file_tag_exists("st1")?);
-    assert!(!s.w.file_tag_exists("nope")?);
+    assert_eq!(s.w.file_pin(&h("nope"))?, None);
+    assert!(s.w.file_tag_exists(h("st1").as_str())?);
+    assert!(!s.w.file_tag_exists(h("nope").as_str())?);
     // An update of st1's tag points the tag to another file.
     store_message(s, "st2", "0xA", "s2", Some("st1"), 20.0)?;
     store_message(s, "st3", "0xB", "unknown-file", None, 30.0)?;
-    assert!(s.w.file_pin("st2")?.is_some_and(|p| p.is_update));
+    assert!(s.w.file_pin(&h("st2"))?.is_some_and(|p| p.is_update));
     assert_eq!(
-        s.r.file_of_message("st1")?,
+        s.r.file_of_message(&h("st1"))?,
         Some(PinnedFile {
-            message_hash: "st1".into(),
+            message_hash: h("st1"),
             file_hash: "Qms1".into(),
             owner: "0xA".into(),
-            tag: "st1".into(),
+            tag: h("st1").to_string(),
             size: Some(100),
         })
     );
     assert_eq!(
-        s.r.file_of_tag("st1")?
+        s.r.file_of_tag(h("st1").as_str())?
             .map(|f| (f.message_hash, f.file_hash, f.size)),
-        Some(("st2".into(), "s2".into(), Some(7)))
+        Some((h("st2"), "s2".into(), Some(7)))
     );
-    assert_eq!(s.r.file_of_message("st3")?.map(|f| f.size), Some(None));
-    assert_eq!(s.r.file_of_message("nope")?, None);
-    assert_eq!(s.r.file_of_tag("nope")?, None);
+    assert_eq!(s.r.file_of_message(&h("st3"))?.map(|f| f.size), Some(None));
+    assert_eq!(s.r.file_of_message(&h("nope"))?, None);
+    assert_eq!(s.r.file_of_tag(h("nope").as_str())?, None);
 
     // Volumes: by STORE message, or by tag when use_latest.
-    assert_eq!(s.w.volume_file_size("st1", false)?, Some(100));
-    assert_eq!(s.w.volume_file_size("st1", true)?, Some(7));
-    assert_eq!(s.w.volume_file_size("st2", true)?, Some(7));
-    assert_eq!(s.w.volume_file_size("st3", false)?, None);
-    assert_eq!(s.w.volume_file_size("nope", true)?, None);
+    assert_eq!(s.w.volume_file_size(h("st1").as_str(), false)?, Some(100));
+    assert_eq!(s.w.volume_file_size(h("st1").as_str(), true)?, Some(7));
+    assert_eq!(s.w.volume_file_size(h("st2").as_str(), true)?, Some(7));
+    assert_eq!(s.w.volume_file_size(h("st3").as_str(), false)?, None);
+    assert_eq!(s.w.volume_file_size(h("nope").as_str(), true)?, None);
 
     // An address's files, newest first by default, with totals.
     let (files, total, size) = s.r.address_files("0xA", 0, 0, SortOrder::Descending)?;
     let listed: Vec<_> = files
         .iter()
-        .map(|f| {
-            (
-                f.item_hash.as_str(),
-                f.file_hash.as_str(),
-                f.size,
-                f.created,
-            )
-        })
+        .map(|f| (f.item_hash.clone(), f.file_hash.as_str(), f.size, f.created))
         .collect();
-    assert_eq!(listed, [("st2", "s2", 7, 20.0), ("st1", "Qms1", 100, 10.0)]);
+    assert_eq!(
+        listed,
+        [(h("st2"), "s2", 7, 20.0), (h("st1"), "Qms1", 100, 10.0)]
+    );
     assert_eq!((total, size), (2, 107));
     let (files, total, size) = s.r.address_files("0xA", 1, 1, SortOrder::Descending)?;
     assert_eq!(files.len(), 1);
-    assert_eq!(files[0].item_hash, "st1");
+    assert_eq!(files[0].item_hash, h("st1"));
     assert_eq!((total, size), (2, 107));
     let (files, _, _) = s.r.address_files("0xA", 1, 0, SortOrder::Ascending)?;
-    assert_eq!(files[0].item_hash, "st1");
+    assert_eq!(files[0].item_hash, h("st1"));
     let (files, total, size) = s.r.address_files("0xB", 10, 0, SortOrder::Descending)?;
     assert_eq!((files.len(), files[0].size, total, size), (1, 0, 1, 0));
     let (files, total, size) = s.r.address_files("0xNone", 10, 0, SortOrder::Descending)?;
@@ -1767,13 +1812,13 @@ fn files_pins_and_tags(s: &mut Store) -> Result<()> {
 
     // Forgetting a STORE: the tag falls back, the file gets a grace pin.
     s.w.begin()?;
-    s.w.forget("st2", "f", 100.0, 500.0)?;
+    s.w.forget(&h("st2"), &h("f"), 100.0, 500.0)?;
     s.w.commit()?;
     assert_eq!(
-        s.r.file_of_tag("st1")?.map(|f| f.message_hash),
-        Some("st1".into())
+        s.r.file_of_tag(h("st1").as_str())?.map(|f| f.message_hash),
+        Some(h("st1"))
     );
-    assert_eq!(s.w.file_pin("st2")?, None);
+    assert_eq!(s.w.file_pin(&h("st2"))?, None);
     Ok(())
 }
 
@@ -1786,17 +1831,21 @@ fn garbage_collection(s: &mut Store) -> Result<()> {
     s.w.record_file(&file("g2", 2, None), Some(140.0))?;
     s.w.record_file(&file("g0", 3, None), None)?;
     // A file held as a message's content, one held by a STORE (by its CIDv1).
-    s.w.record_file(&file("c1", 4, None), None)?;
+    // (A message's content file is named by the message's item hash.)
+    s.w.record_file(&file(h("c1").as_str(), 4, None), None)?;
     s.w.record_file(&file("p1", 5, Some("bafyp1")), Some(120.0))?;
     s.w.commit()?;
     let mut content = message("c1", "POST", "0xA", 1.0);
-    content.item_type = "storage".into();
-    content.item_content = None;
+    content.record.envelope.item_type = ItemType::Storage;
+    content.record.envelope.item_content = None;
     add(s, &content)?;
     store_message(s, "st", "0xA", "bafyp1", None, 2.0)?;
     // Pins of every kind keep a file; the grace pin of a claimed file is gone.
     assert_eq!(s.r.file_pin_count(&file("p1", 5, Some("bafyp1")), NOW)?, 1);
-    assert_eq!(s.r.file_pin_count(&file("c1", 4, None), NOW)?, 1);
+    assert_eq!(
+        s.r.file_pin_count(&file(h("c1").as_str(), 4, None), NOW)?,
+        1
+    );
 
     s.w.begin()?;
     assert_eq!(s.w.collect_unpinned_files(100.0)?, strings(&["g0"]));
@@ -1811,13 +1860,16 @@ fn garbage_collection(s: &mut Store) -> Result<()> {
 
     // Forgetting what pinned a file gives it a grace pin, then it goes with the others.
     s.w.begin()?;
-    s.w.forget("st", "f", 200.0, 300.0)?;
-    s.w.forget("c1", "f", 200.0, 300.0)?;
+    s.w.forget(&h("st"), &h("f"), 200.0, 300.0)?;
+    s.w.forget(&h("c1"), &h("f"), 200.0, 300.0)?;
     s.w.commit()?;
     s.w.begin()?;
     assert_eq!(s.w.collect_unpinned_files(260.0)?, strings(&["g2"]));
     assert!(s.w.collect_unpinned_files(299.0)?.is_empty());
-    assert_eq!(s.w.collect_unpinned_files(300.0)?, strings(&["c1", "p1"]));
+    assert_eq!(
+        s.w.collect_unpinned_files(300.0)?,
+        [h("c1").to_string(), "p1".to_owned()]
+    );
     s.w.commit()?;
     // A longer grace pin wins over a shorter one.
     s.w.begin()?;
@@ -1836,11 +1888,11 @@ fn garbage_collection(s: &mut Store) -> Result<()> {
     store_message(s, "sb", "0xB", "Qmtwo", None, 2.0)?;
     s.w.begin()?;
     s.w.record_file(&file("two", 2, None), Some(FUTURE))?;
-    s.w.forget("sa", "f", 600.0, FUTURE)?;
+    s.w.forget(&h("sa"), &h("f"), 600.0, FUTURE)?;
     s.w.commit()?;
     assert_eq!(s.r.file_pin_count(&file("two", 2, None), NOW)?, 1);
     s.w.begin()?;
-    s.w.forget("sb", "f", 600.0, FUTURE)?;
+    s.w.forget(&h("sb"), &h("f"), 600.0, FUTURE)?;
     s.w.commit()?;
     // The last pin released: a grace pin now counts.
     assert_eq!(s.r.file_pin_count(&file("two", 2, None), NOW)?, 1);
@@ -1856,13 +1908,13 @@ fn vms_and_volumes(s: &mut Store) -> Result<()> {
     store_message(s, "st2", "0xA", "f2", Some("st1"), 2.0)?;
     store_message(s, "st3", "0xA", "f3", None, 3.0)?;
     let vm = |hash: &str, replaces: Option<&str>, refs: &[&str]| NewVm {
-        item_hash: hash.into(),
+        item_hash: h(hash),
         owner: "0xA".into(),
         vm_type: "PROGRAM".into(),
         allow_amend: replaces.is_none(),
-        replaces: replaces.map(str::to_owned),
+        replaces: replaces.map(|r| h(r).to_string()),
         created: 5.0,
-        volume_refs: strings(refs),
+        volume_refs: refs.iter().map(|r| h(r).to_string()).collect(),
     };
     for (hash, replaces, refs) in [
         ("vm1", None, &["st1", "st1", "other"][..]),
@@ -1873,11 +1925,11 @@ fn vms_and_volumes(s: &mut Store) -> Result<()> {
         s.w.begin()?;
         s.w.insert_message(&m)?;
         s.w.insert_vm(&vm(hash, replaces, refs))?;
-        s.w.set_status(hash, MessageStatus::Processed, 5.0)?;
+        s.w.set_status(&h(hash), MessageStatus::Processed, 5.0)?;
         s.w.commit()?;
     }
     assert_eq!(
-        s.w.vm_facts("vm1")?,
+        s.w.vm_facts(&h("vm1"))?,
         Some(VmFacts {
             owner: "0xA".into(),
             allow_amend: true,
@@ -1885,26 +1937,26 @@ fn vms_and_volumes(s: &mut Store) -> Result<()> {
         })
     );
     assert_eq!(
-        s.w.vm_facts("vm2")?,
+        s.w.vm_facts(&h("vm2"))?,
         Some(VmFacts {
             owner: "0xA".into(),
             allow_amend: false,
-            replaces: Some("vm1".into()),
+            replaces: Some(h("vm1").to_string()),
         })
     );
-    assert_eq!(s.w.vm_facts("nope")?, None);
+    assert_eq!(s.w.vm_facts(&h("nope"))?, None);
     // Used directly, or through the tag it updates.
-    assert!(s.w.store_used_by_vm("st1")?);
-    assert!(s.w.store_used_by_vm("st2")?);
-    assert!(!s.w.store_used_by_vm("st3")?);
-    assert!(s.w.store_used_by_vm("other")?);
-    assert!(!s.w.store_used_by_vm("nope")?);
+    assert!(s.w.store_used_by_vm(h("st1").as_str())?);
+    assert!(s.w.store_used_by_vm(h("st2").as_str())?);
+    assert!(!s.w.store_used_by_vm(h("st3").as_str())?);
+    assert!(s.w.store_used_by_vm(h("other").as_str())?);
+    assert!(!s.w.store_used_by_vm(h("nope").as_str())?);
     s.w.begin()?;
-    s.w.forget("vm1", "f", 10.0, 20.0)?;
+    s.w.forget(&h("vm1"), &h("f"), 10.0, 20.0)?;
     s.w.commit()?;
-    assert_eq!(s.w.vm_facts("vm1")?, None);
-    assert!(!s.w.store_used_by_vm("st1")?);
-    assert!(!s.w.store_used_by_vm("st2")?);
+    assert_eq!(s.w.vm_facts(&h("vm1"))?, None);
+    assert!(!s.w.store_used_by_vm(h("st1").as_str())?);
+    assert!(!s.w.store_used_by_vm(h("st2").as_str())?);
     // A duplicate VM is an error, not a panic.
     s.w.begin()?;
     assert!(s.w.insert_vm(&vm("vm2", None, &[])).is_err());
@@ -1926,7 +1978,7 @@ fn address_stats_and_channels(s: &mut Store) -> Result<()> {
     ];
     for (hash, kind, sender, channel) in messages {
         let mut m = message(hash, kind, sender, 1.0);
-        m.channel = channel.map(str::to_owned);
+        m.record.envelope.channel = channel.map(str::to_owned);
         add(s, &m)?;
     }
     let stats = s.r.address_stats(&[])?;
@@ -1960,7 +2012,7 @@ fn transactions_and_savepoints(s: &mut Store) -> Result<()> {
     s.w.begin()?;
     s.w.insert_message(&message("gone", "POST", "0xA", 1.0))?;
     s.w.rollback()?;
-    assert!(s.r.message("gone")?.is_none());
+    assert!(s.r.message(&h("gone"))?.is_none());
     // Rollback outside a transaction is harmless.
     s.w.rollback()?;
 
@@ -1982,16 +2034,16 @@ fn transactions_and_savepoints(s: &mut Store) -> Result<()> {
     s.w.insert_message(&message("after", "POST", "0xA", 1.0))?;
     s.w.release_savepoint()?;
     s.w.commit()?;
-    assert!(s.r.message("undone")?.is_none());
-    assert!(s.r.message("kept")?.is_some());
-    assert!(s.r.message("after")?.is_some());
+    assert!(s.r.message(&h("undone"))?.is_none());
+    assert!(s.r.message(&h("kept"))?.is_some());
+    assert!(s.r.message(&h("after"))?.is_some());
 
     // Reads outside a transaction see only committed data.
     s.w.begin()?;
     s.w.insert_message(&message("uncommitted", "POST", "0xA", 1.0))?;
-    assert!(s.r.message("uncommitted")?.is_none());
+    assert!(s.r.message(&h("uncommitted"))?.is_none());
     s.w.commit()?;
-    assert!(s.r.message("uncommitted")?.is_some());
+    assert!(s.r.message(&h("uncommitted"))?.is_some());
     // Commit without a transaction is an error.
     assert!(s.w.commit().is_err());
     Ok(())
@@ -2004,7 +2056,7 @@ fn reopen_keeps_data(s: &mut Store) -> Result<()> {
     s.w.commit()?;
     s.reopen();
     s.reopen();
-    assert!(s.r.message("m1")?.is_some());
+    assert!(s.r.message(&h("m1"))?.is_some());
     assert_eq!(s.w.due_pending(10.0, 10)?.len(), 1);
     add(s, &message("m2", "POST", "0xA", 2.0))?;
     assert_eq!(s.r.count_messages(&MessageQuery::default())?, 2);
@@ -2014,24 +2066,24 @@ fn reopen_keeps_data(s: &mut Store) -> Result<()> {
 fn forget_derived_state(s: &mut Store) -> Result<()> {
     // A message whose content is a file: the file is held, then released with a grace pin.
     s.w.begin()?;
-    s.w.record_file(&file("big", 9, None), None)?;
+    s.w.record_file(&file(h("big").as_str(), 9, None), None)?;
     s.w.commit()?;
     let mut m = message("big", "POST", "0xA", 1.0);
-    m.item_type = "storage".into();
-    m.item_content = None;
+    m.record.envelope.item_type = ItemType::Storage;
+    m.record.envelope.item_content = None;
     add(s, &m)?;
     s.w.begin()?;
     assert!(s.w.collect_unpinned_files(10.0)?.is_empty());
-    s.w.forget("big", "f", 20.0, 30.0)?;
+    s.w.forget(&h("big"), &h("f"), 20.0, 30.0)?;
     assert!(s.w.collect_unpinned_files(29.0)?.is_empty());
-    assert_eq!(s.w.collect_unpinned_files(30.0)?, strings(&["big"]));
+    assert_eq!(s.w.collect_unpinned_files(30.0)?, [h("big").to_string()]);
     s.w.commit()?;
     // Forgetting an unknown hash changes nothing.
     s.w.begin()?;
-    s.w.forget("unknown", "f", 20.0, 30.0)?;
+    s.w.forget(&h("unknown"), &h("f"), 20.0, 30.0)?;
     s.w.commit()?;
-    assert!(s.r.forgotten("unknown")?.is_none());
-    assert!(s.r.status("unknown")?.is_none());
+    assert!(s.r.forgotten(&h("unknown"))?.is_none());
+    assert!(s.r.status(&h("unknown"))?.is_none());
     Ok(())
 }
 
@@ -2051,7 +2103,7 @@ fn tags_lists_and_totals(s: &mut Store) -> Result<()> {
     for (hash, time, sender, kind, tags) in rows {
         let mut m = message(hash, kind, sender, *time);
         m.tags = strings(tags);
-        m.channel = Some(if *sender == "0xA" { "CA" } else { "CB" }.into());
+        m.record.envelope.channel = Some(if *sender == "0xA" { "CA" } else { "CB" }.into());
         add(s, &m)?;
     }
     let check = |s: &Store, q: MessageQuery, expected: &[&str]| -> Result<()> {
@@ -2156,8 +2208,8 @@ fn tags_lists_and_totals(s: &mut Store) -> Result<()> {
                         })?;
                         if let Some(last) = rows.last() {
                             cursor = Some(Cursor {
-                                time: last.time,
-                                item_hash: last.item_hash.clone(),
+                                time: last.envelope.time,
+                                item_hash: last.envelope.item_hash.to_string(),
                             });
                         }
                         by_cursor.extend(hashes(&rows));
@@ -2170,7 +2222,7 @@ fn tags_lists_and_totals(s: &mut Store) -> Result<()> {
     }
     // Statuses: `removing` alone, and with `processed`.
     s.w.begin()?;
-    s.w.set_status("a3", MessageStatus::Removing, 9.0)?;
+    s.w.set_status(&h("a3"), MessageStatus::Removing, 9.0)?;
     s.w.commit()?;
     check(s, tagged(&["x", "z"]), &["a1", "A4", "a3", "a6"])?;
     check(
@@ -2218,17 +2270,17 @@ fn tags_follow_forget_and_time(s: &mut Store) -> Result<()> {
     };
     // A later time changes nothing; an earlier one moves the message and its tags.
     s.w.begin()?;
-    s.w.keep_earliest_time("m3", 7.0)?;
-    s.w.keep_earliest_time("m3", 0.5)?;
-    s.w.keep_earliest_time("unknown", 0.1)?;
+    s.w.keep_earliest_time(&h("m3"), 7.0)?;
+    s.w.keep_earliest_time(&h("m3"), 0.5)?;
+    s.w.keep_earliest_time(&h("unknown"), 0.1)?;
     s.w.commit()?;
-    assert_eq!(s.r.message("m3")?.map(|m| m.time), Some(0.5));
+    assert_eq!(s.r.message(&h("m3"))?.map(|m| m.envelope.time), Some(0.5));
     assert_eq!(listed(s, &tag("t"))?, strings(&["m3", "m1", "m2"]));
     assert_eq!(listed(s, &tag("u"))?, strings(&["m3", "m1"]));
     let after = MessageQuery {
         cursor: Some(Cursor {
             time: 0.5,
-            item_hash: "m3".into(),
+            item_hash: h("m3").to_string(),
         }),
         ..tag("t")
     };
@@ -2245,15 +2297,15 @@ fn tags_follow_forget_and_time(s: &mut Store) -> Result<()> {
     );
 
     s.w.begin()?;
-    s.w.forget("m1", "f", 10.0, 20.0)?;
+    s.w.forget(&h("m1"), &h("f"), 10.0, 20.0)?;
     s.w.commit()?;
     assert_eq!(listed(s, &tag("t"))?, strings(&["m3", "m2"]));
     assert_eq!(listed(s, &tag("u"))?, strings(&["m3"]));
     assert_eq!(s.r.count_messages(&tag("t"))?, 2);
     assert_eq!(s.r.count_messages(&tag("u"))?, 1);
     s.w.begin()?;
-    s.w.forget("m3", "f", 10.0, 20.0)?;
-    s.w.forget("m2", "f", 10.0, 20.0)?;
+    s.w.forget(&h("m3"), &h("f"), 10.0, 20.0)?;
+    s.w.forget(&h("m2"), &h("f"), 10.0, 20.0)?;
     s.w.commit()?;
     for t in ["t", "u"] {
         assert!(listed(s, &tag(t))?.is_empty());
@@ -2313,10 +2365,10 @@ fn tags_against_a_model(s: &mut Store) -> Result<()> {
             .map(|_| tag_names[below(5) as usize].to_owned())
             .collect();
         let mut m = message(&hash, kind, sender, time);
-        m.channel = Some(channel.into());
+        m.record.envelope.channel = Some(channel.into());
         m.tags = tags.clone();
         s.w.insert_message(&m)?;
-        s.w.set_status(&hash, MessageStatus::Processed, time)?;
+        s.w.set_status(&h(&hash), MessageStatus::Processed, time)?;
         model.push(Model {
             hash,
             time,
@@ -2331,16 +2383,16 @@ fn tags_against_a_model(s: &mut Store) -> Result<()> {
     for mut m in model {
         match below(10) {
             0 => {
-                s.w.forget(&m.hash, "f", 100.0, 200.0)?;
+                s.w.forget(&h(&m.hash), &h("f"), 100.0, 200.0)?;
                 continue;
             }
             1 => {
-                s.w.set_status(&m.hash, MessageStatus::Removing, 50.0)?;
+                s.w.set_status(&h(&m.hash), MessageStatus::Removing, 50.0)?;
                 m.status = MessageStatus::Removing;
             }
             2 => {
                 let earlier = m.time - 1.0 - below(5) as f64;
-                s.w.keep_earliest_time(&m.hash, earlier)?;
+                s.w.keep_earliest_time(&h(&m.hash), earlier)?;
                 m.time = earlier;
             }
             _ => {}
@@ -2448,7 +2500,7 @@ fn tags_against_a_model(s: &mut Store) -> Result<()> {
                 .expect("listed");
             let cursor = Some(Cursor {
                 time: at.time,
-                item_hash: at.hash.clone(),
+                item_hash: h(&at.hash).to_string(),
             });
             assert_eq!(
                 listed(
@@ -2481,8 +2533,8 @@ fn tags_against_a_model(s: &mut Store) -> Result<()> {
 fn totals_with_rare_statuses(s: &mut Store) -> Result<()> {
     seed_messages(s)?;
     s.w.begin()?;
-    s.w.set_status("h4", MessageStatus::Removing, 9.0)?;
-    s.w.set_status("h2", MessageStatus::Removing, 9.0)?;
+    s.w.set_status(&h("h4"), MessageStatus::Removing, 9.0)?;
+    s.w.set_status(&h("h2"), MessageStatus::Removing, 9.0)?;
     s.w.commit()?;
     let status_sets = [
         vec![],
@@ -2624,20 +2676,20 @@ fn posts_by_tags_common_and_rare(s: &mut Store) -> Result<()> {
         m.tags = strings(tags);
         s.w.insert_message(&m)?;
         s.w.insert_post(&NewPost {
-            item_hash: hash.into(),
+            item_hash: h(hash),
             owner: owner.into(),
             post_type: "note".into(),
             reference: None,
-            amends: amends.map(str::to_owned),
+            amends: amends.map(h),
             channel: None,
             content: Some("{}".into()),
             creation_time: time,
             tags: strings(tags),
         })?;
         if let Some(original) = amends {
-            s.w.refresh_latest_amend(original)?;
+            s.w.refresh_latest_amend(&h(original))?;
         }
-        s.w.set_status(hash, MessageStatus::Processed, time)
+        s.w.set_status(&h(hash), MessageStatus::Processed, time)
     };
     for i in 0..2200u32 {
         let hash = format!("p{i:04}");
@@ -2712,7 +2764,7 @@ fn posts_by_tags_common_and_rare(s: &mut Store) -> Result<()> {
                     Ok(s.r
                         .posts(q)?
                         .into_iter()
-                        .map(|p| p.original_item_hash)
+                        .map(|p| name(&p.original_item_hash))
                         .collect())
                 };
                 for offset in [0, 20, 340] {
@@ -2733,7 +2785,7 @@ fn posts_by_tags_common_and_rare(s: &mut Store) -> Result<()> {
                     let page = originals(&PostQuery {
                         cursor: Some(Cursor {
                             time: post.last_updated,
-                            item_hash: post.hash.clone(),
+                            item_hash: h(&post.hash).to_string(),
                         }),
                         ..q.clone()
                     })?;
@@ -2804,8 +2856,8 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
         let sender = rng.pick(SENDERS);
         let kind = rng.pick(&["POST", "POST", "POST", "AGGREGATE", "STORE", "PROGRAM"]);
         let mut m = message(&hash, kind, sender, time);
-        m.chain = rng.pick(&["ETH", "SOL", "DOT"]).into();
-        m.channel = (rng.below(5) != 0).then(|| rng.pick(CHANNELS).to_owned());
+        m.record.envelope.chain = rng.pick(&["ETH", "SOL", "DOT"]).parse().expect("a chain");
+        m.record.envelope.channel = (rng.below(5) != 0).then(|| rng.pick(CHANNELS).to_owned());
         m.owner = if rng.below(4) == 0 {
             rng.pick(SENDERS).to_owned()
         } else {
@@ -2813,8 +2865,8 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
         };
         m.tags = rng.some(TAGS);
         m.payment_type = (rng.below(3) == 0).then(|| rng.pick(&["hold", "superfluid"]).to_owned());
-        m.signature = (rng.below(6) != 0).then(|| format!("sig{i}"));
-        m.reception_time = time + rng.below(100) as f64 / 7.0;
+        m.record.envelope.signature = (rng.below(6) != 0).then(|| format!("sig{i}"));
+        m.record.reception_time = time + rng.below(100) as f64 / 7.0;
         s.w.savepoint()?;
         match kind {
             "POST" => {
@@ -2827,18 +2879,18 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
                 m.content_ref = amends.clone().or(reference.clone());
                 s.w.insert_message(&m)?;
                 s.w.insert_post(&NewPost {
-                    item_hash: hash.clone(),
+                    item_hash: h(&hash),
                     owner: m.owner.clone(),
                     post_type: post_type.into(),
                     reference,
-                    amends: amends.clone(),
-                    channel: m.channel.clone(),
+                    amends: amends.as_deref().map(h),
+                    channel: m.record.envelope.channel.clone(),
                     content: Some(format!(r#"{{"i":{i},"text":"{hash}"}}"#)),
                     creation_time: time,
                     tags: m.tags.clone(),
                 })?;
                 match &amends {
-                    Some(original) => s.w.refresh_latest_amend(original)?,
+                    Some(original) => s.w.refresh_latest_amend(&h(original))?,
                     None => originals.push(hash.clone()),
                 }
             }
@@ -2856,7 +2908,7 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
                 value.insert(rng.pick(&["a", "d"]).into(), nested);
                 let value = Value::Object(value);
                 s.w.add_aggregate_element(&NewAggregateElement {
-                    item_hash: hash.clone(),
+                    item_hash: h(&hash),
                     owner: m.owner.clone(),
                     key: key.into(),
                     content: value.to_string(),
@@ -2869,10 +2921,10 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
                 m.content_item_hash = Some(file_hash.clone());
                 s.w.insert_message(&m)?;
                 s.w.insert_file_pin(&NewFilePin {
-                    message_hash: hash.clone(),
+                    message_hash: h(&hash),
                     file_hash,
                     owner: m.owner.clone(),
-                    tag: hash.clone(),
+                    tag: h(&hash).to_string(),
                     created: time,
                 })?;
             }
@@ -2881,7 +2933,7 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
                 s.w.insert_message(&m)?;
             }
         }
-        s.w.set_status(&hash, MessageStatus::Processed, m.reception_time)?;
+        s.w.set_status(&h(&hash), MessageStatus::Processed, m.record.reception_time)?;
         s.w.release_savepoint()?;
         all.push(hash);
     }
@@ -2892,12 +2944,12 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
     for (n, hash) in all.iter().enumerate() {
         match rng.below(12) {
             0 => s.w.forget(
-                hash,
-                &format!("forget{}", n % 3),
+                &h(hash),
+                &h(&format!("forget{}", n % 3)),
                 50.0 + (n % 7) as f64,
                 99.0,
             )?,
-            1 => s.w.set_status(hash, MessageStatus::Removing, 60.0)?,
+            1 => s.w.set_status(&h(hash), MessageStatus::Removing, 60.0)?,
             _ => {}
         }
     }
@@ -2987,7 +3039,7 @@ fn both_backends_answer_alike() -> Result<()> {
             end_date: (rng.below(4) == 0).then(|| 10.0 + rng.below(40) as f64),
             cursor: (rng.below(3) == 0).then(|| Cursor {
                 time: rng.below(40) as f64,
-                item_hash: rng.pick(&["h100", "H2", "_", "a", "Z999"]).to_owned(),
+                item_hash: h(rng.pick(&["h100", "H2", "_", "a", "Z999"])).to_string(),
             }),
             sort_order: order,
             limit,
@@ -3103,18 +3155,18 @@ fn both_backends_answer_alike() -> Result<()> {
     for hash in ["h000", "H001", "_002", "a003", "Z004", "h010x", "nope"] {
         same(
             hash,
-            format!("{:?}", lite.r.message(hash)?),
-            format!("{:?}", pg.r.message(hash)?),
+            format!("{:?}", lite.r.message(&h(hash))?),
+            format!("{:?}", pg.r.message(&h(hash))?),
         );
         same(
             hash,
-            format!("{:?}", lite.r.forgotten(hash)?),
-            format!("{:?}", pg.r.forgotten(hash)?),
+            format!("{:?}", lite.r.forgotten(&h(hash))?),
+            format!("{:?}", pg.r.forgotten(&h(hash))?),
         );
         same(
             hash,
-            format!("{:?}", lite.r.status(hash)?),
-            format!("{:?}", pg.r.status(hash)?),
+            format!("{:?}", lite.r.status(&h(hash))?),
+            format!("{:?}", pg.r.status(&h(hash))?),
         );
     }
     // The garbage collector picks the same files in the same order.
@@ -3157,8 +3209,8 @@ mod postgres_only {
         w.begin()?;
         w.insert_message(&message("m", "POST", "0xA", 1.0))?;
         w.commit()?;
-        assert!(reader.message("m")?.is_some());
-        assert!(r.message("m")?.is_some());
+        assert!(reader.message(&h("m"))?.is_some());
+        assert!(r.message(&h("m"))?.is_some());
         drop(w);
         // The lock goes with the writer.
         let (_w, _r) = open(&url, &options(&schema))?;
@@ -3210,20 +3262,20 @@ mod postgres_only {
         assert!(kill() >= 1);
         assert!(w.commit().is_err());
         w.rollback()?;
-        assert!(r.message("lost")?.is_none());
+        assert!(r.message(&h("lost"))?.is_none());
         // The next transaction reconnects.
         add_to(&mut w, "back")?;
         assert!(kill() >= 2);
         // Readers too: a lost pooled connection is replaced, the read repeated.
-        assert!(r.message("back")?.is_some());
-        assert_eq!(w.status("back")?, Some(MessageStatus::Processed));
+        assert!(r.message(&h("back"))?.is_some());
+        assert_eq!(w.status(&h("back"))?, Some(MessageStatus::Processed));
         Ok(())
     }
 
     fn add_to(w: &mut dyn WriteStore, hash: &str) -> Result<()> {
         w.begin()?;
         w.insert_message(&message(hash, "POST", "0xA", 1.0))?;
-        w.set_status(hash, MessageStatus::Processed, 1.0)?;
+        w.set_status(&h(hash), MessageStatus::Processed, 1.0)?;
         w.commit()
     }
 
@@ -3242,7 +3294,7 @@ mod postgres_only {
                 .is_err()
         );
         assert!(s.w.commit().is_err());
-        assert!(s.r.message("n")?.is_none());
+        assert!(s.r.message(&h("n"))?.is_none());
         // And the writer is usable again.
         add(&mut s, &message("o", "POST", "0xA", 1.0))?;
         Ok(())
@@ -3267,14 +3319,14 @@ mod postgres_only {
         };
         w.begin()?;
         let mut m = message("n", "POST", "0xA", 1.0);
-        m.channel = Some("C".into());
+        m.record.envelope.channel = Some("C".into());
         w.insert_message(&m)?;
         rename(&mut admin, "list_totals", "list_totals_away");
         assert!(w.commit().is_err());
         rename(&mut admin, "list_totals_away", "list_totals");
-        assert!(r.message("n")?.is_none());
+        assert!(r.message(&h("n"))?.is_none());
         add_to(&mut w, "o")?;
-        assert!(r.message("o")?.is_some());
+        assert!(r.message(&h("o"))?.is_some());
         Ok(())
     }
 
@@ -3303,7 +3355,7 @@ mod postgres_only {
                 let r = r.clone();
                 std::thread::spawn(move || {
                     for _ in 0..20 {
-                        assert!(r.message("m").expect("read").is_some());
+                        assert!(r.message(&h("m")).expect("read").is_some());
                         r.counts().expect("counts");
                     }
                 })
@@ -3348,7 +3400,7 @@ fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
         let hash = format!("m{i:03}");
         let kind = ["POST", "POST", "AGGREGATE", "STORE"][i % 4];
         let mut m = message(&hash, kind, ["0xA", "0xB"][i % 2], time_of(i));
-        m.channel = (i % 5 != 0).then(|| channels[i % 3].to_owned());
+        m.record.envelope.channel = (i % 5 != 0).then(|| channels[i % 3].to_owned());
         if i % 3 == 0 {
             m.tags = strings(&[tag_names[i % 3], tag_names[(i / 3) % 3]]);
         }
@@ -3358,14 +3410,14 @@ fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
                 m.content_type = Some(types[i % 2].to_owned());
                 s.w.insert_message(&m)?;
                 s.w.insert_post(&NewPost {
-                    item_hash: hash.clone(),
+                    item_hash: h(&hash),
                     owner: m.owner.clone(),
                     post_type: types[i % 2].into(),
                     reference: None,
                     amends: None,
-                    channel: m.channel.clone(),
+                    channel: m.record.envelope.channel.clone(),
                     content: Some("{}".into()),
-                    creation_time: m.time,
+                    creation_time: m.record.envelope.time,
                     tags: m.tags.clone(),
                 })?;
             }
@@ -3373,16 +3425,16 @@ fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
                 m.content_key = Some(keys[(i / 4) % 2].to_owned());
                 s.w.insert_message(&m)?;
                 s.w.add_aggregate_element(&NewAggregateElement {
-                    item_hash: hash.clone(),
+                    item_hash: h(&hash),
                     owner: m.owner.clone(),
                     key: keys[(i / 4) % 2].into(),
                     content: r#"{"a":1}"#.into(),
-                    creation_time: m.time,
+                    creation_time: m.record.envelope.time,
                 })?;
             }
             _ => s.w.insert_message(&m)?,
         }
-        s.w.set_status(&hash, MessageStatus::Processed, 1.0)?;
+        s.w.set_status(&h(&hash), MessageStatus::Processed, 1.0)?;
         if i % 7 == 6 {
             s.w.rollback_savepoint()?;
         } else {
@@ -3393,17 +3445,17 @@ fn kept_totals_follow_writes(s: &mut Store) -> Result<()> {
     s.w.commit()?;
     s.w.begin()?;
     for i in (0..120).step_by(8) {
-        s.w.forget(&format!("m{i:03}"), "f", 1.0, 2.0)?;
+        s.w.forget(&h(&format!("m{i:03}")), &h("f"), 1.0, 2.0)?;
     }
     for i in (3..120).step_by(10) {
-        s.w.keep_earliest_time(&format!("m{i:03}"), time_of(i) - 250.5)?;
+        s.w.keep_earliest_time(&h(&format!("m{i:03}")), time_of(i) - 250.5)?;
     }
     s.w.commit()?;
     // Outside a transaction, each write commits alone.
-    s.w.forget("m009", "f", 1.0, 2.0)?;
-    s.w.keep_earliest_time("m013", -1.0)?;
+    s.w.forget(&h("m009"), &h("f"), 1.0, 2.0)?;
+    s.w.keep_earliest_time(&h("m013"), -1.0)?;
     let mut late = message("late", "POST", "0xA", 77.25);
-    late.channel = Some("C1".into());
+    late.record.envelope.channel = Some("C1".into());
     s.w.insert_message(&late)?;
     assert!(n > 90);
 
@@ -3535,7 +3587,7 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
     let all = s.r.messages(&MessageQuery::default())?;
     assert_eq!(all.len(), 3);
     let size = |m: &raleph_db::MessageRecord| {
-        m.item_content.as_ref().map_or(0, String::len) + m.content.len()
+        m.envelope.item_content.as_ref().map_or(0, String::len) + m.content.len()
     };
     let total: usize = all.iter().map(size).sum();
     let bounded = |max_bytes| MessageQuery {
@@ -3556,9 +3608,9 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
     for (hash, time) in [("p1", 1.0), ("p2", 2.0)] {
         let m = message(hash, "POST", "0xB", time);
         s.w.insert_message(&m)?;
-        s.w.set_status(hash, MessageStatus::Processed, time)?;
+        s.w.set_status(&h(hash), MessageStatus::Processed, time)?;
         s.w.insert_post(&NewPost {
-            item_hash: hash.into(),
+            item_hash: h(hash),
             owner: "0xB".into(),
             post_type: "note".into(),
             reference: None,
@@ -3576,7 +3628,10 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
         .iter()
         .map(|p| {
             p.latest_content.as_ref().map_or(0, String::len)
-                + p.latest.item_content.as_ref().map_or(0, String::len)
+                + p.latest
+                    .as_ref()
+                    .and_then(|l| l.item_content.as_ref())
+                    .map_or(0, String::len)
         })
         .sum();
     assert_eq!(s.r.posts(&post_lists(post_bytes))?.len(), 2);
@@ -3588,7 +3643,7 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
     assert_eq!(s.w.aggregate_size("0xB", "none")?, 0);
     s.w.begin()?;
     s.w.add_aggregate_element(&NewAggregateElement {
-        item_hash: "agg1".into(),
+        item_hash: h("agg1"),
         owner: "0xB".into(),
         key: "k".into(),
         content: r#"{"a":1}"#.into(),
@@ -3599,7 +3654,7 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
     // Bytes, not characters: "é" is two bytes of UTF-8.
     s.w.begin()?;
     s.w.add_aggregate_element(&NewAggregateElement {
-        item_hash: "agg2".into(),
+        item_hash: h("agg2"),
         owner: "0xU".into(),
         key: "utf8".into(),
         content: r#"{"é":1}"#.into(),

@@ -18,9 +18,9 @@ fn message(i: usize) -> NewMessage {
         (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c)
     );
     let mut m = common::message(&hash, "POST", &format!("0x{:040x}", i % 997), i as f64);
-    m.content = format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(200));
-    m.item_content = Some(m.content.clone());
-    m.channel = Some(format!("C{}", i % 13));
+    m.record.content = format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(200));
+    m.record.envelope.item_content = Some(m.record.content.clone());
+    m.record.envelope.channel = Some(format!("C{}", i % 13));
     m
 }
 
@@ -54,10 +54,17 @@ fn splits_growth_and_rolled_back_growth_keep_the_store_whole() -> Result<()> {
     w.commit()?;
     assert_eq!(r.counts()?.messages, 5_100);
     for i in [0, 4_999, 5_000, 5_099] {
-        let hash = message(i).item_hash;
-        assert_eq!(r.message(&hash)?.map(|m| m.item_hash), Some(hash), "{i}");
+        let hash = message(i).record.envelope.item_hash;
+        assert_eq!(
+            r.message(&hash)?.map(|m| m.envelope.item_hash),
+            Some(hash),
+            "{i}"
+        );
     }
-    assert!(r.message(&message(5_100).item_hash)?.is_none());
+    assert!(
+        r.message(&message(5_100).record.envelope.item_hash)?
+            .is_none()
+    );
     let conn = rusqlite::Connection::open(&path).expect("open");
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))

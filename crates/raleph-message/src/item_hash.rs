@@ -71,6 +71,25 @@ impl fmt::Display for ItemHash {
     }
 }
 
+impl std::str::FromStr for ItemHash {
+    type Err = InvalidItemHash;
+    fn from_str(s: &str) -> Result<Self, InvalidItemHash> {
+        ItemHash::parse(s)
+    }
+}
+
+impl AsRef<str> for ItemHash {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<ItemHash> for String {
+    fn from(hash: ItemHash) -> String {
+        hash.0
+    }
+}
+
 impl Serialize for ItemHash {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)

@@ -65,7 +65,7 @@ pub(crate) fn decide(
     candidate: &Candidate<'_>,
 ) -> raleph_db::Result<Decision> {
     let envelope = candidate.envelope;
-    let item_hash = envelope.item_hash.as_str();
+    let item_hash = &envelope.item_hash;
     let status = store.status(item_hash)?;
     if let Signature::Invalid(failure) = candidate.signature {
         return Ok(Decision::BadSignature {

@@ -99,18 +99,14 @@ pub(crate) fn process_message(
         store.record_file(file, None)?;
     }
     let message = NewMessage {
-        item_hash: env.item_hash.to_string(),
-        message_type: env.message_type.to_string(),
-        chain: env.chain.to_string(),
-        sender: env.sender.clone(),
-        signature: env.signature.clone(),
-        item_type: env.item_type.to_string(),
-        item_content: env.item_content.clone(),
-        // Written from the map itself: a clone of a large content would double its memory.
-        content: serde_json::to_string(&content.value).unwrap_or_default(),
-        channel: env.channel.clone(),
-        time: env.time,
-        size,
+        record: MessageRecord {
+            envelope: env.clone(),
+            // Written from the map itself: a clone of a large content would double its memory.
+            content: serde_json::to_string(&content.value).unwrap_or_default(),
+            size,
+            reception_time,
+            status: MessageStatus::Processed,
+        },
         owner: content.address.clone(),
         content_type: content.content_type().map(str::to_owned),
         content_ref: content.content_ref().map(str::to_owned),
@@ -118,10 +114,9 @@ pub(crate) fn process_message(
         content_item_hash: content.content_item_hash().map(str::to_owned),
         payment_type: content.payment_type().map(str::to_owned),
         tags: content.tags(),
-        reception_time,
     };
     store.insert_message(&message)?;
-    Ok(Applied::Processed(record_of(&message)))
+    Ok(Applied::Processed(message.record))
 }
 
 fn failed(code: ErrorCode, error: impl Into<Value>) -> Applied {
@@ -142,7 +137,12 @@ fn apply_post(
                 "an amend needs a ref to the post it amends",
             );
         };
-        let Some(original) = store.post_facts(target)? else {
+        // A reference that is no item hash names no post (yet: the reference retries it too).
+        let found = match ItemHash::parse(target) {
+            Ok(hash) => store.post_facts(&hash)?.map(|facts| (hash, facts)),
+            Err(_) => None,
+        };
+        let Some((target, original)) = found else {
             return fail(
                 ErrorCode::PostAmendTargetNotFound,
                 json!({"message": target}),
@@ -165,7 +165,7 @@ fn apply_post(
         if !is_authorized(store, &allowed)? {
             return permission_denied();
         }
-        amends = Some(target.to_owned());
+        amends = Some(target);
     } else {
         let allowed = Action {
             post_type: Some(&post.post_type),
@@ -176,7 +176,7 @@ fn apply_post(
         }
     }
     store.insert_post(&NewPost {
-        item_hash: env.item_hash.to_string(),
+        item_hash: env.item_hash.clone(),
         owner: content.address.clone(),
         post_type: post.post_type.clone(),
         reference: post.reference.clone(),
@@ -222,7 +222,7 @@ fn apply_aggregate(
         );
     }
     store.add_aggregate_element(&NewAggregateElement {
-        item_hash: env.item_hash.to_string(),
+        item_hash: env.item_hash.clone(),
         owner: content.address.clone(),
         key: aggregate.key.clone(),
         content: payload,
@@ -259,8 +259,8 @@ fn apply_store(
     // The file tag this STORE updates: its own hash, another STORE it refines, or a free name.
     let tag = match file.reference.as_deref() {
         None => env.item_hash.to_string(),
-        Some(reference) if ItemHash::parse(reference).is_ok() => {
-            let Some(target) = store.file_pin(reference)? else {
+        Some(reference) if let Ok(hash) = ItemHash::parse(reference) => {
+            let Some(target) = store.file_pin(&hash)? else {
                 return fail(ErrorCode::StoreRefNotFound, json!({"ref": reference}));
             };
             if target.is_update {
@@ -280,7 +280,7 @@ fn apply_store(
     // writer needs no savepoint per message.
     store.record_file(&held, None)?;
     store.insert_file_pin(&NewFilePin {
-        message_hash: env.item_hash.to_string(),
+        message_hash: env.item_hash.clone(),
         file_hash: file.item_hash.to_string(),
         owner: content.address.clone(),
         tag,
@@ -301,7 +301,11 @@ fn apply_vm(
         return permission_denied();
     }
     if let Some(original) = vm.replaces.as_deref() {
-        let Some(target) = store.vm_facts(original)? else {
+        let target = match ItemHash::parse(original) {
+            Ok(hash) => store.vm_facts(&hash)?,
+            Err(_) => None,
+        };
+        let Some(target) = target else {
             return fail(ErrorCode::VmRefNotFound, json!({"replaces": original}));
         };
         if target.replaces.is_some() {
@@ -326,10 +330,9 @@ fn apply_vm(
             continue;
         }
         let found = if volume.use_latest {
-            store.file_tag_exists(&volume.reference)?
-                || store.file_pin(&volume.reference)?.is_some()
+            store.file_tag_exists(&volume.reference)? || pins_a_file(store, &volume.reference)?
         } else {
-            store.file_pin(&volume.reference)?.is_some()
+            pins_a_file(store, &volume.reference)?
         };
         if !found {
             return fail(
@@ -354,7 +357,7 @@ fn apply_vm(
         }
     }
     store.insert_vm(&NewVm {
-        item_hash: env.item_hash.to_string(),
+        item_hash: env.item_hash.clone(),
         owner: content.address.clone(),
         vm_type: vm_type.to_owned(),
         allow_amend: vm.allow_amend,
@@ -365,21 +368,10 @@ fn apply_vm(
     Ok(Ok(()))
 }
 
-/// The record the API serves for a message processed just now.
-fn record_of(m: &NewMessage) -> MessageRecord {
-    MessageRecord {
-        item_hash: m.item_hash.clone(),
-        message_type: m.message_type.clone(),
-        chain: m.chain.clone(),
-        sender: m.sender.clone(),
-        signature: m.signature.clone(),
-        item_type: m.item_type.clone(),
-        item_content: m.item_content.clone(),
-        content: m.content.clone(),
-        channel: m.channel.clone(),
-        time: m.time,
-        size: m.size,
-        reception_time: m.reception_time,
-        status: MessageStatus::Processed,
+/// Whether `reference` is the item hash of a STORE message that pins a file.
+fn pins_a_file(store: &mut dyn WriteStore, reference: &str) -> raleph_db::Result<bool> {
+    match ItemHash::parse(reference) {
+        Ok(hash) => Ok(store.file_pin(&hash)?.is_some()),
+        Err(_) => Ok(false),
     }
 }

@@ -33,7 +33,7 @@ mod writer;
 use std::sync::Arc;
 
 use raleph_db::{Failure, FileRecord, MessageRecord};
-use raleph_message::{Content, Envelope, ItemType};
+use raleph_message::{Content, Envelope, ItemHash, ItemType};
 
 pub use authorize::{Action, delegation_allows};
 pub use check::verify_signature;
@@ -184,28 +184,24 @@ pub enum Event {
     /// Newly processed: the stored message.
     Processed(Arc<MessageRecord>),
     /// A copy of a message already processed (same signature).
-    Confirmed {
-        item_hash: String,
-    },
+    Confirmed { item_hash: ItemHash },
     Rejected {
-        item_hash: String,
+        item_hash: ItemHash,
         failure: Failure,
     },
     /// Will be retried later.
     Retrying {
-        item_hash: String,
+        item_hash: ItemHash,
         failure: Failure,
     },
     /// The item hash was forgotten: copies are dropped.
-    Forgotten {
-        item_hash: String,
-    },
+    Forgotten { item_hash: ItemHash },
 }
 
 impl Event {
-    pub fn item_hash(&self) -> &str {
+    pub fn item_hash(&self) -> &ItemHash {
         match self {
-            Event::Processed(m) => &m.item_hash,
+            Event::Processed(m) => &m.envelope.item_hash,
             Event::Confirmed { item_hash }
             | Event::Rejected { item_hash, .. }
             | Event::Retrying { item_hash, .. }

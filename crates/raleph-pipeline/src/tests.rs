@@ -184,7 +184,7 @@ fn forget(signer: &EthSigner, hashes: &[&str], time: f64) -> Envelope {
 /// Submits and waits for the message's decisive event.
 async fn run(node: &Node, envelope: Envelope) -> Event {
     let mut events = node.handle.subscribe();
-    let hash = envelope.item_hash.to_string();
+    let hash = envelope.item_hash.clone();
     match node.handle.submit(envelope, "test").await.expect("submit") {
         SubmitOutcome::Queued => {}
         SubmitOutcome::Rejected(failure) => {
@@ -197,7 +197,7 @@ async fn run(node: &Node, envelope: Envelope) -> Event {
             // Processed at intake: its event was sent before the reply. A copy of a known
             // message sends none.
             while let Ok(event) = events.try_recv() {
-                if event.item_hash() == hash {
+                if *event.item_hash() == hash {
                     return event;
                 }
             }
@@ -207,7 +207,7 @@ async fn run(node: &Node, envelope: Envelope) -> Event {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let event = events.recv().await.expect("events");
-            if event.item_hash() == hash {
+            if *event.item_hash() == hash {
                 return event;
             }
         }
@@ -227,7 +227,7 @@ fn rejected_with(event: &Event) -> Option<ErrorCode> {
     }
 }
 
-fn status(node: &Node, hash: &str) -> Option<MessageStatus> {
+fn status(node: &Node, hash: &ItemHash) -> Option<MessageStatus> {
     node.reader.status(hash).expect("status").map(|s| s.status)
 }
 
@@ -242,17 +242,17 @@ async fn posts_and_amends() {
     let me = alice.address();
     let t = now_secs();
     let original = post(&alice, &me, "note", json!({"v": 1}), None, t);
-    let original_hash = original.item_hash.to_string();
+    let original_hash = original.item_hash.clone();
     assert!(processed(&run(&node, original).await));
     let amend = post(
         &alice,
         &me,
         "amend",
         json!({"v": 2}),
-        Some(&original_hash),
+        Some(original_hash.as_str()),
         t + 1.0,
     );
-    let amend_hash = amend.item_hash.to_string();
+    let amend_hash = amend.item_hash.clone();
     assert!(processed(&run(&node, amend).await));
     let posts = node
         .reader
@@ -263,7 +263,7 @@ async fn posts_and_amends() {
         .expect("posts");
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].original_item_hash, original_hash);
-    assert_eq!(posts[0].latest.item_hash, amend_hash);
+    assert_eq!(posts[0].latest_item_hash, amend_hash);
     assert_eq!(posts[0].latest_content.as_deref(), Some(r#"{"v":2}"#));
     // An amend of an amend is refused; so is an amend by someone else.
     let nested = post(
@@ -271,7 +271,7 @@ async fn posts_and_amends() {
         &me,
         "amend",
         json!({"v": 3}),
-        Some(&amend_hash),
+        Some(amend_hash.as_str()),
         t + 2.0,
     );
     assert_eq!(
@@ -284,7 +284,7 @@ async fn posts_and_amends() {
         &mallory.address(),
         "amend",
         json!({"v": 4}),
-        Some(&original_hash),
+        Some(original_hash.as_str()),
         t + 3.0,
     );
     assert_eq!(
@@ -317,7 +317,7 @@ async fn amend_waits_for_its_original() {
         Some(original.item_hash.as_str()),
         t + 1.0,
     );
-    let amend_hash = amend.item_hash.to_string();
+    let amend_hash = amend.item_hash.clone();
     // The amend arrives first: it is retried, not rejected.
     assert_eq!(
         rejected_with(&run(&node, amend).await),
@@ -435,19 +435,19 @@ async fn forget_rules() {
     let me = alice.address();
     let t = now_secs();
     let target = post(&alice, &me, "note", json!({"secret": true}), None, t);
-    let target_hash = target.item_hash.to_string();
+    let target_hash = target.item_hash.clone();
     assert!(processed(&run(&node, target).await));
     let mallory = EthSigner::new_random();
     assert_eq!(
-        rejected_with(&run(&node, forget(&mallory, &[&target_hash], t + 1.0)).await),
+        rejected_with(&run(&node, forget(&mallory, &[target_hash.as_str()], t + 1.0)).await),
         Some(ErrorCode::PermissionDenied)
     );
     assert_eq!(
         rejected_with(&run(&node, forget(&alice, &[], t + 2.0)).await),
         Some(ErrorCode::ForgetNoTarget)
     );
-    let forget_msg = forget(&alice, &[&target_hash], t + 3.0);
-    let forget_hash = forget_msg.item_hash.to_string();
+    let forget_msg = forget(&alice, &[target_hash.as_str()], t + 3.0);
+    let forget_hash = forget_msg.item_hash.clone();
     assert!(processed(&run(&node, forget_msg).await));
     assert_eq!(status(&node, &target_hash), Some(MessageStatus::Forgotten));
     let skeleton = node
@@ -466,7 +466,7 @@ async fn forget_rules() {
         .expect("posts");
     assert!(posts.is_empty());
     assert_eq!(
-        rejected_with(&run(&node, forget(&alice, &[&forget_hash], t + 4.0)).await),
+        rejected_with(&run(&node, forget(&alice, &[forget_hash.as_str()], t + 4.0)).await),
         Some(ErrorCode::ForgetForget)
     );
 }
@@ -501,25 +501,28 @@ async fn forget_only_what_its_sender_sent() {
         |signer: &EthSigner, n: f64| post(signer, &me, "note", json!({"n": n}), None, t + n);
     let owners = post_of(&owner, 1.0);
     let delegates = post_of(&delegate, 2.0);
-    let (owners_hash, delegates_hash) = (
-        owners.item_hash.to_string(),
-        delegates.item_hash.to_string(),
-    );
+    let (owners_hash, delegates_hash) = (owners.item_hash.clone(), delegates.item_hash.clone());
     assert!(processed(&run(&node, owners).await));
     assert!(processed(&run(&node, delegates).await));
     let denied = Some(ErrorCode::PermissionDenied);
 
     // A delegate never forgets the owner's message, for itself or for the owner.
-    let by_delegate = forget_for(&delegate, &them, &[&owners_hash], &[], t + 10.0);
+    let by_delegate = forget_for(&delegate, &them, &[owners_hash.as_str()], &[], t + 10.0);
     assert_eq!(rejected_with(&run(&node, by_delegate).await), denied);
-    let for_owner = forget_for(&delegate, &me, &[&owners_hash], &[], t + 11.0);
+    let for_owner = forget_for(&delegate, &me, &[owners_hash.as_str()], &[], t + 11.0);
     assert_eq!(rejected_with(&run(&node, for_owner).await), denied);
     // An owner cannot forget what its delegate sent for it.
-    let by_owner = forget_for(&owner, &me, &[&delegates_hash], &[], t + 12.0);
+    let by_owner = forget_for(&owner, &me, &[delegates_hash.as_str()], &[], t + 12.0);
     assert_eq!(rejected_with(&run(&node, by_owner).await), denied);
     // Nobody sends a FORGET for an address that granted it nothing, even to forget its own.
     let stranger = EthSigner::new_random();
-    let named = forget_for(&owner, &stranger.address(), &[&owners_hash], &[], t + 13.0);
+    let named = forget_for(
+        &owner,
+        &stranger.address(),
+        &[owners_hash.as_str()],
+        &[],
+        t + 13.0,
+    );
     assert_eq!(rejected_with(&run(&node, named).await), denied);
     let granted_posts = json!({"authorizations": [{"address": me, "types": ["POST"]}]});
     let theirs = stranger.address();
@@ -530,7 +533,7 @@ async fn forget_only_what_its_sender_sent() {
         )
         .await
     ));
-    let named = forget_for(&owner, &theirs, &[&owners_hash], &[], t + 14.0);
+    let named = forget_for(&owner, &theirs, &[owners_hash.as_str()], &[], t + 14.0);
     assert_eq!(rejected_with(&run(&node, named).await), denied);
     assert_eq!(status(&node, &owners_hash), Some(MessageStatus::Processed));
     assert_eq!(
@@ -540,14 +543,14 @@ async fn forget_only_what_its_sender_sent() {
 
     // The delegate forgets what it sent, sending the FORGET for the owner (its grant covers
     // FORGET)...
-    let forget = forget_for(&delegate, &me, &[&delegates_hash], &[], t + 15.0);
+    let forget = forget_for(&delegate, &me, &[delegates_hash.as_str()], &[], t + 15.0);
     assert!(processed(&run(&node, forget).await));
     assert_eq!(
         status(&node, &delegates_hash),
         Some(MessageStatus::Forgotten)
     );
     // ... and the owner what it sent.
-    let forget = forget_for(&owner, &me, &[&owners_hash], &[], t + 16.0);
+    let forget = forget_for(&owner, &me, &[owners_hash.as_str()], &[], t + 16.0);
     assert!(processed(&run(&node, forget).await));
     assert_eq!(status(&node, &owners_hash), Some(MessageStatus::Forgotten));
 
@@ -555,7 +558,7 @@ async fn forget_only_what_its_sender_sent() {
     // sender. An element the delegate sent stops a key forget by the owner.
     let element = |signer: &EthSigner, n: f64| aggregate(signer, &me, KEY, json!({"n": n}), t + n);
     let owners_element = element(&owner, 20.0);
-    let owners_element_hash = owners_element.item_hash.to_string();
+    let owners_element_hash = owners_element.item_hash.clone();
     assert!(processed(&run(&node, owners_element).await));
     let by_delegate = forget_for(&delegate, &me, &[], &[KEY], t + 21.0);
     assert_eq!(rejected_with(&run(&node, by_delegate).await), denied);
@@ -571,8 +574,14 @@ async fn forget_only_what_its_sender_sent() {
             .is_empty()
     );
     // Once the delegate forgot its element by hash, the owner's key forget goes through.
-    let delegates_element_hash = element(&delegate, 22.0).item_hash.to_string();
-    let forget = forget_for(&delegate, &me, &[&delegates_element_hash], &[], t + 24.0);
+    let delegates_element_hash = element(&delegate, 22.0).item_hash.clone();
+    let forget = forget_for(
+        &delegate,
+        &me,
+        &[delegates_element_hash.as_str()],
+        &[],
+        t + 24.0,
+    );
     assert!(processed(&run(&node, forget).await));
     let by_owner = forget_for(&owner, &me, &[], &[KEY], t + 25.0);
     assert!(processed(&run(&node, by_owner).await));
@@ -589,20 +598,16 @@ async fn forget_only_what_its_sender_sent() {
 }
 
 /// What a peer syncs of an aggregate element it forgot: its signed fields, and the FORGET.
-fn skeleton(element: &Envelope, forgotten_by: &str) -> raleph_db::ForgottenRecord {
+fn skeleton(element: &Envelope, forgotten_by: &ItemHash) -> raleph_db::ForgottenRecord {
     raleph_db::ForgottenRecord {
-        item_hash: element.item_hash.to_string(),
-        message_type: element.message_type.to_string(),
-        chain: element.chain.to_string(),
-        sender: element.sender.clone(),
-        signature: element.signature.clone(),
-        item_type: element.item_type.to_string(),
-        time: element.time,
-        channel: element.channel.clone(),
+        envelope: Envelope {
+            item_content: None,
+            ..element.clone()
+        },
         owner: element.sender.clone(),
         payment_type: None,
         size: 10,
-        forgotten_by: vec![forgotten_by.to_owned()],
+        forgotten_by: vec![forgotten_by.clone()],
         forgotten_at: element.time + 1.0,
         reception_time: element.time + 1.0,
     }
@@ -635,14 +640,14 @@ async fn aggregate_keys_forgotten_on_a_peer() {
     // recorded, and then the FORGET finds what it forgot.
     let forgotten = aggregate(&alice, &me, KEY, json!({"a": 1}), t);
     let forget = forget_key(t + 10.0);
-    let forget_hash = forget.item_hash.to_string();
+    let forget_hash = forget.item_hash.clone();
     let recorded = node
         .handle
         .record_forgotten(skeleton(&forgotten, &forget_hash));
     assert!(recorded.await.expect("record"));
     assert!(processed(&run(&node, forget).await));
     // A copy that arrives later stays forgotten: its key is the one the FORGET targets.
-    let forgotten_hash = forgotten.item_hash.to_string();
+    let forgotten_hash = forgotten.item_hash.clone();
     run(&node, forgotten).await;
     assert_eq!(
         status(&node, &forgotten_hash),
@@ -652,7 +657,7 @@ async fn aggregate_keys_forgotten_on_a_peer() {
 
     // A peer's false word: an element of another key, said forgotten by the same FORGET.
     let other = aggregate(&alice, &me, "other", json!({"b": 2}), t + 1.0);
-    let other_hash = other.item_hash.to_string();
+    let other_hash = other.item_hash.clone();
     let recorded = node.handle.record_forgotten(skeleton(&other, &forget_hash));
     assert!(recorded.await.expect("record"));
     assert_eq!(status(&node, &other_hash), Some(MessageStatus::Forgotten));
@@ -665,7 +670,7 @@ async fn aggregate_keys_forgotten_on_a_peer() {
     // An element of the key that arrived here after the FORGET (from a peer that had not
     // processed it) is forgotten when the skeleton from a peer that forgot it comes.
     let late = aggregate(&alice, &me, KEY, json!({"c": 3}), t + 2.0);
-    let late_hash = late.item_hash.to_string();
+    let late_hash = late.item_hash.clone();
     assert!(processed(&run(&node, late.clone()).await));
     assert!(value(KEY).is_some());
     let recorded = node.handle.record_forgotten(skeleton(&late, &forget_hash));
@@ -688,7 +693,7 @@ async fn duplicates_keep_the_earliest_time() {
     let me = alice.address();
     let t = now_secs();
     let message = post(&alice, &me, "note", json!({}), None, t);
-    let hash = message.item_hash.to_string();
+    let hash = message.item_hash.clone();
     assert!(processed(&run(&node, message.clone()).await));
     // Envelope time is not signed: a copy may carry another one, and the earliest is kept.
     let mut earlier = message.clone();
@@ -696,7 +701,7 @@ async fn duplicates_keep_the_earliest_time() {
     let outcome = node.handle.submit(earlier, "test").await.expect("submit");
     assert_eq!(outcome, SubmitOutcome::Known(MessageStatus::Processed));
     let stored = node.reader.message(&hash).expect("read").expect("stored");
-    assert_eq!(stored.time, t - 100.0);
+    assert_eq!(stored.envelope.time, t - 100.0);
     let query = MessageQuery {
         addresses: vec![me],
         ..Default::default()
@@ -710,13 +715,13 @@ async fn bad_signatures_are_rejected_and_do_not_block_the_real_message() {
     let alice = EthSigner::new_random();
     let me = alice.address();
     let good = post(&alice, &me, "note", json!({}), None, now_secs());
-    let hash = good.item_hash.to_string();
+    let hash = good.item_hash.clone();
     let mut forged = good.clone();
     forged.signature = Some(EthSigner::new_random().sign_message(&SignedFields {
         chain: Chain::Eth,
         sender: &me,
         message_type: "POST",
-        item_hash: &hash,
+        item_hash: hash.as_str(),
         time: 0.0,
     }));
     assert_eq!(
@@ -753,7 +758,7 @@ async fn storage_content_and_store_files() {
         "TEST",
         t,
     );
-    let store_hash = store.item_hash.to_string();
+    let store_hash = store.item_hash.clone();
     assert_eq!(
         rejected_with(&run(&node, store).await),
         Some(ErrorCode::FileUnavailable)
@@ -793,7 +798,7 @@ async fn pins_grace_periods_and_garbage_collection() {
         "TEST",
         t,
     );
-    let store_hash = store.item_hash.to_string();
+    let store_hash = store.item_hash.clone();
     assert!(processed(&run(&node, store).await));
     let unclaimed = upload(&node, b"never claimed", true).await;
     // A file written but never recorded (as after a crash between the two).
@@ -813,7 +818,7 @@ async fn pins_grace_periods_and_garbage_collection() {
 
     // FORGET releases the pin; the file outlives the grace period, then goes.
     assert!(processed(
-        &run(&node, forget(&alice, &[&store_hash], t + 1.0)).await
+        &run(&node, forget(&alice, &[store_hash.as_str()], t + 1.0)).await
     ));
     assert_eq!(node.handle.collect_garbage().await.expect("gc"), 0);
     assert!(
@@ -844,19 +849,19 @@ async fn store_versions_and_volume_sizes() {
         signed(&alice, MessageType::Store, content, "TEST", time)
     };
     let original = store(&v1.sha256, None, t);
-    let original_hash = original.item_hash.to_string();
+    let original_hash = original.item_hash.clone();
     assert!(processed(&run(&node, original).await));
-    let update = store(&v2.sha256, Some(&original_hash), t + 1.0);
-    let update_hash = update.item_hash.to_string();
+    let update = store(&v2.sha256, Some(original_hash.as_str()), t + 1.0);
+    let update_hash = update.item_hash.clone();
     assert!(processed(&run(&node, update).await));
-    let nested = store(&v1.sha256, Some(&update_hash), t + 2.0);
+    let nested = store(&v1.sha256, Some(update_hash.as_str()), t + 2.0);
     assert_eq!(
         rejected_with(&run(&node, nested).await),
         Some(ErrorCode::StoreUpdateUpdate)
     );
     let tagged = node
         .reader
-        .file_of_tag(&original_hash)
+        .file_of_tag(original_hash.as_str())
         .expect("read")
         .expect("tag");
     assert_eq!(
@@ -898,7 +903,7 @@ async fn relayed_messages_trickling_in_are_gathered_and_all_applied() {
             None,
             10.0 + n as f64,
         );
-        hashes.insert(message.item_hash.to_string());
+        hashes.insert(message.item_hash.clone());
         let outcome = node.handle.offer(message, "peer").await.expect("offer");
         assert_eq!(outcome, SubmitOutcome::Queued);
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -921,7 +926,7 @@ async fn accepted_messages_are_journaled_then_applied_and_replayed_after_a_stop(
     let node = node();
     // `accept` answers once durable; processing follows.
     let first = post(&signer, &a, "blog", json!({"n": 1}), None, 10.0);
-    let hash = first.item_hash.to_string();
+    let hash = first.item_hash.clone();
     let mut events = node.handle.subscribe();
     assert_eq!(
         node.handle.accept(first, "test").await.expect("accept"),
@@ -930,7 +935,7 @@ async fn accepted_messages_are_journaled_then_applied_and_replayed_after_a_stop(
     let event = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let event = events.recv().await.expect("events");
-            if event.item_hash() == hash {
+            if *event.item_hash() == hash {
                 return event;
             }
         }
@@ -982,7 +987,7 @@ async fn accepted_messages_are_journaled_then_applied_and_replayed_after_a_stop(
     }
     let node = node_in(dir, PipelineConfig::default());
     for envelope in &pending {
-        let hash = envelope.item_hash.as_str();
+        let hash = &envelope.item_hash;
         let applied = tokio::time::timeout(Duration::from_secs(10), async {
             while status(&node, hash) != Some(MessageStatus::Processed) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1063,7 +1068,7 @@ async fn inline_content_is_checked_at_submission() {
     assert!(processed(&run(&node, envelope).await));
     let stored = node
         .reader
-        .message(&file.sha256)
+        .message(&ItemHash::parse(&file.sha256).expect("a sha256"))
         .expect("read")
         .expect("message");
     let value: Value = serde_json::from_str(&stored.content).expect("json");
@@ -1085,7 +1090,7 @@ async fn rejections_expire_after_their_retention_time() {
     let t = now_secs();
     let mut forged = post(&alice, &me, "note", json!({"n": 1}), None, t);
     forged.signature = Some(format!("0x{}", "ab".repeat(65)));
-    let forged_hash = forged.item_hash.to_string();
+    let forged_hash = forged.item_hash.clone();
     let outcome = node.handle.accept(forged, "test").await.expect("accept");
     assert!(matches!(outcome, SubmitOutcome::Rejected(_)));
     // Flush the writer: a valid message behind it.
@@ -1122,7 +1127,7 @@ async fn rejections_are_bounded() {
             json!({"address": me, "time": t, "type": "note", "content": {"big": big, "i": i}});
         let mut envelope = signed(&alice, MessageType::Post, content, "TEST", t);
         envelope.signature = Some(format!("0x{}", "ab".repeat(65)));
-        hashes.push(envelope.item_hash.to_string());
+        hashes.push(envelope.item_hash.clone());
         let outcome = node.handle.accept(envelope, "test").await.expect("accept");
         assert!(matches!(outcome, SubmitOutcome::Rejected(_)));
         // Each received at its own time, so that "the oldest" is one of them.
@@ -1153,7 +1158,7 @@ async fn rejections_are_bounded() {
     let mut content = json!({"address": me, "time": t, "type": "note"});
     content[&field] = json!(1);
     let quoting = signed(&alice, MessageType::Post, content, "TEST", t);
-    let quoting_hash = quoting.item_hash.to_string();
+    let quoting_hash = quoting.item_hash.clone();
     node.clock.advance(Duration::from_millis(1));
     let outcome = node.handle.accept(quoting, "test").await.expect("accept");
     assert!(matches!(outcome, SubmitOutcome::Rejected(_)));

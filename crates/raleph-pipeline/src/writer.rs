@@ -10,7 +10,7 @@ use std::time::Duration;
 use raleph_db::{
     EnqueueOutcome, ErrorCode, Failure, MessageStatus, NewPending, PendingRow, WriteStore,
 };
-use raleph_message::Envelope;
+use raleph_message::{Envelope, ItemHash};
 use rand::Rng;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -605,7 +605,7 @@ impl Writer {
         events: &mut Vec<Event>,
     ) -> raleph_db::Result<SubmitOutcome> {
         let envelope = &s.envelope;
-        let item_hash = envelope.item_hash.as_str();
+        let item_hash = &envelope.item_hash;
         let now = s.received;
         let candidate = Candidate {
             envelope,
@@ -643,7 +643,7 @@ impl Writer {
             Decision::Retry(failure) => {
                 let outcome = self.enqueue(s, now, now + self.backoff(0))?;
                 events.push(Event::Retrying {
-                    item_hash: item_hash.to_owned(),
+                    item_hash: item_hash.clone(),
                     failure,
                 });
                 Ok(outcome)
@@ -653,7 +653,7 @@ impl Writer {
                 self.store
                     .set_status(item_hash, MessageStatus::Rejected, now)?;
                 events.push(Event::Rejected {
-                    item_hash: item_hash.to_owned(),
+                    item_hash: item_hash.clone(),
                     failure: failure.clone(),
                 });
                 Ok(SubmitOutcome::Rejected(failure))
@@ -670,7 +670,7 @@ impl Writer {
     ) -> raleph_db::Result<SubmitOutcome> {
         let envelope = &s.envelope;
         let pending = NewPending {
-            item_hash: envelope.item_hash.to_string(),
+            item_hash: envelope.item_hash.clone(),
             sender: envelope.sender.clone(),
             signature: envelope.signature.clone(),
             message: envelope.to_json(),
@@ -788,7 +788,7 @@ impl Writer {
             Decision::Gone(_) => {
                 self.store.delete_pending(row.id)?;
                 Ok(Event::Forgotten {
-                    item_hash: envelope.item_hash.to_string(),
+                    item_hash: envelope.item_hash.clone(),
                 })
             }
             Decision::Processed(message) => {
@@ -814,7 +814,7 @@ impl Writer {
 
     /// A copy of a message already processed: a confirmation if the signature matches.
     fn duplicate(&mut self, row: &PendingRow, envelope: &Envelope) -> raleph_db::Result<Event> {
-        let item_hash = envelope.item_hash.as_str();
+        let item_hash = &envelope.item_hash;
         self.store.delete_pending(row.id)?;
         let stored = self.store.message_facts(item_hash)?;
         if stored.is_some_and(|m| m.signature != envelope.signature) {
@@ -823,13 +823,13 @@ impl Writer {
                 "signature differs from the stored message's",
             );
             return Ok(Event::Rejected {
-                item_hash: item_hash.to_owned(),
+                item_hash: item_hash.clone(),
                 failure,
             });
         }
         self.store.keep_earliest_time(item_hash, envelope.time)?;
         Ok(Event::Confirmed {
-            item_hash: item_hash.to_owned(),
+            item_hash: item_hash.clone(),
         })
     }
 
@@ -837,7 +837,7 @@ impl Writer {
     /// [`kept_of_rejected`]), and expires old rejections once enough new ones came.
     fn record_rejection(
         &mut self,
-        item_hash: &str,
+        item_hash: &ItemHash,
         message: &Value,
         failure: &Failure,
     ) -> raleph_db::Result<()> {

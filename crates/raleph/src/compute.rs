@@ -7,7 +7,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use raleph_compute::{Compute, ProcessedMessage, ProgramSource, ResolvedFile, StoredProgram};
-use raleph_db::{MessageQuery, MessageStatus, ReadStore, SortOrder};
+use raleph_db::{ItemHash, MessageQuery, MessageStatus, MessageType, ReadStore, SortOrder};
 use raleph_pipeline::{Event, PipelineHandle};
 use raleph_storage::FileStore;
 use tower::ServiceExt;
@@ -24,16 +24,22 @@ fn io_error(e: impl std::fmt::Display) -> std::io::Error {
 
 impl ProgramSource for NodeSource {
     fn program(&self, item_hash: &str) -> std::io::Result<Option<StoredProgram>> {
-        let Some(message) = self.reader.message(item_hash).map_err(io_error)? else {
+        // A name that is no item hash names no program.
+        let Ok(item_hash) = ItemHash::parse(item_hash) else {
             return Ok(None);
         };
-        if message.message_type != "PROGRAM" || message.status != MessageStatus::Processed {
+        let Some(message) = self.reader.message(&item_hash).map_err(io_error)? else {
+            return Ok(None);
+        };
+        if message.envelope.message_type != MessageType::Program
+            || message.status != MessageStatus::Processed
+        {
             return Ok(None);
         }
         Ok(Some(StoredProgram {
-            item_hash: message.item_hash,
-            sender: message.sender,
-            time: message.time,
+            item_hash: message.envelope.item_hash.into(),
+            sender: message.envelope.sender,
+            time: message.envelope.time,
             content: message.content,
         }))
     }
@@ -57,9 +63,9 @@ impl ProgramSource for NodeSource {
         let programs = page
             .into_iter()
             .map(|m| StoredProgram {
-                item_hash: m.item_hash,
-                sender: m.sender,
-                time: m.time,
+                item_hash: m.envelope.item_hash.into(),
+                sender: m.envelope.sender,
+                time: m.envelope.time,
                 content: m.content,
             })
             .collect();
@@ -67,7 +73,14 @@ impl ProgramSource for NodeSource {
     }
 
     fn resolve(&self, reference: &str, use_latest: bool) -> std::io::Result<Option<ResolvedFile>> {
-        let Some(original) = self.reader.file_of_message(reference).map_err(io_error)? else {
+        let Ok(message_hash) = ItemHash::parse(reference) else {
+            return Ok(None);
+        };
+        let Some(original) = self
+            .reader
+            .file_of_message(&message_hash)
+            .map_err(io_error)?
+        else {
             return Ok(None);
         };
         let mut pinned = original.clone();
@@ -81,7 +94,7 @@ impl ProgramSource for NodeSource {
             return Ok(None);
         };
         Ok(Some(ResolvedFile {
-            store_hash: pinned.message_hash,
+            store_hash: pinned.message_hash.into(),
             sha256: file.sha256,
             size: file.size,
         }))
@@ -134,10 +147,10 @@ pub fn forward_events(pipeline: &PipelineHandle, compute: Compute) {
                 Ok(Event::Processed(message)) => {
                     let json = raleph_api::message_json(&message);
                     compute.on_processed(&ProcessedMessage {
-                        item_hash: &message.item_hash,
-                        message_type: &message.message_type,
-                        sender: &message.sender,
-                        time: message.time,
+                        item_hash: message.envelope.item_hash.as_str(),
+                        message_type: message.envelope.message_type.as_str(),
+                        sender: &message.envelope.sender,
+                        time: message.envelope.time,
                         content: &message.content,
                         json: &json,
                     });

@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use raleph_message::ItemHash;
 use serde_json::{Value, json};
 
 use super::checked_id;
@@ -85,11 +86,13 @@ pub async fn by_message(
     Path(hash): Path<String>,
 ) -> ApiResult<Json<Value>> {
     checked_id(&hash)?;
-    let lookup = hash.clone();
+    let not_found = || ApiError::not_found(format!("no file for message {hash}"));
+    // A file id that is no item hash names no message.
+    let lookup = ItemHash::parse(&hash).map_err(|_| not_found())?;
     let pinned = state
         .read(move |r| r.file_of_message(&lookup))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no file for message {hash}")))?;
+        .ok_or_else(not_found)?;
     Ok(Json(pinned_json(pinned)))
 }
 

@@ -52,6 +52,9 @@ impl Columns for Row {
     fn boolean(&self, i: usize) -> Result<bool> {
         get(self, i)
     }
+    fn corrupt(&self, i: usize, reason: String) -> StoreError {
+        StoreError::Corrupt(format!("column {i}: {reason}"))
+    }
 }
 
 impl Param {
@@ -172,7 +175,7 @@ impl PgReader {
                 return Ok(None);
             };
             Ok(Some(PinnedFile {
-                message_hash: get(&r, 0)?,
+                message_hash: rows::parsed(&r, 0)?,
                 file_hash: get(&r, 1)?,
                 owner: get(&r, 2)?,
                 tag: get(&r, 3)?,
@@ -183,7 +186,8 @@ impl PgReader {
 }
 
 impl ReadStore for PgReader {
-    fn message(&self, item_hash: &str) -> Result<Option<MessageRecord>> {
+    fn message(&self, item_hash: &ItemHash) -> Result<Option<MessageRecord>> {
+        let item_hash = item_hash.as_str();
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash = $1");
         self.pool.with(|conn| {
             query_opt(conn, &sql, &[Param::Text(item_hash.to_owned())])?
@@ -192,7 +196,8 @@ impl ReadStore for PgReader {
         })
     }
 
-    fn status(&self, item_hash: &str) -> Result<Option<StatusRecord>> {
+    fn status(&self, hash: &ItemHash) -> Result<Option<StatusRecord>> {
+        let item_hash = hash.as_str();
         self.pool.with(|conn| {
             let Some(r) = query_opt(
                 conn,
@@ -204,14 +209,15 @@ impl ReadStore for PgReader {
             };
             let status: String = get(&r, 0)?;
             Ok(Some(StatusRecord {
-                item_hash: item_hash.to_owned(),
+                item_hash: hash.clone(),
                 status: status.parse().map_err(StoreError::Corrupt)?,
                 reception_time: get(&r, 1)?,
             }))
         })
     }
 
-    fn pending_copies(&self, item_hash: &str) -> Result<Vec<PendingCopy>> {
+    fn pending_copies(&self, item_hash: &ItemHash) -> Result<Vec<PendingCopy>> {
+        let item_hash = item_hash.as_str();
         self.pool.with(|conn| {
             let rows = collect(
                 conn,
@@ -231,7 +237,8 @@ impl ReadStore for PgReader {
         })
     }
 
-    fn rejection(&self, item_hash: &str) -> Result<Option<Rejection>> {
+    fn rejection(&self, item_hash: &ItemHash) -> Result<Option<Rejection>> {
+        let item_hash = item_hash.as_str();
         self.pool.with(|conn| {
             let Some(r) = query_opt(
                 conn,
@@ -251,7 +258,8 @@ impl ReadStore for PgReader {
         })
     }
 
-    fn forgotten(&self, item_hash: &str) -> Result<Option<ForgottenRecord>> {
+    fn forgotten(&self, item_hash: &ItemHash) -> Result<Option<ForgottenRecord>> {
+        let item_hash = item_hash.as_str();
         let sql =
             format!("SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m WHERE m.item_hash = $1");
         self.pool.with(|conn| {
@@ -425,7 +433,7 @@ impl ReadStore for PgReader {
                         file_hash: get(r, 0)?,
                         size: non_negative(get(r, 1)?),
                         created: get(r, 2)?,
-                        item_hash: get(r, 3)?,
+                        item_hash: rows::parsed(r, 3)?,
                     })
                 })?;
                 let total = count(
@@ -444,7 +452,8 @@ impl ReadStore for PgReader {
         })
     }
 
-    fn file_of_message(&self, message_hash: &str) -> Result<Option<PinnedFile>> {
+    fn file_of_message(&self, message_hash: &ItemHash) -> Result<Option<PinnedFile>> {
+        let message_hash = message_hash.as_str();
         self.pinned_file("WHERE p.message_hash = $1", message_hash)
     }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
 use crate::shared::StoredTime;
-use crate::shared::{distinct_tags, tags_column};
+use crate::shared::{distinct_tags, forgotten_by_column, stored_hash, tags_column};
 use crate::totals::{CountedRow, Taken, Totals};
 use crate::write::{self, Session as WriteSession};
 use crate::*;
@@ -386,7 +386,8 @@ impl WriteStore for PgWriter {
         Ok(())
     }
 
-    fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>> {
+    fn status(&mut self, item_hash: &ItemHash) -> Result<Option<MessageStatus>> {
+        let item_hash = item_hash.as_str();
         let status: Option<String> = self.value(
             "SELECT status FROM message_status WHERE item_hash = $1",
             &[&item_hash],
@@ -398,10 +399,11 @@ impl WriteStore for PgWriter {
 
     fn set_status(
         &mut self,
-        item_hash: &str,
+        item_hash: &ItemHash,
         status: MessageStatus,
         reception_time: f64,
     ) -> Result<()> {
+        let item_hash = item_hash.as_str();
         // One round trip for both tables.
         self.exec(
             "WITH changed AS (UPDATE messages SET status = $2 WHERE item_hash = $1 AND status <> $2)
@@ -413,6 +415,7 @@ impl WriteStore for PgWriter {
     }
 
     fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
+        let e = &m.record.envelope;
         let tags = distinct_tags(&m.tags);
         // One round trip: the sync log number, the tag rows and the end of an earlier
         // rejection go with the row itself (the writer waits on every statement).
@@ -428,24 +431,24 @@ impl WriteStore for PgWriter {
                  (SELECT n FROM next), $19)
              RETURNING seq",
             &[
-                &m.item_hash,
-                &m.message_type,
-                &m.chain,
-                &m.sender,
-                &m.signature,
-                &m.item_type,
-                &m.item_content,
-                &m.content,
-                &m.channel,
-                &m.time,
-                &size(m.size),
+                &e.item_hash.as_str(),
+                &e.message_type.as_str(),
+                &e.chain.as_str(),
+                &e.sender,
+                &e.signature,
+                &e.item_type.as_str(),
+                &e.item_content,
+                &m.record.content,
+                &e.channel,
+                &e.time,
+                &size(m.record.size),
                 &m.owner,
                 &m.content_type,
                 &m.content_ref,
                 &m.content_key,
                 &m.content_item_hash,
                 &m.payment_type,
-                &m.reception_time,
+                &m.record.reception_time,
                 &tags_column(&tags),
                 &tags,
             ],
@@ -460,20 +463,22 @@ impl WriteStore for PgWriter {
             self.totals.count("tag", tag, 1);
         }
         self.settle_if_autocommit()?;
-        if m.item_type != "inline" {
+        if e.item_type != ItemType::Inline {
             // Its content file is now held by the message itself.
-            self.claim_file(&m.item_hash)?;
+            self.claim_file(e.item_hash.as_str())?;
         }
         Ok(())
     }
 
     fn forget(
         &mut self,
-        item_hash: &str,
-        forgotten_by: &str,
+        hash: &ItemHash,
+        forgotten_by: &ItemHash,
         now: f64,
         grace_until: f64,
     ) -> Result<()> {
+        let item_hash = hash.as_str();
+        let forgotten_by = forgotten_by.as_str();
         let by = Value::from(vec![forgotten_by]).to_string();
         let seq = self.next_seq()?;
         self.exec(
@@ -483,13 +488,13 @@ impl WriteStore for PgWriter {
                  size, $2, $3, reception_time, $4 FROM messages WHERE item_hash = $1",
             &[&item_hash, &by, &now, &seq],
         )?;
-        let facts = self.message_facts(item_hash)?;
+        let facts = self.message_facts(hash)?;
         // Files this message kept alive: its own content when not inline, its STORE file.
         let mut released: Vec<String> = self.strings(
             "SELECT item_hash FROM messages WHERE item_hash = $1 AND item_type != 'inline'",
             &[&item_hash],
         )?;
-        released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
+        released.extend(self.file_pin(hash)?.map(|p| p.file_hash));
         // Its tag rows, by key (before the row that lists them goes).
         let stored = self.time_and_tags(item_hash)?;
         let stored_time = stored.as_ref().map(|s| s.time);
@@ -535,7 +540,7 @@ impl WriteStore for PgWriter {
                     let amends: Option<String> = r.try_get(1).map_err(backend)?;
                     let channel: Option<String> = r.try_get(2).map_err(backend)?;
                     match amends {
-                        Some(original) => self.refresh_latest_amend(&original)?,
+                        Some(original) => self.refresh_latest_amend(&stored_hash(&original)?)?,
                         None => {
                             self.totals.count("post_type", &post_type, -1);
                             if let Some(channel) = channel {
@@ -568,7 +573,7 @@ impl WriteStore for PgWriter {
                 }
             }
             Some("STORE") => {
-                let pin = self.file_pin(item_hash)?;
+                let pin = self.file_pin(hash)?;
                 self.exec(
                     "DELETE FROM file_pins WHERE message_hash = $1",
                     &[&item_hash],
@@ -594,28 +599,29 @@ impl WriteStore for PgWriter {
     }
 
     fn record_forgotten(&mut self, k: &ForgottenRecord) -> Result<bool> {
-        match self.status(&k.item_hash)? {
+        let e = &k.envelope;
+        match self.status(&e.item_hash)? {
             Some(status) if status.is_live() || status == MessageStatus::Forgotten => {
                 return Ok(false);
             }
             _ => {}
         }
         let seq = self.next_seq()?;
-        let by = serde_json::Value::from(k.forgotten_by.clone()).to_string();
+        let by = forgotten_by_column(&k.forgotten_by);
         self.exec(
             "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
                  owner, payment_type, size, forgotten_by, forgotten_at, reception_time, seq)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (item_hash) DO NOTHING",
             &[
-                &k.item_hash,
-                &k.message_type,
-                &k.chain,
-                &k.sender,
-                &k.signature,
-                &k.item_type,
-                &k.time,
-                &k.channel,
+                &e.item_hash.as_str(),
+                &e.message_type.as_str(),
+                &e.chain.as_str(),
+                &e.sender,
+                &e.signature,
+                &e.item_type.as_str(),
+                &e.time,
+                &e.channel,
                 &k.owner,
                 &k.payment_type,
                 &size(k.size),
@@ -625,7 +631,7 @@ impl WriteStore for PgWriter {
                 &seq,
             ],
         )?;
-        self.set_status(&k.item_hash, MessageStatus::Forgotten, k.reception_time)?;
+        self.set_status(&e.item_hash, MessageStatus::Forgotten, k.reception_time)?;
         Ok(true)
     }
 }

@@ -148,14 +148,16 @@ const POST_COLUMNS: &str = "p.item_hash, p.type, p.owner, p.ref, p.channel, p.cr
     lm.item_hash, lm.chain, lm.signature, lm.item_type, lm.item_content, lm.time, lm.size";
 
 /// `POST_COLUMNS` for a caller that shows only the latest version's item hash
-/// (`PostQuery::latest_hash_only`): the post rows alone, no message read. The constants are
-/// cast so that both backends give them the columns' types.
+/// (`PostQuery::latest_hash_only`): the post rows alone, no message read. A NULL chain marks
+/// the version's message as unread (`rows::post`); the constants are cast so that both
+/// backends give them the columns' types.
 const POST_SUMMARY_COLUMNS: &str = "p.item_hash, p.type, p.owner, p.ref, p.channel,
     p.creation_time, p.last_updated, p.latest_amend IS NOT NULL,
     CASE WHEN p.latest_amend IS NULL THEN p.content
         ELSE (SELECT a.content FROM posts a WHERE a.item_hash = p.latest_amend) END,
-    CAST(NULL AS TEXT), coalesce(p.latest_amend, p.item_hash), '', CAST(NULL AS TEXT), '',
-    CAST(NULL AS TEXT), CAST(0.0 AS DOUBLE PRECISION), CAST(0 AS BIGINT)";
+    CAST(NULL AS TEXT), coalesce(p.latest_amend, p.item_hash), CAST(NULL AS TEXT),
+    CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(0.0 AS DOUBLE PRECISION),
+    CAST(0 AS BIGINT)";
 
 /// A page of posts, the tags met as `tags` says. The page is chosen first, carrying only
 /// each original's row id (or item hash) through the sort (the `(…, last_updated)` indexes

@@ -2,8 +2,11 @@
 //! in the column orders the query layer's statements select them (`MESSAGE_COLUMNS`,
 //! `FORGOTTEN_COLUMNS`, `POST_COLUMNS`, `AGGREGATE_COLUMNS`).
 
+use std::fmt::Display;
+use std::str::FromStr;
+
 use crate::{
-    AggregateRecord, ForgottenRecord, MessageRecord, MessageStatus, PostRecord, PostVersion,
+    AggregateRecord, Envelope, ForgottenRecord, ItemHash, MessageRecord, PostRecord, PostVersion,
 };
 
 /// A result row, as its driver reads it.
@@ -16,46 +19,86 @@ pub(crate) trait Columns {
     fn integer(&self, i: usize) -> Result<i64, Self::Error>;
     fn boolean(&self, i: usize) -> Result<bool, Self::Error>;
 
+    /// The error for a column whose stored value is not what the store writes there.
+    fn corrupt(&self, i: usize, reason: String) -> Self::Error;
+
     /// A count or a size: never negative.
     fn count(&self, i: usize) -> Result<u64, Self::Error> {
         Ok(self.integer(i)?.max(0) as u64)
     }
 }
 
+/// A column of one of the message crate's types (an item hash, a chain, a type), checked as it
+/// is read. The store writes only values that parse, so one that does not is corruption,
+/// reported as such rather than served.
+pub(crate) fn parsed<R, T>(r: &R, i: usize) -> Result<T, R::Error>
+where
+    R: Columns + ?Sized,
+    T: FromStr,
+    T::Err: Display,
+{
+    let text = r.text(i)?;
+    text.parse()
+        .map_err(|e: T::Err| r.corrupt(i, format!("{text:?}: {e}")))
+}
+
+/// [`parsed`], for a column that may be NULL.
+pub(crate) fn opt_parsed<R, T>(r: &R, i: usize) -> Result<Option<T>, R::Error>
+where
+    R: Columns + ?Sized,
+    T: FromStr,
+    T::Err: Display,
+{
+    match r.opt_text(i)? {
+        None => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| r.corrupt(i, format!("{text:?}: {e}"))),
+    }
+}
+
 /// A message from `MESSAGE_COLUMNS`, starting at column `at`.
 pub(crate) fn message<R: Columns>(r: &R, at: usize) -> Result<MessageRecord, R::Error> {
     Ok(MessageRecord {
-        item_hash: r.text(at)?,
-        message_type: r.text(at + 1)?,
-        chain: r.text(at + 2)?,
-        sender: r.text(at + 3)?,
-        signature: r.opt_text(at + 4)?,
-        item_type: r.text(at + 5)?,
-        item_content: r.opt_text(at + 6)?,
+        envelope: Envelope {
+            item_hash: parsed(r, at)?,
+            message_type: parsed(r, at + 1)?,
+            chain: parsed(r, at + 2)?,
+            sender: r.text(at + 3)?,
+            signature: r.opt_text(at + 4)?,
+            item_type: parsed(r, at + 5)?,
+            item_content: r.opt_text(at + 6)?,
+            channel: r.opt_text(at + 8)?,
+            time: r.real(at + 9)?,
+        },
         content: r.text(at + 7)?,
-        channel: r.opt_text(at + 8)?,
-        time: r.real(at + 9)?,
         size: r.count(at + 10)?,
         reception_time: r.real(at + 11)?,
-        status: r.text(at + 12)?.parse().unwrap_or(MessageStatus::Processed),
+        status: parsed(r, at + 12)?,
     })
 }
 
 /// A skeleton from `FORGOTTEN_COLUMNS`.
 pub(crate) fn forgotten<R: Columns>(r: &R) -> Result<ForgottenRecord, R::Error> {
+    let forgotten_by = r.text(11)?;
     Ok(ForgottenRecord {
-        item_hash: r.text(0)?,
-        message_type: r.text(1)?,
-        chain: r.text(2)?,
-        sender: r.text(3)?,
-        signature: r.opt_text(4)?,
-        item_type: r.text(5)?,
-        time: r.real(6)?,
-        channel: r.opt_text(7)?,
+        envelope: Envelope {
+            item_hash: parsed(r, 0)?,
+            message_type: parsed(r, 1)?,
+            chain: parsed(r, 2)?,
+            sender: r.text(3)?,
+            signature: r.opt_text(4)?,
+            item_type: parsed(r, 5)?,
+            item_content: None,
+            time: r.real(6)?,
+            channel: r.opt_text(7)?,
+        },
         owner: r.text(8)?,
         payment_type: r.opt_text(9)?,
         size: r.count(10)?,
-        forgotten_by: serde_json::from_str(&r.text(11)?).unwrap_or_default(),
+        forgotten_by: serde_json::from_str::<Vec<ItemHash>>(&forgotten_by)
+            .map_err(|e| r.corrupt(11, format!("{forgotten_by:?}: {e}")))?,
         forgotten_at: r.real(12)?,
         reception_time: r.real(13)?,
     })
@@ -64,7 +107,7 @@ pub(crate) fn forgotten<R: Columns>(r: &R) -> Result<ForgottenRecord, R::Error> 
 /// A post from `POST_COLUMNS` (or its summary columns).
 pub(crate) fn post<R: Columns>(r: &R) -> Result<PostRecord, R::Error> {
     Ok(PostRecord {
-        original_item_hash: r.text(0)?,
+        original_item_hash: parsed(r, 0)?,
         original_type: r.text(1)?,
         owner: r.text(2)?,
         reference: r.opt_text(3)?,
@@ -74,14 +117,18 @@ pub(crate) fn post<R: Columns>(r: &R) -> Result<PostRecord, R::Error> {
         amended: r.boolean(7)?,
         latest_content: r.opt_text(8)?,
         original_signature: r.opt_text(9)?,
-        latest: PostVersion {
-            item_hash: r.text(10)?,
-            chain: r.text(11)?,
-            signature: r.opt_text(12)?,
-            item_type: r.text(13)?,
-            item_content: r.opt_text(14)?,
-            time: r.real(15)?,
-            size: r.count(16)?,
+        latest_item_hash: parsed(r, 10)?,
+        // A NULL chain: the query left the version's message unread (`latest_hash_only`).
+        latest: match r.opt_text(11)? {
+            None => None,
+            Some(_) => Some(PostVersion {
+                chain: parsed(r, 11)?,
+                signature: r.opt_text(12)?,
+                item_type: parsed(r, 13)?,
+                item_content: r.opt_text(14)?,
+                time: r.real(15)?,
+                size: r.count(16)?,
+            }),
         },
     })
 }
@@ -94,7 +141,7 @@ pub(crate) fn aggregate<R: Columns>(r: &R) -> Result<AggregateRecord, R::Error> 
         content: r.text(2)?,
         created: r.real(3)?,
         last_updated: r.real(4)?,
-        original_item_hash: r.text(5)?,
-        last_update_item_hash: r.text(6)?,
+        original_item_hash: parsed(r, 5)?,
+        last_update_item_hash: parsed(r, 6)?,
     })
 }

@@ -24,6 +24,10 @@ use crate::{Result, StoreError};
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     use rusqlite::ffi::ErrorCode as C;
+    // A stored value that does not read as what the store writes there (`Columns::corrupt`).
+    if let rusqlite::Error::FromSqlConversionFailure(column, _, reason) = &e {
+        return StoreError::Corrupt(format!("column {column}: {reason}"));
+    }
     // Failures of the file or the machine, not of the statement: a full disk, an I/O error,
     // a file that cannot be opened or written, no memory.
     let unavailable = e.sqlite_error_code().is_some_and(|code| {

@@ -37,6 +37,9 @@ impl Columns for Row<'_> {
     fn boolean(&self, i: usize) -> rusqlite::Result<bool> {
         self.get(i)
     }
+    fn corrupt(&self, i: usize, reason: String) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, reason.into())
+    }
 }
 
 /// A neutral statement builder's parameters as SQLite values (the SQLite dialect binds a
@@ -164,7 +167,7 @@ impl SqliteReader {
                 .and_then(|mut s| {
                     s.query_row([key], |r| {
                         Ok(PinnedFile {
-                            message_hash: r.get(0)?,
+                            message_hash: rows::parsed(r, 0)?,
                             file_hash: r.get(1)?,
                             owner: r.get(2)?,
                             tag: r.get(3)?,
@@ -179,7 +182,8 @@ impl SqliteReader {
 }
 
 impl ReadStore for SqliteReader {
-    fn message(&self, item_hash: &str) -> Result<Option<MessageRecord>> {
+    fn message(&self, item_hash: &ItemHash) -> Result<Option<MessageRecord>> {
+        let item_hash = item_hash.as_str();
         self.pool.with(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash = ?1"
@@ -189,7 +193,8 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn status(&self, item_hash: &str) -> Result<Option<StatusRecord>> {
+    fn status(&self, hash: &ItemHash) -> Result<Option<StatusRecord>> {
+        let item_hash = hash.as_str();
         self.pool.with(|conn| {
             let row = conn
                 // `message_status` holds every status but `processed` (migration 8).
@@ -207,7 +212,7 @@ impl ReadStore for SqliteReader {
                 .map_err(backend)?;
             row.map(|(status, reception_time)| {
                 Ok(StatusRecord {
-                    item_hash: item_hash.to_owned(),
+                    item_hash: hash.clone(),
                     status: status.parse().map_err(StoreError::Corrupt)?,
                     reception_time,
                 })
@@ -216,7 +221,8 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn pending_copies(&self, item_hash: &str) -> Result<Vec<PendingCopy>> {
+    fn pending_copies(&self, item_hash: &ItemHash) -> Result<Vec<PendingCopy>> {
+        let item_hash = item_hash.as_str();
         self.pool.with(|conn| {
             let rows = collect(
                 conn,
@@ -231,7 +237,8 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn rejection(&self, item_hash: &str) -> Result<Option<Rejection>> {
+    fn rejection(&self, item_hash: &ItemHash) -> Result<Option<Rejection>> {
+        let item_hash = item_hash.as_str();
         self.pool.with(|conn| {
             let row = conn
                 .prepare_cached("SELECT message, error_code, details FROM rejected_messages WHERE item_hash = ?1")
@@ -250,7 +257,8 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn forgotten(&self, item_hash: &str) -> Result<Option<ForgottenRecord>> {
+    fn forgotten(&self, item_hash: &ItemHash) -> Result<Option<ForgottenRecord>> {
+        let item_hash = item_hash.as_str();
         self.pool.with(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m WHERE m.item_hash = ?1"
@@ -436,7 +444,7 @@ impl ReadStore for SqliteReader {
                     file_hash: r.get(0)?,
                     size: r.get::<_, i64>(1)?.max(0) as u64,
                     created: r.get(2)?,
-                    item_hash: r.get(3)?,
+                    item_hash: rows::parsed(r, 3)?,
                 })
             })?;
             let total = count(
@@ -454,7 +462,8 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn file_of_message(&self, message_hash: &str) -> Result<Option<PinnedFile>> {
+    fn file_of_message(&self, message_hash: &ItemHash) -> Result<Option<PinnedFile>> {
+        let message_hash = message_hash.as_str();
         self.pinned_file("WHERE p.message_hash = ?1", message_hash)
     }
 

@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::test_names::{h, name};
 use crate::*;
 
 fn store() -> (tempfile::TempDir, SqliteWriter, SqliteReader) {
@@ -11,7 +12,7 @@ fn store() -> (tempfile::TempDir, SqliteWriter, SqliteReader) {
 
 fn element(hash: &str, time: f64, content: serde_json::Value) -> NewAggregateElement {
     NewAggregateElement {
-        item_hash: hash.into(),
+        item_hash: h(hash),
         owner: "0xA".into(),
         key: "profile".into(),
         content: content.to_string(),
@@ -39,8 +40,8 @@ fn aggregate_merge_is_shallow_and_time_ordered() -> Result<()> {
     assert_eq!(aggs.len(), 1);
     let value: serde_json::Value = serde_json::from_str(&aggs[0].content).expect("json");
     assert_eq!(value, json!({"a": {"y": 2}, "b": null, "c": 1}));
-    assert_eq!(aggs[0].original_item_hash, "h1");
-    assert_eq!(aggs[0].last_update_item_hash, "h2");
+    assert_eq!(name(&aggs[0].original_item_hash), "h1");
+    assert_eq!(name(&aggs[0].last_update_item_hash), "h2");
     // The newest element is merged into the value; one of the same time but a smaller hash
     // comes before it in merge order.
     w.begin()?;
@@ -53,25 +54,31 @@ fn aggregate_merge_is_shallow_and_time_ordered() -> Result<()> {
         value,
         json!({"a": {"y": 2}, "b": null, "c": 3, "d": 4, "e": 5})
     );
-    assert_eq!(aggs[0].original_item_hash, "h1");
-    assert_eq!(aggs[0].last_update_item_hash, "h3");
+    assert_eq!(name(&aggs[0].original_item_hash), "h1");
+    assert_eq!(name(&aggs[0].last_update_item_hash), "h3");
     Ok(())
 }
 
 /// A minimal processed message: a status of `processed` is the message's row.
 fn processed_message(hash: &str) -> NewMessage {
     NewMessage {
-        item_hash: hash.into(),
-        message_type: "POST".into(),
-        chain: "ETH".into(),
-        sender: "0xA".into(),
-        signature: None,
-        item_type: "inline".into(),
-        item_content: Some("{}".into()),
-        content: "{}".into(),
-        channel: None,
-        time: 1.0,
-        size: 2,
+        record: MessageRecord {
+            envelope: Envelope {
+                item_hash: h(hash),
+                message_type: MessageType::Post,
+                chain: Chain::Eth,
+                sender: "0xA".into(),
+                signature: None,
+                item_type: ItemType::Inline,
+                item_content: Some("{}".into()),
+                channel: None,
+                time: 1.0,
+            },
+            content: "{}".into(),
+            size: 2,
+            reception_time: 10.0,
+            status: MessageStatus::Processed,
+        },
         owner: "0xA".into(),
         content_type: None,
         content_ref: None,
@@ -79,7 +86,6 @@ fn processed_message(hash: &str) -> NewMessage {
         content_item_hash: None,
         payment_type: None,
         tags: Vec::new(),
-        reception_time: 10.0,
     }
 }
 
@@ -87,7 +93,7 @@ fn processed_message(hash: &str) -> NewMessage {
 fn pending_queue_dedups_and_orders() -> Result<()> {
     let (_dir, mut w, _r) = store();
     let pending = |hash: &str, at: f64| NewPending {
-        item_hash: hash.into(),
+        item_hash: h(hash),
         sender: "s".into(),
         signature: Some("sig".into()),
         message: json!({"item_hash": hash}),
@@ -112,12 +118,12 @@ fn pending_queue_dedups_and_orders() -> Result<()> {
     w.commit()?;
     let due = w.due_pending(5.0, 10)?;
     assert_eq!(
-        due.iter().map(|p| p.item_hash.as_str()).collect::<Vec<_>>(),
+        due.iter().map(|p| name(&p.item_hash)).collect::<Vec<_>>(),
         ["a", "b"]
     );
     w.begin()?;
     w.insert_message(&processed_message("a"))?;
-    w.set_status("a", MessageStatus::Processed, 10.0)?;
+    w.set_status(&h("a"), MessageStatus::Processed, 10.0)?;
     assert_eq!(
         w.enqueue_pending(&pending("a", 1.0))?,
         EnqueueOutcome::Known(MessageStatus::Processed)
@@ -156,7 +162,7 @@ fn processed_statuses_migrate_to_message_rows() -> Result<()> {
                 "INSERT INTO messages (item_hash, type, chain, sender, item_type, content, time,
                      size, owner, reception_time, seq, status)
                  VALUES (?1, 'POST', 'ETH', '0xA', 'inline', '{}', 1.0, 1, ?2, 7.0, ?3, ?4)",
-                rusqlite::params![hash, owner, seq, status],
+                rusqlite::params![h(hash).as_str(), owner, seq, status],
             )
             .map_err(backend)?;
         }
@@ -168,7 +174,7 @@ fn processed_statuses_migrate_to_message_rows() -> Result<()> {
         ] {
             conn.execute(
                 "INSERT INTO message_status (item_hash, status, reception_time) VALUES (?1, ?2, 7.0)",
-                [hash, status],
+                [h(hash).as_str(), status],
             )
             .map_err(backend)?;
         }
@@ -180,8 +186,12 @@ fn processed_statuses_migrate_to_message_rows() -> Result<()> {
         ("m3", MessageStatus::Removing),
         ("r1", MessageStatus::Rejected),
     ] {
-        assert_eq!(w.status(hash)?, Some(status), "{hash}");
-        assert_eq!(r.status(hash)?.map(|s| s.status), Some(status), "{hash}");
+        assert_eq!(w.status(&h(hash))?, Some(status), "{hash}");
+        assert_eq!(
+            r.status(&h(hash))?.map(|s| s.status),
+            Some(status),
+            "{hash}"
+        );
     }
     let counts = r.counts()?;
     assert_eq!(counts.messages, 3);
@@ -198,17 +208,21 @@ fn processed_statuses_migrate_to_message_rows() -> Result<()> {
             owners: vec![owner.to_owned()],
             ..Default::default()
         };
-        let mut hashes: Vec<String> = r.messages(&q)?.into_iter().map(|m| m.item_hash).collect();
+        let mut hashes: Vec<String> = r
+            .messages(&q)?
+            .into_iter()
+            .map(|m| name(&m.envelope.item_hash))
+            .collect();
         hashes.sort();
         Ok(hashes)
     };
     assert_eq!(owned_by("0xA")?, ["m1", "m3"]);
     assert_eq!(owned_by("0xB")?, ["m2"]);
     w.begin()?;
-    w.set_status("m3", MessageStatus::Processed, 8.0)?;
+    w.set_status(&h("m3"), MessageStatus::Processed, 8.0)?;
     w.commit()?;
     assert_eq!(
-        r.message("m3")?.map(|m| m.status),
+        r.message(&h("m3"))?.map(|m| m.status),
         Some(MessageStatus::Processed)
     );
     assert_eq!(r.counts()?.by_status[0], (MessageStatus::Processed, 3));
@@ -234,19 +248,24 @@ fn list_totals_migrate_from_the_rows() -> Result<()> {
                      size, owner, reception_time, seq, content_type, tags, channel)
                  VALUES (?1, 'POST', 'ETH', '0xA', 'inline', '{}', ?2, 1, '0xA', 7.0, ?2, ?3, ?4,
                      'C')",
-                rusqlite::params![hash, seq, content_type, serde_json::json!(tags).to_string()],
+                rusqlite::params![
+                    h(hash).as_str(),
+                    seq,
+                    content_type,
+                    serde_json::json!(tags).to_string()
+                ],
             )
             .map_err(backend)?;
             for tag in tags {
                 conn.execute(
                     "INSERT INTO message_tags (tag, time, item_hash) VALUES (?1, ?2, ?3)",
-                    rusqlite::params![tag, seq, hash],
+                    rusqlite::params![tag, seq, h(hash).as_str()],
                 )
                 .map_err(backend)?;
             }
             // m1 and m2 are original posts, m3 an amend of m1.
             let (post_type, amends) = if hash == "m3" {
-                ("amend", Some("m1"))
+                ("amend", Some(h("m1").to_string()))
             } else {
                 ("note", None)
             };
@@ -254,7 +273,7 @@ fn list_totals_migrate_from_the_rows() -> Result<()> {
                 "INSERT INTO posts (item_hash, owner, type, amends, creation_time, last_updated,
                      channel)
                  VALUES (?1, '0xA', ?2, ?3, ?4, ?4, 'C')",
-                rusqlite::params![hash, post_type, amends, seq],
+                rusqlite::params![h(hash).as_str(), post_type, amends, seq],
             )
             .map_err(backend)?;
         }
@@ -343,13 +362,13 @@ fn tags_migrate_to_time_order() -> Result<()> {
                 "INSERT INTO messages (item_hash, type, chain, sender, item_type, content, time,
                      size, owner, reception_time, seq)
                  VALUES (?1, 'POST', 'ETH', '0xA', 'inline', '{}', ?2, 1, '0xA', ?2, ?2)",
-                rusqlite::params![hash, time],
+                rusqlite::params![h(hash).as_str(), time],
             )
             .map_err(backend)?;
             for tag in tags {
                 conn.execute(
                     "INSERT INTO message_tags (tag, item_hash) VALUES (?1, ?2)",
-                    [tag, &hash],
+                    [tag, h(hash).as_str()],
                 )
                 .map_err(backend)?;
             }
@@ -361,13 +380,16 @@ fn tags_migrate_to_time_order() -> Result<()> {
         ..Default::default()
     };
     let listed = |q: &MessageQuery| -> Result<Vec<String>> {
-        Ok(r.messages(q)?.into_iter().map(|m| m.item_hash).collect())
+        Ok(r.messages(q)?
+            .into_iter()
+            .map(|m| name(&m.envelope.item_hash))
+            .collect())
     };
     assert_eq!(listed(&tagged(&["b"]))?, ["m3", "m1"]);
     assert_eq!(listed(&tagged(&["a", "b"]))?, ["m3", "m1"]);
     assert_eq!(r.count_messages(&tagged(&["a", "b"]))?, 2);
     w.begin()?;
-    w.forget("m1", "f", 10.0, 20.0)?;
+    w.forget(&h("m1"), &h("f"), 10.0, 20.0)?;
     w.commit()?;
     assert_eq!(listed(&tagged(&["a", "b"]))?, ["m3"]);
     assert_eq!(r.count_messages(&tagged(&["a"]))?, 0);
@@ -446,7 +468,7 @@ fn tally_follows_commits_and_rollbacks() -> Result<()> {
     assert_eq!(seqs(&r)?, [1, 3]);
 
     w.begin()?;
-    w.forget("b", "f", 10.0, 20.0)?;
+    w.forget(&h("b"), &h("f"), 10.0, 20.0)?;
     w.insert_message(&processed_message("e"))?;
     w.commit()?;
     assert_eq!(r.counts()?.messages, 2);
@@ -462,28 +484,28 @@ fn tally_follows_commits_and_rollbacks() -> Result<()> {
 /// A post and its processed message, as the pipeline indexes them.
 fn add_post(w: &mut SqliteWriter, hash: &str, amends: Option<&str>, time: f64) -> Result<()> {
     let mut m = processed_message(hash);
-    m.time = time + 0.5; // the envelope's time, not the content's
-    m.signature = Some(format!("sig-{hash}"));
-    m.item_content = Some(format!(r#"{{"n":"{hash}"}}"#));
+    m.record.envelope.time = time + 0.5; // the envelope's time, not the content's
+    m.record.envelope.signature = Some(format!("sig-{hash}"));
+    m.record.envelope.item_content = Some(format!(r#"{{"n":"{hash}"}}"#));
     m.content_type = Some(if amends.is_some() { "amend" } else { "note" }.into());
     m.content_ref = amends.map(str::to_owned);
     w.begin()?;
     w.insert_message(&m)?;
     w.insert_post(&NewPost {
-        item_hash: hash.into(),
+        item_hash: h(hash),
         owner: "0xA".into(),
         post_type: "note".into(),
         reference: None,
-        amends: amends.map(str::to_owned),
+        amends: amends.map(h),
         channel: Some("C".into()),
         content: Some(format!(r#"{{"body":"{hash}"}}"#)),
         creation_time: time,
         tags: Vec::new(),
     })?;
     if let Some(original) = amends {
-        w.refresh_latest_amend(original)?;
+        w.refresh_latest_amend(&h(original))?;
     }
-    w.set_status(hash, MessageStatus::Processed, time)?;
+    w.set_status(&h(hash), MessageStatus::Processed, time)?;
     w.commit()
 }
 
@@ -516,7 +538,8 @@ fn posts_by_latest_hash_only_match_full_posts() -> Result<()> {
         assert_eq!(full.len(), brief.len());
         for (f, b) in full.iter().zip(&brief) {
             // Everything but the latest version's message, which was not read.
-            assert_eq!(f.latest.item_hash, b.latest.item_hash);
+            assert_eq!(f.latest_item_hash, b.latest_item_hash);
+            assert!(f.latest.is_some() && b.latest.is_none());
             assert_eq!(
                 (
                     &f.original_item_hash,
@@ -543,11 +566,12 @@ fn posts_by_latest_hash_only_match_full_posts() -> Result<()> {
     let all = r.posts(&PostQuery::default())?;
     let p1 = all
         .iter()
-        .find(|p| p.original_item_hash == "p1")
+        .find(|p| p.original_item_hash == h("p1"))
         .expect("p1");
-    assert_eq!(p1.latest.item_hash, "a2");
-    assert_eq!(p1.latest.time, 4.5);
-    assert_eq!(p1.latest.signature.as_deref(), Some("sig-a2"));
+    assert_eq!(name(&p1.latest_item_hash), "a2");
+    let latest = p1.latest.as_ref().expect("the latest version's message");
+    assert_eq!(latest.time, 4.5);
+    assert_eq!(latest.signature.as_deref(), Some("sig-a2"));
     assert_eq!(p1.original_signature.as_deref(), Some("sig-p1"));
     assert_eq!(p1.latest_content.as_deref(), Some(r#"{"body":"a2"}"#));
     Ok(())
@@ -565,10 +589,10 @@ fn statistics_arrive_with_the_first_thousands_of_messages() -> Result<()> {
     w.begin()?;
     for i in 0..12_000 {
         let mut m = processed_message(&format!("{i:064x}"));
-        m.sender = format!("0x{:040x}", i % 1_000);
-        m.owner = m.sender.clone();
-        m.message_type = ["POST", "AGGREGATE"][i % 2].into();
-        m.time = i as f64;
+        m.record.envelope.sender = format!("0x{:040x}", i % 1_000);
+        m.owner = m.record.envelope.sender.clone();
+        m.record.envelope.message_type = [MessageType::Post, MessageType::Aggregate][i % 2];
+        m.record.envelope.time = i as f64;
         w.insert_message(&m)?;
     }
     w.commit()?;
@@ -618,10 +642,9 @@ fn time_range_totals_follow_writes() -> Result<()> {
     w.begin()?;
     for (i, time) in times.iter().enumerate() {
         w.savepoint()?;
-        w.insert_message(&NewMessage {
-            time: *time,
-            ..processed_message(&format!("m{i}"))
-        })?;
+        let mut m = processed_message(&format!("m{i}"));
+        m.record.envelope.time = *time;
+        w.insert_message(&m)?;
         if i % 7 == 3 {
             w.rollback_savepoint()?;
         } else {
@@ -631,15 +654,15 @@ fn time_range_totals_follow_writes() -> Result<()> {
     w.commit()?;
     w.begin()?;
     for i in (0..600).step_by(11) {
-        w.forget(&format!("m{i}"), "f", 1.0, 2.0)?;
+        w.forget(&h(&format!("m{i}")), &h("f"), 1.0, 2.0)?;
     }
     for i in (5..600).step_by(13) {
-        w.keep_earliest_time(&format!("m{i}"), times[i] - 1000.5)?;
+        w.keep_earliest_time(&h(&format!("m{i}")), times[i] - 1000.5)?;
     }
     w.commit()?;
     // Outside a transaction too.
-    w.keep_earliest_time("m6", -3.0)?;
-    w.forget("m8", "f", 1.0, 2.0)?;
+    w.keep_earliest_time(&h("m6"), -3.0)?;
+    w.forget(&h("m8"), &h("f"), 1.0, 2.0)?;
 
     let conn = Connection::open(&path).map_err(backend)?;
     let rows = |start: Option<f64>, end: Option<f64>| -> Result<u64> {

@@ -103,6 +103,9 @@ impl Columns for Checked<'_, '_> {
     fn boolean(&self, i: usize) -> Result<bool> {
         Columns::boolean(self.0, i).map_err(backend)
     }
+    fn corrupt(&self, i: usize, reason: String) -> StoreError {
+        StoreError::Corrupt(format!("column {i}: {reason}"))
+    }
 }
 
 /// Whether a statement's `$N` placeholders are numbered in the order they first appear, as
@@ -334,7 +337,7 @@ impl SqliteWriter {
     }
 }
 
-use crate::shared::{distinct_tags, tags_column};
+use crate::shared::{distinct_tags, forgotten_by_column, stored_hash, tags_column};
 
 impl WriteStore for SqliteWriter {
     write::shared_write_operations!();
@@ -380,7 +383,8 @@ impl WriteStore for SqliteWriter {
             .map_err(backend)
     }
 
-    fn status(&mut self, item_hash: &str) -> Result<Option<MessageStatus>> {
+    fn status(&mut self, item_hash: &ItemHash) -> Result<Option<MessageStatus>> {
+        let item_hash = item_hash.as_str();
         // `message_status` holds every status but `processed`, which is the message's row.
         let status = self.one(
             "SELECT status FROM message_status WHERE item_hash = ?1
@@ -396,10 +400,11 @@ impl WriteStore for SqliteWriter {
 
     fn set_status(
         &mut self,
-        item_hash: &str,
+        item_hash: &ItemHash,
         status: MessageStatus,
         reception_time: f64,
     ) -> Result<()> {
+        let item_hash = item_hash.as_str();
         if status == MessageStatus::Processed {
             // Processed is the status a message has without a `message_status` row. A new
             // message's row says `processed` already; only one that had another status (a
@@ -426,6 +431,7 @@ impl WriteStore for SqliteWriter {
     }
 
     fn insert_message(&mut self, m: &NewMessage) -> Result<()> {
+        let e = &m.record.envelope;
         let seq = self.next_seq()?;
         let tags = distinct_tags(&m.tags);
         self.exec(
@@ -434,24 +440,24 @@ impl WriteStore for SqliteWriter {
                  payment_type, reception_time, seq, tags)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             params![
-                m.item_hash,
-                m.message_type,
-                m.chain,
-                m.sender,
-                m.signature,
-                m.item_type,
-                m.item_content,
-                m.content,
-                m.channel,
-                m.time,
-                m.size as i64,
+                e.item_hash.as_str(),
+                e.message_type.as_str(),
+                e.chain.as_str(),
+                e.sender,
+                e.signature,
+                e.item_type.as_str(),
+                e.item_content,
+                m.record.content,
+                e.channel,
+                e.time,
+                m.record.size as i64,
                 m.owner,
                 m.content_type,
                 m.content_ref,
                 m.content_key,
                 m.content_item_hash,
                 m.payment_type,
-                m.reception_time,
+                m.record.reception_time,
                 seq,
                 tags_column(&tags),
             ],
@@ -465,27 +471,29 @@ impl WriteStore for SqliteWriter {
         for tag in tags {
             self.exec(
                 "INSERT INTO message_tags (tag, time, item_hash) VALUES (?1, ?2, ?3)",
-                params![tag, m.time, m.item_hash],
+                params![tag, e.time, e.item_hash.as_str()],
             )?;
         }
-        if m.item_type != "inline" {
+        if e.item_type != ItemType::Inline {
             // Its content file is now held by the message itself.
-            self.claim_file(&m.item_hash)?;
+            self.claim_file(e.item_hash.as_str())?;
         }
         self.exec(
             "DELETE FROM rejected_messages WHERE item_hash = ?1",
-            [&m.item_hash],
+            [e.item_hash.as_str()],
         )
         .map(drop)
     }
 
     fn forget(
         &mut self,
-        item_hash: &str,
-        forgotten_by: &str,
+        hash: &ItemHash,
+        forgotten_by: &ItemHash,
         now: f64,
         grace_until: f64,
     ) -> Result<()> {
+        let item_hash = hash.as_str();
+        let forgotten_by = forgotten_by.as_str();
         let by = Value::from(vec![forgotten_by]).to_string();
         let seq = self.next_seq()?;
         self.exec(
@@ -495,13 +503,13 @@ impl WriteStore for SqliteWriter {
                  size, ?2, ?3, reception_time, ?4 FROM messages WHERE item_hash = ?1",
             params![item_hash, by, now, seq],
         )?;
-        let facts = self.message_facts(item_hash)?;
+        let facts = self.message_facts(hash)?;
         // Files this message kept alive: its own content when not inline, its STORE file.
         let mut released: Vec<String> = self.strings(
             "SELECT item_hash FROM messages WHERE item_hash = ?1 AND item_type != 'inline'",
             [item_hash],
         )?;
-        released.extend(self.file_pin(item_hash)?.map(|p| p.file_hash));
+        released.extend(self.file_pin(hash)?.map(|p| p.file_hash));
         // Its tag rows, by key (before the row that lists them goes).
         let stored = self.time_and_tags(item_hash)?;
         let stored_time = stored.as_ref().map(|s| s.time);
@@ -552,7 +560,9 @@ impl WriteStore for SqliteWriter {
                     },
                 )?;
                 match removed {
-                    Some((_, Some(original), _)) => self.refresh_latest_amend(&original)?,
+                    Some((_, Some(original), _)) => {
+                        self.refresh_latest_amend(&stored_hash(&original)?)?
+                    }
                     Some((post_type, None, channel)) => {
                         self.tally.totals.count("post_type", &post_type, -1);
                         if let Some(channel) = channel {
@@ -578,7 +588,7 @@ impl WriteStore for SqliteWriter {
                 }
             }
             Some("STORE") => {
-                let pin = self.file_pin(item_hash)?;
+                let pin = self.file_pin(hash)?;
                 self.exec("DELETE FROM file_pins WHERE message_hash = ?1", [item_hash])?;
                 if let Some(pin) = pin {
                     self.refresh_file_tag(&pin.tag)?;
@@ -604,7 +614,8 @@ impl WriteStore for SqliteWriter {
     }
 
     fn record_forgotten(&mut self, k: &ForgottenRecord) -> Result<bool> {
-        match self.status(&k.item_hash)? {
+        let e = &k.envelope;
+        match self.status(&e.item_hash)? {
             Some(status) if status.is_live() || status == MessageStatus::Forgotten => {
                 return Ok(false);
             }
@@ -617,24 +628,24 @@ impl WriteStore for SqliteWriter {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              ON CONFLICT (item_hash) DO NOTHING",
             params![
-                k.item_hash,
-                k.message_type,
-                k.chain,
-                k.sender,
-                k.signature,
-                k.item_type,
-                k.time,
-                k.channel,
+                e.item_hash.as_str(),
+                e.message_type.as_str(),
+                e.chain.as_str(),
+                e.sender,
+                e.signature,
+                e.item_type.as_str(),
+                e.time,
+                e.channel,
                 k.owner,
                 k.payment_type,
                 k.size as i64,
-                Value::from(k.forgotten_by.clone()).to_string(),
+                forgotten_by_column(&k.forgotten_by),
                 k.forgotten_at,
                 k.reception_time,
                 seq,
             ],
         )?;
-        self.set_status(&k.item_hash, MessageStatus::Forgotten, k.reception_time)?;
+        self.set_status(&e.item_hash, MessageStatus::Forgotten, k.reception_time)?;
         self.settle_if_autocommit()?;
         Ok(true)
     }

@@ -1,9 +1,9 @@
 //! AGGREGATE: elements, the merged value of each `(owner, key)`, and the kept total of
 //! aggregates per key.
 
-use super::{Session, Value, first, rows, strings};
+use super::{Session, Value, first, hashes, rows};
 use crate::shared::{merge_aggregate, newest, parse_json};
-use crate::{NewAggregateElement, Result};
+use crate::{ItemHash, NewAggregateElement, Result};
 
 /// Inserts an element and brings its aggregate up to date (see `WriteStore`).
 pub(crate) fn add_element(s: &mut dyn Session, e: &NewAggregateElement) -> Result<()> {
@@ -144,8 +144,8 @@ pub(crate) fn size(s: &mut dyn Session, owner: &str, key: &str) -> Result<u64> {
 }
 
 /// The item hashes of an aggregate's elements, in merge order.
-pub(crate) fn element_hashes(s: &mut dyn Session, owner: &str, key: &str) -> Result<Vec<String>> {
-    strings(
+pub(crate) fn element_hashes(s: &mut dyn Session, owner: &str, key: &str) -> Result<Vec<ItemHash>> {
+    hashes(
         s,
         "SELECT item_hash FROM aggregate_elements WHERE owner = $1 AND key = $2
          ORDER BY creation_time, item_hash",

@@ -38,7 +38,7 @@ pub(crate) fn grace_pin(s: &mut dyn Session, sha256: &str, until: f64) -> Result
 }
 
 pub(crate) fn insert_pin(s: &mut dyn Session, pin: &NewFilePin) -> Result<()> {
-    let is_update = pin.tag != pin.message_hash;
+    let is_update = pin.tag != pin.message_hash.as_str();
     s.execute(
         "INSERT INTO file_pins (message_hash, file_hash, owner, tag, created, is_update)
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -16,7 +16,7 @@ pub(crate) mod records;
 
 use crate::query::rows::Columns;
 use crate::totals::Totals;
-use crate::{Result, StoreError};
+use crate::{ItemHash, Result, StoreError};
 
 /// A statement parameter, borrowed from the caller's data.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +39,18 @@ impl<'a> From<&'a str> for Value<'a> {
 impl<'a> From<&'a String> for Value<'a> {
     fn from(s: &'a String) -> Self {
         Value::Text(s)
+    }
+}
+
+impl<'a> From<&'a ItemHash> for Value<'a> {
+    fn from(h: &'a ItemHash) -> Self {
+        Value::Text(h.as_str())
+    }
+}
+
+impl<'a> From<&'a Option<ItemHash>> for Value<'a> {
+    fn from(h: &'a Option<ItemHash>) -> Self {
+        Value::OptText(h.as_ref().map(ItemHash::as_str))
     }
 }
 
@@ -120,6 +132,15 @@ pub(crate) fn strings(s: &mut dyn Session, sql: &str, params: &[Value<'_>]) -> R
     rows(s, sql, params, |r| r.text(0))
 }
 
+/// The first column of each row, as item hashes.
+pub(crate) fn hashes(
+    s: &mut dyn Session,
+    sql: &str,
+    params: &[Value<'_>],
+) -> Result<Vec<ItemHash>> {
+    rows(s, sql, params, |r| crate::query::rows::parsed(r, 0))
+}
+
 /// The `WriteStore` operations both backends take from this module, in each backend's
 /// `impl WriteStore` (a macro, since the rest of each impl is the backend's own).
 macro_rules! shared_write_operations {
@@ -158,40 +179,50 @@ macro_rules! shared_write_operations {
             $crate::write::pending::reschedule(self, id, retries, next_attempt, error)
         }
 
-        fn other_pending(&mut self, item_hash: &str, except_id: i64) -> $crate::Result<u64> {
-            $crate::write::pending::others(self, item_hash, except_id)
+        fn other_pending(
+            &mut self,
+            item_hash: &$crate::ItemHash,
+            except_id: i64,
+        ) -> $crate::Result<u64> {
+            $crate::write::pending::others(self, item_hash.as_str(), except_id)
         }
 
         fn record_rejection(
             &mut self,
-            item_hash: &str,
+            item_hash: &$crate::ItemHash,
             message: &serde_json::Value,
             error: &$crate::Failure,
         ) -> $crate::Result<()> {
-            $crate::write::records::record_rejection(self, item_hash, message, error)
+            $crate::write::records::record_rejection(self, item_hash.as_str(), message, error)
         }
 
         fn message_facts(
             &mut self,
-            item_hash: &str,
+            item_hash: &$crate::ItemHash,
         ) -> $crate::Result<Option<$crate::MessageFacts>> {
-            $crate::write::records::message_facts(self, item_hash)
+            $crate::write::records::message_facts(self, item_hash.as_str())
         }
 
         fn insert_post(&mut self, p: &$crate::NewPost) -> $crate::Result<()> {
             $crate::write::posts::insert(self, p)
         }
 
-        fn post_facts(&mut self, item_hash: &str) -> $crate::Result<Option<$crate::PostFacts>> {
-            $crate::write::posts::facts(self, item_hash)
+        fn post_facts(
+            &mut self,
+            item_hash: &$crate::ItemHash,
+        ) -> $crate::Result<Option<$crate::PostFacts>> {
+            $crate::write::posts::facts(self, item_hash.as_str())
         }
 
-        fn refresh_latest_amend(&mut self, original: &str) -> $crate::Result<()> {
-            $crate::write::posts::refresh_latest_amend(self, original)
+        fn refresh_latest_amend(&mut self, original: &$crate::ItemHash) -> $crate::Result<()> {
+            $crate::write::posts::refresh_latest_amend(self, original.as_str())
         }
 
-        fn amends_of(&mut self, original: &str) -> $crate::Result<Vec<String>> {
-            $crate::write::posts::amends_of(self, original)
+        fn amends_of(
+            &mut self,
+            original: &$crate::ItemHash,
+        ) -> $crate::Result<Vec<$crate::ItemHash>> {
+            $crate::write::posts::amends_of(self, original.as_str())
         }
 
         fn add_aggregate_element(&mut self, e: &$crate::NewAggregateElement) -> $crate::Result<()> {
@@ -218,7 +249,7 @@ macro_rules! shared_write_operations {
             &mut self,
             owner: &str,
             key: &str,
-        ) -> $crate::Result<Vec<String>> {
+        ) -> $crate::Result<Vec<$crate::ItemHash>> {
             $crate::write::aggregates::element_hashes(self, owner, key)
         }
 
@@ -226,8 +257,11 @@ macro_rules! shared_write_operations {
             $crate::write::files::insert_pin(self, pin)
         }
 
-        fn file_pin(&mut self, message_hash: &str) -> $crate::Result<Option<$crate::FilePinFacts>> {
-            $crate::write::files::pin(self, message_hash)
+        fn file_pin(
+            &mut self,
+            message_hash: &$crate::ItemHash,
+        ) -> $crate::Result<Option<$crate::FilePinFacts>> {
+            $crate::write::files::pin(self, message_hash.as_str())
         }
 
         fn file_tag_exists(&mut self, tag: &str) -> $crate::Result<bool> {
@@ -242,8 +276,11 @@ macro_rules! shared_write_operations {
             $crate::write::files::insert_vm(self, vm)
         }
 
-        fn vm_facts(&mut self, item_hash: &str) -> $crate::Result<Option<$crate::VmFacts>> {
-            $crate::write::files::vm_facts(self, item_hash)
+        fn vm_facts(
+            &mut self,
+            item_hash: &$crate::ItemHash,
+        ) -> $crate::Result<Option<$crate::VmFacts>> {
+            $crate::write::files::vm_facts(self, item_hash.as_str())
         }
 
         fn store_used_by_vm(&mut self, store_hash: &str) -> $crate::Result<bool> {
@@ -270,39 +307,54 @@ macro_rules! shared_write_operations {
             $crate::write::files::known(self, sha256)
         }
 
-        fn forgotten_by(&mut self, item_hash: &str) -> $crate::Result<Vec<String>> {
-            $crate::write::records::forgotten_by(self, item_hash)
+        fn forgotten_by(
+            &mut self,
+            item_hash: &$crate::ItemHash,
+        ) -> $crate::Result<Vec<$crate::ItemHash>> {
+            $crate::write::records::forgotten_by(self, item_hash.as_str())
         }
 
-        fn forgot_aggregates_of(&mut self, owner: &str, forget_hash: &str) -> $crate::Result<bool> {
-            $crate::write::records::forgot_aggregates_of(self, owner, forget_hash)
+        fn forgot_aggregates_of(
+            &mut self,
+            owner: &str,
+            forget_hash: &$crate::ItemHash,
+        ) -> $crate::Result<bool> {
+            $crate::write::records::forgot_aggregates_of(self, owner, forget_hash.as_str())
         }
 
         fn append_forgotten_by(
             &mut self,
-            item_hash: &str,
-            forgotten_by: &str,
+            item_hash: &$crate::ItemHash,
+            forgotten_by: &$crate::ItemHash,
         ) -> $crate::Result<()> {
-            $crate::write::records::append_forgotten_by(self, item_hash, forgotten_by)
+            $crate::write::records::append_forgotten_by(
+                self,
+                item_hash.as_str(),
+                forgotten_by.as_str(),
+            )
         }
 
         fn message_content(
             &mut self,
-            item_hash: &str,
+            item_hash: &$crate::ItemHash,
         ) -> $crate::Result<Option<serde_json::Value>> {
-            $crate::write::records::message_content(self, item_hash)
+            $crate::write::records::message_content(self, item_hash.as_str())
         }
 
         fn journal_position(&mut self) -> $crate::Result<u64> {
             $crate::write::records::journal_position(self)
         }
 
-        fn keep_earliest_time(&mut self, item_hash: &str, time: f64) -> $crate::Result<()> {
-            $crate::write::messages::keep_earliest_time(self, item_hash, time)
+        fn keep_earliest_time(
+            &mut self,
+            item_hash: &$crate::ItemHash,
+            time: f64,
+        ) -> $crate::Result<()> {
+            $crate::write::messages::keep_earliest_time(self, item_hash.as_str(), time)
         }
 
-        fn unforget(&mut self, item_hash: &str) -> $crate::Result<()> {
-            $crate::write::messages::unforget(self, item_hash)
+        fn unforget(&mut self, item_hash: &$crate::ItemHash) -> $crate::Result<()> {
+            $crate::write::messages::unforget(self, item_hash.as_str())
         }
 
         fn collect_unpinned_files(&mut self, now: f64) -> $crate::Result<Vec<String>> {

@@ -1,6 +1,7 @@
 //! The pending queue: messages that wait for a retry, due in `next_attempt` order.
 
 use super::{Session, Value, first, rows};
+use crate::query::rows::parsed;
 use crate::{EnqueueOutcome, Failure, MessageStatus, NewPending, PendingRow, Result, StoreError};
 
 /// Queues a copy of a message unless the node already knows it (any status but pending or
@@ -55,7 +56,7 @@ pub(crate) fn due(s: &mut dyn Session, now: f64, limit: usize) -> Result<Vec<Pen
             let retries = r.integer(4)?;
             Ok(PendingRow {
                 id: r.integer(0)?,
-                item_hash: r.text(1)?,
+                item_hash: parsed(r, 1)?,
                 message: crate::shared::parse_json(&r.text(2)?)?,
                 reception_time: r.real(3)?,
                 retries: u32::try_from(retries)

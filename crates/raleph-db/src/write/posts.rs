@@ -1,8 +1,9 @@
 //! POST: a post row per version, the latest amend of each original, and the kept totals of
 //! original posts per type and channel.
 
-use super::{Session, Value, first, strings};
-use crate::{NewPost, PostFacts, Result};
+use super::{Session, Value, first, hashes};
+use crate::query::rows::opt_parsed;
+use crate::{ItemHash, NewPost, PostFacts, Result};
 
 pub(crate) fn insert(s: &mut dyn Session, p: &NewPost) -> Result<()> {
     s.execute(
@@ -40,7 +41,7 @@ pub(crate) fn facts(s: &mut dyn Session, item_hash: &str) -> Result<Option<PostF
             Ok(PostFacts {
                 owner: r.text(0)?,
                 post_type: r.text(1)?,
-                amends: r.opt_text(2)?,
+                amends: opt_parsed(r, 2)?,
             })
         },
     )
@@ -67,8 +68,8 @@ pub(crate) fn refresh_latest_amend(s: &mut dyn Session, original: &str) -> Resul
 }
 
 /// The amends of an original, oldest first.
-pub(crate) fn amends_of(s: &mut dyn Session, original: &str) -> Result<Vec<String>> {
-    strings(
+pub(crate) fn amends_of(s: &mut dyn Session, original: &str) -> Result<Vec<ItemHash>> {
+    hashes(
         s,
         "SELECT item_hash FROM posts WHERE amends = $1 ORDER BY creation_time, item_hash",
         &[Value::Text(original)],

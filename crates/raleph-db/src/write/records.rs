@@ -4,8 +4,9 @@
 use serde_json::Value as Json;
 
 use super::{Session, Value, first, strings};
+use crate::query::rows::parsed;
 use crate::shared::parse_position;
-use crate::{Failure, MessageFacts, Result};
+use crate::{Failure, ItemHash, MessageFacts, Result, StoreError};
 
 pub(crate) fn message_facts(s: &mut dyn Session, item_hash: &str) -> Result<Option<MessageFacts>> {
     first(
@@ -15,8 +16,8 @@ pub(crate) fn message_facts(s: &mut dyn Session, item_hash: &str) -> Result<Opti
         &[Value::Text(item_hash)],
         |r| {
             Ok(MessageFacts {
-                message_type: r.text(0)?,
-                chain: r.text(1)?,
+                message_type: parsed(r, 0)?,
+                chain: parsed(r, 1)?,
                 sender: r.text(2)?,
                 signature: r.opt_text(3)?,
                 owner: r.text(4)?,
@@ -41,16 +42,18 @@ pub(crate) fn message_content(s: &mut dyn Session, item_hash: &str) -> Result<Op
 }
 
 /// The FORGET messages a forgotten message was forgotten by (empty when it is not).
-pub(crate) fn forgotten_by(s: &mut dyn Session, item_hash: &str) -> Result<Vec<String>> {
+pub(crate) fn forgotten_by(s: &mut dyn Session, item_hash: &str) -> Result<Vec<ItemHash>> {
     let list = first(
         s,
         "SELECT forgotten_by FROM forgotten_messages WHERE item_hash = $1",
         &[Value::Text(item_hash)],
         |r| r.text(0),
     )?;
-    Ok(list
-        .and_then(|list| serde_json::from_str(&list).ok())
-        .unwrap_or_default())
+    match list {
+        None => Ok(Vec::new()),
+        Some(list) => serde_json::from_str(&list)
+            .map_err(|e| StoreError::Corrupt(format!("forgotten_by {list:?}: {e}"))),
+    }
 }
 
 /// Whether some AGGREGATE message of `owner` is recorded as forgotten by `forget_hash`.

@@ -2,7 +2,7 @@
 //! `ForgetMessageHandler.check_permissions`), checked in full before anything is forgotten.
 
 use raleph_db::{ErrorCode, MessageStatus, WriteStore};
-use raleph_message::{Envelope, ItemHash};
+use raleph_message::{Envelope, ItemHash, MessageType};
 use serde_json::json;
 
 use super::{Forget, may_forget};
@@ -12,8 +12,8 @@ use crate::rule::{Check, fail, permission_denied};
 
 /// What FORGET does to one target.
 enum Target {
-    Forget(String),
-    AlreadyForgotten(String),
+    Forget(ItemHash),
+    AlreadyForgotten(ItemHash),
 }
 
 /// Applies a FORGET: checks every target, then forgets the live ones (with the amends of a
@@ -25,20 +25,15 @@ pub(crate) fn apply_forget(
     forget: &Forget<'_>,
 ) -> Check {
     let address = forget.address;
-    let mut hashes: Vec<String> = forget
-        .content
-        .hashes
-        .iter()
-        .map(ItemHash::to_string)
-        .collect();
+    let mut hashes: Vec<ItemHash> = forget.content.hashes.clone();
     let mut found_forgotten_elements = false;
     for key in &forget.content.aggregates {
         let elements = store.aggregate_element_hashes(address, key)?;
         if elements.is_empty() {
             // A node that synced after the elements were forgotten elsewhere holds only
             // their skeletons, recorded as forgotten by this very FORGET.
-            found_forgotten_elements = found_forgotten_elements
-                || store.forgot_aggregates_of(address, env.item_hash.as_str())?;
+            found_forgotten_elements =
+                found_forgotten_elements || store.forgot_aggregates_of(address, &env.item_hash)?;
             if !found_forgotten_elements {
                 return fail(ErrorCode::ForgetTargetNotFound, json!({"aggregate": key}));
             }
@@ -67,7 +62,9 @@ pub(crate) fn apply_forget(
                 let Some(facts) = store.message_facts(&hash)? else {
                     return fail(ErrorCode::ForgetTargetNotFound, json!({"message": hash}));
                 };
-                if facts.message_type == "STORE" && store.store_used_by_vm(&hash)? {
+                if facts.message_type == MessageType::Store
+                    && store.store_used_by_vm(hash.as_str())?
+                {
                     return fail(
                         ErrorCode::ForgetNotAllowed,
                         json!({"message": hash, "reason": "used by a program"}),
@@ -81,7 +78,7 @@ pub(crate) fn apply_forget(
         return permission_denied();
     }
     for (hash, facts) in live {
-        if facts.message_type == "FORGET" {
+        if facts.message_type == MessageType::Forget {
             return fail(ErrorCode::ForgetForget, json!({"message": hash}));
         }
         if !may_forget(&env.sender, &facts.sender) {
@@ -92,7 +89,7 @@ pub(crate) fn apply_forget(
         }
         targets.push(Target::Forget(hash));
     }
-    let by = env.item_hash.as_str();
+    let by = &env.item_hash;
     let (now, grace_until) = (ctx.now, ctx.grace_until());
     for target in targets {
         match target {

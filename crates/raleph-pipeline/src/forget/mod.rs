@@ -10,7 +10,7 @@ mod proof;
 mod settle;
 
 use raleph_message::content::ForgetContent;
-use raleph_message::{Content, Envelope, MessageType, TypedContent};
+use raleph_message::{Content, Envelope, ItemHash, MessageType, TypedContent};
 use serde_json::Value;
 
 pub(crate) use handler::apply_forget;
@@ -52,8 +52,8 @@ impl<'a> Forget<'a> {
     }
 
     /// Whether it names `item_hash` among its `hashes`.
-    pub(crate) fn names(&self, item_hash: &str) -> bool {
-        self.content.hashes.iter().any(|h| h.as_str() == item_hash)
+    pub(crate) fn names(&self, item_hash: &ItemHash) -> bool {
+        self.content.hashes.contains(item_hash)
     }
 
     /// Whether it forgets aggregate elements of `owner` by key (any key).
@@ -63,7 +63,7 @@ impl<'a> Forget<'a> {
 
     /// Whether it targets a message: by its hash, or, for an aggregate element, by the
     /// element's key among its owner's `aggregates`.
-    pub(crate) fn targets(&self, item_hash: &str, element: Option<&Element<'_>>) -> bool {
+    pub(crate) fn targets(&self, item_hash: &ItemHash, element: Option<&Element<'_>>) -> bool {
         self.names(item_hash)
             || element.is_some_and(|e| {
                 self.address.eq_ignore_ascii_case(e.owner)
@@ -105,19 +105,20 @@ mod tests {
             "b1".repeat(32),
             "b2".repeat(32),
         );
+        let hash = |h: &str| ItemHash::parse(h).expect("an item hash");
         let stored = json!({"address": "0xAbC", "time": 1.0, "hashes": [h1], "aggregates": [k1]});
         let content = parse_stored(stored).expect("a FORGET's content");
         let forget = Forget::of(&content).expect("FORGET");
         let element = |owner, key| Element { owner, key };
-        assert!(forget.targets(&h1, None));
-        assert!(forget.targets(&h2, Some(&element("0xabc", &k1))));
-        assert!(!forget.targets(&h2, Some(&element("0xabc", &k2))));
-        assert!(!forget.targets(&h2, Some(&element("0xdef", &k1))));
-        assert!(!forget.targets(&h2, None));
+        assert!(forget.targets(&hash(&h1), None));
+        assert!(forget.targets(&hash(&h2), Some(&element("0xabc", &k1))));
+        assert!(!forget.targets(&hash(&h2), Some(&element("0xabc", &k2))));
+        assert!(!forget.targets(&hash(&h2), Some(&element("0xdef", &k1))));
+        assert!(!forget.targets(&hash(&h2), None));
         let none = parse_stored(json!({"address": "0xAbC", "time": 1.0, "hashes": []}))
             .expect("a FORGET's content");
         let none = Forget::of(&none).expect("FORGET");
-        assert!(!none.targets(&h1, Some(&element("0xabc", &k1))));
+        assert!(!none.targets(&hash(&h1), Some(&element("0xabc", &k1))));
         // Content of another type is no FORGET.
         assert!(parse_stored(json!({"address": "0xAbC", "time": 1.0, "key": "k"})).is_none());
     }

@@ -5,7 +5,7 @@
 //! cannot make a node drop someone else's message this way.
 
 use raleph_db::{ForgottenRecord, ReadStore};
-use raleph_message::{Chain, Envelope, MessageType};
+use raleph_message::{Envelope, ItemHash, MessageType};
 use serde_json::Value;
 
 use super::{Forget, may_forget, parse_inline};
@@ -35,11 +35,13 @@ pub fn prove_skeleton(
     skeleton: &ForgottenRecord,
     page: &[Envelope],
 ) -> Proof {
-    if !signed_by_its_sender(skeleton) {
+    // A skeleton is its message's envelope without the content: its signature checks as
+    // the whole message's would.
+    if verify_signature(&skeleton.envelope).is_err() {
         return Proof::Disproven;
     }
     for forget_hash in &skeleton.forgotten_by {
-        let forget = match page.iter().find(|e| e.item_hash.as_str() == forget_hash) {
+        let forget = match page.iter().find(|e| e.item_hash == *forget_hash) {
             Some(envelope) => Some(envelope.clone()),
             None => held_forget(reader, forget_hash),
         };
@@ -51,7 +53,7 @@ pub fn prove_skeleton(
             continue;
         };
         if !names(&view, skeleton)
-            || !may_forget(&forget.sender, &skeleton.sender)
+            || !may_forget(&forget.sender, &skeleton.envelope.sender)
             || verify_signature(&forget).is_err()
         {
             continue;
@@ -68,28 +70,11 @@ pub fn prove_skeleton(
     Proof::Unknown
 }
 
-fn signed_by_its_sender(skeleton: &ForgottenRecord) -> bool {
-    let Ok(chain) = skeleton.chain.parse::<Chain>() else {
-        return false;
-    };
-    let Some(signature) = skeleton.signature.as_deref() else {
-        return false;
-    };
-    let fields = raleph_crypto::SignedFields {
-        chain,
-        sender: &skeleton.sender,
-        message_type: &skeleton.message_type,
-        item_hash: &skeleton.item_hash,
-        time: skeleton.time,
-    };
-    raleph_crypto::verify(&fields, signature).is_ok()
-}
-
 /// Whether the FORGET names the skeleton's message, or, for an aggregate element, forgets
 /// aggregates of the skeleton's owner by key.
 fn names(forget: &Forget<'_>, skeleton: &ForgottenRecord) -> bool {
-    forget.names(&skeleton.item_hash)
-        || (skeleton.message_type == MessageType::Aggregate.as_str()
+    forget.names(&skeleton.envelope.item_hash)
+        || (skeleton.envelope.message_type == MessageType::Aggregate
             && forget.forgets_aggregates_of(&skeleton.owner))
 }
 
@@ -117,7 +102,7 @@ fn security_of(reader: &dyn ReadStore, owner: &str) -> Option<Value> {
 }
 
 /// A FORGET this node holds but could not process: waiting in its pending queue, or rejected.
-fn held_forget(reader: &dyn ReadStore, item_hash: &str) -> Option<Envelope> {
+fn held_forget(reader: &dyn ReadStore, item_hash: &ItemHash) -> Option<Envelope> {
     let found = match reader.pending_copies(item_hash) {
         Ok(copies) if !copies.is_empty() => copies.into_iter().next().map(|c| c.message),
         _ => reader
@@ -133,6 +118,7 @@ fn held_forget(reader: &dyn ReadStore, item_hash: &str) -> Option<Envelope> {
 mod tests {
     use raleph_crypto::{EthSigner, SignedFields};
     use raleph_message::sha256_hex;
+    use raleph_message::{Chain, ItemType};
     use serde_json::json;
 
     use super::*;
@@ -179,7 +165,7 @@ mod tests {
         let content = parse_inline(forget).expect("a valid FORGET");
         let view = Forget::of(&content).expect("FORGET");
         names(&view, skeleton)
-            && may_forget(&forget.sender, &skeleton.sender)
+            && may_forget(&forget.sender, &skeleton.envelope.sender)
             && sent_for_its_address(forget, &view, security)
     }
 
@@ -191,14 +177,17 @@ mod tests {
     /// A POST of `owner`'s, forgotten.
     fn skeleton_of(owner: &EthSigner) -> ForgottenRecord {
         ForgottenRecord {
-            item_hash: "ab".repeat(32),
-            message_type: "POST".into(),
-            chain: "ETH".into(),
-            sender: owner.address(),
-            signature: None,
-            item_type: "inline".into(),
-            time: 1.0,
-            channel: None,
+            envelope: Envelope {
+                item_hash: ItemHash::parse(&"ab".repeat(32)).expect("an item hash"),
+                message_type: MessageType::Post,
+                chain: Chain::Eth,
+                sender: owner.address(),
+                signature: None,
+                item_type: ItemType::Inline,
+                item_content: None,
+                time: 1.0,
+                channel: None,
+            },
             owner: owner.address(),
             payment_type: None,
             size: 1,
@@ -212,7 +201,7 @@ mod tests {
     fn a_key_forget_names_its_owners_aggregate_elements_only() {
         let owner = EthSigner::new_random();
         let mut element = skeleton_of(&owner);
-        element.message_type = "AGGREGATE".into();
+        element.envelope.message_type = MessageType::Aggregate;
         let key = "ef".repeat(32);
         let by_key = forget_with(&owner, None, "aggregates", &[&key]);
         assert!(named(&by_key, &element));
@@ -242,7 +231,7 @@ mod tests {
         let owner = EthSigner::new_random();
         let delegate = EthSigner::new_random();
         let skeleton = skeleton_of(&owner);
-        let target = skeleton.item_hash.as_str();
+        let target = skeleton.envelope.item_hash.as_str();
         let grant = |grant: Value| json!({"authorizations": [grant]});
         let everything = grant(json!({"address": delegate.address()}));
         assert!(proves(&forget_by(&owner, &[target]), &skeleton, None));
@@ -266,7 +255,7 @@ mod tests {
         // for itself or, with a grant of FORGET, for the owner; the owner cannot.
         let mut delegated = skeleton_of(&delegate);
         delegated.owner = owner.address();
-        let mine = delegated.item_hash.clone();
+        let mine = delegated.envelope.item_hash.to_string();
         assert!(proves(&forget_by(&delegate, &[&mine]), &delegated, None));
         assert!(!proves(&forget_by(&owner, &[&mine]), &delegated, None));
         let on_behalf = forget_for(&delegate, &owner.address(), &mine);

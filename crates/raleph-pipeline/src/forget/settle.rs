@@ -28,8 +28,8 @@ pub(crate) fn forget_held_element(
     now: f64,
     grace_until: f64,
 ) -> raleph_db::Result<bool> {
-    let hash = skeleton.item_hash.as_str();
-    if skeleton.message_type != MessageType::Aggregate.as_str()
+    let hash = &skeleton.envelope.item_hash;
+    if skeleton.envelope.message_type != MessageType::Aggregate
         || !store.status(hash)?.is_some_and(MessageStatus::is_live)
     {
         return Ok(false);
@@ -48,7 +48,7 @@ pub(crate) fn forget_held_element(
         let Some(forget) = store.message_facts(forget_hash)? else {
             continue;
         };
-        if forget.message_type != MessageType::Forget.as_str() {
+        if forget.message_type != MessageType::Forget {
             continue;
         }
         let Some(content) = store.message_content(forget_hash)?.and_then(parse_stored) else {
@@ -90,7 +90,7 @@ pub(crate) fn forgotten_rightly(
         owner: &content.address,
         key,
     };
-    let hash = envelope.item_hash.as_str();
+    let hash = &envelope.item_hash;
     let forgotten_by = store.forgotten_by(hash)?;
     if forgotten_by.is_empty() {
         return Ok(true);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use raleph_db::ForgottenRecord;
-use raleph_message::Envelope;
+use raleph_message::{Envelope, ItemHash};
 use raleph_p2p::{PeerId, RalephRequest, RalephResponse, SyncResponse};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -159,14 +159,21 @@ async fn all_held(shared: &Shared, page: &SyncResponse) -> anyhow::Result<bool> 
     let forgotten = page.forgotten_hashes.clone();
     let held = tokio::task::spawn_blocking(move || -> raleph_db::Result<bool> {
         use raleph_db::MessageStatus as S;
+        // A hash that is no item hash names nothing this node holds.
+        let status_of = |hash: &str| -> raleph_db::Result<Option<S>> {
+            match ItemHash::parse(hash) {
+                Ok(hash) => Ok(reader.status(&hash)?.map(|s| s.status)),
+                Err(_) => Ok(None),
+            }
+        };
         for hash in &messages {
-            let status = reader.status(hash)?.map(|s| s.status);
+            let status = status_of(hash)?;
             if !matches!(status, Some(S::Processed | S::Removing | S::Removed)) {
                 return Ok(false);
             }
         }
         for hash in &forgotten {
-            if reader.status(hash)?.map(|s| s.status) != Some(S::Forgotten) {
+            if status_of(hash)? != Some(S::Forgotten) {
                 return Ok(false);
             }
         }
@@ -201,7 +208,7 @@ async fn submit_all(shared: &Shared, envelopes: Vec<Envelope>) -> anyhow::Result
     let envelopes = tokio::task::spawn_blocking(move || {
         envelopes
             .into_iter()
-            .filter(|e| match reader.status(e.item_hash.as_str()) {
+            .filter(|e| match reader.status(&e.item_hash) {
                 // A rejected copy may be retried by a valid one.
                 Ok(Some(s)) if s.status == S::Rejected => true,
                 // A forgotten aggregate element may have been recorded on a peer's word,

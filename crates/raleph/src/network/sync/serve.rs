@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use raleph_db::MessageRecord;
-use raleph_message::{Envelope, ItemHash};
+#[cfg(test)]
+use raleph_message::{Chain, Envelope, ItemHash, ItemType, MessageType};
 use raleph_p2p::{PeerId, RalephRequest, RalephResponse, SyncResponse};
 
 use super::skeleton::skeleton_json;
@@ -63,13 +64,7 @@ fn sync_answer(
     let mut entries: Vec<(u64, Entry)> = page
         .messages
         .into_iter()
-        .map(|(seq, m)| match envelope_json(&m) {
-            Some(json) => (seq, Entry::Message(json)),
-            None => {
-                tracing::warn!(item_hash = %m.item_hash, "sync: a stored message is no valid envelope; not served");
-                (seq, Entry::Unreadable)
-            }
-        })
+        .map(|(seq, m)| (seq, Entry::Message(envelope_json(&m))))
         .chain(
             page.forgotten
                 .into_iter()
@@ -83,7 +78,6 @@ fn sync_answer(
     for (seq, entry) in entries {
         let len = match &entry {
             Entry::Message(json) | Entry::Forgotten(json) => json.len(),
-            Entry::Unreadable => 0,
         };
         // Always at least one entry, so a page can never stall on one large message.
         if taken > 0 && bytes + len > max_bytes {
@@ -94,7 +88,6 @@ fn sync_answer(
         match entry {
             Entry::Message(json) => messages.push(json),
             Entry::Forgotten(json) => forgotten.push(json),
-            Entry::Unreadable => {}
         }
         next = seq;
     }
@@ -112,9 +105,12 @@ fn sync_answer(
 enum Entry {
     Message(String),
     Forgotten(String),
-    /// A stored message that is no valid envelope: passed over (no peer could read it), but
-    /// counted, so the page still moves past it.
-    Unreadable,
+}
+
+/// A stored message as the envelope its sender signed: compact JSON with sorted keys, written
+/// by the message crate (`Envelope::to_gossip_json`).
+fn envelope_json(m: &MessageRecord) -> String {
+    m.envelope.to_gossip_json()
 }
 
 /// A page of item hashes only: small whatever the messages' size, so never cut short.
@@ -130,40 +126,17 @@ fn hashes_answer(page: raleph_db::SyncPage, limit: usize) -> SyncResponse {
         message_hashes: page
             .messages
             .into_iter()
-            .map(|(_, m)| m.item_hash)
+            .map(|(_, m)| m.envelope.item_hash.into())
             .collect(),
         forgotten_hashes: page
             .forgotten
             .into_iter()
-            .map(|(_, f)| f.item_hash)
+            .map(|(_, f)| f.envelope.item_hash.into())
             .collect(),
         next,
         more: total == limit,
         ..SyncResponse::default()
     }
-}
-
-/// A stored message as the envelope its sender signed: compact JSON with sorted keys, written
-/// by the message crate (`Envelope::to_gossip_json`). `None` for a record that is no valid
-/// envelope.
-fn envelope_json(m: &MessageRecord) -> Option<String> {
-    envelope_of(m).map(|envelope| envelope.to_gossip_json())
-}
-
-/// The envelope a stored message was accepted as. The store's strings were written from a
-/// checked envelope, so each parses back to the same value.
-fn envelope_of(m: &MessageRecord) -> Option<Envelope> {
-    Some(Envelope {
-        sender: m.sender.clone(),
-        chain: m.chain.parse().ok()?,
-        signature: m.signature.clone(),
-        message_type: m.message_type.parse().ok()?,
-        item_type: m.item_type.parse().ok()?,
-        item_content: m.item_content.clone(),
-        item_hash: ItemHash::parse(&m.item_hash).ok()?,
-        time: m.time,
-        channel: m.channel.clone(),
-    })
 }
 
 #[cfg(test)]
@@ -174,16 +147,18 @@ mod tests {
 
     fn record(hash: &str) -> MessageRecord {
         MessageRecord {
-            item_hash: hash.into(),
-            message_type: "POST".into(),
-            chain: "ETH".into(),
-            sender: "0xA".into(),
-            signature: Some("0xsig".into()),
-            item_type: "inline".into(),
-            item_content: Some(r#"{"a":1}"#.into()),
+            envelope: Envelope {
+                item_hash: ItemHash::parse(hash).expect("an item hash"),
+                message_type: MessageType::Post,
+                chain: Chain::Eth,
+                sender: "0xA".into(),
+                signature: Some("0xsig".into()),
+                item_type: ItemType::Inline,
+                item_content: Some(r#"{"a":1}"#.into()),
+                channel: Some("TEST".into()),
+                time: 1.5,
+            },
             content: r#"{"a":1}"#.into(),
-            channel: Some("TEST".into()),
-            time: 1.5,
             size: 7,
             reception_time: 2.0,
             status: raleph_db::MessageStatus::Processed,
@@ -198,7 +173,7 @@ mod tests {
     #[test]
     fn envelope_json_is_sorted_and_complete() {
         assert_eq!(
-            envelope_json(&record(&hash(0xab))).expect("an envelope"),
+            envelope_json(&record(&hash(0xab))),
             r#"{"chain":"ETH","channel":"TEST","item_content":"{\"a\":1}","item_hash":"00000000000000000000000000000000000000000000000000000000000000ab","item_type":"inline","sender":"0xA","signature":"0xsig","time":1.5,"type":"POST"}"#
         );
     }
@@ -207,32 +182,26 @@ mod tests {
     /// to show that the bytes served did not change.
     fn hand_written_json(m: &MessageRecord) -> String {
         let mut fields = serde_json::Map::new();
-        fields.insert("chain".into(), m.chain.clone().into());
-        fields.insert("channel".into(), m.channel.clone().into());
-        fields.insert("item_content".into(), m.item_content.clone().into());
-        fields.insert("item_hash".into(), m.item_hash.clone().into());
-        fields.insert("item_type".into(), m.item_type.clone().into());
-        fields.insert("sender".into(), m.sender.clone().into());
-        fields.insert("signature".into(), m.signature.clone().into());
-        fields.insert("time".into(), raleph_message::time_value(m.time));
-        fields.insert("type".into(), m.message_type.clone().into());
+        fields.insert("chain".into(), m.envelope.chain.as_str().into());
+        fields.insert("channel".into(), m.envelope.channel.clone().into());
+        fields.insert(
+            "item_content".into(),
+            m.envelope.item_content.clone().into(),
+        );
+        fields.insert("item_hash".into(), m.envelope.item_hash.as_str().into());
+        fields.insert("item_type".into(), m.envelope.item_type.as_str().into());
+        fields.insert("sender".into(), m.envelope.sender.clone().into());
+        fields.insert("signature".into(), m.envelope.signature.clone().into());
+        fields.insert("time".into(), raleph_message::time_value(m.envelope.time));
+        fields.insert("type".into(), m.envelope.message_type.as_str().into());
         serde_json::Value::Object(fields).to_string()
     }
 
-    /// The record the store keeps of an accepted envelope (the pipeline writes each field's
-    /// string form).
+    /// The record the store keeps of an accepted envelope.
     fn stored(envelope: &Envelope) -> MessageRecord {
         MessageRecord {
-            item_hash: envelope.item_hash.to_string(),
-            message_type: envelope.message_type.to_string(),
-            chain: envelope.chain.to_string(),
-            sender: envelope.sender.clone(),
-            signature: envelope.signature.clone(),
-            item_type: envelope.item_type.to_string(),
-            item_content: envelope.item_content.clone(),
+            envelope: envelope.clone(),
             content: envelope.item_content.clone().unwrap_or_default(),
-            channel: envelope.channel.clone(),
-            time: envelope.time,
             size: 0,
             reception_time: 2.0,
             status: raleph_db::MessageStatus::Processed,
@@ -265,43 +234,13 @@ mod tests {
         }
         // A message whose content is a stored file, and one without a signature.
         let mut file = records[0].clone();
-        (file.item_type, file.item_content) = ("storage".into(), None);
+        (file.envelope.item_type, file.envelope.item_content) = (ItemType::Storage, None);
         let mut unsigned = records[1].clone();
-        unsigned.signature = None;
+        unsigned.envelope.signature = None;
         records.extend([file, unsigned]);
         for record in &records {
-            assert_eq!(
-                envelope_json(record).expect("an envelope"),
-                hand_written_json(record)
-            );
+            assert_eq!(envelope_json(record), hand_written_json(record));
         }
-    }
-
-    #[test]
-    fn a_record_that_is_no_envelope_is_passed_over_but_counted() {
-        let mut broken = record(&hash(2));
-        broken.chain = "NOT-A-CHAIN".into();
-        assert!(envelope_json(&broken).is_none());
-        let page = raleph_db::SyncPage {
-            epoch: "e".into(),
-            messages: vec![
-                (10, record(&hash(1))),
-                (20, broken.clone()),
-                (30, record(&hash(3))),
-            ],
-            forgotten: Vec::new(),
-            cut_short: false,
-        };
-        let answer = sync_answer(page, 0, 5, usize::MAX);
-        assert_eq!((answer.messages.len(), answer.next), (2, 30));
-        let alone = raleph_db::SyncPage {
-            epoch: "e".into(),
-            messages: vec![(20, broken)],
-            forgotten: Vec::new(),
-            cut_short: false,
-        };
-        let answer = sync_answer(alone, 0, 5, usize::MAX);
-        assert_eq!((answer.messages.len(), answer.next), (0, 20));
     }
 
     #[test]
@@ -312,7 +251,7 @@ mod tests {
             forgotten: Vec::new(),
             cut_short: false,
         };
-        let one = envelope_json(&record(&hash(1))).expect("an envelope").len();
+        let one = envelope_json(&record(&hash(1))).len();
         let answer = sync_answer(page(5), 0, 5, one * 2);
         assert_eq!(
             (answer.messages.len(), answer.next, answer.more),
@@ -341,14 +280,10 @@ mod tests {
     #[test]
     fn hash_pages_list_both_logs_and_where_to_go_next() {
         let forgotten = ForgottenRecord {
-            item_hash: "gone".into(),
-            message_type: "POST".into(),
-            chain: "ETH".into(),
-            sender: "0xA".into(),
-            signature: None,
-            item_type: "inline".into(),
-            time: 1.0,
-            channel: None,
+            envelope: Envelope {
+                item_content: None,
+                ..record(&hash(2)).envelope
+            },
             owner: "0xA".into(),
             payment_type: None,
             size: 1,
@@ -358,13 +293,13 @@ mod tests {
         };
         let page = raleph_db::SyncPage {
             epoch: "e".into(),
-            messages: vec![(10, record("h1")), (30, record("h3"))],
+            messages: vec![(10, record(&hash(1))), (30, record(&hash(3)))],
             forgotten: vec![(20, forgotten)],
             cut_short: false,
         };
         let answer = hashes_answer(page, 3);
-        assert_eq!(answer.message_hashes, ["h1", "h3"]);
-        assert_eq!(answer.forgotten_hashes, ["gone"]);
+        assert_eq!(answer.message_hashes, [hash(1), hash(3)]);
+        assert_eq!(answer.forgotten_hashes, [hash(2)]);
         assert!(answer.messages.is_empty() && answer.forgotten.is_empty());
         assert_eq!((answer.next, answer.more), (30, true));
         let empty = raleph_db::SyncPage {
