@@ -5,11 +5,9 @@ use std::sync::Arc;
 
 use ::postgres::Row;
 use ::postgres::types::{FromSqlOwned, ToSql};
-use serde_json::Value;
 
 use super::{Conn, Role, Session, backend, other};
-use crate::shared::StoredTime;
-use crate::shared::{distinct_tags, forgotten_by_column, stored_hash, tags_column};
+use crate::shared::{distinct_tags, tags_column};
 use crate::totals::{CountedRow, Taken, Totals};
 use crate::write::{self, Session as WriteSession};
 use crate::*;
@@ -62,6 +60,15 @@ impl WriteSession for PgWriter {
 
     fn contains(&self, haystack: &str, needle: &str) -> String {
         format!("strpos({haystack}, {needle}) > 0")
+    }
+
+    /// Never given twice, even after the row that had it is gone.
+    fn next_seq(&mut self) -> Result<i64> {
+        self.value(
+            "UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n",
+            &[],
+        )?
+        .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))
     }
 }
 
@@ -224,53 +231,6 @@ impl PgWriter {
             Ok(())
         } else {
             self.write_totals()
-        }
-    }
-
-    /// The next sync log number; never given twice, even after the row that had it is gone.
-    fn next_seq(&mut self) -> Result<i64> {
-        self.value(
-            "UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n",
-            &[],
-        )?
-        .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))
-    }
-
-    fn strings(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<String>> {
-        self.rows(sql, params)?
-            .iter()
-            .map(|row| row.try_get(0).map_err(backend))
-            .collect()
-    }
-
-    fn time_and_tags(&mut self, item_hash: &str) -> Result<Option<StoredTime>> {
-        write::messages::time_and_tags(self, item_hash)
-    }
-
-    fn grace_pin(&mut self, sha256: &str, until: f64) -> Result<()> {
-        write::files::grace_pin(self, sha256, until)
-    }
-
-    /// A message now pins `file` (any of its identifiers): its grace pin has done its job.
-    fn claim_file(&mut self, file: &str) -> Result<()> {
-        write::files::claim(self, file)
-    }
-
-    /// Whether a message holds the file: a STORE pin or a message whose content it is.
-    fn is_pinned(&mut self, sha256: &str) -> Result<bool> {
-        write::files::is_pinned(self, sha256)
-    }
-
-    /// A pin on `file` (any of its identifiers) went away: if none remains, the file lives
-    /// on until `grace_until`, then the garbage collector may delete it.
-    fn release_file(&mut self, file: &str, grace_until: f64) -> Result<()> {
-        let sha256: Option<String> = self.value(
-            "SELECT hash FROM files WHERE hash = $1 OR cid_v0 = $1 OR cid_v1 = $1 LIMIT 1",
-            &[&file],
-        )?;
-        match sha256 {
-            Some(sha256) if !self.is_pinned(&sha256)? => self.grace_pin(&sha256, grace_until),
-            _ => Ok(()),
         }
     }
 }
@@ -465,173 +425,8 @@ impl WriteStore for PgWriter {
         self.settle_if_autocommit()?;
         if e.item_type != ItemType::Inline {
             // Its content file is now held by the message itself.
-            self.claim_file(e.item_hash.as_str())?;
+            write::files::claim(self, e.item_hash.as_str())?;
         }
         Ok(())
-    }
-
-    fn forget(
-        &mut self,
-        hash: &ItemHash,
-        forgotten_by: &ItemHash,
-        now: f64,
-        grace_until: f64,
-    ) -> Result<()> {
-        let item_hash = hash.as_str();
-        let forgotten_by = forgotten_by.as_str();
-        let by = Value::from(vec![forgotten_by]).to_string();
-        let seq = self.next_seq()?;
-        self.exec(
-            "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
-                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time, seq)
-             SELECT item_hash, type, chain, sender, signature, item_type, time, channel, owner, payment_type,
-                 size, $2, $3, reception_time, $4 FROM messages WHERE item_hash = $1",
-            &[&item_hash, &by, &now, &seq],
-        )?;
-        let facts = self.message_facts(hash)?;
-        // Files this message kept alive: its own content when not inline, its STORE file.
-        let mut released: Vec<String> = self.strings(
-            "SELECT item_hash FROM messages WHERE item_hash = $1 AND item_type != 'inline'",
-            &[&item_hash],
-        )?;
-        released.extend(self.file_pin(hash)?.map(|p| p.file_hash));
-        // Its tag rows, by key (before the row that lists them goes).
-        let stored = self.time_and_tags(item_hash)?;
-        let stored_time = stored.as_ref().map(|s| s.time);
-        let removed_tags = match stored.map(|s| (s.time, s.tags)) {
-            Some((time, Some(tags))) => {
-                let mut removed = Vec::new();
-                for tag in tags {
-                    let gone = self.exec(
-                        "DELETE FROM message_tags WHERE tag = $1 AND time = $2 AND item_hash = $3",
-                        &[&tag, &time, &item_hash],
-                    )?;
-                    if gone > 0 {
-                        removed.push(tag);
-                    }
-                }
-                removed
-            }
-            Some((_, None)) => self.strings(
-                "DELETE FROM message_tags WHERE item_hash = $1 RETURNING tag",
-                &[&item_hash],
-            )?,
-            None => Vec::new(),
-        };
-        for tag in &removed_tags {
-            self.totals.count("tag", tag, -1);
-        }
-        let removed = self.exec("DELETE FROM messages WHERE item_hash = $1", &[&item_hash])?;
-        if removed > 0
-            && let (Some(time), Some(f)) = (stored_time, &facts)
-        {
-            self.totals
-                .count_message(CountedRow::of_stored(f, time), -1);
-        }
-        self.settle_if_autocommit()?;
-        match facts.as_ref().map(|f| f.message_type.as_str()) {
-            Some("POST") => {
-                let removed = self.row(
-                    "DELETE FROM posts WHERE item_hash = $1 RETURNING type, amends, channel",
-                    &[&item_hash],
-                )?;
-                if let Some(r) = removed {
-                    let post_type: String = r.try_get(0).map_err(backend)?;
-                    let amends: Option<String> = r.try_get(1).map_err(backend)?;
-                    let channel: Option<String> = r.try_get(2).map_err(backend)?;
-                    match amends {
-                        Some(original) => self.refresh_latest_amend(&stored_hash(&original)?)?,
-                        None => {
-                            self.totals.count("post_type", &post_type, -1);
-                            if let Some(channel) = channel {
-                                self.totals.count("post_channel", &channel, -1);
-                            }
-                            self.settle_if_autocommit()?;
-                        }
-                    }
-                }
-            }
-            Some("AGGREGATE") => {
-                let element = self.row(
-                    "SELECT owner, key FROM aggregate_elements WHERE item_hash = $1",
-                    &[&item_hash],
-                )?;
-                let element = element
-                    .map(|r| -> Result<(String, String)> {
-                        Ok((
-                            r.try_get(0).map_err(backend)?,
-                            r.try_get(1).map_err(backend)?,
-                        ))
-                    })
-                    .transpose()?;
-                self.exec(
-                    "DELETE FROM aggregate_elements WHERE item_hash = $1",
-                    &[&item_hash],
-                )?;
-                if let Some((owner, key)) = element {
-                    self.rebuild_aggregate(&owner, &key)?;
-                }
-            }
-            Some("STORE") => {
-                let pin = self.file_pin(hash)?;
-                self.exec(
-                    "DELETE FROM file_pins WHERE message_hash = $1",
-                    &[&item_hash],
-                )?;
-                if let Some(pin) = pin {
-                    self.refresh_file_tag(&pin.tag)?;
-                }
-            }
-            Some("PROGRAM" | "INSTANCE") => {
-                self.exec("DELETE FROM vms WHERE item_hash = $1", &[&item_hash])?;
-                self.exec("DELETE FROM vm_volumes WHERE vm_hash = $1", &[&item_hash])?;
-            }
-            _ => {}
-        }
-        for file in released {
-            self.release_file(&file, grace_until)?;
-        }
-        self.exec(
-            "UPDATE message_status SET status = 'forgotten' WHERE item_hash = $1",
-            &[&item_hash],
-        )
-        .map(drop)
-    }
-
-    fn record_forgotten(&mut self, k: &ForgottenRecord) -> Result<bool> {
-        let e = &k.envelope;
-        match self.status(&e.item_hash)? {
-            Some(status) if status.is_live() || status == MessageStatus::Forgotten => {
-                return Ok(false);
-            }
-            _ => {}
-        }
-        let seq = self.next_seq()?;
-        let by = forgotten_by_column(&k.forgotten_by);
-        self.exec(
-            "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
-                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time, seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT (item_hash) DO NOTHING",
-            &[
-                &e.item_hash.as_str(),
-                &e.message_type.as_str(),
-                &e.chain.as_str(),
-                &e.sender,
-                &e.signature,
-                &e.item_type.as_str(),
-                &e.time,
-                &e.channel,
-                &k.owner,
-                &k.payment_type,
-                &size(k.size),
-                &by,
-                &k.forgotten_at,
-                &k.reception_time,
-                &seq,
-            ],
-        )?;
-        self.set_status(&e.item_hash, MessageStatus::Forgotten, k.reception_time)?;
-        Ok(true)
     }
 }

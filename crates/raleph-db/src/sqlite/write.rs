@@ -4,11 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 
 use super::backend;
 use crate::query::rows::Columns;
-use crate::shared::StoredTime;
 use crate::totals::{CountedRow, Totals};
 use crate::write::{self, Session};
 use crate::*;
@@ -159,6 +157,25 @@ impl Session for SqliteWriter {
     fn contains(&self, haystack: &str, needle: &str) -> String {
         format!("instr({haystack}, {needle}) > 0")
     }
+
+    /// Never given twice, even after the row that had it is gone.
+    fn next_seq(&mut self) -> Result<i64> {
+        let last = match self.tally.seq {
+            Some(last) => last,
+            None => {
+                self.one("SELECT n FROM counters WHERE name = 'seq'", [], |r| {
+                    r.get(0)
+                })?
+                .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))?
+            }
+        };
+        self.tally.seq = Some(last + 1);
+        Ok(last + 1)
+    }
+
+    fn count_messages(&mut self, delta: i64) {
+        self.tally.messages += delta;
+    }
 }
 
 /// How often the writer refreshes the planner's statistics.
@@ -201,21 +218,6 @@ impl SqliteWriter {
             .prepare_cached(sql)
             .and_then(|mut s| s.query_row(params, f).optional())
             .map_err(backend)
-    }
-
-    /// The next sync log number; never given twice, even after the row that had it is gone.
-    fn next_seq(&mut self) -> Result<i64> {
-        let last = match self.tally.seq {
-            Some(last) => last,
-            None => {
-                self.one("SELECT n FROM counters WHERE name = 'seq'", [], |r| {
-                    r.get(0)
-                })?
-                .ok_or_else(|| StoreError::Corrupt("the sync sequence counter is missing".into()))?
-            }
-        };
-        self.tally.seq = Some(last + 1);
-        Ok(last + 1)
     }
 
     /// Keeps the planner's statistics current as the index grows: at the first commit, then
@@ -293,51 +295,9 @@ impl SqliteWriter {
         }
         Ok(())
     }
-
-    fn strings(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(backend)?;
-        let rows = stmt
-            .query_map(params, |r| r.get::<_, String>(0))
-            .map_err(backend)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(backend)
-    }
 }
 
-impl SqliteWriter {
-    fn time_and_tags(&mut self, item_hash: &str) -> Result<Option<StoredTime>> {
-        write::messages::time_and_tags(self, item_hash)
-    }
-
-    fn grace_pin(&mut self, sha256: &str, until: f64) -> Result<()> {
-        write::files::grace_pin(self, sha256, until)
-    }
-
-    /// Whether a message holds the file: a STORE pin or a message whose content it is.
-    fn is_pinned(&mut self, sha256: &str) -> Result<bool> {
-        write::files::is_pinned(self, sha256)
-    }
-
-    /// A message now pins `file` (any of its identifiers): its grace pin has done its job.
-    fn claim_file(&mut self, file: &str) -> Result<()> {
-        write::files::claim(self, file)
-    }
-
-    /// A pin on `file` (any of its identifiers) went away: if none remains, the file lives
-    /// on until `grace_until`, then the garbage collector may delete it.
-    fn release_file(&mut self, file: &str, grace_until: f64) -> Result<()> {
-        let sha256: Option<String> = self.one(
-            "SELECT hash FROM files WHERE hash = ?1 OR cid_v0 = ?1 OR cid_v1 = ?1 LIMIT 1",
-            [file],
-            |r| r.get(0),
-        )?;
-        match sha256 {
-            Some(sha256) if !self.is_pinned(&sha256)? => self.grace_pin(&sha256, grace_until),
-            _ => Ok(()),
-        }
-    }
-}
-
-use crate::shared::{distinct_tags, forgotten_by_column, stored_hash, tags_column};
+use crate::shared::{distinct_tags, tags_column};
 
 impl WriteStore for SqliteWriter {
     write::shared_write_operations!();
@@ -476,177 +436,12 @@ impl WriteStore for SqliteWriter {
         }
         if e.item_type != ItemType::Inline {
             // Its content file is now held by the message itself.
-            self.claim_file(e.item_hash.as_str())?;
+            write::files::claim(self, e.item_hash.as_str())?;
         }
         self.exec(
             "DELETE FROM rejected_messages WHERE item_hash = ?1",
             [e.item_hash.as_str()],
         )
         .map(drop)
-    }
-
-    fn forget(
-        &mut self,
-        hash: &ItemHash,
-        forgotten_by: &ItemHash,
-        now: f64,
-        grace_until: f64,
-    ) -> Result<()> {
-        let item_hash = hash.as_str();
-        let forgotten_by = forgotten_by.as_str();
-        let by = Value::from(vec![forgotten_by]).to_string();
-        let seq = self.next_seq()?;
-        self.exec(
-            "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
-                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time, seq)
-             SELECT item_hash, type, chain, sender, signature, item_type, time, channel, owner, payment_type,
-                 size, ?2, ?3, reception_time, ?4 FROM messages WHERE item_hash = ?1",
-            params![item_hash, by, now, seq],
-        )?;
-        let facts = self.message_facts(hash)?;
-        // Files this message kept alive: its own content when not inline, its STORE file.
-        let mut released: Vec<String> = self.strings(
-            "SELECT item_hash FROM messages WHERE item_hash = ?1 AND item_type != 'inline'",
-            [item_hash],
-        )?;
-        released.extend(self.file_pin(hash)?.map(|p| p.file_hash));
-        // Its tag rows, by key (before the row that lists them goes).
-        let stored = self.time_and_tags(item_hash)?;
-        let stored_time = stored.as_ref().map(|s| s.time);
-        let removed_tags = match stored.map(|s| (s.time, s.tags)) {
-            Some((time, Some(tags))) => {
-                let mut removed = Vec::new();
-                for tag in tags {
-                    let gone = self.exec(
-                        "DELETE FROM message_tags WHERE tag = ?1 AND time = ?2 AND item_hash = ?3",
-                        params![tag, time, item_hash],
-                    )?;
-                    if gone > 0 {
-                        removed.push(tag);
-                    }
-                }
-                removed
-            }
-            Some((_, None)) => self.strings(
-                "DELETE FROM message_tags WHERE item_hash = ?1 RETURNING tag",
-                [item_hash],
-            )?,
-            None => Vec::new(),
-        };
-        for tag in &removed_tags {
-            self.tally.totals.count("tag", tag, -1);
-        }
-        let removed = self.exec("DELETE FROM messages WHERE item_hash = ?1", [item_hash])?;
-        self.tally.messages -= removed as i64;
-        if removed > 0
-            && let (Some(time), Some(f)) = (stored_time, &facts)
-        {
-            self.tally
-                .totals
-                .count_message(CountedRow::of_stored(f, time), -1);
-        }
-        self.settle_if_autocommit()?;
-        match facts.as_ref().map(|f| f.message_type.as_str()) {
-            Some("POST") => {
-                let removed = self.one(
-                    "DELETE FROM posts WHERE item_hash = ?1 RETURNING type, amends, channel",
-                    [item_hash],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, Option<String>>(1)?,
-                            r.get::<_, Option<String>>(2)?,
-                        ))
-                    },
-                )?;
-                match removed {
-                    Some((_, Some(original), _)) => {
-                        self.refresh_latest_amend(&stored_hash(&original)?)?
-                    }
-                    Some((post_type, None, channel)) => {
-                        self.tally.totals.count("post_type", &post_type, -1);
-                        if let Some(channel) = channel {
-                            self.tally.totals.count("post_channel", &channel, -1);
-                        }
-                        self.settle_if_autocommit()?;
-                    }
-                    None => {}
-                }
-            }
-            Some("AGGREGATE") => {
-                let element = self.one(
-                    "SELECT owner, key FROM aggregate_elements WHERE item_hash = ?1",
-                    [item_hash],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                )?;
-                self.exec(
-                    "DELETE FROM aggregate_elements WHERE item_hash = ?1",
-                    [item_hash],
-                )?;
-                if let Some((owner, key)) = element {
-                    self.rebuild_aggregate(&owner, &key)?;
-                }
-            }
-            Some("STORE") => {
-                let pin = self.file_pin(hash)?;
-                self.exec("DELETE FROM file_pins WHERE message_hash = ?1", [item_hash])?;
-                if let Some(pin) = pin {
-                    self.refresh_file_tag(&pin.tag)?;
-                }
-            }
-            Some("PROGRAM" | "INSTANCE") => {
-                self.exec("DELETE FROM vms WHERE item_hash = ?1", [item_hash])?;
-                self.exec("DELETE FROM vm_volumes WHERE vm_hash = ?1", [item_hash])?;
-            }
-            _ => {}
-        }
-        for file in released {
-            self.release_file(&file, grace_until)?;
-        }
-        // A processed message had no status row: it gets one now.
-        self.exec(
-            "INSERT INTO message_status (item_hash, status, reception_time)
-             SELECT item_hash, 'forgotten', reception_time FROM forgotten_messages WHERE item_hash = ?1
-             ON CONFLICT (item_hash) DO UPDATE SET status = 'forgotten'",
-            [item_hash],
-        )
-        .map(drop)
-    }
-
-    fn record_forgotten(&mut self, k: &ForgottenRecord) -> Result<bool> {
-        let e = &k.envelope;
-        match self.status(&e.item_hash)? {
-            Some(status) if status.is_live() || status == MessageStatus::Forgotten => {
-                return Ok(false);
-            }
-            _ => {}
-        }
-        let seq = self.next_seq()?;
-        self.exec(
-            "INSERT INTO forgotten_messages (item_hash, type, chain, sender, signature, item_type, time, channel,
-                 owner, payment_type, size, forgotten_by, forgotten_at, reception_time, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-             ON CONFLICT (item_hash) DO NOTHING",
-            params![
-                e.item_hash.as_str(),
-                e.message_type.as_str(),
-                e.chain.as_str(),
-                e.sender,
-                e.signature,
-                e.item_type.as_str(),
-                e.time,
-                e.channel,
-                k.owner,
-                k.payment_type,
-                k.size as i64,
-                forgotten_by_column(&k.forgotten_by),
-                k.forgotten_at,
-                k.reception_time,
-                seq,
-            ],
-        )?;
-        self.set_status(&e.item_hash, MessageStatus::Forgotten, k.reception_time)?;
-        self.settle_if_autocommit()?;
-        Ok(true)
     }
 }

@@ -14,6 +14,21 @@ pub(crate) fn claim(s: &mut dyn Session, file: &str) -> Result<()> {
     .map(drop)
 }
 
+/// A pin on `file` (any of its identifiers) went away: if none remains, the file lives on
+/// until `grace_until`, then the garbage collector may delete it.
+pub(crate) fn release(s: &mut dyn Session, file: &str, grace_until: f64) -> Result<()> {
+    let sha256 = first(
+        s,
+        "SELECT hash FROM files WHERE hash = $1 OR cid_v0 = $1 OR cid_v1 = $1 LIMIT 1",
+        &[Value::Text(file)],
+        |r| r.text(0),
+    )?;
+    match sha256 {
+        Some(sha256) if !is_pinned(s, &sha256)? => grace_pin(s, &sha256, grace_until),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a message holds the file: a STORE pin or a message whose content it is.
 pub(crate) fn is_pinned(s: &mut dyn Session, sha256: &str) -> Result<bool> {
     exists(

@@ -9,6 +9,7 @@
 
 pub(crate) mod aggregates;
 pub(crate) mod files;
+pub(crate) mod forget;
 pub(crate) mod messages;
 pub(crate) mod pending;
 pub(crate) mod posts;
@@ -92,6 +93,11 @@ pub(crate) trait Session {
     fn settle_if_autocommit(&mut self) -> Result<()>;
     /// SQL for "the text `haystack` contains `needle`".
     fn contains(&self, haystack: &str, needle: &str) -> String;
+    /// The next number of the sync log (messages and skeletons share it).
+    fn next_seq(&mut self) -> Result<i64>;
+    /// Messages were added to or removed from the index in the open transaction (SQLite
+    /// refreshes its planner statistics by them); nothing by default.
+    fn count_messages(&mut self, _delta: i64) {}
 }
 
 /// The rows of a query, each mapped.
@@ -339,6 +345,41 @@ macro_rules! shared_write_operations {
             item_hash: &$crate::ItemHash,
         ) -> $crate::Result<Option<serde_json::Value>> {
             $crate::write::records::message_content(self, item_hash.as_str())
+        }
+
+        fn forget(
+            &mut self,
+            item_hash: &$crate::ItemHash,
+            forgotten_by: &$crate::ItemHash,
+            now: f64,
+            grace_until: f64,
+        ) -> $crate::Result<()> {
+            $crate::write::forget::forget(
+                self,
+                item_hash.as_str(),
+                forgotten_by.as_str(),
+                now,
+                grace_until,
+            )
+        }
+
+        fn record_forgotten(&mut self, k: &$crate::ForgottenRecord) -> $crate::Result<bool> {
+            let hash = &k.envelope.item_hash;
+            match $crate::WriteStore::status(self, hash)? {
+                Some(status) if status.is_live() || status == $crate::MessageStatus::Forgotten => {
+                    return Ok(false);
+                }
+                _ => {}
+            }
+            $crate::write::forget::insert_skeleton(self, k)?;
+            $crate::WriteStore::set_status(
+                self,
+                hash,
+                $crate::MessageStatus::Forgotten,
+                k.reception_time,
+            )?;
+            $crate::write::Session::settle_if_autocommit(self)?;
+            Ok(true)
         }
 
         fn journal_position(&mut self) -> $crate::Result<u64> {
