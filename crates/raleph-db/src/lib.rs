@@ -20,6 +20,8 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod conn;
 // The query layer's backend-neutral parts; without a backend nothing calls most of them.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 mod kept;

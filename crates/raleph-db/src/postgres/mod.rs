@@ -255,6 +255,25 @@ impl Conn {
     }
 }
 
+/// Borrowed values as the driver's parameters.
+pub(crate) fn driver_params<'a>(
+    params: &'a [crate::conn::Value<'a>],
+) -> Vec<&'a (dyn ::postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|value| -> &(dyn ::postgres::types::ToSql + Sync) {
+            match value {
+                crate::conn::Value::Text(s) => s,
+                crate::conn::Value::OptText(o) => o,
+                crate::conn::Value::Real(f) => f,
+                crate::conn::Value::Int(i) => i,
+                crate::conn::Value::Int32(i) => i,
+                crate::conn::Value::Bool(b) => b,
+            }
+        })
+        .collect()
+}
+
 /// Drops a connection on a thread of its own: closing it runs the client's runtime, which
 /// must not happen on a thread that runs async code (where the last reference may go).
 pub(crate) fn close_off_thread<T: Send + 'static>(value: T) {

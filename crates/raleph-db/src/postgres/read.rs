@@ -7,15 +7,14 @@ use std::sync::Arc;
 
 use ::postgres::Row;
 use ::postgres::types::{ToSql, Type};
-use serde_json::Value;
 
-use super::{Conn, ReadPool, backend};
+use super::{Conn, ReadPool, backend, driver_params};
 use crate::query::forgotten::{self, FORGOTTEN_COLUMNS};
 use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
 use crate::query::rows::{self, Columns};
+use crate::query::single;
 use crate::query::{addresses, aggregates};
-use crate::query::{limit_offset, order_by};
 use crate::shared::sort_posts;
 use crate::sql::{Param, Postgres};
 use crate::*;
@@ -47,6 +46,18 @@ impl Columns for Row {
         get(self, i)
     }
     fn integer(&self, i: usize) -> Result<i64> {
+        self.opt_integer(i)?
+            .ok_or_else(|| StoreError::Corrupt(format!("column {i}: NULL where a number is kept")))
+    }
+    /// An INTEGER or a BIGINT column (the driver reads each only as its own width).
+    fn opt_integer(&self, i: usize) -> Result<Option<i64>> {
+        if self
+            .columns()
+            .get(i)
+            .is_some_and(|c| *c.type_() == Type::INT4)
+        {
+            return Ok(get::<Option<i32>>(self, i)?.map(i64::from));
+        }
         get(self, i)
     }
     fn boolean(&self, i: usize) -> Result<bool> {
@@ -54,6 +65,27 @@ impl Columns for Row {
     }
     fn corrupt(&self, i: usize, reason: String) -> StoreError {
         StoreError::Corrupt(format!("column {i}: {reason}"))
+    }
+}
+
+/// The reads of one thing (`query::single`) run as prepared statements, cached on the
+/// connection: the same few statements over and over.
+impl crate::conn::Connection for Conn {
+    fn each_row(
+        &mut self,
+        sql: &str,
+        params: &[crate::conn::Value<'_>],
+        each: &mut dyn FnMut(crate::conn::Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let statement = self.prepared(sql).map_err(backend)?;
+        let rows = self
+            .client()
+            .query(&statement, &driver_params(params))
+            .map_err(backend)?;
+        for row in &rows {
+            each(row)?;
+        }
+        Ok(())
     }
 }
 
@@ -164,36 +196,9 @@ fn snapshot<T>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T>) -> Resul
     result
 }
 
-impl PgReader {
-    fn pinned_file(&self, condition: &str, key: &str) -> Result<Option<PinnedFile>> {
-        let sql = format!(
-            "SELECT p.message_hash, p.file_hash, p.owner, p.tag, f.size FROM file_pins p
-             LEFT JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1) {condition} LIMIT 1"
-        );
-        self.pool.with(|conn| {
-            let Some(r) = query_opt(conn, &sql, &[Param::Text(key.to_owned())])? else {
-                return Ok(None);
-            };
-            Ok(Some(PinnedFile {
-                message_hash: rows::parsed(&r, 0)?,
-                file_hash: get(&r, 1)?,
-                owner: get(&r, 2)?,
-                tag: get(&r, 3)?,
-                size: get::<Option<i64>>(&r, 4)?.map(non_negative),
-            }))
-        })
-    }
-}
-
 impl ReadStore for PgReader {
     fn message(&self, item_hash: &ItemHash) -> Result<Option<MessageRecord>> {
-        let item_hash = item_hash.as_str();
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash = $1");
-        self.pool.with(|conn| {
-            query_opt(conn, &sql, &[Param::Text(item_hash.to_owned())])?
-                .map(|r| rows::message(&r, 0))
-                .transpose()
-        })
+        self.pool.with(|conn| single::message(conn, item_hash))
     }
 
     fn status(&self, hash: &ItemHash) -> Result<Option<StatusRecord>> {
@@ -217,56 +222,16 @@ impl ReadStore for PgReader {
     }
 
     fn pending_copies(&self, item_hash: &ItemHash) -> Result<Vec<PendingCopy>> {
-        let item_hash = item_hash.as_str();
-        self.pool.with(|conn| {
-            let rows = collect(
-                conn,
-                "SELECT message, reception_time FROM pending_messages WHERE item_hash = $1 ORDER BY id",
-                &[Param::Text(item_hash.to_owned())],
-                |r| Ok((get::<String>(r, 0)?, get::<f64>(r, 1)?)),
-            )?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(m, t)| {
-                    Some(PendingCopy {
-                        message: serde_json::from_str(&m).ok()?,
-                        reception_time: t,
-                    })
-                })
-                .collect())
-        })
+        self.pool
+            .with(|conn| single::pending_copies(conn, item_hash))
     }
 
     fn rejection(&self, item_hash: &ItemHash) -> Result<Option<Rejection>> {
-        let item_hash = item_hash.as_str();
-        self.pool.with(|conn| {
-            let Some(r) = query_opt(
-                conn,
-                "SELECT message, error_code, details FROM rejected_messages WHERE item_hash = $1",
-                &[Param::Text(item_hash.to_owned())],
-            )?
-            else {
-                return Ok(None);
-            };
-            let message: String = get(&r, 0)?;
-            let details: String = get(&r, 2)?;
-            Ok(Some(Rejection {
-                message: serde_json::from_str(&message).unwrap_or(Value::Null),
-                error_code: get(&r, 1)?,
-                details: serde_json::from_str(&details).unwrap_or(Value::Null),
-            }))
-        })
+        self.pool.with(|conn| single::rejection(conn, item_hash))
     }
 
     fn forgotten(&self, item_hash: &ItemHash) -> Result<Option<ForgottenRecord>> {
-        let item_hash = item_hash.as_str();
-        let sql =
-            format!("SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m WHERE m.item_hash = $1");
-        self.pool.with(|conn| {
-            query_opt(conn, &sql, &[Param::Text(item_hash.to_owned())])?
-                .map(|r| rows::forgotten(&r))
-                .transpose()
-        })
+        self.pool.with(|conn| single::forgotten(conn, item_hash))
     }
 
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>> {
@@ -358,57 +323,16 @@ impl ReadStore for PgReader {
     }
 
     fn channels(&self) -> Result<Vec<String>> {
-        self.pool.with(|conn| {
-            collect(
-                conn,
-                "SELECT DISTINCT channel FROM messages WHERE channel IS NOT NULL ORDER BY channel",
-                &[],
-                |r| get(r, 0),
-            )
-        })
+        self.pool.with(|conn| single::channels(conn))
     }
 
     fn file(&self, id: &str) -> Result<Option<FileRecord>> {
-        self.pool.with(|conn| {
-            let Some(r) = query_opt(
-                conn,
-                "SELECT hash, size, cid_v0, cid_v1, created FROM files
-                 WHERE hash = $1 OR cid_v0 = $1 OR cid_v1 = $1 LIMIT 1",
-                &[Param::Text(id.to_owned())],
-            )?
-            else {
-                return Ok(None);
-            };
-            Ok(Some(FileRecord {
-                sha256: get(&r, 0)?,
-                size: non_negative(get(&r, 1)?),
-                cid_v0: get(&r, 2)?,
-                cid_v1: get(&r, 3)?,
-                created: get(&r, 4)?,
-            }))
-        })
+        self.pool.with(|conn| single::file(conn, id))
     }
 
     fn file_pin_count(&self, file: &FileRecord, now: f64) -> Result<u64> {
-        let ids = vec![
-            file.sha256.clone(),
-            file.cid_v0.clone(),
-            file.cid_v1.clone().unwrap_or_default(),
-        ];
-        // Every kind of pin: STORE messages, message contents, and an unexpired grace pin.
-        self.pool.with(|conn| {
-            count(
-                conn,
-                "SELECT (SELECT count(*) FROM file_pins WHERE file_hash = ANY($1))
-                      + (SELECT count(*) FROM messages WHERE item_hash = ANY($1) AND item_type != 'inline')
-                      + (SELECT count(*) FROM grace_pins WHERE file_hash = $2 AND until > $3)",
-                &[
-                    Param::Texts(ids.clone()),
-                    Param::Text(file.sha256.clone()),
-                    Param::Real(now),
-                ],
-            )
-        })
+        self.pool
+            .with(|conn| single::file_pin_count(conn, file, now))
     }
 
     fn address_files(
@@ -418,50 +342,21 @@ impl ReadStore for PgReader {
         offset: u64,
         order: SortOrder,
     ) -> Result<(Vec<AddressFile>, u64, u64)> {
-        let address = [Param::Text(address.to_owned())];
-        let sql = format!(
-            "SELECT p.file_hash, coalesce(f.size, 0), p.created, p.message_hash FROM file_pins p
-             LEFT JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1)
-             WHERE p.owner = $1 {} {}",
-            order_by("p.created", "p.message_hash", order),
-            limit_offset(limit, offset)
-        );
+        // One snapshot for the page and its totals.
         self.pool.with(|conn| {
             snapshot(conn, |conn| {
-                let files = collect(conn, &sql, &address, |r| {
-                    Ok(AddressFile {
-                        file_hash: get(r, 0)?,
-                        size: non_negative(get(r, 1)?),
-                        created: get(r, 2)?,
-                        item_hash: rows::parsed(r, 3)?,
-                    })
-                })?;
-                let total = count(
-                    conn,
-                    "SELECT count(*) FROM file_pins WHERE owner = $1",
-                    &address,
-                )?;
-                let total_size = count(
-                    conn,
-                    "SELECT coalesce(sum(f.size), 0)::BIGINT FROM file_pins p
-                     JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1) WHERE p.owner = $1",
-                    &address,
-                )?;
-                Ok((files, total, total_size))
+                single::address_files(conn, address, limit, offset, order)
             })
         })
     }
 
     fn file_of_message(&self, message_hash: &ItemHash) -> Result<Option<PinnedFile>> {
-        let message_hash = message_hash.as_str();
-        self.pinned_file("WHERE p.message_hash = $1", message_hash)
+        self.pool
+            .with(|conn| single::file_of_message(conn, message_hash))
     }
 
     fn file_of_tag(&self, tag: &str) -> Result<Option<PinnedFile>> {
-        self.pinned_file(
-            "WHERE p.message_hash = (SELECT message_hash FROM file_tags WHERE tag = $1)",
-            tag,
-        )
+        self.pool.with(|conn| single::file_of_tag(conn, tag))
     }
 
     fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ::postgres::Row;
 use ::postgres::types::{FromSqlOwned, ToSql};
 
-use super::{Conn, Role, Session, backend, other};
+use super::{Conn, Role, Session, backend, driver_params, other};
 use crate::shared::{distinct_tags, tags_column};
 use crate::totals::{CountedRow, Taken, Totals};
 use crate::write::{self, Session as WriteSession};
@@ -14,29 +14,7 @@ use crate::*;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-/// Borrowed values as the driver's parameters.
-fn driver_params<'a>(params: &'a [write::Value<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
-    params
-        .iter()
-        .map(|value| -> &(dyn ToSql + Sync) {
-            match value {
-                write::Value::Text(s) => s,
-                write::Value::OptText(o) => o,
-                write::Value::Real(f) => f,
-                write::Value::Int(i) => i,
-                write::Value::Int32(i) => i,
-                write::Value::Bool(b) => b,
-            }
-        })
-        .collect()
-}
-
-impl WriteSession for PgWriter {
-    fn execute(&mut self, sql: &str, params: &[write::Value<'_>]) -> Result<u64> {
-        let params = driver_params(params);
-        self.exec(sql, &params)
-    }
-
+impl crate::conn::Connection for PgWriter {
     fn each_row(
         &mut self,
         sql: &str,
@@ -48,6 +26,13 @@ impl WriteSession for PgWriter {
             each(&row)?;
         }
         Ok(())
+    }
+}
+
+impl WriteSession for PgWriter {
+    fn execute(&mut self, sql: &str, params: &[write::Value<'_>]) -> Result<u64> {
+        let params = driver_params(params);
+        self.exec(sql, &params)
     }
 
     fn totals(&mut self) -> &mut Totals {

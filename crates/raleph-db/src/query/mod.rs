@@ -8,6 +8,8 @@
 //!   and their totals;
 //! - [`forgotten`]: skeletons of forgotten messages; [`aggregates`]: aggregate reads;
 //!   [`addresses`]: per-address counts;
+//! - [`single`]: the reads of one thing (a message, a skeleton, a rejection, a file), run on
+//!   either backend's connection ([`crate::conn::Connection`]);
 //! - [`rows`]: rows to records, over each driver's row type.
 
 pub(crate) mod addresses;
@@ -16,6 +18,7 @@ pub(crate) mod forgotten;
 pub(crate) mod messages;
 pub(crate) mod posts;
 pub(crate) mod rows;
+pub(crate) mod single;
 
 use crate::sql::{Dialect, Filter, Param};
 use crate::{Cursor, SortOrder};

@@ -17,6 +17,7 @@ pub(crate) trait Columns {
     fn real(&self, i: usize) -> Result<f64, Self::Error>;
     fn opt_real(&self, i: usize) -> Result<Option<f64>, Self::Error>;
     fn integer(&self, i: usize) -> Result<i64, Self::Error>;
+    fn opt_integer(&self, i: usize) -> Result<Option<i64>, Self::Error>;
     fn boolean(&self, i: usize) -> Result<bool, Self::Error>;
 
     /// The error for a column whose stored value is not what the store writes there.
@@ -59,7 +60,7 @@ where
 }
 
 /// A message from `MESSAGE_COLUMNS`, starting at column `at`.
-pub(crate) fn message<R: Columns>(r: &R, at: usize) -> Result<MessageRecord, R::Error> {
+pub(crate) fn message<R: Columns + ?Sized>(r: &R, at: usize) -> Result<MessageRecord, R::Error> {
     Ok(MessageRecord {
         envelope: Envelope {
             item_hash: parsed(r, at)?,
@@ -80,7 +81,7 @@ pub(crate) fn message<R: Columns>(r: &R, at: usize) -> Result<MessageRecord, R::
 }
 
 /// A skeleton from `FORGOTTEN_COLUMNS`.
-pub(crate) fn forgotten<R: Columns>(r: &R) -> Result<ForgottenRecord, R::Error> {
+pub(crate) fn forgotten<R: Columns + ?Sized>(r: &R) -> Result<ForgottenRecord, R::Error> {
     let forgotten_by = r.text(11)?;
     Ok(ForgottenRecord {
         envelope: Envelope {
@@ -105,7 +106,7 @@ pub(crate) fn forgotten<R: Columns>(r: &R) -> Result<ForgottenRecord, R::Error> 
 }
 
 /// A post from `POST_COLUMNS` (or its summary columns).
-pub(crate) fn post<R: Columns>(r: &R) -> Result<PostRecord, R::Error> {
+pub(crate) fn post<R: Columns + ?Sized>(r: &R) -> Result<PostRecord, R::Error> {
     Ok(PostRecord {
         original_item_hash: parsed(r, 0)?,
         original_type: r.text(1)?,
@@ -134,7 +135,7 @@ pub(crate) fn post<R: Columns>(r: &R) -> Result<PostRecord, R::Error> {
 }
 
 /// An aggregate from `AGGREGATE_COLUMNS`.
-pub(crate) fn aggregate<R: Columns>(r: &R) -> Result<AggregateRecord, R::Error> {
+pub(crate) fn aggregate<R: Columns + ?Sized>(r: &R) -> Result<AggregateRecord, R::Error> {
     Ok(AggregateRecord {
         owner: r.text(0)?,
         key: r.text(1)?,

@@ -2,6 +2,7 @@
 //! read connections for the API. WAL mode lets reads run while a write commits.
 
 mod checkpoint;
+mod conn;
 mod read;
 mod schema;
 mod write;

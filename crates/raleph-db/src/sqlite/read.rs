@@ -6,13 +6,14 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde_json::Value;
 
+use super::conn::Sql;
 use super::{ReadPool, backend};
 use crate::query::forgotten::{self, FORGOTTEN_COLUMNS};
 use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
 use crate::query::rows::{self, Columns};
+use crate::query::single;
 use crate::query::{addresses, aggregates};
-use crate::query::{limit_offset, order_by};
 use crate::shared::sort_posts;
 use crate::sql::{self, Param, Sqlite};
 use crate::*;
@@ -32,6 +33,9 @@ impl Columns for Row<'_> {
         self.get(i)
     }
     fn integer(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn opt_integer(&self, i: usize) -> rusqlite::Result<Option<i64>> {
         self.get(i)
     }
     fn boolean(&self, i: usize) -> rusqlite::Result<bool> {
@@ -156,41 +160,10 @@ fn count(conn: &Connection, sql: &str, params: &[SqlValue]) -> Result<u64> {
         .map_err(backend)
 }
 
-impl SqliteReader {
-    fn pinned_file(&self, condition: &str, key: &str) -> Result<Option<PinnedFile>> {
-        let sql = format!(
-            "SELECT p.message_hash, p.file_hash, p.owner, p.tag, f.size FROM file_pins p
-             LEFT JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1) {condition} LIMIT 1"
-        );
-        self.pool.with(|conn| {
-            conn.prepare_cached(&sql)
-                .and_then(|mut s| {
-                    s.query_row([key], |r| {
-                        Ok(PinnedFile {
-                            message_hash: rows::parsed(r, 0)?,
-                            file_hash: r.get(1)?,
-                            owner: r.get(2)?,
-                            tag: r.get(3)?,
-                            size: r.get::<_, Option<i64>>(4)?.map(|s| s.max(0) as u64),
-                        })
-                    })
-                    .optional()
-                })
-                .map_err(backend)
-        })
-    }
-}
-
 impl ReadStore for SqliteReader {
     fn message(&self, item_hash: &ItemHash) -> Result<Option<MessageRecord>> {
-        let item_hash = item_hash.as_str();
-        self.pool.with(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.item_hash = ?1"
-            ))
-            .and_then(|mut s| s.query_row([item_hash], |r| rows::message(r, 0)).optional())
-            .map_err(backend)
-        })
+        self.pool
+            .with(|conn| single::message(&mut Sql(conn), item_hash))
     }
 
     fn status(&self, hash: &ItemHash) -> Result<Option<StatusRecord>> {
@@ -222,50 +195,18 @@ impl ReadStore for SqliteReader {
     }
 
     fn pending_copies(&self, item_hash: &ItemHash) -> Result<Vec<PendingCopy>> {
-        let item_hash = item_hash.as_str();
-        self.pool.with(|conn| {
-            let rows = collect(
-                conn,
-                "SELECT message, reception_time FROM pending_messages WHERE item_hash = ? ORDER BY id",
-                &[SqlValue::Text(item_hash.to_owned())],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),
-            )?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(m, t)| Some(PendingCopy { message: serde_json::from_str(&m).ok()?, reception_time: t }))
-                .collect())
-        })
+        self.pool
+            .with(|conn| single::pending_copies(&mut Sql(conn), item_hash))
     }
 
     fn rejection(&self, item_hash: &ItemHash) -> Result<Option<Rejection>> {
-        let item_hash = item_hash.as_str();
-        self.pool.with(|conn| {
-            let row = conn
-                .prepare_cached("SELECT message, error_code, details FROM rejected_messages WHERE item_hash = ?1")
-                .and_then(|mut s| {
-                    s.query_row([item_hash], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i32>(1)?, r.get::<_, String>(2)?))
-                    })
-                    .optional()
-                })
-                .map_err(backend)?;
-            Ok(row.map(|(message, error_code, details)| Rejection {
-                message: serde_json::from_str(&message).unwrap_or(Value::Null),
-                error_code,
-                details: serde_json::from_str(&details).unwrap_or(Value::Null),
-            }))
-        })
+        self.pool
+            .with(|conn| single::rejection(&mut Sql(conn), item_hash))
     }
 
     fn forgotten(&self, item_hash: &ItemHash) -> Result<Option<ForgottenRecord>> {
-        let item_hash = item_hash.as_str();
-        self.pool.with(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {FORGOTTEN_COLUMNS} FROM forgotten_messages m WHERE m.item_hash = ?1"
-            ))
-            .and_then(|mut s| s.query_row([item_hash], |r| rows::forgotten(r)).optional())
-            .map_err(backend)
-        })
+        self.pool
+            .with(|conn| single::forgotten(&mut Sql(conn), item_hash))
     }
 
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>> {
@@ -371,56 +312,16 @@ impl ReadStore for SqliteReader {
     }
 
     fn channels(&self) -> Result<Vec<String>> {
-        self.pool.with(|conn| {
-            collect(
-                conn,
-                "SELECT DISTINCT channel FROM messages WHERE channel IS NOT NULL ORDER BY channel",
-                &[],
-                |r| r.get(0),
-            )
-        })
+        self.pool.with(|conn| single::channels(&mut Sql(conn)))
     }
 
     fn file(&self, id: &str) -> Result<Option<FileRecord>> {
-        self.pool.with(|conn| {
-            conn.prepare_cached(
-                "SELECT hash, size, cid_v0, cid_v1, created FROM files
-                 WHERE hash = ?1 OR cid_v0 = ?1 OR cid_v1 = ?1 LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row([id], |r| {
-                    Ok(FileRecord {
-                        sha256: r.get(0)?,
-                        size: r.get::<_, i64>(1)?.max(0) as u64,
-                        cid_v0: r.get(2)?,
-                        cid_v1: r.get(3)?,
-                        created: r.get(4)?,
-                    })
-                })
-                .optional()
-            })
-            .map_err(backend)
-        })
+        self.pool.with(|conn| single::file(&mut Sql(conn), id))
     }
 
     fn file_pin_count(&self, file: &FileRecord, now: f64) -> Result<u64> {
-        let ids = [
-            SqlValue::Text(file.sha256.clone()),
-            SqlValue::Text(file.cid_v0.clone()),
-            SqlValue::Text(file.cid_v1.clone().unwrap_or_default()),
-        ];
-        let mut params: Vec<SqlValue> = ids.iter().chain(ids.iter()).cloned().collect();
-        params.extend([SqlValue::Text(file.sha256.clone()), SqlValue::Real(now)]);
-        // Every kind of pin: STORE messages, message contents, and an unexpired grace pin.
-        self.pool.with(|conn| {
-            count(
-                conn,
-                "SELECT (SELECT count(*) FROM file_pins WHERE file_hash IN (?, ?, ?))
-                      + (SELECT count(*) FROM messages WHERE item_hash IN (?, ?, ?) AND item_type != 'inline')
-                      + (SELECT count(*) FROM grace_pins WHERE file_hash = ? AND until > ?)",
-                &params,
-            )
-        })
+        self.pool
+            .with(|conn| single::file_pin_count(&mut Sql(conn), file, now))
     }
 
     fn address_files(
@@ -430,48 +331,20 @@ impl ReadStore for SqliteReader {
         offset: u64,
         order: SortOrder,
     ) -> Result<(Vec<AddressFile>, u64, u64)> {
-        let address = SqlValue::Text(address.to_owned());
-        let sql = format!(
-            "SELECT p.file_hash, coalesce(f.size, 0), p.created, p.message_hash FROM file_pins p
-             LEFT JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1)
-             WHERE p.owner = ? {} {}",
-            order_by("p.created", "p.message_hash", order),
-            limit_offset(limit, offset)
-        );
-        self.pool.with(|conn| {
-            let files = collect(conn, &sql, std::slice::from_ref(&address), |r| {
-                Ok(AddressFile {
-                    file_hash: r.get(0)?,
-                    size: r.get::<_, i64>(1)?.max(0) as u64,
-                    created: r.get(2)?,
-                    item_hash: rows::parsed(r, 3)?,
-                })
-            })?;
-            let total = count(
-                conn,
-                "SELECT count(*) FROM file_pins WHERE owner = ?",
-                std::slice::from_ref(&address),
-            )?;
-            let total_size = count(
-                conn,
-                "SELECT coalesce(sum(f.size), 0) FROM file_pins p
-                 JOIN files f ON p.file_hash IN (f.hash, f.cid_v0, f.cid_v1) WHERE p.owner = ?",
-                &[address],
-            )?;
-            Ok((files, total, total_size))
-        })
+        // One connection, which sees no other write between the three statements (there is
+        // one writer, and it commits whole transactions).
+        self.pool
+            .with(|conn| single::address_files(&mut Sql(conn), address, limit, offset, order))
     }
 
     fn file_of_message(&self, message_hash: &ItemHash) -> Result<Option<PinnedFile>> {
-        let message_hash = message_hash.as_str();
-        self.pinned_file("WHERE p.message_hash = ?1", message_hash)
+        self.pool
+            .with(|conn| single::file_of_message(&mut Sql(conn), message_hash))
     }
 
     fn file_of_tag(&self, tag: &str) -> Result<Option<PinnedFile>> {
-        self.pinned_file(
-            "WHERE p.message_hash = (SELECT message_hash FROM file_tags WHERE tag = ?1)",
-            tag,
-        )
+        self.pool
+            .with(|conn| single::file_of_tag(&mut Sql(conn), tag))
     }
 
     fn address_stats(&self, addresses: &[String]) -> Result<Vec<AddressStats>> {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::backend;
-use crate::query::rows::Columns;
+use super::conn::Sql;
 use crate::totals::{CountedRow, Totals};
 use crate::write::{self, Session};
 use crate::*;
@@ -62,88 +62,20 @@ impl Tally {
     }
 }
 
-impl rusqlite::ToSql for write::Value<'_> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, Value as Owned, ValueRef};
-        Ok(match *self {
-            write::Value::Text(s) | write::Value::OptText(Some(s)) => {
-                ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
-            }
-            write::Value::OptText(None) => ToSqlOutput::Owned(Owned::Null),
-            write::Value::Real(f) => ToSqlOutput::Owned(Owned::Real(f)),
-            write::Value::Int(i) => ToSqlOutput::Owned(Owned::Integer(i)),
-            write::Value::Int32(i) => ToSqlOutput::Owned(Owned::Integer(i64::from(i))),
-            write::Value::Bool(b) => ToSqlOutput::Owned(Owned::Integer(i64::from(b))),
-        })
-    }
-}
-
-/// A row read with the store's errors.
-struct Checked<'a, 'b>(&'a rusqlite::Row<'b>);
-
-impl Columns for Checked<'_, '_> {
-    type Error = StoreError;
-    fn text(&self, i: usize) -> Result<String> {
-        Columns::text(self.0, i).map_err(backend)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        Columns::opt_text(self.0, i).map_err(backend)
-    }
-    fn real(&self, i: usize) -> Result<f64> {
-        Columns::real(self.0, i).map_err(backend)
-    }
-    fn opt_real(&self, i: usize) -> Result<Option<f64>> {
-        Columns::opt_real(self.0, i).map_err(backend)
-    }
-    fn integer(&self, i: usize) -> Result<i64> {
-        Columns::integer(self.0, i).map_err(backend)
-    }
-    fn boolean(&self, i: usize) -> Result<bool> {
-        Columns::boolean(self.0, i).map_err(backend)
-    }
-    fn corrupt(&self, i: usize, reason: String) -> StoreError {
-        StoreError::Corrupt(format!("column {i}: {reason}"))
-    }
-}
-
-/// Whether a statement's `$N` placeholders are numbered in the order they first appear, as
-/// SQLite binds named parameters by position in that order.
-fn numbered_in_order(statement: &rusqlite::Statement<'_>) -> bool {
-    (1..=statement.parameter_count())
-        .all(|i| statement.parameter_name(i) == Some(format!("${i}").as_str()))
-}
-
-impl Session for SqliteWriter {
-    fn execute(&mut self, sql: &str, params: &[write::Value<'_>]) -> Result<u64> {
-        let mut statement = self.conn.prepare_cached(sql).map_err(backend)?;
-        debug_assert!(
-            numbered_in_order(&statement),
-            "placeholders out of order: {sql}"
-        );
-        statement
-            .execute(rusqlite::params_from_iter(params))
-            .map(|n| n as u64)
-            .map_err(backend)
-    }
-
+impl crate::conn::Connection for SqliteWriter {
     fn each_row(
         &mut self,
         sql: &str,
         params: &[write::Value<'_>],
         each: &mut dyn FnMut(write::Row<'_>) -> Result<()>,
     ) -> Result<()> {
-        let mut statement = self.conn.prepare_cached(sql).map_err(backend)?;
-        debug_assert!(
-            numbered_in_order(&statement),
-            "placeholders out of order: {sql}"
-        );
-        let mut rows = statement
-            .query(rusqlite::params_from_iter(params))
-            .map_err(backend)?;
-        while let Some(row) = rows.next().map_err(backend)? {
-            each(&Checked(row))?;
-        }
-        Ok(())
+        Sql(&self.conn).each_row(sql, params, each)
+    }
+}
+
+impl Session for SqliteWriter {
+    fn execute(&mut self, sql: &str, params: &[write::Value<'_>]) -> Result<u64> {
+        Sql(&self.conn).execute(sql, params)
     }
 
     fn totals(&mut self) -> &mut Totals {

@@ -2,6 +2,7 @@
 //! volumes programs and instances use.
 
 use super::{Session, Value, first, strings};
+use crate::conn::exists;
 use crate::{FilePinFacts, FileRecord, NewFilePin, NewVm, Result, VmFacts};
 
 /// The file is held by a message now: a grace pin has done its job.
@@ -245,8 +246,4 @@ pub(crate) fn collect_unpinned(s: &mut dyn Session, now: f64) -> Result<Vec<Stri
     }
     s.execute("DELETE FROM grace_pins WHERE until <= $1", &[now.into()])?;
     Ok(unpinned)
-}
-
-fn exists(s: &mut dyn Session, sql: &str, params: &[Value<'_>]) -> Result<bool> {
-    Ok(first(s, sql, params, |_| Ok(()))?.is_some())
 }

@@ -1,11 +1,8 @@
 //! The write side's domain operations, written once for both backends over [`Session`]: the
 //! statements of an operation and the kept totals it changes. Each backend keeps its
 //! connection, transactions, sequence numbers, how it writes the kept totals at commit, and
-//! the operations whose statements differ on purpose.
-//!
-//! Statements use `$N` placeholders, numbered in the order they first appear: PostgreSQL's
-//! own, and SQLite reads them as named parameters bound by position (its session checks the
-//! order in debug builds).
+//! the operations whose statements differ on purpose (a message's status, inserting a
+//! message). Statements run as [`crate::conn`] describes.
 
 pub(crate) mod aggregates;
 pub(crate) mod files;
@@ -15,78 +12,14 @@ pub(crate) mod pending;
 pub(crate) mod posts;
 pub(crate) mod records;
 
-use crate::query::rows::Columns;
+use crate::Result;
+pub(crate) use crate::conn::{Connection, Row, Value, first, hashes, rows, strings};
 use crate::totals::Totals;
-use crate::{ItemHash, Result, StoreError};
-
-/// A statement parameter, borrowed from the caller's data.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Value<'a> {
-    Text(&'a str),
-    OptText(Option<&'a str>),
-    Real(f64),
-    Int(i64),
-    /// A 32-bit integer column's value (PostgreSQL types them apart).
-    Int32(i32),
-    Bool(bool),
-}
-
-impl<'a> From<&'a str> for Value<'a> {
-    fn from(s: &'a str) -> Self {
-        Value::Text(s)
-    }
-}
-
-impl<'a> From<&'a String> for Value<'a> {
-    fn from(s: &'a String) -> Self {
-        Value::Text(s)
-    }
-}
-
-impl<'a> From<&'a ItemHash> for Value<'a> {
-    fn from(h: &'a ItemHash) -> Self {
-        Value::Text(h.as_str())
-    }
-}
-
-impl<'a> From<&'a Option<ItemHash>> for Value<'a> {
-    fn from(h: &'a Option<ItemHash>) -> Self {
-        Value::OptText(h.as_ref().map(ItemHash::as_str))
-    }
-}
-
-impl<'a> From<&'a Option<String>> for Value<'a> {
-    fn from(s: &'a Option<String>) -> Self {
-        Value::OptText(s.as_deref())
-    }
-}
-
-impl From<f64> for Value<'_> {
-    fn from(f: f64) -> Self {
-        Value::Real(f)
-    }
-}
-
-impl From<i64> for Value<'_> {
-    fn from(i: i64) -> Self {
-        Value::Int(i)
-    }
-}
-
-/// A result row, read with the store's errors.
-pub(crate) type Row<'r> = &'r dyn Columns<Error = StoreError>;
 
 /// The writer's connection, as the shared operations use it.
-pub(crate) trait Session {
+pub(crate) trait Session: Connection {
     /// Runs a statement; returns how many rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64>;
-    /// Runs a query, handing each row to `each`.
-    fn each_row(
-        &mut self,
-        sql: &str,
-        params: &[Value<'_>],
-        each: &mut dyn FnMut(Row<'_>) -> Result<()>,
-    ) -> Result<()>;
     /// The open transaction's changes to the kept totals.
     fn totals(&mut self) -> &mut Totals;
     /// Outside a transaction each statement commits alone: so do the kept totals.
@@ -98,53 +31,6 @@ pub(crate) trait Session {
     /// Messages were added to or removed from the index in the open transaction (SQLite
     /// refreshes its planner statistics by them); nothing by default.
     fn count_messages(&mut self, _delta: i64) {}
-}
-
-/// The rows of a query, each mapped.
-pub(crate) fn rows<T>(
-    s: &mut dyn Session,
-    sql: &str,
-    params: &[Value<'_>],
-    mut map: impl FnMut(Row<'_>) -> Result<T>,
-) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    s.each_row(sql, params, &mut |r| {
-        out.push(map(r)?);
-        Ok(())
-    })?;
-    Ok(out)
-}
-
-/// The first row of a query, mapped, if there is one.
-pub(crate) fn first<T>(
-    s: &mut dyn Session,
-    sql: &str,
-    params: &[Value<'_>],
-    map: impl FnOnce(Row<'_>) -> Result<T>,
-) -> Result<Option<T>> {
-    let mut map = Some(map);
-    let mut out = None;
-    s.each_row(sql, params, &mut |r| {
-        if let Some(map) = map.take() {
-            out = Some(map(r)?);
-        }
-        Ok(())
-    })?;
-    Ok(out)
-}
-
-/// The first column of each row, as text.
-pub(crate) fn strings(s: &mut dyn Session, sql: &str, params: &[Value<'_>]) -> Result<Vec<String>> {
-    rows(s, sql, params, |r| r.text(0))
-}
-
-/// The first column of each row, as item hashes.
-pub(crate) fn hashes(
-    s: &mut dyn Session,
-    sql: &str,
-    params: &[Value<'_>],
-) -> Result<Vec<ItemHash>> {
-    rows(s, sql, params, |r| crate::query::rows::parsed(r, 0))
 }
 
 /// The `WriteStore` operations both backends take from this module, in each backend's
