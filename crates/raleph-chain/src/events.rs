@@ -148,7 +148,7 @@ mod tests {
                     .unwrap()
                     .iter()
                     .map(|input| {
-                        assert_eq!(input["indexed"].as_bool().unwrap_or(false), false);
+                        assert!(!input["indexed"].as_bool().unwrap_or(false));
                         input["type"].as_str().unwrap()
                     })
                     .collect();

@@ -485,7 +485,8 @@ mod tests {
     #[test]
     fn hostile_payloads_are_refused_by_name() {
         let limits = Limits::default();
-        let cases: Vec<(String, fn(&PayloadError) -> bool)> = vec![
+        type Expect = fn(&PayloadError) -> bool;
+        let cases: Vec<(String, Expect)> = vec![
             ("not json".into(), |e| matches!(e, PayloadError::BadJson(_))),
             ("[1,2]".into(), |e| matches!(e, PayloadError::BadJson(_))),
             (

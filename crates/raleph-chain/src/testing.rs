@@ -13,7 +13,7 @@ use std::time::Duration;
 use alloy_network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy_primitives::{Address, Bytes};
 use alloy_provider::Provider as _;
-use alloy_rpc_types_eth::TransactionRequest;
+use alloy_rpc_types_eth::{TransactionReceipt, TransactionRequest};
 use raleph_message::Chain;
 
 use crate::config::{EvmChainConfig, PackingConfig, PackingKey};
@@ -176,6 +176,34 @@ impl Anvil {
             "deployed code differs from the artifact's runtime bytecode"
         );
         address
+    }
+
+    /// Sends a transaction calling `to` with `input` from dev account `from`, and waits for
+    /// its receipt (anvil mines it at once unless started with `--no-mining`).
+    pub async fn call(&self, from: usize, to: Address, input: Vec<u8>) -> TransactionReceipt {
+        let key = self.key(from);
+        let provider = self.provider();
+        let sender = key.address();
+        let wallet = EthereumWallet::new(key.signer().clone());
+        let nonce = provider
+            .get_transaction_count(sender)
+            .pending()
+            .await
+            .expect("nonce");
+        let gas_price = provider.get_gas_price().await.expect("gas price");
+        let tx = TransactionRequest::default()
+            .with_from(sender)
+            .with_to(to)
+            .with_input(input)
+            .with_nonce(nonce)
+            .with_chain_id(provider.get_chain_id().await.expect("chain id"))
+            .with_gas_limit(5_000_000)
+            .with_gas_price(gas_price * 2)
+            .build(&wallet)
+            .await
+            .expect("sign");
+        let pending = provider.send_tx_envelope(tx).await.expect("send");
+        pending.get_receipt().await.expect("receipt")
     }
 
     /// A raw JSON-RPC call (anvil_mine, evm_snapshot, evm_revert, ...).
