@@ -479,6 +479,38 @@ mod tests {
         assert!(serde_json::from_value::<EvmChainConfig>(unknown).is_err());
     }
 
+    proptest::proptest! {
+        /// Whatever an operator writes, parsing and validating answer with a value or an
+        /// error naming the field, never a panic.
+        #[test]
+        fn arbitrary_settings_never_panic(
+            chain in "[A-Z]{0,8}",
+            rpc_url in ".{0,40}",
+            numbers in proptest::collection::vec(proptest::num::u64::ANY, 6),
+            key in ".{0,80}",
+        ) {
+            let value = serde_json::json!({
+                "chain": chain,
+                "rpc_url": rpc_url,
+                "sync_contract": "0x166fd4299364B21c7567e163d85D78d2fb2f8Ad5",
+                "authorized_emitters": ["0x23eC28598DCeB2f7082Cc3a9D670592DfEd6e0dC"],
+                "confirmations": numbers[0],
+                "max_block_range": numbers[1],
+                "max_remembered_heights": numbers[2],
+                "max_response_bytes": numbers[3],
+                "limits": {"max_archive_messages": numbers[4]},
+                "packing": {"key_file": "k", "max_gas_price_gwei": numbers[5]},
+            });
+            if let Ok(config) = serde_json::from_value::<EvmChainConfig>(value) {
+                let _ = config.validate();
+                let _ = config.rpc_url_for_logs();
+            }
+            if let Err(err) = PackingKey::from_hex(&key) {
+                proptest::prop_assert!(key.trim().len() < 8 || !err.contains(key.trim()));
+            }
+        }
+    }
+
     #[test]
     fn the_key_never_shows() {
         let dir = tempfile::tempdir().unwrap();

@@ -169,7 +169,9 @@ impl NonceState {
     }
 }
 
-/// Sends `doEmit` transactions for one chain.
+/// Sends `doEmit` transactions for one chain. One writer per packing account, one
+/// transaction at a time: nonces come from the chain's pending count, so two writers (or two
+/// concurrent submits) on one account would take the same nonce and replace each other.
 #[derive(Debug)]
 pub struct Writer {
     provider: Provider,

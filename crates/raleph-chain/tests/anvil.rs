@@ -420,6 +420,42 @@ async fn hostile_payloads_on_chain_give_errors() {
 }
 
 #[tokio::test]
+async fn an_oversized_rpc_answer_is_refused_not_read() {
+    let Some(setup) = Setup::start(&[]).await else {
+        return;
+    };
+    // One 20 KB payload makes every eth_getLogs answer that covers its block larger than
+    // the 8 KiB this reader accepts (block headers, about 2 KB, still fit).
+    let big = format!(
+        r#"{{"protocol":"aleph","version":1,"content":{{"messages":[{{"x":"{}"}}]}}}}"#,
+        "b".repeat(20_000)
+    );
+    let emitted = setup.writer(PACKER).emit(&big).await.unwrap();
+    let mut config = setup.config();
+    config.max_response_bytes = 8 * 1024;
+    config.max_block_range = 16;
+    let mut reader = setup.reader(config);
+    // Treated like "too many results": the window is halved until the blocks below the big
+    // event are read, then down to the event's block alone, which still does not fit.
+    let err = loop {
+        match reader.step().await {
+            Ok(Step::Events { events, .. }) => assert_eq!(events, vec![]),
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => break err,
+        }
+    };
+    assert!(
+        err.to_string().contains("larger than max_response_bytes"),
+        "{err}"
+    );
+    assert_eq!(reader.window(), 1);
+    assert_eq!(
+        reader.position().synced_height,
+        Some(emitted.block_height - 1)
+    );
+}
+
+#[tokio::test]
 async fn the_gas_price_ceiling_refuses_to_send() {
     // Every block's base fee is 200 gwei: the reference's 150 gwei ceiling refuses.
     let Some(setup) = Setup::start(&["--base-fee", "200000000000"]).await else {
