@@ -8,8 +8,9 @@
 //! - [`events`]: the contract's ABI (`SyncEvent`, `MessageEvent`, `doEmit`, `doMessage`) and
 //!   the decoding of its logs;
 //! - [`payload`]: the sync payload protocols (`aleph`, `aleph-offchain`, and the
-//!   `smart-contract` message event), parsed under named [`payload::Limits`], and the writer's
-//!   side of them (the archive and the offchain wrapper);
+//!   `smart-contract` message event, [`payload::ContractMessage`]), parsed under named
+//!   [`payload::Limits`], and the writer's side of them (the archive and the offchain
+//!   wrapper);
 //! - [`merkle`]: the Merkle tree over a batch's item hashes that raleph adds to its offchain
 //!   payload, with proofs a Solidity verifier can check;
 //! - [`reader`]: `eth_getLogs` in bounded windows at a confirmation depth, authorized emitters
@@ -40,6 +41,6 @@ pub mod writer;
 pub use alloy_primitives::{Address, B256};
 pub use config::{ConfigError, EvmChainConfig, PackingConfig, PackingKey};
 pub use events::{ChainEvent, EventKind};
-pub use payload::{ArchiveMessage, Limits, PayloadError, SyncPayload};
+pub use payload::{ArchiveMessage, ContractMessage, Limits, PayloadError, SyncPayload};
 pub use reader::{Reader, ReaderError, ReaderPosition, Step};
 pub use writer::{Emitted, FeeError, Fees, NonceState, Submitted, Writer, WriterError};

@@ -87,6 +87,10 @@ pub enum PayloadError {
     BadCid(String),
     #[error("an archive must use protocol \"aleph\", found {0:?}")]
     NotAnArchive(String),
+    #[error(
+        "MessageEvent type {0:?} is not a message type (ASCII letters, digits, _; at most {MAX_MESSAGE_TYPE_BYTES} bytes)"
+    )]
+    BadMessageType(String),
 }
 
 /// A `SyncEvent` payload, parsed.
@@ -159,6 +163,51 @@ impl SyncPayload {
             }
             other => Err(PayloadError::UnknownProtocol(other.to_owned())),
         }
+    }
+}
+
+/// The longest `MessageEvent` `msgtype` read: message types are short upper-case words.
+pub const MAX_MESSAGE_TYPE_BYTES: usize = 32;
+
+/// A `MessageEvent` (the `smart-contract` protocol), checked: what the node turns into one
+/// unsigned message (protocol.md 8.4; sender = the event's emitter, time = the event's time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContractMessage {
+    /// `msgtype` `STORE_IPFS`: a STORE of the IPFS file `cid` (the node builds its content).
+    StoreIpfs { cid: String },
+    /// Any other type: `item_content` is `msgcontent` as is (its item hash is the sha256 of
+    /// these bytes); the pipeline validates it like any message of `message_type`.
+    Inline {
+        message_type: String,
+        item_content: String,
+    },
+}
+
+impl ContractMessage {
+    /// Checks a `MessageEvent`'s strings: `msgcontent` within `limits.max_event_payload_bytes`,
+    /// `msgtype` a short ASCII word.
+    pub fn parse(msgtype: &str, msgcontent: &str, limits: &Limits) -> Result<Self, PayloadError> {
+        check_size(msgcontent.len(), limits.max_event_payload_bytes)?;
+        if msgtype.is_empty()
+            || msgtype.len() > MAX_MESSAGE_TYPE_BYTES
+            || !msgtype
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(PayloadError::BadMessageType(
+                msgtype.chars().take(MAX_MESSAGE_TYPE_BYTES).collect(),
+            ));
+        }
+        if msgtype == "STORE_IPFS" {
+            check_cid(msgcontent)?;
+            return Ok(ContractMessage::StoreIpfs {
+                cid: msgcontent.to_owned(),
+            });
+        }
+        Ok(ContractMessage::Inline {
+            message_type: msgtype.to_owned(),
+            item_content: msgcontent.to_owned(),
+        })
     }
 }
 
@@ -547,7 +596,50 @@ mod tests {
         );
     }
 
+    #[test]
+    fn contract_messages() {
+        let limits = Limits::default();
+        assert_eq!(
+            ContractMessage::parse("STORE_IPFS", CID, &limits).unwrap(),
+            ContractMessage::StoreIpfs {
+                cid: CID.to_owned()
+            }
+        );
+        assert_eq!(
+            ContractMessage::parse("POST", "{\"a\":1}", &limits).unwrap(),
+            ContractMessage::Inline {
+                message_type: "POST".to_owned(),
+                item_content: "{\"a\":1}".to_owned()
+            }
+        );
+        assert!(matches!(
+            ContractMessage::parse("STORE_IPFS", "not a cid!", &limits),
+            Err(PayloadError::BadCid(_))
+        ));
+        for bad in ["", "POST\n", &"A".repeat(33)] {
+            assert!(matches!(
+                ContractMessage::parse(bad, "{}", &limits),
+                Err(PayloadError::BadMessageType(_))
+            ));
+        }
+        let huge = "x".repeat(limits.max_event_payload_bytes + 1);
+        assert!(matches!(
+            ContractMessage::parse("POST", &huge, &limits),
+            Err(PayloadError::TooLarge { .. })
+        ));
+    }
+
     proptest! {
+        #[test]
+        fn arbitrary_message_events_never_panic(msgtype in ".{0,40}", msgcontent in ".{0,200}") {
+            if let Ok(ContractMessage::Inline { message_type, item_content }) =
+                ContractMessage::parse(&msgtype, &msgcontent, &Limits::default())
+            {
+                prop_assert_eq!(message_type, msgtype);
+                prop_assert_eq!(item_content, msgcontent);
+            }
+        }
+
         #[test]
         fn arbitrary_text_never_panics(text in ".{0,400}") {
             let _ = SyncPayload::parse(&text, &Limits::default());

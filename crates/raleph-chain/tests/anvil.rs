@@ -13,8 +13,8 @@ use raleph_chain::merkle::MerkleTree;
 use raleph_chain::payload::{Limits, PayloadError, offchain_payload};
 use raleph_chain::testing::Anvil;
 use raleph_chain::{
-    ChainEvent, EvmChainConfig, FeeError, Reader, ReaderPosition, Step, SyncPayload, Writer,
-    WriterError,
+    ChainEvent, ContractMessage, EvmChainConfig, FeeError, Reader, ReaderPosition, Step,
+    SyncPayload, Writer, WriterError,
 };
 
 /// A CIDv0 (46 characters), the size of a real archive's CID.
@@ -263,6 +263,20 @@ async fn message_events_are_decoded_from_any_caller() {
         EventKind::Message {
             msgtype: "STORE_IPFS".to_owned(),
             msgcontent: CID.to_owned()
+        }
+    );
+
+    let EventKind::Message {
+        msgtype,
+        msgcontent,
+    } = &events[0].kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        ContractMessage::parse(msgtype, msgcontent, &Limits::default()).unwrap(),
+        ContractMessage::StoreIpfs {
+            cid: CID.to_owned()
         }
     );
 
