@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the pinned EVM tools of the chain tests (contracts/package.json and its lock: the
-# Solidity compiler solcjs and anvil, both from the npm registry), compiles
-# contracts/AlephSync.sol and checks that the result equals the committed artifact
-# contracts/AlephSync.json (ABI, creation and runtime bytecode), then prints the anvil binary's
-# path on its last line.
+# Solidity compiler solcjs and anvil, both from the npm registry), compiles each contract
+# (contracts/AlephSync.sol, contracts/AlephMerkleVerifier.sol) and checks that the result
+# equals its committed artifact (contracts/<name>.json: ABI, creation and runtime bytecode),
+# then prints the anvil binary's path on its last line.
 #
 #   scripts/evm-tools.sh           install if missing, check the artifact, print anvil's path
-#   scripts/evm-tools.sh --write   the same, but (re)write the artifact instead of checking it
+#   scripts/evm-tools.sh --write   the same, but (re)write the artifacts instead of checking them
 #
 # The tools are installed once per lock file into $RALEPH_CACHE_DIR/evm-tools/<lock hash>/
 # (default ~/.cache/raleph), so every clone on the machine shares them and a new pin installs
@@ -15,7 +15,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONTRACTS="$ROOT/contracts"
-ARTIFACT="$CONTRACTS/AlephSync.json"
+# The contracts: contracts/<name>.sol, compiled to contracts/<name>.json.
+CONTRACT_NAMES=(AlephSync AlephMerkleVerifier)
 CACHE="${RALEPH_CACHE_DIR:-$HOME/.cache/raleph}"
 
 mode=check
@@ -45,55 +46,61 @@ if [ ! -x "$SOLCJS" ] || [ ! -x "$ANVIL" ] || [ ! -e "$TOOLS/.installed" ]; then
     touch "$TOOLS/.installed"
 fi
 
-# The standard-JSON input: optimizer on (200 runs, solc's usual default), the outputs the
-# artifact keeps. The metadata hash appended to the bytecode covers the source, so any edit of
-# AlephSync.sol shows up as a changed artifact.
-input="$(node -e '
+# Each contract is compiled on its own (one source, one standard-JSON input): optimizer on
+# (200 runs, solc's usual default), the outputs the artifact keeps. The metadata hash appended
+# to the bytecode covers the source, so any edit of a .sol file shows up as a changed artifact.
+compile() {
+    local name="$1" input raw output
+    input="$(node -e '
 const fs = require("fs");
-const source = fs.readFileSync(process.argv[1], "utf8");
+const [file, name] = process.argv.slice(1);
 process.stdout.write(JSON.stringify({
   language: "Solidity",
-  sources: { "AlephSync.sol": { content: source } },
+  sources: { [name + ".sol"]: { content: fs.readFileSync(file, "utf8") } },
   settings: {
     optimizer: { enabled: true, runs: 200 },
-    outputSelection: { "*": { AlephSync: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },
+    outputSelection: { "*": { [name]: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },
   },
 }));
-' "$CONTRACTS/AlephSync.sol")"
-
-# solcjs prints warning lines (missing SMT solvers) before the JSON: drop them.
-raw="$(cd "$TOOLS" && printf '%s' "$input" | "$SOLCJS" --standard-json)"
-output="$(printf '%s\n' "$raw" | sed -n '/^{/,$p')"
-[ -n "$output" ] || { echo "evm-tools: solcjs printed no JSON:" >&2; printf '%s\n' "$raw" >&2; exit 1; }
-
-compiled="$(printf '%s' "$output" | node -e '
+' "$CONTRACTS/$name.sol" "$name")"
+    # solcjs prints warning lines (missing SMT solvers) before the JSON: drop them.
+    raw="$(cd "$TOOLS" && printf '%s' "$input" | "$SOLCJS" --standard-json)"
+    output="$(printf '%s\n' "$raw" | sed -n '/^{/,$p')"
+    [ -n "$output" ] || { echo "evm-tools: solcjs printed no JSON for $name:" >&2; printf '%s\n' "$raw" >&2; return 1; }
+    printf '%s' "$output" | node -e '
 const fs = require("fs");
+const [tools, name] = process.argv.slice(1);
 const out = JSON.parse(fs.readFileSync(0, "utf8"));
 const errors = (out.errors || []).filter((e) => e.severity === "error");
 if (errors.length) {
   for (const e of errors) console.error(e.formattedMessage || e.message);
   process.exit(1);
 }
-const c = out.contracts["AlephSync.sol"].AlephSync;
-const version = require(process.argv[1] + "/node_modules/solc/package.json").version;
+const c = out.contracts[name + ".sol"][name];
+const version = require(tools + "/node_modules/solc/package.json").version;
 process.stdout.write(JSON.stringify({
-  contractName: "AlephSync",
+  contractName: name,
   compiler: "solc " + version,
   optimizer: { enabled: true, runs: 200 },
   abi: c.abi,
   bytecode: "0x" + c.evm.bytecode.object,
   deployedBytecode: "0x" + c.evm.deployedBytecode.object,
 }, null, 2) + "\n");
-' "$TOOLS")" || { echo "evm-tools: compiling contracts/AlephSync.sol failed" >&2; exit 1; }
+' "$TOOLS" "$name"
+}
 
-if [ "$mode" = write ]; then
-    printf '%s\n' "$compiled" >"$ARTIFACT"
-    echo "evm-tools: wrote $ARTIFACT" >&2
-elif ! diff -u "$ARTIFACT" <(printf '%s\n' "$compiled") >&2; then
-    echo "evm-tools: contracts/AlephSync.json does not match contracts/AlephSync.sol compiled by the pinned solc." >&2
-    echo "evm-tools: if the source change is intended, run scripts/evm-tools.sh --write and commit the artifact." >&2
-    exit 1
-fi
+for name in "${CONTRACT_NAMES[@]}"; do
+    artifact="$CONTRACTS/$name.json"
+    compiled="$(compile "$name")" || { echo "evm-tools: compiling contracts/$name.sol failed" >&2; exit 1; }
+    if [ "$mode" = write ]; then
+        printf '%s\n' "$compiled" >"$artifact"
+        echo "evm-tools: wrote $artifact" >&2
+    elif ! diff -u "$artifact" <(printf '%s\n' "$compiled") >&2; then
+        echo "evm-tools: contracts/$name.json does not match contracts/$name.sol compiled by the pinned solc." >&2
+        echo "evm-tools: if the source change is intended, run scripts/evm-tools.sh --write and commit the artifact." >&2
+        exit 1
+    fi
+done
 
 "$ANVIL" --version >&2
 echo "$ANVIL"

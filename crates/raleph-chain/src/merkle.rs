@@ -18,6 +18,10 @@
 //! A verifier must also check that the item hash it hashes is a well-formed item hash (ASCII
 //! hex or base58): an inner node's preimage is 64 arbitrary bytes, never such a string, which
 //! is what keeps an inner node from being passed off as a leaf.
+//!
+//! `contracts/AlephMerkleVerifier.sol` applies these rules on chain; the test
+//! `tests/merkle_verifier.rs` checks it accepts this module's proofs (and refuses the
+//! inner-node forgery) on anvil.
 
 use alloy_primitives::{B256, keccak256};
 

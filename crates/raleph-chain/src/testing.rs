@@ -19,8 +19,10 @@ use raleph_message::Chain;
 use crate::config::{EvmChainConfig, PackingConfig, PackingKey};
 use crate::rpc::{Provider, provider};
 
-/// The contract's artifact, checked against its source by `scripts/evm-tools.sh`.
+/// The sync contract's artifact, checked against its source by `scripts/evm-tools.sh`.
 pub const ARTIFACT: &str = include_str!("../../../contracts/AlephSync.json");
+/// The Merkle proof verifier's artifact (`contracts/AlephMerkleVerifier.sol`).
+pub const VERIFIER_ARTIFACT: &str = include_str!("../../../contracts/AlephMerkleVerifier.json");
 
 /// How long anvil may take to print its listening address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,7 +137,13 @@ impl Anvil {
 
     /// Deploys AlephSync from the committed artifact with dev account `deployer`.
     pub async fn deploy(&self, deployer: usize) -> Address {
-        let artifact: serde_json::Value = serde_json::from_str(ARTIFACT).expect("artifact JSON");
+        self.deploy_artifact(ARTIFACT, deployer).await
+    }
+
+    /// Deploys the contract of a committed artifact (`contracts/<name>.json`) with dev account
+    /// `deployer`, and checks that the code on chain is the artifact's runtime bytecode.
+    pub async fn deploy_artifact(&self, artifact: &str, deployer: usize) -> Address {
+        let artifact: serde_json::Value = serde_json::from_str(artifact).expect("artifact JSON");
         let code: Bytes = artifact["bytecode"]
             .as_str()
             .expect("artifact bytecode")
