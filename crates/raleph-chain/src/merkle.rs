@@ -25,8 +25,8 @@
 
 use alloy_primitives::{B256, keccak256};
 
-/// Most leaves in one tree: the largest archive allowed by the payload limits' ceiling keeps
-/// proofs to 24 hashes.
+/// Most leaves in one tree (proofs of at most 24 hashes); `limits.max_archive_messages` may
+/// not exceed it, and its default (10 000) is far below.
 pub const MAX_LEAVES: usize = 1 << 24;
 
 /// The leaf of one item hash.

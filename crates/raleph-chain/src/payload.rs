@@ -61,8 +61,11 @@ impl Limits {
         if self.max_archive_bytes < 1024 {
             return Err("max_archive_bytes must be at least 1024".to_owned());
         }
-        if self.max_archive_messages == 0 {
-            return Err("max_archive_messages must be at least 1".to_owned());
+        if self.max_archive_messages == 0 || self.max_archive_messages > crate::merkle::MAX_LEAVES {
+            return Err(format!(
+                "max_archive_messages must be between 1 and {} (a batch's Merkle tree)",
+                crate::merkle::MAX_LEAVES
+            ));
         }
         Ok(())
     }
