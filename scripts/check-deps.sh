@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the dependency direction ARCHITECTURE.md promises: the message model and the crypto
-# crate are pure (no async runtime, web framework, network stack or SQL driver), and no
-# server-side crate leaks into another's place.
+# crate are pure (no async runtime, web framework, network stack or SQL driver), no
+# server-side crate leaks into another's place, and the EVM library (alloy) stays in
+# raleph-chain.
 #
 # Each crate is checked with all its features on: a rule that holds only while an optional
 # backend is off (raleph-db's `postgres`, which the binary turns on) does not hold.
@@ -63,5 +64,14 @@ forbid raleph-compute rusqlite libsqlite3-sys raleph-db raleph-pipeline raleph-a
 forbid raleph-api wasmtime
 forbid raleph-pipeline wasmtime
 forbid raleph-sdk raleph-db raleph-pipeline raleph-api raleph-storage axum rusqlite
+# The chain crate sees the node only through its own types: no store, pipeline, API or file
+# store, and no SQL driver or web framework.
+forbid raleph-chain raleph-db raleph-pipeline raleph-api raleph-storage rusqlite libsqlite3-sys axum
+# alloy (its RPC client, signer and ABI code) stays in raleph-chain: the message model, the
+# crypto crate, the store, the pipeline and the API do not link it.
+alloy=(alloy-primitives alloy-sol-types alloy-provider alloy-rpc-client alloy-transport alloy-json-rpc alloy-rpc-types-eth alloy-network alloy-consensus alloy-signer alloy-signer-local)
+for crate in raleph-message raleph-crypto raleph-db raleph-pipeline raleph-api; do
+    forbid "$crate" "${alloy[@]}"
+done
 
 exit "$fail"

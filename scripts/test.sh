@@ -5,7 +5,8 @@
 # compatibility suite), keeps its build directory outside the clone so later runs are
 # incremental, then runs: formatting and lint checks, the dependency-direction check, the
 # Rust test suites (the store's conformance tests against SQLite and a private PostgreSQL
-# server, which it starts), and the compatibility suite that drives a real node through the
+# server, which it starts; the chain tests against anvil, installed with the Solidity compiler
+# from the npm registry by scripts/evm-tools.sh), and the compatibility suite that drives a real node through the
 # published Python SDK and CLI.
 #
 # Env: RALEPH_CACHE_DIR  cache root (default ~/.cache/raleph; the PostgreSQL test cluster
@@ -52,6 +53,12 @@ export DATABASE_URL RALEPH_REQUIRE_POSTGRES=1
 step "Python program runtime (microVM kernel, initrd, root filesystem from Debian packages; installs QEMU and squashfs-tools)"
 RALEPH_PYTHON_RUNTIME_DIR="$(scripts/build-python-runtime.sh | tail -n 1)"
 export RALEPH_PYTHON_RUNTIME_DIR
+
+step "EVM tools (solc and anvil from the npm registry; the sync contract's artifact is checked)"
+RALEPH_ANVIL="$(scripts/evm-tools.sh | tail -n 1)"
+[ -x "$RALEPH_ANVIL" ] || { echo "scripts/evm-tools.sh printed no anvil path" >&2; exit 1; }
+# The chain tests fail, rather than skip, if anvil cannot be started.
+export RALEPH_ANVIL RALEPH_REQUIRE_ANVIL=1
 
 step "rust tests"
 cargo test --workspace --locked
