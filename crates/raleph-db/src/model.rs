@@ -183,16 +183,12 @@ pub struct NewMessage {
     pub tags: Vec<String>,
 }
 
-/// What authorization and FORGET need to know about a stored message: its envelope's
-/// addressing fields and its index facts, without its content (which may be large).
+/// What authorization and FORGET need to know about a stored message: its envelope without
+/// the content (`item_content` is `None`; a content may be large), and its index facts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageFacts {
-    pub message_type: MessageType,
-    pub chain: Chain,
-    pub sender: String,
-    pub signature: Option<String>,
+    pub envelope: Envelope,
     pub owner: String,
-    pub channel: Option<String>,
     pub content_type: Option<String>,
     pub content_key: Option<String>,
     pub content_ref: Option<String>,

@@ -75,10 +75,10 @@ impl<'a> CountedRow<'a> {
     pub fn of_stored(facts: &'a crate::MessageFacts, time: f64) -> Self {
         CountedRow {
             time,
-            message_type: facts.message_type.as_str(),
-            sender: &facts.sender,
+            message_type: facts.envelope.message_type.as_str(),
+            sender: &facts.envelope.sender,
             content_type: facts.content_type.as_deref(),
-            channel: facts.channel.as_deref(),
+            channel: facts.envelope.channel.as_deref(),
             content_key: facts.content_key.as_deref(),
         }
     }

@@ -543,12 +543,12 @@ fn message_roundtrip_and_content_fidelity(s: &mut Store) -> Result<()> {
     assert_eq!(
         s.w.message_facts(&h("m1"))?,
         Some(MessageFacts {
-            message_type: MessageType::Post,
-            chain: Chain::Sol,
-            sender: "0xA".into(),
-            signature: None,
+            // The envelope as stored, without its content.
+            envelope: Envelope {
+                item_content: None,
+                ..m.record.envelope.clone()
+            },
             owner: "0xA".into(),
-            channel: None,
             content_type: Some("note".into()),
             content_key: Some("key".into()),
             content_ref: Some("ref".into()),

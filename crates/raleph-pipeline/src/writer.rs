@@ -817,7 +817,7 @@ impl Writer {
         let item_hash = &envelope.item_hash;
         self.store.delete_pending(row.id)?;
         let stored = self.store.message_facts(item_hash)?;
-        if stored.is_some_and(|m| m.signature != envelope.signature) {
+        if stored.is_some_and(|m| m.envelope.signature != envelope.signature) {
             let failure = Failure::new(
                 ErrorCode::InvalidSignature,
                 "signature differs from the stored message's",

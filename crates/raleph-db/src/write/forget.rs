@@ -50,7 +50,7 @@ pub(crate) fn forget(
         s.totals().count_message(CountedRow::of_stored(f, time), -1);
     }
     s.settle_if_autocommit()?;
-    match facts.as_ref().map(|f| f.message_type) {
+    match facts.as_ref().map(|f| f.envelope.message_type) {
         Some(MessageType::Post) => forget_post(s, item_hash)?,
         Some(MessageType::Aggregate) => forget_element(s, item_hash)?,
         Some(MessageType::Store) => {

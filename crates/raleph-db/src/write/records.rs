@@ -6,25 +6,32 @@ use serde_json::Value as Json;
 use super::{Session, Value, first, strings};
 use crate::query::rows::parsed;
 use crate::shared::parse_position;
-use crate::{Failure, ItemHash, MessageFacts, Result, StoreError};
+use crate::{Envelope, Failure, ItemHash, MessageFacts, Result, StoreError};
 
 pub(crate) fn message_facts(s: &mut dyn Session, item_hash: &str) -> Result<Option<MessageFacts>> {
     first(
         s,
-        "SELECT type, chain, sender, signature, owner, channel, content_type, content_key, content_ref
+        "SELECT item_hash, type, chain, sender, signature, item_type, time, channel,
+             owner, content_type, content_key, content_ref
          FROM messages WHERE item_hash = $1",
         &[Value::Text(item_hash)],
         |r| {
             Ok(MessageFacts {
-                message_type: parsed(r, 0)?,
-                chain: parsed(r, 1)?,
-                sender: r.text(2)?,
-                signature: r.opt_text(3)?,
-                owner: r.text(4)?,
-                channel: r.opt_text(5)?,
-                content_type: r.opt_text(6)?,
-                content_key: r.opt_text(7)?,
-                content_ref: r.opt_text(8)?,
+                envelope: Envelope {
+                    item_hash: parsed(r, 0)?,
+                    message_type: parsed(r, 1)?,
+                    chain: parsed(r, 2)?,
+                    sender: r.text(3)?,
+                    signature: r.opt_text(4)?,
+                    item_type: parsed(r, 5)?,
+                    item_content: None,
+                    time: r.real(6)?,
+                    channel: r.opt_text(7)?,
+                },
+                owner: r.text(8)?,
+                content_type: r.opt_text(9)?,
+                content_key: r.opt_text(10)?,
+                content_ref: r.opt_text(11)?,
             })
         },
     )

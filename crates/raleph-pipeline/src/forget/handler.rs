@@ -62,7 +62,7 @@ pub(crate) fn apply_forget(
                 let Some(facts) = store.message_facts(&hash)? else {
                     return fail(ErrorCode::ForgetTargetNotFound, json!({"message": hash}));
                 };
-                if facts.message_type == MessageType::Store
+                if facts.envelope.message_type == MessageType::Store
                     && store.store_used_by_vm(hash.as_str())?
                 {
                     return fail(
@@ -78,10 +78,10 @@ pub(crate) fn apply_forget(
         return permission_denied();
     }
     for (hash, facts) in live {
-        if facts.message_type == MessageType::Forget {
+        if facts.envelope.message_type == MessageType::Forget {
             return fail(ErrorCode::ForgetForget, json!({"message": hash}));
         }
-        if !may_forget(&env.sender, &facts.sender) {
+        if !may_forget(&env.sender, &facts.envelope.sender) {
             return fail(
                 ErrorCode::PermissionDenied,
                 json!({"message": hash, "reason": "it belongs to another user"}),

@@ -48,7 +48,7 @@ pub(crate) fn forget_held_element(
         let Some(forget) = store.message_facts(forget_hash)? else {
             continue;
         };
-        if forget.message_type != MessageType::Forget {
+        if forget.envelope.message_type != MessageType::Forget {
             continue;
         }
         let Some(content) = store.message_content(forget_hash)?.and_then(parse_stored) else {
@@ -59,7 +59,7 @@ pub(crate) fn forget_held_element(
         }
         // The FORGET handler's rule: a FORGET processed here passed the check on its own
         // `content.address`, and forgets only what its own sender sent.
-        if may_forget(&forget.sender, &held.sender) {
+        if may_forget(&forget.envelope.sender, &held.envelope.sender) {
             store.forget(hash, forget_hash, now, grace_until)?;
             return Ok(true);
         }
