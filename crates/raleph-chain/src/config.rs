@@ -11,7 +11,7 @@ use std::time::Duration;
 use alloy_primitives::Address;
 use alloy_signer_local::PrivateKeySigner;
 use raleph_message::{Chain, SignatureScheme};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::payload::Limits;
 
@@ -44,7 +44,7 @@ pub const DEFAULT_RPC_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// One EVM chain: where to read and write, whom to trust, and how deep to wait.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvmChainConfig {
     /// The chain's Aleph name (`"ETH"`, `"BSC"`, `"AVAX"`, ...), recorded with each
@@ -93,7 +93,7 @@ pub struct EvmChainConfig {
 }
 
 /// A packing node's settings for one chain.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackingConfig {
     /// A file holding the packing account's private key (64 hex digits, `0x` optional). The

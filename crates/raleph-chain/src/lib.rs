@@ -16,7 +16,8 @@
 //! - [`reader`]: `eth_getLogs` in bounded windows at a confirmation depth, authorized emitters
 //!   only, with reorg detection over a bounded memory of block hashes;
 //! - [`writer`]: `doEmit` from the packing key with the reference's fee rule and a gas-price
-//!   ceiling, and the nonce state a caller needs to tell a dropped transaction.
+//!   ceiling, and the nonce state a caller needs to tell a dropped transaction;
+//! - [`verify`]: checking a message's anchoring proof against a chain RPC.
 //!
 //! What it does not own: storage of anything. The reader's position and the writer's pending
 //! transaction are values the caller persists (the node, with its store); archives are fetched
@@ -36,6 +37,7 @@ pub mod rpc;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub mod testing;
 pub mod transport;
+pub mod verify;
 pub mod writer;
 
 pub use alloy_primitives::{Address, B256};
@@ -43,4 +45,4 @@ pub use config::{ConfigError, EvmChainConfig, PackingConfig, PackingKey};
 pub use events::{ChainEvent, EventKind};
 pub use payload::{ArchiveMessage, ContractMessage, Limits, PayloadError, SyncPayload};
 pub use reader::{Reader, ReaderError, ReaderPosition, Step};
-pub use writer::{Emitted, FeeError, Fees, NonceState, Submitted, Writer, WriterError};
+pub use writer::{Emitted, FeeError, Fees, NonceState, Signed, Submitted, Writer, WriterError};

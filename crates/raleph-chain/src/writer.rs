@@ -169,6 +169,13 @@ impl NonceState {
     }
 }
 
+/// A signed `doEmit` transaction, not sent yet (see [`Writer::sign`]).
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub submitted: Submitted,
+    envelope: <alloy_network::Ethereum as alloy_network::Network>::TxEnvelope,
+}
+
 /// Sends `doEmit` transactions for one chain. One writer per packing account, one
 /// transaction at a time: nonces come from the chain's pending count, so two writers (or two
 /// concurrent submits) on one account would take the same nonce and replace each other.
@@ -249,6 +256,16 @@ impl Writer {
 
     /// Signs and sends `doEmit(payload)`; returns once the node accepted it into its pool.
     pub async fn submit(&self, payload: &str) -> Result<Submitted, WriterError> {
+        let signed = self.sign(payload).await?;
+        self.broadcast(&signed).await?;
+        Ok(signed.submitted)
+    }
+
+    /// Signs `doEmit(payload)` without sending it: the caller can record the transaction's
+    /// hash and nonce durably first (a write-ahead record), then [`Writer::broadcast`] it, so
+    /// that a crash between the two is seen at start as a transaction that never reached the
+    /// pool, never as an emission it does not know of.
+    pub async fn sign(&self, payload: &str) -> Result<Signed, WriterError> {
         if payload.len() > self.max_payload_bytes {
             return Err(WriterError::PayloadTooLarge {
                 size: payload.len(),
@@ -298,17 +315,27 @@ impl Writer {
             .build(&self.wallet)
             .await
             .map_err(|e| WriterError::Sign(e.to_string()))?;
-        let pending = self
+        Ok(Signed {
+            submitted: Submitted {
+                tx_hash: *envelope.tx_hash(),
+                nonce,
+                fees,
+                gas_limit,
+            },
+            envelope,
+        })
+    }
+
+    /// Sends a signed transaction to the chain's pool.
+    pub async fn broadcast(&self, signed: &Signed) -> Result<(), WriterError> {
+        // The pending-transaction handle is not kept: the caller follows the transaction by
+        // its recorded hash (`receipt`, `nonce_state`).
+        let _pending = self
             .provider
-            .send_tx_envelope(envelope)
+            .send_tx_envelope(signed.envelope.clone())
             .await
             .map_err(rpc("eth_sendRawTransaction"))?;
-        Ok(Submitted {
-            tx_hash: *pending.tx_hash(),
-            nonce,
-            fees,
-            gas_limit,
-        })
+        Ok(())
     }
 
     /// The transaction's outcome if it is mined.

@@ -550,3 +550,77 @@ async fn do_emit_calldata_is_the_abi_call() {
         "x".to_owned()
     );
 }
+
+#[tokio::test]
+async fn a_proof_is_checked_against_the_chain_alone() {
+    use raleph_chain::verify::{Claim, VerifyError, check};
+    let Some(setup) = Setup::start(&[]).await else {
+        return;
+    };
+    let items: Vec<String> = (0..5).map(|i| format!("{:064x}", i + 10)).collect();
+    let tree = MerkleTree::new(&items).unwrap();
+    let payload = offchain_payload(CID, Some(tree.root())).unwrap();
+    let emitted = setup.writer(PACKER).emit(&payload).await.unwrap();
+    setup.anvil.mine(2).await;
+    let (events, _) = read_all(&mut setup.reader(setup.config())).await;
+    let log_index = events[0].log_index;
+    let proof = tree.proof(3).unwrap();
+    let claim = Claim {
+        chain: raleph_message::Chain::Eth,
+        item_hash: &items[3],
+        tx_hash: emitted.tx_hash,
+        log_index,
+        archive: CID,
+        merkle_root: tree.root(),
+        proof: &proof,
+    };
+    let url = setup.anvil.url();
+    let verified = check(&url, &claim, Some(setup.contract)).await.unwrap();
+    assert_eq!(verified.height, emitted.block_height);
+    assert_eq!(verified.block_hash, emitted.block_hash);
+    assert_eq!(verified.emitter, setup.anvil.key(PACKER).address());
+    assert_eq!(
+        verified.confirmations, 3,
+        "its block and the two mined on top"
+    );
+    // Another message with this path, another root, another contract, another log: refused.
+    let other = Claim {
+        item_hash: &items[2],
+        ..claim.clone()
+    };
+    assert!(matches!(
+        check(&url, &other, None).await,
+        Err(VerifyError::BadProof)
+    ));
+    let forged_tree = MerkleTree::new(&items[..4]).unwrap();
+    let forged_proof = forged_tree.proof(3).unwrap();
+    let forged = Claim {
+        merkle_root: forged_tree.root(),
+        proof: &forged_proof,
+        ..claim.clone()
+    };
+    assert!(matches!(
+        check(&url, &forged, None).await,
+        Err(VerifyError::OtherPayload(_))
+    ));
+    assert!(matches!(
+        check(&url, &claim, Some(Address::repeat_byte(7))).await,
+        Err(VerifyError::NotASyncEvent(_))
+    ));
+    let wrong_log = Claim {
+        log_index: log_index + 1,
+        ..claim.clone()
+    };
+    assert!(matches!(
+        check(&url, &wrong_log, None).await,
+        Err(VerifyError::NoSuchLog(_))
+    ));
+    let unmined = Claim {
+        tx_hash: alloy_primitives::B256::repeat_byte(9),
+        ..claim
+    };
+    assert!(matches!(
+        check(&url, &unmined, None).await,
+        Err(VerifyError::NotMined)
+    ));
+}
