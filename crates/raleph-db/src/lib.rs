@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod anchors;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod conn;
 // The query layer's backend-neutral parts; without a backend nothing calls most of them.
@@ -45,6 +46,7 @@ mod totals;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod write;
 
+pub use anchors::*;
 pub use model::*;
 
 /// How durable a commit is. In the node's configuration, `durability = "full"` or `"normal"`.
@@ -213,6 +215,34 @@ pub trait WriteStore: Send {
     /// none): set in the same transaction as those effects, read at start to replay the rest.
     fn journal_position(&mut self) -> Result<u64>;
     fn set_journal_position(&mut self, position: u64) -> Result<()>;
+
+    // Blockchain anchoring (issue 16). Confirmations are kept by item hash, whatever the
+    // message's status (or whether the store holds it at all).
+    /// Records an anchoring transaction and one confirmation per item (its position is its
+    /// index in `items`), and closes the open batch of the chain whose archive is the
+    /// anchor's. Idempotent on `(chain, tx_hash, log_index)`: returns false, changing
+    /// nothing, when the anchor is known already.
+    fn record_anchor(&mut self, anchor: &Anchor, items: &[ItemHash]) -> Result<bool>;
+    /// A reorganisation of `chain`: deletes its anchors at `height` and above and their
+    /// confirmations, and opens again the batches they confirmed. Returns how many anchors.
+    fn drop_anchors_from(&mut self, chain: Chain, height: u64) -> Result<u64>;
+    /// The chain reader's position on `chain` (opaque to the store; one per chain).
+    fn set_chain_position(&mut self, chain: Chain, position: &str) -> Result<()>;
+    /// Records a batch a packing node built, open until an anchor confirms it; its items
+    /// are no longer [`ReadStore::unanchored`]. Returns its id.
+    fn create_batch(
+        &mut self,
+        chain: Chain,
+        archive: &str,
+        merkle_root: &str,
+        items: &[ItemHash],
+        now: f64,
+    ) -> Result<i64>;
+    /// The batch was sent in transaction `tx_hash` with `nonce` (the last one sent, when
+    /// it is sent again). Nothing happens for a batch that no longer exists.
+    fn batch_submitted(&mut self, id: i64, tx_hash: &str, nonce: u64, now: f64) -> Result<()>;
+    /// Deletes a batch: its items that no anchor confirms are unanchored again.
+    fn abandon_batch(&mut self, id: i64) -> Result<()>;
 }
 
 /// The read side, for the API. Implementations are cheap to share across threads.
@@ -290,4 +320,20 @@ pub trait ReadStore: Send + Sync + 'static {
     /// the page's past `max_bytes`: at least one message, so a page never stalls, and never
     /// more than `max_bytes` plus one message read into memory.
     fn sync_log(&self, after: u64, limit: usize, max_bytes: usize) -> Result<SyncPage>;
+
+    // Blockchain anchoring (issue 16).
+    /// The chain reader's position on `chain`, as last set.
+    fn chain_position(&self, chain: Chain) -> Result<Option<String>>;
+    /// The confirmations of a page of messages, read at once: by item hash, then lowest
+    /// height first.
+    fn confirmations(&self, hashes: &[ItemHash]) -> Result<Vec<(ItemHash, Confirmation)>>;
+    /// Every anchor of a message and its position there, lowest height first.
+    fn anchored_at(&self, hash: &ItemHash) -> Result<Vec<AnchoredAt>>;
+    /// An anchor's items in position order (empty for an unknown anchor).
+    fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>>;
+    /// Up to `limit` processed (or removing) signed messages that no anchor confirms and no
+    /// open batch holds, oldest reception first, then by item hash: what a packer anchors.
+    fn unanchored(&self, limit: usize) -> Result<Vec<MessageRecord>>;
+    /// The batches of `chain` neither confirmed nor abandoned, oldest first, with their items.
+    fn open_batches(&self, chain: Chain) -> Result<Vec<Batch>>;
 }

@@ -223,6 +223,10 @@ conformance!(
     posts_by_tags_common_and_rare,
     kept_totals_follow_writes,
     message_lists_stop_at_their_byte_bound,
+    anchors_and_confirmations,
+    anchor_reorg_drops_confirmations,
+    batch_life,
+    unanchored_messages,
 );
 
 // ---- data helpers ----
@@ -3684,5 +3688,353 @@ fn message_lists_stop_at_their_byte_bound(s: &mut Store) -> Result<()> {
         ..bounded(size(&all[0]))
     };
     assert_eq!(s.r.messages(&first)?.len(), 1);
+    Ok(())
+}
+
+// ---- blockchain anchoring ----
+
+/// An anchoring transaction `tx` (a name, as [`h`] makes hashes) at `height` of `chain`.
+fn anchor(chain: Chain, tx: &str, height: u64, archive: Option<&str>) -> Anchor {
+    Anchor {
+        chain,
+        tx_hash: format!("0x{}", h(tx)),
+        log_index: 0,
+        height,
+        block_hash: format!("0x{}", h(&format!("block{height}"))),
+        time: 1_700_000_000.0 + height as f64,
+        publisher: format!("0x{}", "ab".repeat(20)),
+        protocol: "aleph-offchain".into(),
+        archive: archive.map(str::to_owned),
+        merkle_root: Some(format!("0x{}", h(&format!("root-{tx}")))),
+    }
+}
+
+fn record(s: &mut Store, a: &Anchor, items: &[&str]) -> Result<bool> {
+    let items: Vec<ItemHash> = items.iter().map(|n| h(n)).collect();
+    s.w.begin()?;
+    let recorded = s.w.record_anchor(a, &items)?;
+    s.w.commit()?;
+    Ok(recorded)
+}
+
+/// Confirmations by item name, as `(item, chain, height, tx name)`.
+fn confirmed(s: &Store, items: &[&str]) -> Result<Vec<(String, String, u64, String)>> {
+    let hashes: Vec<ItemHash> = items.iter().map(|n| h(n)).collect();
+    Ok(s.r
+        .confirmations(&hashes)?
+        .into_iter()
+        .map(|(item, c)| {
+            let tx = ItemHash::parse(c.tx_hash.trim_start_matches("0x")).expect("a tx hash");
+            (
+                name(&item),
+                c.chain.as_str().to_owned(),
+                c.height,
+                name(&tx),
+            )
+        })
+        .collect())
+}
+
+fn unanchored_names(s: &Store) -> Result<Vec<String>> {
+    Ok(hashes(&s.r.unanchored(100)?))
+}
+
+fn c(item: &str, chain: &str, height: u64, tx: &str) -> (String, String, u64, String) {
+    (item.into(), chain.into(), height, tx.into())
+}
+
+fn anchors_and_confirmations(s: &mut Store) -> Result<()> {
+    add(s, &message("m1", "POST", "0xA", 1.0))?;
+    add(s, &message("m2", "POST", "0xA", 2.0))?;
+    let a = anchor(Chain::Eth, "txa", 10, None);
+    // Items need not be held here: "x9" is no message of this store.
+    assert!(record(s, &a, &["m2", "m1", "x9"])?);
+    // Known already: nothing changes, whatever the items.
+    assert!(!record(s, &a, &["m3"])?);
+    let b = anchor(Chain::Bsc, "txb", 5, None);
+    assert!(record(s, &b, &["m1"])?);
+    assert_eq!(
+        confirmed(s, &["x9", "m3", "m2", "m1"])?,
+        vec![
+            c("m1", "BSC", 5, "txb"),
+            c("m1", "ETH", 10, "txa"),
+            c("m2", "ETH", 10, "txa"),
+            c("x9", "ETH", 10, "txa"),
+        ]
+    );
+    assert!(s.r.confirmations(&[])?.is_empty());
+    let full = s.r.confirmations(&[h("m2")])?;
+    assert_eq!(
+        full,
+        vec![(
+            h("m2"),
+            Confirmation {
+                chain: Chain::Eth,
+                height: 10,
+                tx_hash: a.tx_hash.clone(),
+                time: a.time,
+                publisher: a.publisher.clone(),
+            }
+        )]
+    );
+    // Every anchor of a message, lowest height first, with its position there.
+    let at = s.r.anchored_at(&h("m1"))?;
+    assert_eq!(
+        at,
+        vec![
+            AnchoredAt {
+                anchor: b.clone(),
+                position: 0
+            },
+            AnchoredAt {
+                anchor: a.clone(),
+                position: 1
+            },
+        ]
+    );
+    assert!(s.r.anchored_at(&h("m3"))?.is_empty());
+    assert_eq!(
+        names(&s.r.anchor_items(Chain::Eth, &a.tx_hash, 0)?),
+        ["m2", "m1", "x9"]
+    );
+    assert!(s.r.anchor_items(Chain::Eth, &a.tx_hash, 1)?.is_empty());
+    assert!(s.r.anchor_items(Chain::Bsc, &a.tx_hash, 0)?.is_empty());
+    // Another log of the same transaction is another anchor.
+    let mut second_log = a.clone();
+    second_log.log_index = 1;
+    assert!(record(s, &second_log, &["m3"])?);
+    assert_eq!(names(&s.r.anchor_items(Chain::Eth, &a.tx_hash, 1)?), ["m3"]);
+
+    // A reader's position, one per chain.
+    assert_eq!(s.r.chain_position(Chain::Eth)?, None);
+    s.w.begin()?;
+    s.w.set_chain_position(Chain::Eth, r#"{"height":10}"#)?;
+    s.w.set_chain_position(Chain::Eth, r#"{"height":12}"#)?;
+    s.w.set_chain_position(Chain::Bsc, r#"{"height":3}"#)?;
+    s.w.commit()?;
+    assert_eq!(
+        s.r.chain_position(Chain::Eth)?.as_deref(),
+        Some(r#"{"height":12}"#)
+    );
+    assert_eq!(
+        s.r.chain_position(Chain::Bsc)?.as_deref(),
+        Some(r#"{"height":3}"#)
+    );
+    // All of it survives a reopen.
+    s.reopen();
+    assert_eq!(confirmed(s, &["m2"])?, vec![c("m2", "ETH", 10, "txa")]);
+    assert_eq!(
+        s.r.chain_position(Chain::Eth)?.as_deref(),
+        Some(r#"{"height":12}"#)
+    );
+    Ok(())
+}
+
+fn anchor_reorg_drops_confirmations(s: &mut Store) -> Result<()> {
+    for (i, n) in ["m1", "m2", "m3", "m4"].iter().enumerate() {
+        add(s, &message(n, "POST", "0xA", i as f64 + 1.0))?;
+    }
+    record(s, &anchor(Chain::Eth, "t10", 10, None), &["m1"])?;
+    record(s, &anchor(Chain::Eth, "t11", 11, None), &["m2", "m1"])?;
+    record(s, &anchor(Chain::Eth, "t12", 12, None), &["m3"])?;
+    record(s, &anchor(Chain::Bsc, "u11", 11, None), &["m4"])?;
+    assert!(unanchored_names(s)?.is_empty());
+    s.w.begin()?;
+    assert_eq!(s.w.drop_anchors_from(Chain::Eth, 11)?, 2);
+    s.w.commit()?;
+    assert_eq!(
+        confirmed(s, &["m1", "m2", "m3", "m4"])?,
+        vec![c("m1", "ETH", 10, "t10"), c("m4", "BSC", 11, "u11")]
+    );
+    assert!(
+        s.r.anchor_items(Chain::Eth, &format!("0x{}", h("t11")), 0)?
+            .is_empty()
+    );
+    assert_eq!(s.r.anchored_at(&h("m1"))?.len(), 1);
+    // Their messages are left to anchor again; m1 keeps its older confirmation.
+    assert_eq!(unanchored_names(s)?, ["m2", "m3"]);
+    // The same transactions mined again are new anchors.
+    assert!(record(s, &anchor(Chain::Eth, "t11", 11, None), &["m2"])?);
+    assert_eq!(unanchored_names(s)?, ["m3"]);
+    s.w.begin()?;
+    assert_eq!(s.w.drop_anchors_from(Chain::Eth, 100)?, 0);
+    s.w.commit()?;
+    Ok(())
+}
+
+fn batch_life(s: &mut Store) -> Result<()> {
+    for (i, n) in ["m1", "m2", "m3", "m4"].iter().enumerate() {
+        add(s, &message(n, "POST", "0xA", i as f64 + 1.0))?;
+    }
+    assert_eq!(unanchored_names(s)?, ["m1", "m2", "m3", "m4"]);
+    let root = format!("0x{}", h("root"));
+    s.w.begin()?;
+    let id =
+        s.w.create_batch(Chain::Eth, "cid-a", &root, &[h("m2"), h("m1")], 50.0)?;
+    s.w.commit()?;
+    // Batched: no longer left to anchor.
+    assert_eq!(unanchored_names(s)?, ["m3", "m4"]);
+    let open = s.r.open_batches(Chain::Eth)?;
+    assert_eq!(
+        open,
+        vec![Batch {
+            id,
+            chain: Chain::Eth,
+            archive: "cid-a".into(),
+            merkle_root: root.clone(),
+            items: vec![h("m2"), h("m1")],
+            created: 50.0,
+            submitted: None,
+        }]
+    );
+    assert!(s.r.open_batches(Chain::Bsc)?.is_empty());
+    let tx = format!("0x{}", h("txa"));
+    s.w.begin()?;
+    s.w.batch_submitted(id, "0xdead", 6, 51.0)?;
+    // Sent again (a replaced transaction): the last one counts.
+    s.w.batch_submitted(id, &tx, 7, 52.0)?;
+    s.w.commit()?;
+    assert_eq!(
+        s.r.open_batches(Chain::Eth)?[0].submitted,
+        Some(SubmittedTx {
+            tx_hash: tx.clone(),
+            nonce: 7,
+            submitted_at: 52.0
+        })
+    );
+    // A second batch, on the same chain.
+    s.w.begin()?;
+    let second =
+        s.w.create_batch(Chain::Eth, "cid-b", &root, &[h("m3")], 60.0)?;
+    s.w.commit()?;
+    assert!(second > id);
+    assert_eq!(
+        s.r.open_batches(Chain::Eth)?
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>(),
+        [id, second]
+    );
+    // An anchor of another chain with the same archive does not close it.
+    record(s, &anchor(Chain::Bsc, "other", 3, Some("cid-a")), &["m4"])?;
+    assert_eq!(s.r.open_batches(Chain::Eth)?.len(), 2);
+    // Its anchor confirms it: no longer open, and its items are anchored.
+    assert!(record(
+        s,
+        &anchor(Chain::Eth, "txa", 20, Some("cid-a")),
+        &["m2", "m1"]
+    )?);
+    assert_eq!(
+        s.r.open_batches(Chain::Eth)?
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>(),
+        [second]
+    );
+    assert!(unanchored_names(s)?.is_empty());
+    // A reorg takes the anchor away: the batch is open again, its items still batched.
+    s.w.begin()?;
+    assert_eq!(s.w.drop_anchors_from(Chain::Eth, 20)?, 1);
+    s.w.commit()?;
+    assert_eq!(
+        s.r.open_batches(Chain::Eth)?
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>(),
+        [id, second]
+    );
+    assert!(unanchored_names(s)?.is_empty());
+    // Abandoned: deleted, its items left to anchor again.
+    s.w.begin()?;
+    s.w.abandon_batch(id)?;
+    s.w.commit()?;
+    assert_eq!(
+        s.r.open_batches(Chain::Eth)?
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>(),
+        [second]
+    );
+    assert_eq!(unanchored_names(s)?, ["m1", "m2"]);
+    // Abandoning a confirmed batch leaves its items anchored.
+    assert!(record(
+        s,
+        &anchor(Chain::Eth, "txb", 21, Some("cid-b")),
+        &["m3"]
+    )?);
+    s.w.begin()?;
+    s.w.abandon_batch(second)?;
+    s.w.abandon_batch(12345)?;
+    s.w.batch_submitted(12345, &tx, 1, 70.0)?;
+    s.w.commit()?;
+    assert_eq!(unanchored_names(s)?, ["m1", "m2"]);
+    assert!(s.r.open_batches(Chain::Eth)?.is_empty());
+    Ok(())
+}
+
+fn unanchored_messages(s: &mut Store) -> Result<()> {
+    // Oldest reception first, then item hash.
+    let mut late = message("a-late", "POST", "0xA", 1.0);
+    late.record.reception_time = 9.0;
+    add(s, &late)?;
+    let mut tie = message("z-tie", "POST", "0xA", 1.0);
+    tie.record.reception_time = 5.0;
+    add(s, &tie)?;
+    let mut tie2 = message("b-tie", "POST", "0xA", 1.0);
+    tie2.record.reception_time = 5.0;
+    add(s, &tie2)?;
+    // Unsigned (from a smart contract): never anchored by a packer.
+    let mut unsigned = message("unsigned", "POST", "0xA", 2.0);
+    unsigned.record.envelope.signature = None;
+    add(s, &unsigned)?;
+    // Confirmed before it came here (read from the chain first).
+    record(s, &anchor(Chain::Eth, "early", 3, None), &["early"])?;
+    add(s, &message("early", "POST", "0xA", 3.0))?;
+    // Forgotten: its confirmations stay.
+    add(s, &message("forgotten", "POST", "0xA", 4.0))?;
+    add(s, &message("gone", "POST", "0xA", 4.5))?;
+    record(s, &anchor(Chain::Eth, "tf", 4, None), &["forgotten"])?;
+    s.w.begin()?;
+    s.w.forget(&h("forgotten"), &h("f"), 10.0, 20.0)?;
+    s.w.forget(&h("gone"), &h("f"), 10.0, 20.0)?;
+    s.w.commit()?;
+    assert_eq!(
+        confirmed(s, &["forgotten"])?,
+        vec![c("forgotten", "ETH", 4, "tf")]
+    );
+    // Removing is still served (and anchored); removed is not.
+    add(s, &message("removing", "POST", "0xA", 6.0))?;
+    add(s, &message("removed", "POST", "0xA", 7.0))?;
+    s.w.begin()?;
+    s.w.set_status(&h("removing"), MessageStatus::Removing, 6.25)?;
+    s.w.set_status(&h("removed"), MessageStatus::Removed, 7.25)?;
+    s.w.commit()?;
+    assert_eq!(
+        unanchored_names(s)?,
+        ["b-tie", "z-tie", "removing", "a-late"]
+    );
+    assert_eq!(hashes(&s.r.unanchored(2)?), ["b-tie", "z-tie"]);
+    assert!(s.r.unanchored(0)?.is_empty());
+    // The records are the messages, whole.
+    let first = s.r.unanchored(1)?.remove(0);
+    let held = s.r.message(&h("b-tie"))?.expect("held");
+    assert_eq!(
+        (
+            first.envelope.signature,
+            first.content,
+            first.reception_time
+        ),
+        (held.envelope.signature, held.content, held.reception_time)
+    );
+    // Work in a rolled-back transaction leaves nothing behind.
+    s.w.begin()?;
+    s.w.create_batch(Chain::Eth, "cid", "0x00", &[h("b-tie")], 1.0)?;
+    s.w.record_anchor(&anchor(Chain::Eth, "rolled", 9, None), &[h("z-tie")])?;
+    s.w.rollback()?;
+    assert_eq!(
+        unanchored_names(s)?,
+        ["b-tie", "z-tie", "removing", "a-late"]
+    );
+    assert!(s.r.open_batches(Chain::Eth)?.is_empty());
     Ok(())
 }

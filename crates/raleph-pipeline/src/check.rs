@@ -64,7 +64,12 @@ fn run(
         } in taken
         {
             let envelope = &submission.envelope;
-            match check_submission(envelope) {
+            let checked = match submission.signature_by_chain {
+                // The chain reader authenticated its emitter (see `submit_from_chain`).
+                true => check_content(envelope),
+                false => check_submission(envelope),
+            };
+            match checked {
                 Ok(Some(inline)) => submission.prepared = preparer.keep_inline(envelope, inline),
                 Ok(None) => submission.prepared = preparer.prepare(envelope),
                 Err(failure) => submission.verdict = Err(failure),
@@ -136,6 +141,11 @@ fn to_writer(
 /// checked when it is processed, once it is at hand.
 pub fn check_submission(envelope: &Envelope) -> Result<Option<Content>, Failure> {
     verify_signature(envelope)?;
+    check_content(envelope)
+}
+
+/// The content check of [`check_submission`], alone.
+fn check_content(envelope: &Envelope) -> Result<Option<Content>, Failure> {
     let Some(inline) = &envelope.item_content else {
         return Ok(None);
     };

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
-use raleph_db::FileRecord;
-use raleph_message::Envelope;
+use raleph_db::{Anchor, FileRecord};
+use raleph_message::{Chain, Envelope, ItemHash};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::journal::Journal;
 use crate::submission::{
-    Command, Next, PendingUpload, Submission, SubmitError, SubmitOutcome, Unchecked,
+    AnchorDone, AnchorOp, Command, Next, PendingUpload, Submission, SubmitError, SubmitOutcome,
+    Unchecked,
 };
 use crate::{Clock, Event};
 
@@ -91,6 +92,22 @@ impl PipelineHandle {
         outcome.await.map_err(|_| SubmitError::Stopped)?
     }
 
+    /// For a message read from a chain whose emitter the chain reader authenticated (the
+    /// smart-contract protocol: such messages carry no signature, the chain vouches for
+    /// them): like [`submit`](Self::submit) with origin `onchain`, but no signature is
+    /// verified. Only the chain reader may call it; every other path verifies signatures,
+    /// and refuses a message that has none.
+    pub async fn submit_from_chain(
+        &self,
+        envelope: Envelope,
+    ) -> Result<SubmitOutcome, SubmitError> {
+        let (reply, outcome) = oneshot::channel();
+        let mut submission = unchecked(envelope, ONCHAIN, Some(reply), false);
+        submission.signature_by_chain = true;
+        self.check(submission, Next::Journal)?;
+        outcome.await.map_err(|_| SubmitError::Stopped)?
+    }
+
     async fn enter(
         &self,
         envelope: Envelope,
@@ -132,6 +149,87 @@ impl PipelineHandle {
             skeleton: Box::new(skeleton),
             reply,
         })?;
+        outcome.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// Records an anchoring transaction a chain reader saw and a confirmation of each of its
+    /// items (see `WriteStore::record_anchor`); false when it was known already.
+    pub async fn record_anchor(
+        &self,
+        anchor: Anchor,
+        items: Vec<ItemHash>,
+    ) -> Result<bool, SubmitError> {
+        let op = AnchorOp::Record {
+            anchor: Box::new(anchor),
+            items,
+        };
+        match self.anchoring(op).await? {
+            AnchorDone::Recorded(new) => Ok(new),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// A reorganisation: drops the chain's anchors from `height` up (see
+    /// `WriteStore::drop_anchors_from`); returns how many.
+    pub async fn drop_anchors_from(&self, chain: Chain, height: u64) -> Result<u64, SubmitError> {
+        match self.anchoring(AnchorOp::DropFrom { chain, height }).await? {
+            AnchorDone::Dropped(n) => Ok(n),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Keeps the chain reader's position on `chain`.
+    pub async fn set_chain_position(
+        &self,
+        chain: Chain,
+        position: String,
+    ) -> Result<(), SubmitError> {
+        self.anchoring(AnchorOp::SetPosition { chain, position })
+            .await
+            .map(drop)
+    }
+
+    /// Records a batch a packing node built, created now (the pipeline's clock); returns its
+    /// id.
+    pub async fn create_batch(
+        &self,
+        chain: Chain,
+        archive: String,
+        merkle_root: String,
+        items: Vec<ItemHash>,
+    ) -> Result<i64, SubmitError> {
+        let op = AnchorOp::CreateBatch {
+            chain,
+            archive,
+            merkle_root,
+            items,
+        };
+        match self.anchoring(op).await? {
+            AnchorDone::Batch(id) => Ok(id),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// The batch was sent in transaction `tx_hash` with `nonce`, now.
+    pub async fn batch_submitted(
+        &self,
+        id: i64,
+        tx_hash: String,
+        nonce: u64,
+    ) -> Result<(), SubmitError> {
+        self.anchoring(AnchorOp::Submitted { id, tx_hash, nonce })
+            .await
+            .map(drop)
+    }
+
+    /// Deletes a batch; its unconfirmed items are left to anchor again.
+    pub async fn abandon_batch(&self, id: i64) -> Result<(), SubmitError> {
+        self.anchoring(AnchorOp::Abandon { id }).await.map(drop)
+    }
+
+    async fn anchoring(&self, op: AnchorOp) -> Result<AnchorDone, SubmitError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(Command::Anchoring { op, reply })?;
         outcome.await.map_err(|_| SubmitError::Stopped)?
     }
 
@@ -179,6 +277,14 @@ impl PipelineHandle {
     }
 }
 
+/// The origin of messages read from a chain.
+const ONCHAIN: &str = "onchain";
+
+/// The writer answered an anchoring command with another's answer: a bug.
+fn unexpected() -> SubmitError {
+    SubmitError::Store("the writer gave an unexpected answer".into())
+}
+
 /// A submission on its way to the signature checkers.
 fn unchecked(
     envelope: Envelope,
@@ -195,6 +301,7 @@ fn unchecked(
         received: 0.0,
         journal_number: None,
         prepared: None,
+        signature_by_chain: false,
     }
 }
 

@@ -14,6 +14,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod anchoring;
 mod authorize;
 mod check;
 mod clock;

@@ -22,6 +22,9 @@ pub(crate) struct Submission {
     pub journal_number: Option<u64>,
     /// A non-inline message's content, parsed by its checker (see `prepare`).
     pub prepared: Option<crate::prepare::Prepared>,
+    /// Read from a chain, whose emitter the chain reader authenticated (the smart-contract
+    /// protocol's messages carry no signature): its checker verifies no signature.
+    pub signature_by_chain: bool,
 }
 
 /// What the writer thread is asked to do.
@@ -42,6 +45,54 @@ pub(crate) enum Command {
         skeleton: Box<raleph_db::ForgottenRecord>,
         reply: oneshot::Sender<Result<bool, SubmitError>>,
     },
+    /// A change of blockchain anchoring's records (see `anchoring`), in a transaction of its
+    /// own.
+    Anchoring {
+        op: AnchorOp,
+        reply: oneshot::Sender<Result<AnchorDone, SubmitError>>,
+    },
+}
+
+/// A change of blockchain anchoring's records, as `WriteStore` takes it.
+pub(crate) enum AnchorOp {
+    Record {
+        anchor: Box<raleph_db::Anchor>,
+        items: Vec<raleph_message::ItemHash>,
+    },
+    DropFrom {
+        chain: raleph_message::Chain,
+        height: u64,
+    },
+    SetPosition {
+        chain: raleph_message::Chain,
+        position: String,
+    },
+    CreateBatch {
+        chain: raleph_message::Chain,
+        archive: String,
+        merkle_root: String,
+        items: Vec<raleph_message::ItemHash>,
+    },
+    Submitted {
+        id: i64,
+        tx_hash: String,
+        nonce: u64,
+    },
+    Abandon {
+        id: i64,
+    },
+}
+
+/// What an [`AnchorOp`] returned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum AnchorDone {
+    /// `Record`: whether the anchor was new.
+    Recorded(bool),
+    /// `DropFrom`: how many anchors went.
+    Dropped(u64),
+    /// `CreateBatch`: the new batch's id.
+    Batch(i64),
+    Done,
 }
 
 /// An uploaded file, complete and checked, waiting to enter the file store. The writer

@@ -1297,3 +1297,210 @@ async fn aggregates_are_bounded() {
     let value: Value = serde_json::from_str(&value[0].content).expect("json");
     assert!(value.get("b").is_some() && value.get("c").is_none());
 }
+
+// ---- blockchain anchoring ----
+
+fn chain_anchor(tx: &str, height: u64, archive: Option<&str>) -> raleph_db::Anchor {
+    raleph_db::Anchor {
+        chain: Chain::Eth,
+        tx_hash: format!("0x{}", sha256_hex(tx.as_bytes())),
+        log_index: 0,
+        height,
+        block_hash: format!("0x{}", sha256_hex(format!("block {height}").as_bytes())),
+        time: 1_700_000_000.0 + height as f64,
+        publisher: format!("0x{}", "ab".repeat(20)),
+        protocol: "aleph-offchain".into(),
+        archive: archive.map(str::to_owned),
+        merkle_root: None,
+    }
+}
+
+fn unanchored(node: &Node) -> Vec<ItemHash> {
+    node.reader
+        .unanchored(100)
+        .expect("unanchored")
+        .into_iter()
+        .map(|m| m.envelope.item_hash)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anchors_and_batches_through_the_handle() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let first = post(&alice, &me, "note", json!({"n": 1}), None, t);
+    let second = post(&alice, &me, "note", json!({"n": 2}), None, t + 1.0);
+    let (h1, h2) = (first.item_hash.clone(), second.item_hash.clone());
+    assert!(processed(&run(&node, first).await));
+    node.clock.advance(Duration::from_secs(1));
+    assert!(processed(&run(&node, second).await));
+    assert_eq!(unanchored(&node), [h1.clone(), h2.clone()]);
+
+    // A packer's batch: created now (the pipeline's clock), then sent.
+    node.clock.advance(Duration::from_secs(5));
+    let created = node.clock.now();
+    let root = format!("0x{}", sha256_hex(b"root"));
+    let id = node
+        .handle
+        .create_batch(Chain::Eth, "cid-1".into(), root.clone(), vec![h1.clone()])
+        .await
+        .expect("create");
+    node.clock.advance(Duration::from_secs(2));
+    let tx = chain_anchor("tx", 10, Some("cid-1")).tx_hash;
+    node.handle
+        .batch_submitted(id, tx.clone(), 4)
+        .await
+        .expect("submitted");
+    let open = node.reader.open_batches(Chain::Eth).expect("open");
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].id, open[0].created, &open[0].items),
+        (id, created, &vec![h1.clone()])
+    );
+    assert_eq!(
+        open[0].submitted,
+        Some(raleph_db::SubmittedTx {
+            tx_hash: tx.clone(),
+            nonce: 4,
+            submitted_at: created + 2.0
+        })
+    );
+    assert_eq!(unanchored(&node), [h2.clone()]);
+
+    // The reader sees its anchor: recorded once, the batch closed, the message confirmed.
+    let anchor = chain_anchor("tx", 10, Some("cid-1"));
+    assert!(
+        node.handle
+            .record_anchor(anchor.clone(), vec![h1.clone()])
+            .await
+            .expect("record")
+    );
+    assert!(
+        !node
+            .handle
+            .record_anchor(anchor.clone(), vec![h1.clone()])
+            .await
+            .expect("record again")
+    );
+    assert!(
+        node.reader
+            .open_batches(Chain::Eth)
+            .expect("open")
+            .is_empty()
+    );
+    let confirmations = node
+        .reader
+        .confirmations(&[h1.clone(), h2.clone()])
+        .expect("read");
+    assert_eq!(confirmations.len(), 1);
+    assert_eq!((&confirmations[0].0, confirmations[0].1.height), (&h1, 10));
+    node.handle
+        .set_chain_position(Chain::Eth, r#"{"height":10}"#.into())
+        .await
+        .expect("position");
+    assert_eq!(
+        node.reader
+            .chain_position(Chain::Eth)
+            .expect("read")
+            .as_deref(),
+        Some(r#"{"height":10}"#)
+    );
+
+    // A reorg: the anchor goes, the batch is open again; abandoned, its item is left to
+    // anchor again.
+    assert_eq!(
+        node.handle
+            .drop_anchors_from(Chain::Eth, 10)
+            .await
+            .expect("drop"),
+        1
+    );
+    assert!(
+        node.reader
+            .confirmations(&[h1.clone()])
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(node.reader.open_batches(Chain::Eth).expect("open").len(), 1);
+    assert_eq!(unanchored(&node), [h2.clone()]);
+    node.handle.abandon_batch(id).await.expect("abandon");
+    assert!(
+        node.reader
+            .open_batches(Chain::Eth)
+            .expect("open")
+            .is_empty()
+    );
+    assert_eq!(unanchored(&node), [h1, h2]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsigned_messages_only_from_the_chain() {
+    let node = node();
+    let alice = EthSigner::new_random();
+    let me = alice.address();
+    let t = now_secs();
+    let mut unsigned = post(&alice, &me, "note", json!({"from": "contract"}), None, t);
+    unsigned.signature = None;
+    let hash = unsigned.item_hash.clone();
+
+    // The API's and the peers' paths verify signatures: none is no good.
+    assert_eq!(
+        rejected_with(&run(&node, unsigned.clone()).await),
+        Some(ErrorCode::InvalidSignature)
+    );
+    match node
+        .handle
+        .offer(unsigned.clone(), "p2p")
+        .await
+        .expect("offer")
+    {
+        SubmitOutcome::Rejected(failure) => assert_eq!(failure.code, ErrorCode::InvalidSignature),
+        other => panic!("an unsigned relayed message was not refused: {other:?}"),
+    }
+    match node
+        .handle
+        .accept(unsigned.clone(), "api")
+        .await
+        .expect("accept")
+    {
+        SubmitOutcome::Rejected(failure) => assert_eq!(failure.code, ErrorCode::InvalidSignature),
+        other => panic!("an unsigned message was accepted: {other:?}"),
+    }
+    assert_ne!(status(&node, &hash), Some(MessageStatus::Processed));
+
+    // From the chain reader, whose chain authenticated the emitter: processed.
+    let mut events = node.handle.subscribe();
+    let outcome = node
+        .handle
+        .submit_from_chain(unsigned)
+        .await
+        .expect("submit from chain");
+    if outcome == SubmitOutcome::Queued {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while *events.recv().await.expect("events").item_hash() != hash {}
+        })
+        .await
+        .expect("an event in time");
+    }
+    assert_eq!(status(&node, &hash), Some(MessageStatus::Processed));
+    let stored = node.reader.message(&hash).expect("read").expect("held");
+    assert_eq!(stored.envelope.signature, None);
+    // Unsigned, and on a chain already: nothing for a packer to anchor.
+    assert!(unanchored(&node).is_empty());
+    // Its content is still checked: a broken one is refused, from the chain too.
+    let mut broken = sign(
+        &alice,
+        MessageType::Post,
+        Some("{not json".into()),
+        sha256_hex(b"{not json"),
+        "TEST",
+        t,
+    );
+    broken.signature = None;
+    match node.handle.submit_from_chain(broken).await.expect("submit") {
+        SubmitOutcome::Rejected(failure) => assert_eq!(failure.code, ErrorCode::InvalidFormat),
+        other => panic!("broken content was accepted from the chain: {other:?}"),
+    }
+}

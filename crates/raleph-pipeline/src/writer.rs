@@ -219,6 +219,9 @@ impl Writer {
                 Command::RecordForgotten { reply, .. } => {
                     let _ = reply.send(Err(down()));
                 }
+                Command::Anchoring { reply, .. } => {
+                    let _ = reply.send(Err(down()));
+                }
             }
         }
     }
@@ -290,6 +293,7 @@ impl Writer {
                     received: record.received,
                     journal_number: Some(record.number),
                     prepared: None,
+                    signature_by_chain: false,
                 }),
                 Err(e) => tracing::error!(
                     number = record.number,
@@ -344,6 +348,18 @@ impl Writer {
                     let _ = self.store.rollback();
                 }
                 let _ = reply.send(recorded.map_err(|e| SubmitError::Store(e.to_string())));
+            }
+            Command::Anchoring { op, reply } => {
+                let now = self.rules.now();
+                let done = self.store.begin().and_then(|()| {
+                    let done = crate::anchoring::apply(self.store.as_mut(), op, now)?;
+                    self.store.commit()?;
+                    Ok(done)
+                });
+                if done.is_err() {
+                    let _ = self.store.rollback();
+                }
+                let _ = reply.send(done.map_err(|e| SubmitError::Store(e.to_string())));
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
 use crate::query::rows::{self, Columns};
 use crate::query::single;
-use crate::query::{addresses, aggregates};
+use crate::query::{addresses, aggregates, anchors};
 use crate::shared::sort_posts;
 use crate::sql::{Param, Postgres};
 use crate::*;
@@ -197,6 +197,36 @@ fn snapshot<T>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T>) -> Resul
 }
 
 impl ReadStore for PgReader {
+    fn chain_position(&self, chain: Chain) -> Result<Option<String>> {
+        self.pool.with(|conn| anchors::chain_position(conn, chain))
+    }
+
+    fn confirmations(&self, hashes: &[ItemHash]) -> Result<Vec<(ItemHash, Confirmation)>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, params) = anchors::confirmations_sql::<Postgres>(hashes);
+        self.pool
+            .with(|conn| collect(conn, &sql, &params, |r| anchors::confirmation(r)))
+    }
+
+    fn anchored_at(&self, hash: &ItemHash) -> Result<Vec<AnchoredAt>> {
+        self.pool.with(|conn| anchors::anchored_at(conn, hash))
+    }
+
+    fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>> {
+        self.pool
+            .with(|conn| anchors::anchor_items(conn, chain, tx_hash, log_index))
+    }
+
+    fn unanchored(&self, limit: usize) -> Result<Vec<MessageRecord>> {
+        self.pool.with(|conn| anchors::unanchored(conn, limit))
+    }
+
+    fn open_batches(&self, chain: Chain) -> Result<Vec<Batch>> {
+        self.pool.with(|conn| anchors::open_batches(conn, chain))
+    }
+
     fn message(&self, item_hash: &ItemHash) -> Result<Option<MessageRecord>> {
         self.pool.with(|conn| single::message(conn, item_hash))
     }

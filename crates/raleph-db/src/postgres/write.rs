@@ -368,7 +368,13 @@ impl WriteStore for PgWriter {
             "WITH next AS (UPDATE counters SET n = n + 1 WHERE name = 'seq' RETURNING n),
                  tagged AS (INSERT INTO message_tags (tag, time, item_hash)
                             SELECT tag, $10::float8, $1::text FROM unnest($20::text[]) AS tag),
-                 unrejected AS (DELETE FROM rejected_messages WHERE item_hash = $1::text)
+                 unrejected AS (DELETE FROM rejected_messages WHERE item_hash = $1::text),
+                 -- Left for a packer to anchor, unless an anchor listed it before it came
+                 -- (see `write/anchors.rs`).
+                 unanchored AS (INSERT INTO unanchored (reception_time, item_hash)
+                                SELECT $18::float8, $1::text WHERE $5::text IS NOT NULL
+                                AND NOT EXISTS (SELECT 1 FROM confirmations
+                                                WHERE item_hash = $1::text))
              INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
                  channel, time, size, owner, content_type, content_ref, content_key, content_item_hash,
                  payment_type, reception_time, seq, tags)

@@ -14,6 +14,7 @@
 
 pub(crate) mod addresses;
 pub(crate) mod aggregates;
+pub(crate) mod anchors;
 pub(crate) mod forgotten;
 pub(crate) mod messages;
 pub(crate) mod posts;

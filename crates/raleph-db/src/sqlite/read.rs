@@ -13,7 +13,7 @@ use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
 use crate::query::rows::{self, Columns};
 use crate::query::single;
-use crate::query::{addresses, aggregates};
+use crate::query::{addresses, aggregates, anchors};
 use crate::shared::sort_posts;
 use crate::sql::{self, Param, Sqlite};
 use crate::*;
@@ -161,6 +161,43 @@ fn count(conn: &Connection, sql: &str, params: &[SqlValue]) -> Result<u64> {
 }
 
 impl ReadStore for SqliteReader {
+    fn chain_position(&self, chain: Chain) -> Result<Option<String>> {
+        self.pool
+            .with(|conn| anchors::chain_position(&mut Sql(conn), chain))
+    }
+
+    fn confirmations(&self, hashes: &[ItemHash]) -> Result<Vec<(ItemHash, Confirmation)>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, params) = anchors::confirmations_sql::<Sqlite>(hashes);
+        self.pool.with(|conn| {
+            collect(conn, &sql, &sqlite_values(params), |r| {
+                anchors::confirmation(r)
+            })
+        })
+    }
+
+    fn anchored_at(&self, hash: &ItemHash) -> Result<Vec<AnchoredAt>> {
+        self.pool
+            .with(|conn| anchors::anchored_at(&mut Sql(conn), hash))
+    }
+
+    fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>> {
+        self.pool
+            .with(|conn| anchors::anchor_items(&mut Sql(conn), chain, tx_hash, log_index))
+    }
+
+    fn unanchored(&self, limit: usize) -> Result<Vec<MessageRecord>> {
+        self.pool
+            .with(|conn| anchors::unanchored(&mut Sql(conn), limit))
+    }
+
+    fn open_batches(&self, chain: Chain) -> Result<Vec<Batch>> {
+        self.pool
+            .with(|conn| anchors::open_batches(&mut Sql(conn), chain))
+    }
+
     fn message(&self, item_hash: &ItemHash) -> Result<Option<MessageRecord>> {
         self.pool
             .with(|conn| single::message(&mut Sql(conn), item_hash))

@@ -416,6 +416,69 @@ pub(super) const MIGRATIONS: &[&str] = &[
         SELECT type, 4, bucket >> 6, sum(n) FROM type_time_counts WHERE level = 3
         GROUP BY type, bucket >> 6;
     "#,
+    // 18: blockchain anchoring (issue 16, `write/anchors.rs`). `anchors`: the anchoring
+    // transactions chain readers saw, one per (chain, tx, log); `confirmations`: one row per
+    // item an anchor lists, keyed by item hash (a page's confirmations are a probe each)
+    // and by anchor (its items in order, for a proof); `chain_positions`: each reader's
+    // position; `batches` and `batch_items`: what a packing node built, open until
+    // `anchor_id` names the anchor that confirmed it; `unanchored`: signed messages no
+    // anchor confirms and no open batch holds, keyed by reception so that ingest appends
+    // and the packer reads a range, however many messages are confirmed.
+    r#"
+    CREATE TABLE anchors (
+        id INTEGER PRIMARY KEY,
+        chain TEXT NOT NULL,
+        tx_hash TEXT NOT NULL,
+        log_index INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        block_hash TEXT NOT NULL,
+        time REAL NOT NULL,
+        publisher TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        archive TEXT,
+        merkle_root TEXT,
+        UNIQUE (chain, tx_hash, log_index)
+    );
+    CREATE INDEX anchors_by_height ON anchors (chain, height);
+    CREATE TABLE confirmations (
+        item_hash TEXT NOT NULL,
+        anchor_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (item_hash, anchor_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX confirmations_by_anchor ON confirmations (anchor_id, position);
+    CREATE TABLE chain_positions (
+        chain TEXT PRIMARY KEY,
+        position TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY,
+        chain TEXT NOT NULL,
+        archive TEXT NOT NULL,
+        merkle_root TEXT NOT NULL,
+        created REAL NOT NULL,
+        tx_hash TEXT,
+        nonce INTEGER,
+        submitted_at REAL,
+        anchor_id INTEGER
+    );
+    CREATE INDEX batches_open ON batches (chain, id) WHERE anchor_id IS NULL;
+    CREATE INDEX batches_by_anchor ON batches (anchor_id) WHERE anchor_id IS NOT NULL;
+    CREATE TABLE batch_items (
+        batch_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        item_hash TEXT NOT NULL,
+        PRIMARY KEY (batch_id, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX batch_items_by_hash ON batch_items (item_hash);
+    CREATE TABLE unanchored (
+        reception_time REAL NOT NULL,
+        item_hash TEXT NOT NULL,
+        PRIMARY KEY (reception_time, item_hash)
+    ) WITHOUT ROWID;
+    INSERT INTO unanchored (reception_time, item_hash)
+        SELECT reception_time, item_hash FROM messages WHERE signature IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -366,6 +366,15 @@ impl WriteStore for SqliteWriter {
                 params![tag, e.time, e.item_hash.as_str()],
             )?;
         }
+        if e.signature.is_some() {
+            // Left for a packer to anchor, unless an anchor listed it before it came (see
+            // `write/anchors.rs`).
+            self.exec(
+                "INSERT INTO unanchored (reception_time, item_hash) SELECT ?1, ?2
+                 WHERE NOT EXISTS (SELECT 1 FROM confirmations WHERE item_hash = ?2)",
+                params![m.record.reception_time, e.item_hash.as_str()],
+            )?;
+        }
         if e.item_type != ItemType::Inline {
             // Its content file is now held by the message itself.
             write::files::claim(self, e.item_hash.as_str())?;

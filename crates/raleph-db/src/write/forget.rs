@@ -39,6 +39,9 @@ pub(crate) fn forget(
     )?;
     released.extend(super::files::pin(s, item_hash)?.map(|p| p.file_hash));
     let stored_time = remove_tags(s, item_hash)?;
+    // Its confirmations stay (kept by item hash, whatever the status); it is no longer for a
+    // packer to anchor.
+    super::anchors::drop_unanchored(s, item_hash)?;
     let removed = s.execute(
         "DELETE FROM messages WHERE item_hash = $1",
         &[Value::Text(item_hash)],

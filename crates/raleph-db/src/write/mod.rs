@@ -5,6 +5,7 @@
 //! message). Statements run as [`crate::conn`] describes.
 
 pub(crate) mod aggregates;
+pub(crate) mod anchors;
 pub(crate) mod files;
 pub(crate) mod forget;
 pub(crate) mod messages;
@@ -299,6 +300,51 @@ macro_rules! shared_write_operations {
 
         fn set_journal_position(&mut self, position: u64) -> $crate::Result<()> {
             $crate::write::records::set_journal_position(self, position)
+        }
+
+        fn record_anchor(
+            &mut self,
+            anchor: &$crate::Anchor,
+            items: &[$crate::ItemHash],
+        ) -> $crate::Result<bool> {
+            $crate::write::anchors::record_anchor(self, anchor, items)
+        }
+
+        fn drop_anchors_from(&mut self, chain: $crate::Chain, height: u64) -> $crate::Result<u64> {
+            $crate::write::anchors::drop_anchors_from(self, chain, height)
+        }
+
+        fn set_chain_position(
+            &mut self,
+            chain: $crate::Chain,
+            position: &str,
+        ) -> $crate::Result<()> {
+            $crate::write::anchors::set_chain_position(self, chain, position)
+        }
+
+        fn create_batch(
+            &mut self,
+            chain: $crate::Chain,
+            archive: &str,
+            merkle_root: &str,
+            items: &[$crate::ItemHash],
+            now: f64,
+        ) -> $crate::Result<i64> {
+            $crate::write::anchors::create_batch(self, chain, archive, merkle_root, items, now)
+        }
+
+        fn batch_submitted(
+            &mut self,
+            id: i64,
+            tx_hash: &str,
+            nonce: u64,
+            now: f64,
+        ) -> $crate::Result<()> {
+            $crate::write::anchors::batch_submitted(self, id, tx_hash, nonce, now)
+        }
+
+        fn abandon_batch(&mut self, id: i64) -> $crate::Result<()> {
+            $crate::write::anchors::abandon_batch(self, id)
         }
     };
 }
