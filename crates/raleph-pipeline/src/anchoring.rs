@@ -33,6 +33,11 @@ pub(crate) fn apply(
             store.batch_submitted(id, &tx_hash, nonce, now)?;
             AnchorDone::Done
         }
+        AnchorOp::KeepFile { file, until } => {
+            // A grace pin: the later one holds (`WriteStore::record_file`).
+            store.record_file(&file, Some(until))?;
+            AnchorDone::Done
+        }
         AnchorOp::Abandon { id } => {
             store.abandon_batch(id)?;
             AnchorDone::Done

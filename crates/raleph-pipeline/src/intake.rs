@@ -227,6 +227,16 @@ impl PipelineHandle {
         self.anchoring(AnchorOp::Abandon { id }).await.map(drop)
     }
 
+    /// Keeps `file` (an anchoring archive, which no message pins) until `until`, seconds
+    /// since the epoch, so that other nodes can fetch it from this one.
+    pub async fn keep_file_until(&self, file: FileRecord, until: f64) -> Result<(), SubmitError> {
+        let op = AnchorOp::KeepFile {
+            file: Box::new(file),
+            until,
+        };
+        self.anchoring(op).await.map(drop)
+    }
+
     async fn anchoring(&self, op: AnchorOp) -> Result<AnchorDone, SubmitError> {
         let (reply, outcome) = oneshot::channel();
         self.send(Command::Anchoring { op, reply })?;

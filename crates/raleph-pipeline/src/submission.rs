@@ -78,6 +78,11 @@ pub(crate) enum AnchorOp {
         tx_hash: String,
         nonce: u64,
     },
+    /// Keeps a file (an archive) pinned until `until`, seconds since the epoch.
+    KeepFile {
+        file: Box<FileRecord>,
+        until: f64,
+    },
     Abandon {
         id: i64,
     },

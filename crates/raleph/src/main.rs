@@ -1,5 +1,6 @@
 //! `raleph`: runs a node (`raleph node`) and is also its command-line client.
 
+mod anchoring;
 mod client;
 mod compute;
 mod config;

@@ -240,6 +240,14 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         clock.clone(),
     )
     .await?;
+    crate::anchoring::start(
+        &config.anchoring,
+        pipeline.clone(),
+        reader.clone(),
+        files.clone(),
+        started.fetches.clone(),
+    )
+    .context("start anchoring")?;
     let _ = fetches.set(started.fetches);
     let p2p_addrs = raleph_api::p2p::Network::addresses(started.network.as_ref());
     let mut state = AppState::new(
@@ -251,6 +259,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     )
     .with_clock(clock);
     state.network = Some(started.network);
+    let proofs = crate::anchoring::proof::router(reader.clone());
     let compute = raleph_compute::Compute::start(
         config.compute.clone(),
         &config.data_dir,
@@ -285,6 +294,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         }
     };
     let app = raleph_api::router(state)
+        .merge(proofs)
         .merge(raleph_compute::http::router(compute.clone()))
         .layer(axum::middleware::from_fn_with_state(
             compute,

@@ -24,6 +24,12 @@ pub fn problems(config: &NodeConfig) -> Vec<Problem> {
             reason: format!("cannot be read back: {e}"),
         }),
     }
+    if let Err(e) = config.anchoring.check() {
+        problems.push(Problem {
+            key: "anchoring".to_owned(),
+            reason: format!("{e:#}"),
+        });
+    }
     for (index, peer) in config.peers.iter().enumerate() {
         if peer.parse::<raleph_p2p::Multiaddr>().is_err() {
             problems.push(Problem {

@@ -86,6 +86,9 @@ pub struct NodeConfig {
     pub sync: crate::network::SyncConfig,
     /// Programs: their limits and runtimes.
     pub compute: raleph_compute::ComputeConfig,
+    /// Blockchain anchoring: the EVM chains read (`[[anchoring.evm]]`) and, with a packing
+    /// key, written.
+    pub anchoring: crate::anchoring::AnchoringConfig,
 }
 
 impl Default for NodeConfig {
@@ -106,6 +109,7 @@ impl Default for NodeConfig {
             p2p: Default::default(),
             sync: Default::default(),
             compute: Default::default(),
+            anchoring: Default::default(),
         }
     }
 }

@@ -1,0 +1,523 @@
+//! Blockchain anchoring end to end: a real chain (anvil, with the AlephSync contract deployed
+//! from the committed artifact), two real nodes with no p2p link between them. Node A packs:
+//! it anchors its messages in an archive through `doEmit`. Node B learns them only from the
+//! chain and A's archive (fetched over HTTP from A's raw file route, as from a gateway). Both
+//! show them confirmed, serve their inclusion proofs, and `raleph message verify` checks a
+//! proof against the chain alone.
+//!
+//! Skips (with a printed reason) without `$RALEPH_ANVIL`; fails instead under
+//! `RALEPH_REQUIRE_ANVIL=1`, as the test command sets.
+
+mod support;
+
+use std::time::Duration;
+
+use raleph_chain::B256;
+use raleph_chain::testing::Anvil;
+use raleph_chain::verify::{Claim, check};
+use raleph_crypto::EthSigner;
+use raleph_message::MessageType;
+use serde_json::{Map, Value, json};
+use support::{RunningNode, now, wait_until};
+
+/// Dev accounts: 0 deploys the contract, 1 packs.
+const DEPLOYER: usize = 0;
+const PACKER: usize = 1;
+
+/// A chain with the sync contract, and what nodes need to follow it.
+struct Chain {
+    anvil: Anvil,
+    contract: String,
+    packer: String,
+    key_file: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Chain {
+    async fn start() -> Option<Chain> {
+        let anvil = Anvil::start_or_skip(&[])?;
+        let contract = format!("{:#x}", anvil.deploy(DEPLOYER).await);
+        let packer = format!("{:#x}", anvil.key(PACKER).address());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key_file = dir.path().join("packer.key");
+        std::fs::write(&key_file, anvil.key_hex(PACKER)).expect("key file");
+        Some(Chain {
+            anvil,
+            contract,
+            packer,
+            key_file,
+            dir,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// The `[[anchoring.evm]]` table: confirmation depth 1, packing when `packing`, then
+    /// `extra` (its `[anchoring.evm.limits]`).
+    fn table_with(&self, packing: bool, extra: &str) -> String {
+        let mut table = format!(
+            "[[anchoring.evm]]\nchain = \"ETH\"\nrpc_url = \"{}\"\nsync_contract = \"{}\"\n\
+             authorized_emitters = [\"{}\"]\nconfirmations = 1\npoll_interval_secs = 1\n",
+            self.anvil.url(),
+            self.contract,
+            self.packer
+        );
+        if packing {
+            table.push_str(&format!(
+                "[anchoring.evm.packing]\nkey_file = \"{}\"\ncommit_delay_secs = 1\n",
+                self.key_file.display()
+            ));
+        }
+        table.push_str(extra);
+        table
+    }
+
+    /// Starts node `name` (its data directory kept across restarts) following the chain;
+    /// `before` goes first in its configuration file (top-level settings, `[anchoring]`).
+    fn node(&self, name: &str, packing: bool, before: &str) -> RunningNode {
+        self.node_with(name, packing, before, "")
+    }
+
+    /// The same, with `extra` at the end of the chain's table.
+    fn node_with(&self, name: &str, packing: bool, before: &str, extra: &str) -> RunningNode {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!("{before}\n{}", self.table_with(packing, extra)),
+        )
+        .expect("config");
+        let config = path.display().to_string();
+        RunningNode::start_with(&self.dir.path().join(name), &["--config", &config])
+    }
+
+    /// Posts `count` signed POSTs to `node`; returns their item hashes.
+    async fn post(&self, node: &RunningNode, count: usize) -> Vec<String> {
+        let signer = EthSigner::new_random();
+        let mut hashes = Vec::new();
+        for i in 0..count {
+            let mut content = Map::new();
+            content.insert("type".into(), "note".into());
+            content.insert("content".into(), json!({"i": i}));
+            let message = raleph_sdk::signed_message(
+                &signer,
+                MessageType::Post,
+                content,
+                Some("ANCHOR"),
+                now(),
+            );
+            hashes.push(message["item_hash"].as_str().expect("hash").to_owned());
+            let response = self
+                .http
+                .post(format!("{}/api/v0/messages", node.url))
+                .json(&json!({"sync": true, "message": message}))
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(response.status().as_u16(), 200);
+        }
+        hashes
+    }
+
+    /// Mines a block now and then until every node shows every message confirmed.
+    async fn until_confirmed(&self, nodes: &[&RunningNode], hashes: &[String]) -> bool {
+        wait_until(Duration::from_secs(90), || async {
+            self.anvil.mine(1).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            for node in nodes {
+                for hash in hashes {
+                    if !confirmed(&self.http, node, hash).await {
+                        return false;
+                    }
+                }
+            }
+            true
+        })
+        .await
+    }
+
+    /// The sync events the contract emitted so far.
+    async fn sync_events(&self) -> usize {
+        let logs: Vec<Value> = self
+            .anvil
+            .rpc(
+                "eth_getLogs",
+                json!([{"address": self.contract, "fromBlock": "0x0", "toBlock": "latest"}]),
+            )
+            .await;
+        let topic = format!("{:#x}", raleph_chain::events::SYNC_EVENT_TOPIC);
+        logs.iter()
+            .filter(|log| log["topics"][0] == topic.as_str())
+            .count()
+    }
+
+    /// The packing account's (latest, pending) nonces.
+    async fn nonces(&self) -> (u64, u64) {
+        let count = |tag: &'static str| async move {
+            let n: String = self
+                .anvil
+                .rpc("eth_getTransactionCount", json!([self.packer, tag]))
+                .await;
+            u64::from_str_radix(n.trim_start_matches("0x"), 16).expect("hex count")
+        };
+        (count("latest").await, count("pending").await)
+    }
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = http.get(url).send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Whether the node holds `hash` processed and confirmed.
+async fn confirmed(http: &reqwest::Client, node: &RunningNode, hash: &str) -> bool {
+    let (status, body) = get(http, &format!("{}/api/v0/messages/{hash}", node.url)).await;
+    status == 200
+        && body["status"] == "processed"
+        && body["message"]["confirmed"] == true
+        && body["message"]["confirmations"][0]["chain"] == "ETH"
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_packer_anchors_and_a_node_without_peers_learns_from_the_chain() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let a = chain.node("a", true, "");
+    let hashes = chain.post(&a, 5).await;
+    let gateway = format!(
+        "[anchoring]\narchive_gateways = [\"{}/api/v0/storage/raw/\"]",
+        a.url
+    );
+    let b = chain.node("b", false, &gateway);
+    assert!(
+        chain.until_confirmed(&[&a, &b], &hashes).await,
+        "A's messages confirmed on A and on B"
+    );
+    assert_eq!(chain.sync_events().await, 1, "one batch, one transaction");
+    let (anvil, http, contract) = (&chain.anvil, &chain.http, &chain.contract);
+
+    // B's proof of a message holds against the chain alone.
+    let hash = &hashes[2];
+    let (status, proofs) = get(http, &format!("{}/api/v0/messages/{hash}/proof", b.url)).await;
+    assert_eq!(status, 200, "{proofs}");
+    let anchor = &proofs["anchors"][0];
+    let root: B256 = anchor["merkle_root"]
+        .as_str()
+        .expect("root")
+        .parse()
+        .expect("hex");
+    let path: Vec<B256> = anchor["proof"]
+        .as_array()
+        .expect("proof")
+        .iter()
+        .map(|h| h.as_str().expect("hex").parse().expect("hash"))
+        .collect();
+    let claim = Claim {
+        chain: raleph_message::Chain::Eth,
+        item_hash: hash,
+        tx_hash: anchor["tx_hash"]
+            .as_str()
+            .expect("tx")
+            .parse()
+            .expect("hash"),
+        log_index: anchor["log_index"].as_u64().expect("index"),
+        archive: anchor["archive"].as_str().expect("cid"),
+        merkle_root: root,
+        proof: &path,
+    };
+    let contract_address = contract.parse().expect("address");
+    let verified = check(&anvil.url(), &claim, Some(contract_address))
+        .await
+        .expect("the proof holds on chain");
+    assert_eq!(verified.height, anchor["height"].as_u64().expect("height"));
+    // A serves the same anchor for it.
+    let (_, a_proofs) = get(http, &format!("{}/api/v0/messages/{hash}/proof", a.url)).await;
+    assert_eq!(a_proofs["anchors"][0]["tx_hash"], anchor["tx_hash"]);
+    // Unknown and malformed hashes.
+    let (status, _) = get(
+        http,
+        &format!("{}/api/v0/messages/{}/proof", b.url, "0".repeat(64)),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = get(http, &format!("{}/api/v0/messages/nope/proof", b.url)).await;
+    assert_eq!(status, 400);
+
+    // The command line does the same check.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_raleph"))
+        .args([
+            "message",
+            "verify",
+            hash,
+            "--api",
+            &b.url,
+            "--rpc",
+            &anvil.url(),
+        ])
+        .args(["--contract", contract])
+        .output()
+        .expect("run raleph message verify");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("verified"), "{stdout}");
+}
+
+/// The packer is killed with its batch's transaction sent but not mined, and the transaction
+/// is dropped from the pool while it is down: restarted, it sends the same batch again, once.
+/// Killed again with the new transaction pending, it waits for it instead of sending a third.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_packer_killed_mid_batch_neither_loses_nor_repeats_it() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let _: Value = chain.anvil.rpc("evm_setAutomine", json!([false])).await;
+    let a = chain.node("a", true, "");
+    let hashes = chain.post(&a, 4).await;
+    let sent = wait_until(Duration::from_secs(30), || async {
+        let (latest, pending) = chain.nonces().await;
+        pending > latest
+    })
+    .await;
+    assert!(sent, "the batch's transaction reached the pool");
+    a.kill9();
+    let _: Value = chain
+        .anvil
+        .rpc("anvil_dropAllTransactions", json!([]))
+        .await;
+    assert_eq!(chain.nonces().await, (0, 0), "dropped");
+
+    let a = chain.node("a", true, "");
+    let resent = wait_until(Duration::from_secs(30), || async {
+        let (latest, pending) = chain.nonces().await;
+        pending > latest
+    })
+    .await;
+    assert!(resent, "the open batch is sent again after the restart");
+    a.kill9();
+    // Still pending: a restart waits for it.
+    let a = chain.node("a", true, "");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(chain.nonces().await, (0, 1), "no second transaction");
+    let _: Value = chain.anvil.rpc("evm_setAutomine", json!([true])).await;
+    assert!(chain.until_confirmed(&[&a], &hashes).await, "confirmed");
+    assert_eq!(chain.sync_events().await, 1, "the batch was emitted once");
+    // Nothing left to anchor: no more transactions.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(chain.sync_events().await, 1);
+}
+
+/// A reorg takes the anchoring block away: both nodes drop the confirmations with it, and the
+/// packer, seeing its batch open again, anchors it anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reorg_takes_confirmations_away_and_the_batch_is_anchored_again() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let snapshot: String = chain.anvil.rpc("evm_snapshot", json!([])).await;
+    let a = chain.node("a", true, "");
+    let hashes = chain.post(&a, 3).await;
+    let gateway = format!(
+        "[anchoring]\narchive_gateways = [\"{}/api/v0/storage/raw/\"]",
+        a.url
+    );
+    let b = chain.node("b", false, &gateway);
+    assert!(chain.until_confirmed(&[&a, &b], &hashes).await, "confirmed");
+    let first_tx = {
+        let (_, proofs) = get(
+            &chain.http,
+            &format!("{}/api/v0/messages/{}/proof", b.url, hashes[0]),
+        )
+        .await;
+        proofs["anchors"][0]["tx_hash"].clone()
+    };
+    // Back to before the anchoring transaction, then a longer chain without it.
+    let head = chain.anvil.head().await;
+    let reverted: bool = chain.anvil.rpc("evm_revert", json!([snapshot])).await;
+    assert!(reverted);
+    chain.anvil.mine(head + 3 - chain.anvil.head().await).await;
+    let dropped = wait_until(Duration::from_secs(30), || async {
+        let (_, body) = get(
+            &chain.http,
+            &format!("{}/api/v0/messages/{}", b.url, hashes[0]),
+        )
+        .await;
+        body["message"]["confirmed"] == false
+    })
+    .await;
+    assert!(dropped, "B dropped the confirmation the reorg took away");
+    assert!(
+        chain.until_confirmed(&[&a, &b], &hashes).await,
+        "anchored again"
+    );
+    let (_, proofs) = get(
+        &chain.http,
+        &format!("{}/api/v0/messages/{}/proof", b.url, hashes[0]),
+    )
+    .await;
+    assert_eq!(
+        proofs["anchors"].as_array().map(Vec::len),
+        Some(1),
+        "{proofs}"
+    );
+    assert_ne!(
+        proofs["anchors"][0]["tx_hash"], first_tx,
+        "a new transaction"
+    );
+}
+
+/// Serves fixed bytes by CID, as an IPFS gateway would (and one that lies, for one CID).
+async fn gateway(files: Vec<(String, Vec<u8>)>) -> String {
+    use axum::extract::Path as UrlPath;
+    let files = std::sync::Arc::new(
+        files
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
+    let app = axum::Router::new().route(
+        "/ipfs/{cid}",
+        axum::routing::get(move |UrlPath(cid): UrlPath<String>| {
+            let files = files.clone();
+            async move {
+                match files.get(&cid) {
+                    Some(bytes) => (axum::http::StatusCode::OK, bytes.clone()),
+                    None => (axum::http::StatusCode::NOT_FOUND, Vec::new()),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    format!("http://{addr}/ipfs/")
+}
+
+/// The CIDv0 a node computes for `bytes`.
+fn cid_of(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = raleph_storage::FileStore::open(dir.path()).expect("store");
+    store.put_bytes(bytes, false).expect("put").cid_v0
+}
+
+fn archive(messages: &[Value]) -> Vec<u8> {
+    json!({"protocol": "aleph", "version": 1, "content": {"messages": messages}})
+        .to_string()
+        .into_bytes()
+}
+
+fn offchain(cid: &str) -> String {
+    json!({"protocol": "aleph-offchain", "version": 1, "content": cid}).to_string()
+}
+
+fn signed(signer: &EthSigner, i: usize) -> Value {
+    let mut content = Map::new();
+    content.insert("type".into(), "note".into());
+    content.insert("content".into(), json!({"i": i}));
+    raleph_sdk::signed_message(signer, MessageType::Post, content, Some("HOSTILE"), now())
+}
+
+/// Events no node should act on: bad JSON, an unknown protocol, an emitter not authorized,
+/// an archive over the limit, an archive whose bytes are not its CID's, an archive of forged
+/// messages. None stores a processed message; the one good event after them does.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_events_are_refused_with_nothing_processed() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let signer = EthSigner::new_random();
+    let (unauthorized, forged, lied_about, good) = (
+        signed(&signer, 1),
+        {
+            let mut m = signed(&signer, 2);
+            m["signature"] = json!(format!("0x{}", "ab".repeat(65)));
+            m
+        },
+        signed(&signer, 3),
+        signed(&signer, 4),
+    );
+    let unauthorized_archive = archive(std::slice::from_ref(&unauthorized));
+    let forged_archive = archive(std::slice::from_ref(&forged));
+    let huge_archive = archive(&[json!({"padding": "x".repeat(8192)})]);
+    let true_archive = archive(std::slice::from_ref(&lied_about));
+    let good_archive = archive(std::slice::from_ref(&good));
+    let lie_cid = cid_of(&true_archive);
+    let url = gateway(vec![
+        (cid_of(&unauthorized_archive), unauthorized_archive.clone()),
+        (cid_of(&forged_archive), forged_archive.clone()),
+        (cid_of(&huge_archive), huge_archive.clone()),
+        (
+            lie_cid.clone(),
+            b"{\"protocol\": \"aleph\", \"version\": 1, \"content\": {\"messages\": []}}".to_vec(),
+        ),
+        (cid_of(&good_archive), good_archive.clone()),
+    ])
+    .await;
+    let b = chain.node_with(
+        "b",
+        false,
+        &format!("[anchoring]\narchive_gateways = [\"{url}\"]\narchive_fetch_timeout_secs = 2"),
+        "[anchoring.evm.limits]\nmax_archive_bytes = 4096\n",
+    );
+    let config = chain.anvil.config(
+        chain.contract.parse().expect("address"),
+        vec![chain.packer.parse().expect("address")],
+    );
+    let packer = raleph_chain::Writer::new(&config, chain.anvil.key(PACKER)).expect("writer");
+    let stranger = raleph_chain::Writer::new(&config, chain.anvil.key(2)).expect("writer");
+    for payload in [
+        "{not json".to_owned(),
+        json!({"protocol": "nope", "version": 1, "content": "x"}).to_string(),
+        offchain(&cid_of(&huge_archive)),
+        offchain(&lie_cid),
+        offchain(&cid_of(&forged_archive)),
+    ] {
+        packer.emit(&payload).await.expect("emit");
+    }
+    stranger
+        .emit(&offchain(&cid_of(&unauthorized_archive)))
+        .await
+        .expect("emit");
+    packer
+        .emit(&offchain(&cid_of(&good_archive)))
+        .await
+        .expect("emit");
+    let good_hash = good["item_hash"].as_str().expect("hash").to_owned();
+    assert!(
+        chain
+            .until_confirmed(&[&b], std::slice::from_ref(&good_hash))
+            .await,
+        "the good event after the hostile ones is read"
+    );
+    let status = |m: &Value| {
+        let hash = m["item_hash"].as_str().expect("hash").to_owned();
+        let http = chain.http.clone();
+        let url = b.url.clone();
+        async move { get(&http, &format!("{url}/api/v0/messages/{hash}")).await }
+    };
+    assert_eq!(
+        status(&unauthorized).await.0,
+        404,
+        "an unauthorized emitter is ignored"
+    );
+    assert_eq!(
+        status(&lied_about).await.0,
+        404,
+        "bytes that are not the CID's are refused"
+    );
+    let (_, body) = status(&forged).await;
+    assert_eq!(
+        body["status"], "rejected",
+        "a forged message is rejected: {body}"
+    );
+    let (_, list) = get(&chain.http, &format!("{}/api/v0/messages.json", b.url)).await;
+    assert_eq!(
+        list["pagination_total"], 1,
+        "only the good message is processed: {list}"
+    );
+}
