@@ -1,8 +1,8 @@
 //! The message list's latency, in process: a SQLite store of `N` POST messages, every one
-//! confirmed on a chain (anchors of 1 000 items), the real router over it, and `R`
-//! sequential requests of each list, timed one by one. Not a test: a measurement, run in
-//! release (`cargo run --release -p raleph-api --example list_latency -- [N] [R]`), before
-//! and after a change of the list's path. The reads go through the API's read threads as in
+//! confirmed on a chain (anchors of 1 000 items; none with `unconfirmed`), the real router
+//! over it, and `R` sequential requests of each list, timed one by one. Not a test: a
+//! measurement, run in release (`cargo run --release -p raleph-api --example list_latency --
+//! [N] [R] [unconfirmed]`), before and after a change of the list's path. The reads go through the API's read threads as in
 //! a node; there is no socket, so the figures are the node's share of a request.
 
 use std::sync::Arc;
@@ -72,7 +72,7 @@ fn message(i: u64) -> NewMessage {
     }
 }
 
-fn populate(store: &mut dyn WriteStore, n: u64) {
+fn populate(store: &mut dyn WriteStore, n: u64, confirmed: bool) {
     const PER_ANCHOR: u64 = 1_000;
     let mut start = 0;
     while start < n {
@@ -97,7 +97,9 @@ fn populate(store: &mut dyn WriteStore, n: u64) {
             archive: None,
             merkle_root: None,
         };
-        store.record_anchor(&anchor, &items).expect("anchor");
+        if confirmed {
+            store.record_anchor(&anchor, &items).expect("anchor");
+        }
         store.commit().expect("commit");
         start = end;
     }
@@ -108,6 +110,7 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let requests: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000);
+    let confirmed = args.next().as_deref() != Some("unconfirmed");
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut writer, reader) = raleph_db::sqlite::open(
         &dir.path().join("index.sqlite"),
@@ -115,7 +118,7 @@ async fn main() {
     )
     .expect("open the index");
     let started = Instant::now();
-    populate(&mut writer, n);
+    populate(&mut writer, n, confirmed);
     eprintln!(
         "{n} messages stored and confirmed in {:?}",
         started.elapsed()
