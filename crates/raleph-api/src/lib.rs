@@ -8,6 +8,7 @@
 
 mod aggregates;
 mod body;
+mod confirmations;
 mod count_cache;
 mod cursor;
 mod error;

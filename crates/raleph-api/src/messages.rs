@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::body::LimitedBody;
+use crate::confirmations::PageConfirmations;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::shapes::{self, ContentFormat, iso_time};
@@ -452,10 +453,15 @@ async fn list_messages(
                 } else {
                     counts.get_or(&count_key, move || reader.count_messages(&count_query))?
                 };
+                let confirmations =
+                    PageConfirmations::read(r, rows.iter().map(|m| &m.envelope.item_hash))?;
                 let text = rows.iter().map(shapes::message_text).sum();
                 let messages = rows
                     .iter()
-                    .map(|m| shapes::message(m, true, format))
+                    .map(|m| {
+                        shapes::message(m, true, format)
+                            .confirmed_by(confirmations.of(&m.envelope.item_hash))
+                    })
                     .collect::<Vec<_>>();
                 Ok(shapes::to_json(
                     &Page::new(messages, page, per_page, total),
@@ -493,13 +499,18 @@ async fn cursor_page(
                         item_hash: m.envelope.item_hash.to_string(),
                     })
                 });
+            let confirmations =
+                PageConfirmations::read(r, rows.iter().map(|m| &m.envelope.item_hash))?;
             let text = rows.iter().map(shapes::message_text).sum();
             let hint = shapes::size_hint(rows.len(), text);
             Ok(shapes::to_json(
                 &CursorPage {
                     messages: rows
                         .iter()
-                        .map(|m| shapes::message(m, true, format))
+                        .map(|m| {
+                            shapes::message(m, true, format)
+                                .confirmed_by(confirmations.of(&m.envelope.item_hash))
+                        })
                         .collect(),
                     next_cursor,
                     pagination_per_page: limit,
@@ -528,7 +539,13 @@ pub async fn one(
                 return Ok((None, None, vec![], None, None));
             };
             let message = if status.status.is_live() {
-                r.message(&hash)?
+                match r.message(&hash)? {
+                    Some(message) => {
+                        let confirmations = PageConfirmations::read(r, [&hash])?;
+                        Some((message, confirmations))
+                    }
+                    None => None,
+                }
             } else {
                 None
             };
@@ -578,11 +595,11 @@ pub async fn one(
             body["messages"] = copies.into();
         }
         MessageStatus::Processed | MessageStatus::Removing => {
-            let message =
+            let (message, confirmations) =
                 message.ok_or_else(|| ApiError::internal("a processed message has no row"))?;
-            body["message"] =
-                serde_json::to_value(shapes::message(&message, false, ContentFormat::Full))
-                    .map_err(ApiError::internal)?;
+            let shape = shapes::message(&message, false, ContentFormat::Full)
+                .confirmed_by(confirmations.of(&item_hash));
+            body["message"] = serde_json::to_value(shape).map_err(ApiError::internal)?;
         }
         MessageStatus::Rejected => {
             let rejection = rejection

@@ -2,9 +2,10 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use raleph_db::{PostQuery, PostRecord};
+use raleph_db::{PostQuery, PostRecord, ReadStore};
 use serde::Serialize;
 
+use crate::confirmations::PageConfirmations;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::shapes::PostShape;
@@ -18,10 +19,22 @@ enum Version {
 }
 
 impl Version {
-    fn shape<'a>(self, p: &'a PostRecord) -> PostShape<'a> {
+    fn shape<'a>(self, p: &'a PostRecord, confirmations: &'a PageConfirmations) -> PostShape<'a> {
         match self {
-            Version::V0 => shapes::post_v0(p),
+            Version::V0 => shapes::post_v0(p, confirmations.of(&p.latest_item_hash)),
             Version::V1 => shapes::post_v1(p),
+        }
+    }
+
+    /// The confirmations of a page's posts (their latest versions), which only v0 shows.
+    fn confirmations(
+        self,
+        store: &dyn ReadStore,
+        rows: &[PostRecord],
+    ) -> raleph_db::Result<PageConfirmations> {
+        match self {
+            Version::V0 => PageConfirmations::read(store, rows.iter().map(|p| &p.latest_item_hash)),
+            Version::V1 => Ok(PageConfirmations::default()),
         }
     }
 
@@ -151,10 +164,14 @@ async fn list(
                             item_hash: p.original_item_hash.to_string(),
                         })
                     });
+                let confirmations = version.confirmations(r, &rows)?;
                 let hint = post_hint(&rows);
                 Ok(shapes::to_json(
                     &CursorPage {
-                        posts: rows.iter().map(|p| version.shape(p)).collect(),
+                        posts: rows
+                            .iter()
+                            .map(|p| version.shape(p, &confirmations))
+                            .collect(),
                         next_cursor,
                         pagination_per_page: limit,
                     },
@@ -192,6 +209,7 @@ async fn list(
             } else {
                 counts.get_or(&count_key, move || reader.count_posts(&count_query))?
             };
+            let confirmations = version.confirmations(r, &rows)?;
             let hint = post_hint(&rows);
             Ok(shapes::to_json(
                 &Page {
@@ -199,7 +217,10 @@ async fn list(
                     pagination_page: page,
                     pagination_per_page: per_page,
                     pagination_total: total,
-                    posts: rows.iter().map(|p| version.shape(p)).collect(),
+                    posts: rows
+                        .iter()
+                        .map(|p| version.shape(p, &confirmations))
+                        .collect(),
                 },
                 hint,
             ))

@@ -5,7 +5,7 @@ use std::fmt;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use raleph_db::{ForgottenRecord, MessageRecord, MessageType, PostRecord};
+use raleph_db::{Confirmation, ForgottenRecord, MessageRecord, MessageType, PostRecord};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -174,13 +174,35 @@ fn headers_of(message_type: MessageType, content: &Value) -> Value {
     Value::Object(out)
 }
 
+/// A message's confirmations as the reference shows them: `{"chain", "hash", "height"}`
+/// each, in that order (pyaleph's `message_to_dict` and its posts v0; the transaction's
+/// time and publisher, which the store keeps, are not shown). Empty, it is `[]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Confirmations<'a>(&'a [Confirmation]);
+
+impl Serialize for Confirmations<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            chain: &'a str,
+            hash: &'a str,
+            height: u64,
+        }
+        serializer.collect_seq(self.0.iter().map(|c| Shown {
+            chain: c.chain.as_str(),
+            hash: &c.tx_hash,
+            height: c.height,
+        }))
+    }
+}
+
 /// A message as listed (with `size`) or as returned alone and pushed on the websocket. The
 /// fields serialize in this order, the order of the keys the reference emits.
 #[derive(Debug, Serialize)]
 pub struct MessageShape<'a> {
     chain: &'a str,
     channel: Option<&'a str>,
-    confirmations: [(); 0],
+    confirmations: Confirmations<'a>,
     confirmed: bool,
     #[serde(skip_serializing_if = "Content::is_absent")]
     content: Content<'a>,
@@ -196,12 +218,22 @@ pub struct MessageShape<'a> {
     message_type: &'a str,
 }
 
-/// A message as listed (`with_size`) or as returned alone and pushed on the websocket.
+impl<'a> MessageShape<'a> {
+    /// The message with its confirmations (`confirmed` when it has one).
+    pub fn confirmed_by(mut self, confirmations: &'a [Confirmation]) -> Self {
+        self.confirmations = Confirmations(confirmations);
+        self.confirmed = !confirmations.is_empty();
+        self
+    }
+}
+
+/// A message as listed (`with_size`) or as returned alone and pushed on the websocket, as yet
+/// without its confirmations ([`MessageShape::confirmed_by`]).
 pub fn message(m: &MessageRecord, with_size: bool, format: ContentFormat) -> MessageShape<'_> {
     MessageShape {
         chain: m.envelope.chain.as_str(),
         channel: m.envelope.channel.as_deref(),
-        confirmations: [],
+        confirmations: Confirmations(&[]),
         confirmed: false,
         content: match format {
             ContentFormat::Full => raw(&m.content),
@@ -248,7 +280,7 @@ pub struct PostV0<'a> {
     address: &'a str,
     chain: &'a str,
     channel: Option<&'a str>,
-    confirmations: [(); 0],
+    confirmations: Confirmations<'a>,
     confirmed: bool,
     content: Content<'a>,
     hash: &'a str,
@@ -297,15 +329,16 @@ fn post_content(p: &PostRecord) -> Content<'_> {
 
 /// A post in the v0 shape: exactly the 19 keys of the SDK's `Post` model. Its list reads each
 /// latest version's message (`PostQuery::latest_hash_only` is off); a post read without it
-/// would show that message's fields empty.
-pub fn post_v0(p: &PostRecord) -> PostShape<'_> {
+/// would show that message's fields empty. `confirmations` are those of the latest version
+/// (the `item_hash` shown), as the reference's.
+pub fn post_v0<'a>(p: &'a PostRecord, confirmations: &'a [Confirmation]) -> PostShape<'a> {
     let latest = p.latest.as_ref();
     PostShape::V0(PostV0 {
         address: &p.owner,
         chain: latest.map_or("", |l| l.chain.as_str()),
         channel: p.channel.as_deref(),
-        confirmations: [],
-        confirmed: false,
+        confirmations: Confirmations(confirmations),
+        confirmed: !confirmations.is_empty(),
         content: post_content(p),
         hash: p.original_item_hash.as_str(),
         item_content: latest.and_then(|l| l.item_content.as_deref()),
@@ -621,7 +654,7 @@ mod tests {
                     "ref": p.reference,
                 });
                 assert_eq!(
-                    serde_json::to_string(&post_v0(&p)).unwrap(),
+                    serde_json::to_string(&post_v0(&p, &[])).unwrap(),
                     v0_before.to_string()
                 );
                 assert_eq!(

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
+use crate::confirmations::PageConfirmations;
 use crate::error::{ApiError, ApiResult};
 use crate::messages::{content_format, message_query};
 use crate::params::Params;
@@ -182,8 +183,11 @@ async fn feed(
     filter: MessageQuery,
     format: ContentFormat,
 ) -> Result<(), String> {
-    let send = |message: &MessageRecord, with_size: bool| -> Result<(), String> {
-        let shape = shapes::message(message, with_size, format);
+    let send = |message: &MessageRecord,
+                confirmations: &[raleph_db::Confirmation],
+                with_size: bool|
+     -> Result<(), String> {
+        let shape = shapes::message(message, with_size, format).confirmed_by(confirmations);
         let text = serde_json::to_string(&shape).map_err(|e| e.to_string())?;
         let fits = backlog.add(text.len());
         queue
@@ -197,13 +201,18 @@ async fn feed(
     if filter.limit > 0 {
         let mut query = filter.clone();
         query.max_bytes = state.config.max_response_bytes;
-        let mut history = state
-            .read(move |r| r.messages(&query))
+        let (mut history, confirmations) = state
+            .read(move |r| {
+                let history = r.messages(&query)?;
+                let confirmations =
+                    PageConfirmations::read(r, history.iter().map(|m| &m.envelope.item_hash))?;
+                Ok((history, confirmations))
+            })
             .await
             .map_err(|e| format!("{e:?}"))?;
         history.reverse();
         for message in &history {
-            send(message, true)?;
+            send(message, confirmations.of(&message.envelope.item_hash), true)?;
         }
     }
     // Within a second and a day: a zero period would spin, a huge one overflow the clock.
@@ -216,7 +225,15 @@ async fn feed(
         tokio::select! {
             event = events.recv() => match event {
                 Ok(Event::Processed(message)) if matches(&filter, &message) => {
-                    send(&message, false)?;
+                    // A message read from a chain was confirmed before it was processed. A
+                    // failed read (the store is down) costs the push its confirmations, not
+                    // the client its socket.
+                    let hash = message.envelope.item_hash.clone();
+                    let confirmations = state
+                        .read(move |r| PageConfirmations::read(r, [&hash]))
+                        .await
+                        .unwrap_or_default();
+                    send(&message, confirmations.of(&message.envelope.item_hash), false)?;
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return Ok(()),

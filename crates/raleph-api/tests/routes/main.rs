@@ -7,6 +7,7 @@
 //! One module per route family.
 
 mod aggregates;
+mod confirmations;
 mod errors;
 mod files;
 mod messages;

@@ -51,7 +51,7 @@ impl ContentSource for LocalFiles {
 /// One node: its router, and what must live as long as it.
 pub struct Node {
     router: Router,
-    _pipeline: PipelineHandle,
+    pipeline: PipelineHandle,
     _dir: tempfile::TempDir,
 }
 
@@ -96,9 +96,14 @@ impl Node {
         );
         Node {
             router: raleph_api::router(state),
-            _pipeline: pipeline,
+            pipeline,
             _dir: dir,
         }
+    }
+
+    /// The node's pipeline, as the binary's other tasks (the chain reader) use it.
+    pub fn pipeline(&self) -> &PipelineHandle {
+        &self.pipeline
     }
 
     pub async fn request(&self, request: Request<Body>) -> Answer {

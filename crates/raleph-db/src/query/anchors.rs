@@ -11,17 +11,29 @@ use crate::{
     Anchor, AnchoredAt, Batch, Chain, Confirmation, ItemHash, MessageRecord, Result, SubmittedTx,
 };
 
-/// The statement of [`crate::ReadStore::confirmations`]: one probe of the confirmations'
-/// key per item hash.
+/// The statement of [`crate::ReadStore::confirmations`]: the page's item hashes bound as one
+/// list parameter (an array in PostgreSQL, JSON text in SQLite), each probing the
+/// confirmations' key in turn. One statement text whatever the page's size, so it is
+/// prepared once per connection; an `IN (…)` of one placeholder per hash was a statement
+/// per page size, and SQLite built a temporary index of the values on every run.
 pub(crate) fn confirmations_sql<D: Dialect>(hashes: &[ItemHash]) -> (String, Vec<Param>) {
     let mut f = Filter::<D>::default();
-    let texts: Vec<String> = hashes.iter().map(ItemHash::to_string).collect();
-    f.any_of("c.item_hash", &texts);
+    // Each hash once (a page lists a message once anyway).
+    let mut texts: Vec<String> = hashes.iter().map(ItemHash::to_string).collect();
+    texts.sort_unstable();
+    texts.dedup();
+    let list = f.bind(Param::Texts(texts));
+    let page = match D::ARRAYS {
+        true => format!("unnest(CAST({list} AS text[])) AS p(value)"),
+        false => format!("json_each({list}) p"),
+    };
+    // CROSS JOIN: SQLite keeps the page's hashes as the outer loop, each a probe of the
+    // confirmations' key; PostgreSQL plans it as any inner join.
     let sql = format!(
         "SELECT c.item_hash, a.chain, a.height, a.tx_hash, a.time, a.publisher
-         FROM confirmations c JOIN anchors a ON a.id = c.anchor_id {}
-         ORDER BY c.item_hash, a.height, a.chain, a.tx_hash, a.log_index",
-        f.sql()
+         FROM {page} CROSS JOIN confirmations c CROSS JOIN anchors a
+         WHERE c.item_hash = p.value AND a.id = c.anchor_id
+         ORDER BY c.item_hash, a.height, a.chain, a.tx_hash, a.log_index"
     );
     (sql, f.params)
 }
