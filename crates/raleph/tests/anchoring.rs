@@ -521,3 +521,65 @@ async fn hostile_events_are_refused_with_nothing_processed() {
         "only the good message is processed: {list}"
     );
 }
+
+/// A user publishes a message through the contract (`doMessage`, the smart-contract protocol):
+/// unsigned, vouched for by the chain, it is processed with the emitter as its sender, and
+/// confirmed by that transaction. The same message offered over the API, unsigned, is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contract_message_is_processed_with_its_emitter_as_sender() {
+    use alloy_sol_types::SolCall;
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let b = chain.node("b", false, "");
+    const USER: usize = 3;
+    let user = chain.anvil.key(USER).address().to_checksum(None);
+    let content = json!({
+        "type": "note",
+        "address": user,
+        "time": now(),
+        "content": {"via": "contract"},
+    })
+    .to_string();
+    let call = raleph_chain::events::doMessageCall {
+        msgtype: "POST".to_owned(),
+        msgcontent: content.clone(),
+    }
+    .abi_encode();
+    let receipt = chain
+        .anvil
+        .call(USER, chain.contract.parse().expect("address"), call)
+        .await;
+    assert!(receipt.status());
+    let hash = raleph_message::sha256_hex(content.as_bytes());
+    assert!(
+        chain
+            .until_confirmed(&[&b], std::slice::from_ref(&hash))
+            .await,
+        "the contract message is processed and confirmed"
+    );
+    let (_, body) = get(&chain.http, &format!("{}/api/v0/messages/{hash}", b.url)).await;
+    assert_eq!(body["message"]["sender"], user.as_str());
+    assert_eq!(body["message"]["signature"], Value::Null);
+    assert_eq!(body["message"]["type"], "POST");
+
+    // Unsigned through the API: refused.
+    let forged = json!({
+        "sender": user, "chain": "ETH", "signature": null, "type": "POST",
+        "item_type": "inline", "item_content": content.replace("contract", "api"),
+        "item_hash": raleph_message::sha256_hex(content.replace("contract", "api").as_bytes()),
+        "time": now(), "channel": null,
+    });
+    let response = chain
+        .http
+        .post(format!("{}/api/v0/messages", b.url))
+        .json(&json!({"sync": true, "message": forged}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        response.status().as_u16(),
+        422,
+        "unsigned messages only come from a chain"
+    );
+}
