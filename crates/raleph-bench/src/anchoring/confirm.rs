@@ -22,12 +22,13 @@ use serde_json::Value;
 use super::chain::Chain;
 use super::nodes::Pair;
 use crate::http::{Conn, Target};
+use crate::stats::{Latencies, Summary};
 use crate::ws::unix_now;
 
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
 /// Concurrent connections of a full check.
-const CHECKERS: usize = 4;
+pub(super) const CHECKERS: usize = 4;
 
 /// What the watch saw, in Unix seconds.
 pub struct Confirmed {
@@ -37,6 +38,9 @@ pub struct Confirmed {
     /// The anchoring transaction of each message on A and on B (`None`: not anchored).
     pub a_tx: Vec<Option<String>>,
     pub b_tx: Vec<Option<String>>,
+    /// Latency of the proof route on A and B during the full checks (CHECKERS connections).
+    pub a_proof_latency: Summary,
+    pub b_proof_latency: Summary,
     /// Transactions with a `SyncEvent`: block, when first seen.
     pub txs: BTreeMap<String, (u64, f64)>,
     /// The message shape's `confirmed` on A and B for the first message, at the end.
@@ -84,8 +88,10 @@ pub async fn watch(
         }
         tokio::time::sleep(PROBE_EVERY).await;
     }
-    let (a_anchored, a_tx) = check_all(&pair.target_a, hashes, a_probe, deadline).await?;
-    let (b_anchored, b_tx) = check_all(&pair.target_b, hashes, b_probe, deadline).await?;
+    let (a_anchored, a_tx, mut a_latency) =
+        check_all(&pair.target_a, hashes, a_probe, deadline).await?;
+    let (b_anchored, b_tx, mut b_latency) =
+        check_all(&pair.target_b, hashes, b_probe, deadline).await?;
     // Late transactions (a split batch) are seen by the last look.
     chain.poll_sync_txs(&mut rpc, &mut txs).await?;
     Ok(Confirmed {
@@ -93,6 +99,8 @@ pub async fn watch(
         b_anchored,
         a_tx,
         b_tx,
+        a_proof_latency: a_latency.summary(),
+        b_proof_latency: b_latency.summary(),
         txs,
         a_field: confirmed_field(&mut conn_a, first).await,
         b_field: confirmed_field(&mut conn_b, first).await,
@@ -117,13 +125,14 @@ async fn check_all(
     hashes: &[String],
     probed: Option<f64>,
     deadline: Instant,
-) -> anyhow::Result<(f64, Vec<Option<String>>)> {
+) -> anyhow::Result<(f64, Vec<Option<String>>, Latencies)> {
     let mut txs: Vec<Option<String>> = vec![None; hashes.len()];
     let mut at = probed.unwrap_or_else(unix_now);
+    let mut latencies = Latencies::with_capacity(hashes.len());
     loop {
         let missing: Vec<usize> = (0..hashes.len()).filter(|&i| txs[i].is_none()).collect();
         if missing.is_empty() {
-            return Ok((at, txs));
+            return Ok((at, txs, latencies));
         }
         if Instant::now() >= deadline {
             bail!(
@@ -138,14 +147,17 @@ async fn check_all(
             at = unix_now();
         }
         let subset: Vec<String> = missing.iter().map(|&i| hashes[i].clone()).collect();
-        for (k, tx) in anchoring_txs(target, &subset).await.into_iter().enumerate() {
+        let (found, took) = anchoring_txs(target, &subset).await;
+        latencies.merge(took);
+        for (k, tx) in found.into_iter().enumerate() {
             txs[missing[k]] = tx;
         }
     }
 }
 
-/// The first anchor's transaction of each hash on a node (`None`: no proof).
-async fn anchoring_txs(target: &Target, hashes: &[String]) -> Vec<Option<String>> {
+/// The first anchor's transaction of each hash on a node (`None`: no proof), and how long
+/// each request took.
+async fn anchoring_txs(target: &Target, hashes: &[String]) -> (Vec<Option<String>>, Latencies) {
     let hashes = Arc::new(hashes.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -154,11 +166,13 @@ async fn anchoring_txs(target: &Target, hashes: &[String]) -> Vec<Option<String>
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(&target);
             let mut out = Vec::new();
+            let mut took = Latencies::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= hashes.len() {
                     break;
                 }
+                let started = Instant::now();
                 let tx = match conn
                     .get_json(&format!("/api/v0/messages/{}/proof", hashes[i]))
                     .await
@@ -166,20 +180,23 @@ async fn anchoring_txs(target: &Target, hashes: &[String]) -> Vec<Option<String>
                     Ok(v) => v["anchors"][0]["tx_hash"].as_str().map(str::to_owned),
                     Err(_) => None,
                 };
+                took.record(started.elapsed());
                 out.push((i, tx));
             }
-            out
+            (out, took)
         }));
     }
     let mut all = vec![None; hashes.len()];
+    let mut latencies = Latencies::default();
     for t in tasks {
-        if let Ok(part) = t.await {
+        if let Ok((part, took)) = t.await {
+            latencies.merge(took);
             for (i, tx) in part {
                 all[i] = tx;
             }
         }
     }
-    all
+    (all, latencies)
 }
 
 /// `message.confirmed` of `GET /api/v0/messages/{hash}`.

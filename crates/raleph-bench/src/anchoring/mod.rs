@@ -211,7 +211,12 @@ async fn one_size(
     };
     let mut pair = Pair::start(&args.bin, dir, &chain, &settings, delay).await?;
     let result = measure(args, &chain, &pair, corpus, n, delay).await;
+    let stopping = Instant::now();
     pair.stop();
+    eprintln!(
+        "anchoring: A and B stopped in {:.1} s",
+        stopping.elapsed().as_secs_f64()
+    );
     if chain.mine_errors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
         eprintln!("anchoring: WARNING: some anvil_mine calls failed");
     }
@@ -312,6 +317,8 @@ async fn measure(
         a_field: seen.a_field,
         b_field: seen.b_field,
         b_peers: peers(&pair.target_b).await,
+        a_proof_latency: seen.a_proof_latency,
+        b_proof_latency: seen.b_proof_latency,
     })
 }
 

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::chain::AnchorTx;
-use crate::stats::thousands;
+use crate::stats::{Summary, thousands};
 
 /// One batch size's figures; times are Unix seconds on the machine's one clock.
 pub struct SizeReport {
@@ -38,6 +38,9 @@ pub struct SizeReport {
     pub a_field: Option<bool>,
     pub b_field: Option<bool>,
     pub b_peers: Option<usize>,
+    /// `GET …/proof` latency on A and B while every message was checked.
+    pub a_proof_latency: Summary,
+    pub b_proof_latency: Summary,
 }
 
 impl SizeReport {
@@ -81,14 +84,14 @@ impl SizeReport {
         );
         for (t, n) in r.txs.iter().zip(&r.per_tx) {
             println!(
-                "tx {} block {}: {} messages, gas {} ({:.1} per message), calldata {} bytes, {:.2} gwei, {}; seen {:.2} s after the last ack",
+                "tx {} block {}: {} messages, gas {} ({:.1} per message), calldata {} bytes, {} wei per gas, {}; seen {:.2} s after the last ack",
                 t.tx_hash,
                 t.block,
                 thousands(*n as f64),
                 thousands(t.gas_used as f64),
                 t.gas_used as f64 / (*n).max(1) as f64,
                 t.calldata_bytes,
-                t.gas_price_wei as f64 / 1e9,
+                t.gas_price_wei,
                 if t.succeeded { "succeeded" } else { "REVERTED" },
                 t.seen_at - r.last_ack
             );
@@ -138,6 +141,16 @@ impl SizeReport {
             r.tx_mismatches,
             r.b_peers.map_or("?".into(), |p| p.to_string())
         );
+        println!(
+            "proof route during the full check ({} connections): A p50 {:.1} / p99 {:.1} / max {:.1} ms, B p50 {:.1} / p99 {:.1} / max {:.1} ms",
+            super::confirm::CHECKERS,
+            r.a_proof_latency.p50,
+            r.a_proof_latency.p99,
+            r.a_proof_latency.max,
+            r.b_proof_latency.p50,
+            r.b_proof_latency.p99,
+            r.b_proof_latency.max
+        );
         println!();
     }
 }
@@ -157,11 +170,11 @@ pub fn table(reports: &[SizeReport]) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| messages | commit delay s | txs | messages / tx | gas / tx | gas / message | last ack → tx mined s | tx mined → confirmed A / B s | last ack → confirmed A / B s | B reader msg/s (first reception → last processed) | B msg/s from tx mined |"
+        "| messages | commit delay s | txs | messages / tx | gas / tx | gas / message | last ack → tx mined s | tx mined → confirmed A / B s | last ack → confirmed A / B s | B reader msg/s (first reception → last processed) | B msg/s from tx mined | proof route p50 / p99 ms (A) |"
     );
     let _ = writeln!(
         out,
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in reports {
         let mined = r.tx_mined();
@@ -169,7 +182,7 @@ pub fn table(reports: &[SizeReport]) -> String {
         let txs = r.txs.len().max(1) as f64;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {:.1} | {} | {} / {} | {:.2} / {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.1} | {} | {} / {} | {:.2} / {:.2} | {} | {} | {:.1} / {:.1} |",
             thousands(r.messages as f64),
             r.commit_delay_secs,
             r.txs.len(),
@@ -183,6 +196,8 @@ pub fn table(reports: &[SizeReport]) -> String {
             r.b_confirmed - r.last_ack,
             r.b_ingest_rate().map_or("-".into(), thousands),
             r.b_from_chain_rate().map_or("-".into(), thousands),
+            r.a_proof_latency.p50,
+            r.a_proof_latency.p99,
         );
     }
     let _ = writeln!(out);
