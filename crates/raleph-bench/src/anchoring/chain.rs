@@ -57,11 +57,7 @@ impl Chain {
     /// `mine_every` (anvil also mines each transaction as it arrives: the timer gives the
     /// confirmation depth).
     pub async fn start(mine_every: Duration) -> anyhow::Result<Chain> {
-        if std::env::var_os("RALEPH_ANVIL").is_none_or(|p| p.is_empty()) {
-            bail!(
-                "RALEPH_ANVIL is unset: export RALEPH_ANVIL=\"$(scripts/evm-tools.sh | tail -n 1)\""
-            );
-        }
+        require_anvil()?;
         // The `testing` helpers are written for tests and panic on failure (their message is
         // printed by the panic hook): turned into errors here.
         let anvil = std::panic::catch_unwind(|| Anvil::start_or_skip(&[]))
@@ -168,6 +164,15 @@ impl Drop for Chain {
             miner.abort();
         }
     }
+}
+
+/// Fails, saying how to set it, unless `$RALEPH_ANVIL` names anvil (checked before anything
+/// is started, so that a run does not load its corpus for nothing).
+pub fn require_anvil() -> anyhow::Result<()> {
+    if std::env::var_os("RALEPH_ANVIL").is_none_or(|p| p.is_empty()) {
+        bail!("RALEPH_ANVIL is unset: export RALEPH_ANVIL=\"$(scripts/evm-tools.sh | tail -n 1)\"");
+    }
+    Ok(())
 }
 
 /// One JSON-RPC call; an RPC error is an error.

@@ -1,9 +1,9 @@
 //! When a batch becomes confirmed on each node, and in which transaction.
 //!
 //! "Confirmed" is read from `GET /api/v0/messages/{hash}/proof` answering 200 (the node
-//! recorded an anchor of the message at the configured depth). On this branch the message
-//! shape's `confirmed` field is still always `false` (another change adds it), so the proof
-//! route is the signal; the report shows what the field said at the end.
+//! recorded an anchor of the message at the configured depth), which works whether or not the
+//! message shape sets `confirmed` yet (when this was written it was always `false`; the API
+//! change that sets it was under way): the report shows what the field said at the end.
 //!
 //! While waiting, only two probes per node are polled every 100 ms (the first and the last
 //! message submitted), so that polling does not take CPU from the nodes while B ingests the

@@ -149,6 +149,13 @@ fn load_corpus(args: &AnchoringArgs, needed: usize) -> anyhow::Result<Corpus> {
 
 pub async fn run(args: &AnchoringArgs) -> anyhow::Result<()> {
     args.check()?;
+    chain::require_anvil()?;
+    if !args.bin.is_file() {
+        bail!(
+            "{}: no node binary (build it with `cargo build --release -p raleph`, or set RALEPH_BIN)",
+            args.bin.display()
+        );
+    }
     let root = std::env::temp_dir().join(format!("raleph-anchoring-{}", std::process::id()));
     // Dropping the run stops the nodes and anvil: an interrupt ends it the same way.
     let outcome = tokio::select! {
