@@ -58,6 +58,9 @@ pub struct IngestReport {
     pub first_error: Option<String>,
     pub send_secs: f64,
     pub ack: Summary,
+    /// When sending started (Unix seconds): with `send_secs`, when the last acknowledgement
+    /// came; with `end_to_end_secs`, when nothing was pending any more.
+    pub started_unix: f64,
     /// From the first send until the node reported nothing pending (or the timeout).
     pub end_to_end_secs: f64,
     pub all_processed: bool,
@@ -293,6 +296,7 @@ pub async fn run(
         .pid
         .map(|p| RssSampler::start(p, Duration::from_millis(100)));
     let snap_start = Snapshot::take(args.pid);
+    let started_unix = crate::ws::unix_now();
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.max_send_secs);
     let next = Arc::new(AtomicUsize::new(0));
@@ -411,6 +415,7 @@ pub async fn run(
         first_error,
         send_secs,
         ack: latencies.summary(),
+        started_unix,
         end_to_end_secs: done_at.duration_since(start).as_secs_f64(),
         all_processed,
         processed: counts.processed.saturating_sub(before.processed),

@@ -9,7 +9,9 @@
 //! - `compute`: WebAssembly programs deployed on a fresh node: first answers, warm latency,
 //!   throughput, memory per loaded program;
 //! - `propagation`: three nodes on loopback, messages posted to A at a fixed rate, latency
-//!   until C (and B) processed them.
+//!   until C (and B) processed them;
+//! - `anchoring`: anvil and two nodes (a packer, a reader without peers), batches of N
+//!   messages anchored on the chain: time to confirmed on both, gas per message, reader rate.
 //!
 //! Every run is bounded in count and time, and only sends to loopback addresses.
 
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod anchoring;
 mod compute;
 mod corpus;
 mod http;
@@ -58,6 +61,9 @@ enum Cmd {
     /// Start a node, deploy a WebAssembly program N times, measure first answers, warm
     /// latency and throughput; stop.
     Compute(compute::ComputeArgs),
+    /// Start anvil, a packing node and a reading node, anchor batches of N messages, measure
+    /// time to confirmed, gas per message and the reader's rate; stop.
+    Anchoring(anchoring::AnchoringArgs),
 }
 
 #[derive(clap::Args)]
@@ -127,6 +133,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::RunAll(args) => runall::run(args).await,
             Cmd::Propagation(args) => propagation::run(args).await,
             Cmd::Compute(args) => compute::run(args).await,
+            Cmd::Anchoring(args) => anchoring::run(args).await,
         }
     })
 }

@@ -400,7 +400,10 @@ async fn sender(
 }
 
 /// `reception_time` and status of each hash on one node (`None`: unknown to the node).
-async fn reception_times(target: &Target, hashes: &[String]) -> Vec<Option<(String, f64)>> {
+pub(crate) async fn reception_times(
+    target: &Target,
+    hashes: &[String],
+) -> Vec<Option<(String, f64)>> {
     let hashes = Arc::new(hashes.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
