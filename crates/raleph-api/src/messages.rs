@@ -312,15 +312,18 @@ struct ListRequest {
     format: ContentFormat,
     /// Forgotten or removed messages: their skeletons are listed.
     skeletons: bool,
-    /// An `endBlock` was given: no message has a confirmation height here, and the
-    /// reference's `endBlock` keeps only messages confirmed below it (while `startBlock`
-    /// keeps unconfirmed ones), so the list is empty.
+    /// An `endBlock` was given. The reference's `endBlock` keeps only messages first
+    /// confirmed below it (while `startBlock` keeps unconfirmed ones). The store keeps
+    /// confirmations now (issue 16) but not yet each message's first confirmation height,
+    /// which these filters need: until it does, such a list is empty and `startBlock`
+    /// filters nothing.
     none_confirmed: bool,
     paging: Paging,
 }
 
 fn list_request(params: &Params, path_page: Option<&str>) -> ApiResult<ListRequest> {
-    // Without chain confirmations, the order is the same either way.
+    // `tx-time` (first confirmation time) is checked, then listed as `time`: the store
+    // keeps no first confirmation time per message yet (issue 16).
     params.sort_by_tx_time()?;
     let mut query = message_query(params)?;
     let format = content_format(params)?;
