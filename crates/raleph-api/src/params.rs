@@ -129,10 +129,9 @@ impl Params {
         }
     }
 
-    /// `sortBy` of messages and posts: whether it is `tx-time` (else `time`, the default).
-    /// `tx-time` (the first confirmation's time, unconfirmed messages first when descending)
-    /// is listed in `time` order for now: the store does not keep each message's first
-    /// confirmation time yet (issue 16). A cursor is refused with `tx-time`,
+    /// `sortBy` of messages and posts: whether it is `tx-time` (else `time`, the default):
+    /// the first confirmation's time, unconfirmed messages first when descending. Messages
+    /// are listed so; posts in `time` order (their store keeps no first confirmation). A cursor is refused with `tx-time`,
     /// as by the reference.
     pub fn sort_by_tx_time(&self) -> ApiResult<bool> {
         let tx_time = match self.get(&["sortBy", "sort_by"]) {

@@ -227,6 +227,7 @@ conformance!(
     anchor_reorg_drops_confirmations,
     batch_life,
     unanchored_messages,
+    first_confirmation_filters_and_order,
 );
 
 // ---- data helpers ----
@@ -3113,6 +3114,9 @@ fn both_backends_answer_alike() -> Result<()> {
             },
             start_date: (rng.below(4) == 0).then(|| rng.below(40) as f64),
             end_date: (rng.below(4) == 0).then(|| 10.0 + rng.below(40) as f64),
+            start_block: (rng.below(6) == 0).then(|| rng.below(10) as u64),
+            end_block: (rng.below(6) == 0).then(|| rng.below(10) as u64),
+            sort_by_tx_time: rng.below(5) == 0,
             cursor: (rng.below(3) == 0).then(|| Cursor {
                 time: rng.below(40) as f64,
                 item_hash: h(rng.pick(&["h100", "H2", "_", "a", "Z999"])).to_string(),
@@ -4108,5 +4112,78 @@ fn unanchored_messages(s: &mut Store) -> Result<()> {
         ["b-tie", "z-tie", "removing", "a-late"]
     );
     assert!(s.r.open_batches(Chain::Eth)?.is_empty());
+    Ok(())
+}
+
+fn first_confirmation_filters_and_order(s: &mut Store) -> Result<()> {
+    // m1..m5 a second apart; m6 comes after its anchor (read from a chain first).
+    for (i, n) in ["m1", "m2", "m3", "m4", "m5"].iter().enumerate() {
+        add(s, &message(n, "POST", "0xA", i as f64 + 1.0))?;
+    }
+    let at = |chain, tx: &str, height: u64, time: f64| {
+        let mut a = anchor(chain, tx, height, None);
+        a.time = time;
+        a
+    };
+    record(s, &at(Chain::Eth, "t20", 20, 200.0), &["m1", "m2"])?;
+    // An earlier confirmation on another chain is m2's first: by time, whatever the height.
+    record(s, &at(Chain::Bsc, "u50", 50, 150.0), &["m2", "m6"])?;
+    record(s, &at(Chain::Eth, "t30", 30, 300.0), &["m3", "m1"])?;
+    add(s, &message("m6", "POST", "0xA", 6.0))?;
+    // m4, m5 unconfirmed.
+    let list = |s: &Store, q: MessageQuery| -> Result<(Vec<String>, u64)> {
+        Ok((listed(s, &q)?, s.r.count_messages(&q)?))
+    };
+    let blocks = |start: Option<u64>, end: Option<u64>| MessageQuery {
+        start_block: start,
+        end_block: end,
+        ..asc()
+    };
+    // First heights: m1 20, m2 50, m3 30, m6 50.
+    assert_eq!(
+        list(s, blocks(None, Some(31)))?,
+        (strings(&["m1", "m3"]), 2)
+    );
+    assert_eq!(
+        list(s, blocks(Some(30), None))?,
+        (strings(&["m2", "m3", "m4", "m5", "m6"]), 5)
+    );
+    assert_eq!(list(s, blocks(Some(21), Some(50)))?, (strings(&["m3"]), 1));
+    let tx_time = |order: SortOrder| MessageQuery {
+        sort_by_tx_time: true,
+        sort_order: order,
+        ..Default::default()
+    };
+    // Descending: unconfirmed first (newest first), then latest first confirmation first.
+    assert_eq!(
+        listed(s, &tx_time(SortOrder::Descending))?,
+        ["m5", "m4", "m3", "m1", "m6", "m2"]
+    );
+    // Ascending: earliest first confirmation first (ties by time), unconfirmed last.
+    assert_eq!(
+        listed(s, &tx_time(SortOrder::Ascending))?,
+        ["m2", "m6", "m1", "m3", "m4", "m5"]
+    );
+    let mut paged = tx_time(SortOrder::Descending);
+    paged.limit = 2;
+    paged.offset = 2;
+    assert_eq!(listed(s, &paged)?, ["m3", "m1"]);
+    let mut typed = tx_time(SortOrder::Ascending);
+    typed.message_types = strings(&["POST"]);
+    typed.end_block = Some(40);
+    assert_eq!(listed(s, &typed)?, ["m1", "m3"]);
+    // A reorg takes ETH's anchors: m2 and m6 keep BSC's.
+    s.w.begin()?;
+    s.w.drop_anchors_from(Chain::Eth, 20)?;
+    s.w.commit()?;
+    assert_eq!(
+        list(s, blocks(None, Some(100)))?,
+        (strings(&["m2", "m6"]), 2)
+    );
+    // m1 and m3 are unconfirmed again.
+    assert_eq!(
+        listed(s, &tx_time(SortOrder::Ascending))?,
+        ["m2", "m6", "m1", "m3", "m4", "m5"]
+    );
     Ok(())
 }
