@@ -170,6 +170,12 @@ async fn main() {
             "20 of a sender",
             "/api/v0/messages.json?addresses=0x0000000000000000000000000000000000000007",
         ),
+        ("20 by tx-time", "/api/v0/messages.json?sortBy=tx-time"),
+        (
+            "20 tx-time, asc",
+            "/api/v0/messages.json?sortBy=tx-time&sortOrder=1",
+        ),
+        ("20 below block 50", "/api/v0/messages.json?endBlock=50"),
     ] {
         let mut times = Vec::with_capacity(requests);
         for round in 0..requests + requests / 10 {
