@@ -2,7 +2,9 @@
 //! confirmed on a chain (anchors of 1 000 items; none with `unconfirmed`), the real router
 //! over it, and `R` sequential requests of each list, timed one by one. Not a test: a
 //! measurement, run in release (`cargo run --release -p raleph-api --example list_latency --
-//! [N] [R] [unconfirmed]`), before and after a change of the list's path. The reads go through the API's read threads as in
+//! [N] [R] [unconfirmed]`), before and after a change of the list's path. With every message
+//! confirmed, 1 000 more are stored unconfirmed first, and a packer's read of what is left to
+//! anchor (`ReadStore::unanchored`) is timed too. The reads go through the API's read threads as in
 //! a node; there is no socket, so the figures are the node's share of a request.
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use axum::http::Request;
 use raleph_api::{ApiConfig, AppState};
 use raleph_db::{
     Anchor, Chain, Envelope, FileRecord, ItemHash, ItemType, MessageRecord, MessageStatus,
-    NewMessage, WriteStore,
+    NewMessage, ReadStore, WriteStore,
 };
 use raleph_message::sha256_hex;
 use raleph_pipeline::{ContentSource, NoPayments, PipelineConfig};
@@ -123,6 +125,25 @@ async fn main() {
         "{n} messages stored and confirmed in {:?}",
         started.elapsed()
     );
+    if confirmed {
+        writer.begin().expect("begin");
+        for i in n..n + 1_000 {
+            writer.insert_message(&message(i)).expect("insert");
+        }
+        writer.commit().expect("commit");
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let at = Instant::now();
+            let left = reader.unanchored(500).expect("unanchored");
+            times.push(at.elapsed().as_secs_f64() * 1e6);
+            assert_eq!(left.len(), 500);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "unanchored(500) of {} left among {n} confirmed: p50 {:.0} µs, p99 {:.0} µs",
+            1_000, times[100], times[198]
+        );
+    }
     let files = FileStore::open(dir.path().join("files")).expect("files");
     let (pipeline, _thread) = raleph_pipeline::spawn(
         Box::new(writer),
@@ -149,6 +170,12 @@ async fn main() {
             "20 of a sender",
             "/api/v0/messages.json?addresses=0x0000000000000000000000000000000000000007",
         ),
+        ("20 by tx-time", "/api/v0/messages.json?sortBy=tx-time"),
+        (
+            "20 tx-time, asc",
+            "/api/v0/messages.json?sortBy=tx-time&sortOrder=1",
+        ),
+        ("20 below block 50", "/api/v0/messages.json?endBlock=50"),
     ] {
         let mut times = Vec::with_capacity(requests);
         for round in 0..requests + requests / 10 {

@@ -312,19 +312,17 @@ struct ListRequest {
     format: ContentFormat,
     /// Forgotten or removed messages: their skeletons are listed.
     skeletons: bool,
-    /// An `endBlock` was given: no message has a confirmation height here, and the
-    /// reference's `endBlock` keeps only messages confirmed below it (while `startBlock`
-    /// keeps unconfirmed ones), so the list is empty.
-    none_confirmed: bool,
     paging: Paging,
 }
 
 fn list_request(params: &Params, path_page: Option<&str>) -> ApiResult<ListRequest> {
-    // Without chain confirmations, the order is the same either way.
-    params.sort_by_tx_time()?;
     let mut query = message_query(params)?;
+    // By first confirmation time and height (0: no bound), as the reference.
+    query.sort_by_tx_time = params.sort_by_tx_time()?;
     let format = content_format(params)?;
     let (start_block, end_block) = params.block_range()?;
+    query.start_block = (start_block != 0).then_some(start_block);
+    query.end_block = (end_block != 0).then_some(end_block);
     let skeletons = query
         .statuses
         .iter()
@@ -379,7 +377,6 @@ fn list_request(params: &Params, path_page: Option<&str>) -> ApiResult<ListReque
         query,
         format,
         skeletons,
-        none_confirmed: end_block != 0,
         paging,
     })
 }
@@ -393,23 +390,10 @@ async fn list_messages(
         query,
         format,
         skeletons,
-        none_confirmed,
         paging,
     } = list_request(&params, path_page.as_deref())?;
     let (page, per_page) = match paging {
-        Paging::Cursor if none_confirmed => {
-            let empty = CursorPage {
-                messages: Vec::new(),
-                next_cursor: None,
-                pagination_per_page: query.limit,
-            };
-            return Ok(shapes::json_response(shapes::to_json(&empty, 256)?));
-        }
         Paging::Cursor => return cursor_page(state, query, format).await,
-        Paging::Pages { page, per_page } if none_confirmed => {
-            let empty = Page::<shapes::MessageShape>::new(Vec::new(), page, per_page, 0);
-            return Ok(shapes::json_response(shapes::to_json(&empty, 256)?));
-        }
         Paging::Pages { page, per_page } => (page, per_page),
     };
     let counts = state.counts.clone();
@@ -724,12 +708,16 @@ mod tests {
 
     #[test]
     fn blocks() {
-        assert!(!request("startBlock=3").expect("valid").none_confirmed);
-        assert!(request("endBlock=3").expect("valid").none_confirmed);
-        assert!(
-            request("startBlock=3&endBlock=9")
-                .expect("valid")
-                .none_confirmed
+        let blocks = |q: &str| {
+            let query = request(q).expect("valid").query;
+            (query.start_block, query.end_block, query.sort_by_tx_time)
+        };
+        assert_eq!(blocks("startBlock=3"), (Some(3), None, false));
+        assert_eq!(blocks("endBlock=3"), (None, Some(3), false));
+        assert_eq!(blocks("startBlock=0&endBlock=0"), (None, None, false));
+        assert_eq!(
+            blocks("startBlock=3&endBlock=9&sortBy=tx-time"),
+            (Some(3), Some(9), true)
         );
         assert_eq!(status(request("startBlock=9&endBlock=3")), 422);
         assert_eq!(status(request("startBlock=-1")), 422);

@@ -129,9 +129,9 @@ impl Params {
         }
     }
 
-    /// `sortBy` of messages and posts: whether it is `tx-time` (else `time`, the default).
-    /// Without chain confirmations here, both give the same order (`tx-time` puts
-    /// unconfirmed messages first, then orders by time). A cursor is refused with `tx-time`,
+    /// `sortBy` of messages and posts: whether it is `tx-time` (else `time`, the default):
+    /// the first confirmation's time, unconfirmed messages first when descending. Messages
+    /// are listed so; posts in `time` order (their store keeps no first confirmation). A cursor is refused with `tx-time`,
     /// as by the reference.
     pub fn sort_by_tx_time(&self) -> ApiResult<bool> {
         let tx_time = match self.get(&["sortBy", "sort_by"]) {

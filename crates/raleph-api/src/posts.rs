@@ -115,7 +115,7 @@ fn post_query(params: &Params) -> ApiResult<PostQuery> {
     // check of their order reads field names clients do not send, so it never runs, and
     // such a range lists nothing.
     let (start_date, end_date) = params.dates()?;
-    // Without chain confirmations, the order is the same either way.
+    // `tx-time` is checked, then listed as `time` (see `Params::sort_by_tx_time`).
     params.sort_by_tx_time()?;
     Ok(PostQuery {
         addresses: params.list(&["addresses"]),

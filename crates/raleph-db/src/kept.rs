@@ -43,7 +43,8 @@ pub(crate) enum KeptMessages<'q> {
 /// Where the total of a message list is kept, when it is: the query's statuses aside (a
 /// total of statuses without `processed` is never kept, those are counted on their own).
 pub(crate) fn message_total(q: &MessageQuery) -> Option<KeptMessages<'_>> {
-    if !counts_processed(q) {
+    // Nothing is kept per first confirmation height.
+    if !counts_processed(q) || q.start_block.is_some() || q.end_block.is_some() {
         return None;
     }
     // Each column filter, with the list that keeps its values' totals (`None`: not kept).

@@ -342,6 +342,14 @@ pub struct MessageQuery {
     pub statuses: Vec<MessageStatus>,
     pub start_date: Option<f64>,
     pub end_date: Option<f64>,
+    /// Messages unconfirmed, or first confirmed at this height or above (the reference's
+    /// `startBlock`).
+    pub start_block: Option<u64>,
+    /// Messages first confirmed below this height (the reference's `endBlock`).
+    pub end_block: Option<u64>,
+    /// List by first confirmation time (the reference's `sortBy=tx-time`): unconfirmed
+    /// messages first when descending, last when ascending, then by time. No cursor.
+    pub sort_by_tx_time: bool,
     pub sort_order: SortOrder,
     /// 0 = no limit.
     pub limit: u64,

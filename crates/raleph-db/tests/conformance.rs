@@ -227,6 +227,7 @@ conformance!(
     anchor_reorg_drops_confirmations,
     batch_life,
     unanchored_messages,
+    first_confirmation_filters_and_order,
 );
 
 // ---- data helpers ----
@@ -2957,7 +2958,73 @@ fn populate(s: &mut Store, seed: u64) -> Result<()> {
             _ => {}
         }
     }
+    // Anchoring: batches, anchors over random items (held or not, forgotten, listed twice),
+    // one closing a batch, then a reorg and an abandoned batch.
+    let mut batches = Vec::new();
+    for b in 0..4 {
+        let items: Vec<ItemHash> = (0..1 + rng.below(8))
+            .map(|_| h(&all[rng.below(all.len())]))
+            .collect();
+        let id =
+            s.w.create_batch(Chain::Eth, &format!("cid{b}"), "0xroot", &items, b as f64)?;
+        batches.push(id);
+    }
+    for a in 0..16u64 {
+        let chain = if rng.below(3) == 0 {
+            Chain::Bsc
+        } else {
+            Chain::Eth
+        };
+        let archive = (a % 5 == 0).then(|| format!("cid{}", a / 5));
+        let mut items: Vec<ItemHash> = (0..rng.below(30))
+            .map(|_| h(&all[rng.below(all.len())]))
+            .collect();
+        if rng.below(3) == 0 {
+            items.push(h(&format!("gone{a}")));
+        }
+        let mut anchor = anchor(
+            chain,
+            &format!("tx{a}"),
+            rng.below(10) as u64,
+            archive.as_deref(),
+        );
+        anchor.time += rng.below(5) as f64;
+        s.w.record_anchor(&anchor, &items)?;
+    }
+    s.w.drop_anchors_from(Chain::Eth, 7)?;
+    s.w.abandon_batch(batches[3])?;
     s.w.commit()
+}
+
+/// Everything the anchoring reads answer about a store `populate` wrote, as text.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+fn anchoring_answers(s: &Store) -> Result<String> {
+    let mut names: Vec<String> = (0..16).map(|a| format!("gone{a}")).collect();
+    for i in 0..400 {
+        for first in ["h", "H", "_", "a", "Z"] {
+            for last in ["", "x", "X"] {
+                names.push(format!("{first}{i:03}{last}"));
+            }
+        }
+    }
+    let hashes: Vec<ItemHash> = names.iter().map(|n| h(n)).collect();
+    let mut out = format!("{:?}\n", s.r.confirmations(&hashes)?);
+    out += &format!("{:?}\n", s.r.unanchored(1000)?);
+    out += &format!("{:?}\n", s.r.unanchored(7)?);
+    for chain in [Chain::Eth, Chain::Bsc] {
+        out += &format!("{:?}\n", s.r.open_batches(chain)?);
+        for a in 0..16 {
+            let tx = anchor(chain, &format!("tx{a}"), 0, None).tx_hash;
+            out += &format!("{:?}\n", s.r.anchor_items(chain, &tx, 0)?);
+        }
+    }
+    for hash in hashes.iter().step_by(7) {
+        let at = s.r.anchored_at(hash)?;
+        if !at.is_empty() {
+            out += &format!("{hash} {at:?}\n");
+        }
+    }
+    Ok(out)
 }
 
 /// Random queries of every kind, answered by both stores, must match exactly.
@@ -2978,6 +3045,12 @@ fn both_backends_answer_alike() -> Result<()> {
             "{what}: sqlite and postgres differ\nsqlite:   {a}\npostgres: {b}"
         );
     };
+    let anchoring = anchoring_answers(&lite)?;
+    // Not vacuous: the history has confirmations, messages left to anchor and open batches.
+    assert!(anchoring.contains("Confirmation {"), "{anchoring}");
+    assert!(anchoring.contains("MessageRecord {"), "{anchoring}");
+    assert!(anchoring.contains("Batch {"), "{anchoring}");
+    same("anchoring", anchoring, anchoring_answers(&pg)?);
     let orders = [SortOrder::Ascending, SortOrder::Descending];
     for round in 0..300 {
         let order = orders[rng.below(2)];
@@ -3041,6 +3114,9 @@ fn both_backends_answer_alike() -> Result<()> {
             },
             start_date: (rng.below(4) == 0).then(|| rng.below(40) as f64),
             end_date: (rng.below(4) == 0).then(|| 10.0 + rng.below(40) as f64),
+            start_block: (rng.below(6) == 0).then(|| rng.below(10) as u64),
+            end_block: (rng.below(6) == 0).then(|| rng.below(10) as u64),
+            sort_by_tx_time: rng.below(5) == 0,
             cursor: (rng.below(3) == 0).then(|| Cursor {
                 time: rng.below(40) as f64,
                 item_hash: h(rng.pick(&["h100", "H2", "_", "a", "Z999"])).to_string(),
@@ -4036,5 +4112,78 @@ fn unanchored_messages(s: &mut Store) -> Result<()> {
         ["b-tie", "z-tie", "removing", "a-late"]
     );
     assert!(s.r.open_batches(Chain::Eth)?.is_empty());
+    Ok(())
+}
+
+fn first_confirmation_filters_and_order(s: &mut Store) -> Result<()> {
+    // m1..m5 a second apart; m6 comes after its anchor (read from a chain first).
+    for (i, n) in ["m1", "m2", "m3", "m4", "m5"].iter().enumerate() {
+        add(s, &message(n, "POST", "0xA", i as f64 + 1.0))?;
+    }
+    let at = |chain, tx: &str, height: u64, time: f64| {
+        let mut a = anchor(chain, tx, height, None);
+        a.time = time;
+        a
+    };
+    record(s, &at(Chain::Eth, "t20", 20, 200.0), &["m1", "m2"])?;
+    // An earlier confirmation on another chain is m2's first: by time, whatever the height.
+    record(s, &at(Chain::Bsc, "u50", 50, 150.0), &["m2", "m6"])?;
+    record(s, &at(Chain::Eth, "t30", 30, 300.0), &["m3", "m1"])?;
+    add(s, &message("m6", "POST", "0xA", 6.0))?;
+    // m4, m5 unconfirmed.
+    let list = |s: &Store, q: MessageQuery| -> Result<(Vec<String>, u64)> {
+        Ok((listed(s, &q)?, s.r.count_messages(&q)?))
+    };
+    let blocks = |start: Option<u64>, end: Option<u64>| MessageQuery {
+        start_block: start,
+        end_block: end,
+        ..asc()
+    };
+    // First heights: m1 20, m2 50, m3 30, m6 50.
+    assert_eq!(
+        list(s, blocks(None, Some(31)))?,
+        (strings(&["m1", "m3"]), 2)
+    );
+    assert_eq!(
+        list(s, blocks(Some(30), None))?,
+        (strings(&["m2", "m3", "m4", "m5", "m6"]), 5)
+    );
+    assert_eq!(list(s, blocks(Some(21), Some(50)))?, (strings(&["m3"]), 1));
+    let tx_time = |order: SortOrder| MessageQuery {
+        sort_by_tx_time: true,
+        sort_order: order,
+        ..Default::default()
+    };
+    // Descending: unconfirmed first (newest first), then latest first confirmation first.
+    assert_eq!(
+        listed(s, &tx_time(SortOrder::Descending))?,
+        ["m5", "m4", "m3", "m1", "m6", "m2"]
+    );
+    // Ascending: earliest first confirmation first (ties by time), unconfirmed last.
+    assert_eq!(
+        listed(s, &tx_time(SortOrder::Ascending))?,
+        ["m2", "m6", "m1", "m3", "m4", "m5"]
+    );
+    let mut paged = tx_time(SortOrder::Descending);
+    paged.limit = 2;
+    paged.offset = 2;
+    assert_eq!(listed(s, &paged)?, ["m3", "m1"]);
+    let mut typed = tx_time(SortOrder::Ascending);
+    typed.message_types = strings(&["POST"]);
+    typed.end_block = Some(40);
+    assert_eq!(listed(s, &typed)?, ["m1", "m3"]);
+    // A reorg takes ETH's anchors: m2 and m6 keep BSC's.
+    s.w.begin()?;
+    s.w.drop_anchors_from(Chain::Eth, 20)?;
+    s.w.commit()?;
+    assert_eq!(
+        list(s, blocks(None, Some(100)))?,
+        (strings(&["m2", "m6"]), 2)
+    );
+    // m1 and m3 are unconfirmed again.
+    assert_eq!(
+        listed(s, &tx_time(SortOrder::Ascending))?,
+        ["m2", "m6", "m1", "m3", "m4", "m5"]
+    );
     Ok(())
 }

@@ -1367,7 +1367,7 @@ async fn anchors_and_batches_through_the_handle() {
             submitted_at: created + 2.0
         })
     );
-    assert_eq!(unanchored(&node), [h2.clone()]);
+    assert_eq!(unanchored(&node), std::slice::from_ref(&h2));
 
     // The reader sees its anchor: recorded once, the batch closed, the message confirmed.
     let anchor = chain_anchor("tx", 10, Some("cid-1"));
@@ -1419,12 +1419,12 @@ async fn anchors_and_batches_through_the_handle() {
     );
     assert!(
         node.reader
-            .confirmations(&[h1.clone()])
+            .confirmations(std::slice::from_ref(&h1))
             .expect("read")
             .is_empty()
     );
     assert_eq!(node.reader.open_batches(Chain::Eth).expect("open").len(), 1);
-    assert_eq!(unanchored(&node), [h2.clone()]);
+    assert_eq!(unanchored(&node), std::slice::from_ref(&h2));
     node.handle.abandon_batch(id).await.expect("abandon");
     assert!(
         node.reader

@@ -169,3 +169,48 @@ async fn posts_v0_show_their_latest_version_confirmations() {
         assert!(post.get("confirmations").is_none(), "{post}");
     }
 }
+
+#[tokio::test]
+async fn lists_filter_on_first_confirmation_height_and_sort_on_its_time() {
+    let node = Node::start();
+    let alice = EthSigner::new_random();
+    let sent = vec![
+        post(&alice, "note", json!({"n": 1}), "TEST", T0 + 1.0),
+        post(&alice, "note", json!({"n": 2}), "TEST", T0 + 2.0),
+        post(&alice, "note", json!({"n": 3}), "TEST", T0 + 3.0),
+    ];
+    for message in &sent {
+        node.processed(message).await;
+    }
+    // The newest is anchored first (height 5, T0 + 10), the oldest later (height 8, T0 + 20).
+    for (i, height, time) in [(2, 5, T0 + 10.0), (0, 8, T0 + 20.0)] {
+        let mut a = anchor(Chain::Eth, &format!("tx{i}"), height);
+        a.time = time;
+        let recorded = node.pipeline().record_anchor(a, vec![item(&sent[i])]).await;
+        assert!(recorded.expect("record"));
+    }
+    let listed = |query: &'static str| {
+        let node = &node;
+        async move {
+            let body = node.get_ok(&format!("/api/v0/messages.json?{query}")).await;
+            let total = body["pagination_total"].as_u64().expect("a total");
+            (hashes(array(&body, "messages")), total)
+        }
+    };
+    let expect = |indexes: &[usize]| {
+        let shown: Vec<String> = indexes.iter().map(|&i| hash_of(&sent[i])).collect();
+        (shown, indexes.len() as u64)
+    };
+    assert_eq!(listed("endBlock=6").await, expect(&[2]));
+    assert_eq!(listed("endBlock=9").await, expect(&[2, 0]));
+    // `startBlock` keeps unconfirmed messages, as the reference's.
+    assert_eq!(listed("startBlock=6").await, expect(&[1, 0]));
+    assert_eq!(listed("startBlock=6&endBlock=9").await, expect(&[0]));
+    // Newest first: unconfirmed, then latest first confirmation.
+    assert_eq!(listed("sortBy=tx-time").await, expect(&[1, 0, 2]));
+    assert_eq!(
+        listed("sortBy=tx-time&sortOrder=1").await,
+        expect(&[2, 0, 1])
+    );
+    assert_eq!(listed("sortOrder=1").await, expect(&[0, 1, 2]));
+}

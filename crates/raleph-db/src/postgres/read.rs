@@ -207,7 +207,7 @@ impl ReadStore for PgReader {
         }
         let (sql, params) = anchors::confirmations_sql::<Postgres>(hashes);
         self.pool
-            .with(|conn| collect(conn, &sql, &params, |r| anchors::confirmation(r)))
+            .with(|conn| collect(conn, &sql, &params, anchors::confirmation))
     }
 
     fn anchored_at(&self, hash: &ItemHash) -> Result<Vec<AnchoredAt>> {

@@ -369,17 +369,19 @@ impl WriteStore for PgWriter {
                  tagged AS (INSERT INTO message_tags (tag, time, item_hash)
                             SELECT tag, $10::float8, $1::text FROM unnest($20::text[]) AS tag),
                  unrejected AS (DELETE FROM rejected_messages WHERE item_hash = $1::text),
-                 -- Left for a packer to anchor, unless an anchor listed it before it came
-                 -- (see `write/anchors.rs`).
+                 -- Its first confirmation, if an anchor listed it before it came; else it is
+                 -- left for a packer to anchor (see `write/anchors.rs`).
+                 first AS (SELECT a.time, a.height FROM confirmations c
+                           JOIN anchors a ON a.id = c.anchor_id
+                           WHERE c.item_hash = $1::text ORDER BY a.time, a.height LIMIT 1),
                  unanchored AS (INSERT INTO unanchored (reception_time, item_hash)
                                 SELECT $18::float8, $1::text WHERE $5::text IS NOT NULL
-                                AND NOT EXISTS (SELECT 1 FROM confirmations
-                                                WHERE item_hash = $1::text))
+                                AND NOT EXISTS (SELECT 1 FROM first))
              INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
                  channel, time, size, owner, content_type, content_ref, content_key, content_item_hash,
-                 payment_type, reception_time, seq, tags)
+                 payment_type, reception_time, seq, tags, first_confirmed_at, first_confirmed_height)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                 (SELECT n FROM next), $19)
+                 (SELECT n FROM next), $19, (SELECT time FROM first), (SELECT height FROM first))
              RETURNING seq",
             &[
                 &e.item_hash.as_str(),

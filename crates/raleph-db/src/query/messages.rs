@@ -32,7 +32,33 @@ pub(crate) fn column_filter<D: Dialect>(f: &mut Filter<D>, q: &MessageQuery) {
     f.any_of("m.channel", &q.channels);
     f.any_of("m.payment_type", &q.payment_types);
     f.any_of("m.type", &q.message_types);
+    // On the first confirmation's height: `startBlock` keeps unconfirmed messages, as the
+    // reference's.
+    if let Some(start) = q.start_block {
+        let p = f.bind(Param::Int(i64::try_from(start).unwrap_or(i64::MAX)));
+        f.push(format!(
+            "(m.first_confirmed_height IS NULL OR m.first_confirmed_height >= {p})"
+        ));
+    }
+    if let Some(end) = q.end_block {
+        let p = f.bind(Param::Int(i64::try_from(end).unwrap_or(i64::MAX)));
+        f.push(format!("m.first_confirmed_height < {p}"));
+    }
 }
+
+/// The `tx-time` order (`MessageQuery::sort_by_tx_time`): first confirmation time, with
+/// unconfirmed messages past every time (first when descending, last when ascending), then
+/// time, ties by item hash. The key is `messages_by_tx_time`'s.
+fn tx_time_order(order: SortOrder) -> String {
+    let dir = match order {
+        SortOrder::Descending => "DESC",
+        SortOrder::Ascending => "ASC",
+    };
+    format!("ORDER BY {TX_TIME_KEY} {dir}, m.time {dir}, m.item_hash ASC")
+}
+
+/// The first confirmation's time, unconfirmed past every time.
+const TX_TIME_KEY: &str = "coalesce(m.first_confirmed_at, 1e300)";
 
 /// Whether a message query filters on a column of `messages` (besides statuses and dates).
 pub(crate) fn has_column_filter(q: &MessageQuery) -> bool {
@@ -51,6 +77,8 @@ pub(crate) fn has_column_filter(q: &MessageQuery) -> bool {
     ]
     .iter()
     .any(|values| !values.is_empty())
+        || q.start_block.is_some()
+        || q.end_block.is_some()
 }
 
 /// `m.owner` is one of `owners`. Where the dialect says so, read from two indexes: a message
@@ -123,7 +151,7 @@ fn tags_of(q: &MessageQuery) -> Vec<String> {
 /// Whether a page past the first skips its rows on the filter's index (the rows' statuses
 /// checked against `messages_by_rare_status` rather than read): only with row ids.
 pub(crate) fn deep_page<D: Dialect>(q: &MessageQuery) -> bool {
-    D::ROW_ID.is_some() && q.limit > 0 && q.offset > 0 && counts_processed(q)
+    D::ROW_ID.is_some() && q.limit > 0 && q.offset > 0 && counts_processed(q) && !q.sort_by_tx_time
 }
 
 /// Whether some message has a status the list leaves out (asked before a deep page, which
@@ -147,7 +175,8 @@ pub(crate) fn list_sql<D: Dialect>(q: &MessageQuery, exclude_rare: bool) -> (Str
     let tags = tags_of(q);
     let page = limit_offset(q.limit, q.offset);
     let mut f = Filter::<D>::default();
-    if tags_lead(q) {
+    // In `tx-time` order, tags are probed: their ranges are in time order.
+    if tags_lead(q) && !q.sort_by_tx_time {
         let order = order_by("t.time", "t.item_hash", q.sort_order);
         let join = D::TAG_JOIN;
         if let [tag] = tags.as_slice() {
@@ -202,13 +231,23 @@ pub(crate) fn list_sql<D: Dialect>(q: &MessageQuery, exclude_rare: bool) -> (Str
         tag_probe(&mut f, &tags, "m.time", "m.item_hash");
     }
     f.date_range("m.time", q.start_date, q.end_date);
-    keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
-    let order = order_by("m.time", "m.item_hash", q.sort_order);
-    // Without a column filter the list is a range of the time index. Said explicitly: with
-    // approximate statistics the planner may otherwise skip-scan a `(type|chain, time)` index
-    // over a time range, then sort every row of the range.
+    // A cursor is a place in time order: none in `tx-time` order (the API refuses both).
+    if !q.sort_by_tx_time {
+        keyset(&mut f, "m.time", "m.item_hash", q.sort_order, &q.cursor);
+    }
+    let order = match q.sort_by_tx_time {
+        true => tx_time_order(q.sort_order),
+        false => order_by("m.time", "m.item_hash", q.sort_order),
+    };
+    // Without a column filter the list is a range of the time index (or, in `tx-time`
+    // order, of the first confirmations' index). Said explicitly: with approximate
+    // statistics the planner may otherwise skip-scan a `(type|chain, time)` index over a time
+    // range, then sort every row of the range.
     let from = if !has_column_filter(q) && tags.is_empty() && counts_processed(q) {
-        D::indexed_by("messages m", "messages_by_time")
+        match q.sort_by_tx_time {
+            true => D::indexed_by("messages m", "messages_by_tx_time"),
+            false => D::indexed_by("messages m", "messages_by_time"),
+        }
     } else {
         "messages m".to_owned()
     };

@@ -423,7 +423,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // position; `batches` and `batch_items`: what a packing node built, open until
     // `anchor_id` names the anchor that confirmed it; `unanchored`: signed messages no
     // anchor confirms and no open batch holds, keyed by reception so that ingest appends
-    // and the packer reads a range, however many messages are confirmed.
+    // and the packer reads a range, however many messages are confirmed; and each message's
+    // first confirmation.
     r#"
     CREATE TABLE anchors (
         id INTEGER PRIMARY KEY,
@@ -478,6 +479,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO unanchored (reception_time, item_hash)
         SELECT reception_time, item_hash FROM messages WHERE signature IS NOT NULL;
+    -- Each message's first confirmation (earliest time, then lowest height), kept by the
+    -- writer with its confirmations: the `startBlock`/`endBlock` filters and the `tx-time`
+    -- order. The order's key puts unconfirmed messages past every time, so that the index
+    -- gives the reference's order both ways (unconfirmed first when descending).
+    ALTER TABLE messages ADD COLUMN first_confirmed_at REAL;
+    ALTER TABLE messages ADD COLUMN first_confirmed_height INTEGER;
+    CREATE INDEX messages_by_tx_time ON messages (coalesce(first_confirmed_at, 1e300), time);
     "#,
 ];
 

@@ -326,11 +326,21 @@ impl WriteStore for SqliteWriter {
         let e = &m.record.envelope;
         let seq = self.next_seq()?;
         let tags = distinct_tags(&m.tags);
+        // An anchor may have listed it before it came (read from a chain first).
+        let first: Option<(f64, i64)> = self.one(
+            &format!(
+                "SELECT a.time, a.height {}",
+                write::anchors::FIRST_CONFIRMATION
+            ),
+            [e.item_hash.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         self.exec(
             "INSERT INTO messages (item_hash, type, chain, sender, signature, item_type, item_content, content,
                  channel, time, size, owner, content_type, content_ref, content_key, content_item_hash,
-                 payment_type, reception_time, seq, tags)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                 payment_type, reception_time, seq, tags, first_confirmed_at, first_confirmed_height)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                 ?21, ?22)",
             params![
                 e.item_hash.as_str(),
                 e.message_type.as_str(),
@@ -352,6 +362,8 @@ impl WriteStore for SqliteWriter {
                 m.record.reception_time,
                 seq,
                 tags_column(&tags),
+                first.map(|(time, _)| time),
+                first.map(|(_, height)| height),
             ],
         )?;
         self.tally.messages += 1;
@@ -366,12 +378,10 @@ impl WriteStore for SqliteWriter {
                 params![tag, e.time, e.item_hash.as_str()],
             )?;
         }
-        if e.signature.is_some() {
-            // Left for a packer to anchor, unless an anchor listed it before it came (see
-            // `write/anchors.rs`).
+        if e.signature.is_some() && first.is_none() {
+            // Left for a packer to anchor (see `write/anchors.rs`).
             self.exec(
-                "INSERT INTO unanchored (reception_time, item_hash) SELECT ?1, ?2
-                 WHERE NOT EXISTS (SELECT 1 FROM confirmations WHERE item_hash = ?2)",
+                "INSERT INTO unanchored (reception_time, item_hash) VALUES (?1, ?2)",
                 params![m.record.reception_time, e.item_hash.as_str()],
             )?;
         }

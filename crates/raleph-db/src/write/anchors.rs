@@ -9,6 +9,10 @@
 //! backend's `insert_message`, which checks for confirmations that came first). So the
 //! packer's read is a range at the start of this table, however many messages are
 //! confirmed.
+//!
+//! Each message row also keeps its first confirmation (`first_confirmed_at`,
+//! `first_confirmed_height`: the earliest anchor, then the lowest), for the list's block
+//! filters and `tx-time` order: set by `record_anchor` and an insert, refreshed by a reorg.
 
 use std::collections::HashSet;
 
@@ -57,6 +61,17 @@ pub(crate) fn record_anchor(s: &mut dyn Session, a: &Anchor, items: &[ItemHash])
             ],
         )?;
         drop_unanchored(s, item.as_str())?;
+        // The message's first confirmation, if this one is earlier (by time, then height).
+        s.execute(
+            "UPDATE messages SET first_confirmed_at = $1, first_confirmed_height = $2
+             WHERE item_hash = $3 AND (first_confirmed_at IS NULL OR first_confirmed_at > $1
+                 OR (first_confirmed_at = $1 AND first_confirmed_height > $2))",
+            &[
+                Value::Real(a.time),
+                Value::Int(stored_int(a.height)?),
+                Value::from(item),
+            ],
+        )?;
     }
     if let Some(archive) = &a.archive {
         // The packer's batch of this archive is confirmed: no longer open. Its items that
@@ -119,9 +134,29 @@ pub(crate) fn drop_anchors_from(s: &mut dyn Session, chain: Chain, height: u64) 
     touched.dedup();
     for item in &touched {
         reconsider(s, item)?;
+        refresh_first_confirmed(s, item)?;
     }
     Ok(dropped)
 }
+
+/// Sets a message's first confirmation from the confirmations left.
+fn refresh_first_confirmed(s: &mut dyn Session, item: &ItemHash) -> Result<()> {
+    s.execute(
+        &format!(
+            "UPDATE messages SET first_confirmed_at = (SELECT a.time {FIRST_CONFIRMATION}),
+                 first_confirmed_height = (SELECT a.height {FIRST_CONFIRMATION})
+             WHERE item_hash = $1"
+        ),
+        &[Value::from(item)],
+    )
+    .map(drop)
+}
+
+/// The anchor `a` of the first confirmation of item `$1` (the earliest, then the lowest), to
+/// select its columns from.
+pub(crate) const FIRST_CONFIRMATION: &str =
+    "FROM confirmations c JOIN anchors a ON a.id = c.anchor_id
+    WHERE c.item_hash = $1 ORDER BY a.time, a.height LIMIT 1";
 
 pub(crate) fn set_chain_position(s: &mut dyn Session, chain: Chain, position: &str) -> Result<()> {
     s.execute(
