@@ -73,7 +73,7 @@ impl Archives {
             // Peers: the fetcher stores what it finds; a later look sees it.
             self.fetches.request(cid);
             for gateway in &self.gateways {
-                match self.from_gateway(gateway, cid, max_bytes).await {
+                match self.fetch_from_gateway(gateway, cid, max_bytes).await {
                     Ok(Fetched::NotFound) => {}
                     Ok(found) => return Ok(found),
                     Err(e) => tracing::debug!(%gateway, %cid, "anchoring: gateway failed: {e:#}"),
@@ -113,7 +113,7 @@ impl Archives {
         }
     }
 
-    async fn from_gateway(
+    async fn fetch_from_gateway(
         &self,
         gateway: &str,
         cid: &str,

@@ -144,7 +144,7 @@ async fn send(
 ) -> anyhow::Result<Round> {
     let payload = offchain_payload(archive, Some(root))?;
     let signed = writer.sign(&payload).await?;
-    let tx = signed.submitted.clone();
+    let tx = signed.submitted;
     anchoring
         .pipeline
         .batch_submitted(batch, format!("{:#x}", tx.tx_hash), tx.nonce)

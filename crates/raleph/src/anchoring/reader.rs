@@ -25,6 +25,7 @@ use raleph_chain::{
 };
 use raleph_db::{Anchor, Chain, ItemHash};
 use raleph_message::{Envelope, sha256_hex, time_value};
+use raleph_pipeline::SubmitError;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -43,42 +44,73 @@ pub(super) fn spawn(anchoring: Anchoring, config: EvmChainConfig) -> anyhow::Res
 
 async fn run(anchoring: Anchoring, config: EvmChainConfig) -> anyhow::Result<()> {
     let chain = config.chain;
-    let position = saved_position(&anchoring, chain).await?;
-    let mut reader = Reader::new(config.clone(), position).context("chain reader")?;
+    let mut reader = Reader::new(config.clone(), saved_position(&anchoring, chain).await?)
+        .context("chain reader")?;
     loop {
-        match reader.step().await {
-            Ok(Step::Events {
-                from,
-                to,
-                events,
-                ignored,
-            }) => {
-                for event in events {
-                    handle(&anchoring, &config, event).await?;
-                }
-                if ignored > 0 {
-                    tracing::debug!(%chain, from, to, ignored, "anchoring: logs ignored");
-                }
-                save_position(&anchoring, chain, reader.position()).await?;
-            }
-            Ok(Step::Reorg {
-                from_height,
-                beyond_memory,
-            }) => {
-                let dropped = anchoring
-                    .pipeline
-                    .drop_anchors_from(chain, from_height)
-                    .await?;
-                tracing::warn!(%chain, from_height, beyond_memory, dropped, "anchoring: reorg, anchors from that height dropped");
-                save_position(&anchoring, chain, reader.position()).await?;
-            }
-            Ok(Step::UpToDate { .. }) => tokio::time::sleep(config.poll_interval()).await,
+        match step(&anchoring, &config, &mut reader).await {
+            Ok(()) => {}
+            Err(e) if stopped(&e) => return Ok(()),
             Err(e) => {
-                tracing::warn!(%chain, "anchoring: reading the chain failed, retrying: {e}");
+                // Read again from the last saved position: anchors are recorded once, and
+                // messages seen again are copies.
+                tracing::warn!(%chain, "anchoring: a step failed, reading it again: {e:#}");
                 tokio::time::sleep(config.poll_interval()).await;
+                let position = saved_position(&anchoring, chain).await?;
+                reader = Reader::new(config.clone(), position).context("chain reader")?;
             }
         }
     }
+}
+
+/// One step of the reader, and what it found recorded; the position is saved last.
+async fn step(
+    anchoring: &Anchoring,
+    config: &EvmChainConfig,
+    reader: &mut Reader,
+) -> anyhow::Result<()> {
+    let chain = config.chain;
+    match reader.step().await {
+        Ok(Step::Events {
+            from,
+            to,
+            events,
+            ignored,
+        }) => {
+            for event in events {
+                handle(anchoring, config, event).await?;
+            }
+            if ignored > 0 {
+                tracing::debug!(%chain, from, to, ignored, "anchoring: logs ignored");
+            }
+            save_position(anchoring, chain, reader.position()).await
+        }
+        Ok(Step::Reorg {
+            from_height,
+            beyond_memory,
+        }) => {
+            let dropped = anchoring
+                .pipeline
+                .drop_anchors_from(chain, from_height)
+                .await?;
+            tracing::warn!(%chain, from_height, beyond_memory, dropped, "anchoring: reorg, anchors from that height dropped");
+            save_position(anchoring, chain, reader.position()).await
+        }
+        Ok(Step::UpToDate { .. }) => {
+            tokio::time::sleep(config.poll_interval()).await;
+            Ok(())
+        }
+        // The position is unchanged: the same step is tried again.
+        Err(e) => {
+            tracing::warn!(%chain, "anchoring: reading the chain failed, retrying: {e}");
+            tokio::time::sleep(config.poll_interval()).await;
+            Ok(())
+        }
+    }
+}
+
+/// Whether `e` is the pipeline stopping (the node shuts down).
+fn stopped(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<SubmitError>(), Some(SubmitError::Stopped))
 }
 
 async fn saved_position(anchoring: &Anchoring, chain: Chain) -> anyhow::Result<ReaderPosition> {
@@ -197,13 +229,19 @@ async fn record(anchoring: &Anchoring, anchor: Anchor, items: Vec<ItemHash>) -> 
     Ok(())
 }
 
+/// Archive messages submitted at once: each waits for its signature check and the intake
+/// journal, which group what arrives together; one at a time, a reader took ~1 000 msg/s.
+const CONCURRENT_SUBMISSIONS: usize = 256;
+
 /// Submits an archive's messages, and returns the item hash of each entry, in archive order
 /// (an entry with no well-formed item hash has no place in the tree, and is left out).
 async fn ingest(
     anchoring: &Anchoring,
     messages: &[Box<RawValue>],
 ) -> anyhow::Result<Vec<ItemHash>> {
+    use futures::StreamExt;
     let mut items = Vec::with_capacity(messages.len());
+    let mut envelopes = Vec::with_capacity(messages.len());
     let mut refused = 0usize;
     for raw in messages {
         let Ok(value) = serde_json::from_str::<Value>(raw.get()) else {
@@ -217,18 +255,34 @@ async fn ingest(
         {
             items.push(hash);
         }
-        let Ok(envelope) = Envelope::from_json(&value) else {
-            refused += 1;
-            continue;
-        };
-        // Checked and processed like a client's message; a bad one is rejected as usual.
-        anchoring.pipeline.accept(envelope, "onchain").await?;
+        match Envelope::from_json(&value) {
+            Ok(envelope) => envelopes.push(envelope),
+            Err(_) => refused += 1,
+        }
     }
     if refused > 0 {
         tracing::warn!(
             refused,
             "anchoring: archive entries that are no valid message"
         );
+    }
+    // Checked and processed like a client's messages; a bad one is rejected as usual.
+    let pipeline = &anchoring.pipeline;
+    let mut submitted = futures::stream::iter(envelopes)
+        .map(|envelope| async move {
+            // A full intake waits a little rather than failing the event.
+            loop {
+                match pipeline.accept(envelope.clone(), "onchain").await {
+                    Err(SubmitError::Busy) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                    }
+                    outcome => return outcome,
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENT_SUBMISSIONS);
+    while let Some(outcome) = submitted.next().await {
+        outcome?;
     }
     Ok(items)
 }
