@@ -80,12 +80,16 @@ impl Chain {
 
     /// The same, with `extra` at the end of the chain's table.
     fn node_with(&self, name: &str, packing: bool, before: &str, extra: &str) -> RunningNode {
-        let path = self.dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            format!("{before}\n{}", self.table_with(packing, extra)),
+        self.node_config(
+            name,
+            &format!("{before}\n{}", self.table_with(packing, extra)),
         )
-        .expect("config");
+    }
+
+    /// Starts node `name` with the configuration file `config`.
+    fn node_config(&self, name: &str, config: &str) -> RunningNode {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, config).expect("config");
         let config = path.display().to_string();
         RunningNode::start_with(&self.dir.path().join(name), &["--config", &config])
     }
@@ -582,4 +586,44 @@ async fn a_contract_message_is_processed_with_its_emitter_as_sender() {
         422,
         "unsigned messages only come from a chain"
     );
+}
+
+/// Two EVM chains at once: A packs on the first (as ETH), C on the second (as BSC), and B
+/// follows both, learning A's messages from one and C's from the other.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_follows_several_chains_at_once() {
+    let (Some(eth), Some(bsc)) = (Chain::start().await, Chain::start().await) else {
+        return;
+    };
+    let as_bsc = |table: String| table.replace("chain = \"ETH\"", "chain = \"BSC\"");
+    let a = eth.node("a", true, "");
+    let c = bsc.node_config("c", &as_bsc(bsc.table_with(true, "")));
+    let from_a = eth.post(&a, 2).await;
+    let from_c = bsc.post(&c, 2).await;
+    let b = eth.node_config(
+        "b",
+        &format!(
+            "[anchoring]\narchive_gateways = [\"{}/api/v0/storage/raw/\", \"{}/api/v0/storage/raw/\"]\n{}\n{}",
+            a.url,
+            c.url,
+            eth.table_with(false, ""),
+            as_bsc(bsc.table_with(false, "")),
+        ),
+    );
+    let both = wait_until(Duration::from_secs(90), || async {
+        eth.anvil.mine(1).await;
+        bsc.anvil.mine(1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for (hashes, chain) in [(&from_a, "ETH"), (&from_c, "BSC")] {
+            for hash in hashes.iter() {
+                let (_, body) = get(&eth.http, &format!("{}/api/v0/messages/{hash}", b.url)).await;
+                if body["message"]["confirmations"][0]["chain"] != chain {
+                    return false;
+                }
+            }
+        }
+        true
+    })
+    .await;
+    assert!(both, "B confirms A's messages on ETH and C's on BSC");
 }
