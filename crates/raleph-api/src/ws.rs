@@ -12,7 +12,7 @@ use futures::{SinkExt, StreamExt};
 use raleph_db::{MessageQuery, MessageRecord, MessageType, SortOrder};
 use raleph_pipeline::Event;
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::AppState;
 use crate::confirmations::PageConfirmations;
@@ -225,15 +225,30 @@ async fn feed(
         tokio::select! {
             event = events.recv() => match event {
                 Ok(Event::Processed(message)) if matches(&filter, &message) => {
+                    // The messages processed meanwhile go with it, so that their confirmations
+                    // are one read (a read per push let a busy socket fall behind the events).
+                    let mut batch = vec![message];
+                    while batch.len() < PUSH_BATCH {
+                        match events.try_recv() {
+                            Ok(Event::Processed(more)) if matches(&filter, &more) => {
+                                batch.push(more)
+                            }
+                            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                            Err(_) => break,
+                        }
+                    }
                     // A message read from a chain was confirmed before it was processed. A
-                    // failed read (the store is down) costs the push its confirmations, not
-                    // the client its socket.
-                    let hash = message.envelope.item_hash.clone();
+                    // failed read (the store is down) costs the pushes their confirmations,
+                    // not the client its socket.
+                    let hashes: Vec<_> =
+                        batch.iter().map(|m| m.envelope.item_hash.clone()).collect();
                     let confirmations = state
-                        .read(move |r| PageConfirmations::read(r, [&hash]))
+                        .read(move |r| PageConfirmations::read(r, &hashes))
                         .await
                         .unwrap_or_default();
-                    send(&message, confirmations.of(&message.envelope.item_hash), false)?;
+                    for message in &batch {
+                        send(message, confirmations.of(&message.envelope.item_hash), false)?;
+                    }
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return Ok(()),
@@ -251,6 +266,9 @@ async fn feed(
         }
     }
 }
+
+/// Most messages pushed together after one read of their confirmations.
+const PUSH_BATCH: usize = 256;
 
 /// The live filter: the list filters that can be decided from the message itself.
 fn matches(q: &MessageQuery, m: &MessageRecord) -> bool {
