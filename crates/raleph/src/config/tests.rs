@@ -619,3 +619,39 @@ fn a_limit_that_would_break_the_node_is_refused_naming_it() {
         .is_ok()
     );
 }
+
+#[test]
+fn anchoring_chains_come_from_the_file_and_the_environment_and_bad_ones_are_refused() {
+    let chain = "[[anchoring.evm]]\nchain = \"ETH\"\nrpc_url = \"http://127.0.0.1:8545\"\n\
+                 sync_contract = \"0x166fd4299364B21c7567e163d85D78d2fb2f8Ad5\"\n\
+                 authorized_emitters = [\"0x23eC28598DCeB2f7082Cc3a9D670592DfEd6e0dC\"]\n";
+    let one = file(chain);
+    let config = load(Some(&one.path), &[], &[]).expect("one chain");
+    assert_eq!(config.anchoring.evm.len(), 1);
+    assert_eq!(
+        config.anchoring.evm[0].confirmations, 12,
+        "the default depth"
+    );
+    assert!(config.anchoring.evm[0].packing.is_none());
+    // A section's field from the environment, over the file's.
+    let config = load(
+        Some(&one.path),
+        &[("RALEPH_ANCHORING__ARCHIVE_FETCH_TIMEOUT_SECS", "5")],
+        &[],
+    )
+    .expect("environment");
+    assert_eq!(config.anchoring.archive_fetch_timeout_secs, 5);
+    // The same chain twice, a gateway that is no URL, an unknown field: refused, named.
+    let twice = file(&format!("{chain}{chain}"));
+    let error = refused(Some(&twice.path), &[], &[]);
+    assert!(error.contains("configured twice"), "{error}");
+    let error = refused(
+        Some(&one.path),
+        &[("RALEPH_ANCHORING__ARCHIVE_GATEWAYS", "[\"ftp://x/\"]")],
+        &[],
+    );
+    assert!(error.contains("archive_gateways"), "{error}");
+    let typo = file(&format!("{chain}confirmation = 3\n"));
+    let error = refused(Some(&typo.path), &[], &[]);
+    assert!(error.contains("confirmation"), "{error}");
+}
