@@ -5,6 +5,7 @@ use crate::MessageQuery;
 use crate::sql::{Dialect, Filter, Param};
 
 /// The columns of a skeleton, in the order the backends map them.
+/// `rows::ENVELOPE_HEAD_COLUMNS`, then the skeleton's own (the order `rows::forgotten` reads).
 pub(crate) const FORGOTTEN_COLUMNS: &str =
     "m.item_hash, m.type, m.chain, m.sender, m.signature, m.item_type, m.time, m.channel,
     m.owner, m.payment_type, m.size, m.forgotten_by, m.forgotten_at, m.reception_time";

@@ -80,21 +80,32 @@ pub(crate) fn message<R: Columns + ?Sized>(r: &R, at: usize) -> Result<MessageRe
     })
 }
 
+/// The columns of an envelope without its content, in the order [`envelope_head`] reads
+/// them (a table's own column names).
+pub(crate) const ENVELOPE_HEAD_COLUMNS: &str =
+    "item_hash, type, chain, sender, signature, item_type, time, channel";
+
+/// An envelope without its content (`item_content` is `None`) from [`ENVELOPE_HEAD_COLUMNS`]
+/// at columns 0 to 7: a skeleton's, or a stored message's facts.
+pub(crate) fn envelope_head<R: Columns + ?Sized>(r: &R) -> Result<Envelope, R::Error> {
+    Ok(Envelope {
+        item_hash: parsed(r, 0)?,
+        message_type: parsed(r, 1)?,
+        chain: parsed(r, 2)?,
+        sender: r.text(3)?,
+        signature: r.opt_text(4)?,
+        item_type: parsed(r, 5)?,
+        item_content: None,
+        time: r.real(6)?,
+        channel: r.opt_text(7)?,
+    })
+}
+
 /// A skeleton from `FORGOTTEN_COLUMNS`.
 pub(crate) fn forgotten<R: Columns + ?Sized>(r: &R) -> Result<ForgottenRecord, R::Error> {
     let forgotten_by = r.text(11)?;
     Ok(ForgottenRecord {
-        envelope: Envelope {
-            item_hash: parsed(r, 0)?,
-            message_type: parsed(r, 1)?,
-            chain: parsed(r, 2)?,
-            sender: r.text(3)?,
-            signature: r.opt_text(4)?,
-            item_type: parsed(r, 5)?,
-            item_content: None,
-            time: r.real(6)?,
-            channel: r.opt_text(7)?,
-        },
+        envelope: envelope_head(r)?,
         owner: r.text(8)?,
         payment_type: r.opt_text(9)?,
         size: r.count(10)?,

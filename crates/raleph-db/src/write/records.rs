@@ -4,30 +4,21 @@
 use serde_json::Value as Json;
 
 use super::{Session, Value, first, strings};
-use crate::query::rows::parsed;
+use crate::query::rows::{ENVELOPE_HEAD_COLUMNS, envelope_head};
 use crate::shared::parse_position;
-use crate::{Envelope, Failure, ItemHash, MessageFacts, Result, StoreError};
+use crate::{Failure, ItemHash, MessageFacts, Result, StoreError};
 
 pub(crate) fn message_facts(s: &mut dyn Session, item_hash: &str) -> Result<Option<MessageFacts>> {
     first(
         s,
-        "SELECT item_hash, type, chain, sender, signature, item_type, time, channel,
-             owner, content_type, content_key, content_ref
-         FROM messages WHERE item_hash = $1",
+        &format!(
+            "SELECT {ENVELOPE_HEAD_COLUMNS}, owner, content_type, content_key, content_ref
+             FROM messages WHERE item_hash = $1"
+        ),
         &[Value::Text(item_hash)],
         |r| {
             Ok(MessageFacts {
-                envelope: Envelope {
-                    item_hash: parsed(r, 0)?,
-                    message_type: parsed(r, 1)?,
-                    chain: parsed(r, 2)?,
-                    sender: r.text(3)?,
-                    signature: r.opt_text(4)?,
-                    item_type: parsed(r, 5)?,
-                    item_content: None,
-                    time: r.real(6)?,
-                    channel: r.opt_text(7)?,
-                },
+                envelope: envelope_head(r)?,
                 owner: r.text(8)?,
                 content_type: r.opt_text(9)?,
                 content_key: r.opt_text(10)?,
