@@ -504,6 +504,37 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Bytes>> {
     Ok(lines)
 }
 
+/// The first `needed` request bodies of the POST corpus of `count` messages (signed now if
+/// not cached), and their item hashes.
+pub struct Posts {
+    pub lines: Vec<Bytes>,
+    pub hashes: Vec<String>,
+}
+
+pub fn posts(count: usize, needed: usize, threads: usize) -> anyhow::Result<Posts> {
+    let params = Params {
+        kind: Kind::Post,
+        count,
+        addresses: 10_000,
+        channels: 200,
+        seed: 1,
+    };
+    let path = ensure(&params, None, threads)?;
+    let mut lines = load(&path)?;
+    lines.truncate(needed);
+    let hashes = lines
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_slice(l).context("a corpus line is not JSON")?;
+            v["message"]["item_hash"]
+                .as_str()
+                .map(str::to_owned)
+                .context("a corpus line without message.item_hash")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Posts { lines, hashes })
+}
+
 /// Default signing threads: every core.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use hyper::Method;
 use serde_json::Value;
 
-use crate::corpus::{self, Kind, Params};
+use crate::corpus::{self, Posts as Corpus};
 use crate::http::{Conn, Target};
 use crate::procfs::{CpuUsage, Memory, RssSampler, Snapshot};
 use crate::runall::Node;
@@ -108,35 +108,8 @@ pub struct PropagationArgs {
     pub node_args: Vec<String>,
 }
 
-/// The corpus: request bodies and their item hashes.
-struct Corpus {
-    lines: Vec<Bytes>,
-    hashes: Vec<String>,
-}
-
 fn load_corpus(args: &PropagationArgs, needed: usize) -> anyhow::Result<Corpus> {
-    let count = args.corpus_count.max(needed);
-    let params = Params {
-        kind: Kind::Post,
-        count,
-        addresses: 10_000,
-        channels: 200,
-        seed: 1,
-    };
-    let path = corpus::ensure(&params, None, args.threads)?;
-    let mut lines = corpus::load(&path)?;
-    lines.truncate(needed);
-    let hashes = lines
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_slice(l).context("a corpus line is not JSON")?;
-            v["message"]["item_hash"]
-                .as_str()
-                .map(str::to_owned)
-                .context("a corpus line without message.item_hash")
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Corpus { lines, hashes })
+    corpus::posts(args.corpus_count.max(needed), needed, args.threads)
 }
 
 /// Three running nodes and their websockets.

@@ -28,10 +28,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use serde_json::Value;
 
-use crate::corpus::{self, Kind, Params};
+use crate::corpus::{self, Posts as Corpus};
 use crate::http::Conn;
 use crate::ingest::{self, IngestArgs};
 use chain::Chain;
@@ -117,34 +115,8 @@ impl AnchoringArgs {
     }
 }
 
-/// Request bodies and their item hashes, in corpus order.
-struct Corpus {
-    lines: Vec<Bytes>,
-    hashes: Vec<String>,
-}
-
 fn load_corpus(args: &AnchoringArgs, needed: usize) -> anyhow::Result<Corpus> {
-    let params = Params {
-        kind: Kind::Post,
-        count: args.corpus_count,
-        addresses: 10_000,
-        channels: 200,
-        seed: 1,
-    };
-    let path = corpus::ensure(&params, None, args.threads)?;
-    let mut lines = corpus::load(&path)?;
-    lines.truncate(needed);
-    let hashes = lines
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_slice(l).context("a corpus line is not JSON")?;
-            v["message"]["item_hash"]
-                .as_str()
-                .map(str::to_owned)
-                .context("a corpus line without message.item_hash")
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Corpus { lines, hashes })
+    corpus::posts(args.corpus_count, needed, args.threads)
 }
 
 pub async fn run(args: &AnchoringArgs) -> anyhow::Result<()> {
