@@ -33,9 +33,9 @@ pub(crate) fn apply(
             store.batch_submitted(id, &tx_hash, nonce, now)?;
             AnchorDone::Done
         }
-        AnchorOp::KeepFile { file, until } => {
+        AnchorOp::KeepFile { file, secs } => {
             // A grace pin: the later one holds (`WriteStore::record_file`).
-            store.record_file(&file, Some(until))?;
+            store.record_file(&file, Some(now + secs))?;
             AnchorDone::Done
         }
         AnchorOp::Abandon { id } => {

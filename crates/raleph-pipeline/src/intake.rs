@@ -227,12 +227,12 @@ impl PipelineHandle {
         self.anchoring(AnchorOp::Abandon { id }).await.map(drop)
     }
 
-    /// Keeps `file` (an anchoring archive, which no message pins) until `until`, seconds
-    /// since the epoch, so that other nodes can fetch it from this one.
-    pub async fn keep_file_until(&self, file: FileRecord, until: f64) -> Result<(), SubmitError> {
+    /// Keeps `file` (an anchoring archive, which no message pins) for `secs` from now, so
+    /// that other nodes can fetch it from this one.
+    pub async fn keep_file_for(&self, file: FileRecord, secs: f64) -> Result<(), SubmitError> {
         let op = AnchorOp::KeepFile {
             file: Box::new(file),
-            until,
+            secs,
         };
         self.anchoring(op).await.map(drop)
     }

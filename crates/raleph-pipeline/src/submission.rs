@@ -78,10 +78,10 @@ pub(crate) enum AnchorOp {
         tx_hash: String,
         nonce: u64,
     },
-    /// Keeps a file (an archive) pinned until `until`, seconds since the epoch.
+    /// Keeps a file (an archive) pinned for `secs` from now (the pipeline's clock).
     KeepFile {
         file: Box<FileRecord>,
-        until: f64,
+        secs: f64,
     },
     Abandon {
         id: i64,

@@ -173,8 +173,9 @@ impl Archives {
 
     /// Pins the file for `archive_pin_secs` from now.
     async fn keep(&self, file: FileRecord) -> anyhow::Result<()> {
-        let until = raleph_pipeline::now() + self.pin_secs as f64;
-        self.pipeline.keep_file_until(file, until).await?;
+        self.pipeline
+            .keep_file_for(file, self.pin_secs as f64)
+            .await?;
         Ok(())
     }
 }
