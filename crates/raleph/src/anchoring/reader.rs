@@ -266,6 +266,9 @@ async fn ingest(
             "anchoring: archive entries that are no valid message"
         );
     }
+    // A packer's own archive, or one a peer relayed first: the copies held here already cost
+    // a status lookup, not a signature check each (their confirmations come with the anchor).
+    let envelopes = crate::network::not_held(anchoring.reader.clone(), envelopes).await?;
     // Checked and processed like a client's messages; a bad one is rejected as usual.
     let pipeline = &anchoring.pipeline;
     let mut submitted = futures::stream::iter(envelopes)

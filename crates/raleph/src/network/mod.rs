@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 pub use fetch::FetchRequests;
 pub(crate) use fetch::MIN_CHUNK;
+pub(crate) use sync::not_held;
 
 /// How the node catches up with its peers and fetches what it misses.
 #[derive(Debug, Clone, Serialize, Deserialize)]

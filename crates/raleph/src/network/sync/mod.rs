@@ -21,4 +21,5 @@ mod serve;
 mod skeleton;
 
 pub(super) use pull::Syncer;
+pub(crate) use pull::not_held;
 pub(super) use serve::answer;

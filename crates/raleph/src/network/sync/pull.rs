@@ -198,14 +198,16 @@ fn parse_all(messages: Vec<String>) -> Vec<Envelope> {
         .collect()
 }
 
-/// Submits a page's messages side by side; fails if any could not be recorded (the page is
-/// then asked for again later). Invalid messages are simply rejected, as from any client.
-/// Messages the node already holds or has queued (most of them, when gossip works) are left
-/// out first: a status lookup costs far less than the signature check a submission starts with.
-async fn submit_all(shared: &Shared, envelopes: Vec<Envelope>) -> anyhow::Result<()> {
+/// The envelopes worth submitting: those this node does not hold in a final state. A status
+/// lookup costs far less than the signature check a submission starts with, so the copies a
+/// node already has (most of them, when gossip works) are left out first. Sync and the chain
+/// readers use it.
+pub(crate) async fn not_held(
+    reader: Arc<dyn raleph_db::ReadStore>,
+    envelopes: Vec<Envelope>,
+) -> anyhow::Result<Vec<Envelope>> {
     use raleph_db::MessageStatus as S;
-    let reader = shared.reader.clone();
-    let envelopes = tokio::task::spawn_blocking(move || {
+    Ok(tokio::task::spawn_blocking(move || {
         envelopes
             .into_iter()
             .filter(|e| match reader.status(&e.item_hash) {
@@ -222,7 +224,14 @@ async fn submit_all(shared: &Shared, envelopes: Vec<Envelope>) -> anyhow::Result
             })
             .collect::<Vec<_>>()
     })
-    .await?;
+    .await?)
+}
+
+/// Submits a page's messages side by side, those not held here already ([`not_held`]);
+/// fails if any could not be recorded (the page is then asked for again later). Invalid
+/// messages are simply rejected, as from any client.
+async fn submit_all(shared: &Shared, envelopes: Vec<Envelope>) -> anyhow::Result<()> {
+    let envelopes = not_held(shared.reader.clone(), envelopes).await?;
     let submissions = envelopes
         .into_iter()
         .map(|e| shared.pipeline.accept(e, "sync"));
