@@ -296,6 +296,20 @@ pub trait ReadStore: Send + Sync + 'static {
         }
     }
     fn channels(&self) -> Result<Vec<String>>;
+    /// A page of the item hashes of every status (the reference's `messages/hashes`), by
+    /// reception time, each with its status.
+    fn message_hashes(&self, query: &HashQuery) -> Result<Vec<StatusRecord>>;
+    /// How many item hashes `query` names, its page aside.
+    fn count_message_hashes(&self, query: &HashQuery) -> Result<u64>;
+    /// The post types of an address's processed POST messages, sorted, each once (kept in
+    /// `list_totals`: a few rows, however many messages the address sent).
+    fn address_post_types(&self, address: &str) -> Result<Vec<String>>;
+    /// The channels of an address's processed messages, sorted, each once (kept likewise).
+    fn address_channels(&self, address: &str) -> Result<Vec<String>>;
+    /// The `security` aggregates whose authorizations name `grantee`, by owner (through the
+    /// `security_grants` index), reading no further than `max_bytes` of their values (0: no
+    /// bound): past it, [`StoreError::TooLarge`].
+    fn grants_to(&self, grantee: &str, max_bytes: usize) -> Result<Vec<Grant>>;
     /// A file the node holds, by any of its identifiers.
     fn file(&self, id: &str) -> Result<Option<FileRecord>>;
     /// How many messages pin a file (STORE pins and non-inline message contents), plus one

@@ -283,6 +283,31 @@ pub struct StatusRecord {
     pub reception_time: f64,
 }
 
+/// A page of item hashes of every status, by reception time (`GET /api/v0/messages/hashes`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HashQuery {
+    /// Only item hashes of this status.
+    pub status: Option<MessageStatus>,
+    /// Received at or after this time (seconds since the epoch).
+    pub start: Option<f64>,
+    /// Received before this time.
+    pub end: Option<f64>,
+    /// By reception time in this direction, ties by item hash ascending (as the reference).
+    pub order: SortOrder,
+    /// At most this many (0: no limit), after skipping `offset`.
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// A security aggregate that grants something to an address (`authorizations/received`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    /// The address whose `security` aggregate it is.
+    pub owner: String,
+    /// The aggregate's merged value, as stored.
+    pub content: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct PendingCopy {
     pub message: Value,

@@ -8,6 +8,30 @@ use std::collections::BTreeMap;
 
 use crate::time_counts;
 
+/// `list_totals` list of an address's messages per channel; values are [`facet`]s.
+pub(crate) const SENDER_CHANNEL: &str = "sender_channel";
+/// `list_totals` list of an address's POST messages per post type.
+pub(crate) const SENDER_POST_TYPE: &str = "sender_post_type";
+/// Between the address and the value in a facet: a character no address holds, and the
+/// lowest but NUL (which PostgreSQL text refuses), so that an address's facets are the
+/// range [`facet_range`] and sort by value.
+const FACET_SEPARATOR: char = '\u{1}';
+
+/// The `list_totals` value of `address`'s messages with `value` (a channel, a post type).
+pub(crate) fn facet(address: &str, value: &str) -> String {
+    format!("{address}{FACET_SEPARATOR}{value}")
+}
+
+/// The range `[from, to)` of every facet value of `address`.
+pub(crate) fn facet_range(address: &str) -> (String, String) {
+    (format!("{address}\u{1}"), format!("{address}\u{2}"))
+}
+
+/// The value of `address`'s facet, if `stored` is one.
+pub(crate) fn split_facet<'a>(stored: &'a str, address: &str) -> Option<&'a str> {
+    stored.strip_prefix(address)?.strip_prefix(FACET_SEPARATOR)
+}
+
 /// Changes to the kept totals since the transaction began.
 #[derive(Debug, Default)]
 pub(crate) struct Totals {
@@ -127,6 +151,14 @@ impl Totals {
         for (list, value) in row.lists() {
             self.count(list, value, change);
         }
+        // Per address: its channels and post types, each a range of rows to read
+        // (`query/grants.rs`) instead of a walk over the address's messages.
+        if let Some(channel) = row.channel {
+            self.count(SENDER_CHANNEL, &facet(row.sender, channel), change);
+        }
+        if let (Some(post_type), "POST") = (row.content_type, row.message_type) {
+            self.count(SENDER_POST_TYPE, &facet(row.sender, post_type), change);
+        }
     }
 
     #[cfg(any(feature = "postgres", test))]
@@ -222,6 +254,7 @@ mod tests {
             vec![
                 ("channel", "c".to_owned(), 1),
                 ("sender", "0xa".to_owned(), 1),
+                (SENDER_CHANNEL, facet("0xa", "c"), 1),
                 ("tag", "y".to_owned(), 1),
                 ("tag", "z".to_owned(), 1),
                 ("type", "POST".to_owned(), 1),

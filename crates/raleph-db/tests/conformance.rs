@@ -228,6 +228,9 @@ conformance!(
     batch_life,
     unanchored_messages,
     first_confirmation_filters_and_order,
+    message_hashes_by_reception,
+    address_channels_and_post_types,
+    security_grants_follow_the_aggregate,
 );
 
 // ---- data helpers ----
@@ -4185,5 +4188,215 @@ fn first_confirmation_filters_and_order(s: &mut Store) -> Result<()> {
         listed(s, &tx_time(SortOrder::Ascending))?,
         ["m2", "m6", "m1", "m3", "m4", "m5"]
     );
+    Ok(())
+}
+
+// ---- the rest of the reference's read API ----
+
+fn message_hashes_by_reception(s: &mut Store) -> Result<()> {
+    let all = HashQuery::default();
+    assert!(s.r.message_hashes(&all)?.is_empty());
+    assert_eq!(s.r.count_message_hashes(&all)?, 0);
+    // Received at 1.25, 2.25, 3.25 (`message` adds 0.25 to the time).
+    for (name, time) in [("m1", 1.0), ("m2", 2.0), ("m3", 3.0)] {
+        add(s, &message(name, "POST", "0xA", time))?;
+    }
+    s.w.begin()?;
+    s.w.enqueue_pending(&pending("p1", Some("s"), 1.0))?; // received at 10
+    s.w.set_status(&h("r1"), MessageStatus::Rejected, 3.25)?; // ties with m3
+    s.w.set_status(&h("m2"), MessageStatus::Removing, 2.25)?;
+    s.w.commit()?;
+    let mut expected: Vec<(&str, MessageStatus, f64)> = vec![
+        ("m1", MessageStatus::Processed, 1.25),
+        ("m2", MessageStatus::Removing, 2.25),
+        ("m3", MessageStatus::Processed, 3.25),
+        ("r1", MessageStatus::Rejected, 3.25),
+        ("p1", MessageStatus::Pending, 10.0),
+    ];
+    // Newest first, ties by item hash ascending, both ways (as the reference).
+    expected.sort_by(|a, b| {
+        b.2.total_cmp(&a.2)
+            .then_with(|| h(a.0).as_str().cmp(h(b.0).as_str()))
+    });
+    let shown = |q: &HashQuery| -> Result<Vec<(String, MessageStatus, f64)>> {
+        Ok(s.r
+            .message_hashes(q)?
+            .into_iter()
+            .map(|r| (name(&r.item_hash), r.status, r.reception_time))
+            .collect())
+    };
+    let want = |rows: &[(&str, MessageStatus, f64)]| -> Vec<(String, MessageStatus, f64)> {
+        rows.iter()
+            .map(|(n, st, t)| ((*n).to_owned(), *st, *t))
+            .collect()
+    };
+    assert_eq!(shown(&all)?, want(&expected));
+    assert_eq!(s.r.count_message_hashes(&all)?, 5);
+    let mut ascending = expected.clone();
+    ascending.sort_by(|a, b| {
+        a.2.total_cmp(&b.2)
+            .then_with(|| h(a.0).as_str().cmp(h(b.0).as_str()))
+    });
+    let asc = HashQuery {
+        order: SortOrder::Ascending,
+        ..Default::default()
+    };
+    assert_eq!(shown(&asc)?, want(&ascending));
+    // A page.
+    let page = HashQuery {
+        limit: 2,
+        offset: 1,
+        ..Default::default()
+    };
+    assert_eq!(shown(&page)?, want(&expected[1..3]));
+    assert_eq!(s.r.count_message_hashes(&page)?, 5);
+    // By status: processed ones are not those being removed.
+    for (status, names) in [
+        (MessageStatus::Processed, vec!["m3", "m1"]),
+        (MessageStatus::Removing, vec!["m2"]),
+        (MessageStatus::Rejected, vec!["r1"]),
+        (MessageStatus::Pending, vec!["p1"]),
+        (MessageStatus::Forgotten, vec![]),
+    ] {
+        let q = HashQuery {
+            status: Some(status),
+            ..Default::default()
+        };
+        let got: Vec<String> = shown(&q)?.into_iter().map(|r| r.0).collect();
+        assert_eq!(got, names, "{status:?}");
+        assert_eq!(s.r.count_message_hashes(&q)?, names.len() as u64);
+    }
+    // Reception at or after the start, before the end.
+    let range = HashQuery {
+        start: Some(2.25),
+        end: Some(3.25),
+        ..Default::default()
+    };
+    assert_eq!(
+        shown(&range)?,
+        want(&[("m2", MessageStatus::Removing, 2.25)])
+    );
+    assert_eq!(s.r.count_message_hashes(&range)?, 1);
+    let processed_since = HashQuery {
+        status: Some(MessageStatus::Processed),
+        start: Some(2.0),
+        ..Default::default()
+    };
+    assert_eq!(
+        shown(&processed_since)?,
+        want(&[("m3", MessageStatus::Processed, 3.25)])
+    );
+    Ok(())
+}
+
+fn address_channels_and_post_types(s: &mut Store) -> Result<()> {
+    assert!(s.r.address_channels("0xA")?.is_empty());
+    assert!(s.r.address_post_types("0xA")?.is_empty());
+    let messages = [
+        ("1", "POST", "0xA", Some("c2"), Some("blog")),
+        ("2", "POST", "0xA", Some("c1"), Some("amend")),
+        ("3", "POST", "0xA", Some("c1"), Some("blog")),
+        ("4", "STORE", "0xA", None, None),
+        // Not a POST: its content type is no post type.
+        ("5", "AGGREGATE", "0xA", Some("c3"), Some("x")),
+        // Another address, and one the first is a prefix of.
+        ("6", "POST", "0xB", Some("other"), Some("chat")),
+        ("7", "POST", "0xAB", Some("long"), Some("long")),
+    ];
+    for (hash, kind, sender, channel, content_type) in messages {
+        let mut m = message(hash, kind, sender, 1.0);
+        m.record.envelope.channel = channel.map(str::to_owned);
+        m.content_type = content_type.map(str::to_owned);
+        add(s, &m)?;
+    }
+    assert_eq!(s.r.address_channels("0xA")?, ["c1", "c2", "c3"]);
+    assert_eq!(s.r.address_post_types("0xA")?, ["amend", "blog"]);
+    assert_eq!(s.r.address_channels("0xAB")?, ["long"]);
+    assert_eq!(s.r.address_post_types("0xB")?, ["chat"]);
+    assert!(s.r.address_channels("0x")?.is_empty());
+    // A value goes when its last message does.
+    for hash in ["1", "5"] {
+        s.w.begin()?;
+        s.w.forget(&h(hash), &h("f"), 10.0, 20.0)?;
+        s.w.commit()?;
+    }
+    assert_eq!(s.r.address_channels("0xA")?, ["c1"]);
+    assert_eq!(s.r.address_post_types("0xA")?, ["amend", "blog"]);
+    s.w.begin()?;
+    s.w.forget(&h("3"), &h("f"), 10.0, 20.0)?;
+    s.w.commit()?;
+    assert_eq!(s.r.address_post_types("0xA")?, ["amend"]);
+    Ok(())
+}
+
+fn security_grants_follow_the_aggregate(s: &mut Store) -> Result<()> {
+    let owners = |s: &Store, grantee: &str| -> Result<Vec<String>> {
+        Ok(s.r
+            .grants_to(grantee, 0)?
+            .into_iter()
+            .map(|g| g.owner)
+            .collect())
+    };
+    assert!(owners(s, "0xD")?.is_empty());
+    add_element(
+        s,
+        "s1",
+        "0xB",
+        "security",
+        1.0,
+        json!({"authorizations": [{"address": "0xD", "types": ["POST"]}, {"address": "0xE"}]}),
+    )?;
+    add_element(
+        s,
+        "s2",
+        "0xA",
+        "security",
+        2.0,
+        json!({"authorizations": [{"address": "0xD"}, {"address": "0xD", "chain": "ETH"}]}),
+    )?;
+    // Another key grants nothing.
+    add_element(
+        s,
+        "p1",
+        "0xC",
+        "profile",
+        3.0,
+        json!({"authorizations": [{"address": "0xD"}]}),
+    )?;
+    assert_eq!(owners(s, "0xD")?, ["0xA", "0xB"]);
+    assert_eq!(owners(s, "0xE")?, ["0xB"]);
+    let grants = s.r.grants_to("0xE", 0)?;
+    assert_eq!(
+        serde_json::from_str::<Value>(&grants[0].content).expect("json"),
+        json!({"authorizations": [{"address": "0xD", "types": ["POST"]}, {"address": "0xE"}]})
+    );
+    // Past the byte bound, the read stops.
+    assert!(matches!(
+        s.r.grants_to("0xD", 10),
+        Err(StoreError::TooLarge { limit: 10 })
+    ));
+    // A newer element replaces the list: 0xE loses its grant.
+    add_element(
+        s,
+        "s3",
+        "0xB",
+        "security",
+        5.0,
+        json!({"authorizations": [{"address": "0xF"}]}),
+    )?;
+    assert!(owners(s, "0xE")?.is_empty());
+    assert_eq!(owners(s, "0xD")?, ["0xA"]);
+    assert_eq!(owners(s, "0xF")?, ["0xB"]);
+    // Forgetting it rebuilds from the older element; forgetting that too removes them all.
+    s.w.begin()?;
+    s.w.forget(&h("s3"), &h("f"), 10.0, 20.0)?;
+    s.w.commit()?;
+    assert_eq!(owners(s, "0xE")?, ["0xB"]);
+    assert!(owners(s, "0xF")?.is_empty());
+    s.w.begin()?;
+    s.w.forget(&h("s1"), &h("f"), 10.0, 20.0)?;
+    s.w.commit()?;
+    assert!(owners(s, "0xE")?.is_empty());
+    assert_eq!(owners(s, "0xD")?, ["0xA"]);
     Ok(())
 }

@@ -10,11 +10,12 @@ use ::postgres::types::{ToSql, Type};
 
 use super::{Conn, ReadPool, backend, driver_params};
 use crate::query::forgotten::{self, FORGOTTEN_COLUMNS};
+use crate::query::hashes::StatusRows;
 use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
 use crate::query::rows::{self, Columns};
 use crate::query::single;
-use crate::query::{addresses, aggregates, anchors};
+use crate::query::{addresses, aggregates, anchors, grants, hashes};
 use crate::shared::sort_posts;
 use crate::sql::{Param, Postgres};
 use crate::*;
@@ -354,6 +355,31 @@ impl ReadStore for PgReader {
 
     fn channels(&self) -> Result<Vec<String>> {
         self.pool.with(|conn| single::channels(conn))
+    }
+
+    fn message_hashes(&self, q: &HashQuery) -> Result<Vec<StatusRecord>> {
+        self.pool
+            .with(|conn| hashes::page(conn, q, StatusRows::Every))
+    }
+
+    fn count_message_hashes(&self, q: &HashQuery) -> Result<u64> {
+        self.pool
+            .with(|conn| hashes::count(conn, q, StatusRows::Every))
+    }
+
+    fn address_post_types(&self, address: &str) -> Result<Vec<String>> {
+        self.pool
+            .with(|conn| grants::facets(conn, crate::totals::SENDER_POST_TYPE, address))
+    }
+
+    fn address_channels(&self, address: &str) -> Result<Vec<String>> {
+        self.pool
+            .with(|conn| grants::facets(conn, crate::totals::SENDER_CHANNEL, address))
+    }
+
+    fn grants_to(&self, grantee: &str, max_bytes: usize) -> Result<Vec<Grant>> {
+        self.pool
+            .with(|conn| grants::grants_to(conn, grantee, max_bytes))
     }
 
     fn file(&self, id: &str) -> Result<Option<FileRecord>> {

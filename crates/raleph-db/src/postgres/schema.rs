@@ -421,6 +421,33 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN first_confirmed_height BIGINT;
     CREATE INDEX messages_by_tx_time ON messages ((coalesce(first_confirmed_at, 1e300)), time);
     "#,
+    // 11: as SQLite's migration 19, the rest of the reference's read API: item hashes by
+    // reception time (every message has a `message_status` row here), who granted an
+    // address something (`security_grants`), per-address channels and post types
+    // (`list_totals`).
+    r#"
+    CREATE INDEX status_by_status_time ON message_status (status, reception_time, item_hash);
+    CREATE INDEX status_by_reception ON message_status (reception_time, item_hash);
+    CREATE TABLE security_grants (
+        grantee TEXT COLLATE "C" NOT NULL,
+        owner TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (grantee, owner)
+    );
+    CREATE INDEX security_grants_by_owner ON security_grants (owner);
+    INSERT INTO security_grants (grantee, owner)
+        SELECT DISTINCT entry->>'address', a.owner
+        FROM aggregates a,
+            jsonb_array_elements(CASE WHEN jsonb_typeof(a.content::jsonb -> 'authorizations') = 'array'
+                THEN a.content::jsonb -> 'authorizations' ELSE '[]'::jsonb END) entry
+        WHERE a.key = 'security' AND jsonb_typeof(entry -> 'address') = 'string'
+            AND entry->>'address' <> ''
+        ON CONFLICT DO NOTHING;
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'sender_channel', sender || chr(1) || channel, count(*) FROM messages
+            WHERE channel IS NOT NULL GROUP BY sender, channel
+        UNION ALL SELECT 'sender_post_type', sender || chr(1) || content_type, count(*) FROM messages
+            WHERE type = 'POST' AND content_type IS NOT NULL GROUP BY sender, content_type;
+    "#,
 ];
 
 /// The schema version this build writes.

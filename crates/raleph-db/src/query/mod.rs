@@ -7,7 +7,9 @@
 //! - [`posts`]: post lists (originals folded with their latest version, tags led or probed)
 //!   and their totals;
 //! - [`forgotten`]: skeletons of forgotten messages; [`aggregates`]: aggregate reads;
-//!   [`addresses`]: per-address counts;
+//!   [`addresses`]: per-address counts; [`hashes`]: item hashes of every status by
+//!   reception time; [`grants`]: who granted an address something, an address's channels
+//!   and post types;
 //! - [`single`]: the reads of one thing (a message, a skeleton, a rejection, a file), run on
 //!   either backend's connection ([`crate::conn::Connection`]);
 //! - [`rows`]: rows to records, over each driver's row type.
@@ -16,6 +18,8 @@ pub(crate) mod addresses;
 pub(crate) mod aggregates;
 pub(crate) mod anchors;
 pub(crate) mod forgotten;
+pub(crate) mod grants;
+pub(crate) mod hashes;
 pub(crate) mod messages;
 pub(crate) mod posts;
 pub(crate) mod rows;

@@ -9,11 +9,12 @@ use serde_json::Value;
 use super::conn::Sql;
 use super::{ReadPool, backend};
 use crate::query::forgotten::{self, FORGOTTEN_COLUMNS};
+use crate::query::hashes::StatusRows;
 use crate::query::messages::{self, MESSAGE_COLUMNS};
 use crate::query::posts::{self, PostTags};
 use crate::query::rows::{self, Columns};
 use crate::query::single;
-use crate::query::{addresses, aggregates, anchors};
+use crate::query::{addresses, aggregates, anchors, grants, hashes};
 use crate::shared::sort_posts;
 use crate::sql::{self, Param, Sqlite};
 use crate::*;
@@ -350,6 +351,31 @@ impl ReadStore for SqliteReader {
 
     fn channels(&self) -> Result<Vec<String>> {
         self.pool.with(|conn| single::channels(&mut Sql(conn)))
+    }
+
+    fn message_hashes(&self, q: &HashQuery) -> Result<Vec<StatusRecord>> {
+        self.pool
+            .with(|conn| hashes::page(&mut Sql(conn), q, StatusRows::NotProcessed))
+    }
+
+    fn count_message_hashes(&self, q: &HashQuery) -> Result<u64> {
+        self.pool
+            .with(|conn| hashes::count(&mut Sql(conn), q, StatusRows::NotProcessed))
+    }
+
+    fn address_post_types(&self, address: &str) -> Result<Vec<String>> {
+        self.pool
+            .with(|conn| grants::facets(&mut Sql(conn), crate::totals::SENDER_POST_TYPE, address))
+    }
+
+    fn address_channels(&self, address: &str) -> Result<Vec<String>> {
+        self.pool
+            .with(|conn| grants::facets(&mut Sql(conn), crate::totals::SENDER_CHANNEL, address))
+    }
+
+    fn grants_to(&self, grantee: &str, max_bytes: usize) -> Result<Vec<Grant>> {
+        self.pool
+            .with(|conn| grants::grants_to(&mut Sql(conn), grantee, max_bytes))
     }
 
     fn file(&self, id: &str) -> Result<Option<FileRecord>> {

@@ -487,6 +487,39 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN first_confirmed_height INTEGER;
     CREATE INDEX messages_by_tx_time ON messages (coalesce(first_confirmed_at, 1e300), time);
     "#,
+    // 19: the rest of the reference's read API.
+    // - `messages/hashes` pages item hashes of every status by reception time: processed ones
+    //   on `messages_by_reception` (covering: it carries the status), the others on
+    //   `message_status` by status and time. Reception times only grow, so ingest appends to
+    //   the index's end rather than writing a random page.
+    // - `authorizations/received`: `security_grants` holds who each `security` aggregate
+    //   grants something to (`write/grants.rs`), so the reverse lookup is a key range.
+    // - `addresses/{address}/channels` and `post_types`: per-address facets in `list_totals`
+    //   (`totals.rs`), a range of rows however many messages the address sent.
+    r#"
+    CREATE INDEX messages_by_reception ON messages (reception_time, item_hash, status);
+    CREATE INDEX status_by_status_time ON message_status (status, reception_time, item_hash);
+    CREATE TABLE security_grants (
+        grantee TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        PRIMARY KEY (grantee, owner)
+    ) WITHOUT ROWID;
+    CREATE INDEX security_grants_by_owner ON security_grants (owner);
+    INSERT OR IGNORE INTO security_grants (grantee, owner)
+        SELECT json_extract(a.doc, entry.fullkey || '.address'), a.owner
+        FROM (SELECT owner, CASE WHEN json_valid(content) THEN content ELSE '{}' END AS doc
+              FROM aggregates WHERE key = 'security') a,
+            json_each(a.doc, '$.authorizations') entry
+        WHERE json_type(a.doc, '$.authorizations') = 'array'
+            AND json_type(a.doc, entry.fullkey || '.address') = 'text'
+            AND json_extract(a.doc, entry.fullkey || '.address') <> '';
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'sender_channel', sender || char(1) || channel, count(*) FROM messages
+        WHERE channel IS NOT NULL GROUP BY sender, channel;
+    INSERT INTO list_totals (list, value, n)
+        SELECT 'sender_post_type', sender || char(1) || content_type, count(*) FROM messages
+        WHERE type = 'POST' AND content_type IS NOT NULL GROUP BY sender, content_type;
+    "#,
 ];
 
 /// The schema version this build writes.

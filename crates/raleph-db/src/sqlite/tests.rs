@@ -725,3 +725,61 @@ fn time_range_totals_follow_writes() -> Result<()> {
     assert_eq!(buckets("time_counts")?, kept);
     Ok(())
 }
+
+/// Migration 19 on a store written by migrations 1–18: the grants of `security` aggregates
+/// and each address's channels and post types are read from the rows already there.
+#[test]
+fn grants_and_facets_migrate_from_the_rows() -> Result<()> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("index.sqlite");
+    {
+        let conn = migrate_to(&path, 18)?;
+        for (seq, hash, kind, channel, content_type) in [
+            (1, "m1", "POST", Some("c2"), Some("blog")),
+            (2, "m2", "POST", Some("c1"), Some("blog")),
+            (3, "m3", "AGGREGATE", None, Some("x")),
+        ] {
+            conn.execute(
+                "INSERT INTO messages (item_hash, type, chain, sender, item_type, content, time,
+                     size, owner, reception_time, seq, content_type, tags, channel)
+                 VALUES (?1, ?2, 'ETH', '0xA', 'inline', '{}', ?3, 1, '0xA', 7.0, ?3, ?4, '[]',
+                     ?5)",
+                rusqlite::params![h(hash).as_str(), kind, seq, content_type, channel],
+            )
+            .map_err(backend)?;
+        }
+        for (owner, key, content) in [
+            (
+                "0xA",
+                "security",
+                r#"{"authorizations":[{"address":"0xD"},{"address":"0xE"},{"address":"0xD"},{"address":""},{"address":5},"x"]}"#,
+            ),
+            ("0xB", "security", r#"{"authorizations":{"address":"0xD"}}"#),
+            (
+                "0xC",
+                "profile",
+                r#"{"authorizations":[{"address":"0xD"}]}"#,
+            ),
+        ] {
+            conn.execute(
+                "INSERT INTO aggregates (owner, key, content, creation_time, last_update_time,
+                     original_item_hash, last_revision_hash)
+                 VALUES (?1, ?2, ?3, 1.0, 1.0, 'h', 'h')",
+                [owner, key, content],
+            )
+            .map_err(backend)?;
+        }
+    }
+    let (_w, r) = open(&path, Durability::Normal)?;
+    let owners = |grantee: &str| -> Result<Vec<String>> {
+        Ok(r.grants_to(grantee, 0)?
+            .into_iter()
+            .map(|g| g.owner)
+            .collect())
+    };
+    assert_eq!(owners("0xD")?, ["0xA"]);
+    assert_eq!(owners("0xE")?, ["0xA"]);
+    assert_eq!(r.address_channels("0xA")?, ["c1", "c2"]);
+    assert_eq!(r.address_post_types("0xA")?, ["blog"]);
+    Ok(())
+}

@@ -1,5 +1,5 @@
-//! AGGREGATE: elements, the merged value of each `(owner, key)`, and the kept total of
-//! aggregates per key.
+//! AGGREGATE: elements, the merged value of each `(owner, key)`, the kept total of
+//! aggregates per key, and the grants of `security` aggregates (`grants.rs`).
 
 use super::{Session, Value, first, hashes, rows};
 use crate::shared::{merge_aggregate, newest, parse_json};
@@ -38,8 +38,8 @@ pub(crate) fn add_element(s: &mut dyn Session, e: &NewAggregateElement) -> Resul
                     (&e.owner).into(),
                     (&e.key).into(),
                 ],
-            )
-            .map(drop)
+            )?;
+            changed(s, &e.owner, &e.key, Some(&merged))
         }
         // An aggregate row exists while it has elements: this is the first one.
         None => {
@@ -56,7 +56,8 @@ pub(crate) fn add_element(s: &mut dyn Session, e: &NewAggregateElement) -> Resul
                 ],
             )?;
             s.totals().count("aggregate_key", &e.key, 1);
-            s.settle_if_autocommit()
+            s.settle_if_autocommit()?;
+            changed(s, &e.owner, &e.key, Some(&e.content))
         }
         Some(_) => rebuild(s, &e.owner, &e.key),
     }
@@ -78,7 +79,8 @@ pub(crate) fn rebuild(s: &mut dyn Session, owner: &str, key: &str) -> Result<()>
             &owner_key,
         )?;
         s.totals().count("aggregate_key", key, -(removed as i64));
-        return s.settle_if_autocommit();
+        s.settle_if_autocommit()?;
+        return changed(s, owner, key, None);
     };
     // A shallow, top-level merge in content-time order (shared with every backend).
     let merged = merge_aggregate(elements.iter().map(|e| e.1.as_str()))?;
@@ -110,8 +112,17 @@ pub(crate) fn rebuild(s: &mut dyn Session, owner: &str, key: &str) -> Result<()>
             (&first_element.0).into(),
             (&last.0).into(),
         ],
-    )
-    .map(drop)
+    )?;
+    changed(s, owner, key, Some(&merged))
+}
+
+/// The value of `(owner, key)` is now `value` (`None`: gone): what is kept of it elsewhere
+/// follows.
+fn changed(s: &mut dyn Session, owner: &str, key: &str, value: Option<&str>) -> Result<()> {
+    match key {
+        super::grants::SECURITY => super::grants::refresh(s, owner, value),
+        _ => Ok(()),
+    }
 }
 
 /// The merged value of `(owner, key)`, parsed.

@@ -8,6 +8,7 @@ pub(crate) mod aggregates;
 pub(crate) mod anchors;
 pub(crate) mod files;
 pub(crate) mod forget;
+pub(crate) mod grants;
 pub(crate) mod messages;
 pub(crate) mod pending;
 pub(crate) mod posts;
