@@ -310,6 +310,8 @@ pub trait ReadStore: Send + Sync + 'static {
     /// `security_grants` index), reading no further than `max_bytes` of their values (0: no
     /// bound): past it, [`StoreError::TooLarge`].
     fn grants_to(&self, grantee: &str, max_bytes: usize) -> Result<Vec<Grant>>;
+    /// The bytes of every file the node holds (the `files` table's sizes: one pass over it).
+    fn stored_file_bytes(&self) -> Result<u64>;
     /// A file the node holds, by any of its identifiers.
     fn file(&self, id: &str) -> Result<Option<FileRecord>>;
     /// How many messages pin a file (STORE pins and non-inline message contents), plus one

@@ -1739,6 +1739,8 @@ fn files_pins_and_tags(s: &mut Store) -> Result<()> {
     s.w.record_file(&file("s1", 100, None), None)?;
     s.w.record_file(&file("s2", 7, None), None)?;
     s.w.commit()?;
+    // Each file once, however often recorded.
+    assert_eq!(s.r.stored_file_bytes()?, 107);
     let s1 = file("s1", 100, Some("bafy1"));
     for id in ["s1", "Qms1", "bafy1"] {
         assert_eq!(s.r.file(id)?, Some(s1.clone()), "{id}");
@@ -4290,6 +4292,7 @@ fn message_hashes_by_reception(s: &mut Store) -> Result<()> {
 }
 
 fn address_channels_and_post_types(s: &mut Store) -> Result<()> {
+    assert_eq!(s.r.stored_file_bytes()?, 0);
     assert!(s.r.address_channels("0xA")?.is_empty());
     assert!(s.r.address_post_types("0xA")?.is_empty());
     let messages = [

@@ -382,6 +382,10 @@ impl ReadStore for PgReader {
             .with(|conn| grants::grants_to(conn, grantee, max_bytes))
     }
 
+    fn stored_file_bytes(&self) -> Result<u64> {
+        self.pool.with(|conn| single::stored_file_bytes(conn))
+    }
+
     fn file(&self, id: &str) -> Result<Option<FileRecord>> {
         self.pool.with(|conn| single::file(conn, id))
     }

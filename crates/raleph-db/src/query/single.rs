@@ -77,6 +77,18 @@ pub(crate) fn channels(c: &mut dyn Connection) -> Result<Vec<String>> {
     )
 }
 
+/// The bytes of every file the node holds.
+pub(crate) fn stored_file_bytes(c: &mut dyn Connection) -> Result<u64> {
+    // A sum, not a count: PostgreSQL's is NUMERIC, cast back to the column's type.
+    let total = first(
+        c,
+        "SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM files",
+        &[],
+        |r| r.count(0),
+    )?;
+    Ok(total.unwrap_or(0))
+}
+
 /// A file the node holds, by any of its identifiers.
 pub(crate) fn file(c: &mut dyn Connection, id: &str) -> Result<Option<FileRecord>> {
     first(

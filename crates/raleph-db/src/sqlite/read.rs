@@ -378,6 +378,11 @@ impl ReadStore for SqliteReader {
             .with(|conn| grants::grants_to(&mut Sql(conn), grantee, max_bytes))
     }
 
+    fn stored_file_bytes(&self) -> Result<u64> {
+        self.pool
+            .with(|conn| single::stored_file_bytes(&mut Sql(conn)))
+    }
+
     fn file(&self, id: &str) -> Result<Option<FileRecord>> {
         self.pool.with(|conn| single::file(&mut Sql(conn), id))
     }
