@@ -5,23 +5,31 @@
 //! through the pipeline's handle; they never see a concrete database.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+// The OpenAPI schemas (`openapi/schemas.rs`) are one `json!` literal, deeper than the default.
+#![recursion_limit = "256"]
 
+mod addresses;
 mod aggregates;
+mod authorizations;
 mod body;
 mod confirmations;
 mod count_cache;
 mod cursor;
+mod docs;
 mod error;
 pub mod files;
+mod hashes;
 mod messages;
 mod misc;
 pub mod multipart;
+mod openapi;
 pub mod p2p;
 mod params;
 mod posts;
 mod read_pool;
 mod serve;
 mod shapes;
+pub mod status;
 mod ws;
 
 use std::sync::Arc;
@@ -42,6 +50,7 @@ pub fn message_json(message: &raleph_db::MessageRecord) -> serde_json::Value {
         .unwrap_or_default()
 }
 pub use serve::{ConnectionLimits, serve};
+pub use status::monitor::StatusMonitor;
 
 /// For the fuzz targets under `fuzz/` only; not part of the crate's API.
 #[doc(hidden)]
@@ -61,6 +70,9 @@ pub struct ApiConfig {
     pub sync_timeout_secs: f64,
     /// Most websocket subscribers at once.
     pub max_websockets: usize,
+    /// Most status websockets (`/api/ws0/status`) at once; past it, a new one is closed
+    /// with code 1013. They share one reading of the counters every 2 s.
+    pub max_status_websockets: usize,
     /// How long the total of a long list is reused before being counted again, seconds. Only
     /// totals the store does not keep are cached (see `count_cache`): the unfiltered list and
     /// lists filtered on one kept column are always exact.
@@ -135,6 +147,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             sync_timeout_secs: 30.0,
             max_websockets: 10_000,
+            max_status_websockets: 256,
             count_cache_secs: 30.0,
             max_concurrent_reads: 0,
             // ~15 KB per idle connection (tests/connections.rs): 4 096 cost ~60 MB, plus at
@@ -179,6 +192,8 @@ pub struct AppState {
     pub(crate) clock: Arc<dyn raleph_pipeline::Clock>,
     /// The threads that run reads, `max_concurrent_reads` at once (see [`ApiConfig`]).
     pub(crate) reads: Arc<read_pool::ReadPool>,
+    /// What the status monitor shares: the latest metrics, the history, status sockets.
+    pub(crate) status: Arc<status::monitor::Hub>,
 }
 
 impl AppState {
@@ -209,6 +224,7 @@ impl AppState {
             )),
             clock: Arc::new(raleph_pipeline::SystemClock),
             reads: Arc::new(read_pool::ReadPool::new(reads)),
+            status: Arc::default(),
         }
     }
 
@@ -246,7 +262,30 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(misc::index))
         .route("/version", get(misc::version))
         .route("/api/v0/version", get(misc::version))
-        .route("/metrics", get(misc::metrics))
+        .route("/metrics", get(status::metrics))
+        .route("/metrics.json", get(status::metrics_json))
+        .route("/api/ws0/status", get(status::socket::status))
+        .route("/api/v0/status/history", get(status::history))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/docs", get(docs::page))
+        .route("/api/docs/{asset}", get(docs::asset))
+        .route("/api/v0/messages/hashes", get(hashes::list))
+        .route(
+            "/api/v0/authorizations/granted/{address}",
+            get(authorizations::granted),
+        )
+        .route(
+            "/api/v0/authorizations/received/{address}",
+            get(authorizations::received),
+        )
+        .route(
+            "/api/v0/addresses/{address}/post_types",
+            get(addresses::post_types),
+        )
+        .route(
+            "/api/v0/addresses/{address}/channels",
+            get(addresses::channels),
+        )
         .route("/api/v0/info/public.json", get(misc::public_info))
         .route("/api/v0/channels/list.json", get(misc::channels))
         .route("/api/v0/addresses/stats.json", get(misc::address_stats_v0))

@@ -1,12 +1,9 @@
-//! Node information, metrics, channels, address statistics, storage of JSON documents, and
-//! the payment endpoints of a node that does not enforce payments.
-
-use std::fmt::Write;
+//! Node information, channels, address statistics, and the payment endpoints of a node that
+//! does not enforce payments.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Html;
 use raleph_db::AddressStats;
 use serde_json::{Map, Value, json};
 
@@ -226,56 +223,6 @@ pub async fn price_estimate(LimitedBody(body): LimitedBody) -> ApiResult<Json<Va
         "detail": [],
         "charged_address": charged,
     })))
-}
-
-pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
-    let counts = state.read(|r| r.counts()).await?;
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    };
-    gauge(
-        "pyaleph_status_sync_messages_total",
-        "Messages stored and served.",
-        counts.messages,
-    );
-    let unapplied = state.pipeline.unapplied();
-    gauge(
-        "pyaleph_status_sync_pending_messages_total",
-        "Messages waiting in the pending queue or in the intake journal.",
-        counts.pending + unapplied,
-    );
-    gauge(
-        "raleph_intake_journal_unapplied",
-        "Accepted messages in the intake journal not yet applied to the index.",
-        unapplied,
-    );
-    gauge(
-        "raleph_websocket_connections",
-        "Open message websockets.",
-        state.websockets.load(std::sync::atomic::Ordering::Relaxed) as u64,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP raleph_messages_by_status Item hashes by status.\n# TYPE raleph_messages_by_status gauge"
-    );
-    for status in raleph_db::MessageStatus::ALL {
-        let n = counts
-            .by_status
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "raleph_messages_by_status{{status=\"{status}\"}} {n}");
-    }
-    crate::p2p::write_metrics(&state, &mut out).await;
-    let _ = writeln!(
-        out,
-        "# HELP pyaleph_build_info Node build.\n# TYPE pyaleph_build_info gauge\npyaleph_build_info{{version=\"raleph-{VERSION}\"}} 1"
-    );
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
 #[cfg(test)]

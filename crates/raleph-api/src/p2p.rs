@@ -137,11 +137,7 @@ pub async fn pubsub_pub(
 }
 
 /// Per-peer lines for `/metrics`.
-pub(crate) async fn write_metrics(state: &AppState, out: &mut String) {
-    let Some(network) = &state.network else {
-        return;
-    };
-    let peers = network.peers().await;
+pub(crate) fn write_metrics(peers: &[PeerView], out: &mut String) {
     let _ = writeln!(
         out,
         "# HELP raleph_p2p_peers Connected peers.\n# TYPE raleph_p2p_peers gauge\nraleph_p2p_peers {}",
@@ -156,7 +152,7 @@ pub(crate) async fn write_metrics(state: &AppState, out: &mut String) {
             out,
             "# HELP {metric} Per peer, since it connected.\n# TYPE {metric} counter"
         );
-        for peer in &peers {
+        for peer in peers {
             let value = peer
                 .counters
                 .iter()

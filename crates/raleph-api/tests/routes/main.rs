@@ -13,4 +13,6 @@ mod files;
 mod messages;
 mod misc;
 mod posts;
+mod reads;
+mod status;
 mod support;

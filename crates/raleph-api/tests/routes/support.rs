@@ -51,6 +51,7 @@ impl ContentSource for LocalFiles {
 /// One node: its router, and what must live as long as it.
 pub struct Node {
     router: Router,
+    state: AppState,
     pipeline: PipelineHandle,
     _dir: tempfile::TempDir,
 }
@@ -95,10 +96,21 @@ impl Node {
             StorageConfig::default(),
         );
         Node {
-            router: raleph_api::router(state),
+            router: raleph_api::router(state.clone()),
+            state,
             pipeline,
             _dir: dir,
         }
+    }
+
+    /// What the routes share, as the binary's tasks (the status monitor) use it.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The router, to serve on a socket.
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     /// The node's pipeline, as the binary's other tasks (the chain reader) use it.
