@@ -293,6 +293,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             }
         }
     };
+    // The status history and the status websockets' readings, for as long as the server runs.
+    let monitor = raleph_api::StatusMonitor::start(&state);
     let app = raleph_api::router(state)
         .merge(proofs)
         .merge(raleph_compute::http::router(compute.clone()))
@@ -301,6 +303,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             raleph_compute::http::route_by_host,
         ));
     raleph_api::serve(listener, app, limits, stop).await;
+    drop(monitor);
     if let Ok(reason) = death.try_recv() {
         anyhow::bail!("{reason}");
     }

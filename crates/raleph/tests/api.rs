@@ -246,3 +246,112 @@ async fn kept_totals_are_exact_at_once() {
         }
     }
 }
+
+/// `/a/{x}.json/{y}` as `/a/{}/{}` (and a catch-all `{*rest}` as `{}`): routes spell a
+/// `{x}.json` segment `{x}`, and name their parameters as they like.
+fn path_shape(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        out.push_str("{}");
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+        rest = rest[close..]
+            .strip_prefix(".json")
+            .unwrap_or(&rest[close..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The OpenAPI document covers the whole node: every documented operation is served by the
+/// running binary (the API's routes, the anchoring proof, compute's), and every route of
+/// those routers, read from their sources, is documented.
+#[tokio::test]
+async fn the_openapi_document_covers_the_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::start(dir.path());
+    let http = reqwest::Client::new();
+    let doc: Value = http
+        .get(format!("{}/api/openapi.json", node.url))
+        .send()
+        .await
+        .expect("document")
+        .json()
+        .await
+        .expect("JSON");
+    let paths = doc["paths"].as_object().expect("paths");
+    let hash = "93a23971a914e5eacbf0a8d25154cda309c3c1c72fbb9914d47c60f3cb681588";
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in paths {
+        documented.insert(path_shape(path));
+        let mut uri = String::new();
+        let mut rest = path.as_str();
+        while let Some(open) = rest.find('{') {
+            uri.push_str(&rest[..open]);
+            let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+            uri.push_str(match &rest[open + 1..close - 1] {
+                "asset" => "docs.js",
+                "page" => "1",
+                "path" => "a/b",
+                "hash" | "item_hash" | "cid" | "reference" => hash,
+                _ => "0xabc",
+            });
+            rest = &rest[close..];
+        }
+        uri.push_str(rest);
+        for method in item.as_object().expect("a path item").keys() {
+            let request = match method.as_str() {
+                "get" => http.get(format!("{}{uri}", node.url)),
+                "post" => http
+                    .post(format!("{}{uri}", node.url))
+                    .header("content-type", "application/json")
+                    .body("{}"),
+                other => panic!("{other} {path}: an unexpected method"),
+            };
+            let response = request.send().await.expect("an answer");
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            assert_ne!(status, 405, "{method} {path}: {body}");
+            assert!(
+                !body.contains("no such route"),
+                "{method} {path} is documented but not routed: {status} {body}"
+            );
+        }
+    }
+    let sources = [
+        include_str!("../../raleph-api/src/lib.rs"),
+        include_str!("../src/anchoring/proof.rs"),
+        include_str!("../../raleph-compute/src/http.rs"),
+        include_str!("../../raleph-compute/src/control/mod.rs"),
+    ];
+    for source in sources {
+        for route in source
+            .split(".route(")
+            .skip(1)
+            .filter_map(|call| call.split('"').nth(1))
+        {
+            assert!(
+                documented.contains(&path_shape(route)),
+                "{route} is routed but not documented"
+            );
+        }
+    }
+    // The status history has its first sample as soon as the monitor starts.
+    let sampled = support::wait_until(std::time::Duration::from_secs(10), || async {
+        let history: Value = http
+            .get(format!("{}/api/v0/status/history", node.url))
+            .send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("JSON");
+        history["interval_secs"] == 10
+            && history["samples"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty() && s[0]["messages"] == 0)
+    })
+    .await;
+    assert!(sampled, "the status monitor samples at start");
+}
