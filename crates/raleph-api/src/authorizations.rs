@@ -295,6 +295,29 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever the query, its filters are read within the page bounds or refused (422).
+        #[test]
+        fn any_query_is_bounded_or_refused(
+            page in "-?[0-9]{0,22}",
+            pagination in "-?[0-9_.]{0,8}",
+            lists in "[a-zA-Z,]{0,20}",
+        ) {
+            let q = format!("page={page}&pagination={pagination}&types={lists}&chains={lists}&grantee={lists}");
+            let params = Params::parse(Some(&q), &crate::ApiConfig::default()).expect("few values");
+            match filters(&params, "grantee") {
+                Ok(f) => {
+                    prop_assert!((1..=MAX_AUTHORIZATIONS_PAGE).contains(&f.per_page));
+                    prop_assert!(f.page >= 1);
+                    prop_assert!((f.page - 1).checked_mul(f.per_page).is_some());
+                    prop_assert!(f.types.iter().all(|t| !t.is_empty() && !t.contains(',')));
+                }
+                Err(e) => {
+                    let code = axum::response::IntoResponse::into_response(e).status().as_u16();
+                    prop_assert_eq!(code, 422);
+                }
+            }
+        }
+
         /// Any security value and any page: no panic, a page of at most `per_page` parties,
         /// a total that counts the parties left after filtering.
         #[test]

@@ -231,6 +231,7 @@ conformance!(
     message_hashes_by_reception,
     address_channels_and_post_types,
     security_grants_follow_the_aggregate,
+    hashes_and_facets_against_a_model,
 );
 
 // ---- data helpers ----
@@ -4401,5 +4402,145 @@ fn security_grants_follow_the_aggregate(s: &mut Store) -> Result<()> {
     s.w.commit()?;
     assert!(owners(s, "0xE")?.is_empty());
     assert_eq!(owners(s, "0xD")?, ["0xA"]);
+    Ok(())
+}
+
+/// Random histories (statuses, reception times with ties, forgets) against a plain model:
+/// every page of item hashes, its total, and each address's channels and post types.
+fn hashes_and_facets_against_a_model(s: &mut Store) -> Result<()> {
+    struct Model {
+        hash: ItemHash,
+        status: MessageStatus,
+        reception: f64,
+        /// `(sender, channel, post type)` while its `messages` row exists.
+        row: Option<(&'static str, Option<&'static str>, Option<&'static str>)>,
+    }
+    let mut seed: u64 = 0x5eed_0019_ab1e_cafe;
+    let mut below = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let senders = ["0xA", "0xAB", "0xB"];
+    let channels = [Some("c1"), Some("C1"), None];
+    let kinds = ["POST", "POST", "AGGREGATE", "STORE"];
+    let post_types = ["blog", "amend", "note"];
+    let mut model: Vec<Model> = Vec::new();
+    for i in 0..120 {
+        let name = format!("m{i:03}");
+        let time = below(20) as f64;
+        let reception = time + 0.25;
+        match below(6) {
+            // A status alone: rejected or pending, no message row.
+            0 => {
+                let status = [MessageStatus::Rejected, MessageStatus::Pending][below(2) as usize];
+                s.w.begin()?;
+                s.w.set_status(&h(&name), status, reception)?;
+                s.w.commit()?;
+                model.push(Model {
+                    hash: h(&name),
+                    status,
+                    reception,
+                    row: None,
+                });
+            }
+            _ => {
+                let sender = senders[below(3) as usize];
+                let channel = channels[below(3) as usize];
+                let kind = kinds[below(4) as usize];
+                let post_type = (kind == "POST").then(|| post_types[below(3) as usize]);
+                let mut m = message(&name, kind, sender, time);
+                m.record.envelope.channel = channel.map(str::to_owned);
+                m.content_type = post_type.map(str::to_owned);
+                add(s, &m)?;
+                let mut entry = Model {
+                    hash: h(&name),
+                    status: MessageStatus::Processed,
+                    reception,
+                    row: Some((sender, channel, post_type)),
+                };
+                match below(5) {
+                    0 => {
+                        s.w.begin()?;
+                        s.w.forget(&h(&name), &h("forget"), 100.0, 200.0)?;
+                        s.w.commit()?;
+                        entry.status = MessageStatus::Forgotten;
+                        entry.row = None;
+                    }
+                    1 => {
+                        s.w.begin()?;
+                        s.w.set_status(&h(&name), MessageStatus::Removing, reception)?;
+                        s.w.commit()?;
+                        entry.status = MessageStatus::Removing;
+                    }
+                    _ => {}
+                }
+                model.push(entry);
+            }
+        }
+    }
+    let mut checks = 0;
+    for _ in 0..150 {
+        let q = HashQuery {
+            status: match below(4) {
+                0 => Some(MessageStatus::ALL[below(6) as usize]),
+                _ => None,
+            },
+            start: (below(3) == 0).then(|| below(20) as f64),
+            end: (below(3) == 0).then(|| below(22) as f64 + 0.25),
+            order: [SortOrder::Ascending, SortOrder::Descending][below(2) as usize],
+            limit: [0, 1, 7, 30][below(4) as usize],
+            offset: below(40),
+        };
+        let mut want: Vec<&Model> = model
+            .iter()
+            .filter(|m| q.status.is_none_or(|st| st == m.status))
+            .filter(|m| q.start.is_none_or(|t| m.reception >= t))
+            .filter(|m| q.end.is_none_or(|t| m.reception < t))
+            .collect();
+        want.sort_by(|a, b| {
+            let by_time = a.reception.total_cmp(&b.reception);
+            let by_time = match q.order {
+                SortOrder::Ascending => by_time,
+                SortOrder::Descending => by_time.reverse(),
+            };
+            by_time.then_with(|| a.hash.as_str().cmp(b.hash.as_str()))
+        });
+        let total = want.len() as u64;
+        let page: Vec<(String, MessageStatus, f64)> = want
+            .into_iter()
+            .skip(if q.limit == 0 { 0 } else { q.offset as usize })
+            .take(if q.limit == 0 {
+                usize::MAX
+            } else {
+                q.limit as usize
+            })
+            .map(|m| (m.hash.to_string(), m.status, m.reception))
+            .collect();
+        let got: Vec<(String, MessageStatus, f64)> =
+            s.r.message_hashes(&q)?
+                .into_iter()
+                .map(|r| (r.item_hash.to_string(), r.status, r.reception_time))
+                .collect();
+        assert_eq!(got, page, "{q:?}");
+        assert_eq!(s.r.count_message_hashes(&q)?, total, "{q:?}");
+        checks += 1;
+    }
+    assert_eq!(checks, 150);
+    for sender in senders.into_iter().chain(["0x", "0xAC"]) {
+        let rows = model.iter().filter_map(|m| m.row).filter(|r| r.0 == sender);
+        let mut channels: Vec<String> = rows
+            .clone()
+            .filter_map(|r| r.1.map(str::to_owned))
+            .collect();
+        let mut types: Vec<String> = rows.filter_map(|r| r.2.map(str::to_owned)).collect();
+        for values in [&mut channels, &mut types] {
+            values.sort();
+            values.dedup();
+        }
+        assert_eq!(s.r.address_channels(sender)?, channels, "{sender}");
+        assert_eq!(s.r.address_post_types(sender)?, types, "{sender}");
+    }
     Ok(())
 }

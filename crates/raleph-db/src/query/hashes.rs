@@ -22,9 +22,18 @@ pub(crate) enum StatusRows {
     NotProcessed,
 }
 
-/// The statement's `FROM ... WHERE` parts, one per table read, with their parameters.
+/// The statement's parts, one per table read, with their parameters, numbered in the order
+/// they appear (SQLite's session checks it).
 fn parts(q: &HashQuery, layout: StatusRows) -> (Vec<String>, Vec<Value<'static>>) {
     let mut params = Vec::new();
+    // Only a part of `message_status` filters on the status (processed ones have their own).
+    let status_filter = match (layout, q.status) {
+        (_, None) | (StatusRows::NotProcessed, Some(MessageStatus::Processed)) => None,
+        (_, Some(status)) => {
+            params.push(Value::Text(status.as_str()));
+            Some(format!("status = ${}", params.len()))
+        }
+    };
     let mut range = String::new();
     if let Some(start) = q.start {
         params.push(Value::Real(start));
@@ -34,26 +43,18 @@ fn parts(q: &HashQuery, layout: StatusRows) -> (Vec<String>, Vec<Value<'static>>
         params.push(Value::Real(end));
         range.push_str(&format!(" AND reception_time < ${}", params.len()));
     }
-    let status_table = |params: &mut Vec<Value<'static>>| match q.status {
-        Some(status) => {
-            params.push(Value::Text(status.as_str()));
-            format!(
-                "SELECT item_hash, status, reception_time FROM message_status WHERE status = ${}{range}",
-                params.len()
-            )
-        }
-        None => format!(
-            "SELECT item_hash, status, reception_time FROM message_status WHERE TRUE{range}"
-        ),
-    };
+    let statuses = format!(
+        "SELECT item_hash, status, reception_time FROM message_status WHERE {}{range}",
+        status_filter.as_deref().unwrap_or("TRUE")
+    );
     let processed = format!(
         "SELECT item_hash, status, reception_time FROM messages WHERE status = 'processed'{range}"
     );
     let parts = match (layout, q.status) {
-        (StatusRows::Every, _) => vec![status_table(&mut params)],
+        (StatusRows::Every, _) => vec![statuses],
         (StatusRows::NotProcessed, Some(MessageStatus::Processed)) => vec![processed],
-        (StatusRows::NotProcessed, Some(_)) => vec![status_table(&mut params)],
-        (StatusRows::NotProcessed, None) => vec![processed, status_table(&mut params)],
+        (StatusRows::NotProcessed, Some(_)) => vec![statuses],
+        (StatusRows::NotProcessed, None) => vec![processed, statuses],
     };
     (parts, params)
 }
