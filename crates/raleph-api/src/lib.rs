@@ -12,6 +12,7 @@ mod confirmations;
 mod count_cache;
 mod cursor;
 mod error;
+mod explorer;
 pub mod files;
 mod messages;
 mod misc;
@@ -243,7 +244,10 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
-        .route("/", get(misc::index))
+        .route("/", get(explorer::page))
+        .route("/explorer", get(explorer::page))
+        .route("/explorer/{*page}", get(explorer::page))
+        .route("/explorer/assets/{*path}", get(explorer::asset))
         .route("/version", get(misc::version))
         .route("/api/v0/version", get(misc::version))
         .route("/metrics", get(misc::metrics))

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use raleph_db::AddressStats;
 use serde_json::{Map, Value, json};
 
@@ -16,13 +16,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-pub async fn index() -> Html<String> {
-    Html(format!(
-        "<!doctype html><title>raleph</title><h1>raleph {VERSION}</h1>\
-         <p>An Aleph network node. API under <code>/api/v0</code>, metrics at <a href=\"/metrics\">/metrics</a>.</p>"
-    ))
-}
 
 pub async fn version() -> Json<Value> {
     Json(json!({ "version": format!("raleph-{VERSION}") }))
