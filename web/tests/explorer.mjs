@@ -142,6 +142,13 @@ try {
   await open(`/explorer/message/${fixture.note}`);
   check(await page.getByRole('heading', { name: 'Amended 1 time' }).count() === 1, 'message: a post lists its amend');
   check(await page.locator(row(fixture.amend)).count() === 1, 'message: the amend is in the list');
+  if (fixture.anchored) {
+    check(await page.getByRole('heading', { name: 'Proof on ETH' }).count() === 1, 'message: an anchored message shows its proof');
+    const proof = await (await fetch(`${base}/api/v0/messages/${fixture.anchored}/proof`)).json();
+    check(await page.getByText(proof.anchors[0].tx_hash).count() >= 1, 'message: and the transaction that anchored it');
+  } else {
+    console.log('skip anchoring checks: no chain (RALEPH_ANVIL unset)');
+  }
 
   // Long content is cut, then shown whole on request.
   await open(`/explorer/message/${fixture.big}`);

@@ -4,6 +4,9 @@
 //! follows links, submits searches, sees a new message arrive live, checks that nothing the
 //! messages carry runs, and saves screenshots it checks are not blank.
 //!
+//! With `RALEPH_ANVIL` (as for the anchoring tests), the node anchors its messages on a local
+//! chain, and the message page's confirmations and proof are checked too.
+//!
 //! Needs `RALEPH_PLAYWRIGHT_DIR` and `RALEPH_CHROMIUM`, as `scripts/browser-tools.sh`
 //! prints them (`scripts/test.sh` does). Without them the test is skipped, unless
 //! `RALEPH_REQUIRE_BROWSER=1`, which makes it fail.
@@ -17,6 +20,7 @@ use raleph_crypto::EthSigner;
 use raleph_message::MessageType;
 use raleph_sdk::{Client, signed_message};
 use serde_json::{Map, Value, json};
+use support::chain::Chain;
 use support::{RunningNode, now};
 
 /// What the browser script is given: the node, and the hashes of what it holds.
@@ -74,7 +78,12 @@ async fn the_explorer_shows_every_page_in_a_real_browser_and_runs_nothing_it_sho
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = RunningNode::start(&dir.path().join("node"));
+    // With anvil, the node anchors its messages, so that pages show confirmations and proofs.
+    let chain = Chain::start().await;
+    let node = match &chain {
+        Some(chain) => chain.node("explorer", true, ""),
+        None => RunningNode::start(&dir.path().join("node")),
+    };
     let client = Client::new(&node.url);
     let signer = EthSigner::new_random();
     let mut fixture = Fixture { values: Map::new() };
@@ -114,6 +123,15 @@ async fn the_explorer_shows_every_page_in_a_real_browser_and_runs_nothing_it_sho
         t + 2.0,
     );
     fixture.set("amend", submit(&client, &amend, 200).await);
+    if let Some(chain) = &chain {
+        assert!(
+            chain
+                .until_confirmed(&[&node], std::slice::from_ref(&note_hash))
+                .await,
+            "the post was anchored"
+        );
+        fixture.set("anchored", note_hash.clone());
+    }
     fixture.set("note", note_hash);
 
     let aggregate = signed_message(
