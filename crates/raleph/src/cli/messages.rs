@@ -227,16 +227,17 @@ async fn watch(
         .await
         .map_err(|e| settings.explain(e))?;
     let mut stream = std::pin::pin!(stream);
+    // Listening for ctrl-c from here on (not from the first poll), so that an interrupt
+    // after the line below always ends the watch cleanly.
+    let mut interrupt = Interrupt::new()?;
     eprintln!(
         "following messages at {} (ctrl-c to stop)",
         settings.api.value
     );
     let mut seen = 0u64;
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut ctrl_c = std::pin::pin!(ctrl_c);
     while count.is_none_or(|count| seen < count) {
         let message = tokio::select! {
-            _ = &mut ctrl_c => break,
+            _ = interrupt.recv() => break,
             next = stream.next() => match next {
                 Some(message) => message.map_err(|e| settings.explain(e))?,
                 None => anyhow::bail!("the node at {} closed the websocket", settings.api.value),
@@ -250,4 +251,26 @@ async fn watch(
         }
     }
     Ok(())
+}
+
+/// Ctrl-c (SIGINT), listened for from the moment it is made.
+struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Interrupt {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
