@@ -105,7 +105,8 @@ impl Draft {
         Self::new(MessageType::Forget, fields)
     }
 
-    /// Also forget these aggregate keys of the owner (every element of each).
+    /// Also forget these aggregate keys of the owner (every element of each). The reference's
+    /// model types these as item hashes, so nodes reject a FORGET naming any other key.
     pub fn forget_aggregates<S: AsRef<str>>(mut self, keys: &[S]) -> Self {
         self.fields.insert(
             "aggregates".into(),

@@ -14,7 +14,8 @@ pub struct ForgetArgs {
     /// Why (kept in the FORGET).
     #[arg(long)]
     reason: Option<String>,
-    /// Also forget every element of this aggregate key of yours; repeatable.
+    /// Also forget every element of this aggregate key of yours; repeatable. Nodes take only
+    /// keys that look like item hashes here (the reference's model types them so).
     #[arg(long = "aggregate", value_name = "KEY")]
     aggregates: Vec<String>,
 }
