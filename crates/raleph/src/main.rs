@@ -72,9 +72,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Completions(completions) => {
             cli::completions::run(completions, &mut Cli::command());
-            return Ok(());
+            Ok(())
         }
-        Command::Config(cmd) => return cli::profile::run(cmd, &args),
+        Command::Config(cmd) => cli::profile::run(cmd, &args),
         command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
