@@ -434,6 +434,90 @@ mod tests {
     }
 
     #[test]
+    fn signatures_are_the_python_sdks() {
+        // shared/spec/protocol.md 3.3: made with aleph-sdk-python 2.4.0.
+        let mut content = Map::new();
+        content.insert("type".into(), json!("test"));
+        content.insert("content".into(), json!({"hello": "world"}));
+        let eth = Signer::from_bytes(Chain::Eth, &[1; 32]).unwrap();
+        let message = Draft::new(MessageType::Post, content.clone())
+            .time(1700000000.0)
+            .channel("TEST")
+            .sign(&eth);
+        assert_eq!(
+            message.item_hash(),
+            "acdcf62bccef79ac2df0627c0e1f82eb2a1ef8911e2a45003f61724d96f38be7"
+        );
+        assert_eq!(
+            message.json()["signature"],
+            "0xe0c1fc646fae42532a805444e572bf1e1eeac801d74e34b50dca87d48b78eb17379e3ce093928aa67f0491a143925151b469edf07aff0c2804cd811273f1897f1c"
+        );
+        let sol = Signer::from_bytes(Chain::Sol, &[2; 32]).unwrap();
+        let message = Draft::new(MessageType::Post, content)
+            .time(1700000000.0)
+            .sign(&sol);
+        assert_eq!(
+            message.item_hash(),
+            "f657fb968187e1ddb27c1c8fa73dae90cb291454de613e9b438b6e390373b716"
+        );
+        assert_eq!(
+            message.json()["signature"],
+            r#"{"publicKey": "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu", "signature": "58u7WoMoPxX38zesr5f5pmKLksb2j9Kc3ECT3fDnAaMgyrFNH5LVQxLjkXd3ATi4WmhTmPUwF1EzLRBUzuB3dMjw"}"#
+        );
+    }
+
+    #[test]
+    fn builders_write_the_sdk_models_bytes() {
+        // What aleph-message 1.7.0's models dump (`model_dump(exclude_none=True)`, then
+        // `json.dumps(..., separators=(",", ":"))`) for the same content.
+        let signer = Signer::from_mnemonic(
+            Chain::Eth,
+            "test test test test test test test test test test test junk",
+            "",
+        )
+        .unwrap();
+        let a = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+        let h = "ab".repeat(32);
+        let mut aggregate = Map::new();
+        aggregate.insert("n".into(), json!(1));
+        for (draft, expected) in [
+            (
+                Draft::post("note", json!({"t": "é"})),
+                format!(
+                    r#"{{"address":"{a}","time":1700000000.5,"content":{{"t":"\u00e9"}},"type":"note"}}"#
+                ),
+            ),
+            (
+                Draft::amend(&h, json!({"t": 1})),
+                format!(
+                    r#"{{"address":"{a}","time":1700000000.5,"content":{{"t":1}},"ref":"{h}","type":"amend"}}"#
+                ),
+            ),
+            (
+                Draft::aggregate("profile", aggregate),
+                format!(
+                    r#"{{"address":"{a}","time":1700000000.5,"key":"profile","content":{{"n":1}}}}"#
+                ),
+            ),
+            (
+                Draft::store(&h),
+                format!(
+                    r#"{{"address":"{a}","time":1700000000.5,"item_type":"storage","item_hash":"{h}"}}"#
+                ),
+            ),
+            (
+                Draft::forget(&[&h], Some("why")),
+                format!(
+                    r#"{{"address":"{a}","time":1700000000.5,"hashes":["{h}"],"aggregates":[],"reason":"why"}}"#
+                ),
+            ),
+        ] {
+            let message = draft.time(1700000000.5).sign(&signer);
+            assert_eq!(message.json()["item_content"], expected.as_str());
+        }
+    }
+
+    #[test]
     fn item_content_is_the_sdk_layout() {
         let signer = Signer::from_bytes(Chain::Eth, &[7; 32]).unwrap();
         let message = Draft::post("note", json!({"t": "é"}))

@@ -404,6 +404,15 @@ async fn posts_aggregates_and_forgets_reach_the_node() {
     assert!(error.contains("not an item hash"), "{error}");
     let error = raleph.fails(&["message", "get", &"0".repeat(64)]);
     assert!(error.contains("404"), "{error}");
+    // A FORGET of someone else's message: the node's reason, in the error.
+    let other = key_arg(&dir.path().join("other.hex"));
+    raleph.ok(&["key", "new", "--key", &other]);
+    let target = set["item_hash"].as_str().expect("hash");
+    let error = raleph.fails(&["--key", &other, "forget", target]);
+    assert!(
+        error.contains("rejected") && error.contains("error code 2"),
+        "{error}"
+    );
     let error = raleph.fails(&["--key", &key, "forget", &"0".repeat(63)]);
     assert!(error.contains("not an item hash"), "{error}");
     let unreachable = Raleph::new(dir.path(), "http://127.0.0.1:9");

@@ -1,7 +1,7 @@
 //! Signing a draft with the configured key, submitting it and reporting the outcome: what
 //! every publishing verb ends with.
 
-use raleph_sdk::{Draft, SignedMessage};
+use raleph_sdk::{ClientError, Draft, SignedMessage};
 use serde_json::json;
 
 use super::output::{self, out};
@@ -13,11 +13,26 @@ use super::settings::Settings;
 pub async fn publish(settings: &Settings, draft: Draft) -> anyhow::Result<SignedMessage> {
     let signer = settings.signer()?;
     let message = draft.channel(&settings.channel.value).sign(&signer);
-    let publication = settings
-        .client()
-        .publish(&message, true)
-        .await
-        .map_err(|e| settings.explain(e))?;
+    let client = settings.client();
+    let publication = match client.publish(&message, true).await {
+        Ok(publication) => publication,
+        Err(ClientError::Rejected { item_hash, .. }) => {
+            // The node keeps why: say it rather than send the user to look it up.
+            let why = match client.message_status(&item_hash).await {
+                Ok(status) => format!(
+                    "error code {}: {}",
+                    status.error_code.unwrap_or_default(),
+                    status.details.unwrap_or_default()
+                ),
+                Err(e) => format!("(and asking why failed: {e})"),
+            };
+            anyhow::bail!(
+                "the node at {} rejected {item_hash}: {why}",
+                settings.api.value
+            );
+        }
+        Err(e) => return Err(settings.explain(e)),
+    };
     let envelope = message.json();
     let value = json!({
         "item_hash": publication.item_hash,
