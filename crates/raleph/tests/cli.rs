@@ -599,3 +599,48 @@ async fn files_and_node_state() {
     let peers = raleph.json(&["node", "peers"]);
     assert_eq!(peers, node_json(&node, "/api/v0/p2p/peers").await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_take_the_profile_and_answer_json() {
+    let wasm = support::guest_wasm(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::start(&dir.path().join("node"));
+    // No --api and no --key below: the profile gives both.
+    let raleph = Raleph::new(dir.path(), "");
+    let key = key_arg(&dir.path().join("key.hex"));
+    raleph.ok(&["config", "set", "api", &node.url]);
+    raleph.ok(&["config", "set", "key", &key]);
+    raleph.ok(&["key", "new"]);
+    let component = dir.path().join("app.wasm");
+    std::fs::write(&component, &wasm).expect("write");
+
+    let deployed = raleph.json(&[
+        "program",
+        "deploy",
+        &key_arg(&component),
+        "--env",
+        "COLOR=green",
+    ]);
+    assert_eq!(deployed["status"], "processed");
+    let hash = deployed["item_hash"].as_str().expect("hash").to_owned();
+    assert_eq!(deployed["url"], format!("{}/vm/{hash}", node.url));
+    let served = node_json(&node, &format!("/api/v0/messages/{hash}")).await;
+    assert_eq!(
+        served["message"]["content"]["code"]["ref"],
+        deployed["code_ref"]
+    );
+
+    let called = raleph.json(&["program", "call", &hash, "/env?name=COLOR"]);
+    assert_eq!(called, json!({"status": 200, "body": "green"}));
+    raleph.ok(&["program", "call", &hash, "/print?text=seen"]);
+    let logs = raleph.json(&["program", "logs", &hash]);
+    let lines: Vec<&str> = logs
+        .as_array()
+        .expect("log entries")
+        .iter()
+        .filter_map(|entry| entry["MESSAGE"].as_str())
+        .collect();
+    assert!(lines.iter().any(|line| line.contains("seen")), "{logs}");
+    let stopped = raleph.json(&["program", "stop", &hash]);
+    assert_eq!(stopped["item_hash"], hash.as_str());
+}
