@@ -45,7 +45,8 @@
 //! # }
 //! ```
 //!
-//! More in `examples/` (`cargo run -p raleph-sdk --example post -- http://127.0.0.1:4024`).
+//! More in `examples/`: `post` (publish, amend, read back) and `watch` (follow a channel):
+//! `cargo run -p raleph-sdk --example post -- http://127.0.0.1:4024`.
 
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
