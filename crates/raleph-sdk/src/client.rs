@@ -5,7 +5,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::filter::{MessageFilter, PostFilter, encode, encode_query};
-use crate::message::SignedMessage;
+use crate::json::python_compact;
+use crate::message::{Draft, SignedMessage, envelope};
+use crate::signer::Sign;
+
+/// The longest `item_content` the Python SDK sends inline (its `MAX_INLINE_SIZE`, in
+/// characters); longer content is stored on the node and named by its hash.
+pub const MAX_INLINE_CHARS: usize = 50_000;
 
 /// Why a request gave no answer the caller can use.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +236,45 @@ impl Client {
                 body: body.to_string(),
             }),
         }
+    }
+
+    /// Signs `draft` and submits it, as the Python SDK's `create_*` calls do: content whose
+    /// `item_content` would reach [`MAX_INLINE_CHARS`] goes to the node's storage first
+    /// (`/api/v0/storage/add_json`) and the message names it (`item_type` `storage`).
+    pub async fn sign_and_publish(
+        &self,
+        draft: Draft,
+        signer: &impl Sign,
+        sync: bool,
+    ) -> Result<(SignedMessage, Publication), ClientError> {
+        let sender = signer.address();
+        let (content, parts) = draft.complete(&sender);
+        let content = Value::Object(content);
+        let item_content = python_compact(&content);
+        let message = if item_content.chars().count() < MAX_INLINE_CHARS {
+            let item_hash = raleph_message::sha256_hex(item_content.as_bytes());
+            envelope(signer, &sender, &parts, &item_hash, Some(item_content))
+        } else {
+            let request = self
+                .http
+                .post(format!("{}/api/v0/storage/add_json", self.base))
+                .json(&content);
+            let stored = match Self::json(self.send(request).await?).await? {
+                (200, value) => value,
+                (status, value) => {
+                    return Err(ClientError::Status {
+                        status,
+                        body: value.to_string(),
+                    });
+                }
+            };
+            let item_hash = stored["hash"]
+                .as_str()
+                .ok_or_else(|| ClientError::Decode("no `hash` from add_json".into()))?;
+            envelope(signer, &sender, &parts, item_hash, None)
+        };
+        let publication = self.publish(&message, sync).await?;
+        Ok((message, publication))
     }
 
     /// Uploads a file to `/api/v0/storage/add_file`, streamed from disk, with an optional

@@ -14,7 +14,8 @@
 //!   [`Draft::forget`]; [`Draft::on_behalf_of`] for delegated writes. Signing gives a
 //!   [`SignedMessage`] whose inline `item_content` is the SDK's bytes and whose `item_hash`
 //!   is their sha256.
-//! - [`Client`]: one node: [`Client::publish`], [`Client::upload_file`],
+//! - [`Client`]: one node: [`Client::publish`], [`Client::sign_and_publish`] (large content
+//!   stored apart, as the Python SDK does), [`Client::upload_file`],
 //!   [`Client::download_file`], [`Client::list_messages`] with a [`MessageFilter`],
 //!   [`Client::message_status`], [`Client::posts`] with a [`PostFilter`],
 //!   [`Client::aggregates`], and [`Client::watch`], a `Stream` of messages over the
@@ -59,7 +60,8 @@ pub mod signer;
 mod ws;
 
 pub use client::{
-    Client, ClientError, MessagePage, MessageStatus, PostPage, Publication, parse_metrics,
+    Client, ClientError, MAX_INLINE_CHARS, MessagePage, MessageStatus, PostPage, Publication,
+    parse_metrics,
 };
 pub use filter::{MessageFilter, PostFilter, SortBy, SortOrder};
 pub use message::{Draft, InstanceSpec, ProgramSpec, SignedMessage, now};

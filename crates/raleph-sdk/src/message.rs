@@ -152,62 +152,77 @@ impl Draft {
     }
 
     /// Signs: completes the content (`address`, `time` first, as the SDK's models dump
-    /// them), serializes it as `item_content`, hashes it and signs the result.
+    /// them), serializes it as `item_content`, hashes it and signs the result. The message is
+    /// inline whatever its size; [`Client::sign_and_publish`](crate::Client::sign_and_publish)
+    /// stores large content apart, as the Python SDK does.
     pub fn sign(self, signer: &impl Sign) -> SignedMessage {
         let sender = signer.address();
+        let (content, parts) = self.complete(&sender);
+        let item_content = python_compact(&Value::Object(content));
+        let item_hash = sha256_hex(item_content.as_bytes());
+        envelope(signer, &sender, &parts, &item_hash, Some(item_content))
+    }
+
+    /// The full content (`address` and `time` first), and what the envelope needs.
+    pub(crate) fn complete(self, sender: &str) -> (Map<String, Value>, EnvelopeParts) {
         let time = self.time.unwrap_or_else(now);
         let mut content = Map::new();
         content.insert(
             "address".into(),
-            self.address.unwrap_or_else(|| sender.clone()).into(),
+            self.address.unwrap_or_else(|| sender.to_owned()).into(),
         );
         content.insert("time".into(), json!(time));
         for (name, value) in self.fields {
             content.insert(name, value);
         }
-        let item_content = python_compact(&Value::Object(content));
-        envelope(
-            signer,
-            &sender,
-            self.message_type,
-            item_content,
-            self.channel.as_deref(),
+        let parts = EnvelopeParts {
+            message_type: self.message_type,
+            channel: self.channel,
             time,
-        )
+        };
+        (content, parts)
     }
 }
 
-/// The signed envelope around this exact `item_content`.
+/// The envelope fields a draft decides.
+pub(crate) struct EnvelopeParts {
+    pub message_type: MessageType,
+    pub channel: Option<String>,
+    pub time: f64,
+}
+
+/// The signed envelope: inline around this exact `item_content`, or, without one, naming
+/// content stored on the node under `item_hash` (its sha256).
 pub(crate) fn envelope(
     signer: &impl Sign,
     sender: &str,
-    message_type: MessageType,
-    item_content: String,
-    channel: Option<&str>,
-    time: f64,
+    parts: &EnvelopeParts,
+    item_hash: &str,
+    item_content: Option<String>,
 ) -> SignedMessage {
-    let item_hash = sha256_hex(item_content.as_bytes());
     let chain = signer.chain();
+    let message_type = parts.message_type.as_str();
     let signature = signer.sign_fields(&SignedFields {
         chain,
         sender,
-        message_type: message_type.as_str(),
-        item_hash: &item_hash,
-        time,
+        message_type,
+        item_hash,
+        time: parts.time,
     });
-    SignedMessage {
-        json: json!({
-            "sender": sender,
-            "chain": chain.as_str(),
-            "signature": signature,
-            "type": message_type.as_str(),
-            "item_type": "inline",
-            "item_content": item_content,
-            "item_hash": item_hash,
-            "time": time,
-            "channel": channel,
-        }),
+    let mut json = json!({
+        "sender": sender,
+        "chain": chain.as_str(),
+        "signature": signature,
+        "type": message_type,
+        "item_type": if item_content.is_some() { "inline" } else { "storage" },
+        "item_hash": item_hash,
+        "time": parts.time,
+        "channel": parts.channel,
+    });
+    if let Some(item_content) = item_content {
+        json["item_content"] = Value::String(item_content);
     }
+    SignedMessage { json }
 }
 
 /// Seconds since the Unix epoch, now.

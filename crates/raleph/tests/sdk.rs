@@ -279,3 +279,37 @@ async fn filters_reads_and_the_websocket() {
         .expect("no TLS");
     assert!(error.to_string().contains("TLS"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_content_is_stored_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::start(dir.path());
+    let client = Client::new(&node.url);
+    let signer = Signer::generate(Chain::Eth).expect("key");
+    let text = "x".repeat(raleph_sdk::MAX_INLINE_CHARS);
+    let draft = Draft::post("long", json!({"text": text})).channel("SDK");
+    let (message, publication) = client
+        .sign_and_publish(draft, &signer, true)
+        .await
+        .expect("publish");
+    assert_eq!(publication.status, "processed");
+    assert_eq!(message.json()["item_type"], "storage");
+    assert!(message.json().get("item_content").is_none());
+    let status = client
+        .message_status(message.item_hash())
+        .await
+        .expect("status");
+    assert_eq!(status.status, "processed");
+    let served = status.message.expect("message");
+    assert_eq!(
+        served["content"]["content"]["text"].as_str(),
+        Some(text.as_str())
+    );
+
+    // Small content stays inline.
+    let (small, _) = client
+        .sign_and_publish(Draft::post("short", json!({})), &signer, true)
+        .await
+        .expect("publish");
+    assert_eq!(small.json()["item_type"], "inline");
+}

@@ -7,15 +7,15 @@ use serde_json::json;
 use super::output::{self, out};
 use super::settings::Settings;
 
-/// Signs `draft` (on the configured channel unless it has one), submits it and waits for it
-/// to be processed. Prints `<item_hash> <status>`, or with `--json`
+/// Signs `draft` on the configured channel, submits it and waits for it to be processed. Prints `<item_hash> <status>`, or with `--json`
 /// `{"item_hash", "status", "type", "sender", "chain", "channel"}`.
 pub async fn publish(settings: &Settings, draft: Draft) -> anyhow::Result<SignedMessage> {
     let signer = settings.signer()?;
-    let message = draft.channel(&settings.channel.value).sign(&signer);
+    let draft = draft.channel(&settings.channel.value);
     let client = settings.client();
-    let publication = match client.publish(&message, true).await {
-        Ok(publication) => publication,
+    // Large content is stored on the node first, as the Python SDK does.
+    let (message, publication) = match client.sign_and_publish(draft, &signer, true).await {
+        Ok(published) => published,
         Err(ClientError::Rejected { item_hash, .. }) => {
             // The node keeps why: say it rather than send the user to look it up.
             let why = match client.message_status(&item_hash).await {
