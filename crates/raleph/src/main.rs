@@ -68,36 +68,46 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = cli.client;
-    // Commands that need no node and no settings.
     match cli.command {
+        // No node, no settings, no runtime.
         Command::Completions(completions) => {
             cli::completions::run(completions, &mut Cli::command());
             Ok(())
         }
         Command::Config(cmd) => cli::profile::run(cmd, &args),
+        // Running a node reads the node's configuration only, never the client's profile.
+        Command::Node(cli::node::NodeCommand { action: None, run }) => {
+            runtime()?.block_on(node::run(run))
+        }
         command => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                if let Command::Node(node) = command {
-                    return match node.action {
-                        None => node::run(node.run).await,
-                        Some(action) => cli::node::run(action, &Settings::resolve(&args)?).await,
-                    };
-                }
-                let settings = Settings::resolve(&args)?;
-                match command {
-                    Command::Key(cmd) => cli::keys::run(cmd, &settings),
-                    Command::Post(cmd) => cli::posts::run(cmd, &settings).await,
-                    Command::Aggregate(cmd) => cli::aggregate::run(cmd, &settings).await,
-                    Command::Forget(args) => cli::forget::run(args, &settings).await,
-                    Command::Message(cmd) => cli::messages::run(cmd, &settings).await,
-                    Command::File(cmd) => cli::files::run(cmd, &settings).await,
-                    Command::Program(cmd) => program::run(cmd, &settings).await,
-                    Command::Node(_) | Command::Config(_) | Command::Completions(_) => Ok(()),
-                }
-            })
+            let settings = Settings::resolve(&args)?;
+            runtime()?.block_on(client(command, &settings))
+        }
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// A client verb (every command but those `main` handles itself).
+async fn client(command: Command, settings: &Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Node(cli::node::NodeCommand {
+            action: Some(action),
+            ..
+        }) => cli::node::run(action, settings).await,
+        Command::Key(cmd) => cli::keys::run(cmd, settings),
+        Command::Post(cmd) => cli::posts::run(cmd, settings).await,
+        Command::Aggregate(cmd) => cli::aggregate::run(cmd, settings).await,
+        Command::Forget(args) => cli::forget::run(args, settings).await,
+        Command::Message(cmd) => cli::messages::run(cmd, settings).await,
+        Command::File(cmd) => cli::files::run(cmd, settings).await,
+        Command::Program(cmd) => program::run(cmd, settings).await,
+        Command::Node(_) | Command::Config(_) | Command::Completions(_) => {
+            anyhow::bail!("not a client verb")
         }
     }
 }
