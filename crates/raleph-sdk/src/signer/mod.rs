@@ -54,6 +54,19 @@ pub trait Sign {
     fn sign_fields(&self, fields: &SignedFields) -> String;
 }
 
+/// A reference signs as what it refers to (so `&signer` and `signer` both do).
+impl<T: Sign + ?Sized> Sign for &T {
+    fn chain(&self) -> Chain {
+        (**self).chain()
+    }
+    fn address(&self) -> String {
+        (**self).address()
+    }
+    fn sign_fields(&self, fields: &SignedFields) -> String {
+        (**self).sign_fields(fields)
+    }
+}
+
 impl Sign for EthSigner {
     fn chain(&self) -> Chain {
         Chain::Eth
