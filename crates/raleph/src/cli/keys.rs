@@ -82,6 +82,14 @@ fn import(
         !text.is_empty(),
         "no key given: pipe it on stdin, or pass --from-file PATH"
     );
+    // A keypair file's JSON array may be written with spaces: not a mnemonic.
+    if text.starts_with('[') {
+        anyhow::ensure!(
+            path.is_none() && passphrase.is_empty(),
+            "--derivation-path and --passphrase-file apply to a mnemonic only"
+        );
+        return parse_key(text, chain);
+    }
     let words = text.split_whitespace().count();
     if words >= 12 {
         let signer = match path {
@@ -177,6 +185,11 @@ mod tests {
         let file = key_file_text(&sol);
         assert_eq!(
             import(&file, Chain::Eth, None, "").unwrap().address(),
+            sol.address()
+        );
+        let spaced = file.replace(',', ", ");
+        assert_eq!(
+            import(&spaced, Chain::Sol, None, "").unwrap().address(),
             sol.address()
         );
         let Signer::Sol(inner) = &sol else {
