@@ -63,7 +63,8 @@ forbid raleph-p2p axum rusqlite libsqlite3-sys raleph-db raleph-pipeline raleph-
 forbid raleph-compute rusqlite libsqlite3-sys raleph-db raleph-pipeline raleph-api raleph-storage raleph-p2p
 forbid raleph-api wasmtime
 forbid raleph-pipeline wasmtime
-forbid raleph-sdk raleph-db raleph-pipeline raleph-api raleph-storage axum rusqlite
+# The SDK is for others' programs: no server-side crate, no web framework, no SQL driver.
+forbid raleph-sdk raleph-db raleph-pipeline raleph-api raleph-storage raleph-p2p raleph-compute raleph-chain axum rusqlite libsqlite3-sys
 # The chain crate sees the node only through its own types: no store, pipeline, API or file
 # store, and no SQL driver or web framework.
 forbid raleph-chain raleph-db raleph-pipeline raleph-api raleph-storage rusqlite libsqlite3-sys axum

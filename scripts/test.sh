@@ -6,7 +6,8 @@
 # incremental, then runs: formatting and lint checks, the dependency-direction check, the
 # Rust test suites (the store's conformance tests against SQLite and a private PostgreSQL
 # server, which it starts; the chain tests against anvil, installed with the Solidity compiler
-# from the npm registry by scripts/evm-tools.sh), and the compatibility suite that drives a real node through the
+# from the npm registry by scripts/evm-tools.sh; the explorer's pages in Debian's Chromium, driven
+# by playwright-core, installed by scripts/browser-tools.sh), and the compatibility suite that drives a real node through the
 # published Python SDK and CLI.
 #
 # Env: RALEPH_CACHE_DIR  cache root (default ~/.cache/raleph; the PostgreSQL test cluster
@@ -59,6 +60,15 @@ RALEPH_ANVIL="$(scripts/evm-tools.sh | tail -n 1)"
 [ -x "$RALEPH_ANVIL" ] || { echo "scripts/evm-tools.sh printed no anvil path" >&2; exit 1; }
 # The chain tests fail, rather than skip, if anvil cannot be started.
 export RALEPH_ANVIL RALEPH_REQUIRE_ANVIL=1
+
+step "browser tools (Debian's Chromium, playwright-core from the npm registry: the explorer's tests)"
+BROWSER_TOOLS="$(scripts/browser-tools.sh)"
+RALEPH_CHROMIUM="$(printf '%s\n' "$BROWSER_TOOLS" | sed -n 's/^RALEPH_CHROMIUM=//p')"
+RALEPH_PLAYWRIGHT_DIR="$(printf '%s\n' "$BROWSER_TOOLS" | sed -n 's/^RALEPH_PLAYWRIGHT_DIR=//p')"
+[ -x "$RALEPH_CHROMIUM" ] && [ -d "$RALEPH_PLAYWRIGHT_DIR" ] || { echo "scripts/browser-tools.sh printed no browser" >&2; exit 1; }
+export RALEPH_CHROMIUM RALEPH_PLAYWRIGHT_DIR
+# The explorer's browser test fails, rather than skips, without them.
+export RALEPH_REQUIRE_BROWSER=1
 
 step "rust tests"
 cargo test --workspace --locked

@@ -17,6 +17,7 @@ mod count_cache;
 mod cursor;
 mod docs;
 mod error;
+mod explorer;
 pub mod files;
 mod hashes;
 mod messages;
@@ -259,7 +260,10 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
-        .route("/", get(misc::index))
+        .route("/", get(explorer::page))
+        .route("/explorer", get(explorer::page))
+        .route("/explorer/{*page}", get(explorer::page))
+        .route("/explorer/assets/{*path}", get(explorer::asset))
         .route("/version", get(misc::version))
         .route("/api/v0/version", get(misc::version))
         .route("/metrics", get(status::metrics))

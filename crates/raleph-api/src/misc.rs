@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::Html;
 use raleph_db::AddressStats;
 use serde_json::{Map, Value, json};
 
@@ -13,13 +12,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-pub async fn index() -> Html<String> {
-    Html(format!(
-        "<!doctype html><title>raleph</title><h1>raleph {VERSION}</h1>\
-         <p>An Aleph network node. API under <code>/api/v0</code>, metrics at <a href=\"/metrics\">/metrics</a>.</p>"
-    ))
-}
 
 pub async fn version() -> Json<Value> {
     Json(json!({ "version": format!("raleph-{VERSION}") }))

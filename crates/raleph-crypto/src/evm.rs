@@ -160,6 +160,11 @@ impl EthSigner {
         self.secret.to_secret_bytes()
     }
 
+    /// The public key, SEC1 uncompressed: `0x04` ‖ x ‖ y (65 bytes).
+    pub fn public_key_uncompressed(&self) -> [u8; 65] {
+        PublicKey::from_secret_key(&self.secret).serialize_uncompressed()
+    }
+
     /// EIP-55 checksummed `0x…` address.
     pub fn address(&self) -> String {
         checksum_address(&address_bytes(&PublicKey::from_secret_key(&self.secret)))

@@ -134,6 +134,17 @@ impl SolSigner {
         self.key.to_bytes()
     }
 
+    /// The 32-byte ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// The ed25519 signature of any bytes (for payloads other than Aleph messages).
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.key.sign(message).to_bytes()
+    }
+
     /// The base58 public key, which is the Solana address.
     pub fn address(&self) -> String {
         bs58::encode(self.key.verifying_key().as_bytes()).into_string()

@@ -5,11 +5,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use raleph_message::MessageType;
-use raleph_sdk::Client;
 use serde_json::{Map, Value};
 
-use crate::client::{DEFAULT_API, load_key, now};
+use raleph_sdk::{Draft, Signer};
+use serde_json::json;
+
+use crate::cli::output::{self, out};
+use crate::cli::settings::Settings;
 
 #[derive(clap::Subcommand)]
 pub enum ProgramCommand {
@@ -33,29 +35,12 @@ pub enum ProgramCommand {
         /// `Name: value`, repeatable.
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
-        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
-        api: String,
     },
     /// Print what a program wrote to stdout and stderr (its owner only: signed with your key
     /// as the published CLI signs `aleph program logs`).
-    Logs {
-        item_hash: String,
-        #[arg(long, env = "RALEPH_KEY", default_value = "raleph-key.hex")]
-        key: PathBuf,
-        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
-        api: String,
-        /// Print the raw JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Logs { item_hash: String },
     /// Stop a program now (its owner only); the next request starts it again.
-    Stop {
-        item_hash: String,
-        #[arg(long, env = "RALEPH_KEY", default_value = "raleph-key.hex")]
-        key: PathBuf,
-        #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
-        api: String,
-    },
+    Stop { item_hash: String },
 }
 
 #[derive(clap::Args)]
@@ -94,12 +79,6 @@ pub struct DeployArgs {
     /// Refuse later versions (`--update`) of this program.
     #[arg(long)]
     immutable: bool,
-    #[arg(long, default_value = "TEST")]
-    channel: String,
-    #[arg(long, env = "RALEPH_KEY", default_value = "raleph-key.hex")]
-    key: PathBuf,
-    #[arg(long, env = "RALEPH_API", default_value = DEFAULT_API)]
-    api: String,
 }
 
 /// What the code at PATH is, and how it is shipped.
@@ -207,17 +186,21 @@ fn volume(spec: &str) -> anyhow::Result<Value> {
 /// `X-SignedOperation` headers).
 async fn owner_request(
     method: reqwest::Method,
-    api: &str,
+    settings: &Settings,
     path: &str,
-    key: &PathBuf,
 ) -> anyhow::Result<reqwest::Response> {
     use raleph_compute::control::client::{EphemeralKey, signed_pubkey_header, wallet_message};
-    let signer = load_key(key)?;
-    let url = format!("{}{path}", api.trim_end_matches('/'));
-    let parsed = reqwest::Url::parse(&url).context("invalid --api URL")?;
+    let Signer::Eth(signer) = settings.signer()? else {
+        anyhow::bail!(
+            "the compute API takes ETH wallets only: use an ETH key (--key, --chain ETH)"
+        );
+    };
+    let api = &settings.api.value;
+    let url = format!("{api}{path}");
+    let parsed = reqwest::Url::parse(&url).context("invalid node URL")?;
     let domain = parsed
         .host_str()
-        .context("the --api URL has no host")?
+        .context("the node URL has no host")?
         .to_owned();
     let mut secret = [0u8; 32];
     let ephemeral = loop {
@@ -227,18 +210,31 @@ async fn owner_request(
         }
     };
     let address = signer.address();
-    let expires = raleph_compute::control::time::format_iso_z(now() + 24.0 * 3600.0);
+    let now = raleph_sdk::now();
+    let expires = raleph_compute::control::time::format_iso_z(now + 24.0 * 3600.0);
     let payload = ephemeral.pubkey_payload(&address, "ETH", &domain, &expires);
     let signature = signer.sign_personal(&wallet_message("ETH", &payload));
     let pubkey = signed_pubkey_header(&payload, &signature, &address, &domain);
-    let operation = ephemeral.signed_operation(method.as_str(), parsed.path(), &domain, now());
+    let operation = ephemeral.signed_operation(method.as_str(), parsed.path(), &domain, now);
     reqwest::Client::new()
         .request(method, url)
         .header("X-SignedPubKey", pubkey)
         .header("X-SignedOperation", operation)
         .send()
         .await
-        .context("request the node")
+        .map_err(|e| unreachable_or(settings, e))
+}
+
+/// A failed request, explained (an unreachable node says which URL and how to change it).
+fn unreachable_or(settings: &Settings, e: reqwest::Error) -> anyhow::Error {
+    if e.is_connect() {
+        settings.explain(raleph_sdk::ClientError::Unreachable {
+            url: settings.api.value.clone(),
+            source: e,
+        })
+    } else {
+        anyhow::Error::new(e).context("request the node")
+    }
 }
 
 /// Random bytes for an ephemeral key: a fresh random wallet's secret (the OS generator).
@@ -246,21 +242,30 @@ fn getrandom_fill(out: &mut [u8; 32]) {
     *out = raleph_crypto::EthSigner::new_random().secret_bytes();
 }
 
-pub async fn run(cmd: ProgramCommand) -> anyhow::Result<()> {
+/// An error status from the compute API, with what the node said.
+async fn checked(settings: &Settings, response: reqwest::Response) -> anyhow::Result<String> {
+    let status = response.status();
+    let body = response.text().await?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(settings.explain(raleph_sdk::ClientError::Status {
+            status: status.as_u16(),
+            body,
+        }))
+    }
+}
+
+pub async fn run(cmd: ProgramCommand, settings: &Settings) -> anyhow::Result<()> {
     match cmd {
-        ProgramCommand::Logs {
-            item_hash,
-            key,
-            api,
-            json,
-        } => {
+        ProgramCommand::Logs { item_hash } => {
+            output::item_hash(&item_hash)?;
             let path = format!("/control/machine/{item_hash}/logs");
-            let response = owner_request(reqwest::Method::GET, &api, &path, &key).await?;
-            let status = response.status();
-            let body = response.text().await?;
-            anyhow::ensure!(status.is_success(), "the node answered {status}: {body}");
-            if json {
-                println!("{body}");
+            let response = owner_request(reqwest::Method::GET, settings, &path).await?;
+            let body = checked(settings, response).await?;
+            // `--json`: the node's log entries as it serves them.
+            if settings.json {
+                out!("{body}");
                 return Ok(());
             }
             let entries: Vec<Value> = serde_json::from_str(&body).context("logs are not JSON")?;
@@ -271,38 +276,35 @@ pub async fn run(cmd: ProgramCommand) -> anyhow::Result<()> {
                     .unwrap_or("?");
                 let time = entry["__REALTIME_TIMESTAMP"].as_str().unwrap_or_default();
                 let message = entry["MESSAGE"].as_str().unwrap_or_default();
-                println!("{time} {stream}: {message}");
+                out!("{time} {stream}: {message}");
             }
             Ok(())
         }
-        ProgramCommand::Stop {
-            item_hash,
-            key,
-            api,
-        } => {
+        ProgramCommand::Stop { item_hash } => {
+            output::item_hash(&item_hash)?;
             let path = format!("/control/machine/{item_hash}/stop");
-            let response = owner_request(reqwest::Method::POST, &api, &path, &key).await?;
-            let status = response.status();
-            let body = response.text().await?;
-            anyhow::ensure!(status.is_success(), "the node answered {status}: {body}");
-            println!("{body}");
-            Ok(())
+            let response = owner_request(reqwest::Method::POST, settings, &path).await?;
+            let body = checked(settings, response).await?;
+            output::print(
+                settings.json,
+                &json!({"item_hash": item_hash, "answer": body}),
+                || out!("{body}"),
+            )
         }
-        ProgramCommand::Deploy(args) => deploy(args).await,
+        ProgramCommand::Deploy(args) => deploy(args, settings).await,
         ProgramCommand::Call {
             item_hash,
             path,
             method,
             data,
             headers,
-            api,
         } => {
             let path = if path.starts_with('/') {
                 path
             } else {
                 format!("/{path}")
             };
-            let url = format!("{}/vm/{item_hash}{path}", api.trim_end_matches('/'));
+            let url = format!("{}/vm/{item_hash}{path}", settings.api.value);
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
                 .context("invalid method")?;
             let mut request = reqwest::Client::new().request(method, &url);
@@ -318,23 +320,35 @@ pub async fn run(cmd: ProgramCommand) -> anyhow::Result<()> {
             let response = request
                 .send()
                 .await
-                .with_context(|| format!("call {url}"))?;
+                .map_err(|e| unreachable_or(settings, e))?;
             let status = response.status();
             let body = response.bytes().await?;
-            std::io::stdout().write_all(&body)?;
+            if settings.json {
+                // `{status, body}`: the body as text (lossy if it is not UTF-8).
+                let value = json!({
+                    "status": status.as_u16(),
+                    "body": String::from_utf8_lossy(&body),
+                });
+                out!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                std::io::stdout().write_all(&body)?;
+            }
             if status.is_client_error() || status.is_server_error() {
                 anyhow::bail!("the program answered {status}");
             }
-            eprintln!("{status}");
+            if !settings.json {
+                eprintln!("{status}");
+            }
             Ok(())
         }
     }
 }
 
-async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
-    let signer = load_key(&args.key)?;
+async fn deploy(args: DeployArgs, settings: &Settings) -> anyhow::Result<()> {
+    let signer = settings.signer()?;
     let packaged = package(&args.path, args.entrypoint.clone())?;
-    let client = Client::new(&args.api);
+    let client = settings.client();
+    let channel = &settings.channel.value;
     // The code, pinned by a STORE message.
     let code_file = std::env::temp_dir().join(format!(
         "raleph-code-{}-{}",
@@ -342,20 +356,23 @@ async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         raleph_message::sha256_hex(&packaged.bytes)
     ));
     std::fs::write(&code_file, &packaged.bytes).context("write the packaged code")?;
-    let store = raleph_sdk::store_message(
-        &signer,
-        &raleph_message::sha256_hex(&packaged.bytes),
-        Some(&args.channel),
-        now(),
-    );
-    let uploaded = client.upload_file(&code_file, Some(&store), |_| {}).await;
+    let store = Draft::store(&raleph_message::sha256_hex(&packaged.bytes))
+        .channel(channel)
+        .sign(&signer);
+    let uploaded = client
+        .upload_file(&code_file, Some(store.json()), |_| {})
+        .await;
     let _ = std::fs::remove_file(&code_file);
-    let (status, body) = uploaded?;
-    anyhow::ensure!(
-        status < 400,
-        "uploading the code: the node answered {status}: {body}"
-    );
-    let code_ref = store["item_hash"].as_str().unwrap_or_default().to_owned();
+    let (status, body) = uploaded.map_err(|e| settings.explain(e))?;
+    if status >= 400 {
+        return Err(settings
+            .explain(raleph_sdk::ClientError::Status {
+                status,
+                body: body.to_string(),
+            })
+            .context("uploading the code"));
+    }
+    let code_ref = store.item_hash().to_owned();
     let on_message = args
         .on_message
         .iter()
@@ -382,19 +399,23 @@ async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         allow_amend: !args.immutable,
         replaces: args.update,
     };
-    let message = raleph_sdk::signed_message(
-        &signer,
-        MessageType::Program,
-        spec.content(),
-        Some(&args.channel),
-        now(),
-    );
-    let (status, body) = client.submit(&message, true).await?;
-    let item_hash = message["item_hash"].as_str().unwrap_or_default();
-    let state = body["message_status"].as_str().unwrap_or("unknown");
-    anyhow::ensure!(status < 400, "the node answered {status}: {body}");
-    println!("{item_hash} {state}");
-    eprintln!("code: {code_ref}");
-    eprintln!("url:  {}/vm/{item_hash}", args.api.trim_end_matches('/'));
-    Ok(())
+    let message = Draft::program(&spec).channel(channel).sign(&signer);
+    let publication = client
+        .publish(&message, true)
+        .await
+        .map_err(|e| settings.explain(e))?;
+    let item_hash = &publication.item_hash;
+    let url = format!("{}/vm/{item_hash}", settings.api.value);
+    // `--json`: `{item_hash, status, code_ref, url}`.
+    let value = json!({
+        "item_hash": item_hash,
+        "status": publication.status,
+        "code_ref": code_ref,
+        "url": url,
+    });
+    output::print(settings.json, &value, || {
+        out!("{item_hash} {}", publication.status);
+        eprintln!("code: {code_ref}");
+        eprintln!("url:  {url}");
+    })
 }

@@ -291,7 +291,14 @@ pub(crate) fn operations() -> Vec<Op> {
     let item_hash = || path("item_hash", "A message's item hash");
     vec![
         // Node.
-        get("/", "node", "Status page").raw("text/html", "An HTML page"),
+        get("/", "explorer", "The explorer (raleph)").raw("text/html", "An HTML page"),
+        get("/explorer", "explorer", "The explorer (raleph)").raw("text/html", "An HTML page"),
+        get("/explorer/{page}", "explorer", "A page of the explorer (raleph)")
+            .with([path("page", "The page's path (may hold slashes)")])
+            .raw("text/html", "An HTML page"),
+        get("/explorer/assets/{path}", "explorer", "A file of the explorer (raleph)")
+            .with([path("path", "The file's path under web/explorer")])
+            .raw("text/plain", "A script, a style sheet or an image"),
         get("/version", "node", "Node version").returns("Version"),
         get("/api/v0/version", "node", "Node version").returns("Version"),
         get("/api/v0/info/public.json", "node", "The node's p2p addresses").returns("PublicInfo"),
