@@ -214,9 +214,33 @@ try {
   // The node page: figures, charts, peers.
   await open('/explorer/node');
   check(await page.getByText('Messages stored').count() === 1, 'node: the stored messages are shown');
-  check(await page.locator('figure.chart').count() === 4, 'node: four charts');
+  check(await page.locator('figure.chart svg').count() === 4, 'node: four charts drawn, from the node’s history and its figures now');
+  await page.waitForSelector('.live-state.on', { timeout: WAIT_MS });
+  check(true, 'node: the figures follow the status websocket');
+  if (fixture.anchored) {
+    check(await page.getByText(/^ETH: to block \d+$/).count() === 1, 'node: how far the chain is read');
+  }
   await nothingRan('node');
   await screenshot('node');
+
+  // The interactive API docs, reached from the explorer's menu: every operation of the
+  // OpenAPI document listed, and one sent from the page.
+  await open('/');
+  await page.click('header nav a[href="/api/docs"]');
+  await page.waitForSelector('#operations details', { timeout: WAIT_MS });
+  const spec = await (await fetch(`${base}/api/openapi.json`)).json();
+  const operations = Object.values(spec.paths).flatMap((item) => Object.keys(item)
+    .filter((method) => ['get', 'post', 'head', 'put', 'delete', 'patch'].includes(method))).length;
+  check(await page.locator('#operations details').count() === operations,
+    `docs: all ${operations} operations of /api/openapi.json are listed`);
+  await page.fill('#filter', 'get /api/v0/version');
+  const version = page.locator('#operations details:not(.hidden)').first();
+  await version.locator('summary').click();
+  await version.getByRole('button', { name: 'Send' }).click();
+  await version.locator('pre:not(.hidden)').waitFor({ timeout: WAIT_MS });
+  check((await version.locator('pre').textContent()).includes('raleph-'), 'docs: a request sent from the page shows the node’s answer');
+  check(problems.length === 0, `docs: no page or console error (${problems.join('; ')})`);
+  await screenshot('docs');
 } catch (error) {
   if (!failures.length) failures.push(error.message);
   console.log(`FAIL ${error.stack}`);

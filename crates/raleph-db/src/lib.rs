@@ -340,6 +340,8 @@ pub trait ReadStore: Send + Sync + 'static {
     // Blockchain anchoring (issue 16).
     /// The chain reader's position on `chain`, as last set.
     fn chain_position(&self, chain: Chain) -> Result<Option<String>>;
+    /// Every chain reader's position, by chain name.
+    fn chain_positions(&self) -> Result<Vec<(Chain, String)>>;
     /// The confirmations of a page of messages, read at once: by item hash, then lowest
     /// height first.
     fn confirmations(&self, hashes: &[ItemHash]) -> Result<Vec<(ItemHash, Confirmation)>>;

@@ -3902,6 +3902,13 @@ fn anchors_and_confirmations(s: &mut Store) -> Result<()> {
         s.r.chain_position(Chain::Bsc)?.as_deref(),
         Some(r#"{"height":3}"#)
     );
+    assert_eq!(
+        s.r.chain_positions()?,
+        [
+            (Chain::Bsc, r#"{"height":3}"#.to_owned()),
+            (Chain::Eth, r#"{"height":12}"#.to_owned())
+        ]
+    );
     // All of it survives a reopen.
     s.reopen();
     assert_eq!(confirmed(s, &["m2"])?, vec![c("m2", "ETH", 10, "txa")]);

@@ -73,6 +73,10 @@ async fn a_packer_anchors_and_a_node_without_peers_learns_from_the_chain() {
         .await
         .expect("the proof holds on chain");
     assert_eq!(verified.height, anchor["height"].as_u64().expect("height"));
+    // B's status says how far it has read the chain: at least to the anchoring block.
+    let (_, metrics) = get(http, &format!("{}/metrics.json", b.url)).await;
+    let synced = metrics["raleph_chain_synced_height"]["ETH"].as_u64();
+    assert!(synced >= Some(verified.height), "{metrics}");
     // A serves the same anchor for it.
     let (_, a_proofs) = get(http, &format!("{}/api/v0/messages/{hash}/proof", a.url)).await;
     assert_eq!(a_proofs["anchors"][0]["tx_hash"], anchor["tx_hash"]);

@@ -278,7 +278,9 @@ async fn the_explorer_shows_every_page_in_a_real_browser_and_runs_nothing_it_sho
     }
     let status = status.expect("the browser script finished within 4 minutes");
     assert!(status.success(), "the browser script failed");
-    for page in ["home", "message", "address", "search", "node", "list"] {
+    for page in [
+        "home", "message", "address", "search", "node", "list", "docs",
+    ] {
         let shot = screenshots.join(format!("{page}.png"));
         let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
         assert!(

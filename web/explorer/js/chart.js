@@ -11,7 +11,8 @@ const PAD = { left: 48, right: 12, top: 12, bottom: 24 };
 export function chart({ title, points, bars = false, format = (v) => v.toLocaleString() }) {
   const figure = h('figure', { class: 'chart' }, h('figcaption', {}, title,
     points.length ? h('strong', {}, ` ${format(points[points.length - 1].value)}`) : null));
-  if (points.length < 2) {
+  // A line needs two points; a bar chart shows even one.
+  if (points.length < (bars ? 1 : 2)) {
     figure.append(h('p', { class: 'muted' }, 'Collecting samples: the chart fills in over the next minutes.'));
     return figure;
   }
@@ -32,10 +33,12 @@ export function chart({ title, points, bars = false, format = (v) => v.toLocaleS
     svg('text', { x: WIDTH - PAD.right, y: HEIGHT - 6, 'text-anchor': 'end' }, clock(t1)));
   const tip = (p) => svg('title', {}, `${clock(p.time)}: ${format(p.value)}`);
   if (bars) {
-    const width = Math.max(1, plotW / points.length - 1);
-    for (const p of points) {
-      plot.append(svg('rect', { x: x(p.time) - width / 2, y: y(p.value), width, height: Math.max(0, PAD.top + plotH - y(p.value)) }, tip(p)));
-    }
+    // One slot per point, left to right: samples come at a steady pace.
+    const slot = plotW / points.length;
+    const width = Math.max(1, slot - 1);
+    points.forEach((p, i) => {
+      plot.append(svg('rect', { x: PAD.left + i * slot, y: y(p.value), width, height: Math.max(0, PAD.top + plotH - y(p.value)) }, tip(p)));
+    });
   } else {
     const d = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.time).toFixed(1)},${y(p.value).toFixed(1)}`).join('');
     plot.append(svg('path', { d }));

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use raleph_db::MessageStatus;
+use raleph_message::Chain;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
@@ -40,12 +41,17 @@ pub(crate) struct Snapshot {
     pub peers: Option<Vec<PeerView>>,
     /// Bytes of the files held, as last sampled by the monitor (`None` before).
     pub storage_bytes: Option<u64>,
+    /// How far each chain has been read (blockchain anchoring): the last height whose
+    /// events are all processed, by chain.
+    pub chain_heights: Vec<(Chain, u64)>,
 }
 
 impl Snapshot {
     /// Reads the counters now (one read of the store's kept counts).
     pub(crate) async fn read(state: &AppState) -> ApiResult<Snapshot> {
-        let counts = state.read(|r| r.counts()).await?;
+        let (counts, positions) = state
+            .read(|r| Ok((r.counts()?, r.chain_positions()?)))
+            .await?;
         let peers = match &state.network {
             Some(network) => Some(network.peers().await),
             None => None,
@@ -70,6 +76,10 @@ impl Snapshot {
             status_websockets: state.status.sockets.load(Ordering::Relaxed) as u64,
             peers,
             storage_bytes: state.status.storage_bytes(),
+            chain_heights: positions
+                .iter()
+                .filter_map(|(chain, position)| Some((*chain, synced_height(position)?)))
+                .collect(),
         })
     }
 
@@ -115,6 +125,11 @@ impl Snapshot {
             "raleph_messages_by_status": by_status,
             "raleph_storage_bytes": self.storage_bytes,
             "raleph_p2p_peer_totals": peers,
+            "raleph_chain_synced_height": self
+                .chain_heights
+                .iter()
+                .map(|(chain, height)| (chain.as_str().to_owned(), json!(height)))
+                .collect::<Map<String, Value>>(),
         })
     }
 
@@ -176,6 +191,18 @@ impl Snapshot {
         for (status, n) in &self.by_status {
             let _ = writeln!(out, "raleph_messages_by_status{{status=\"{status}\"}} {n}");
         }
+        if !self.chain_heights.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP raleph_chain_synced_height The last block of each chain whose events are processed.\n# TYPE raleph_chain_synced_height gauge"
+            );
+            for (chain, height) in &self.chain_heights {
+                let _ = writeln!(
+                    out,
+                    "raleph_chain_synced_height{{chain=\"{chain}\"}} {height}"
+                );
+            }
+        }
         if let Some(peers) = &self.peers {
             crate::p2p::write_metrics(peers, &mut out);
         }
@@ -185,6 +212,16 @@ impl Snapshot {
         );
         out
     }
+}
+
+/// The height in a chain reader's saved position. The position is the reader's own document
+/// (raleph-chain's `ReaderPosition`, saved by the node); its `synced_height` is the last block
+/// whose events were all handed on. A position without one (no window read yet) has no height.
+fn synced_height(position: &str) -> Option<u64> {
+    serde_json::from_str::<Value>(position)
+        .ok()?
+        .get("synced_height")?
+        .as_u64()
 }
 
 /// `GET /metrics`: Prometheus text.

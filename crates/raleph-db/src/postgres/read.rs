@@ -202,6 +202,10 @@ impl ReadStore for PgReader {
         self.pool.with(|conn| anchors::chain_position(conn, chain))
     }
 
+    fn chain_positions(&self) -> Result<Vec<(Chain, String)>> {
+        self.pool.with(|conn| anchors::chain_positions(conn))
+    }
+
     fn confirmations(&self, hashes: &[ItemHash]) -> Result<Vec<(ItemHash, Confirmation)>> {
         if hashes.is_empty() {
             return Ok(Vec::new());

@@ -63,6 +63,15 @@ pub(crate) fn chain_position(c: &mut dyn Connection, chain: Chain) -> Result<Opt
     )
 }
 
+pub(crate) fn chain_positions(c: &mut dyn Connection) -> Result<Vec<(Chain, String)>> {
+    all_rows(
+        c,
+        "SELECT chain, position FROM chain_positions ORDER BY chain",
+        &[],
+        |r| Ok((parsed(r, 0)?, r.text(1)?)),
+    )
+}
+
 const ANCHOR_COLUMNS: &str = "a.chain, a.tx_hash, a.log_index, a.height, a.block_hash, a.time,
     a.publisher, a.protocol, a.archive, a.merkle_root";
 

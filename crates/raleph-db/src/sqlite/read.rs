@@ -167,6 +167,11 @@ impl ReadStore for SqliteReader {
             .with(|conn| anchors::chain_position(&mut Sql(conn), chain))
     }
 
+    fn chain_positions(&self) -> Result<Vec<(Chain, String)>> {
+        self.pool
+            .with(|conn| anchors::chain_positions(&mut Sql(conn)))
+    }
+
     fn confirmations(&self, hashes: &[ItemHash]) -> Result<Vec<(ItemHash, Confirmation)>> {
         if hashes.is_empty() {
             return Ok(Vec::new());
