@@ -57,7 +57,19 @@ enum Command {
     Completions(cli::completions::CompletionsArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The error and its causes, one line each, and no backtrace: a user reads this
+            // (`RUST_BACKTRACE` set in their shell would otherwise print one, as anyhow does).
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
