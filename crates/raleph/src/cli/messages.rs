@@ -132,11 +132,18 @@ pub enum MessageCommand {
     },
 }
 
-/// `time type item_hash sender channel`, one line.
+const TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+
+/// `time type item_hash sender channel`, one line; the time in UTC, to the second.
 fn summary(message: &Value) -> String {
+    let time = message["time"]
+        .as_f64()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t as i64).ok())
+        .and_then(|t| t.format(TIME_FORMAT).ok())
+        .unwrap_or_else(|| message["time"].to_string());
     format!(
-        "{} {:9} {} {} {}",
-        message["time"],
+        "{time} {:9} {} {} {}",
         message["type"].as_str().unwrap_or("?"),
         message["item_hash"].as_str().unwrap_or("?"),
         message["sender"].as_str().unwrap_or("?"),
