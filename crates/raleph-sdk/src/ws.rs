@@ -16,7 +16,8 @@ impl Client {
     /// `history` recent messages first (the node's default is 10, at most 199). The stream
     /// ends when the node closes; dropping it closes the connection.
     ///
-    /// Plain `ws://` only (from an `http://` base URL): this crate links no TLS stack.
+    /// `ws://` for an `http://` node, `wss://` (TLS, the web's root certificates) for an
+    /// `https://` one.
     ///
     /// ```no_run
     /// use futures::StreamExt;
@@ -38,12 +39,10 @@ impl Client {
         history: Option<u32>,
     ) -> Result<impl Stream<Item = Result<Value, ClientError>> + Send + use<>, ClientError> {
         let base = self.base();
-        let rest = if let Some(rest) = base.strip_prefix("http://") {
-            rest
-        } else if base.starts_with("https://") {
-            return Err(ClientError::WebSocket(format!(
-                "{base}: wss:// needs TLS, which this client does not have; use an http:// node URL"
-            )));
+        let (scheme, rest) = if let Some(rest) = base.strip_prefix("http://") {
+            ("ws", rest)
+        } else if let Some(rest) = base.strip_prefix("https://") {
+            ("wss", rest)
         } else {
             return Err(ClientError::WebSocket(format!(
                 "{base} is not an http:// URL"
@@ -57,7 +56,10 @@ impl Client {
         if let Some(history) = history {
             query.push(("history", history.to_string()));
         }
-        let url = format!("ws://{rest}/api/ws0/messages?{}", encode_query(&query));
+        let url = format!(
+            "{scheme}://{rest}/api/ws0/messages?{}",
+            encode_query(&query)
+        );
         let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .map_err(|e| match e {
