@@ -279,7 +279,9 @@ async fn filters_reads_and_the_websocket() {
         .err()
         .expect("nobody there");
     assert!(
-        error.to_string().contains("no node answers at https://127.0.0.1:9"),
+        error
+            .to_string()
+            .contains("no node answers at https://127.0.0.1:9"),
         "{error}"
     );
 }
