@@ -31,6 +31,7 @@ mod read_pool;
 mod serve;
 mod shapes;
 pub mod status;
+mod upgrade;
 mod ws;
 
 use std::sync::Arc;
@@ -350,6 +351,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v0/p2p/pubsub/pub", post(p2p::pubsub_pub))
         .route("/api/v0/ipfs/pubsub/pub", post(p2p::pubsub_pub))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::map_response(
+            upgrade::method_not_allowed_as_json,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             CorsLayer::new()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::messages::{content_format, message_query};
 use crate::params::Params;
 use crate::shapes::{self, ContentFormat};
+use crate::upgrade::Upgrade;
 
 /// Most history messages a client may ask for.
 const MAX_HISTORY: u64 = 199;
@@ -29,7 +30,7 @@ const TRY_AGAIN_LATER: u16 = 1013;
 pub async fn messages(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-    upgrade: WebSocketUpgrade,
+    Upgrade(upgrade): Upgrade,
 ) -> ApiResult<Response> {
     let params = Params::parse(query.as_deref(), &state.config)?;
     let mut filter = message_query(&params)?;

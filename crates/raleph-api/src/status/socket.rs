@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+
+use crate::upgrade::Upgrade;
 use axum::response::Response;
 
 use super::Snapshot;
@@ -18,7 +20,7 @@ const TRY_AGAIN_LATER: u16 = 1013;
 /// only thing its task waits on.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub async fn status(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+pub async fn status(State(state): State<AppState>, Upgrade(upgrade): Upgrade) -> Response {
     let limit = state.config.max_websocket_message_bytes;
     upgrade
         .max_message_size(limit)

@@ -321,3 +321,38 @@ async fn an_upload_over_its_limits_is_a_json_413() {
         .await;
     assert_too_large(&answer, &limit.to_string(), "a raw upload");
 }
+
+/// What axum answers itself (a method a route does not serve, a websocket route asked without
+/// a handshake) is JSON like every other error; the `Allow` header stays.
+#[tokio::test]
+async fn a_wrong_method_and_a_missing_handshake_are_json_errors() {
+    let node = Node::start();
+    let request = axum::http::Request::delete("/api/v0/messages.json")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = tower::ServiceExt::oneshot(node.router(), request)
+        .await
+        .expect("answer");
+    assert_eq!(
+        response
+            .headers()
+            .get(axum::http::header::ALLOW)
+            .and_then(|v| v.to_str().ok()),
+        Some("GET,HEAD")
+    );
+    let answer = node
+        .request(
+            axum::http::Request::delete("/api/v0/messages.json")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_error(&answer, StatusCode::METHOD_NOT_ALLOWED, "DELETE on a list");
+    assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+    for route in ["/api/ws0/messages", "/api/ws0/status"] {
+        let answer = node.get(route).await;
+        assert!(answer.status.is_client_error(), "{route}: {}", answer.status);
+        assert_error(&answer, answer.status, route);
+        assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+    }
+}
