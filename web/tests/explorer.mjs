@@ -165,6 +165,7 @@ try {
   check(await page.locator(`a[href="/explorer/message/${fixture.forget}"]`).count() >= 1, 'message: a forgotten message links the FORGET that removed it');
   await open(`/explorer/message/${fixture.program}`);
   check(await page.locator(`a[href="/vm/${fixture.program}"]`).count() === 1, 'message: a program links its /vm URL');
+  check(await page.getByText('1 vCPU, 64 MiB, 2 s per request').count() === 1, 'message: a program shows its resources');
 
   // The address page, reached from the sender link of a message.
   await open(`/explorer/message/${fixture.note}`);

@@ -115,7 +115,12 @@ function typeFacts(msg, content) {
         ['Call it at', link(paths.vm(msg.item_hash), h('span', { class: 'mono' }, `/vm/${msg.item_hash}`))],
         ['Code', content.code?.ref ? messageLink(content.code.ref) : null],
         ['Runtime', content.runtime?.ref ? messageLink(content.runtime.ref) : null],
-        ['Entrypoint', content.code?.entrypoint],
+        ['Entrypoint', content.code?.entrypoint != null ? String(content.code.entrypoint) : null],
+        ['Resources', resources(content.resources)],
+        ['Internet', content.environment ? (content.environment.internet ? 'allowed' : 'none') : null],
+        ['Answers', triggers(content.on)],
+        ['Volumes', Array.isArray(content.volumes) && content.volumes.length
+          ? content.volumes.slice(0, 20).map((v) => String(v?.mount ?? v?.name ?? '?')).join(', ') : null],
       ];
     case 'FORGET':
       return [
@@ -125,6 +130,25 @@ function typeFacts(msg, content) {
     default:
       return [];
   }
+}
+
+function resources(r) {
+  if (!r || typeof r !== 'object') return null;
+  const parts = [];
+  if (r.vcpus != null) parts.push(`${Number(r.vcpus)} vCPU`);
+  if (r.memory != null) parts.push(`${Number(r.memory)} MiB`);
+  if (r.seconds != null) parts.push(`${Number(r.seconds)} s per request`);
+  return parts.length ? parts.join(', ') : null;
+}
+
+// What a program answers: HTTP requests, and messages matching its `on.message` filters.
+function triggers(on) {
+  if (!on || typeof on !== 'object') return null;
+  const parts = [];
+  if (on.http) parts.push('HTTP requests');
+  if (Array.isArray(on.message) && on.message.length) parts.push(`messages (${on.message.length} filter${on.message.length === 1 ? '' : 's'})`);
+  if (on.persistent) parts.push('always on');
+  return parts.length ? parts.join(', ') : null;
 }
 
 function tags(list) {
