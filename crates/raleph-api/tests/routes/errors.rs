@@ -351,7 +351,11 @@ async fn a_wrong_method_and_a_missing_handshake_are_json_errors() {
     assert_eq!(answer.content_type.as_deref(), Some("application/json"));
     for route in ["/api/ws0/messages", "/api/ws0/status"] {
         let answer = node.get(route).await;
-        assert!(answer.status.is_client_error(), "{route}: {}", answer.status);
+        assert!(
+            answer.status.is_client_error(),
+            "{route}: {}",
+            answer.status
+        );
         assert_error(&answer, answer.status, route);
         assert_eq!(answer.content_type.as_deref(), Some("application/json"));
     }
