@@ -169,14 +169,25 @@ fn answer(address: &str, f: &Filters, groups: Vec<(String, Vec<Map<String, Value
     })
 }
 
+/// The address a route names (with or without `.json`) and the request's filters, `party`
+/// naming the other side's parameter.
+fn request(
+    state: &AppState,
+    address: &str,
+    query: Option<&str>,
+    party: &str,
+) -> ApiResult<(String, Filters)> {
+    let address = address.strip_suffix(".json").unwrap_or(address).to_owned();
+    let params = Params::parse(query, &state.config)?;
+    Ok((address, filters(&params, party)?))
+}
+
 pub async fn granted(
     State(state): State<AppState>,
     Path(address): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let address = address.strip_suffix(".json").unwrap_or(&address).to_owned();
-    let params = Params::parse(query.as_deref(), &state.config)?;
-    let f = filters(&params, "grantee")?;
+    let (address, f) = request(&state, &address, query.as_deref(), "grantee")?;
     let owner = address.clone();
     let max_bytes = state.config.max_response_bytes;
     let records = state
@@ -194,9 +205,7 @@ pub async fn received(
     Path(address): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let address = address.strip_suffix(".json").unwrap_or(&address).to_owned();
-    let params = Params::parse(query.as_deref(), &state.config)?;
-    let f = filters(&params, "granter")?;
+    let (address, f) = request(&state, &address, query.as_deref(), "granter")?;
     let grantee = address.clone();
     let max_bytes = state.config.max_response_bytes;
     let grants: Vec<Grant> = state
