@@ -350,8 +350,54 @@ fn kinds(s: &Samples, page_size: usize) -> Vec<QueryKind> {
                 .collect(),
         },
     ];
+    out.extend(more_reads(s, page_size));
     out.retain(|k| !k.paths.is_empty());
     out
+}
+
+/// The rest of the reference's read API (issue 17): item hashes by reception, an address's
+/// channels, post types and authorizations, the metrics and the status history.
+fn more_reads(s: &Samples, page_size: usize) -> Vec<QueryKind> {
+    const N: usize = 64;
+    let per_address = |name: &str, path: fn(&str) -> String| QueryKind {
+        name: name.into(),
+        paths: pick(&s.addresses, N)
+            .iter()
+            .map(|a| path(&encode(a)))
+            .collect(),
+    };
+    let fixed = |name: &str, path: String| QueryKind {
+        name: name.into(),
+        paths: vec![path],
+    };
+    vec![
+        fixed(
+            "messages/hashes",
+            format!("/api/v0/messages/hashes?pagination={page_size}"),
+        ),
+        fixed(
+            "messages/hashes, with status and time",
+            format!("/api/v0/messages/hashes?pagination={page_size}&hash_only=false"),
+        ),
+        fixed(
+            "messages/hashes, rejected",
+            format!("/api/v0/messages/hashes?pagination={page_size}&status=rejected"),
+        ),
+        per_address("an address's channels", |a| {
+            format!("/api/v0/addresses/{a}/channels")
+        }),
+        per_address("an address's post types", |a| {
+            format!("/api/v0/addresses/{a}/post_types")
+        }),
+        per_address("authorizations granted", |a| {
+            format!("/api/v0/authorizations/granted/{a}.json")
+        }),
+        per_address("authorizations received", |a| {
+            format!("/api/v0/authorizations/received/{a}.json")
+        }),
+        fixed("metrics.json", "/metrics.json".into()),
+        fixed("status history", "/api/v0/status/history".into()),
+    ]
 }
 
 /// Sequential results of one kind.
