@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use raleph_chain::merkle::MerkleTree;
 use raleph_chain::payload::{ArchiveMessage, build_archive, offchain_payload};
-use raleph_chain::{B256, EvmChainConfig, PackingKey, Writer, WriterError};
+use raleph_chain::{B256, EvmChainConfig, NonceState, PackingKey, Writer, WriterError};
 use raleph_db::{Batch, ItemHash, MessageRecord};
 
 use super::Anchoring;
@@ -116,6 +116,11 @@ async fn resume(anchoring: &Anchoring, writer: &Writer, batch: &Batch) -> anyhow
         return send(anchoring, writer, batch.id, &batch.archive, root).await;
     };
     let hash: B256 = tx.tx_hash.parse().context("a batch's stored tx hash")?;
+    // The nonces are read before the receipt, never after: a transaction mined between the
+    // two reads then shows as mined. Read the other way round, a block arriving between them
+    // made a pending transaction look replaced (no receipt yet, its nonce already used), and
+    // the batch was emitted twice.
+    let nonces = writer.nonce_state().await?;
     match writer.receipt(hash).await {
         Ok(Some(_)) => return Ok(Round::Waiting),
         Ok(None) => {}
@@ -125,13 +130,18 @@ async fn resume(anchoring: &Anchoring, writer: &Writer, batch: &Batch) -> anyhow
         }
         Err(e) => return Err(e.into()),
     }
-    let nonces = writer.nonce_state().await?;
-    // Another transaction took its nonce, or it is in no pool: it will never be mined.
-    if nonces.latest > tx.nonce || nonces.pending <= tx.nonce {
+    if replaced_or_dropped(nonces, tx.nonce) {
         tracing::warn!(batch = batch.id, tx = %tx.tx_hash, "anchoring: the batch's transaction was dropped; sending it again");
         return send(anchoring, writer, batch.id, &batch.archive, root).await;
     }
     Ok(Round::Waiting)
+}
+
+/// Whether a transaction with this nonce, not mined when the receipt was asked for (after
+/// `nonces` were read), will never be: another transaction took its nonce, or it is in no
+/// pool.
+fn replaced_or_dropped(nonces: NonceState, nonce: u64) -> bool {
+    nonces.latest > nonce || nonces.pending <= nonce
 }
 
 /// Signs the batch's `doEmit`, records the transaction, then sends it.
