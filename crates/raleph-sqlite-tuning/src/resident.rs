@@ -222,6 +222,16 @@ fn page_size() -> u64 {
 mod tests {
     use super::*;
 
+    /// Held by every test that locks memory: `VmLck` counts the whole process, so a test
+    /// reading it must not see another one lock or unlock at the same time.
+    static LOCKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn locking() -> std::sync::MutexGuard<'static, ()> {
+        LOCKING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// This process's locked memory, from /proc (kB).
     fn locked_kib() -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").expect("status");
@@ -234,6 +244,7 @@ mod tests {
 
     #[test]
     fn follows_the_file_as_it_grows_and_shrinks() -> std::io::Result<()> {
+        let _alone = locking();
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("index.sqlite");
         let mut locked = Locked::new(path.clone(), u64::MAX);
@@ -259,6 +270,7 @@ mod tests {
 
     #[test]
     fn locks_no_more_than_its_limit() -> std::io::Result<()> {
+        let _alone = locking();
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("index.sqlite");
         let page = page_size();
