@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use raleph_db::Grant;
+use raleph_db::StoreError;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
@@ -124,41 +124,68 @@ pub(crate) fn grouped(value: &Value) -> Vec<(String, Vec<Map<String, Value>>)> {
     groups
 }
 
-/// Filters and pages the groups: the answer's `authorizations` and `pagination_total` (the
-/// number of parties left after filtering).
+/// Filters and pages parties as they come, holding only the page: what the answer's
+/// `authorizations` and `pagination_total` (the parties left after filtering) are made of.
+pub(crate) struct Pager<'a> {
+    filters: &'a Filters,
+    skip: u64,
+    shown: Map<String, Value>,
+    total: u64,
+}
+
+impl<'a> Pager<'a> {
+    pub(crate) fn new(filters: &'a Filters) -> Pager<'a> {
+        Pager {
+            filters,
+            // `filters` checked that this does not overflow.
+            skip: (filters.page - 1) * filters.per_page,
+            shown: Map::new(),
+            total: 0,
+        }
+    }
+
+    /// One party's entries: counted if any passes the filters, shown if on the page.
+    pub(crate) fn offer(&mut self, party: String, entries: Vec<Map<String, Value>>) {
+        let f = self.filters;
+        if f.party.as_ref().is_some_and(|p| *p != party) {
+            return;
+        }
+        let entries: Vec<Value> = entries
+            .into_iter()
+            .filter(|e| f.matches(e))
+            .map(Value::Object)
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        if self.total >= self.skip && (self.shown.len() as u64) < f.per_page {
+            self.shown.insert(party, Value::Array(entries));
+        }
+        self.total += 1;
+    }
+
+    pub(crate) fn finish(self) -> (Map<String, Value>, u64) {
+        (self.shown, self.total)
+    }
+}
+
+/// Filters and pages the groups (see [`Pager`]).
 pub(crate) fn page(
     groups: Vec<(String, Vec<Map<String, Value>>)>,
     f: &Filters,
 ) -> (Map<String, Value>, u64) {
-    let kept: Vec<(String, Vec<Map<String, Value>>)> = groups
-        .into_iter()
-        .filter(|(party, _)| f.party.as_ref().is_none_or(|p| p == party))
-        .map(|(party, entries)| {
-            let entries = entries.into_iter().filter(|e| f.matches(e)).collect();
-            (party, entries)
-        })
-        .filter(|(_, entries): &(String, Vec<_>)| !entries.is_empty())
-        .collect();
-    let total = kept.len() as u64;
-    let skip = usize::try_from((f.page - 1) * f.per_page).unwrap_or(usize::MAX);
-    let shown = kept
-        .into_iter()
-        .skip(skip)
-        .take(f.per_page as usize)
-        .map(|(party, entries)| {
-            let entries = entries.into_iter().map(Value::Object).collect();
-            (party, Value::Array(entries))
-        })
-        .collect();
-    (shown, total)
+    let mut pager = Pager::new(f);
+    for (party, entries) in groups {
+        pager.offer(party, entries);
+    }
+    pager.finish()
 }
 
 fn parse(content: &str) -> ApiResult<Value> {
     serde_json::from_str(content).map_err(ApiError::internal)
 }
 
-fn answer(address: &str, f: &Filters, groups: Vec<(String, Vec<Map<String, Value>>)>) -> Value {
-    let (authorizations, total) = page(groups, f);
+fn answer(address: &str, f: &Filters, (authorizations, total): (Map<String, Value>, u64)) -> Value {
     json!({
         "authorizations": authorizations,
         "pagination_page": f.page,
@@ -197,7 +224,7 @@ pub async fn granted(
         Some(record) => grouped(&parse(&record.content)?),
         None => Vec::new(),
     };
-    Ok(Json(answer(&address, &f, groups)))
+    Ok(Json(answer(&address, &f, page(groups, &f))))
 }
 
 pub async fn received(
@@ -206,23 +233,38 @@ pub async fn received(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (address, f) = request(&state, &address, query.as_deref(), "granter")?;
-    let grantee = address.clone();
     let max_bytes = state.config.max_response_bytes;
-    let grants: Vec<Grant> = state
-        .read(move |r| r.grants_to(&grantee, max_bytes))
+    // However many owners grant the address, the read holds one of their aggregates and the
+    // page at a time; the page itself is bounded like any other answer.
+    let (address, f, paged) = state
+        .read(move |r| {
+            let mut pager = Pager::new(&f);
+            let mut page_bytes = 0usize;
+            r.each_grant_to(&address, &mut |grant| {
+                let value: Value = serde_json::from_str(&grant.content).map_err(|e| {
+                    StoreError::Corrupt(format!("the security aggregate of {}: {e}", grant.owner))
+                })?;
+                let entries: Vec<Map<String, Value>> = grouped(&value)
+                    .into_iter()
+                    .filter(|(party, _)| *party == address)
+                    .flat_map(|(_, entries)| entries)
+                    .collect();
+                let shown_before = pager.shown.len();
+                pager.offer(grant.owner, entries);
+                if pager.shown.len() > shown_before {
+                    // The aggregate's size bounds what its entries add to the page.
+                    page_bytes = page_bytes.saturating_add(grant.content.len());
+                    if max_bytes > 0 && page_bytes > max_bytes {
+                        return Err(StoreError::TooLarge { limit: max_bytes });
+                    }
+                }
+                Ok(())
+            })?;
+            let paged = pager.finish();
+            Ok((address, f, paged))
+        })
         .await?;
-    let mut groups = Vec::with_capacity(grants.len());
-    for grant in grants {
-        let entries: Vec<Map<String, Value>> = grouped(&parse(&grant.content)?)
-            .into_iter()
-            .filter(|(party, _)| *party == address)
-            .flat_map(|(_, entries)| entries)
-            .collect();
-        if !entries.is_empty() {
-            groups.push((grant.owner, entries));
-        }
-    }
-    Ok(Json(answer(&address, &f, groups)))
+    Ok(Json(answer(&address, &f, paged)))
 }
 
 #[cfg(test)]

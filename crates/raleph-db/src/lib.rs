@@ -307,9 +307,14 @@ pub trait ReadStore: Send + Sync + 'static {
     /// The channels of an address's processed messages, sorted, each once (kept likewise).
     fn address_channels(&self, address: &str) -> Result<Vec<String>>;
     /// The `security` aggregates whose authorizations name `grantee`, by owner (through the
-    /// `security_grants` index), reading no further than `max_bytes` of their values (0: no
-    /// bound): past it, [`StoreError::TooLarge`].
-    fn grants_to(&self, grantee: &str, max_bytes: usize) -> Result<Vec<Grant>>;
+    /// `security_grants` index), each handed to `visit` as it is read: however many owners
+    /// grant `grantee`, memory holds one aggregate at a time. An error from `visit` stops the
+    /// read and is returned.
+    fn each_grant_to(
+        &self,
+        grantee: &str,
+        visit: &mut dyn FnMut(Grant) -> Result<()>,
+    ) -> Result<()>;
     /// The bytes of every file the node holds (the `files` table's sizes: one pass over it).
     fn stored_file_bytes(&self) -> Result<u64>;
     /// A file the node holds, by any of its identifiers.

@@ -1,6 +1,7 @@
 //! The rest of the reference's read API: item hashes, authorizations, an address's post types
 //! and channels (protocol.md §6.1).
 
+use raleph_api::ApiConfig;
 use raleph_crypto::EthSigner;
 use serde_json::{Value, json};
 
@@ -195,6 +196,57 @@ async fn authorizations_received_by_an_address() {
     assert_eq!(body["authorizations"], json!({alice.clone(): [{}]}));
     let body = node.get_ok(&received(&alice, "")).await;
     assert_eq!(body["authorizations"], json!({}));
+}
+
+/// Many owners grant one address: the answer pages through them in owner order, and only the
+/// page counts against the response bound (the reference reads them all, then pages).
+#[tokio::test]
+async fn authorizations_received_from_many_owners_are_paged() {
+    let node = Node::start_with(ApiConfig {
+        max_response_bytes: 1500,
+        ..ApiConfig::default()
+    });
+    let grantee = EthSigner::new_random().address();
+    let mut owners = Vec::new();
+    for i in 0..25 {
+        let owner = EthSigner::new_random();
+        let mut entries = vec![json!({"address": grantee, "channels": [format!("c{i}")]})];
+        // Every fifth owner only grants on another chain, which `chains=ETH` filters out.
+        if i % 5 == 0 {
+            entries = vec![json!({"address": grantee, "chain": "SOL"})];
+        } else {
+            owners.push(owner.address());
+        }
+        node.processed(&aggregate(
+            &owner,
+            "security",
+            json!({"authorizations": entries}),
+            T0 + i as f64,
+        ))
+        .await;
+    }
+    owners.sort();
+    let received = |query: &str| format!("/api/v0/authorizations/received/{grantee}.json?{query}");
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let body = node
+            .get_ok(&received(&format!("chains=ETH&pagination=8&page={page}")))
+            .await;
+        assert_eq!(body["pagination_total"], 20, "{body}");
+        let shown = body["authorizations"].as_object().expect("an object");
+        assert_eq!(shown.len(), if page == 3 { 4 } else { 8 });
+        seen.extend(shown.keys().cloned());
+    }
+    assert_eq!(seen, owners, "each owner once, in order, across the pages");
+    let past = node
+        .get_ok(&received("chains=ETH&pagination=8&page=4"))
+        .await;
+    assert_eq!(past["authorizations"], json!({}));
+    assert_eq!(past["pagination_total"], 20);
+    // All 25 on one page are more than the bound: refused, while pages under it are served.
+    let whole = node.get(&received("pagination=25")).await;
+    assert_eq!(whole.status, 422, "{}", whole.body);
+    assert!(whole.body["error"].is_string());
 }
 
 #[tokio::test]

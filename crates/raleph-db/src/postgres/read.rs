@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use ::postgres::Row;
+use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::{ToSql, Type};
 
 use super::{Conn, ReadPool, backend, driver_params};
@@ -79,12 +80,14 @@ impl crate::conn::Connection for Conn {
         each: &mut dyn FnMut(crate::conn::Row<'_>) -> Result<()>,
     ) -> Result<()> {
         let statement = self.prepared(sql).map_err(backend)?;
-        let rows = self
+        // Rows are handed over as they arrive rather than gathered first, so a read that
+        // visits many rows (the grants of one address) holds one at a time.
+        let mut rows = self
             .client()
-            .query(&statement, &driver_params(params))
+            .query_raw(&statement, driver_params(params))
             .map_err(backend)?;
-        for row in &rows {
-            each(row)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            each(&row)?;
         }
         Ok(())
     }
@@ -381,9 +384,13 @@ impl ReadStore for PgReader {
             .with(|conn| grants::facets(conn, crate::totals::SENDER_CHANNEL, address))
     }
 
-    fn grants_to(&self, grantee: &str, max_bytes: usize) -> Result<Vec<Grant>> {
+    fn each_grant_to(
+        &self,
+        grantee: &str,
+        visit: &mut dyn FnMut(Grant) -> Result<()>,
+    ) -> Result<()> {
         self.pool
-            .with(|conn| grants::grants_to(conn, grantee, max_bytes))
+            .with(|conn| grants::each_grant_to(conn, grantee, visit))
     }
 
     fn stored_file_bytes(&self) -> Result<u64> {

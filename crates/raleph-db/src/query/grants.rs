@@ -2,37 +2,29 @@
 //! facets (`addresses/{address}/post_types`, `channels`), for both backends.
 
 use crate::conn::{Connection, Value, strings};
-use crate::shared::ByteBudget;
 use crate::{Grant, Result};
 
 /// The `security` aggregates naming `grantee` in their authorizations, by owner: the
 /// `security_grants` rows of `grantee` (its primary key's range), each joined to its
-/// aggregate, reading no further than `max_bytes` of values (0: no bound).
-pub(crate) fn grants_to(
+/// aggregate and handed to `visit` as it is read, so that memory holds one at a time. An
+/// error from `visit` stops the read and is returned.
+pub(crate) fn each_grant_to(
     c: &mut dyn Connection,
     grantee: &str,
-    max_bytes: usize,
-) -> Result<Vec<Grant>> {
-    let mut budget = ByteBudget::new(max_bytes);
-    let mut out = Vec::new();
+    visit: &mut dyn FnMut(Grant) -> Result<()>,
+) -> Result<()> {
     c.each_row(
         "SELECT g.owner, a.content FROM security_grants g
          JOIN aggregates a ON a.owner = g.owner AND a.key = 'security'
          WHERE g.grantee = $1 ORDER BY g.owner",
         &[Value::Text(grantee)],
         &mut |r| {
-            let grant = Grant {
+            visit(Grant {
                 owner: r.text(0)?,
                 content: r.text(1)?,
-            };
-            if !budget.fits(grant.owner.len() + grant.content.len()) {
-                return Err(budget.error());
-            }
-            out.push(grant);
-            Ok(())
+            })
         },
-    )?;
-    Ok(out)
+    )
 }
 
 /// The values of a per-address facet list of `list_totals` (`sender_channel`,

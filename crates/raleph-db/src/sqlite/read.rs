@@ -378,9 +378,13 @@ impl ReadStore for SqliteReader {
             .with(|conn| grants::facets(&mut Sql(conn), crate::totals::SENDER_CHANNEL, address))
     }
 
-    fn grants_to(&self, grantee: &str, max_bytes: usize) -> Result<Vec<Grant>> {
+    fn each_grant_to(
+        &self,
+        grantee: &str,
+        visit: &mut dyn FnMut(Grant) -> Result<()>,
+    ) -> Result<()> {
         self.pool
-            .with(|conn| grants::grants_to(&mut Sql(conn), grantee, max_bytes))
+            .with(|conn| grants::each_grant_to(&mut Sql(conn), grantee, visit))
     }
 
     fn stored_file_bytes(&self) -> Result<u64> {

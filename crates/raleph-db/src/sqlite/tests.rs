@@ -772,10 +772,12 @@ fn grants_and_facets_migrate_from_the_rows() -> Result<()> {
     }
     let (_w, r) = open(&path, Durability::Normal)?;
     let owners = |grantee: &str| -> Result<Vec<String>> {
-        Ok(r.grants_to(grantee, 0)?
-            .into_iter()
-            .map(|g| g.owner)
-            .collect())
+        let mut owners = Vec::new();
+        r.each_grant_to(grantee, &mut |g| {
+            owners.push(g.owner);
+            Ok(())
+        })?;
+        Ok(owners)
     };
     assert_eq!(owners("0xD")?, ["0xA"]);
     assert_eq!(owners("0xE")?, ["0xA"]);
