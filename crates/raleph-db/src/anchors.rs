@@ -44,6 +44,14 @@ pub struct AnchoredAt {
     pub position: u32,
 }
 
+/// An anchor whose archive was found nowhere when its event was read, and the Merkle root
+/// its payload claimed: looked for again until found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingArchive {
+    pub anchor: Anchor,
+    pub claimed_root: Option<String>,
+}
+
 /// A batch a packing node built and is anchoring.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {

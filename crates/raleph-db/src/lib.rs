@@ -223,6 +223,24 @@ pub trait WriteStore: Send {
     /// anchor's. Idempotent on `(chain, tx_hash, log_index)`: returns false, changing
     /// nothing, when the anchor is known already.
     fn record_anchor(&mut self, anchor: &Anchor, items: &[ItemHash]) -> Result<bool>;
+    /// Records an anchor whose archive was found nowhere, without confirmations, and keeps it
+    /// among the [`ReadStore::missing_archives`] (with the Merkle root its payload claimed)
+    /// until [`WriteStore::complete_anchor`]. False, changing nothing, when it is known.
+    fn record_anchor_missing_archive(
+        &mut self,
+        anchor: &Anchor,
+        claimed_root: Option<&str>,
+    ) -> Result<bool>;
+    /// An anchor's archive, found at last: one confirmation per item, as
+    /// [`WriteStore::record_anchor`] would have made them, and its Merkle root; it is no
+    /// longer missing. False, changing nothing, when the anchor is not missing its archive
+    /// (completed already, or dropped by a reorganisation).
+    fn complete_anchor(
+        &mut self,
+        anchor: &Anchor,
+        items: &[ItemHash],
+        merkle_root: Option<&str>,
+    ) -> Result<bool>;
     /// A reorganisation of `chain`: deletes its anchors at `height` and above and their
     /// confirmations, and opens again the batches they confirmed. Returns how many anchors.
     fn drop_anchors_from(&mut self, chain: Chain, height: u64) -> Result<u64>;
@@ -354,6 +372,8 @@ pub trait ReadStore: Send + Sync + 'static {
     fn anchored_at(&self, hash: &ItemHash) -> Result<Vec<AnchoredAt>>;
     /// An anchor's items in position order (empty for an unknown anchor).
     fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>>;
+    /// Anchors of `chain` whose archive is still missing, lowest first, at most `limit`.
+    fn missing_archives(&self, chain: Chain, limit: u64) -> Result<Vec<MissingArchive>>;
     /// Up to `limit` processed (or removing) signed messages that no anchor confirms and no
     /// open batch holds, oldest reception first, then by item hash: what a packer anchors.
     fn unanchored(&self, limit: usize) -> Result<Vec<MessageRecord>>;

@@ -225,6 +225,7 @@ conformance!(
     message_lists_stop_at_their_byte_bound,
     anchors_and_confirmations,
     anchor_reorg_drops_confirmations,
+    missing_archives_wait_until_found,
     batch_life,
     unanchored_messages,
     first_confirmation_filters_and_order,
@@ -3948,6 +3949,83 @@ fn anchor_reorg_drops_confirmations(s: &mut Store) -> Result<()> {
     s.w.begin()?;
     assert_eq!(s.w.drop_anchors_from(Chain::Eth, 100)?, 0);
     s.w.commit()?;
+    Ok(())
+}
+
+fn missing_archives_wait_until_found(s: &mut Store) -> Result<()> {
+    for (i, n) in ["m1", "m2"].iter().enumerate() {
+        add(s, &message(n, "POST", "0xA", i as f64 + 1.0))?;
+    }
+    let missing = |s: &mut Store, a: &Anchor, root: Option<&str>| -> Result<bool> {
+        s.w.begin()?;
+        let recorded = s.w.record_anchor_missing_archive(a, root)?;
+        s.w.commit()?;
+        Ok(recorded)
+    };
+    let complete = |s: &mut Store, a: &Anchor, items: &[&str], root: Option<&str>| {
+        let items: Vec<ItemHash> = items.iter().map(|n| h(n)).collect();
+        s.w.begin()?;
+        let done = s.w.complete_anchor(a, &items, root)?;
+        s.w.commit()?;
+        Ok::<_, StoreError>(done)
+    };
+    let mut a12 = anchor(Chain::Eth, "t12", 12, Some("cid-12"));
+    a12.merkle_root = None;
+    let mut a11 = anchor(Chain::Eth, "t11", 11, Some("cid-11"));
+    a11.merkle_root = None;
+    let b11 = anchor(Chain::Bsc, "u11", 11, Some("cid-u"));
+    assert!(missing(s, &a12, Some("0xclaimed"))?);
+    assert!(missing(s, &a11, None)?);
+    assert!(missing(s, &b11, None)?);
+    // Known already: nothing changes.
+    assert!(!missing(s, &a12, None)?);
+    let eth = s.r.missing_archives(Chain::Eth, 10)?;
+    assert_eq!(
+        eth,
+        vec![
+            MissingArchive {
+                anchor: a11.clone(),
+                claimed_root: None
+            },
+            MissingArchive {
+                anchor: a12.clone(),
+                claimed_root: Some("0xclaimed".into())
+            },
+        ]
+    );
+    assert_eq!(s.r.missing_archives(Chain::Eth, 1)?.len(), 1);
+    assert_eq!(s.r.missing_archives(Chain::Bsc, 10)?.len(), 1);
+    // Recorded without items: the messages are still left to anchor.
+    assert!(confirmed(s, &["m1", "m2"])?.is_empty());
+    assert_eq!(unanchored_names(s)?, ["m1", "m2"]);
+
+    // Found: the anchor confirms its items, in order, with the root that was checked.
+    assert!(complete(s, &a12, &["m2", "m1"], Some("0xroot"))?);
+    assert!(!complete(s, &a12, &["m2"], None)?, "completed once");
+    assert_eq!(
+        s.r.anchor_items(Chain::Eth, &a12.tx_hash, 0)?,
+        vec![h("m2"), h("m1")]
+    );
+    let at = s.r.anchored_at(&h("m1"))?;
+    assert_eq!(at.len(), 1);
+    assert_eq!(at[0].position, 1);
+    assert_eq!(at[0].anchor.merkle_root.as_deref(), Some("0xroot"));
+    assert!(unanchored_names(s)?.is_empty());
+    assert_eq!(
+        s.r.missing_archives(Chain::Eth, 10)?,
+        vec![MissingArchive {
+            anchor: a11.clone(),
+            claimed_root: None
+        }]
+    );
+
+    // A reorganisation takes the still missing one away with its anchor.
+    s.w.begin()?;
+    assert_eq!(s.w.drop_anchors_from(Chain::Eth, 11)?, 2);
+    s.w.commit()?;
+    assert!(s.r.missing_archives(Chain::Eth, 10)?.is_empty());
+    assert!(!complete(s, &a11, &["m1"], None)?, "dropped");
+    assert_eq!(s.r.missing_archives(Chain::Bsc, 10)?.len(), 1);
     Ok(())
 }
 

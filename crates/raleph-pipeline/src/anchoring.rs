@@ -16,6 +16,19 @@ pub(crate) fn apply(
         AnchorOp::Record { anchor, items } => {
             AnchorDone::Recorded(store.record_anchor(&anchor, &items)?)
         }
+        AnchorOp::RecordMissing {
+            anchor,
+            claimed_root,
+        } => AnchorDone::Recorded(
+            store.record_anchor_missing_archive(&anchor, claimed_root.as_deref())?,
+        ),
+        AnchorOp::Complete {
+            anchor,
+            items,
+            merkle_root,
+        } => {
+            AnchorDone::Recorded(store.complete_anchor(&anchor, &items, merkle_root.as_deref())?)
+        }
         AnchorOp::DropFrom { chain, height } => {
             AnchorDone::Dropped(store.drop_anchors_from(chain, height)?)
         }

@@ -169,6 +169,42 @@ impl PipelineHandle {
         }
     }
 
+    /// Records an anchor whose archive was found nowhere, to be completed when it is found
+    /// (see `WriteStore::record_anchor_missing_archive`); false when it was known already.
+    pub async fn record_anchor_missing_archive(
+        &self,
+        anchor: Anchor,
+        claimed_root: Option<String>,
+    ) -> Result<bool, SubmitError> {
+        let op = AnchorOp::RecordMissing {
+            anchor: Box::new(anchor),
+            claimed_root,
+        };
+        match self.anchoring(op).await? {
+            AnchorDone::Recorded(new) => Ok(new),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// An anchor's archive, found at last: its confirmations and Merkle root (see
+    /// `WriteStore::complete_anchor`); false when it was no longer missing.
+    pub async fn complete_anchor(
+        &self,
+        anchor: Anchor,
+        items: Vec<ItemHash>,
+        merkle_root: Option<String>,
+    ) -> Result<bool, SubmitError> {
+        let op = AnchorOp::Complete {
+            anchor: Box::new(anchor),
+            items,
+            merkle_root,
+        };
+        match self.anchoring(op).await? {
+            AnchorDone::Recorded(done) => Ok(done),
+            _ => Err(unexpected()),
+        }
+    }
+
     /// A reorganisation: drops the chain's anchors from `height` up (see
     /// `WriteStore::drop_anchors_from`); returns how many.
     pub async fn drop_anchors_from(&self, chain: Chain, height: u64) -> Result<u64, SubmitError> {

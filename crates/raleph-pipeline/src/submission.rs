@@ -59,6 +59,17 @@ pub(crate) enum AnchorOp {
         anchor: Box<raleph_db::Anchor>,
         items: Vec<raleph_message::ItemHash>,
     },
+    /// An anchor whose archive was found nowhere (`WriteStore::record_anchor_missing_archive`).
+    RecordMissing {
+        anchor: Box<raleph_db::Anchor>,
+        claimed_root: Option<String>,
+    },
+    /// Its archive found at last (`WriteStore::complete_anchor`).
+    Complete {
+        anchor: Box<raleph_db::Anchor>,
+        items: Vec<raleph_message::ItemHash>,
+        merkle_root: Option<String>,
+    },
     DropFrom {
         chain: raleph_message::Chain,
         height: u64,
@@ -91,7 +102,8 @@ pub(crate) enum AnchorOp {
 /// What an [`AnchorOp`] returned.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum AnchorDone {
-    /// `Record`: whether the anchor was new.
+    /// `Record`, `RecordMissing`: whether the anchor was new; `Complete`: whether it was
+    /// still missing its archive.
     Recorded(bool),
     /// `DropFrom`: how many anchors went.
     Dropped(u64),

@@ -217,20 +217,18 @@ async fn a_reorg_takes_confirmations_away_and_the_batch_is_anchored_again() {
 }
 
 /// Serves fixed bytes by CID, as an IPFS gateway would (and one that lies, for one CID).
-async fn gateway(files: Vec<(String, Vec<u8>)>) -> String {
+async fn gateway(files: Vec<(String, Vec<u8>)>) -> (String, GatewayFiles) {
     use axum::extract::Path as UrlPath;
-    let files = std::sync::Arc::new(
-        files
-            .into_iter()
-            .collect::<std::collections::HashMap<_, _>>(),
-    );
+    let files: GatewayFiles =
+        std::sync::Arc::new(std::sync::Mutex::new(files.into_iter().collect()));
+    let served = files.clone();
     let app = axum::Router::new().route(
         "/ipfs/{cid}",
         axum::routing::get(move |UrlPath(cid): UrlPath<String>| {
-            let files = files.clone();
+            let found = served.lock().expect("files").get(&cid).cloned();
             async move {
-                match files.get(&cid) {
-                    Some(bytes) => (axum::http::StatusCode::OK, bytes.clone()),
+                match found {
+                    Some(bytes) => (axum::http::StatusCode::OK, bytes),
                     None => (axum::http::StatusCode::NOT_FOUND, Vec::new()),
                 }
             }
@@ -241,8 +239,11 @@ async fn gateway(files: Vec<(String, Vec<u8>)>) -> String {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    format!("http://{addr}/ipfs/")
+    (format!("http://{addr}/ipfs/"), files)
 }
+
+/// What a test gateway serves, by CID; files added later are served from then on.
+type GatewayFiles = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>;
 
 /// The CIDv0 a node computes for `bytes`.
 fn cid_of(bytes: &[u8]) -> String {
@@ -293,7 +294,7 @@ async fn hostile_events_are_refused_with_nothing_processed() {
     let true_archive = archive(std::slice::from_ref(&lied_about));
     let good_archive = archive(std::slice::from_ref(&good));
     let lie_cid = cid_of(&true_archive);
-    let url = gateway(vec![
+    let (url, _) = gateway(vec![
         (cid_of(&unauthorized_archive), unauthorized_archive.clone()),
         (cid_of(&forged_archive), forged_archive.clone()),
         (cid_of(&huge_archive), huge_archive.clone()),
@@ -366,6 +367,71 @@ async fn hostile_events_are_refused_with_nothing_processed() {
         list["pagination_total"], 1,
         "only the good message is processed: {list}"
     );
+}
+
+/// An archive found nowhere when its event is read does not hold the reader back, and is
+/// looked for again: once a gateway serves it, its messages are taken in and the anchor
+/// confirms them, with their proof, as if it had been found at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_found_late_is_taken_in_and_confirmed() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let signer = EthSigner::new_random();
+    let late = [signed(&signer, 1), signed(&signer, 2)];
+    let late_archive = archive(&late);
+    let hashes: Vec<String> = late
+        .iter()
+        .map(|m| m["item_hash"].as_str().expect("hash").to_owned())
+        .collect();
+    let (url, files) = gateway(Vec::new()).await;
+    let b = chain.node(
+        "b",
+        false,
+        &format!(
+            "[anchoring]\narchive_gateways = [\"{url}\"]\narchive_fetch_timeout_secs = 1\narchive_retry_secs = 1"
+        ),
+    );
+    let config = chain.anvil.config(
+        chain.contract.parse().expect("address"),
+        vec![chain.packer.parse().expect("address")],
+    );
+    let packer = raleph_chain::Writer::new(&config, chain.anvil.key(PACKER)).expect("writer");
+    let emitted = packer
+        .emit(&offchain(&cid_of(&late_archive)))
+        .await
+        .expect("emit");
+    // B reads past the event (its position is saved after the event is handled) without the
+    // archive, which nobody serves yet.
+    let read_past = wait_until(Duration::from_secs(60), || async {
+        chain.anvil.mine(1).await;
+        let (_, metrics) = get(&chain.http, &format!("{}/metrics.json", b.url)).await;
+        metrics["raleph_chain_synced_height"]["ETH"].as_u64() >= Some(emitted.block_height)
+    })
+    .await;
+    assert!(read_past, "B read the event's block");
+    for hash in &hashes {
+        let (status, _) = get(&chain.http, &format!("{}/api/v0/messages/{hash}", b.url)).await;
+        assert_eq!(status, 404, "not known before the archive is found");
+    }
+    // The archive turns up: B takes it in on a later look and confirms its messages.
+    files
+        .lock()
+        .expect("files")
+        .insert(cid_of(&late_archive), late_archive.clone());
+    assert!(
+        chain.until_confirmed(&[&b], &hashes).await,
+        "the late archive's messages are processed and confirmed"
+    );
+    let (status, proofs) = get(
+        &chain.http,
+        &format!("{}/api/v0/messages/{}/proof", b.url, hashes[1]),
+    )
+    .await;
+    assert_eq!(status, 200, "{proofs}");
+    let anchor = &proofs["anchors"][0];
+    assert_eq!(anchor["tx_hash"], json!(format!("{:#x}", emitted.tx_hash)));
+    assert_eq!(anchor["position"], 1, "{proofs}");
 }
 
 /// A user publishes a message through the contract (`doMessage`, the smart-contract protocol):

@@ -222,6 +222,11 @@ impl ReadStore for PgReader {
         self.pool.with(|conn| anchors::anchored_at(conn, hash))
     }
 
+    fn missing_archives(&self, chain: Chain, limit: u64) -> Result<Vec<MissingArchive>> {
+        self.pool
+            .with(|conn| anchors::missing_archives(conn, chain, limit))
+    }
+
     fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>> {
         self.pool
             .with(|conn| anchors::anchor_items(conn, chain, tx_hash, log_index))

@@ -448,6 +448,13 @@ const MIGRATIONS: &[&str] = &[
         UNION ALL SELECT 'sender_post_type', sender || chr(1) || content_type, count(*) FROM messages
             WHERE type = 'POST' AND content_type IS NOT NULL GROUP BY sender, content_type;
     "#,
+    // 12: as SQLite's migration 20, anchors whose archive was found nowhere.
+    r#"
+    CREATE TABLE missing_archives (
+        anchor_id BIGINT PRIMARY KEY,
+        claimed_root TEXT
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,7 +8,8 @@ use super::rows::{self, parsed};
 use crate::conn::{Connection, Row, Value, first, hashes, rows as all_rows};
 use crate::sql::{Dialect, Filter, Param};
 use crate::{
-    Anchor, AnchoredAt, Batch, Chain, Confirmation, ItemHash, MessageRecord, Result, SubmittedTx,
+    Anchor, AnchoredAt, Batch, Chain, Confirmation, ItemHash, MessageRecord, MissingArchive,
+    Result, SubmittedTx,
 };
 
 /// The statement of [`crate::ReadStore::confirmations`]: the page's item hashes bound as one
@@ -181,4 +182,29 @@ pub(crate) fn open_batches(c: &mut dyn Connection, chain: Chain) -> Result<Vec<B
         )?;
     }
     Ok(batches)
+}
+
+pub(crate) fn missing_archives(
+    c: &mut dyn Connection,
+    chain: Chain,
+    limit: u64,
+) -> Result<Vec<MissingArchive>> {
+    all_rows(
+        c,
+        &format!(
+            "SELECT {ANCHOR_COLUMNS}, m.claimed_root FROM missing_archives m
+             JOIN anchors a ON a.id = m.anchor_id WHERE a.chain = $1
+             ORDER BY a.height, a.log_index LIMIT $2"
+        ),
+        &[
+            Value::Text(chain.as_str()),
+            Value::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+        ],
+        |r| {
+            Ok(MissingArchive {
+                anchor: anchor(r)?,
+                claimed_root: r.opt_text(10)?,
+            })
+        },
+    )
 }

@@ -189,6 +189,11 @@ impl ReadStore for SqliteReader {
             .with(|conn| anchors::anchored_at(&mut Sql(conn), hash))
     }
 
+    fn missing_archives(&self, chain: Chain, limit: u64) -> Result<Vec<MissingArchive>> {
+        self.pool
+            .with(|conn| anchors::missing_archives(&mut Sql(conn), chain, limit))
+    }
+
     fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>> {
         self.pool
             .with(|conn| anchors::anchor_items(&mut Sql(conn), chain, tx_hash, log_index))

@@ -520,6 +520,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         SELECT 'sender_post_type', sender || char(1) || content_type, count(*) FROM messages
         WHERE type = 'POST' AND content_type IS NOT NULL GROUP BY sender, content_type;
     "#,
+    // 20: anchors whose archive was found nowhere: looked for again until found, so that a
+    // node learning from the chain gets their messages late rather than never.
+    r#"
+    CREATE TABLE missing_archives (
+        anchor_id INTEGER PRIMARY KEY,
+        claimed_root TEXT
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -49,6 +49,35 @@ pub(crate) fn record_anchor(s: &mut dyn Session, a: &Anchor, items: &[ItemHash])
     let Some(id) = id else {
         return Ok(false);
     };
+    confirm_items(s, id, a, items)?;
+    if let Some(archive) = &a.archive {
+        // The packer's batch of this archive is confirmed: no longer open. Its items that
+        // this anchor does not list (there should be none) are unanchored again.
+        let closed = hashes(
+            s,
+            "SELECT i.item_hash FROM batch_items i JOIN batches b ON b.id = i.batch_id
+             WHERE b.chain = $1 AND b.archive = $2 AND b.anchor_id IS NULL",
+            &[Value::Text(a.chain.as_str()), Value::Text(archive)],
+        )?;
+        s.execute(
+            "UPDATE batches SET anchor_id = $1
+             WHERE chain = $2 AND archive = $3 AND anchor_id IS NULL",
+            &[
+                Value::Int(id),
+                Value::Text(a.chain.as_str()),
+                Value::Text(archive),
+            ],
+        )?;
+        let listed: HashSet<&ItemHash> = items.iter().collect();
+        for item in closed.iter().filter(|item| !listed.contains(item)) {
+            reconsider(s, item)?;
+        }
+    }
+    Ok(true)
+}
+
+/// One confirmation per item of the anchor `id` (its position is its index in `items`).
+fn confirm_items(s: &mut dyn Session, id: i64, a: &Anchor, items: &[ItemHash]) -> Result<()> {
     for (position, item) in items.iter().enumerate() {
         // An item listed twice keeps its first position.
         s.execute(
@@ -73,29 +102,56 @@ pub(crate) fn record_anchor(s: &mut dyn Session, a: &Anchor, items: &[ItemHash])
             ],
         )?;
     }
-    if let Some(archive) = &a.archive {
-        // The packer's batch of this archive is confirmed: no longer open. Its items that
-        // this anchor does not list (there should be none) are unanchored again.
-        let closed = hashes(
-            s,
-            "SELECT i.item_hash FROM batch_items i JOIN batches b ON b.id = i.batch_id
-             WHERE b.chain = $1 AND b.archive = $2 AND b.anchor_id IS NULL",
-            &[Value::Text(a.chain.as_str()), Value::Text(archive)],
-        )?;
-        s.execute(
-            "UPDATE batches SET anchor_id = $1
-             WHERE chain = $2 AND archive = $3 AND anchor_id IS NULL",
-            &[
-                Value::Int(id),
-                Value::Text(a.chain.as_str()),
-                Value::Text(archive),
-            ],
-        )?;
-        let listed: HashSet<&ItemHash> = items.iter().collect();
-        for item in closed.iter().filter(|item| !listed.contains(item)) {
-            reconsider(s, item)?;
-        }
+    Ok(())
+}
+
+pub(crate) fn record_anchor_missing_archive(
+    s: &mut dyn Session,
+    a: &Anchor,
+    claimed_root: Option<&str>,
+) -> Result<bool> {
+    if !record_anchor(s, a, &[])? {
+        return Ok(false);
     }
+    s.execute(
+        "INSERT INTO missing_archives (anchor_id, claimed_root)
+         SELECT id, $1 FROM anchors WHERE chain = $2 AND tx_hash = $3 AND log_index = $4",
+        &[
+            Value::from(&claimed_root.map(str::to_owned)),
+            Value::Text(a.chain.as_str()),
+            Value::Text(&a.tx_hash),
+            Value::Int(stored_int(a.log_index)?),
+        ],
+    )?;
+    Ok(true)
+}
+
+pub(crate) fn complete_anchor(
+    s: &mut dyn Session,
+    a: &Anchor,
+    items: &[ItemHash],
+    merkle_root: Option<&str>,
+) -> Result<bool> {
+    let id = first(
+        s,
+        "DELETE FROM missing_archives WHERE anchor_id =
+             (SELECT id FROM anchors WHERE chain = $1 AND tx_hash = $2 AND log_index = $3)
+         RETURNING anchor_id",
+        &[
+            Value::Text(a.chain.as_str()),
+            Value::Text(&a.tx_hash),
+            Value::Int(stored_int(a.log_index)?),
+        ],
+        |r| r.integer(0),
+    )?;
+    let Some(id) = id else {
+        return Ok(false);
+    };
+    s.execute(
+        "UPDATE anchors SET merkle_root = $1 WHERE id = $2",
+        &[Value::from(&merkle_root.map(str::to_owned)), Value::Int(id)],
+    )?;
+    confirm_items(s, id, a, items)?;
     Ok(true)
 }
 
@@ -123,6 +179,11 @@ pub(crate) fn drop_anchors_from(s: &mut dyn Session, chain: Chain, height: u64) 
     )?;
     s.execute(
         "DELETE FROM confirmations
+         WHERE anchor_id IN (SELECT id FROM anchors WHERE chain = $1 AND height >= $2)",
+        &[chain, height],
+    )?;
+    s.execute(
+        "DELETE FROM missing_archives
          WHERE anchor_id IN (SELECT id FROM anchors WHERE chain = $1 AND height >= $2)",
         &[chain, height],
     )?;

@@ -311,6 +311,23 @@ macro_rules! shared_write_operations {
             $crate::write::anchors::record_anchor(self, anchor, items)
         }
 
+        fn record_anchor_missing_archive(
+            &mut self,
+            anchor: &$crate::Anchor,
+            claimed_root: Option<&str>,
+        ) -> $crate::Result<bool> {
+            $crate::write::anchors::record_anchor_missing_archive(self, anchor, claimed_root)
+        }
+
+        fn complete_anchor(
+            &mut self,
+            anchor: &$crate::Anchor,
+            items: &[$crate::ItemHash],
+            merkle_root: Option<&str>,
+        ) -> $crate::Result<bool> {
+            $crate::write::anchors::complete_anchor(self, anchor, items, merkle_root)
+        }
+
         fn drop_anchors_from(&mut self, chain: $crate::Chain, height: u64) -> $crate::Result<u64> {
             $crate::write::anchors::drop_anchors_from(self, chain, height)
         }

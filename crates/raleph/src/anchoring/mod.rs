@@ -35,8 +35,11 @@ pub struct AnchoringConfig {
     /// route (`http://node:4024/api/v0/storage/raw/`); the CID is appended.
     pub archive_gateways: Vec<String>,
     /// Seconds an archive is looked for (peers and gateways, with retries) before its anchor
-    /// is recorded without its messages.
+    /// is recorded without its messages, the archive kept among those looked for again.
     pub archive_fetch_timeout_secs: u64,
+    /// Seconds between two rounds of looking again for the archives found nowhere; when one
+    /// turns up, its messages are taken in and the anchor confirms them.
+    pub archive_retry_secs: u64,
     /// Seconds a fetched or packed archive is kept pinned, so that peers can fetch it too.
     pub archive_pin_secs: u64,
 }
@@ -47,6 +50,7 @@ impl Default for AnchoringConfig {
             evm: Vec::new(),
             archive_gateways: Vec::new(),
             archive_fetch_timeout_secs: 60,
+            archive_retry_secs: 60,
             // Ten years: as long as a node is likely to run.
             archive_pin_secs: 10 * 365 * 24 * 3600,
         }
@@ -56,6 +60,10 @@ impl Default for AnchoringConfig {
 impl AnchoringConfig {
     pub fn archive_fetch_timeout(&self) -> Duration {
         Duration::from_secs(self.archive_fetch_timeout_secs)
+    }
+
+    pub fn archive_retry_interval(&self) -> Duration {
+        Duration::from_secs(self.archive_retry_secs)
     }
 
     /// Refuses settings that cannot work, naming them.
@@ -81,6 +89,10 @@ impl AnchoringConfig {
             self.archive_fetch_timeout_secs > 0,
             "anchoring.archive_fetch_timeout_secs must be at least 1"
         );
+        anyhow::ensure!(
+            self.archive_retry_secs > 0,
+            "anchoring.archive_retry_secs must be at least 1"
+        );
         Ok(())
     }
 }
@@ -89,6 +101,8 @@ impl AnchoringConfig {
 #[derive(Clone)]
 pub(crate) struct Anchoring {
     pub pipeline: PipelineHandle,
+    /// How long the reader waits between two looks for the archives found nowhere.
+    pub archive_retry: Duration,
     pub reader: Arc<dyn ReadStore>,
     pub archives: Arc<archives::Archives>,
 }
@@ -114,6 +128,7 @@ pub fn start(
         )?),
         pipeline,
         reader,
+        archive_retry: config.archive_retry_interval(),
     };
     for chain in &config.evm {
         tracing::info!(

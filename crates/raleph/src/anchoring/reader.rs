@@ -14,16 +14,19 @@
 //!
 //! A payload that cannot be read (bad JSON, unknown protocol, over a limit) is logged and
 //! stores nothing; so is an archive over its limit or that does not parse. An archive found
-//! nowhere in time is recorded as an anchor without items.
+//! nowhere in time is recorded as an anchor without items and kept among the missing
+//! archives, looked for again every `archive_retry_secs` (`look_again`): once found, its
+//! messages are taken in and the anchor confirms them, as if found at once. The reader does
+//! not wait for it, so a CID nobody serves never holds the chain back.
 
 use anyhow::Context;
 use raleph_chain::merkle::MerkleTree;
 use raleph_chain::payload::parse_archive;
 use raleph_chain::{
-    ChainEvent, ContractMessage, EventKind, EvmChainConfig, Reader, ReaderPosition, Step,
+    B256, ChainEvent, ContractMessage, EventKind, EvmChainConfig, Reader, ReaderPosition, Step,
     SyncPayload,
 };
-use raleph_db::{Anchor, Chain, ItemHash};
+use raleph_db::{Anchor, Chain, ItemHash, MissingArchive};
 use raleph_message::{Envelope, sha256_hex, time_value};
 use raleph_pipeline::SubmitError;
 use serde_json::value::RawValue;
@@ -33,6 +36,7 @@ use super::Anchoring;
 use super::archives::Fetched;
 
 pub(super) fn spawn(anchoring: Anchoring, config: EvmChainConfig) -> anyhow::Result<()> {
+    tokio::spawn(look_again(anchoring.clone(), config.clone()));
     tokio::spawn(async move {
         let chain = config.chain;
         if let Err(e) = run(anchoring, config).await {
@@ -169,35 +173,22 @@ async fn handle(
             Ok(SyncPayload::AlephOffchain { cid, merkle_root }) => {
                 let mut anchor = anchor_of(&event, "aleph-offchain");
                 anchor.archive = Some(cid.clone());
-                let max = config.limits.max_archive_bytes;
-                let messages = match anchoring.archives.fetch(&cid, max).await? {
-                    Fetched::Bytes(bytes) => match parse_archive(&bytes, &config.limits) {
-                        Ok(messages) => messages,
-                        Err(e) => {
-                            tracing::warn!(%chain, %tx, %cid, "anchoring: the archive refused: {e}");
-                            return Ok(());
-                        }
-                    },
-                    Fetched::TooLarge => {
-                        tracing::warn!(%chain, %tx, %cid, max, "anchoring: the archive is over the limit: refused");
-                        return Ok(());
+                match archive_items(anchoring, config, &anchor, &cid, merkle_root).await? {
+                    Archive::Refused => Ok(()),
+                    Archive::Missing => {
+                        tracing::warn!(%chain, %tx, %cid, "anchoring: the archive was found nowhere; anchor recorded without its messages, the archive looked for again later");
+                        let claimed = merkle_root.map(|root| format!("{root:#x}"));
+                        anchoring
+                            .pipeline
+                            .record_anchor_missing_archive(anchor, claimed)
+                            .await?;
+                        Ok(())
                     }
-                    Fetched::NotFound => {
-                        tracing::warn!(%chain, %tx, %cid, "anchoring: the archive was found nowhere; anchor recorded without its messages");
-                        Vec::new()
+                    Archive::Found { items, merkle_root } => {
+                        anchor.merkle_root = merkle_root;
+                        record(anchoring, anchor, items).await
                     }
-                };
-                let items = ingest(anchoring, &messages).await?;
-                anchor.merkle_root = merkle_root.and_then(|root| {
-                    let built = MerkleTree::new(&items).ok().map(|tree| tree.root());
-                    if built == Some(root) {
-                        Some(format!("{root:#x}"))
-                    } else {
-                        tracing::warn!(%chain, %tx, %cid, "anchoring: the payload's Merkle root is not the archive's; not kept");
-                        None
-                    }
-                });
-                record(anchoring, anchor, items).await
+                }
             }
         },
         EventKind::Message {
@@ -225,6 +216,117 @@ async fn record(anchoring: &Anchoring, anchor: Anchor, items: Vec<ItemHash>) -> 
     let (chain, height, count) = (anchor.chain, anchor.height, items.len());
     if anchoring.pipeline.record_anchor(anchor, items).await? {
         tracing::info!(%chain, height, messages = count, "anchoring: anchor recorded");
+    }
+    Ok(())
+}
+
+/// What became of an `aleph-offchain` event's archive.
+enum Archive {
+    /// Over a limit or not an archive: logged, nothing stored.
+    Refused,
+    /// Found nowhere in time.
+    Missing,
+    /// Its messages submitted: their item hashes in archive order, and the payload's Merkle
+    /// root if it is theirs.
+    Found {
+        items: Vec<ItemHash>,
+        merkle_root: Option<String>,
+    },
+}
+
+/// Fetches an anchor's archive by CID and takes its messages in.
+async fn archive_items(
+    anchoring: &Anchoring,
+    config: &EvmChainConfig,
+    anchor: &Anchor,
+    cid: &str,
+    claimed_root: Option<B256>,
+) -> anyhow::Result<Archive> {
+    let (chain, tx) = (anchor.chain, &anchor.tx_hash);
+    let max = config.limits.max_archive_bytes;
+    let messages = match anchoring.archives.fetch(cid, max).await? {
+        Fetched::Bytes(bytes) => match parse_archive(&bytes, &config.limits) {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(%chain, %tx, %cid, "anchoring: the archive refused: {e}");
+                return Ok(Archive::Refused);
+            }
+        },
+        Fetched::TooLarge => {
+            tracing::warn!(%chain, %tx, %cid, max, "anchoring: the archive is over the limit: refused");
+            return Ok(Archive::Refused);
+        }
+        Fetched::NotFound => return Ok(Archive::Missing),
+    };
+    let items = ingest(anchoring, &messages).await?;
+    let merkle_root = claimed_root.and_then(|root| {
+        let built = MerkleTree::new(&items).ok().map(|tree| tree.root());
+        if built == Some(root) {
+            Some(format!("{root:#x}"))
+        } else {
+            tracing::warn!(%chain, %tx, %cid, "anchoring: the payload's Merkle root is not the archive's; not kept");
+            None
+        }
+    });
+    Ok(Archive::Found { items, merkle_root })
+}
+
+/// How many missing archives one round looks for (each may take the fetch timeout).
+const MISSING_PER_ROUND: u64 = 16;
+
+/// Looks again, every `archive_retry`, for the archives of this chain's anchors that were
+/// found nowhere, lowest first; one found is taken in and its anchor confirms its messages.
+/// Nothing else waits for this: the reader reads on, and a CID nobody serves costs one fetch
+/// per round.
+async fn look_again(anchoring: Anchoring, config: EvmChainConfig) {
+    let chain = config.chain;
+    loop {
+        tokio::time::sleep(anchoring.archive_retry).await;
+        match missing_round(&anchoring, &config).await {
+            Ok(()) => {}
+            Err(e) if stopped(&e) => return,
+            Err(e) => {
+                tracing::warn!(%chain, "anchoring: looking for missing archives failed: {e:#}")
+            }
+        }
+    }
+}
+
+async fn missing_round(anchoring: &Anchoring, config: &EvmChainConfig) -> anyhow::Result<()> {
+    let chain = config.chain;
+    let reader = anchoring.reader.clone();
+    let missing =
+        tokio::task::spawn_blocking(move || reader.missing_archives(chain, MISSING_PER_ROUND))
+            .await??;
+    for MissingArchive {
+        anchor,
+        claimed_root,
+    } in missing
+    {
+        let Some(cid) = anchor.archive.clone() else {
+            continue;
+        };
+        let claimed = claimed_root.as_deref().and_then(|root| root.parse().ok());
+        let (tx, height) = (anchor.tx_hash.clone(), anchor.height);
+        let (items, merkle_root) = match archive_items(anchoring, config, &anchor, &cid, claimed)
+            .await?
+        {
+            Archive::Missing => {
+                tracing::debug!(%chain, %tx, %cid, "anchoring: a missing archive is still found nowhere");
+                continue;
+            }
+            // Found, but not an archive after all: not looked for again.
+            Archive::Refused => (Vec::new(), None),
+            Archive::Found { items, merkle_root } => (items, merkle_root),
+        };
+        let count = items.len();
+        if anchoring
+            .pipeline
+            .complete_anchor(anchor, items, merkle_root)
+            .await?
+        {
+            tracing::info!(%chain, %tx, %cid, height, messages = count, "anchoring: a missing archive was found; its anchor confirms its messages");
+        }
     }
     Ok(())
 }
