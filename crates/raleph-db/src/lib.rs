@@ -374,6 +374,8 @@ pub trait ReadStore: Send + Sync + 'static {
     fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>>;
     /// Anchors of `chain` whose archive is still missing, lowest first, at most `limit`.
     fn missing_archives(&self, chain: Chain, limit: u64) -> Result<Vec<MissingArchive>>;
+    /// How many anchors, on every chain, still miss their archive.
+    fn count_missing_archives(&self) -> Result<u64>;
     /// Up to `limit` processed (or removing) signed messages that no anchor confirms and no
     /// open batch holds, oldest reception first, then by item hash: what a packer anchors.
     fn unanchored(&self, limit: usize) -> Result<Vec<MessageRecord>>;

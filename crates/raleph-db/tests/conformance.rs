@@ -3995,6 +3995,7 @@ fn missing_archives_wait_until_found(s: &mut Store) -> Result<()> {
     );
     assert_eq!(s.r.missing_archives(Chain::Eth, 1)?.len(), 1);
     assert_eq!(s.r.missing_archives(Chain::Bsc, 10)?.len(), 1);
+    assert_eq!(s.r.count_missing_archives()?, 3);
     // Recorded without items: the messages are still left to anchor.
     assert!(confirmed(s, &["m1", "m2"])?.is_empty());
     assert_eq!(unanchored_names(s)?, ["m1", "m2"]);
@@ -4026,6 +4027,7 @@ fn missing_archives_wait_until_found(s: &mut Store) -> Result<()> {
     assert!(s.r.missing_archives(Chain::Eth, 10)?.is_empty());
     assert!(!complete(s, &a11, &["m1"], None)?, "dropped");
     assert_eq!(s.r.missing_archives(Chain::Bsc, 10)?.len(), 1);
+    assert_eq!(s.r.count_missing_archives()?, 1);
     Ok(())
 }
 

@@ -414,6 +414,18 @@ async fn an_archive_found_late_is_taken_in_and_confirmed() {
         let (status, _) = get(&chain.http, &format!("{}/api/v0/messages/{hash}", b.url)).await;
         assert_eq!(status, 404, "not known before the archive is found");
     }
+    let pending_txs = |url: String| {
+        let http = chain.http.clone();
+        async move {
+            let (_, metrics) = get(&http, &format!("{url}/metrics.json")).await;
+            metrics["pyaleph_status_sync_pending_txs_total"].clone()
+        }
+    };
+    assert_eq!(
+        pending_txs(b.url.clone()).await,
+        1,
+        "the anchor waits for its archive"
+    );
     // The archive turns up: B takes it in on a later look and confirms its messages.
     files
         .lock()
@@ -432,6 +444,7 @@ async fn an_archive_found_late_is_taken_in_and_confirmed() {
     let anchor = &proofs["anchors"][0];
     assert_eq!(anchor["tx_hash"], json!(format!("{:#x}", emitted.tx_hash)));
     assert_eq!(anchor["position"], 1, "{proofs}");
+    assert_eq!(pending_txs(b.url.clone()).await, 0, "nothing left waiting");
 }
 
 /// A user publishes a message through the contract (`doMessage`, the smart-contract protocol):

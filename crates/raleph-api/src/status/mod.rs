@@ -44,13 +44,22 @@ pub(crate) struct Snapshot {
     /// How far each chain has been read (blockchain anchoring): the last height whose
     /// events are all processed, by chain.
     pub chain_heights: Vec<(Chain, u64)>,
+    /// Anchoring transactions whose archive is still looked for (the reference's pending
+    /// transactions: their messages are not in yet).
+    pub pending_txs: u64,
 }
 
 impl Snapshot {
     /// Reads the counters now (one read of the store's kept counts).
     pub(crate) async fn read(state: &AppState) -> ApiResult<Snapshot> {
-        let (counts, positions) = state
-            .read(|r| Ok((r.counts()?, r.chain_positions()?)))
+        let (counts, positions, pending_txs) = state
+            .read(|r| {
+                Ok((
+                    r.counts()?,
+                    r.chain_positions()?,
+                    r.count_missing_archives()?,
+                ))
+            })
             .await?;
         let peers = match &state.network {
             Some(network) => Some(network.peers().await),
@@ -80,6 +89,7 @@ impl Snapshot {
                 .iter()
                 .filter_map(|(chain, position)| Some((*chain, synced_height(position)?)))
                 .collect(),
+            pending_txs,
         })
     }
 
@@ -117,8 +127,7 @@ impl Snapshot {
             "pyaleph_status_peers_total": self.peer_count(),
             "pyaleph_status_sync_messages_total": self.messages,
             "pyaleph_status_sync_pending_messages_total": self.waiting(),
-            // This node reads chains itself (anchoring) and queues no chain transactions.
-            "pyaleph_status_sync_pending_txs_total": 0,
+            "pyaleph_status_sync_pending_txs_total": self.pending_txs,
             "raleph_intake_journal_unapplied": self.unapplied,
             "raleph_websocket_connections": self.websockets,
             "raleph_status_websocket_connections": self.status_websockets,
@@ -154,8 +163,8 @@ impl Snapshot {
         );
         gauge(
             "pyaleph_status_sync_pending_txs_total",
-            "Chain transactions waiting (none: chains are read as they come).",
-            0,
+            "Anchoring transactions whose archive is still looked for.",
+            self.pending_txs,
         );
         gauge(
             "pyaleph_status_peers_total",

@@ -227,6 +227,10 @@ impl ReadStore for PgReader {
             .with(|conn| anchors::missing_archives(conn, chain, limit))
     }
 
+    fn count_missing_archives(&self) -> Result<u64> {
+        self.pool.with(|conn| anchors::count_missing_archives(conn))
+    }
+
     fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>> {
         self.pool
             .with(|conn| anchors::anchor_items(conn, chain, tx_hash, log_index))

@@ -208,3 +208,10 @@ pub(crate) fn missing_archives(
         },
     )
 }
+
+pub(crate) fn count_missing_archives(c: &mut dyn Connection) -> Result<u64> {
+    let n = first(c, "SELECT count(*) FROM missing_archives", &[], |r| {
+        r.integer(0)
+    })?;
+    Ok(n.unwrap_or(0).max(0) as u64)
+}

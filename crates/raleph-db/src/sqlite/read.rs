@@ -194,6 +194,11 @@ impl ReadStore for SqliteReader {
             .with(|conn| anchors::missing_archives(&mut Sql(conn), chain, limit))
     }
 
+    fn count_missing_archives(&self) -> Result<u64> {
+        self.pool
+            .with(|conn| anchors::count_missing_archives(&mut Sql(conn)))
+    }
+
     fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>> {
         self.pool
             .with(|conn| anchors::anchor_items(&mut Sql(conn), chain, tx_hash, log_index))
