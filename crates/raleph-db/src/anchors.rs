@@ -48,6 +48,8 @@ pub struct AnchoredAt {
 /// its payload claimed: looked for again until found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MissingArchive {
+    /// The anchor's row id: where the next [`crate::ReadStore::missing_archives`] page starts.
+    pub id: i64,
     pub anchor: Anchor,
     pub claimed_root: Option<String>,
 }

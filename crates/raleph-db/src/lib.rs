@@ -372,8 +372,10 @@ pub trait ReadStore: Send + Sync + 'static {
     fn anchored_at(&self, hash: &ItemHash) -> Result<Vec<AnchoredAt>>;
     /// An anchor's items in position order (empty for an unknown anchor).
     fn anchor_items(&self, chain: Chain, tx_hash: &str, log_index: u64) -> Result<Vec<ItemHash>>;
-    /// Anchors of `chain` whose archive is still missing, lowest first, at most `limit`.
-    fn missing_archives(&self, chain: Chain, limit: u64) -> Result<Vec<MissingArchive>>;
+    /// Anchors of `chain` whose archive is still missing, in the order they were recorded,
+    /// from just after the one whose id is `after` (0: from the first), at most `limit`.
+    fn missing_archives(&self, chain: Chain, after: i64, limit: u64)
+    -> Result<Vec<MissingArchive>>;
     /// How many anchors, on every chain, still miss their archive.
     fn count_missing_archives(&self) -> Result<u64>;
     /// Up to `limit` processed (or removing) signed messages that no anchor confirms and no

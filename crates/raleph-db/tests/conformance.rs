@@ -3979,22 +3979,27 @@ fn missing_archives_wait_until_found(s: &mut Store) -> Result<()> {
     assert!(missing(s, &b11, None)?);
     // Known already: nothing changes.
     assert!(!missing(s, &a12, None)?);
-    let eth = s.r.missing_archives(Chain::Eth, 10)?;
+    let shown = |list: Vec<MissingArchive>| -> Vec<(Anchor, Option<String>)> {
+        list.into_iter()
+            .map(|m| (m.anchor, m.claimed_root))
+            .collect()
+    };
+    // In the order they were recorded, paged by id.
+    let eth = s.r.missing_archives(Chain::Eth, 0, 10)?;
     assert_eq!(
-        eth,
-        vec![
-            MissingArchive {
-                anchor: a11.clone(),
-                claimed_root: None
-            },
-            MissingArchive {
-                anchor: a12.clone(),
-                claimed_root: Some("0xclaimed".into())
-            },
-        ]
+        shown(eth.clone()),
+        vec![(a12.clone(), Some("0xclaimed".into())), (a11.clone(), None)]
     );
-    assert_eq!(s.r.missing_archives(Chain::Eth, 1)?.len(), 1);
-    assert_eq!(s.r.missing_archives(Chain::Bsc, 10)?.len(), 1);
+    assert_eq!(
+        shown(s.r.missing_archives(Chain::Eth, 0, 1)?),
+        shown(eth[..1].to_vec())
+    );
+    assert_eq!(
+        shown(s.r.missing_archives(Chain::Eth, eth[0].id, 10)?),
+        vec![(a11.clone(), None)]
+    );
+    assert!(s.r.missing_archives(Chain::Eth, eth[1].id, 10)?.is_empty());
+    assert_eq!(s.r.missing_archives(Chain::Bsc, 0, 10)?.len(), 1);
     assert_eq!(s.r.count_missing_archives()?, 3);
     // Recorded without items: the messages are still left to anchor.
     assert!(confirmed(s, &["m1", "m2"])?.is_empty());
@@ -4013,20 +4018,17 @@ fn missing_archives_wait_until_found(s: &mut Store) -> Result<()> {
     assert_eq!(at[0].anchor.merkle_root.as_deref(), Some("0xroot"));
     assert!(unanchored_names(s)?.is_empty());
     assert_eq!(
-        s.r.missing_archives(Chain::Eth, 10)?,
-        vec![MissingArchive {
-            anchor: a11.clone(),
-            claimed_root: None
-        }]
+        shown(s.r.missing_archives(Chain::Eth, 0, 10)?),
+        vec![(a11.clone(), None)]
     );
 
     // A reorganisation takes the still missing one away with its anchor.
     s.w.begin()?;
     assert_eq!(s.w.drop_anchors_from(Chain::Eth, 11)?, 2);
     s.w.commit()?;
-    assert!(s.r.missing_archives(Chain::Eth, 10)?.is_empty());
+    assert!(s.r.missing_archives(Chain::Eth, 0, 10)?.is_empty());
     assert!(!complete(s, &a11, &["m1"], None)?, "dropped");
-    assert_eq!(s.r.missing_archives(Chain::Bsc, 10)?.len(), 1);
+    assert_eq!(s.r.missing_archives(Chain::Bsc, 0, 10)?.len(), 1);
     assert_eq!(s.r.count_missing_archives()?, 1);
     Ok(())
 }

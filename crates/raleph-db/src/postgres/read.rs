@@ -222,9 +222,14 @@ impl ReadStore for PgReader {
         self.pool.with(|conn| anchors::anchored_at(conn, hash))
     }
 
-    fn missing_archives(&self, chain: Chain, limit: u64) -> Result<Vec<MissingArchive>> {
+    fn missing_archives(
+        &self,
+        chain: Chain,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<MissingArchive>> {
         self.pool
-            .with(|conn| anchors::missing_archives(conn, chain, limit))
+            .with(|conn| anchors::missing_archives(conn, chain, after, limit))
     }
 
     fn count_missing_archives(&self) -> Result<u64> {

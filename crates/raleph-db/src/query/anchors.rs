@@ -187,21 +187,24 @@ pub(crate) fn open_batches(c: &mut dyn Connection, chain: Chain) -> Result<Vec<B
 pub(crate) fn missing_archives(
     c: &mut dyn Connection,
     chain: Chain,
+    after: i64,
     limit: u64,
 ) -> Result<Vec<MissingArchive>> {
     all_rows(
         c,
         &format!(
-            "SELECT {ANCHOR_COLUMNS}, m.claimed_root FROM missing_archives m
-             JOIN anchors a ON a.id = m.anchor_id WHERE a.chain = $1
-             ORDER BY a.height, a.log_index LIMIT $2"
+            "SELECT {ANCHOR_COLUMNS}, m.claimed_root, m.anchor_id FROM missing_archives m
+             JOIN anchors a ON a.id = m.anchor_id WHERE a.chain = $1 AND m.anchor_id > $2
+             ORDER BY m.anchor_id LIMIT $3"
         ),
         &[
             Value::Text(chain.as_str()),
+            Value::Int(after),
             Value::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
         ],
         |r| {
             Ok(MissingArchive {
+                id: r.integer(11)?,
                 anchor: anchor(r)?,
                 claimed_root: r.opt_text(10)?,
             })

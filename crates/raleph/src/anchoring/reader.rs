@@ -275,15 +275,17 @@ async fn archive_items(
 const MISSING_PER_ROUND: u64 = 16;
 
 /// Looks again, every `archive_retry`, for the archives of this chain's anchors that were
-/// found nowhere, lowest first; one found is taken in and its anchor confirms its messages.
-/// Nothing else waits for this: the reader reads on, and a CID nobody serves costs one fetch
-/// per round.
+/// found nowhere, 16 a round, taking up where the last round stopped and starting over after
+/// the last, so that every one gets its turn however many are never found. One found is
+/// taken in and its anchor confirms its messages. Nothing else waits for this: the reader
+/// reads on, and a CID nobody serves costs one fetch per turn.
 async fn look_again(anchoring: Anchoring, config: EvmChainConfig) {
     let chain = config.chain;
+    let mut after = 0;
     loop {
         tokio::time::sleep(anchoring.archive_retry).await;
-        match missing_round(&anchoring, &config).await {
-            Ok(()) => {}
+        match missing_round(&anchoring, &config, after).await {
+            Ok(next) => after = next,
             Err(e) if stopped(&e) => return,
             Err(e) => {
                 tracing::warn!(%chain, "anchoring: looking for missing archives failed: {e:#}")
@@ -292,15 +294,27 @@ async fn look_again(anchoring: Anchoring, config: EvmChainConfig) {
     }
 }
 
-async fn missing_round(anchoring: &Anchoring, config: &EvmChainConfig) -> anyhow::Result<()> {
+/// One round, from just after the anchor id `after`; returns where the next one starts (0
+/// once the list is walked to its end).
+async fn missing_round(
+    anchoring: &Anchoring,
+    config: &EvmChainConfig,
+    after: i64,
+) -> anyhow::Result<i64> {
     let chain = config.chain;
     let reader = anchoring.reader.clone();
-    let missing =
-        tokio::task::spawn_blocking(move || reader.missing_archives(chain, MISSING_PER_ROUND))
-            .await??;
+    let missing = tokio::task::spawn_blocking(move || {
+        reader.missing_archives(chain, after, MISSING_PER_ROUND)
+    })
+    .await??;
+    let next = match missing.last() {
+        Some(last) if missing.len() as u64 == MISSING_PER_ROUND => last.id,
+        _ => 0,
+    };
     for MissingArchive {
         anchor,
         claimed_root,
+        ..
     } in missing
     {
         let Some(cid) = anchor.archive.clone() else {
@@ -328,7 +342,7 @@ async fn missing_round(anchoring: &Anchoring, config: &EvmChainConfig) -> anyhow
             tracing::info!(%chain, %tx, %cid, height, messages = count, "anchoring: a missing archive was found; its anchor confirms its messages");
         }
     }
-    Ok(())
+    Ok(next)
 }
 
 /// Archive messages submitted at once: each waits for its signature check and the intake
