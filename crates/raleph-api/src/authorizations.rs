@@ -144,11 +144,11 @@ impl<'a> Pager<'a> {
         }
     }
 
-    /// One party's entries: counted if any passes the filters, shown if on the page.
-    pub(crate) fn offer(&mut self, party: String, entries: Vec<Map<String, Value>>) {
+    /// One party's entries: counted if any passes the filters; true if shown on the page.
+    pub(crate) fn offer(&mut self, party: String, entries: Vec<Map<String, Value>>) -> bool {
         let f = self.filters;
         if f.party.as_ref().is_some_and(|p| *p != party) {
-            return;
+            return false;
         }
         let entries: Vec<Value> = entries
             .into_iter()
@@ -156,12 +156,14 @@ impl<'a> Pager<'a> {
             .map(Value::Object)
             .collect();
         if entries.is_empty() {
-            return;
+            return false;
         }
-        if self.total >= self.skip && (self.shown.len() as u64) < f.per_page {
+        let shown = self.total >= self.skip && (self.shown.len() as u64) < f.per_page;
+        if shown {
             self.shown.insert(party, Value::Array(entries));
         }
         self.total += 1;
+        shown
     }
 
     pub(crate) fn finish(self) -> (Map<String, Value>, u64) {
@@ -249,9 +251,7 @@ pub async fn received(
                     .filter(|(party, _)| *party == address)
                     .flat_map(|(_, entries)| entries)
                     .collect();
-                let shown_before = pager.shown.len();
-                pager.offer(grant.owner, entries);
-                if pager.shown.len() > shown_before {
+                if pager.offer(grant.owner, entries) {
                     // The aggregate's size bounds what its entries add to the page.
                     page_bytes = page_bytes.saturating_add(grant.content.len());
                     if max_bytes > 0 && page_bytes > max_bytes {
