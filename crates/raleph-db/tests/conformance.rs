@@ -4005,8 +4005,20 @@ fn missing_archives_wait_until_found(s: &mut Store) -> Result<()> {
     assert!(confirmed(s, &["m1", "m2"])?.is_empty());
     assert_eq!(unanchored_names(s)?, ["m1", "m2"]);
 
-    // Found: the anchor confirms its items, in order, with the root that was checked.
-    assert!(complete(s, &a12, &["m2", "m1"], Some("0xroot"))?);
+    // Found: the anchor confirms its items, in order, with the root that was checked, at
+    // the stored anchor's block (not at a stale copy's).
+    let mut stale = a12.clone();
+    stale.height = 99;
+    stale.time += 1000.0;
+    assert!(complete(s, &stale, &["m2", "m1"], Some("0xroot"))?);
+    let first_confirmed_below_13 = MessageQuery {
+        end_block: Some(13),
+        ..asc()
+    };
+    assert_eq!(
+        listed(s, &first_confirmed_below_13)?,
+        strings(&["m1", "m2"])
+    );
     assert!(!complete(s, &a12, &["m2"], None)?, "completed once");
     assert_eq!(
         s.r.anchor_items(Chain::Eth, &a12.tx_hash, 0)?,

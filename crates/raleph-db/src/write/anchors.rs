@@ -49,7 +49,7 @@ pub(crate) fn record_anchor(s: &mut dyn Session, a: &Anchor, items: &[ItemHash])
     let Some(id) = id else {
         return Ok(false);
     };
-    confirm_items(s, id, a, items)?;
+    confirm_items(s, id, a.time, a.height, items)?;
     if let Some(archive) = &a.archive {
         // The packer's batch of this archive is confirmed: no longer open. Its items that
         // this anchor does not list (there should be none) are unanchored again.
@@ -76,8 +76,15 @@ pub(crate) fn record_anchor(s: &mut dyn Session, a: &Anchor, items: &[ItemHash])
     Ok(true)
 }
 
-/// One confirmation per item of the anchor `id` (its position is its index in `items`).
-fn confirm_items(s: &mut dyn Session, id: i64, a: &Anchor, items: &[ItemHash]) -> Result<()> {
+/// One confirmation per item of the anchor `id`, mined at `time` and `height` (an item's
+/// position is its index in `items`).
+fn confirm_items(
+    s: &mut dyn Session,
+    id: i64,
+    time: f64,
+    height: u64,
+    items: &[ItemHash],
+) -> Result<()> {
     for (position, item) in items.iter().enumerate() {
         // An item listed twice keeps its first position.
         s.execute(
@@ -96,8 +103,8 @@ fn confirm_items(s: &mut dyn Session, id: i64, a: &Anchor, items: &[ItemHash]) -
              WHERE item_hash = $3 AND (first_confirmed_at IS NULL OR first_confirmed_at > $1
                  OR (first_confirmed_at = $1 AND first_confirmed_height > $2))",
             &[
-                Value::Real(a.time),
-                Value::Int(stored_int(a.height)?),
+                Value::Real(time),
+                Value::Int(stored_int(height)?),
                 Value::from(item),
             ],
         )?;
@@ -147,11 +154,18 @@ pub(crate) fn complete_anchor(
     let Some(id) = id else {
         return Ok(false);
     };
-    s.execute(
-        "UPDATE anchors SET merkle_root = $1 WHERE id = $2",
+    // The stored anchor's block, not the caller's copy: a reorg may have dropped the anchor
+    // the caller read and the same transaction been mined again since.
+    let Some((time, height)) = first(
+        s,
+        "UPDATE anchors SET merkle_root = $1 WHERE id = $2 RETURNING time, height",
         &[Value::from(&merkle_root.map(str::to_owned)), Value::Int(id)],
-    )?;
-    confirm_items(s, id, a, items)?;
+        |r| Ok((r.real(0)?, r.integer(1)?.max(0) as u64)),
+    )?
+    else {
+        return Ok(false);
+    };
+    confirm_items(s, id, time, height, items)?;
     Ok(true)
 }
 
